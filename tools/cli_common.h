@@ -1,0 +1,34 @@
+// Helpers shared by the `fedlora` subcommands.
+#ifndef FEDLORA_TOOLS_CLI_COMMON_H_
+#define FEDLORA_TOOLS_CLI_COMMON_H_
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "absl/status/status.h"
+#include "nlohmann/json.hpp"
+
+namespace fedlora::cli {
+
+// The process exit code; a subcommand callback sets it (0 on success).
+void SetExitCode(int code);
+int ExitCode();
+
+// Prints "fedlora: error: <message>" to stderr, sets the exit code to 1 and returns 1.
+int Fail(const absl::Status& status);
+
+// Returns the subcommand `name` of `app`, creating it (with `description`) if absent;
+// lets several files add children under one parent such as `fedlora bench`.
+CLI::App* GetOrAddSubcommand(CLI::App& app, const std::string& name,
+                             const std::string& description);
+
+// Prints `j` on one line to stdout.
+void PrintJson(const nlohmann::json& j);
+
+// Applies the thread setting every compute command exposes as --threads (0 = default:
+// the number of cores for OpenBLAS, one intra-op thread for libtorch's own kernels).
+void AddThreadsOption(CLI::App* cmd, int* threads);
+
+}  // namespace fedlora::cli
+
+#endif  // FEDLORA_TOOLS_CLI_COMMON_H_
