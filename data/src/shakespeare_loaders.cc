@@ -45,11 +45,11 @@ absl::StatusOr<std::vector<RawUser>> ParseShakespeareTsv(const std::string& cont
     absl::string_view play = absl::StripAsciiWhitespace(cols[1]);
     absl::string_view speaker = absl::StripAsciiWhitespace(cols[2]);
     absl::string_view text = absl::StripAsciiWhitespace(cols[4]);
-    if (play.empty() || speaker.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ":", line_no, ": empty play or speaker column"));
+    if (play.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ":", line_no, ": empty play column"));
     }
-    if (text.empty()) continue;
+    // A row without a speaker is a stage direction (one in the LEAF file), not dialogue.
+    if (speaker.empty() || text.empty()) continue;
     users.Add(SafeId(absl::StrCat(play, "__", speaker)), std::string(text));
   }
   return users.Take();

@@ -9,7 +9,8 @@
 //   kShakespeareTsv  LEAF-style Shakespeare: a TSV with columns line_id, play, speaker,
 //                    act.scene.line, text (an optional header row starting with "line_id" is
 //                    skipped); one user per (play, speaker) role, id "<play>__<speaker>" with
-//                    spaces replaced by '_'; users in order of first appearance.
+//                    spaces replaced by '_'; users in order of first appearance. Rows with
+//                    an empty speaker (stage directions) or empty text are skipped.
 //   kPlayText        plain play text (tinyshakespeare.txt): a speaker's name on its own line
 //                    ending in ':' at the start of the file or after a blank line starts a
 //                    speech; one user per speaker name (spaces replaced by '_'). Text before
