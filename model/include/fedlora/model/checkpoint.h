@@ -1,0 +1,34 @@
+// Loading and saving Hugging Face model directories (config.json + safetensors).
+#ifndef FEDLORA_MODEL_CHECKPOINT_H_
+#define FEDLORA_MODEL_CHECKPOINT_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "fedlora/model/llama.h"
+
+namespace fedlora::model {
+
+struct LoadOptions {
+  // When false (default), F32 tensors that are suitably aligned are used in place from the
+  // read-only file mapping (no copy). Set true when the base weights will be written in place
+  // (e.g. full-parameter training).
+  bool writable = false;
+};
+
+// Loads `dir`: config.json plus model.safetensors, or the shards listed in
+// model.safetensors.index.json. F16 and BF16 are upcast to F32. Errors name the file and
+// tensor: NOT_FOUND (no config or weights), INVALID_ARGUMENT for a malformed file, a tensor the
+// model needs that is missing, or a shape that does not match the config (both shapes given).
+absl::StatusOr<std::unique_ptr<LlamaModel>> LoadLlamaModel(const std::string& dir,
+                                                           const LoadOptions& options = {});
+
+// Writes config.json and model.safetensors (F32) into `dir` (created if needed), in a layout
+// Hugging Face transformers loads with `LlamaForCausalLM.from_pretrained(dir)`.
+absl::Status SaveLlamaModel(const LlamaModel& model, const std::string& dir);
+
+}  // namespace fedlora::model
+
+#endif  // FEDLORA_MODEL_CHECKPOINT_H_

@@ -1,0 +1,25 @@
+// Compute thread settings. OpenBLAS threads its own matrix products; libtorch's intra-op pool
+// (OpenMP) runs the element-wise kernels. Both at once oversubscribe small machines, so the
+// default gives OpenBLAS every core and libtorch one thread (measured: bench/model_bench).
+#ifndef FEDLORA_MODEL_THREADS_H_
+#define FEDLORA_MODEL_THREADS_H_
+
+#include <string>
+
+namespace fedlora::model {
+
+struct ThreadSettings {
+  int blas_threads = 0;   // 0: all cores
+  int torch_threads = 1;  // libtorch intra-op threads
+};
+
+// Applies the settings (OpenBLAS via openblas_set_num_threads when the loaded BLAS is
+// OpenBLAS). Returns a description such as "blas=openblas(2) torch=1".
+std::string ConfigureThreads(const ThreadSettings& settings);
+
+// The BLAS libtorch resolved at run time: "openblas" or "reference/unknown".
+std::string BlasName();
+
+}  // namespace fedlora::model
+
+#endif  // FEDLORA_MODEL_THREADS_H_

@@ -1,0 +1,178 @@
+#include "fedlora/model/config.h"
+
+#include "absl/strings/str_cat.h"
+#include "fedlora/common/file_util.h"
+#include "fedlora/common/status_macros.h"
+
+namespace fedlora::model {
+namespace {
+
+absl::Status Bad(const std::string& source, const std::string& what) {
+  return absl::InvalidArgumentError(absl::StrCat(source, ": ", what));
+}
+
+absl::StatusOr<int64_t> GetInt(const nlohmann::json& j, const std::string& key,
+                               const std::string& source, bool required, int64_t fallback) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) {
+    if (required) {
+      return Bad(source, absl::StrCat("missing required key '", key,
+                                      "' (hint: is this a Llama config.json?)"));
+    }
+    return fallback;
+  }
+  if (!it->is_number_integer()) {
+    return Bad(source, absl::StrCat("key '", key, "' must be an integer, got ", it->dump()));
+  }
+  return it->get<int64_t>();
+}
+
+absl::StatusOr<double> GetDouble(const nlohmann::json& j, const std::string& key,
+                                 const std::string& source, double fallback) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return fallback;
+  if (!it->is_number()) {
+    return Bad(source, absl::StrCat("key '", key, "' must be a number, got ", it->dump()));
+  }
+  return it->get<double>();
+}
+
+absl::Status CheckRope(const nlohmann::json& rope, const std::string& key,
+                       const std::string& source) {
+  if (rope.is_null()) return absl::OkStatus();
+  if (!rope.is_object()) return Bad(source, absl::StrCat("'", key, "' must be an object"));
+  std::string type = "default";
+  if (rope.contains("rope_type") && rope["rope_type"].is_string()) {
+    type = rope["rope_type"].get<std::string>();
+  } else if (rope.contains("type") && rope["type"].is_string()) {
+    type = rope["type"].get<std::string>();
+  }
+  if (type != "default") {
+    return absl::UnimplementedError(absl::StrCat(
+        source, ": ", key, " of type '", type,
+        "' is not implemented (only default RoPE is; hint: use a checkpoint without rope "
+        "scaling, or remove it knowingly: results would differ from Hugging Face)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int64_t LlamaConfig::NumParameters() const {
+  int64_t d = hidden_size;
+  int64_t attn = d * num_attention_heads * head_dim * 2 + d * num_key_value_heads * head_dim * 2;
+  int64_t mlp = 3 * d * intermediate_size;
+  int64_t per_layer = attn + mlp + 2 * d;
+  int64_t total = vocab_size * d + num_hidden_layers * per_layer + d;
+  if (!tie_word_embeddings) total += vocab_size * d;
+  return total;
+}
+
+absl::StatusOr<LlamaConfig> ParseLlamaConfig(const nlohmann::json& j, const std::string& source) {
+  if (!j.is_object()) return Bad(source, "config must be a JSON object");
+  if (j.contains("model_type") && j["model_type"].is_string()) {
+    std::string mt = j["model_type"];
+    if (mt != "llama") {
+      return Bad(source, absl::StrCat("model_type '", mt,
+                                      "' is not a Llama decoder (hint: expected \"llama\")"));
+    }
+  }
+  if (j.contains("hidden_act") && j["hidden_act"].is_string() && j["hidden_act"] != "silu") {
+    return Bad(source, absl::StrCat("hidden_act '", j["hidden_act"].get<std::string>(),
+                                    "' is not supported (only silu / SwiGLU)"));
+  }
+  for (const char* key : {"attention_bias", "mlp_bias"}) {
+    if (j.contains(key) && j[key].is_boolean() && j[key].get<bool>()) {
+      return Bad(source, absl::StrCat("'", key, "': true is not supported (Llama has no biases)"));
+    }
+  }
+  LlamaConfig c;
+  FEDLORA_ASSIGN_OR_RETURN(c.vocab_size, GetInt(j, "vocab_size", source, true, 0));
+  FEDLORA_ASSIGN_OR_RETURN(c.hidden_size, GetInt(j, "hidden_size", source, true, 0));
+  FEDLORA_ASSIGN_OR_RETURN(c.intermediate_size, GetInt(j, "intermediate_size", source, true, 0));
+  FEDLORA_ASSIGN_OR_RETURN(c.num_hidden_layers, GetInt(j, "num_hidden_layers", source, true, 0));
+  FEDLORA_ASSIGN_OR_RETURN(c.num_attention_heads,
+                           GetInt(j, "num_attention_heads", source, true, 0));
+  FEDLORA_ASSIGN_OR_RETURN(c.num_key_value_heads, GetInt(j, "num_key_value_heads", source, false,
+                                                         c.num_attention_heads));
+  for (auto [name, v] : {std::pair<const char*, int64_t>{"vocab_size", c.vocab_size},
+                         {"hidden_size", c.hidden_size},
+                         {"intermediate_size", c.intermediate_size},
+                         {"num_hidden_layers", c.num_hidden_layers},
+                         {"num_attention_heads", c.num_attention_heads},
+                         {"num_key_value_heads", c.num_key_value_heads}}) {
+    if (v <= 0) return Bad(source, absl::StrCat("'", name, "' must be positive, got ", v));
+  }
+  if (c.num_attention_heads % c.num_key_value_heads != 0) {
+    return Bad(source, absl::StrCat("num_attention_heads ", c.num_attention_heads,
+                                    " is not a multiple of num_key_value_heads ",
+                                    c.num_key_value_heads));
+  }
+  int64_t default_hd = c.hidden_size / c.num_attention_heads;
+  FEDLORA_ASSIGN_OR_RETURN(c.head_dim, GetInt(j, "head_dim", source, false, default_hd));
+  if (c.head_dim <= 0 || c.head_dim % 2 != 0) {
+    return Bad(source, absl::StrCat("head_dim must be positive and even, got ", c.head_dim));
+  }
+  FEDLORA_ASSIGN_OR_RETURN(c.max_position_embeddings,
+                           GetInt(j, "max_position_embeddings", source, false, 2048));
+  FEDLORA_ASSIGN_OR_RETURN(c.rms_norm_eps, GetDouble(j, "rms_norm_eps", source, 1e-6));
+  double theta = 10000.0;
+  if (j.contains("rope_parameters") && j["rope_parameters"].is_object()) {
+    FEDLORA_RETURN_IF_ERROR(CheckRope(j["rope_parameters"], "rope_parameters", source));
+    FEDLORA_ASSIGN_OR_RETURN(theta, GetDouble(j["rope_parameters"], "rope_theta", source, theta));
+  }
+  FEDLORA_ASSIGN_OR_RETURN(c.rope_theta, GetDouble(j, "rope_theta", source, theta));
+  if (j.contains("rope_scaling")) {
+    FEDLORA_RETURN_IF_ERROR(CheckRope(j["rope_scaling"], "rope_scaling", source));
+  }
+  if (j.contains("tie_word_embeddings") && j["tie_word_embeddings"].is_boolean()) {
+    c.tie_word_embeddings = j["tie_word_embeddings"].get<bool>();
+  }
+  FEDLORA_ASSIGN_OR_RETURN(c.bos_token_id, GetInt(j, "bos_token_id", source, false, 1));
+  if (j.contains("eos_token_id") && j["eos_token_id"].is_array() &&
+      !j["eos_token_id"].empty()) {
+    c.eos_token_id = j["eos_token_id"][0].get<int64_t>();
+  } else {
+    FEDLORA_ASSIGN_OR_RETURN(c.eos_token_id, GetInt(j, "eos_token_id", source, false, 2));
+  }
+  FEDLORA_ASSIGN_OR_RETURN(c.pad_token_id, GetInt(j, "pad_token_id", source, false, -1));
+  return c;
+}
+
+absl::StatusOr<LlamaConfig> LoadLlamaConfig(const std::string& path) {
+  FEDLORA_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not valid JSON"));
+  }
+  return ParseLlamaConfig(j, path);
+}
+
+nlohmann::json LlamaConfigToJson(const LlamaConfig& c) {
+  nlohmann::json j;
+  j["architectures"] = {"LlamaForCausalLM"};
+  j["model_type"] = "llama";
+  j["attention_bias"] = false;
+  j["mlp_bias"] = false;
+  j["hidden_act"] = "silu";
+  j["vocab_size"] = c.vocab_size;
+  j["hidden_size"] = c.hidden_size;
+  j["intermediate_size"] = c.intermediate_size;
+  j["num_hidden_layers"] = c.num_hidden_layers;
+  j["num_attention_heads"] = c.num_attention_heads;
+  j["num_key_value_heads"] = c.num_key_value_heads;
+  j["head_dim"] = c.head_dim;
+  j["max_position_embeddings"] = c.max_position_embeddings;
+  j["rms_norm_eps"] = c.rms_norm_eps;
+  j["rope_theta"] = c.rope_theta;
+  j["tie_word_embeddings"] = c.tie_word_embeddings;
+  j["bos_token_id"] = c.bos_token_id;
+  j["eos_token_id"] = c.eos_token_id;
+  if (c.pad_token_id >= 0) j["pad_token_id"] = c.pad_token_id;
+  j["torch_dtype"] = "float32";
+  j["initializer_range"] = 0.02;
+  j["use_cache"] = true;
+  return j;
+}
+
+}  // namespace fedlora::model

@@ -1,0 +1,32 @@
+#include "fedlora/model/threads.h"
+
+#include <dlfcn.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace fedlora::model {
+namespace {
+using SetThreadsFn = void (*)(int);
+using GetThreadsFn = int (*)();
+}  // namespace
+
+std::string BlasName() {
+  return dlsym(RTLD_DEFAULT, "openblas_set_num_threads") != nullptr ? "openblas"
+                                                                    : "reference/unknown";
+}
+
+std::string ConfigureThreads(const ThreadSettings& settings) {
+  int cores = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+  int blas = settings.blas_threads > 0 ? settings.blas_threads : cores;
+  int torch_threads = settings.torch_threads > 0 ? settings.torch_threads : 1;
+  at::set_num_threads(torch_threads);
+  auto set = reinterpret_cast<SetThreadsFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  auto get = reinterpret_cast<GetThreadsFn>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  if (set != nullptr) set(blas);
+  int actual = get != nullptr ? get() : blas;
+  return absl::StrCat("blas=", BlasName(), "(", actual, ") torch=", at::get_num_threads());
+}
+
+}  // namespace fedlora::model
