@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <system_error>
+#include <unordered_set>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -48,10 +49,10 @@ absl::StatusOr<std::vector<RawUser>> ReadTextDir(const std::string& path) {
   std::sort(files.begin(), files.end());
   std::vector<RawUser> users;
   users.reserve(files.size());
+  std::unordered_set<std::string> ids;
   for (const fs::path& p : files) {
     const std::string id = SafeId(p.stem().string());
-    if (!users.empty() &&
-        std::any_of(users.begin(), users.end(), [&](const RawUser& u) { return u.id == id; })) {
+    if (!ids.insert(id).second) {
       return absl::InvalidArgumentError(
           absl::StrCat("two files in '", path, "' give user id '", id,
                        "' (hint: user id = file name without extension; rename one)"));

@@ -106,6 +106,8 @@ TEST(PersonasTest, HabitWordsNeverInPublicCorpus) {
     EXPECT_THAT(hw, ::testing::Contains(p.pet));
     for (const auto& h : p.hobbies) EXPECT_THAT(hw, ::testing::Contains(h));
     for (const auto& h : p.places) EXPECT_THAT(hw, ::testing::Contains(h));
+    for (const auto& h : p.foods) EXPECT_THAT(hw, ::testing::Contains(h));
+    EXPECT_THAT(hw, ::testing::Contains(p.greeting));
     habits.insert(hw.begin(), hw.end());
   }
   std::set<std::string> public_words;
