@@ -1,0 +1,52 @@
+// Scoring text with a model: perplexity and the keyboard metrics.
+#ifndef FEDLORA_DEVICE_EVALUATE_H_
+#define FEDLORA_DEVICE_EVALUATE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "fedlora/model/llama.h"
+#include "fedlora/model/tokenizer.h"
+#include "nlohmann/json.hpp"
+
+namespace fedlora::device {
+
+// Sums over scored positions; combine with Add, read with the accessors.
+struct TextMetrics {
+  int64_t tokens = 0;        // next-token predictions scored
+  double nll_sum = 0;        // nats
+  int64_t top1 = 0;          // target was the argmax
+  int64_t top3 = 0;          // target among the 3 most likely tokens
+  int64_t words = 0;         // word starts scored
+  int64_t word_top3 = 0;     // the whole next word among the 3 suggestions
+
+  void Add(const TextMetrics& o);
+  double mean_nll() const { return tokens ? nll_sum / tokens : 0; }
+  double perplexity() const;
+  double next_token_top1() const { return tokens ? double(top1) / tokens : 0; }
+  double next_token_top3() const { return tokens ? double(top3) / tokens : 0; }
+  double next_word_top3() const { return words ? double(word_top3) / words : 0; }
+  nlohmann::json ToJson() const;
+};
+
+struct EvalOptions {
+  int64_t window = 0;      // context per window (0 = the model's max_position_embeddings)
+  int64_t batch_size = 8;  // windows per forward pass
+};
+
+// Scores each text as [BOS] + ids, in windows of `window` tokens overlapping by one so each
+// token is predicted exactly once. The next-word metric follows the suggestion strip of
+// SuggestNextWords: the 3 most likely word-starting tokens, each completed greedily to the end
+// of its word; a word counts as a hit when it equals one of the three.
+TextMetrics EvaluateTexts(const model::LlamaModel& model, const model::Tokenizer& tokenizer,
+                          const std::vector<std::string>& texts, const EvalOptions& options = {});
+
+// As above for already tokenized sequences (each starting with BOS).
+TextMetrics EvaluateIds(const model::LlamaModel& model, const model::Tokenizer& tokenizer,
+                        const std::vector<std::vector<int64_t>>& sequences,
+                        const EvalOptions& options = {});
+
+}  // namespace fedlora::device
+
+#endif  // FEDLORA_DEVICE_EVALUATE_H_

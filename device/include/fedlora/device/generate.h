@@ -1,0 +1,50 @@
+// Text generation and next-word suggestions with the KV cache.
+#ifndef FEDLORA_DEVICE_GENERATE_H_
+#define FEDLORA_DEVICE_GENERATE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "fedlora/model/llama.h"
+#include "fedlora/model/tokenizer.h"
+
+namespace fedlora::device {
+
+struct GenerateOptions {
+  int max_new_tokens = 32;
+  int top_k = 40;             // 0 or 1 with temperature 0: greedy
+  double temperature = 0.8;   // 0: greedy
+  uint64_t seed = 0;
+  bool stop_at_eos = true;
+};
+
+struct GenerateResult {
+  std::vector<int64_t> prompt_ids;
+  std::vector<int64_t> new_ids;
+  std::string text;  // decoded continuation
+};
+
+// Continues `prompt` ([BOS] + ids). INVALID_ARGUMENT for negative counts or temperature; the
+// prompt plus new tokens are capped at max_position_embeddings.
+absl::StatusOr<GenerateResult> Generate(const model::LlamaModel& model,
+                                        const model::Tokenizer& tokenizer,
+                                        const std::string& prompt, const GenerateOptions& options);
+
+struct Suggestion {
+  std::string word;
+  double log_prob = 0;  // log-probability of the whole word (its tokens)
+};
+
+// The k most likely next words after `prefix` (a keyboard's suggestion strip): the k most
+// likely word-starting tokens, each completed greedily (with a shared KV cache of the prefix)
+// until the model would start another word.
+absl::StatusOr<std::vector<Suggestion>> SuggestNextWords(const model::LlamaModel& model,
+                                                         const model::Tokenizer& tokenizer,
+                                                         const std::string& prefix, int k,
+                                                         int max_word_tokens = 8);
+
+}  // namespace fedlora::device
+
+#endif  // FEDLORA_DEVICE_GENERATE_H_

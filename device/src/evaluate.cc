@@ -1,0 +1,128 @@
+#include "fedlora/device/evaluate.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+namespace fedlora::device {
+namespace {
+
+// Splits a sequence into windows of at most `w` tokens overlapping by one token.
+std::vector<std::vector<int64_t>> Windows(const std::vector<int64_t>& ids, int64_t w) {
+  std::vector<std::vector<int64_t>> out;
+  if (ids.size() < 2) return out;
+  const size_t step = static_cast<size_t>(std::max<int64_t>(w - 1, 1));
+  for (size_t start = 0; start + 1 < ids.size(); start += step) {
+    size_t end = std::min(ids.size(), start + static_cast<size_t>(w));
+    out.emplace_back(ids.begin() + start, ids.begin() + end);
+    if (end == ids.size()) break;
+  }
+  return out;
+}
+
+// Scores one window given its logits [T, V] (CPU float).
+void ScoreWindow(const std::vector<int64_t>& ids, const torch::Tensor& logits,
+                 const torch::Tensor& word_start_mask, const model::Tokenizer& tok,
+                 TextMetrics* m) {
+  const int64_t t = static_cast<int64_t>(ids.size());
+  torch::Tensor logp = torch::log_softmax(logits.narrow(0, 0, t), -1);
+  torch::Tensor top3 = std::get<1>(logp.topk(3, -1));  // [T, 3]
+  torch::Tensor argmax = top3.select(1, 0).contiguous();
+  // Most likely word-starting tokens (the suggestion strip's first tokens).
+  torch::Tensor masked = logp.masked_fill(word_start_mask.logical_not(), -INFINITY);
+  torch::Tensor word_top3 = std::get<1>(masked.topk(3, -1)).contiguous();
+  auto lp = logp.accessor<float, 2>();
+  auto t3 = top3.accessor<int64_t, 2>();
+  auto am = argmax.accessor<int64_t, 1>();
+  auto wt = word_top3.accessor<int64_t, 2>();
+  auto ends_word = [&](int64_t id) { return tok.StartsWord(id) || tok.IsSpecial(id); };
+  for (int64_t i = 0; i + 1 < t; ++i) {
+    const int64_t target = ids[i + 1];
+    m->tokens += 1;
+    m->nll_sum += -lp[i][target];
+    m->top1 += t3[i][0] == target;
+    m->top3 += (t3[i][0] == target || t3[i][1] == target || t3[i][2] == target);
+    if (!tok.StartsWord(target)) continue;
+    // The word is ids[i+1 .. j-1]; it is complete only if position j exists in the window.
+    int64_t j = i + 2;
+    while (j < t && !ends_word(ids[j])) ++j;
+    if (j >= t) continue;  // word runs past the window: not scored
+    m->words += 1;
+    bool first_in_strip = wt[i][0] == target || wt[i][1] == target || wt[i][2] == target;
+    if (!first_in_strip) continue;
+    // Greedy completion from the true first token must reproduce the word and then stop.
+    bool greedy_matches = true;
+    for (int64_t k = i + 1; k + 1 < j && greedy_matches; ++k) greedy_matches = am[k] == ids[k + 1];
+    if (greedy_matches && ends_word(am[j - 1])) m->word_top3 += 1;
+  }
+}
+
+}  // namespace
+
+void TextMetrics::Add(const TextMetrics& o) {
+  tokens += o.tokens;
+  nll_sum += o.nll_sum;
+  top1 += o.top1;
+  top3 += o.top3;
+  words += o.words;
+  word_top3 += o.word_top3;
+}
+
+double TextMetrics::perplexity() const { return std::exp(mean_nll()); }
+
+nlohmann::json TextMetrics::ToJson() const {
+  return {{"tokens", tokens},
+          {"nll", mean_nll()},
+          {"perplexity", perplexity()},
+          {"next_token_top1", next_token_top1()},
+          {"next_token_top3", next_token_top3()},
+          {"words", words},
+          {"next_word_top3", next_word_top3()}};
+}
+
+TextMetrics EvaluateIds(const model::LlamaModel& model, const model::Tokenizer& tokenizer,
+                        const std::vector<std::vector<int64_t>>& sequences,
+                        const EvalOptions& options) {
+  torch::NoGradGuard no_grad;
+  const int64_t w = options.window > 0 ? options.window : model.config().max_position_embeddings;
+  std::vector<std::vector<int64_t>> windows;
+  for (const auto& seq : sequences) {
+    for (auto& win : Windows(seq, w)) windows.push_back(std::move(win));
+  }
+  const int64_t vocab = model.config().vocab_size;
+  torch::Tensor word_start = torch::zeros({vocab}, torch::kBool);
+  for (int64_t id = 0; id < std::min<int64_t>(vocab, tokenizer.vocab_size()); ++id) {
+    if (tokenizer.StartsWord(id)) word_start[id] = true;
+  }
+  TextMetrics m;
+  const size_t bs = static_cast<size_t>(std::max<int64_t>(options.batch_size, 1));
+  for (size_t b = 0; b < windows.size(); b += bs) {
+    size_t e = std::min(windows.size(), b + bs);
+    int64_t len = 0;
+    for (size_t i = b; i < e; ++i) len = std::max<int64_t>(len, windows[i].size());
+    const int64_t n = static_cast<int64_t>(e - b);
+    torch::Tensor ids = torch::zeros({n, len}, torch::kInt64);
+    torch::Tensor mask = torch::zeros({n, len}, torch::kInt64);
+    for (int64_t r = 0; r < n; ++r) {
+      const auto& win = windows[b + r];
+      int64_t l = static_cast<int64_t>(win.size());
+      ids[r].narrow(0, 0, l).copy_(torch::tensor(win, torch::kInt64));
+      mask[r].narrow(0, 0, l).fill_(1);
+    }
+    model::ForwardOptions fo;
+    fo.attention_mask = mask;
+    torch::Tensor logits = model.Forward(ids, fo);
+    for (int64_t r = 0; r < n; ++r) ScoreWindow(windows[b + r], logits[r], word_start, tokenizer, &m);
+  }
+  return m;
+}
+
+TextMetrics EvaluateTexts(const model::LlamaModel& model, const model::Tokenizer& tokenizer,
+                          const std::vector<std::string>& texts, const EvalOptions& options) {
+  std::vector<std::vector<int64_t>> seqs;
+  seqs.reserve(texts.size());
+  for (const auto& t : texts) seqs.push_back(tokenizer.EncodeWithBos(t));
+  return EvaluateIds(model, tokenizer, seqs, options);
+}
+
+}  // namespace fedlora::device

@@ -1,0 +1,80 @@
+#include "fedlora/device/pretrain.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "fedlora/common/file_util.h"
+#include "fedlora/common/status_macros.h"
+#include "fedlora/model/checkpoint.h"
+#include "fedlora/model/tokenizer.h"
+
+namespace fedlora::device {
+
+absl::StatusOr<PretrainResult> Pretrain(const std::vector<std::string>& corpus_files,
+                                        const std::string& out_dir,
+                                        const PretrainOptions& o) {
+  namespace fs = std::filesystem;
+  if (corpus_files.empty()) return absl::InvalidArgumentError("pretrain: no --corpus files given");
+  std::vector<std::string> lines;
+  for (const auto& f : corpus_files) {
+    FEDLORA_ASSIGN_OR_RETURN(std::string text, ReadFileToString(f));
+    for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipWhitespace())) {
+      lines.emplace_back(line);
+    }
+  }
+  if (lines.size() < 10) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "pretrain: the corpus has only ", lines.size(),
+        " non-empty lines (hint: give more public text, one document or message per line)"));
+  }
+  FEDLORA_RETURN_IF_ERROR(MakeDirs(out_dir));
+  const std::string prefix = (fs::path(out_dir) / "tokenizer").string();
+  model::TokenizerTrainOptions to;
+  to.vocab_size = o.vocab_size;
+  FEDLORA_RETURN_IF_ERROR(model::TrainTokenizer(corpus_files, prefix, to));
+  std::error_code ec;
+  fs::remove(prefix + ".vocab", ec);
+
+  model::LlamaConfig c;
+  c.hidden_size = o.hidden_size;
+  c.num_hidden_layers = o.num_layers;
+  c.num_attention_heads = o.num_heads;
+  c.num_key_value_heads = o.num_kv_heads > 0 ? o.num_kv_heads : o.num_heads;
+  if (o.hidden_size % o.num_heads != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--hidden ", o.hidden_size,
+                                                   " is not divisible by --heads ", o.num_heads));
+  }
+  c.head_dim = o.hidden_size / o.num_heads;
+  c.intermediate_size = o.intermediate_size > 0 ? o.intermediate_size
+                                                 : ((o.hidden_size * 8 / 3 + 7) / 8) * 8;
+  c.max_position_embeddings = o.context;
+  c.tie_word_embeddings = o.tie_embeddings;
+  FEDLORA_ASSIGN_OR_RETURN(auto tok, model::Tokenizer::Load(prefix + ".model", 1, 2));
+  c.vocab_size = tok->vocab_size();
+
+  model::LlamaModel m = model::LlamaModel::RandomInit(c, o.train.seed, o.init_std);
+  m.SetBaseTrainable(true);
+  std::vector<torch::Tensor> params;
+  for (auto& [name, t] : m.NamedParameters()) params.push_back(*t);
+  TokenWindows windows = MakeWindows(*tok, lines, o.context);
+  PretrainResult r;
+  r.config = c;
+  r.corpus_tokens = windows.mask.sum().item<int64_t>();
+  FEDLORA_ASSIGN_OR_RETURN(r.stats, Train(m, params, windows, o.train));
+  m.SetBaseTrainable(false);
+  FEDLORA_RETURN_IF_ERROR(model::SaveLlamaModel(m, out_dir));
+  fs::rename(prefix + ".model", fs::path(out_dir) / "tokenizer.model", ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot place tokenizer.model: ", ec.message()));
+  nlohmann::json tc = {{"tokenizer_class", "LlamaTokenizer"}, {"bos_token", "<s>"},
+                       {"eos_token", "</s>"},   {"unk_token", "<unk>"},
+                       {"add_bos_token", true},  {"add_eos_token", false},
+                       {"legacy", false},        {"model_max_length", o.context}};
+  FEDLORA_RETURN_IF_ERROR(
+      WriteFileAtomic((fs::path(out_dir) / "tokenizer_config.json").string(), tc.dump(2) + "\n"));
+  return r;
+}
+
+}  // namespace fedlora::device

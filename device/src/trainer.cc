@@ -1,0 +1,177 @@
+#include "fedlora/device/trainer.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "fedlora/common/progress.h"
+
+namespace fedlora::device {
+namespace {
+
+// A seeded, portable permutation (Fisher-Yates with a 64-bit engine and explicit modulo).
+std::vector<int64_t> Permutation(int64_t n, std::mt19937_64& rng) {
+  std::vector<int64_t> p(n);
+  for (int64_t i = 0; i < n; ++i) p[i] = i;
+  for (int64_t i = n - 1; i > 0; --i) std::swap(p[i], p[rng() % static_cast<uint64_t>(i + 1)]);
+  return p;
+}
+
+// Yields batch indices epoch by epoch, reshuffling each epoch.
+class BatchSampler {
+ public:
+  BatchSampler(int64_t windows, int64_t batch, uint64_t seed)
+      : n_(windows), batch_(batch), rng_(seed) {}
+  std::vector<int64_t> Next() {
+    std::vector<int64_t> out;
+    while (static_cast<int64_t>(out.size()) < std::min(batch_, n_)) {
+      if (pos_ >= order_.size()) {
+        order_ = Permutation(n_, rng_);
+        pos_ = 0;
+      }
+      out.push_back(order_[pos_++]);
+    }
+    return out;
+  }
+
+ private:
+  int64_t n_, batch_;
+  std::mt19937_64 rng_;
+  std::vector<int64_t> order_;
+  size_t pos_ = 0;
+};
+
+}  // namespace
+
+TokenWindows MakeWindows(const model::Tokenizer& tokenizer, const std::vector<std::string>& texts,
+                         int64_t seq_len) {
+  std::vector<int64_t> stream;
+  for (const auto& t : texts) {
+    std::vector<int64_t> ids = tokenizer.EncodeWithBos(t);
+    stream.insert(stream.end(), ids.begin(), ids.end());
+    stream.push_back(tokenizer.eos_id());
+  }
+  TokenWindows w;
+  if (stream.size() < 2) return w;
+  int64_t n = (static_cast<int64_t>(stream.size()) + seq_len - 1) / seq_len;
+  w.ids = torch::zeros({n, seq_len}, torch::kInt64);
+  w.mask = torch::zeros({n, seq_len}, torch::kInt64);
+  auto ids = w.ids.accessor<int64_t, 2>();
+  auto mask = w.mask.accessor<int64_t, 2>();
+  for (size_t i = 0; i < stream.size(); ++i) {
+    ids[i / seq_len][i % seq_len] = stream[i];
+    mask[i / seq_len][i % seq_len] = 1;
+  }
+  // A final window with a single real token predicts nothing: drop it.
+  if (n > 1 && stream.size() % seq_len == 1) {
+    w.ids = w.ids.narrow(0, 0, n - 1);
+    w.mask = w.mask.narrow(0, 0, n - 1);
+  }
+  return w;
+}
+
+int64_t PlannedSteps(int64_t windows, const TrainOptions& o) {
+  if (o.max_steps > 0) return o.max_steps;
+  int64_t per_epoch = (windows + o.batch_size - 1) / std::max<int64_t>(o.batch_size, 1);
+  return per_epoch * std::max(o.epochs, 1);
+}
+
+absl::StatusOr<TrainStats> Train(const model::LlamaModel& model,
+                                 const std::vector<torch::Tensor>& params,
+                                 const TokenWindows& windows, const TrainOptions& options) {
+  return TrainGrouped(model, params, {windows}, {options.seed}, options);
+}
+
+absl::StatusOr<TrainStats> TrainGrouped(const model::LlamaModel& model,
+                                        const std::vector<torch::Tensor>& params,
+                                        const std::vector<TokenWindows>& per_group,
+                                        const std::vector<uint64_t>& group_seeds,
+                                        const TrainOptions& options) {
+  if (params.empty()) return absl::InvalidArgumentError("no trainable parameters");
+  if (per_group.empty() || per_group.size() != group_seeds.size()) {
+    return absl::InvalidArgumentError("need one window set and one seed per group");
+  }
+  for (size_t g = 0; g < per_group.size(); ++g) {
+    if (per_group[g].size() == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "group ", g, " has no training windows (hint: the text is empty or too short)"));
+    }
+  }
+  const int64_t groups = static_cast<int64_t>(per_group.size());
+  const bool grouped = groups > 1;
+  TrainOptions o = options;
+  const int64_t steps = PlannedSteps(per_group[0].size(), o);
+  if (o.optimizer.total_steps <= 0) o.optimizer.total_steps = steps;
+  std::vector<torch::Tensor> start;
+  for (const auto& p : params) start.push_back(p.detach().clone());
+  Optimizer opt(params, o.optimizer, grouped ? groups : 0);
+  std::vector<BatchSampler> samplers;
+  for (int64_t g = 0; g < groups; ++g) {
+    samplers.emplace_back(per_group[g].size(), o.batch_size, group_seeds[g]);
+  }
+  TrainStats stats;
+  ProgressBar bar("train", steps, o.progress);
+  auto t0 = std::chrono::steady_clock::now();
+  for (int64_t step = 0; step < steps; ++step) {
+    std::vector<torch::Tensor> ids_parts, mask_parts;
+    int64_t b = 0;
+    for (int64_t g = 0; g < groups; ++g) {
+      std::vector<int64_t> idx = samplers[g].Next();
+      if (g == 0) b = static_cast<int64_t>(idx.size());
+      if (static_cast<int64_t>(idx.size()) != b) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "group ", g, " has fewer windows than the batch size ", o.batch_size,
+            " (hint: give every device at least batch_size windows, or lower the batch size)"));
+      }
+      torch::Tensor index = torch::tensor(idx, torch::kInt64);
+      ids_parts.push_back(per_group[g].ids.index_select(0, index));
+      mask_parts.push_back(per_group[g].mask.index_select(0, index));
+    }
+    torch::Tensor ids = torch::cat(ids_parts, 0);
+    torch::Tensor mask = torch::cat(mask_parts, 0);
+    model::ForwardOptions fo;
+    fo.training = true;
+    fo.attention_mask = mask;
+    torch::Tensor logits = model.Forward(ids, fo);
+    const int64_t t = ids.size(1), v = logits.size(-1);
+    torch::Tensor target = ids.narrow(1, 1, t - 1);
+    torch::Tensor valid = mask.narrow(1, 1, t - 1).to(torch::kFloat);
+    torch::Tensor nll = torch::nn::functional::cross_entropy(
+        logits.narrow(1, 0, t - 1).reshape({-1, v}), target.reshape({-1}),
+        torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+    nll = nll.view({groups, -1}) * valid.view({groups, -1});
+    torch::Tensor per_group_loss = nll.sum(1) / valid.view({groups, -1}).sum(1).clamp_min(1);
+    torch::Tensor loss = per_group_loss.sum();
+    double mean_loss = loss.item<double>() / static_cast<double>(groups);
+    if (!std::isfinite(mean_loss)) {
+      torch::NoGradGuard ng;
+      for (size_t i = 0; i < params.size(); ++i) params[i].detach().copy_(start[i]);
+      return absl::FailedPreconditionError(absl::StrCat(
+          "training diverged at step ", step, " (loss ", mean_loss,
+          "); parameters restored (hint: lower the learning rate or enable clipping)"));
+    }
+    opt.ZeroGrad();
+    loss.backward();
+    opt.Step();
+    stats.tokens += mask.sum().item<int64_t>();
+    stats.losses.push_back(mean_loss);
+    bar.Update(step + 1, absl::StrFormat("loss %.3f", mean_loss));
+  }
+  bar.Finish();
+  stats.steps = steps;
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!stats.losses.empty()) {
+    stats.first_loss = stats.losses.front();
+    stats.last_loss = stats.losses.back();
+    double s = 0;
+    for (double l : stats.losses) s += l;
+    stats.mean_loss = s / static_cast<double>(stats.losses.size());
+  }
+  return stats;
+}
+
+}  // namespace fedlora::device

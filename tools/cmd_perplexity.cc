@@ -1,0 +1,57 @@
+// fedlora perplexity --model DIR [--adapter DIR]... FILE... [--json]
+#include <chrono>
+
+#include "cli_common.h"
+#include "fedlora/common/file_util.h"
+#include "fedlora/device/evaluate.h"
+#include "fedlora/device/runtime.h"
+#include "fedlora/model/threads.h"
+
+namespace fedlora::cli {
+
+void RegisterCommand_perplexity(CLI::App& app) {
+  struct Opts {
+    std::string model;
+    std::vector<std::string> adapters, files;
+    int64_t window = 0;
+    int threads = 0;
+    bool json = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand(
+      "perplexity", "mean next-token NLL (nats) and perplexity of text files ([BOS] + ids)");
+  cmd->add_option("--model", o->model, "Hugging Face model directory")->required();
+  cmd->add_option("--adapter", o->adapters, "PEFT adapter directory (repeatable, applied in turn)");
+  cmd->add_option("files", o->files, "text files to score")->required();
+  cmd->add_option("--window", o->window, "context window (default: max_position_embeddings)");
+  AddThreadsOption(cmd, &o->threads);
+  cmd->add_flag("--json", o->json, "print one JSON object");
+  cmd->callback([o] {
+    model::ConfigureThreads({o->threads, 1});
+    auto rt = device::LoadRuntime(o->model, o->adapters);
+    if (!rt.ok()) return (void)Fail(rt.status());
+    std::vector<std::string> texts;
+    for (const auto& f : o->files) {
+      auto text = ReadFileToString(f);
+      if (!text.ok()) return (void)Fail(text.status());
+      texts.push_back(std::move(*text));
+    }
+    auto start = std::chrono::steady_clock::now();
+    device::EvalOptions eo;
+    eo.window = o->window;
+    device::TextMetrics m = device::EvaluateTexts(*rt->model, *rt->tokenizer, texts, eo);
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (o->json) {
+      nlohmann::json j = m.ToJson();
+      j["files"] = o->files;
+      j["seconds"] = secs;
+      j["tokens_per_second"] = m.tokens / std::max(secs, 1e-9);
+      PrintJson(j);
+    } else {
+      std::printf("tokens      %lld\nnll         %.6f nats\nperplexity  %.4f\n",
+                  static_cast<long long>(m.tokens), m.mean_nll(), m.perplexity());
+    }
+  });
+}
+
+}  // namespace fedlora::cli
