@@ -128,7 +128,11 @@ nlohmann::json LoraConfig::ToPeftJson() const {
   j["revision"] = nullptr;
   j["inference_mode"] = true;
   j["r"] = rank;
-  j["lora_alpha"] = alpha;
+  if (alpha == std::floor(alpha) && std::abs(alpha) < 1e9) {
+    j["lora_alpha"] = static_cast<int64_t>(alpha);  // as PEFT writes it
+  } else {
+    j["lora_alpha"] = alpha;
+  }
   j["lora_dropout"] = dropout;
   j["use_rslora"] = use_rslora;
   j["target_modules"] = names;

@@ -66,9 +66,9 @@ class LoraAdapter {
   // Validates, then appends one G = 1 LoraWeights per slot to the base's Linear::loras. The
   // LoraWeights hold A.unsqueeze(0) / B.unsqueeze(0) views that share storage with this
   // adapter, so gradients reach Parameters() and optimizer/Unflatten/ApplyDelta updates are
-  // seen by the model. FAILED_PRECONDITION if already attached to `base`. The adapter must
-  // outlive its attachment (or be detached first) only in the sense that Detach needs it; the
-  // model keeps the tensors alive on its own.
+  // seen by the model. FAILED_PRECONDITION if already attached to `base`. The model keeps the
+  // tensors alive by itself; only this object knows what to Detach. Attach order = forward
+  // order: several adapters on one model add up.
   absl::Status Attach(model::LlamaModel& base);
 
   // Removes exactly the LoraWeights this adapter attached to `base` (others stay, in order).
