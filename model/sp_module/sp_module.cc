@@ -1,7 +1,6 @@
 // The sentencepiece plugin (see model/src/sp_backend.h for why it is separate).
 // Includes no Abseil header: sentencepiece declares its own absl::string_view.
 #include <sentencepiece_processor.h>
-#include <sentencepiece_trainer.h>
 
 #include "../src/sp_backend.h"
 
@@ -38,11 +37,6 @@ class Module final : public SpModule {
       return nullptr;
     }
     return p;
-  }
-  bool Train(const std::string& args, std::string* error) override {
-    auto status = sentencepiece::SentencePieceTrainer::Train(args);
-    if (!status.ok()) *error = status.ToString();
-    return status.ok();
   }
 };
 

@@ -5,6 +5,9 @@
 // other's and the process crashes in static initialisation. So sentencepiece lives in a small
 // plugin, libfedlora_sp.so, loaded with dlopen(RTLD_LOCAL | RTLD_DEEPBIND): it and its
 // bundled protobuf resolve their own symbols first and never enter the global scope.
+// Training a tokenizer is not done in-process: with DEEPBIND the trainer's logging reaches
+// libstdc++'s own (never initialised) std::cerr instead of the executable's copy-relocated
+// one, so `spm_train` runs as a child process (see tokenizer.cc).
 #ifndef FEDLORA_MODEL_SRC_SP_BACKEND_H_
 #define FEDLORA_MODEL_SRC_SP_BACKEND_H_
 
@@ -31,7 +34,6 @@ class SpModule {
   virtual ~SpModule() = default;
   // nullptr and *error set on failure.
   virtual std::unique_ptr<SpProcessor> Load(const std::string& path, std::string* error) = 0;
-  virtual bool Train(const std::string& args, std::string* error) = 0;
 };
 
 // Loads the plugin once (thread-safe); nullptr and *error (with a hint) if it cannot be found.

@@ -1,12 +1,50 @@
 #include "fedlora/model/tokenizer.h"
 
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "fedlora/common/file_util.h"
+#include "fedlora/common/status_macros.h"
 #include "sp_backend.h"
 
 namespace fedlora::model {
+namespace {
+
+// Runs argv[0] (looked up in PATH) with stdout and stderr sent to `log_path`; returns its exit
+// code. NOT_FOUND if the program is not installed.
+absl::StatusOr<int> RunProcess(const std::vector<std::string>& args, const std::string& log_path) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  int rc = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) {
+    return absl::NotFoundError(absl::StrCat(
+        "cannot run ", args[0], ": ", std::strerror(rc),
+        " (hint: install Debian's sentencepiece package: bash scripts/setup.sh)"));
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return absl::InternalError(absl::StrCat("waitpid: ", std::strerror(errno)));
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+}  // namespace
 
 Tokenizer::~Tokenizer() = default;
 
@@ -77,23 +115,31 @@ int64_t Tokenizer::vocab_size() const { return sp_->PieceSize(); }
 absl::Status TrainTokenizer(const std::vector<std::string>& corpus_files,
                             const std::string& output_prefix,
                             const TokenizerTrainOptions& options) {
-  if (corpus_files.empty()) return absl::InvalidArgumentError("no corpus files to train a tokenizer on");
-  std::string args = absl::StrCat(
-      "--input=", absl::StrJoin(corpus_files, ","), " --model_prefix=", output_prefix,
-      " --vocab_size=", options.vocab_size, " --model_type=", options.model_type,
-      " --character_coverage=", options.character_coverage,
-      " --byte_fallback=", options.byte_fallback ? "true" : "false",
-      " --unk_id=0 --bos_id=1 --eos_id=2 --pad_id=-1 --input_sentence_size=",
-      options.max_sentences,
-      " --shuffle_input_sentence=true --num_threads=2 --minloglevel=2 --split_digits=true"
-      " --allow_whitespace_only_pieces=true --remove_extra_whitespaces=false"
-      " --normalization_rule_name=identity");
-  std::string error;
-  internal::SpModule* module = internal::GetSpModule(&error);
-  if (module == nullptr) return absl::InternalError(error);
-  if (!module->Train(args, &error)) {
+  if (corpus_files.empty()) {
+    return absl::InvalidArgumentError("no corpus files to train a tokenizer on");
+  }
+  std::vector<std::string> args = {
+      "spm_train",
+      absl::StrCat("--input=", absl::StrJoin(corpus_files, ",")),
+      absl::StrCat("--model_prefix=", output_prefix),
+      absl::StrCat("--vocab_size=", options.vocab_size),
+      absl::StrCat("--model_type=", options.model_type),
+      absl::StrCat("--character_coverage=", options.character_coverage),
+      absl::StrCat("--byte_fallback=", options.byte_fallback ? "true" : "false"),
+      "--unk_id=0", "--bos_id=1", "--eos_id=2", "--pad_id=-1",
+      absl::StrCat("--input_sentence_size=", options.max_sentences),
+      "--shuffle_input_sentence=true", "--num_threads=2", "--minloglevel=1",
+      "--split_digits=true", "--allow_whitespace_only_pieces=true",
+      "--remove_extra_whitespaces=false", "--normalization_rule_name=identity"};
+  std::string log_path = output_prefix + ".train.log";
+  FEDLORA_ASSIGN_OR_RETURN(int code, RunProcess(args, log_path));
+  std::string log;
+  if (auto text = ReadFileToString(log_path); text.ok()) log = *text;
+  std::filesystem::remove(log_path);
+  if (code != 0) {
+    std::string tail = log.size() > 600 ? log.substr(log.size() - 600) : log;
     return absl::InvalidArgumentError(absl::StrCat(
-        "training the tokenizer failed: ", error,
+        "training the tokenizer failed (spm_train exit ", code, "): ", tail,
         " (hint: the corpus may be too small for vocab size ", options.vocab_size, ")"));
   }
   return absl::OkStatus();

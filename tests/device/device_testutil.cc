@@ -1,0 +1,72 @@
+#include "device_testutil.h"
+
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+
+namespace fedlora::testing {
+
+std::vector<std::string> MakeLines(int user, int count, uint64_t seed) {
+  static const char* kNames[] = {"maya", "otto", "lena", "ravi", "zoe", "ike"};
+  static const char* kFoods[] = {"tacos", "ramen", "pizza", "curry", "salad", "dumplings"};
+  static const char* kPlaces[] = {"harbor", "park", "library", "station", "market", "beach"};
+  static const char* kVerbs[] = {"meet", "see", "call", "text", "find", "join"};
+  std::vector<std::string> out;
+  uint64_t s = seed * 1000003 + static_cast<uint64_t>(user) * 7919 + 17;
+  auto next = [&s] {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return s;
+  };
+  for (int i = 0; i < count; ++i) {
+    std::string verb = kVerbs[next() % 6];
+    std::string place = kPlaces[next() % 6];
+    // The user's habits: their friend, food and sign-off.
+    std::string name = kNames[user % 6];
+    std::string food = kFoods[(user * 5 + 1) % 6];
+    out.push_back("hey " + name + " want to " + verb + " at the " + place + " for " + food +
+                  " later? cheers " + kNames[(user + 3) % 6]);
+  }
+  return out;
+}
+
+const model::Tokenizer& SharedTokenizer() {
+  static std::unique_ptr<model::Tokenizer> tok;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    auto dir = std::filesystem::temp_directory_path() /
+               ("fedlora_device_tok_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    std::string corpus = (dir / "corpus.txt").string();
+    {
+      std::ofstream out(corpus);
+      for (int u = 0; u < 6; ++u) {
+        for (const auto& l : MakeLines(u, 80, 1)) out << l << "\n";
+      }
+    }
+    model::TokenizerTrainOptions o;
+    o.vocab_size = 300;
+    auto s = model::TrainTokenizer({corpus}, (dir / "tok").string(), o);
+    if (!s.ok()) std::abort();
+    auto t = model::Tokenizer::Load((dir / "tok.model").string(), 1, 2);
+    if (!t.ok()) std::abort();
+    tok = std::move(*t);
+  });
+  return *tok;
+}
+
+model::LlamaModel SmallModel(uint64_t seed, int64_t hidden, int64_t layers) {
+  model::LlamaConfig c;
+  c.vocab_size = SharedTokenizer().vocab_size();
+  c.hidden_size = hidden;
+  c.intermediate_size = hidden * 2;
+  c.num_hidden_layers = layers;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.head_dim = hidden / 4;
+  c.max_position_embeddings = 64;
+  return model::LlamaModel::RandomInit(c, seed, 0.05);
+}
+
+}  // namespace fedlora::testing

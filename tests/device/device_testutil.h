@@ -1,0 +1,26 @@
+// Shared fixtures for device tests: a tokenizer trained on text the test writes, and a small
+// random Llama model over it.
+#ifndef FEDLORA_TESTS_DEVICE_DEVICE_TESTUTIL_H_
+#define FEDLORA_TESTS_DEVICE_DEVICE_TESTUTIL_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fedlora/model/llama.h"
+#include "fedlora/model/tokenizer.h"
+
+namespace fedlora::testing {
+
+// Deterministic chat-like lines: a shared template language; `user` picks habitual words.
+std::vector<std::string> MakeLines(int user, int count, uint64_t seed);
+
+// A tokenizer trained once per process on MakeLines of several users (vocab ~300).
+const model::Tokenizer& SharedTokenizer();
+
+// A small random model over SharedTokenizer's vocabulary.
+model::LlamaModel SmallModel(uint64_t seed, int64_t hidden = 64, int64_t layers = 2);
+
+}  // namespace fedlora::testing
+
+#endif  // FEDLORA_TESTS_DEVICE_DEVICE_TESTUTIL_H_
