@@ -1,0 +1,95 @@
+// Per-round records and the run's report: CSV and JSON lines per round, a final Markdown
+// report with PNG plots (gnuplot) and the base / federated / personalized table.
+#ifndef FEDLORA_SIM_REPORT_H_
+#define FEDLORA_SIM_REPORT_H_
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+
+namespace fedlora::sim {
+
+// The metrics of one model variant on one population's test text.
+struct Metrics {
+  double perplexity = 0;
+  double next_token_top1 = 0;
+  double next_word_top3 = 0;
+  int64_t tokens = 0;
+  int64_t words = 0;
+  nlohmann::json ToJson() const;
+};
+
+// base = pretrained model; global = base + current global adapter; personalized = global +
+// a few local steps on each user's own train text.
+struct EvalRecord {
+  std::string population;  // "participants" or "heldout"
+  int users = 0;
+  Metrics base, global, personalized;
+  nlohmann::json ToJson() const;
+};
+
+struct DropRecord {
+  int device = 0;         // population index
+  std::string user;       // dataset user id
+  std::string phase;      // "training" (missed the deadline), "advertise_keys", "share_keys",
+                          // "masked_input", "unmasking", "rejected"
+  std::string reason;
+  nlohmann::json ToJson() const;
+};
+
+struct RoundRecord {
+  int round = 0;                 // 1-based
+  int sampled = 0;               // devices sampled into the cohort
+  int survivors = 0;             // devices whose update is in the aggregate
+  bool aborted = false;          // secure aggregation aborted (below threshold): no update
+  std::string abort_reason;
+  std::vector<DropRecord> dropped;
+  double train_loss = 0;         // mean local training loss of the cohort
+  double mean_update_norm = 0;   // before clipping
+  double clipped_fraction = 0;
+  double clip = 0;               // bound used this round
+  double epsilon = 0;            // cumulative, after this round
+  double seconds = 0;            // wall time of the round
+  double train_seconds = 0;
+  double privacy_seconds = 0;    // encode + secure aggregation + decode
+  std::optional<EvalRecord> eval_participants;
+  std::optional<EvalRecord> eval_heldout;
+  nlohmann::json ToJson() const;
+};
+
+// The final summary object printed with --json (and stored as summary.json).
+struct Summary {
+  nlohmann::json config;         // echo of every key
+  int rounds_completed = 0;
+  double epsilon = 0;
+  double delta = 0;
+  std::string stop_reason;       // empty when all rounds ran
+  std::optional<EvalRecord> participants;  // last evaluation
+  std::optional<EvalRecord> heldout;
+  double seconds = 0;
+  std::string adapter_dir;       // the final global adapter (PEFT)
+  nlohmann::json ToJson() const;
+};
+
+// Writes into `out_dir`: rounds.csv, rounds.jsonl (one line per round, flushed as they come),
+// summary.json, report.md, and plots loss.png, accuracy.png, epsilon.png (when gnuplot is
+// installed; otherwise the report says so). Errors (e.g. a full disk) name the file.
+class ReportWriter {
+ public:
+  static absl::StatusOr<ReportWriter> Open(const std::string& out_dir);
+  absl::Status AppendRound(const RoundRecord& record);
+  absl::Status Finish(const Summary& summary);
+  const std::string& out_dir() const { return out_dir_; }
+
+ private:
+  std::string out_dir_;
+  std::vector<RoundRecord> rounds_;
+};
+
+}  // namespace fedlora::sim
+
+#endif  // FEDLORA_SIM_REPORT_H_

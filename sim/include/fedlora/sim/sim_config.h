@@ -1,0 +1,134 @@
+// Every knob of `fedlora sim`, with its default. The config file (INI: `[section]` then
+// `key = value`, `#` or `;` comments) uses the keys "section.key" listed in docs/sim.md;
+// command-line flags override the file.
+#ifndef FEDLORA_SIM_SIM_CONFIG_H_
+#define FEDLORA_SIM_SIM_CONFIG_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+
+namespace fedlora::sim {
+
+enum class DpMode { kNone, kCentral, kDistributed };
+enum class ServerOptimizerKind { kFedAvg, kFedAdam, kFedYogi };
+enum class ClipMode { kFixed, kAdaptive };
+enum class SamplingMode { kFixed, kPoisson };
+enum class TrainMode { kBatched, kSequential };
+enum class GraphMode { kComplete, kKRegular };
+
+struct SimConfig {
+  // [run]
+  uint64_t seed = 1;
+  std::string out = "sim-out";
+  int threads = 0;  // BLAS threads, 0 = all cores
+
+  // [model]
+  std::string model;               // base model directory (required unless pretrain)
+  // [pretrain]: when model is empty, pretrain a base on the public split first
+  int pretrain_vocab = 1024;
+  int64_t pretrain_hidden = 128;
+  int64_t pretrain_layers = 2;
+  int64_t pretrain_heads = 4;
+  int64_t pretrain_steps = 250;
+  int64_t pretrain_batch = 16;
+  double pretrain_lr = 3e-3;
+  int pretrain_public_lines = 6000;
+
+  // [data]
+  std::string data = "personas";   // path, or "personas[:users=N,seed=S,lines=L]"
+  std::string data_format = "auto";
+  int min_lines = 0;
+  double test_fraction = 0.2;
+  double heldout_fraction = 0.1;   // users kept out of training, evaluated only
+  int devices = 200;               // population size (0 = all users of the dataset)
+
+  // [rounds]
+  int rounds = 10;
+  SamplingMode sampling = SamplingMode::kFixed;
+  int cohort = 50;                 // fixed cohort size
+  double poisson_rate = 0.0;       // q for Poisson sampling (0 = cohort / devices)
+  int eval_every = 5;              // evaluate every K rounds (and after the last)
+  int eval_users = 40;             // participants and held-out users scored per evaluation
+  int personalize_steps = 5;       // local steps for the "personalized" metric
+
+  // [local]
+  TrainMode train_mode = TrainMode::kBatched;
+  int local_steps = 4;             // steps per device per round (0 = local_epochs)
+  int local_epochs = 0;
+  int64_t local_batch = 4;
+  int64_t seq_len = 64;
+  std::string local_optimizer = "adamw";
+  double local_lr = 5e-3;
+  double local_clip = 1.0;         // per-step gradient-norm clipping (0 = off)
+  int max_group = 32;              // devices per batched pass
+
+  // [lora]
+  int rank = 8;
+  double alpha = 16;
+  std::vector<std::string> targets = {"q_proj", "v_proj"};
+
+  // [server]
+  ServerOptimizerKind server_optimizer = ServerOptimizerKind::kFedAvg;
+  double server_lr = 1.0;
+  double server_beta1 = 0.9;
+  double server_beta2 = 0.99;
+  double server_eps = 1e-3;        // tau in Reddi et al.
+
+  // [privacy]
+  DpMode dp = DpMode::kDistributed;
+  double noise_multiplier = 0.7;
+  ClipMode clip_mode = ClipMode::kFixed;
+  double clip = 0.5;               // fixed bound, or the initial bound when adaptive
+  double target_quantile = 0.5;
+  double clip_lr = 0.2;
+  double delta = 0;                // 0 = 1 / devices^1.1
+  double epsilon_budget = 0;       // 0 = no budget; else refuse / stop before exceeding
+  int bits = 20;                   // modulus 2^bits of secure aggregation
+  double min_survivors = 0.8;      // noise calibrated for this fraction of the cohort
+  double modclip_prob = 1e-4;
+
+  // [secagg]
+  GraphMode graph = GraphMode::kKRegular;
+  double dropout_advertise = 0.0;  // per-device dropout probability in each phase
+  double dropout_share = 0.0;
+  double dropout_masked = 0.02;
+  double dropout_unmask = 0.0;
+  double speed_sigma = 0.5;        // log-normal spread of device speed
+  double deadline = 0.0;           // round deadline in simulated seconds (0 = none)
+
+  // [output]
+  bool json = false;
+  bool progress = true;
+  bool plots = true;
+};
+
+// Parses the INI text. INVALID_ARGUMENT naming the file, line and key for an unknown key,
+// a malformed line or a bad value.
+absl::Status ApplyConfigText(const std::string& text, const std::string& source, SimConfig* config);
+absl::Status ApplyConfigFile(const std::string& path, SimConfig* config);
+// Applies one "section.key=value" override (from --set or a flag).
+absl::Status ApplyOverride(const std::string& key, const std::string& value, SimConfig* config);
+// Cross-field validation (e.g. cohort <= devices, positive sizes). INVALID_ARGUMENT naming
+// the key.
+absl::Status ValidateConfig(const SimConfig& config);
+// Every key with its current value (for the report's config echo).
+nlohmann::json ConfigToJson(const SimConfig& config);
+// The documented list of keys: name, default, description (docs/sim.md is generated from it).
+struct ConfigKeyDoc {
+  std::string key;
+  std::string default_value;
+  std::string description;
+};
+std::vector<ConfigKeyDoc> ConfigKeys();
+
+const char* DpModeName(DpMode m);
+
+}  // namespace fedlora::sim
+
+#endif  // FEDLORA_SIM_SIM_CONFIG_H_
