@@ -1,0 +1,41 @@
+// Local training of a cohort of virtual devices over one shared base model: batched (devices
+// stacked into one pass, each adapter receiving only its own gradient) or sequential (device
+// by device). Both give the same adapters for the same seeds.
+#ifndef FEDLORA_SIM_COHORT_TRAINER_H_
+#define FEDLORA_SIM_COHORT_TRAINER_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "fedlora/adapters/lora_config.h"
+#include "fedlora/device/trainer.h"
+#include "fedlora/model/llama.h"
+#include "fedlora/sim/sim_config.h"
+
+namespace fedlora::sim {
+
+struct CohortResult {
+  std::vector<std::vector<float>> deltas;  // per device: trained adapter - start, flat
+  std::vector<double> losses;              // per device: mean local loss
+  double seconds = 0;
+  int64_t tokens = 0;
+};
+
+// Trains every device from `start` (flat adapter of `lora`) on its own windows with its own
+// seed. In batched mode devices go `max_group` at a time through adapters::StackedLora.
+// Each device needs at least options.batch_size windows (pad with RepeatWindows).
+absl::StatusOr<CohortResult> TrainCohort(model::LlamaModel& base,
+                                         const adapters::LoraConfig& lora,
+                                         const std::vector<float>& start,
+                                         const std::vector<const device::TokenWindows*>& windows,
+                                         const std::vector<uint64_t>& seeds,
+                                         const device::TrainOptions& options, TrainMode mode,
+                                         int max_group);
+
+// Repeats rows of `w` until it has at least `min_rows` windows.
+device::TokenWindows RepeatWindows(const device::TokenWindows& w, int64_t min_rows);
+
+}  // namespace fedlora::sim
+
+#endif  // FEDLORA_SIM_COHORT_TRAINER_H_

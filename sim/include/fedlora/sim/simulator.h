@@ -1,0 +1,56 @@
+// `fedlora sim`: a population of virtual devices federating a LoRA adapter over one shared
+// base model, through the same privacy path a phone runs.
+//
+// One copy of the base model is in memory; a device's own state is its token windows (and an
+// adapter plus optimizer state only while it trains). Each round: sample a cohort, train
+// locally (batched or sequential), clip + encode + secure-aggregate, update the global adapter
+// with the server optimizer, account for privacy, evaluate every K rounds.
+#ifndef FEDLORA_SIM_SIMULATOR_H_
+#define FEDLORA_SIM_SIMULATOR_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "fedlora/sim/report.h"
+#include "fedlora/sim/sim_config.h"
+
+namespace fedlora::sim {
+
+struct SimResult {
+  Summary summary;
+  std::vector<RoundRecord> rounds;
+  std::vector<float> global_adapter;  // flat, final
+};
+
+class Simulator {
+ public:
+  // Loads the model (or pretrains one on public text when `config.model` is empty), the
+  // dataset and the population, and checks the privacy settings and budget. Errors name the
+  // config key or file at fault; a budget that even one round would exceed is refused here.
+  static absl::StatusOr<std::unique_ptr<Simulator>> Create(const SimConfig& config);
+  ~Simulator();
+
+  // Runs the rounds; `on_round` sees each record as it completes. Writes nothing to disk.
+  absl::StatusOr<SimResult> Run(const std::function<void(const RoundRecord&)>& on_round = {});
+
+  // Saves `flat` as a PEFT adapter directory.
+  absl::Status SaveAdapter(const std::vector<float>& flat, const std::string& dir) const;
+
+  // Population facts for reports.
+  int num_train_devices() const;
+  int num_heldout_users() const;
+  const std::string& model_dir() const;
+
+  struct State;  // internal (sim/src/sim_state.h)
+
+ private:
+  explicit Simulator(std::unique_ptr<State> state);
+  std::unique_ptr<State> s_;
+};
+
+}  // namespace fedlora::sim
+
+#endif  // FEDLORA_SIM_SIMULATOR_H_

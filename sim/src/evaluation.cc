@@ -1,0 +1,86 @@
+// Evaluation of base, global and personalized models on users' test text.
+#include "absl/strings/str_cat.h"
+#include "fedlora/common/status_macros.h"
+#include "fedlora/data/rng.h"
+#include "fedlora/sim/cohort_trainer.h"
+#include "sim_state.h"
+
+namespace fedlora::sim {
+
+Metrics ToMetrics(const device::TextMetrics& m) {
+  Metrics out;
+  out.perplexity = m.perplexity();
+  out.next_token_top1 = m.next_token_top1();
+  out.next_word_top3 = m.next_word_top3();
+  out.tokens = m.tokens;
+  out.words = m.words;
+  return out;
+}
+
+absl::StatusOr<EvalRecord> Evaluate(Simulator::State* s, const std::string& population,
+                                    const std::vector<int>& users,
+                                    std::optional<Metrics>* base_cache) {
+  const SimConfig& c = s->config;
+  EvalRecord rec;
+  rec.population = population;
+  rec.users = static_cast<int>(users.size());
+  if (users.empty()) return rec;
+  model::LlamaModel& model = *s->rt.model;
+  const model::Tokenizer& tok = *s->rt.tokenizer;
+  // Test text and training windows of each evaluated user.
+  std::vector<std::vector<std::string>> tests;
+  std::vector<device::TokenWindows> windows;
+  for (int u : users) {
+    const data::UserData& ud = s->dataset.users[u];
+    tests.push_back(ud.test);
+    windows.push_back(RepeatWindows(device::MakeWindows(tok, ud.train, c.seq_len), c.local_batch));
+  }
+  std::vector<std::string> all_tests;
+  for (const auto& t : tests) all_tests.insert(all_tests.end(), t.begin(), t.end());
+
+  if (!base_cache->has_value()) *base_cache = ToMetrics(device::EvaluateTexts(model, tok, all_tests));
+  rec.base = **base_cache;
+
+  adapters::LoraAdapter& work = *s->work;
+  FEDLORA_RETURN_IF_ERROR(work.Unflatten(s->global.data(), s->global.size()));
+  FEDLORA_RETURN_IF_ERROR(work.Attach(model));
+  rec.global = ToMetrics(device::EvaluateTexts(model, tok, all_tests));
+  work.Detach(model);
+
+  // Personalized: global + a few local steps on the user's own train text.
+  if (c.personalize_steps > 0) {
+    std::vector<const device::TokenWindows*> wp;
+    std::vector<uint64_t> seeds;
+    std::vector<size_t> trainable;
+    for (size_t i = 0; i < users.size(); ++i) {
+      if (windows[i].size() == 0) continue;
+      trainable.push_back(i);
+      wp.push_back(&windows[i]);
+      seeds.push_back(data::DeriveSeed(c.seed, 0xE0000000ULL + users[i]));
+    }
+    device::TrainOptions o = s->local;
+    o.max_steps = c.personalize_steps;
+    FEDLORA_ASSIGN_OR_RETURN(CohortResult personal,
+                             TrainCohort(model, s->lora, s->global, wp, seeds, o, c.train_mode,
+                                         c.max_group));
+    device::TextMetrics sum;
+    std::vector<float> flat(s->global.size());
+    for (size_t k = 0; k < users.size(); ++k) {
+      auto it = std::find(trainable.begin(), trainable.end(), k);
+      for (size_t j = 0; j < flat.size(); ++j) {
+        flat[j] = s->global[j] +
+                  (it != trainable.end() ? personal.deltas[it - trainable.begin()][j] : 0.0f);
+      }
+      FEDLORA_RETURN_IF_ERROR(work.Unflatten(flat.data(), flat.size()));
+      FEDLORA_RETURN_IF_ERROR(work.Attach(model));
+      sum.Add(device::EvaluateTexts(model, tok, tests[k]));
+      work.Detach(model);
+    }
+    rec.personalized = ToMetrics(sum);
+  } else {
+    rec.personalized = rec.global;
+  }
+  return rec;
+}
+
+}  // namespace fedlora::sim

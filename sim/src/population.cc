@@ -1,0 +1,140 @@
+// Building the simulation: base model (loaded or pretrained on public text), dataset,
+// training population and held-out users, each device's token windows and speed.
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "fedlora/common/file_util.h"
+#include "fedlora/common/status_macros.h"
+#include "fedlora/data/load.h"
+#include "fedlora/data/personas.h"
+#include "fedlora/data/population.h"
+#include "fedlora/data/rng.h"
+#include "fedlora/device/pretrain.h"
+#include "fedlora/sim/cohort_trainer.h"
+#include "sim_state.h"
+
+namespace fedlora::sim {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool IsPersonas(const std::string& data) { return data.rfind("personas", 0) == 0; }
+
+// Public text for pretraining: the personas' shared general language, or (for a real corpus)
+// the held-out users' train text, never the federated population's.
+absl::StatusOr<std::string> WritePublicCorpus(Simulator::State* s) {
+  const SimConfig& c = s->config;
+  FEDLORA_RETURN_IF_ERROR(MakeDirs(c.out));
+  std::string path = (fs::path(c.out) / "public_corpus.txt").string();
+  std::string text;
+  if (IsPersonas(c.data)) {
+    FEDLORA_ASSIGN_OR_RETURN(data::PersonaOptions po, data::ParsePersonaSpec(c.data));
+    po.seed = data::DeriveSeed(po.seed, 0x5075626C6963ULL);  // a different stream: public
+    text = data::PublicCorpus(po, c.pretrain_public_lines);
+  } else {
+    for (int u : s->heldout) {
+      for (const auto& l : s->dataset.users[u].train) absl::StrAppend(&text, l, "\n");
+    }
+    if (text.empty()) {
+      return absl::InvalidArgumentError(
+          "model.model is empty and there are no held-out users to pretrain on (hint: pass "
+          "--model DIR, or set data.heldout_fraction > 0)");
+    }
+  }
+  FEDLORA_RETURN_IF_ERROR(WriteFileAtomic(path, text));
+  return path;
+}
+
+}  // namespace
+
+absl::Status LoadPopulation(Simulator::State* s) {
+  const SimConfig& c = s->config;
+  // Dataset. For the synthetic personas, generate exactly enough users.
+  std::string data_spec = c.data;
+  int heldout_wanted = 0;
+  if (IsPersonas(c.data) && c.devices > 0) {
+    heldout_wanted = static_cast<int>(std::ceil(c.devices * c.heldout_fraction / (1 - c.heldout_fraction)));
+    FEDLORA_ASSIGN_OR_RETURN(data::PersonaOptions po, data::ParsePersonaSpec(c.data));
+    data_spec = absl::StrCat("personas:users=", c.devices + heldout_wanted, ",seed=", po.seed,
+                             ",lines=", po.lines_per_user);
+  }
+  data::LoadOptions lo;
+  if (c.data_format != "auto") {
+    FEDLORA_ASSIGN_OR_RETURN(lo.format, data::ParseDataFormat(c.data_format));
+  }
+  lo.min_lines = c.min_lines;
+  lo.test_fraction = c.test_fraction;
+  FEDLORA_ASSIGN_OR_RETURN(s->dataset, data::LoadFederatedDataset(data_spec, lo));
+  data::PopulationSplit split =
+      data::SplitPopulation(s->dataset.users.size(), c.heldout_fraction, c.seed);
+  if (c.devices > 0 && static_cast<int>(split.train_users.size()) > c.devices) {
+    split.train_users.resize(c.devices);
+  }
+  if (c.devices > 0 && static_cast<int>(split.train_users.size()) < c.devices) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data.devices = ", c.devices, " but ", s->dataset.source, " has only ",
+        split.train_users.size(), " training users after the held-out split (hint: lower "
+        "--devices or data.min_lines)"));
+  }
+  if (static_cast<int>(split.train_users.size()) < c.cohort) {
+    return absl::InvalidArgumentError(absl::StrCat("rounds.cohort = ", c.cohort, " exceeds the ",
+                                                   split.train_users.size(), " training devices"));
+  }
+  s->heldout = split.heldout_users;
+
+  // Base model: given, or pretrained centrally on public text.
+  s->model_dir = c.model;
+  if (s->model_dir.empty()) {
+    FEDLORA_ASSIGN_OR_RETURN(std::string corpus, WritePublicCorpus(s));
+    device::PretrainOptions po;
+    po.vocab_size = c.pretrain_vocab;
+    po.hidden_size = c.pretrain_hidden;
+    po.num_layers = c.pretrain_layers;
+    po.num_heads = c.pretrain_heads;
+    po.context = std::max<int64_t>(c.seq_len, 64);
+    po.train.max_steps = c.pretrain_steps;
+    po.train.batch_size = c.pretrain_batch;
+    po.train.optimizer.lr = c.pretrain_lr;
+    po.train.optimizer.schedule = device::OptimizerOptions::Schedule::kCosine;
+    po.train.optimizer.warmup_steps = std::min<int64_t>(20, c.pretrain_steps / 10);
+    po.train.optimizer.max_grad_norm = 1.0;
+    po.train.seed = c.seed;
+    po.train.progress = c.progress && !c.json;
+    s->model_dir = (fs::path(c.out) / "base-model").string();
+    FEDLORA_RETURN_IF_ERROR(device::Pretrain({corpus}, s->model_dir, po).status());
+  }
+  FEDLORA_ASSIGN_OR_RETURN(s->rt, device::LoadRuntime(s->model_dir));
+
+  // Devices: windows are cut once; speeds are log-normal around 1.
+  std::mt19937_64 speed_rng(data::DeriveSeed(c.seed, 0x5eed));
+  for (int u : split.train_users) {
+    VirtualDevice d;
+    d.user = u;
+    d.windows = RepeatWindows(
+        device::MakeWindows(*s->rt.tokenizer, s->dataset.users[u].train, c.seq_len), c.local_batch);
+    if (d.windows.size() == 0) continue;  // a user with no training text cannot take part
+    double z = static_cast<double>(speed_rng() >> 11) * (1.0 / 9007199254740992.0);
+    d.speed = std::exp(c.speed_sigma * std::sqrt(-2 * std::log(std::max(z, 1e-300))) *
+                       std::cos(2 * M_PI * ((speed_rng() >> 11) * (1.0 / 9007199254740992.0))));
+    s->devices.push_back(std::move(d));
+  }
+  // Fixed evaluation samples, so metrics are comparable across rounds.
+  data::SplitMix64 pick(data::DeriveSeed(c.seed, 0xE7A1));
+  std::vector<int> idx(s->devices.size());
+  for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int>(i);
+  pick.Shuffle(idx);
+  idx.resize(std::min<size_t>(idx.size(), static_cast<size_t>(c.eval_users)));
+  std::sort(idx.begin(), idx.end());
+  s->eval_participants = idx;
+  std::vector<int> held = s->heldout;
+  pick.Shuffle(held);
+  held.resize(std::min<size_t>(held.size(), static_cast<size_t>(c.eval_users)));
+  std::sort(held.begin(), held.end());
+  s->eval_heldout = held;
+  return absl::OkStatus();
+}
+
+}  // namespace fedlora::sim

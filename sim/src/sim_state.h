@@ -1,0 +1,80 @@
+// Internal state of the simulator, shared by simulator.cc, population.cc and evaluation.cc.
+#ifndef FEDLORA_SIM_SRC_SIM_STATE_H_
+#define FEDLORA_SIM_SRC_SIM_STATE_H_
+
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "fedlora/adapters/lora_adapter.h"
+#include "fedlora/data/dataset.h"
+#include "fedlora/device/evaluate.h"
+#include "fedlora/device/runtime.h"
+#include "fedlora/device/trainer.h"
+#include "fedlora/privacy/ddg_codec.h"
+#include "fedlora/sim/aggregation.h"
+#include "fedlora/sim/report.h"
+#include "fedlora/sim/server_optimizer.h"
+#include "fedlora/sim/simulator.h"
+
+namespace fedlora::sim {
+
+// One virtual device: its user's text, pre-tokenized, and its simulated speed.
+struct VirtualDevice {
+  int user = 0;                  // index into dataset.users
+  device::TokenWindows windows;  // training windows (at least local_batch rows)
+  double speed = 1.0;            // relative compute speed (log-normal)
+};
+
+// Accumulates RDP over rounds for the chosen mode and converts to epsilon.
+class SimAccountant {
+ public:
+  SimAccountant(DpMode mode, double q, double noise_multiplier, double delta);
+  // Epsilon after the rounds so far plus one more round with `ddg` (distributed mode).
+  absl::StatusOr<double> EpsilonIfCharged(const std::optional<privacy::DdgParams>& ddg) const;
+  absl::Status Charge(const std::optional<privacy::DdgParams>& ddg);
+  double epsilon() const { return epsilon_; }
+  double delta() const { return delta_; }
+
+ private:
+  absl::StatusOr<std::vector<double>> RoundRdp(const std::optional<privacy::DdgParams>& ddg) const;
+  DpMode mode_;
+  double q_, noise_, delta_;
+  std::vector<double> orders_;
+  std::vector<double> rdp_;
+  double epsilon_ = 0;
+};
+
+struct Simulator::State {
+  SimConfig config;
+  std::string model_dir;
+  device::Runtime rt;
+  data::FederatedDataset dataset;
+  std::vector<VirtualDevice> devices;   // the training population
+  std::vector<int> heldout;             // dataset user indices
+  std::vector<int> eval_participants;   // indices into devices
+  std::vector<int> eval_heldout;        // dataset user indices
+  adapters::LoraConfig lora;
+  size_t dim = 0;
+  std::vector<float> global;
+  std::unique_ptr<ServerOptimizer> server_opt;
+  std::unique_ptr<Aggregator> aggregator;
+  std::unique_ptr<SimAccountant> accountant;
+  std::unique_ptr<adapters::LoraAdapter> work;  // scratch adapter for evaluation
+  device::TrainOptions local;
+  std::mt19937_64 rng;
+  std::optional<Metrics> base_participants, base_heldout;
+};
+
+// population.cc
+absl::Status LoadPopulation(Simulator::State* s);
+// evaluation.cc
+absl::StatusOr<EvalRecord> Evaluate(Simulator::State* s, const std::string& population,
+                                    const std::vector<int>& users, std::optional<Metrics>* base_cache);
+Metrics ToMetrics(const device::TextMetrics& m);
+
+}  // namespace fedlora::sim
+
+#endif  // FEDLORA_SIM_SRC_SIM_STATE_H_

@@ -1,0 +1,218 @@
+#include "fedlora/sim/simulator.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "fedlora/common/status_macros.h"
+#include "fedlora/data/rng.h"
+#include "fedlora/model/threads.h"
+#include "fedlora/sim/cohort_trainer.h"
+#include "sim_state.h"
+
+namespace fedlora::sim {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Simulated on-device throughput (tokens/s) of a device of speed 1, for the round deadline.
+constexpr double kReferenceTokensPerSecond = 2000.0;
+
+}  // namespace
+
+Simulator::Simulator(std::unique_ptr<State> state) : s_(std::move(state)) {}
+Simulator::~Simulator() = default;
+
+int Simulator::num_train_devices() const { return static_cast<int>(s_->devices.size()); }
+int Simulator::num_heldout_users() const { return static_cast<int>(s_->heldout.size()); }
+const std::string& Simulator::model_dir() const { return s_->model_dir; }
+
+absl::StatusOr<std::unique_ptr<Simulator>> Simulator::Create(const SimConfig& config) {
+  FEDLORA_RETURN_IF_ERROR(ValidateConfig(config));
+  auto s = std::make_unique<State>();
+  s->config = config;
+  s->rng.seed(config.seed);
+  model::ConfigureThreads({config.threads, 1});
+  torch::manual_seed(config.seed);
+  FEDLORA_RETURN_IF_ERROR(LoadPopulation(s.get()));
+  const SimConfig& c = s->config;
+  const int n = static_cast<int>(s->devices.size());
+
+  s->lora.rank = c.rank;
+  s->lora.alpha = c.alpha;
+  s->lora.targets.clear();
+  for (const auto& t : c.targets) {
+    model::Proj p;
+    if (!model::ParseProj(t, &p)) return absl::InvalidArgumentError("lora.targets: unknown '" + t + "'");
+    s->lora.targets.push_back(p);
+  }
+  FEDLORA_ASSIGN_OR_RETURN(adapters::LoraAdapter init,
+                           adapters::LoraAdapter::Create(s->rt.model->config(), s->lora, c.seed));
+  s->global = init.Flatten();
+  s->dim = s->global.size();
+  s->work = std::make_unique<adapters::LoraAdapter>(std::move(init));
+
+  FEDLORA_ASSIGN_OR_RETURN(auto kind, device::ParseOptimizer(c.local_optimizer));
+  s->local.optimizer.kind = kind;
+  s->local.optimizer.lr = c.local_lr;
+  s->local.optimizer.max_grad_norm = c.local_clip;
+  s->local.batch_size = c.local_batch;
+  s->local.max_steps = c.local_steps;
+  s->local.epochs = c.local_epochs;
+  s->server_opt = std::make_unique<ServerOptimizer>(c.server_optimizer, c.server_lr, c.server_beta1,
+                                                    c.server_beta2, c.server_eps, s->dim);
+
+  const int expected_cohort = c.sampling == SamplingMode::kFixed
+                                  ? c.cohort
+                                  : std::max(1, static_cast<int>(std::lround(
+                                                    (c.poisson_rate > 0 ? c.poisson_rate
+                                                                        : double(c.cohort) / n) * n)));
+  FEDLORA_ASSIGN_OR_RETURN(Aggregator agg, Aggregator::Create(c, s->dim, expected_cohort));
+  s->aggregator = std::make_unique<Aggregator>(std::move(agg));
+  const double q = c.sampling == SamplingMode::kPoisson && c.poisson_rate > 0
+                       ? c.poisson_rate
+                       : std::min(1.0, double(expected_cohort) / n);
+  const double delta = c.delta > 0 ? c.delta : 1.0 / std::pow(static_cast<double>(n), 1.1);
+  s->accountant = std::make_unique<SimAccountant>(c.dp, q, s->aggregator->value_noise_multiplier(), delta);
+  if (c.dp != DpMode::kNone && c.epsilon_budget > 0) {
+    std::optional<privacy::DdgParams> ddg;
+    if (c.dp == DpMode::kDistributed) {
+      FEDLORA_ASSIGN_OR_RETURN(privacy::DdgParams p, s->aggregator->CurrentDdgParams());
+      ddg = p;
+    }
+    FEDLORA_ASSIGN_OR_RETURN(double first, s->accountant->EpsilonIfCharged(ddg));
+    if (first > c.epsilon_budget) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "privacy.epsilon_budget = ", c.epsilon_budget, " would be exceeded by the first round "
+          "alone (epsilon ", first, " at delta ", delta, "; hint: raise privacy.noise_multiplier "
+          "or lower the sampling rate)"));
+    }
+  }
+  return std::unique_ptr<Simulator>(new Simulator(std::move(s)));
+}
+
+absl::StatusOr<SimResult> Simulator::Run(const std::function<void(const RoundRecord&)>& on_round) {
+  State& s = *s_;
+  const SimConfig& c = s.config;
+  SimResult result;
+  result.summary.config = ConfigToJson(c);
+  result.summary.delta = s.accountant->delta();
+  auto run_start = Clock::now();
+  const int n = static_cast<int>(s.devices.size());
+  for (int round = 1; round <= c.rounds; ++round) {
+    auto t0 = Clock::now();
+    RoundRecord rec;
+    rec.round = round;
+    // Budget: stop before a round that would exceed it.
+    std::optional<privacy::DdgParams> ddg;
+    if (c.dp == DpMode::kDistributed) {
+      FEDLORA_ASSIGN_OR_RETURN(privacy::DdgParams p, s.aggregator->CurrentDdgParams());
+      ddg = p;
+    }
+    if (c.dp != DpMode::kNone && c.epsilon_budget > 0) {
+      FEDLORA_ASSIGN_OR_RETURN(double next, s.accountant->EpsilonIfCharged(ddg));
+      if (next > c.epsilon_budget) {
+        result.summary.stop_reason = absl::StrCat(
+            "stopped before round ", round, ": it would raise epsilon to ", next,
+            ", above privacy.epsilon_budget = ", c.epsilon_budget);
+        break;
+      }
+    }
+    // Cohort sampling.
+    std::vector<int> cohort;
+    if (c.sampling == SamplingMode::kFixed) {
+      std::vector<int> all(n);
+      for (int i = 0; i < n; ++i) all[i] = i;
+      for (int i = 0; i < c.cohort; ++i) {
+        int j = i + static_cast<int>(s.rng() % static_cast<uint64_t>(n - i));
+        std::swap(all[i], all[j]);
+      }
+      cohort.assign(all.begin(), all.begin() + c.cohort);
+      std::sort(cohort.begin(), cohort.end());
+    } else {
+      double q = c.poisson_rate > 0 ? c.poisson_rate : double(c.cohort) / n;
+      for (int i = 0; i < n; ++i) {
+        if (static_cast<double>(s.rng() >> 11) * (1.0 / 9007199254740992.0) < q) cohort.push_back(i);
+      }
+    }
+    rec.sampled = static_cast<int>(cohort.size());
+    const uint64_t round_seed = data::DeriveSeed(c.seed, 0x10000ULL + round);
+
+    // Local training.
+    std::vector<const device::TokenWindows*> windows;
+    std::vector<uint64_t> seeds;
+    for (int d : cohort) {
+      windows.push_back(&s.devices[d].windows);
+      seeds.push_back(data::DeriveSeed(round_seed, static_cast<uint64_t>(d)));
+    }
+    CohortResult trained;
+    if (!cohort.empty()) {
+      FEDLORA_ASSIGN_OR_RETURN(trained, TrainCohort(*s.rt.model, s.lora, s.global, windows, seeds,
+                                                    s.local, c.train_mode, c.max_group));
+    }
+    rec.train_seconds = trained.seconds;
+    double loss_sum = 0;
+    for (double l : trained.losses) loss_sum += l;
+    rec.train_loss = trained.losses.empty() ? 0 : loss_sum / trained.losses.size();
+
+    // Privacy path and secure aggregation.
+    AggregationInput in;
+    in.devices = cohort;
+    in.deltas = std::move(trained.deltas);
+    in.expected_cohort = c.sampling == SamplingMode::kFixed ? c.cohort : std::max(1, rec.sampled);
+    in.round_seed = round_seed;
+    const double tokens_per_device = static_cast<double>(c.local_steps * c.local_batch * c.seq_len);
+    for (int d : cohort) {
+      in.users.push_back(s.dataset.users[s.devices[d].user].id);
+      double sim_seconds = tokens_per_device / (kReferenceTokensPerSecond * s.devices[d].speed);
+      in.missed_deadline.push_back(c.deadline > 0 && sim_seconds > c.deadline);
+    }
+    FEDLORA_ASSIGN_OR_RETURN(AggregationResult agg, s.aggregator->Run(in, s.rng));
+    rec.privacy_seconds = agg.seconds;
+    rec.survivors = agg.survivors;
+    rec.aborted = agg.aborted;
+    rec.abort_reason = agg.abort_reason;
+    rec.dropped = std::move(agg.dropped);
+    rec.mean_update_norm = agg.mean_norm;
+    rec.clipped_fraction = agg.clipped_fraction;
+    rec.clip = agg.clip;
+    if (!agg.aborted) {
+      FEDLORA_RETURN_IF_ERROR(s.server_opt->Apply(agg.mean_delta, &s.global));
+      // Privacy is spent whenever the noisy aggregate is released.
+      FEDLORA_RETURN_IF_ERROR(s.accountant->Charge(agg.ddg ? agg.ddg : ddg));
+    }
+    rec.epsilon = s.accountant->epsilon();
+
+    // Evaluation every K rounds and after the last.
+    if ((c.eval_every > 0 && round % c.eval_every == 0) || round == c.rounds) {
+      FEDLORA_ASSIGN_OR_RETURN(EvalRecord part, Evaluate(&s, "participants", [&] {
+        std::vector<int> users;
+        for (int d : s.eval_participants) users.push_back(s.devices[d].user);
+        return users;
+      }(), &s.base_participants));
+      rec.eval_participants = part;
+      FEDLORA_ASSIGN_OR_RETURN(EvalRecord held, Evaluate(&s, "heldout", s.eval_heldout, &s.base_heldout));
+      rec.eval_heldout = held;
+      result.summary.participants = part;
+      result.summary.heldout = held;
+    }
+    rec.seconds = Since(t0);
+    result.summary.rounds_completed = round;
+    result.rounds.push_back(rec);
+    if (on_round) on_round(rec);
+  }
+  result.summary.epsilon = s.accountant->epsilon();
+  result.summary.seconds = Since(run_start);
+  result.global_adapter = s.global;
+  return result;
+}
+
+absl::Status Simulator::SaveAdapter(const std::vector<float>& flat, const std::string& dir) const {
+  FEDLORA_RETURN_IF_ERROR(s_->work->Unflatten(flat.data(), flat.size()));
+  return s_->work->SavePeft(dir);
+}
+
+}  // namespace fedlora::sim

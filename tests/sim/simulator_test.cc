@@ -1,0 +1,175 @@
+// End-to-end tests of the simulator on a tiny model over synthetic personas.
+#include "fedlora/sim/simulator.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "fedlora/data/personas.h"
+#include "fedlora/model/checkpoint.h"
+#include "fedlora/model/tokenizer.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace fedlora::sim {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A tiny random model with a tokenizer trained on the personas' public text, made once.
+const std::string& TinyModelDir() {
+  static std::string dir = [] {
+    fs::path d = fs::temp_directory_path() / ("fedlora_sim_test_model_" + std::to_string(::getpid()));
+    fs::create_directories(d);
+    data::PersonaOptions po;
+    std::string corpus = (d / "public.txt").string();
+    std::ofstream(corpus) << data::PublicCorpus(po, 1500);
+    model::TokenizerTrainOptions to;
+    to.vocab_size = 400;
+    if (!model::TrainTokenizer({corpus}, (d / "tokenizer").string(), to).ok()) std::abort();
+    auto tok = model::Tokenizer::Load((d / "tokenizer.model").string(), 1, 2);
+    if (!tok.ok()) std::abort();
+    model::LlamaConfig c;
+    c.vocab_size = (*tok)->vocab_size();
+    c.hidden_size = 32;
+    c.intermediate_size = 64;
+    c.num_hidden_layers = 1;
+    c.num_attention_heads = 2;
+    c.num_key_value_heads = 2;
+    c.head_dim = 16;
+    c.max_position_embeddings = 64;
+    c.tie_word_embeddings = true;
+    if (!model::SaveLlamaModel(model::LlamaModel::RandomInit(c, 7, 0.05), d.string()).ok()) std::abort();
+    return d.string();
+  }();
+  return dir;
+}
+
+SimConfig SmallConfig(const std::string& out) {
+  SimConfig c;
+  c.model = TinyModelDir();
+  c.data = "personas:lines=20";
+  c.devices = 12;
+  c.cohort = 6;
+  c.rounds = 2;
+  c.eval_every = 2;
+  c.eval_users = 4;
+  c.personalize_steps = 2;
+  c.local_steps = 2;
+  c.local_batch = 2;
+  c.seq_len = 32;
+  c.rank = 2;
+  c.alpha = 4;
+  c.dropout_masked = 0;
+  c.graph = GraphMode::kComplete;
+  c.noise_multiplier = 0.5;
+  c.out = (fs::temp_directory_path() / out).string();
+  c.progress = false;
+  return c;
+}
+
+absl::StatusOr<SimResult> RunSim(const SimConfig& c) {
+  auto sim = Simulator::Create(c);
+  if (!sim.ok()) return sim.status();
+  return (*sim)->Run();
+}
+
+TEST(SimulatorTest, DistributedDpRunReportsMetricsAndEpsilon) {
+  SimConfig c = SmallConfig("fedlora_sim_dist");
+  auto r = RunSim(c);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->rounds.size(), 2u);
+  EXPECT_EQ(r->rounds[0].sampled, 6);
+  EXPECT_EQ(r->rounds[0].survivors, 6);
+  EXPECT_GT(r->rounds[0].epsilon, 0);
+  EXPECT_GT(r->rounds[1].epsilon, r->rounds[0].epsilon);
+  EXPECT_TRUE(std::isfinite(r->summary.epsilon));
+  ASSERT_TRUE(r->summary.participants.has_value());
+  ASSERT_TRUE(r->summary.heldout.has_value());
+  EXPECT_GT(r->summary.participants->base.perplexity, 1.0);
+  EXPECT_GT(r->summary.participants->global.tokens, 0);
+  EXPECT_NEAR(r->summary.delta, 1.0 / std::pow(12.0, 1.1), 1e-12);
+}
+
+TEST(SimulatorTest, SameSeedRepeatsMetrics) {
+  SimConfig c = SmallConfig("fedlora_sim_repeat");
+  auto a = RunSim(c);
+  auto b = RunSim(c);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->global_adapter, b->global_adapter);
+  EXPECT_EQ(a->summary.participants->global.perplexity, b->summary.participants->global.perplexity);
+  EXPECT_EQ(a->summary.epsilon, b->summary.epsilon);
+  c.seed = 2;
+  auto d = RunSim(c);
+  ASSERT_TRUE(d.ok());
+  EXPECT_NE(a->global_adapter, d->global_adapter);
+}
+
+TEST(SimulatorTest, BatchedAndSequentialGiveTheSameGlobalAdapter) {
+  SimConfig c = SmallConfig("fedlora_sim_modes");
+  c.dp = DpMode::kNone;
+  c.rounds = 1;
+  c.eval_every = 0;
+  c.personalize_steps = 0;
+  c.train_mode = TrainMode::kBatched;
+  auto batched = RunSim(c);
+  c.train_mode = TrainMode::kSequential;
+  auto sequential = RunSim(c);
+  ASSERT_TRUE(batched.ok() && sequential.ok());
+  ASSERT_EQ(batched->global_adapter.size(), sequential->global_adapter.size());
+  double max_diff = 0;
+  for (size_t i = 0; i < batched->global_adapter.size(); ++i) {
+    max_diff = std::max(max_diff, std::abs(double(batched->global_adapter[i]) - sequential->global_adapter[i]));
+  }
+  EXPECT_LT(max_diff, 1e-5);
+}
+
+TEST(SimulatorTest, DropoutsAreReportedAndSurvivorsAggregated) {
+  SimConfig c = SmallConfig("fedlora_sim_drop");
+  c.rounds = 2;
+  c.dropout_masked = 0.3;
+  c.min_survivors = 0.5;
+  auto r = RunSim(c);
+  ASSERT_TRUE(r.ok()) << r.status();
+  int dropped = 0;
+  for (const auto& rec : r->rounds) {
+    if (!rec.aborted) EXPECT_EQ(rec.survivors + static_cast<int>(rec.dropped.size()), rec.sampled);
+    for (const auto& d : rec.dropped) {
+      EXPECT_EQ(d.phase, "masked_input");
+      EXPECT_FALSE(d.user.empty());
+      ++dropped;
+    }
+  }
+  EXPECT_GT(dropped, 0);
+}
+
+TEST(SimulatorTest, BudgetRefusesOrStops) {
+  SimConfig c = SmallConfig("fedlora_sim_budget");
+  c.dp = DpMode::kCentral;
+  c.epsilon_budget = 1e-3;
+  auto refused = Simulator::Create(c);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("privacy.epsilon_budget"));
+  // A budget between the epsilon of 1 and 3 rounds stops the run early.
+  c.epsilon_budget = 0;
+  c.rounds = 3;
+  auto full = RunSim(c);
+  ASSERT_TRUE(full.ok());
+  c.epsilon_budget = (full->rounds[0].epsilon + full->rounds[1].epsilon) / 2;
+  auto stopped = RunSim(c);
+  ASSERT_TRUE(stopped.ok());
+  EXPECT_EQ(stopped->summary.rounds_completed, 1);
+  EXPECT_THAT(stopped->summary.stop_reason, ::testing::HasSubstr("epsilon_budget"));
+  EXPECT_LE(stopped->summary.epsilon, c.epsilon_budget);
+}
+
+TEST(SimulatorTest, BadModelDirIsAClearError) {
+  SimConfig c = SmallConfig("fedlora_sim_bad");
+  c.model = "/nonexistent/model";
+  auto r = Simulator::Create(c);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr("/nonexistent/model"));
+}
+
+}  // namespace
+}  // namespace fedlora::sim

@@ -1,0 +1,125 @@
+// fedlora sim [--config FILE] [--set section.key=value]... [--model DIR] [--data PATH] ...
+// The federated simulation: rounds of local LoRA training on virtual devices, clipping,
+// distributed DP encoding, secure aggregation, server optimizer, accounting, evaluation.
+#include <filesystem>
+
+#include "absl/strings/str_format.h"
+#include "cli_common.h"
+#include "fedlora/common/progress.h"
+#include "fedlora/sim/simulator.h"
+
+namespace fedlora::cli {
+namespace {
+
+void PrintTable(const sim::Summary& s) {
+  auto row = [](const char* name, const sim::Metrics& m) {
+    std::printf("| %-13s | %10.2f | %15.4f | %14.4f |\n", name, m.perplexity, m.next_token_top1,
+                m.next_word_top3);
+  };
+  for (const auto* e : {&s.participants, &s.heldout}) {
+    if (!e->has_value()) continue;
+    std::printf("\n%s (%d users)\n", (*e)->population.c_str(), (*e)->users);
+    std::printf("| model         | perplexity | next-token top1 | next-word top3 |\n");
+    std::printf("|---------------|------------|-----------------|----------------|\n");
+    row("base", (*e)->base);
+    row("federated", (*e)->global);
+    row("personalized", (*e)->personalized);
+  }
+  std::printf("\nepsilon %.4g at delta %.3g after %d rounds%s%s\n", s.epsilon, s.delta,
+              s.rounds_completed, s.stop_reason.empty() ? "" : "; ", s.stop_reason.c_str());
+}
+
+}  // namespace
+
+void RegisterCommand_sim(CLI::App& app) {
+  struct Opts {
+    std::string config_file;
+    std::vector<std::string> sets;
+    std::string model, data, data_format, dp, out, mode;
+    int devices = 0, rounds = 0, cohort = 0;
+    uint64_t seed = 0;
+    bool json = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand(
+      "sim", "simulate federated LoRA rounds on virtual devices (DP + secure aggregation)");
+  cmd->add_option("--config", o->config_file, "INI config file (keys: docs/sim.md)");
+  cmd->add_option("--set", o->sets, "override one key: section.key=value (repeatable)");
+  auto* model = cmd->add_option("--model", o->model, "base model dir (default: pretrain one)");
+  auto* data = cmd->add_option("--data", o->data, "dataset: dir, .jsonl, .tsv, play .txt, personas[:users=N]");
+  auto* fmt = cmd->add_option("--data-format", o->data_format, "auto|dir|jsonl|shakespeare-tsv|play-text|personas");
+  auto* devices = cmd->add_option("--devices", o->devices, "training population size");
+  auto* rounds = cmd->add_option("--rounds", o->rounds, "rounds");
+  auto* cohort = cmd->add_option("--cohort", o->cohort, "devices per round");
+  auto* dp = cmd->add_option("--dp", o->dp, "none|central|distributed");
+  auto* seed = cmd->add_option("--seed", o->seed, "seed");
+  auto* out = cmd->add_option("--out", o->out, "output directory");
+  auto* mode = cmd->add_option("--mode", o->mode, "batched|sequential local training");
+  cmd->add_flag("--json", o->json, "one JSON object per round, then a summary object");
+  cmd->callback([=] {
+    sim::SimConfig c;
+    if (!o->config_file.empty()) {
+      if (auto s = sim::ApplyConfigFile(o->config_file, &c); !s.ok()) return (void)Fail(s);
+    }
+    std::vector<std::pair<std::string, std::string>> overrides;
+    for (const auto& kv : o->sets) {
+      auto eq = kv.find('=');
+      if (eq == std::string::npos) {
+        return (void)Fail(absl::InvalidArgumentError("--set '" + kv + "': expected section.key=value"));
+      }
+      overrides.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+    }
+    if (model->count()) overrides.emplace_back("model.model", o->model);
+    if (data->count()) overrides.emplace_back("data.data", o->data);
+    if (fmt->count()) overrides.emplace_back("data.format", o->data_format);
+    if (devices->count()) overrides.emplace_back("data.devices", std::to_string(o->devices));
+    if (rounds->count()) overrides.emplace_back("rounds.rounds", std::to_string(o->rounds));
+    if (cohort->count()) overrides.emplace_back("rounds.cohort", std::to_string(o->cohort));
+    if (dp->count()) overrides.emplace_back("privacy.dp", o->dp);
+    if (seed->count()) overrides.emplace_back("run.seed", std::to_string(o->seed));
+    if (out->count()) overrides.emplace_back("run.out", o->out);
+    if (mode->count()) overrides.emplace_back("local.mode", o->mode);
+    if (o->json) overrides.emplace_back("output.json", "true");
+    for (const auto& [k, v] : overrides) {
+      if (auto s = sim::ApplyOverride(k, v, &c); !s.ok()) return (void)Fail(s);
+    }
+    auto report = sim::ReportWriter::Open(c.out);
+    if (!report.ok()) return (void)Fail(report.status());
+    if (!c.json) std::fprintf(stderr, "fedlora sim: preparing model and population...\n");
+    auto simulator = sim::Simulator::Create(c);
+    if (!simulator.ok()) return (void)Fail(simulator.status());
+    if (!c.json) {
+      std::fprintf(stderr, "fedlora sim: %d devices (+%d held-out users), %d rounds, cohort %d, dp %s, model %s\n",
+                   (*simulator)->num_train_devices(), (*simulator)->num_heldout_users(), c.rounds,
+                   c.cohort, sim::DpModeName(c.dp), (*simulator)->model_dir().c_str());
+    }
+    ProgressBar bar("rounds", c.rounds, c.progress && !c.json);
+    absl::Status write_status;
+    auto result = (*simulator)->Run([&](const sim::RoundRecord& r) {
+      if (write_status.ok()) write_status = report->AppendRound(r);
+      if (c.json) {
+        PrintJson(r.ToJson());
+      } else {
+        bar.Update(r.round, absl::StrFormat("loss %.3f eps %.3g", r.train_loss, r.epsilon));
+      }
+    });
+    bar.Finish();
+    if (!result.ok()) return (void)Fail(result.status());
+    if (!write_status.ok()) return (void)Fail(write_status);
+    std::string adapter_dir = (std::filesystem::path(c.out) / "global_adapter").string();
+    if (auto s = (*simulator)->SaveAdapter(result->global_adapter, adapter_dir); !s.ok()) {
+      return (void)Fail(s);
+    }
+    result->summary.adapter_dir = adapter_dir;
+    if (auto s = report->Finish(result->summary); !s.ok()) return (void)Fail(s);
+    if (c.json) {
+      PrintJson(result->summary.ToJson());
+    } else {
+      PrintTable(result->summary);
+      std::printf("report: %s/report.md  adapter: %s  (%.1f s)\n", c.out.c_str(),
+                  adapter_dir.c_str(), result->summary.seconds);
+    }
+  });
+}
+
+}  // namespace fedlora::cli
