@@ -19,6 +19,12 @@ using CtxPtr = std::unique_ptr<EVP_CIPHER_CTX, CtxDeleter>;
   std::abort();
 }
 
+const EVP_CIPHER* AesGcm() {
+  static EVP_CIPHER* cipher = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+  if (cipher == nullptr) FatalCrypto("EVP_CIPHER_fetch(AES-256-GCM)");
+  return cipher;
+}
+
 uint8_t* Bytes(std::string& s, size_t off) { return reinterpret_cast<uint8_t*>(&s[0]) + off; }
 const uint8_t* Bytes(const std::string& s, size_t off = 0) {
   return reinterpret_cast<const uint8_t*>(s.data()) + off;
@@ -32,8 +38,7 @@ std::string AeadSeal(const Secret32& key, const std::string& aad, const std::str
   rng.Fill(Bytes(out, 0), kGcmNonceSize);
   CtxPtr ctx(EVP_CIPHER_CTX_new());
   int len = 0;
-  if (!ctx ||
-      EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), Bytes(out, 0)) != 1 ||
+  if (!ctx || EVP_EncryptInit_ex(ctx.get(), AesGcm(), nullptr, key.data(), Bytes(out, 0)) != 1 ||
       EVP_EncryptUpdate(ctx.get(), nullptr, &len, Bytes(aad), static_cast<int>(aad.size())) != 1 ||
       EVP_EncryptUpdate(ctx.get(), Bytes(out, kGcmNonceSize), &len, Bytes(plaintext),
                         static_cast<int>(plaintext.size())) != 1 ||
@@ -54,8 +59,7 @@ absl::StatusOr<std::string> AeadOpen(const Secret32& key, const std::string& aad
   std::string plain(n, '\0');
   CtxPtr ctx(EVP_CIPHER_CTX_new());
   int len = 0;
-  if (!ctx ||
-      EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), Bytes(sealed)) != 1 ||
+  if (!ctx || EVP_DecryptInit_ex(ctx.get(), AesGcm(), nullptr, key.data(), Bytes(sealed)) != 1 ||
       EVP_DecryptUpdate(ctx.get(), nullptr, &len, Bytes(aad), static_cast<int>(aad.size())) != 1 ||
       EVP_DecryptUpdate(ctx.get(), n ? Bytes(plain, 0) : nullptr, &len,
                         Bytes(sealed, kGcmNonceSize), static_cast<int>(n)) != 1 ||

@@ -15,6 +15,16 @@ namespace fedlora::secagg {
 namespace {
 // Words per AES-CTR call: 16 KiB stays in L1/L2 while it is added into the accumulator.
 constexpr size_t kChunkWords = 4096;
+
+// Fetched once: OpenSSL 3 otherwise looks the implementation up on every init.
+const EVP_CIPHER* AesCtr() {
+  static EVP_CIPHER* cipher = EVP_CIPHER_fetch(nullptr, "AES-256-CTR", nullptr);
+  if (cipher == nullptr) {
+    std::cerr << "fedlora secagg: fatal: EVP_CIPHER_fetch(AES-256-CTR) failed\n";
+    std::abort();
+  }
+  return cipher;
+}
 }  // namespace
 
 struct MaskExpander::Impl {
@@ -40,7 +50,7 @@ MaskExpander::~MaskExpander() {
 
 void MaskExpander::Apply(const Secret32& seed, bool subtract, uint32_t* acc, size_t n) {
   static const uint8_t kIv[16] = {0};
-  if (EVP_EncryptInit_ex(impl_->ctx, EVP_aes_256_ctr(), nullptr, seed.data(), kIv) != 1) {
+  if (EVP_EncryptInit_ex(impl_->ctx, AesCtr(), nullptr, seed.data(), kIv) != 1) {
     std::cerr << "fedlora secagg: fatal: AES-256-CTR init failed\n";
     std::abort();
   }

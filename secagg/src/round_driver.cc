@@ -11,6 +11,7 @@
 #include "fedlora/secagg/device.h"
 #include "fedlora/secagg/server.h"
 #include "in_process_transport.h"
+#include "parallel.h"
 
 namespace fedlora::secagg {
 namespace {
@@ -18,19 +19,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double Seconds(Clock::time_point since) {
   return std::chrono::duration<double>(Clock::now() - since).count();
-}
-
-// Runs fn(i) for i in [0, n) on `threads` threads (dynamic scheduling).
-template <typename Fn>
-void ParallelFor(size_t n, int threads, Fn fn) {
-  std::atomic<size_t> next{0};
-  auto worker = [&] {
-    for (size_t i = next++; i < n; i = next++) fn(i);
-  };
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
-  worker();
-  for (auto& th : pool) th.join();
 }
 
 absl::Status CheckInputs(const proto::SecAggSessionConfig& c,
@@ -102,7 +90,7 @@ absl::StatusOr<RoundResult> RunInProcessRound(const RoundConfig& config,
                           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
 
   ServerOutbox downlink(n, hooks);
-  FEDLORA_ASSIGN_OR_RETURN(auto server, SecAggServer::Create(result.config, &downlink));
+  FEDLORA_ASSIGN_OR_RETURN(auto server, SecAggServer::Create(result.config, &downlink, threads));
   std::vector<DeviceOutbox> uplink(n);
   std::vector<std::unique_ptr<DeterministicRng>> device_rngs(n);
   std::vector<std::unique_ptr<SecAggDevice>> devices(n);
@@ -128,7 +116,7 @@ absl::StatusOr<RoundResult> RunInProcessRound(const RoundConfig& config,
       }
     }
     // Devices compute in parallel; each touches only its own queues and Rng.
-    ParallelFor(n, threads, [&](size_t u) {
+    ParallelFor(n, threads, [&](size_t u, int) {
       auto& inbox = downlink.queues[u];
       if (silent[u]) {
         inbox.clear();

@@ -11,7 +11,7 @@ SecAggServer::SecAggServer() = default;
 SecAggServer::~SecAggServer() = default;
 
 absl::StatusOr<std::unique_ptr<SecAggServer>> SecAggServer::Create(
-    const proto::SecAggSessionConfig& config, SendToDevicesInterface* sender) {
+    const proto::SecAggSessionConfig& config, SendToDevicesInterface* sender, int threads) {
   FEDLORA_RETURN_IF_ERROR(ValidateSessionConfig(config));
   FEDLORA_ASSIGN_OR_RETURN(NeighbourGraph graph, NeighbourGraph::Create(config));
   std::unique_ptr<SecAggServer> s(new SecAggServer());
@@ -19,6 +19,7 @@ absl::StatusOr<std::unique_ptr<SecAggServer>> SecAggServer::Create(
   s->ctx_->config = config;
   s->ctx_->graph = std::move(graph);
   s->ctx_->sender = sender;
+  s->ctx_->threads = threads < 1 ? 1 : threads;
   s->ctx_->devices.resize(config.num_devices());
   s->state_ = std::make_unique<ServerR0AdvertiseKeysState>(s->ctx_.get());
   return s;

@@ -22,21 +22,23 @@ struct ServerDeviceRecord {
   std::string detail;
   // Membership of U1..U4 (Bonawitz et al.): the message of that round was accepted.
   bool advertised = false, shared = false, masked = false, unmasked = false;
-  // Fixed when a phase closes: U2 = shares were forwarded; U3 = input is in the sum.
-  bool in_u2 = false, in_u3 = false;
+  // Fixed when a phase closes: U1 = keys were sent out; U2 = shares were forwarded;
+  // U3 = input is in the sum.
+  bool in_u1 = false, in_u2 = false, in_u3 = false;
   std::string enc_pk, mask_pk;
   std::vector<proto::SecAggEncryptedShare> outgoing_shares;  // R1 upload, until forwarded
   std::string packed_input;                                  // R2 upload, until summed
   // R3 upload: (owner, share) pairs.
   std::vector<std::pair<uint32_t, ShamirShare>> self_shares, key_shares;
 
-  bool InU1() const { return advertised && !dropped; }
+  bool AdvertisedAndActive() const { return advertised && !dropped; }
 };
 
 struct ServerContext {
   proto::SecAggSessionConfig config;
   NeighbourGraph graph;
   SendToDevicesInterface* sender = nullptr;
+  int threads = 1;  // for the final unmasking
   std::string session_id;
   std::vector<ServerDeviceRecord> devices;
   std::array<int, kNumDropReasons> drop_counts{};

@@ -57,7 +57,8 @@ absl::StatusOr<std::unique_ptr<ServerState>> ServerR0AdvertiseKeysState::Proceed
   uint32_t count = 0;
   for (uint32_t u = 0; u < ctx_->devices.size(); ++u) {
     const auto& rec = ctx_->devices[u];
-    if (!rec.InU1()) continue;
+    if (!rec.AdvertisedAndActive()) continue;
+    ctx_->devices[u].in_u1 = true;
     hasher.Add(u, rec.enc_pk, rec.mask_pk);
     ++count;
   }
@@ -69,7 +70,7 @@ absl::StatusOr<std::unique_ptr<ServerState>> ServerR0AdvertiseKeysState::Proceed
   const std::string digest = hasher.Finish();
   ctx_->session_id = ComputeSessionId(ctx_->config, digest);
   for (uint32_t u = 0; u < ctx_->devices.size(); ++u) {
-    if (!ctx_->devices[u].InU1()) continue;
+    if (!ctx_->devices[u].AdvertisedAndActive()) continue;
     proto::SecAggServerMessage msg;
     auto* req = msg.mutable_share_keys_request();
     req->set_key_list_digest(digest);
@@ -78,7 +79,7 @@ absl::StatusOr<std::unique_ptr<ServerState>> ServerR0AdvertiseKeysState::Proceed
     std::sort(group.begin(), group.end());
     for (uint32_t v : group) {
       const auto& rv = ctx_->devices[v];
-      if (!rv.InU1()) continue;
+      if (!rv.AdvertisedAndActive()) continue;
       auto* k = req->add_keys();
       k->set_device(v);
       k->set_enc_public_key(rv.enc_pk);

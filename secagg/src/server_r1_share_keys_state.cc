@@ -19,7 +19,7 @@ absl::Status ServerR1ShareKeysState::Handle(uint32_t u, const proto::SecAggDevic
   // Exactly one share per neighbour in U1, each of the sealed-share size.
   std::vector<uint32_t> expected;
   for (uint32_t v : ctx_->Neighbours(u)) {
-    if (ctx_->devices[v].advertised) expected.push_back(v);
+    if (ctx_->devices[v].in_u1) expected.push_back(v);
   }
   std::vector<uint32_t> got;
   const auto& shares = message.share_keys().shares();
@@ -48,11 +48,11 @@ absl::Status ServerR1ShareKeysState::Handle(uint32_t u, const proto::SecAggDevic
 }
 
 int ServerR1ShareKeysState::NumPending() const {
-  return CountPending(&ServerDeviceRecord::shared, &ServerDeviceRecord::advertised);
+  return CountPending(&ServerDeviceRecord::shared, &ServerDeviceRecord::in_u1);
 }
 
 absl::StatusOr<std::unique_ptr<ServerState>> ServerR1ShareKeysState::Proceed() {
-  DropSilent(&ServerDeviceRecord::shared, &ServerDeviceRecord::advertised);
+  DropSilent(&ServerDeviceRecord::shared, &ServerDeviceRecord::in_u1);
   const uint32_t t = ctx_->config.threshold();
   const size_t n = ctx_->devices.size();
   auto in_u2 = [&](uint32_t v) { return ctx_->devices[v].shared && !ctx_->devices[v].dropped; };

@@ -13,6 +13,9 @@ class ServerR1ShareKeysState final : public ServerState {
   Phase phase() const override { return Phase::kShareKeys; }
   absl::StatusOr<std::unique_ptr<ServerState>> Proceed() override;
   int NumPending() const override;
+  proto::SecAggDeviceMessage::PayloadCase expected_payload() const override {
+    return proto::SecAggDeviceMessage::kShareKeys;
+  }
 
  protected:
   absl::Status Handle(uint32_t device, const proto::SecAggDeviceMessage& message) override;

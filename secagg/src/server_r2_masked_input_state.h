@@ -13,6 +13,9 @@ class ServerR2MaskedInputState final : public ServerState {
   Phase phase() const override { return Phase::kMaskedInput; }
   absl::StatusOr<std::unique_ptr<ServerState>> Proceed() override;
   int NumPending() const override;
+  proto::SecAggDeviceMessage::PayloadCase expected_payload() const override {
+    return proto::SecAggDeviceMessage::kMaskedInput;
+  }
 
  protected:
   absl::Status Handle(uint32_t device, const proto::SecAggDeviceMessage& message) override;

@@ -7,6 +7,7 @@
 #include "derivations.h"
 #include "fedlora/secagg/key_agreement.h"
 #include "fedlora/secagg/mask_prg.h"
+#include "parallel.h"
 
 namespace fedlora::secagg {
 namespace {
@@ -111,17 +112,23 @@ absl::StatusOr<std::unique_ptr<ServerState>> ServerR3UnmaskingState::Proceed() {
     for (const auto& [owner, share] : rec.self_shares) self_by_owner[owner].push_back(&share);
     for (const auto& [owner, share] : rec.key_shares) key_by_owner[owner].push_back(&share);
   }
+  // Rebuild every needed secret first (cheap), then expand the masks in parallel.
   Reconstructor rebuild(t);
-  MaskExpander prg;
-  std::vector<uint32_t>& sum = ctx_->sum;
   std::vector<uint32_t> included;
+  std::vector<Secret32> self_seeds;
   for (uint32_t o = 0; o < n; ++o) {
     if (!ctx_->devices[o].in_u3) continue;
     included.push_back(o);
     auto seed = rebuild.Rebuild(o, "self-mask seed", self_by_owner[o]);
     if (!seed.ok()) return Abort(seed.status());
-    prg.Apply(*seed, /*subtract=*/true, sum.data(), sum.size());
+    self_seeds.push_back(*seed);
   }
+  struct DroppedOwner {
+    uint32_t id;
+    X25519KeyPair key;
+    std::vector<uint32_t> live;  // neighbours in U3
+  };
+  std::vector<DroppedOwner> dropped;
   for (uint32_t o = 0; o < n; ++o) {
     const auto& rec = ctx_->devices[o];
     if (!rec.in_u2 || rec.in_u3) continue;
@@ -138,13 +145,41 @@ absl::StatusOr<std::unique_ptr<ServerState>> ServerR3UnmaskingState::Proceed() {
           absl::StrCat("secagg: rebuilt masking key of device ", o,
                        " does not match its advertised key (hint: forged shares; round aborted)")));
     }
-    for (uint32_t w : live) {
-      auto dh = key->Agree(ctx_->devices[w].mask_pk);
-      if (!dh.ok()) return Abort(dh.status());
-      const Secret32 seed = PairwiseMaskSeed(*dh, ctx_->session_id, o, w);
-      // w added this mask iff w < o; take it back out.
-      prg.Apply(seed, /*subtract=*/AddsPairwiseMask(w, o), sum.data(), sum.size());
+    dropped.push_back(DroppedOwner{o, std::move(key).value(), std::move(live)});
+  }
+  // Task i < self_seeds.size(): remove a self mask; otherwise the pairwise masks of one
+  // dropped device. Each worker accumulates into its own buffer.
+  const int threads = ctx_->threads;
+  const size_t dim = ctx_->sum.size();
+  std::vector<std::vector<uint32_t>> partial(threads);
+  std::vector<MaskExpander> prgs(threads);
+  std::vector<absl::Status> errors(threads);
+  ParallelFor(self_seeds.size() + dropped.size(), threads, [&](size_t i, int w) {
+    std::vector<uint32_t>& acc = w == 0 ? ctx_->sum : partial[w];
+    if (acc.empty()) acc.assign(dim, 0);
+    if (i < self_seeds.size()) {
+      prgs[w].Apply(self_seeds[i], /*subtract=*/true, acc.data(), dim);
+      return;
     }
+    const DroppedOwner& d = dropped[i - self_seeds.size()];
+    for (uint32_t v : d.live) {
+      auto dh = d.key.Agree(ctx_->devices[v].mask_pk);
+      if (!dh.ok()) {
+        errors[w] = dh.status();
+        return;
+      }
+      const Secret32 seed = PairwiseMaskSeed(*dh, ctx_->session_id, d.id, v);
+      // v added this mask iff v < d.id; take it back out.
+      prgs[w].Apply(seed, /*subtract=*/AddsPairwiseMask(v, d.id), acc.data(), dim);
+    }
+  });
+  for (const auto& e : errors) {
+    if (!e.ok()) return Abort(e);
+  }
+  std::vector<uint32_t>& sum = ctx_->sum;
+  for (int w = 1; w < threads; ++w) {
+    if (partial[w].empty()) continue;
+    for (size_t i = 0; i < dim; ++i) sum[i] += partial[w][i];
   }
   const uint32_t bits = ctx_->config.bits();
   if (bits < 32) {

@@ -34,6 +34,7 @@ absl::Status ServerState::HandleMessage(const proto::SecAggDeviceMessage& messag
                   absl::AbortedError(
                       absl::StrCat("secagg: device ", u, " aborted: ", message.abort().reason())));
   }
+  if (message.payload_case() != expected_payload()) return ServerState::Handle(u, message);
   if (phase() != Phase::kAdvertiseKeys &&
       !ConstantTimeEquals(message.session_id(), ctx_->session_id)) {
     return Reject(u, DropReason::kWrongSession,

@@ -28,6 +28,11 @@ class ServerState {
   // round, Completed, or Aborted (below threshold). FAILED_PRECONDITION in terminal states.
   virtual absl::StatusOr<std::unique_ptr<ServerState>> Proceed();
 
+  // The payload this phase accepts (PAYLOAD_NOT_SET in terminal states).
+  virtual proto::SecAggDeviceMessage::PayloadCase expected_payload() const {
+    return proto::SecAggDeviceMessage::PAYLOAD_NOT_SET;
+  }
+
   // Devices still expected to answer in this phase.
   virtual int NumPending() const { return 0; }
 

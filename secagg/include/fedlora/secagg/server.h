@@ -32,9 +32,10 @@ struct DeviceOutcome {
 
 class SecAggServer {
  public:
-  // `sender` must outlive the server. INVALID_ARGUMENT for an invalid config.
+  // `sender` must outlive the server; `threads` (>= 1) parallelize the final unmasking.
+  // INVALID_ARGUMENT for an invalid config.
   static absl::StatusOr<std::unique_ptr<SecAggServer>> Create(
-      const proto::SecAggSessionConfig& config, SendToDevicesInterface* sender);
+      const proto::SecAggSessionConfig& config, SendToDevicesInterface* sender, int threads = 1);
   ~SecAggServer();
 
   // Accepts one device message, or rejects it and drops the sender (the round goes on).
