@@ -130,7 +130,8 @@ absl::Status TrainTokenizer(const std::vector<std::string>& corpus_files,
       absl::StrCat("--input_sentence_size=", options.max_sentences),
       "--shuffle_input_sentence=true", "--num_threads=2", "--minloglevel=1",
       "--split_digits=true", "--allow_whitespace_only_pieces=true",
-      "--remove_extra_whitespaces=false", "--normalization_rule_name=identity"};
+      "--remove_extra_whitespaces=false", "--normalization_rule_name=identity",
+      absl::StrCat("--hard_vocab_limit=", options.hard_vocab_limit ? "true" : "false")};
   std::string log_path = output_prefix + ".train.log";
   FEDLORA_ASSIGN_OR_RETURN(int code, RunProcess(args, log_path));
   std::string log;

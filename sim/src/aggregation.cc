@@ -160,9 +160,11 @@ absl::StatusOr<AggregationResult> Aggregator::Run(const AggregationInput& in,
     rc.session.bits = config_.bits;
     rc.session.graph = config_.graph == GraphMode::kComplete ? proto::SECAGG_GRAPH_COMPLETE
                                                              : proto::SECAGG_GRAPH_KREGULAR;
+    // Expected total dropout: the configured per-phase rates (at least 1%), capped so that
+    // the complete graph's honest-majority threshold stays reachable.
     rc.session.expected_dropout_rate =
-        std::min(0.5, config_.dropout_advertise + config_.dropout_share + config_.dropout_masked +
-                          config_.dropout_unmask + 0.05);
+        std::min(0.45, std::max(0.01, 1 - (1 - config_.dropout_advertise) * (1 - config_.dropout_share) *
+                                          (1 - config_.dropout_masked) * (1 - config_.dropout_unmask)));
     secagg::DropoutPlan plan;
     plan.probability = {config_.dropout_advertise, config_.dropout_share, config_.dropout_masked,
                         config_.dropout_unmask};

@@ -188,11 +188,10 @@ absl::StatusOr<SimResult> Simulator::Run(const std::function<void(const RoundRec
 
     // Evaluation every K rounds and after the last.
     if ((c.eval_every > 0 && round % c.eval_every == 0) || round == c.rounds) {
-      FEDLORA_ASSIGN_OR_RETURN(EvalRecord part, Evaluate(&s, "participants", [&] {
-        std::vector<int> users;
-        for (int d : s.eval_participants) users.push_back(s.devices[d].user);
-        return users;
-      }(), &s.base_participants));
+      std::vector<int> users;
+      for (int d : s.eval_participants) users.push_back(s.devices[d].user);
+      FEDLORA_ASSIGN_OR_RETURN(EvalRecord part,
+                               Evaluate(&s, "participants", users, &s.base_participants));
       rec.eval_participants = part;
       FEDLORA_ASSIGN_OR_RETURN(EvalRecord held, Evaluate(&s, "heldout", s.eval_heldout, &s.base_heldout));
       rec.eval_heldout = held;
@@ -203,6 +202,15 @@ absl::StatusOr<SimResult> Simulator::Run(const std::function<void(const RoundRec
     result.summary.rounds_completed = round;
     result.rounds.push_back(rec);
     if (on_round) on_round(rec);
+  }
+  // A run stopped early by the budget still ends with an evaluation of what it released.
+  if (!result.rounds.empty() && !result.rounds.back().eval_participants) {
+    std::vector<int> users;
+    for (int d : s.eval_participants) users.push_back(s.devices[d].user);
+    FEDLORA_ASSIGN_OR_RETURN(EvalRecord part, Evaluate(&s, "participants", users, &s.base_participants));
+    FEDLORA_ASSIGN_OR_RETURN(EvalRecord held, Evaluate(&s, "heldout", s.eval_heldout, &s.base_heldout));
+    result.summary.participants = part;
+    result.summary.heldout = held;
   }
   result.summary.epsilon = s.accountant->epsilon();
   result.summary.seconds = Since(run_start);

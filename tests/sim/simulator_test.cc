@@ -18,7 +18,8 @@ namespace fs = std::filesystem;
 // A tiny random model with a tokenizer trained on the personas' public text, made once.
 const std::string& TinyModelDir() {
   static std::string dir = [] {
-    fs::path d = fs::temp_directory_path() / ("fedlora_sim_test_model_" + std::to_string(::getpid()));
+    fs::path d =
+        fs::temp_directory_path() / ("fedlora_sim_test_model_" + std::to_string(::getpid()));
     fs::create_directories(d);
     data::PersonaOptions po;
     std::string corpus = (d / "public.txt").string();
@@ -38,7 +39,8 @@ const std::string& TinyModelDir() {
     c.head_dim = 16;
     c.max_position_embeddings = 64;
     c.tie_word_embeddings = true;
-    if (!model::SaveLlamaModel(model::LlamaModel::RandomInit(c, 7, 0.05), d.string()).ok()) std::abort();
+    if (!model::SaveLlamaModel(model::LlamaModel::RandomInit(c, 7, 0.05), d.string()).ok())
+      std::abort();
     return d.string();
   }();
   return dir;
@@ -108,25 +110,32 @@ TEST(SimulatorTest, BatchedAndSequentialGiveTheSameGlobalAdapter) {
   SimConfig c = SmallConfig("fedlora_sim_modes");
   c.dp = DpMode::kNone;
   c.rounds = 1;
-  c.eval_every = 0;
+  c.eval_every = 1;
   c.personalize_steps = 0;
   c.train_mode = TrainMode::kBatched;
   auto batched = RunSim(c);
   c.train_mode = TrainMode::kSequential;
   auto sequential = RunSim(c);
-  ASSERT_TRUE(batched.ok() && sequential.ok());
+  ASSERT_TRUE(batched.ok()) << batched.status();
+  ASSERT_TRUE(sequential.ok()) << sequential.status();
   ASSERT_EQ(batched->global_adapter.size(), sequential->global_adapter.size());
   double max_diff = 0;
   for (size_t i = 0; i < batched->global_adapter.size(); ++i) {
-    max_diff = std::max(max_diff, std::abs(double(batched->global_adapter[i]) - sequential->global_adapter[i]));
+    max_diff = std::max(
+        max_diff, std::abs(double(batched->global_adapter[i]) - sequential->global_adapter[i]));
   }
   EXPECT_LT(max_diff, 1e-5);
+  // The evaluation of the same adapters agrees too.
+  EXPECT_NEAR(batched->summary.participants->global.perplexity,
+              sequential->summary.participants->global.perplexity, 1e-3);
 }
 
 TEST(SimulatorTest, DropoutsAreReportedAndSurvivorsAggregated) {
   SimConfig c = SmallConfig("fedlora_sim_drop");
   c.rounds = 2;
-  c.dropout_masked = 0.3;
+  c.devices = 20;
+  c.cohort = 12;
+  c.dropout_masked = 0.25;
   c.min_survivors = 0.5;
   auto r = RunSim(c);
   ASSERT_TRUE(r.ok()) << r.status();
@@ -149,7 +158,8 @@ TEST(SimulatorTest, BudgetRefusesOrStops) {
   auto refused = Simulator::Create(c);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("privacy.epsilon_budget"));
+  EXPECT_THAT(std::string(refused.status().message()),
+              ::testing::HasSubstr("privacy.epsilon_budget"));
   // A budget between the epsilon of 1 and 3 rounds stops the run early.
   c.epsilon_budget = 0;
   c.rounds = 3;
@@ -161,6 +171,7 @@ TEST(SimulatorTest, BudgetRefusesOrStops) {
   EXPECT_EQ(stopped->summary.rounds_completed, 1);
   EXPECT_THAT(stopped->summary.stop_reason, ::testing::HasSubstr("epsilon_budget"));
   EXPECT_LE(stopped->summary.epsilon, c.epsilon_budget);
+  EXPECT_TRUE(stopped->summary.participants.has_value());
 }
 
 TEST(SimulatorTest, BadModelDirIsAClearError) {

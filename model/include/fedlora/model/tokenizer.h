@@ -51,6 +51,8 @@ struct TokenizerTrainOptions {
   bool byte_fallback = true;
   double character_coverage = 1.0;
   int64_t max_sentences = 2000000;
+  // false: vocab_size is an upper bound (a small corpus may yield fewer pieces).
+  bool hard_vocab_limit = false;
 };
 
 // Trains a Llama-style sentencepiece model (unk=0, bos=1, eos=2, no pad) on text files and

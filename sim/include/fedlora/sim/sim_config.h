@@ -55,7 +55,7 @@ struct SimConfig {
   double poisson_rate = 0.0;       // q for Poisson sampling (0 = cohort / devices)
   int eval_every = 5;              // evaluate every K rounds (and after the last)
   int eval_users = 40;             // participants and held-out users scored per evaluation
-  int personalize_steps = 5;       // local steps for the "personalized" metric
+  int personalize_steps = 20;      // local steps for the "personalized" metric
 
   // [local]
   TrainMode train_mode = TrainMode::kBatched;
