@@ -1,0 +1,271 @@
+// End-to-end runs of the real `fedlora` binary: pretrain a tiny model, score, generate,
+// suggest, personalise with a LoRA adapter and evaluate it, plus the error paths.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "device_testutil.h"
+#include "fedlora/common/file_util.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace fedlora::device {
+namespace {
+
+namespace fs = std::filesystem;
+using fedlora::testing::MakeLines;
+using ::testing::HasSubstr;
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Single-quotes `s` for /bin/sh.
+std::string Quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+void WriteLines(const std::string& path, const std::vector<std::string>& lines) {
+  std::ofstream out(path);
+  for (const auto& l : lines) out << l << "\n";
+}
+
+// One temp dir and one pretrained model for the whole suite (pretraining is the slow part).
+class CliTest : public ::testing::Test {
+ public:
+  static void SetUpTestSuite() {
+    dir_ = new std::string(
+        (fs::temp_directory_path() / ("fedlora_cli_test_" + std::to_string(::getpid()))).string());
+    fs::remove_all(*dir_);
+    fs::create_directories(*dir_);
+    std::vector<std::string> corpus;
+    for (int u = 0; u < 6; ++u) {
+      for (auto& l : MakeLines(u, 60, 1)) corpus.push_back(std::move(l));
+    }
+    WriteLines(Path("corpus.txt"), corpus);
+    // The user's own text: train and held-out lines from different seeds.
+    WriteLines(Path("user_train.txt"), MakeLines(2, 80, 5));
+    WriteLines(Path("user_test.txt"), MakeLines(2, 20, 77));
+    const std::string flags =
+        " --vocab 300 --hidden 32 --layers 1 --heads 2 --batch 4 --context 32 --json";
+    pretrain_ = new RunResult(Run("pretrain --corpus " + Quote(Path("corpus.txt")) + " --out " +
+                                  Quote(ModelDir()) + " --steps 30" + flags));
+    // A base that has learnt the template language, for personalisation: a 30-step base is
+    // too weak for a q/v adapter to matter in 20 steps.
+    trained_ = new RunResult(Run("pretrain --corpus " + Quote(Path("corpus.txt")) + " --out " +
+                                 Quote(TrainedDir()) + " --steps 300" + flags));
+  }
+  static void TearDownTestSuite() {
+    fs::remove_all(*dir_);
+    delete dir_;
+    delete pretrain_;
+    delete trained_;
+  }
+  void SetUp() override {
+    ASSERT_EQ(pretrain_->exit_code, 0) << pretrain_->err;
+    ASSERT_EQ(trained_->exit_code, 0) << trained_->err;
+  }
+
+  static std::string Path(const std::string& name) { return (fs::path(*dir_) / name).string(); }
+  static std::string ModelDir() { return Path("model"); }
+  static std::string TrainedDir() { return Path("model_300"); }
+
+  // Runs `fedlora <args>` with stdout and stderr captured to files.
+  static RunResult RunFedlora(const std::string& args) { return Run(args); }
+  static RunResult Run(const std::string& args) {
+    static int counter = 0;
+    const std::string out = Path("out_" + std::to_string(counter)),
+                      err = Path("err_" + std::to_string(counter));
+    ++counter;
+    std::string cmd = Quote(FEDLORA_BINARY) + " " + args + " >" + Quote(out) + " 2>" + Quote(err);
+    int status = std::system(cmd.c_str());
+    RunResult r;
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.out = ReadFileToString(out).value_or("");
+    r.err = ReadFileToString(err).value_or("");
+    return r;
+  }
+
+  static nlohmann::json Json(const RunResult& r) {
+    nlohmann::json j = nlohmann::json::parse(r.out, nullptr, false);
+    EXPECT_FALSE(j.is_discarded()) << "not JSON: " << r.out << "\nstderr: " << r.err;
+    return j;
+  }
+
+  static std::string* dir_;
+  static RunResult* pretrain_;
+  static RunResult* trained_;
+};
+
+std::string* CliTest::dir_ = nullptr;
+RunResult* CliTest::pretrain_ = nullptr;
+RunResult* CliTest::trained_ = nullptr;
+
+TEST_F(CliTest, PretrainWritesModelDirectoryAndLearns) {
+  for (const char* f :
+       {"config.json", "model.safetensors", "tokenizer.model", "tokenizer_config.json"}) {
+    EXPECT_TRUE(fs::exists(fs::path(ModelDir()) / f)) << f;
+  }
+  EXPECT_FALSE(fs::exists(fs::path(ModelDir()) / "tokenizer.vocab"));
+  nlohmann::json j = Json(*pretrain_);
+  EXPECT_EQ(j["steps"], 30);
+  EXPECT_LE(j["vocab"].get<int64_t>(), 300);
+  EXPECT_GT(j["parameters"].get<int64_t>(), 0);
+  EXPECT_LT(j["last_loss"].get<double>(), j["first_loss"].get<double>());
+  auto cfg = nlohmann::json::parse(ReadFileToString(ModelDir() + "/config.json").value_or("{}"));
+  EXPECT_EQ(cfg["hidden_size"], 32);
+  EXPECT_EQ(cfg["num_hidden_layers"], 1);
+  EXPECT_EQ(cfg["num_attention_heads"], 2);
+  EXPECT_EQ(cfg["max_position_embeddings"], 32);
+  EXPECT_EQ(cfg["vocab_size"], j["vocab"]);
+  EXPECT_EQ(cfg["model_type"], "llama");
+}
+
+TEST_F(CliTest, PerplexityIsFinite) {
+  RunResult r = Run("perplexity --model " + Quote(ModelDir()) + " " + Quote(Path("user_test.txt")) +
+                    " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json j = Json(r);
+  const double ppl = j["perplexity"].get<double>();
+  EXPECT_TRUE(std::isfinite(ppl));
+  EXPECT_GT(ppl, 1.0);
+  // Trained for 30 steps it must beat a uniform guess over the vocabulary.
+  auto cfg = nlohmann::json::parse(ReadFileToString(ModelDir() + "/config.json").value_or("{}"));
+  EXPECT_LT(ppl, cfg["vocab_size"].get<double>());
+  EXPECT_GT(j["tokens"].get<int64_t>(), 100);
+}
+
+TEST_F(CliTest, GenerateIsRepeatableForASeedAndGreedyWithTopK1) {
+  const std::string base = "generate --model " + Quote(ModelDir()) + " --prompt hey -n 5";
+  RunResult a = Run(base + " --seed 1");
+  RunResult b = Run(base + " --seed 1");
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_EQ(a.out, b.out);
+  EXPECT_THAT(a.out, ::testing::StartsWith("hey"));
+  // top-k 1 is greedy: the seed no longer matters.
+  RunResult g1 = Run(base + " --top-k 1 --seed 1 --json");
+  RunResult g2 = Run(base + " --top-k 1 --seed 2 --json");
+  ASSERT_EQ(g1.exit_code, 0) << g1.err;
+  ASSERT_EQ(g2.exit_code, 0) << g2.err;
+  EXPECT_EQ(Json(g1)["completion"], Json(g2)["completion"]);
+  EXPECT_LE(Json(g1)["new_tokens"].get<int>(), 5);
+  // ... and equal to temperature 0.
+  RunResult t0 = Run(base + " --temperature 0 --seed 3 --json");
+  ASSERT_EQ(t0.exit_code, 0) << t0.err;
+  EXPECT_EQ(Json(g1)["completion"], Json(t0)["completion"]);
+}
+
+// Checks `fedlora suggest -k 3 --json` on `model_dir`: three distinct, non-empty words.
+void ExpectThreeSuggestions(const RunResult& r) {
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json j = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  ASSERT_TRUE(j["suggestions"].is_array());
+  ASSERT_EQ(j["suggestions"].size(), 3u);
+  std::set<std::string> words;
+  for (const auto& s : j["suggestions"]) {
+    const std::string w = s["word"].get<std::string>();
+    EXPECT_FALSE(w.empty()) << r.out;
+    words.insert(w);
+    EXPECT_LT(s["log_prob"].get<double>(), 0.0);
+  }
+  EXPECT_EQ(words.size(), 3u) << "duplicate suggestions: " << r.out;
+  EXPECT_GT(j["latency_ms"].get<double>(), 0.0);
+}
+
+TEST_F(CliTest, SuggestReturnsKWordsAndLatency) {
+  ExpectThreeSuggestions(
+      Run("suggest --model " + Quote(TrainedDir()) + " --prefix hey -k 3 --json"));
+}
+
+// Known bug (see report): on a weak model the bare word-start piece "\u2581" can be the most
+// likely first token and its greedy completion stops at once, so the strip shows "".
+TEST_F(CliTest, DISABLED_SuggestOnWeakModelHasNoEmptyWords) {
+  ExpectThreeSuggestions(Run("suggest --model " + Quote(ModelDir()) + " --prefix hey -k 3 --json"));
+}
+
+// Trains an adapter with `extra` flags and returns {base, tuned} held-out perplexity.
+std::pair<double, double> TrainAndEval(const std::string& model, const std::string& adapter,
+                                       const std::string& extra) {
+  RunResult t = CliTest::RunFedlora("train --model " + Quote(model) + " --data " +
+                                    Quote(CliTest::Path("user_train.txt")) + " --out " +
+                                    Quote(adapter) + " --steps 20 --lr 0.01 --json" + extra);
+  EXPECT_EQ(t.exit_code, 0) << t.err;
+  nlohmann::json tj = nlohmann::json::parse(t.out, nullptr, false);
+  EXPECT_FALSE(tj.is_discarded()) << t.out;
+  if (tj.is_discarded()) return {0, 0};
+  EXPECT_EQ(tj["steps"], 20);
+  EXPECT_LT(tj["last_loss"].get<double>(), tj["first_loss"].get<double>());
+  EXPECT_TRUE(fs::exists(fs::path(adapter) / "adapter_config.json"));
+  EXPECT_TRUE(fs::exists(fs::path(adapter) / "adapter_model.safetensors"));
+  const std::string eval = "eval --model " + Quote(model) + " --data " +
+                           Quote(CliTest::Path("user_test.txt")) + " --json";
+  RunResult base = CliTest::RunFedlora(eval);
+  RunResult tuned = CliTest::RunFedlora(eval + " --adapter " + Quote(adapter));
+  EXPECT_EQ(base.exit_code, 0) << base.err;
+  EXPECT_EQ(tuned.exit_code, 0) << tuned.err;
+  auto bj = nlohmann::json::parse(base.out, nullptr, false);
+  auto aj = nlohmann::json::parse(tuned.out, nullptr, false);
+  if (bj.is_discarded() || aj.is_discarded()) {
+    ADD_FAILURE() << "eval output is not JSON";
+    return {0, 0};
+  }
+  EXPECT_EQ(bj["tokens"], aj["tokens"]);
+  // The base model on disk is untouched by training.
+  auto again = nlohmann::json::parse(CliTest::RunFedlora(eval).out, nullptr, false);
+  EXPECT_EQ(again["perplexity"], bj["perplexity"]);
+  return {bj["perplexity"].get<double>(), aj["perplexity"].get<double>()};
+}
+
+TEST_F(CliTest, TrainedAdapterLowersHeldOutPerplexity) {
+  // Windows as long as the model's context (32).
+  auto [p0, p1] = TrainAndEval(TrainedDir(), Path("adapter"), " --seq 32");
+  RecordProperty("base_perplexity", std::to_string(p0));
+  RecordProperty("adapter_perplexity", std::to_string(p1));
+  EXPECT_GT(p0, 1.0);
+  EXPECT_LT(p1, 0.95 * p0) << "base " << p0 << ", with adapter " << p1;
+}
+
+// Known bug (see report): `train` defaults to --seq 128 whatever the model's
+// max_position_embeddings (32 here), so the adapter learns positions the base never saw and
+// held-out perplexity at the model's context gets worse.
+TEST_F(CliTest, DISABLED_TrainedAdapterWithDefaultSeqLowersHeldOutPerplexity) {
+  auto [p0, p1] = TrainAndEval(TrainedDir(), Path("adapter_default_seq"), "");
+  EXPECT_LT(p1, 0.95 * p0) << "base " << p0 << ", with adapter " << p1;
+}
+
+TEST_F(CliTest, MissingModelDirectoryNamedInError) {
+  RunResult r =
+      Run("perplexity --model /nonexistent/fedlora_model " + Quote(Path("user_test.txt")));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err + r.out, HasSubstr("/nonexistent/fedlora_model"));
+}
+
+TEST_F(CliTest, UnknownTargetNamedInError) {
+  RunResult r =
+      Run("train --model " + Quote(ModelDir()) + " --data " + Quote(Path("user_train.txt")) +
+          " --out " + Quote(Path("bad_adapter")) + " --targets bogus_proj --steps 1");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err + r.out, HasSubstr("bogus_proj"));
+  EXPECT_FALSE(fs::exists(Path("bad_adapter")));
+}
+
+TEST_F(CliTest, MissingDataFileNamedInError) {
+  RunResult r = Run("eval --model " + Quote(ModelDir()) + " --data " + Quote(Path("no_such.txt")));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err + r.out, HasSubstr("no_such.txt"));
+}
+
+}  // namespace
+}  // namespace fedlora::device
