@@ -1,4 +1,5 @@
 // fedlora train --model DIR --data FILE|DIR --out ADAPTER_DIR [--rank R --alpha A --targets ...]
+#include "absl/strings/str_cat.h"
 #include "cli_common.h"
 #include "fedlora/adapters/lora_adapter.h"
 #include "fedlora/device/runtime.h"
@@ -17,7 +18,7 @@ void RegisterCommand_train(CLI::App& app) {
     bool rslora = false;
     std::vector<std::string> targets = {"q_proj", "v_proj"};
     std::vector<int> layers;
-    int64_t seq = 128;
+    int64_t seq = 0;
     TrainFlags train;
     int threads = 0;
     bool json = false;
@@ -35,7 +36,8 @@ void RegisterCommand_train(CLI::App& app) {
   cmd->add_option("--dropout", o->dropout, "LoRA dropout")->capture_default_str();
   cmd->add_option("--targets", o->targets, "projections: q_proj k_proj v_proj o_proj gate_proj up_proj down_proj")->capture_default_str();
   cmd->add_option("--layers", o->layers, "layer indices (default: all)");
-  cmd->add_option("--seq", o->seq, "tokens per training window")->capture_default_str();
+  cmd->add_option("--seq", o->seq, "tokens per training window (0 = the model's context)")
+      ->capture_default_str();
   AddTrainFlags(cmd, &o->train);
   AddThreadsOption(cmd, &o->threads);
   cmd->add_flag("--json", o->json, "print one JSON summary");
@@ -72,7 +74,14 @@ void RegisterCommand_train(CLI::App& app) {
     device::TrainOptions to;
     if (auto s = ToTrainOptions(o->train, &to); !s.ok()) return (void)Fail(s);
     to.progress = !o->json;
-    device::TokenWindows windows = device::MakeWindows(*rt->tokenizer, *lines, o->seq);
+    const int64_t ctx = rt->model->config().max_position_embeddings;
+    const int64_t seq = o->seq > 0 ? o->seq : ctx;
+    if (seq > ctx) {
+      return (void)Fail(absl::InvalidArgumentError(
+          absl::StrCat("--seq ", seq, " exceeds the model's max_position_embeddings ", ctx,
+                       " (hint: use --seq ", ctx, " or less)")));
+    }
+    device::TokenWindows windows = device::MakeWindows(*rt->tokenizer, *lines, seq);
     auto stats = device::Train(*rt->model, adapter->Parameters(), windows, to);
     if (!stats.ok()) return (void)Fail(stats.status());
     if (auto s = adapter->SavePeft(o->out); !s.ok()) return (void)Fail(s);

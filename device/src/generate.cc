@@ -57,7 +57,13 @@ absl::StatusOr<GenerateResult> Generate(const model::LlamaModel& model,
     r.new_ids.push_back(next);
     input = torch::tensor({next}, torch::kInt64).unsqueeze(0);
   }
-  r.text = tokenizer.Decode(r.new_ids);
+  // Decode prompt + continuation together and cut the prompt off, so the space sentencepiece
+  // drops at the start of a decoded sequence is kept between prompt and continuation.
+  std::vector<int64_t> all = r.prompt_ids;
+  all.insert(all.end(), r.new_ids.begin(), r.new_ids.end());
+  std::string full = tokenizer.Decode(all);
+  std::string head = tokenizer.Decode(r.prompt_ids);
+  r.text = full.compare(0, head.size(), head) == 0 ? full.substr(head.size()) : tokenizer.Decode(r.new_ids);
   return r;
 }
 
@@ -70,9 +76,9 @@ absl::StatusOr<std::vector<Suggestion>> SuggestNextWords(const model::LlamaModel
   std::string p(absl::StripTrailingAsciiWhitespace(prefix));
   std::vector<int64_t> ids = tokenizer.EncodeWithBos(p);
   const int64_t ctx = model.config().max_position_embeddings;
-  if (static_cast<int64_t>(ids.size()) + max_word_tokens > ctx) {
-    ids.erase(ids.begin() + 1, ids.end() - (ctx - max_word_tokens - 1));
-  }
+  // Keep BOS and the most recent tokens so the completion fits in the context.
+  const int64_t keep = std::max<int64_t>(1, ctx - max_word_tokens - 1);
+  if (static_cast<int64_t>(ids.size()) > keep + 1) ids.erase(ids.begin() + 1, ids.end() - keep);
   model::KvCache prefix_cache;
   model::ForwardOptions fo;
   fo.cache = &prefix_cache;
@@ -84,9 +90,10 @@ absl::StatusOr<std::vector<Suggestion>> SuggestNextWords(const model::LlamaModel
   for (int64_t id = 0; id < std::min<int64_t>(vocab, tokenizer.vocab_size()); ++id) {
     if (tokenizer.StartsWord(id)) mask[id] = true;
   }
-  auto [vals, firsts] = logp.masked_fill(mask.logical_not(), -INFINITY).topk(k);
+  const int64_t candidates = std::min<int64_t>(vocab, 4 * static_cast<int64_t>(k));
+  auto [vals, firsts] = logp.masked_fill(mask.logical_not(), -INFINITY).topk(candidates);
   std::vector<Suggestion> out;
-  for (int i = 0; i < k; ++i) {
+  for (int64_t i = 0; i < candidates && static_cast<int>(out.size()) < k; ++i) {
     if (!std::isfinite(vals[i].item<double>())) break;
     // Continue greedily from a copy of the prefix cache.
     model::KvCache cache = prefix_cache;
@@ -104,6 +111,10 @@ absl::StatusOr<std::vector<Suggestion>> SuggestNextWords(const model::LlamaModel
       lp += l[next].item<double>();
     }
     std::string text(absl::StripAsciiWhitespace(tokenizer.Decode(word)));
+    // A bare word-start piece can decode to nothing; duplicates add nothing to the strip.
+    bool dup = false;
+    for (const auto& s : out) dup = dup || s.word == text;
+    if (text.empty() || dup) continue;
     out.push_back({text, lp});
   }
   return out;

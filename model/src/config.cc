@@ -48,7 +48,7 @@ absl::Status CheckRope(const nlohmann::json& rope, const std::string& key,
     type = rope["type"].get<std::string>();
   }
   if (type != "default") {
-    return absl::UnimplementedError(absl::StrCat(
+    return absl::InvalidArgumentError(absl::StrCat(
         source, ": ", key, " of type '", type,
         "' is not implemented (only default RoPE is; hint: use a checkpoint without rope "
         "scaling, or remove it knowingly: results would differ from Hugging Face)"));
@@ -131,7 +131,11 @@ absl::StatusOr<LlamaConfig> ParseLlamaConfig(const nlohmann::json& j, const std:
   FEDLORA_ASSIGN_OR_RETURN(c.bos_token_id, GetInt(j, "bos_token_id", source, false, 1));
   if (j.contains("eos_token_id") && j["eos_token_id"].is_array() &&
       !j["eos_token_id"].empty()) {
-    c.eos_token_id = j["eos_token_id"][0].get<int64_t>();
+    const auto& e = j["eos_token_id"][0];
+    if (!e.is_number_integer()) {
+      return Bad(source, absl::StrCat("eos_token_id entries must be integers, got ", e.dump()));
+    }
+    c.eos_token_id = e.get<int64_t>();
   } else {
     FEDLORA_ASSIGN_OR_RETURN(c.eos_token_id, GetInt(j, "eos_token_id", source, false, 2));
   }

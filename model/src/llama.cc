@@ -48,6 +48,12 @@ LlamaModel::LlamaModel(LlamaConfig config) : config_(std::move(config)) {
   const int64_t hd = config_.head_dim;
   inv_freq_ = 1.0 / torch::pow(config_.rope_theta,
                                torch::arange(0, hd, 2, torch::kInt64).to(torch::kFloat) / hd);
+  // cos/sin for every position, computed as Hugging Face does (float32 position x inv_freq).
+  torch::Tensor pos = torch::arange(0, config_.max_position_embeddings, torch::kInt64).to(torch::kFloat);
+  torch::Tensor freqs = pos.unsqueeze(-1) * inv_freq_;
+  torch::Tensor emb = torch::cat({freqs, freqs}, -1);  // [max_pos, hd]
+  cos_table_ = emb.cos();
+  sin_table_ = emb.sin();
 }
 
 LlamaModel LlamaModel::RandomInit(const LlamaConfig& c, uint64_t seed, double std) {
@@ -100,11 +106,17 @@ torch::Tensor LlamaModel::Attention(const DecoderLayer& layer, int index, const 
     cache.v[index] = v;
   }
   const int64_t rep = heads / kv;
-  torch::Tensor scores = torch::matmul(q, RepeatKv(k, rep).transpose(2, 3)) *
-                         (1.0 / std::sqrt(static_cast<double>(hd)));
-  scores = scores + mask;
+  const int64_t total = k.size(2);
+  // scores = mask + scale * q k^T in one GEMM (the mask is the GEMM's C input).
+  torch::Tensor q3 = q.reshape({n * heads, t, hd});
+  torch::Tensor k3 = RepeatKv(k, rep).reshape({n * heads, total, hd});
+  torch::Tensor v3 = RepeatKv(v, rep).reshape({n * heads, total, hd});
+  torch::Tensor mask3 = mask.size(0) == 1 ? mask.reshape({1, t, total}).expand({n * heads, t, total})
+                                          : mask.expand({n, heads, t, total}).reshape({n * heads, t, total});
+  torch::Tensor scores = at::baddbmm(mask3, q3, k3.transpose(1, 2), /*beta=*/1.0,
+                                     /*alpha=*/1.0 / std::sqrt(static_cast<double>(hd)));
   torch::Tensor probs = torch::softmax(scores, -1);
-  torch::Tensor out = torch::matmul(probs, RepeatKv(v, rep));
+  torch::Tensor out = at::bmm(probs, v3).view({n, heads, t, hd});
   out = out.transpose(1, 2).reshape({n, t, heads * hd});
   return layer.Get(Proj::kO).Forward(out, options.training);
 }
@@ -123,14 +135,25 @@ torch::Tensor LlamaModel::Hidden(const torch::Tensor& input_ids,
     TORCH_CHECK(options.attention_mask.size(0) == n && options.attention_mask.size(1) == total,
                 "attention_mask must be [N, past + T]");
     torch::Tensor am = options.attention_mask.to(torch::kInt64);
-    positions = (am.cumsum(1) - 1).clamp_min(0).narrow(1, past, t);
-    key_mask = am;
+    if (am.min().item<int64_t>() == 1) {
+      positions = torch::arange(past, total, torch::kInt64).unsqueeze(0).expand({n, t});
+    } else {
+      positions = (am.cumsum(1) - 1).clamp_min(0).narrow(1, past, t);
+      key_mask = am;
+    }
   } else {
     positions = torch::arange(past, total, torch::kInt64).unsqueeze(0).expand({n, t});
   }
-  torch::Tensor freqs = positions.to(torch::kFloat).unsqueeze(-1) * inv_freq_;  // [N, T, hd/2]
-  torch::Tensor emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);             // [N, 1, T, hd]
-  torch::Tensor cos = emb.cos(), sin = emb.sin();
+  torch::Tensor cos, sin;  // [N or 1, 1, T, hd]
+  if (total <= config_.max_position_embeddings && !key_mask.defined()) {
+    cos = cos_table_.narrow(0, past, t).unsqueeze(0).unsqueeze(0);
+    sin = sin_table_.narrow(0, past, t).unsqueeze(0).unsqueeze(0);
+  } else {
+    torch::Tensor freqs = positions.to(torch::kFloat).unsqueeze(-1) * inv_freq_;  // [N, T, hd/2]
+    torch::Tensor emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);             // [N, 1, T, hd]
+    cos = emb.cos();
+    sin = emb.sin();
+  }
 
   // Additive mask [N or 1, 1, T, total]: causal plus key padding.
   const float neg = -std::numeric_limits<float>::infinity();

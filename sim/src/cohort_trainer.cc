@@ -2,13 +2,77 @@
 
 #include <torch/torch.h>
 
+#include <atomic>
 #include <chrono>
+#include <thread>
 
 #include "fedlora/adapters/lora_adapter.h"
 #include "fedlora/adapters/stacked_lora.h"
 #include "fedlora/common/status_macros.h"
+#include "fedlora/model/threads.h"
 
 namespace fedlora::sim {
+namespace {
+
+// Trains devices [b, e) as one group (batched) or one by one (sequential) on `model`.
+absl::Status TrainGroup(model::LlamaModel& model, const adapters::LoraConfig& lora,
+                        const std::vector<float>& start,
+                        const std::vector<const device::TokenWindows*>& windows,
+                        const std::vector<uint64_t>& seeds, const device::TrainOptions& options,
+                        TrainMode mode, size_t b, size_t e, CohortResult* r,
+                        std::atomic<int64_t>* tokens) {
+  if (mode == TrainMode::kSequential) {
+    FEDLORA_ASSIGN_OR_RETURN(adapters::LoraAdapter adapter,
+                             adapters::LoraAdapter::Create(model.config(), lora, 0));
+    FEDLORA_RETURN_IF_ERROR(adapter.Attach(model));
+    adapter.SetTrainable(true);
+    absl::Status status;
+    for (size_t i = b; i < e && status.ok(); ++i) {
+      status = adapter.Unflatten(start.data(), start.size());
+      if (!status.ok()) break;
+      device::TrainOptions o = options;
+      o.seed = seeds[i];
+      auto stats = device::Train(model, adapter.Parameters(), *windows[i], o);
+      if (!stats.ok()) {
+        status = stats.status();
+        break;
+      }
+      std::vector<float> after = adapter.Flatten();
+      for (size_t j = 0; j < after.size(); ++j) after[j] -= start[j];
+      r->deltas[i] = std::move(after);
+      r->losses[i] = stats->mean_loss;
+      *tokens += stats->tokens;
+    }
+    adapter.Detach(model);
+    return status;
+  }
+  std::vector<std::vector<float>> flats(e - b, start);
+  FEDLORA_ASSIGN_OR_RETURN(adapters::StackedLora stacked,
+                           adapters::StackedLora::Create(model.config(), lora, flats));
+  FEDLORA_RETURN_IF_ERROR(stacked.Attach(model));
+  std::vector<device::TokenWindows> per_group;
+  std::vector<uint64_t> group_seeds;
+  for (size_t i = b; i < e; ++i) {
+    per_group.push_back(*windows[i]);
+    group_seeds.push_back(seeds[i]);
+  }
+  auto stats = device::TrainGrouped(model, stacked.Parameters(), per_group, group_seeds, options);
+  if (!stats.ok()) {
+    stacked.Detach(model);
+    return stats.status();
+  }
+  for (size_t i = b; i < e; ++i) {
+    std::vector<float> after = stacked.Flatten(static_cast<int>(i - b));
+    for (size_t j = 0; j < after.size(); ++j) after[j] -= start[j];
+    r->deltas[i] = std::move(after);
+    r->losses[i] = stats->mean_loss;  // the group's mean
+  }
+  *tokens += stats->tokens;
+  stacked.Detach(model);
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 device::TokenWindows RepeatWindows(const device::TokenWindows& w, int64_t min_rows) {
   if (w.size() == 0 || w.size() >= min_rows) return w;
@@ -19,72 +83,48 @@ device::TokenWindows RepeatWindows(const device::TokenWindows& w, int64_t min_ro
   return out;
 }
 
-absl::StatusOr<CohortResult> TrainCohort(model::LlamaModel& base,
+absl::StatusOr<CohortResult> TrainCohort(const model::LlamaModel& base,
                                          const adapters::LoraConfig& lora,
                                          const std::vector<float>& start,
                                          const std::vector<const device::TokenWindows*>& windows,
                                          const std::vector<uint64_t>& seeds,
                                          const device::TrainOptions& options, TrainMode mode,
-                                         int max_group) {
+                                         int max_group, int workers) {
   auto t0 = std::chrono::steady_clock::now();
   CohortResult r;
   const size_t n = windows.size();
   r.deltas.resize(n);
   r.losses.resize(n);
-  if (mode == TrainMode::kSequential) {
-    FEDLORA_ASSIGN_OR_RETURN(adapters::LoraAdapter adapter,
-                             adapters::LoraAdapter::Create(base.config(), lora, 0));
-    FEDLORA_RETURN_IF_ERROR(adapter.Attach(base));
-    adapter.SetTrainable(true);
-    for (size_t i = 0; i < n; ++i) {
-      absl::Status s = adapter.Unflatten(start.data(), start.size());
-      if (!s.ok()) {
-        adapter.Detach(base);
-        return s;
-      }
-      device::TrainOptions o = options;
-      o.seed = seeds[i];
-      auto stats = device::Train(base, adapter.Parameters(), *windows[i], o);
-      if (!stats.ok()) {
-        adapter.Detach(base);
-        return stats.status();
-      }
-      std::vector<float> after = adapter.Flatten();
-      for (size_t j = 0; j < after.size(); ++j) after[j] -= start[j];
-      r.deltas[i] = std::move(after);
-      r.losses[i] = stats->mean_loss;
-      r.tokens += stats->tokens;
+  // Units of work: groups of devices (batched) or chunks of devices (sequential).
+  const size_t group = mode == TrainMode::kBatched ? static_cast<size_t>(std::max(max_group, 1)) : 1;
+  std::vector<std::pair<size_t, size_t>> units;
+  for (size_t b = 0; b < n; b += group) units.emplace_back(b, std::min(n, b + group));
+  int w = workers > 0 ? workers : model::NumCores();
+  w = static_cast<int>(std::min<size_t>(static_cast<size_t>(std::max(w, 1)), units.size()));
+  std::atomic<int64_t> tokens{0};
+  std::atomic<size_t> next{0};
+  std::vector<absl::Status> status(std::max(w, 1));
+  auto work = [&](int id) {
+    // A shallow copy: shares the frozen weights, owns its own adapter slots.
+    model::LlamaModel local = base;
+    for (auto& layer : local.layers) {
+      for (auto& lin : layer.proj) lin.loras.clear();
     }
-    adapter.Detach(base);
+    for (size_t u = next++; u < units.size() && status[id].ok(); u = next++) {
+      status[id] = TrainGroup(local, lora, start, windows, seeds, options, mode, units[u].first,
+                              units[u].second, &r, &tokens);
+    }
+  };
+  if (w <= 1) {
+    work(0);
   } else {
-    const size_t group = static_cast<size_t>(std::max(max_group, 1));
-    for (size_t b = 0; b < n; b += group) {
-      const size_t e = std::min(n, b + group);
-      std::vector<std::vector<float>> flats(e - b, start);
-      FEDLORA_ASSIGN_OR_RETURN(adapters::StackedLora stacked,
-                               adapters::StackedLora::Create(base.config(), lora, flats));
-      FEDLORA_RETURN_IF_ERROR(stacked.Attach(base));
-      std::vector<device::TokenWindows> per_group;
-      std::vector<uint64_t> group_seeds;
-      for (size_t i = b; i < e; ++i) {
-        per_group.push_back(*windows[i]);
-        group_seeds.push_back(seeds[i]);
-      }
-      auto stats = device::TrainGrouped(base, stacked.Parameters(), per_group, group_seeds, options);
-      if (!stats.ok()) {
-        stacked.Detach(base);
-        return stats.status();
-      }
-      for (size_t i = b; i < e; ++i) {
-        std::vector<float> after = stacked.Flatten(static_cast<int>(i - b));
-        for (size_t j = 0; j < after.size(); ++j) after[j] -= start[j];
-        r.deltas[i] = std::move(after);
-        r.losses[i] = stats->mean_loss;  // cohort-group mean
-      }
-      r.tokens += stats->tokens;
-      stacked.Detach(base);
-    }
+    model::ScopedBlasThreads single(1);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < w; ++i) threads.emplace_back(work, i);
+    for (auto& t : threads) t.join();
   }
+  for (const auto& s : status) FEDLORA_RETURN_IF_ERROR(s);
+  r.tokens = tokens.load();
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }

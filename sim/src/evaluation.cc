@@ -62,7 +62,7 @@ absl::StatusOr<EvalRecord> Evaluate(Simulator::State* s, const std::string& popu
     o.max_steps = c.personalize_steps;
     FEDLORA_ASSIGN_OR_RETURN(CohortResult personal,
                              TrainCohort(model, s->lora, s->global, wp, seeds, o, c.train_mode,
-                                         c.max_group));
+                                         c.max_group, c.workers));
     device::TextMetrics sum;
     std::vector<float> flat(s->global.size());
     for (size_t k = 0; k < users.size(); ++k) {

@@ -211,6 +211,8 @@ const std::vector<Field>& Fields() {
       F("local.lr", &C::local_lr, "Local learning rate."),
       F("local.clip", &C::local_clip, "Per-step gradient-norm clipping; 0 = off."),
       F("local.max_group", &C::max_group, "Devices trained together in one batched pass."),
+      F("local.workers", &C::workers,
+        "Training threads, each taking whole groups with single-threaded BLAS (0 = one per core)."),
       // [lora]
       F("lora.rank", &C::rank, "LoRA rank r."),
       F("lora.alpha", &C::alpha, "LoRA alpha (scaling alpha / r)."),

@@ -94,6 +94,7 @@ absl::Status ValidateConfig(const SimConfig& c) {
   p.Check(c.local_lr > 0, "local.lr", "> 0", c.local_lr);
   p.Check(c.local_clip >= 0, "local.clip", ">= 0 (0 = off)", c.local_clip);
   p.Check(c.max_group > 0, "local.max_group", "> 0", c.max_group);
+  p.Check(c.workers >= 0, "local.workers", ">= 0", c.workers);
   // [lora]
   p.Check(c.rank > 0, "lora.rank", "> 0", c.rank);
   p.Check(c.alpha > 0, "lora.alpha", "> 0", c.alpha);

@@ -40,6 +40,11 @@ absl::StatusOr<std::unique_ptr<Simulator>> Simulator::Create(const SimConfig& co
   FEDLORA_RETURN_IF_ERROR(LoadPopulation(s.get()));
   const SimConfig& c = s->config;
   const int n = static_cast<int>(s->devices.size());
+  if (c.seq_len > s->rt.model->config().max_position_embeddings) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "local.seq_len = ", c.seq_len, " exceeds the model's max_position_embeddings ",
+        s->rt.model->config().max_position_embeddings, " (hint: lower local.seq_len)"));
+  }
 
   s->lora.rank = c.rank;
   s->lora.alpha = c.alpha;
@@ -151,7 +156,8 @@ absl::StatusOr<SimResult> Simulator::Run(const std::function<void(const RoundRec
     CohortResult trained;
     if (!cohort.empty()) {
       FEDLORA_ASSIGN_OR_RETURN(trained, TrainCohort(*s.rt.model, s.lora, s.global, windows, seeds,
-                                                    s.local, c.train_mode, c.max_group));
+                                                    s.local, c.train_mode, c.max_group,
+                                                    c.workers));
     }
     rec.train_seconds = trained.seconds;
     double loss_sum = 0;

@@ -225,7 +225,7 @@ TEST_F(MemorizedTest, GreedyGenerationRecitesTheSentence) {
   ASSERT_TRUE(r.ok()) << r.status();
   std::string rest;
   for (size_t i = 1; i < words.size(); ++i) rest += (i > 1 ? " " : "") + words[i];
-  EXPECT_EQ(r->text, rest);  // and stops at the memorised EOS
+  EXPECT_EQ(r->text, " " + rest);  // keeps the space, and stops at the memorised EOS
   EXPECT_EQ(r->prompt_ids, tok.EncodeWithBos(words[0]));
 }
 

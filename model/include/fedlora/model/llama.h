@@ -82,7 +82,9 @@ class LlamaModel {
                           const torch::Tensor& cos, const torch::Tensor& sin,
                           const torch::Tensor& mask, const ForwardOptions& options) const;
   LlamaConfig config_;
-  torch::Tensor inv_freq_;  // [head_dim / 2]
+  torch::Tensor inv_freq_;   // [head_dim / 2]
+  torch::Tensor cos_table_;  // [max_position_embeddings, head_dim]
+  torch::Tensor sin_table_;
 };
 
 // Mean next-token cross-entropy (nats) of logits [N, T, V] against ids [N, T], shifted by

@@ -14,8 +14,24 @@ struct ThreadSettings {
 };
 
 // Applies the settings (OpenBLAS via openblas_set_num_threads when the loaded BLAS is
-// OpenBLAS). Returns a description such as "blas=openblas(2) torch=1".
+// OpenBLAS) and keeps large freed buffers in the heap (mallopt) instead of unmapping them. Returns a description such as "blas=openblas(2) torch=1".
 std::string ConfigureThreads(const ThreadSettings& settings);
+
+// Sets OpenBLAS to `threads` for the lifetime of the object and restores the previous count.
+// Used while several worker threads each run their own single-threaded matrix products.
+class ScopedBlasThreads {
+ public:
+  explicit ScopedBlasThreads(int threads);
+  ~ScopedBlasThreads();
+  ScopedBlasThreads(const ScopedBlasThreads&) = delete;
+  ScopedBlasThreads& operator=(const ScopedBlasThreads&) = delete;
+
+ private:
+  int previous_ = 0;
+};
+
+// Number of online cores.
+int NumCores();
 
 // The BLAS libtorch resolved at run time: "openblas" or "reference/unknown".
 std::string BlasName();

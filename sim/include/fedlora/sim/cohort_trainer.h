@@ -23,15 +23,19 @@ struct CohortResult {
 };
 
 // Trains every device from `start` (flat adapter of `lora`) on its own windows with its own
-// seed. In batched mode devices go `max_group` at a time through adapters::StackedLora.
+// seed. In batched mode devices go `max_group` at a time through adapters::StackedLora; in
+// sequential mode one at a time. `workers` threads (0 = one per core) each take whole groups,
+// over a shallow copy of `base` that shares its weights, with single-threaded matrix products:
+// on small models this keeps every core busy (element-wise kernels included). A device's
+// result does not depend on the number of workers. Adapters attached to `base` are ignored.
 // Each device needs at least options.batch_size windows (pad with RepeatWindows).
-absl::StatusOr<CohortResult> TrainCohort(model::LlamaModel& base,
+absl::StatusOr<CohortResult> TrainCohort(const model::LlamaModel& base,
                                          const adapters::LoraConfig& lora,
                                          const std::vector<float>& start,
                                          const std::vector<const device::TokenWindows*>& windows,
                                          const std::vector<uint64_t>& seeds,
                                          const device::TrainOptions& options, TrainMode mode,
-                                         int max_group);
+                                         int max_group, int workers = 0);
 
 // Repeats rows of `w` until it has at least `min_rows` windows.
 device::TokenWindows RepeatWindows(const device::TokenWindows& w, int64_t min_rows);

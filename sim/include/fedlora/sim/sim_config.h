@@ -66,7 +66,8 @@ struct SimConfig {
   std::string local_optimizer = "adamw";
   double local_lr = 5e-3;
   double local_clip = 1.0;         // per-step gradient-norm clipping (0 = off)
-  int max_group = 32;              // devices per batched pass
+  int max_group = 8;               // devices per batched pass
+  int workers = 0;                 // training threads (0 = one per core)
 
   // [lora]
   int rank = 8;
