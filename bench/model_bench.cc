@@ -2,11 +2,15 @@
 // 8 heads, vocab 8000, context 256), beside the machine's measured float32 matmul peak.
 //   bench_model [--json] [--batch B] [--seq T] [--iters N] [--threads N] [--torch-threads N]
 // Figures: forward tokens/s, LoRA training tokens/s (rank 8 on q,v and on all seven
-// projections), achieved GFLOP/s as a fraction of the matmul peak, and peak RSS.
+// projections; windows of 128 predicted tokens, batch 4, as the peer), achieved GFLOP/s as a
+// fraction of the matmul peak, and peak RSS; beside the same training loop in PyTorch eager
+// (../shared/peers/pytorch_per_client.py --hidden 512 --layers 8 --heads 8 --ff 1376
+// --vocab 8000 --cohort 5 --rounds 1), run in the same invocation (--no-peer skips it).
 #include <sys/resource.h>
 #include <torch/torch.h>
 
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -51,16 +55,37 @@ double ForwardFlopsPerToken(const fedlora::model::LlamaConfig& c, int64_t seq) {
   return 2.0 * (c.num_hidden_layers * proj + c.vocab_size * d) + c.num_hidden_layers * attn;
 }
 
+// Runs the PyTorch peer on the same config and returns its JSON (or why it was skipped).
+nlohmann::json RunPeer() {
+  std::string script = std::string(FEDLORA_SHARED_DIR) + "/peers/pytorch_per_client.py";
+  if (!std::filesystem::exists(script) || !std::filesystem::exists("/usr/bin/python3")) {
+    return {{"skipped", "peer script or /usr/bin/python3 missing"}};
+  }
+  std::string cmd = "/usr/bin/python3 " + script +
+                    " --hidden 512 --layers 8 --heads 8 --ff 1376 --vocab 8000 --cohort 5 --rounds 1"
+                    " 2>/dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return {{"skipped", "popen failed"}};
+  std::string out;
+  char buf[4096];
+  while (fgets(buf, sizeof(buf), p) != nullptr) out += buf;
+  int rc = pclose(p);
+  auto j = nlohmann::json::parse(out, nullptr, false);
+  if (rc != 0 || j.is_discarded()) return {{"skipped", "peer failed (is python3-torch installed?)"}};
+  return j;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool json = false;
+  bool json = false, peer = true;
   int64_t batch = 4, seq = 256, iters = 5;
   int threads = 0, torch_threads = 1;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&] { return i + 1 < argc ? std::stoll(argv[++i]) : 0; };
     if (a == "--json") json = true;
+    else if (a == "--no-peer") peer = false;
     else if (a == "--batch") batch = next();
     else if (a == "--seq") seq = next();
     else if (a == "--iters") iters = next();
@@ -100,17 +125,18 @@ int main(int argc, char** argv) {
     (void)adapter->Attach(model);
     adapter->SetTrainable(true);
     fedlora::device::TokenWindows w;
-    w.ids = torch::randint(0, c.vocab_size, {batch * (iters + 1), seq}, torch::kInt64);
+    // As the peer: windows of 129 tokens (128 predictions), batch 4.
+    w.ids = torch::randint(0, c.vocab_size, {4 * (iters + 1), 129}, torch::kInt64);
     w.mask = torch::ones_like(w.ids);
     fedlora::device::TrainOptions to;
-    to.batch_size = batch; to.max_steps = 1;
+    to.batch_size = 4; to.max_steps = 1;
     auto warm = fedlora::device::Train(model, adapter->Parameters(), w, to);  // warm-up step
     to.max_steps = iters;
     auto st = fedlora::device::Train(model, adapter->Parameters(), w, to);
     adapter->Detach(model);
-    double tps = st->tokens / st->seconds;
+    double tps = 4.0 * 128 * iters / st->seconds;  // predicted tokens per second
     // Backward through frozen weights costs one more forward-sized product (input grads).
-    double flops = 2.0 * fpt;
+    double flops = 2.0 * ForwardFlopsPerToken(c, 128);
     return nlohmann::json{{"tokens_per_s", tps}, {"gflops", tps * flops / 1e9},
                           {"fraction_of_peak", tps * flops / 1e9 / peak},
                           {"trainable_params", adapter->NumParameters()}};
@@ -119,12 +145,24 @@ int main(int argc, char** argv) {
   out["lora_train_qv_r8"] = bench_lora({P::kQ, P::kV});
   out["lora_train_all7_r8"] = bench_lora({P::kQ, P::kK, P::kV, P::kO, P::kGate, P::kUp, P::kDown});
   out["peak_rss_mb"] = PeakRssMb();
+  if (peer) {
+    nlohmann::json pj = RunPeer();
+    if (pj.contains("tokens_per_s")) {
+      double tps = pj["tokens_per_s"].get<double>();
+      double g = tps * 2.0 * ForwardFlopsPerToken(c, 128) / 1e9;
+      pj["gflops"] = g;
+      pj["fraction_of_peak"] = g / peak;
+      out["lora_qv_speedup_vs_peer"] = out["lora_train_qv_r8"]["tokens_per_s"].get<double>() / tps;
+    }
+    out["peer_pytorch_qv_r8"] = pj;
+  }
   if (json) {
     std::printf("%s\n", out.dump().c_str());
   } else {
     std::printf("threads            %s\nmatmul peak        %.1f GFLOP/s\nparameters         %lld\n",
                 thread_desc.c_str(), peak, static_cast<long long>(c.NumParameters()));
-    for (const char* k : {"forward", "lora_train_qv_r8", "lora_train_all7_r8"}) {
+    for (const char* k : {"forward", "lora_train_qv_r8", "lora_train_all7_r8", "peer_pytorch_qv_r8"}) {
+      if (!out.contains(k) || !out[k].contains("gflops")) continue;
       std::printf("%-18s %8.0f tokens/s  %6.1f GFLOP/s  %4.0f%% of peak\n", k,
                   out[k]["tokens_per_s"].get<double>(), out[k]["gflops"].get<double>(),
                   100 * out[k]["fraction_of_peak"].get<double>());

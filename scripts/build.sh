@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# ccache: paths relative to the checkout, so another clone of the same sources hits the cache.
+export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
 gen=()
 command -v ninja >/dev/null && gen=(-G Ninja)
 if [[ ! -f build/CMakeCache.txt ]]; then
