@@ -10,17 +10,19 @@ torch::Tensor Linear::Forward(const torch::Tensor& x, bool training) const {
     torch::Tensor xd = x;
     if (training && lora->dropout > 0) xd = at::dropout(x, lora->dropout, /*train=*/true);
     const int64_t groups = lora->A.size(0);
-    torch::Tensor delta;
+    const int64_t out = weight.size(0);
+    // y += scaling * (x A^T) B^T, with the scaling applied to the rank-r intermediate and the
+    // addition fused into the second GEMM (addmm / baddbmm): no extra passes over y.
     if (groups == 1) {
-      delta = at::linear(at::linear(xd, lora->A[0]), lora->B[0]);
+      torch::Tensor h = at::linear(xd.reshape({-1, x.size(-1)}), lora->A[0]) * lora->scaling;
+      y = at::addmm(y.reshape({-1, out}), h, lora->B[0].t()).view(y.sizes());
     } else {
       TORCH_CHECK(x.size(0) % groups == 0, "batch ", x.size(0), " not divisible into ", groups,
                   " adapter groups");
       torch::Tensor xg = xd.reshape({groups, -1, x.size(-1)});
-      torch::Tensor h = at::bmm(xg, lora->A.transpose(1, 2));
-      delta = at::bmm(h, lora->B.transpose(1, 2)).reshape(y.sizes());
+      torch::Tensor h = at::bmm(xg, lora->A.transpose(1, 2)) * lora->scaling;
+      y = at::baddbmm(y.view({groups, -1, out}), h, lora->B.transpose(1, 2)).view(y.sizes());
     }
-    y = y + delta * lora->scaling;
   }
   return y;
 }
