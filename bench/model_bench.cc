@@ -20,6 +20,7 @@
 #include "fedlora/model/llama.h"
 #include "fedlora/model/threads.h"
 #include "nlohmann/json.hpp"
+#include "peer.h"
 
 namespace {
 
@@ -53,26 +54,6 @@ double ForwardFlopsPerToken(const fedlora::model::LlamaConfig& c, int64_t seq) {
                 3 * d * c.intermediate_size;
   double attn = 2.0 * c.num_attention_heads * hd * seq;  // QK^T and PV, averaged causal ~ seq/2 x2
   return 2.0 * (c.num_hidden_layers * proj + c.vocab_size * d) + c.num_hidden_layers * attn;
-}
-
-// Runs the PyTorch peer on the same config and returns its JSON (or why it was skipped).
-nlohmann::json RunPeer() {
-  std::string script = std::string(FEDLORA_SHARED_DIR) + "/peers/pytorch_per_client.py";
-  if (!std::filesystem::exists(script) || !std::filesystem::exists("/usr/bin/python3")) {
-    return {{"skipped", "peer script or /usr/bin/python3 missing"}};
-  }
-  std::string cmd = "/usr/bin/python3 " + script +
-                    " --hidden 512 --layers 8 --heads 8 --ff 1376 --vocab 8000 --cohort 5 --rounds 1"
-                    " 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return {{"skipped", "popen failed"}};
-  std::string out;
-  char buf[4096];
-  while (fgets(buf, sizeof(buf), p) != nullptr) out += buf;
-  int rc = pclose(p);
-  auto j = nlohmann::json::parse(out, nullptr, false);
-  if (rc != 0 || j.is_discarded()) return {{"skipped", "peer failed (is python3-torch installed?)"}};
-  return j;
 }
 
 }  // namespace
@@ -146,7 +127,8 @@ int main(int argc, char** argv) {
   out["lora_train_all7_r8"] = bench_lora({P::kQ, P::kK, P::kV, P::kO, P::kGate, P::kUp, P::kDown});
   out["peak_rss_mb"] = PeakRssMb();
   if (peer) {
-    nlohmann::json pj = RunPeer();
+    nlohmann::json pj = fedlora::bench::RunPytorchPeer(
+        "--hidden 512 --layers 8 --heads 8 --ff 1376 --vocab 8000 --cohort 5 --rounds 1");
     if (pj.contains("tokens_per_s")) {
       double tps = pj["tokens_per_s"].get<double>();
       double g = tps * 2.0 * ForwardFlopsPerToken(c, 128) / 1e9;

@@ -28,6 +28,7 @@
 #include "fedlora/sim/cohort_trainer.h"
 #include "fedlora/sim/simulator.h"
 #include "nlohmann/json.hpp"
+#include "peer.h"
 
 namespace {
 
@@ -101,25 +102,12 @@ nlohmann::json RunOurs(const BenchConfig& b, fedlora::sim::TrainMode mode, int r
 }
 
 nlohmann::json RunPeer(const BenchConfig& b, int rounds) {
-  std::string script = std::string(FEDLORA_SHARED_DIR) + "/peers/pytorch_per_client.py";
-  if (!std::filesystem::exists(script) || !std::filesystem::exists("/usr/bin/python3")) {
-    return {{"skipped", "peer script or /usr/bin/python3 missing"}};
-  }
-  std::string cmd = "/usr/bin/python3 " + script + " --hidden " + std::to_string(b.hidden) +
-                    " --layers " + std::to_string(b.layers) + " --heads " + std::to_string(b.heads) +
-                    " --ff " + std::to_string(b.ff) + " --vocab " + std::to_string(b.vocab) +
-                    " --tokens " + std::to_string(b.tokens) + " --batch " + std::to_string(b.batch) +
-                    " --seq " + std::to_string(b.seq) + " --cohort " + std::to_string(b.cohort) +
-                    " --rounds " + std::to_string(rounds) + " 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return {{"skipped", "popen failed"}};
-  std::string out;
-  char buf[4096];
-  while (fgets(buf, sizeof(buf), p) != nullptr) out += buf;
-  int rc = pclose(p);
-  auto j = nlohmann::json::parse(out, nullptr, false);
-  if (rc != 0 || j.is_discarded()) return {{"skipped", "peer failed (is python3-torch installed?)"}};
-  return j;
+  return fedlora::bench::RunPytorchPeer(
+      "--hidden " + std::to_string(b.hidden) + " --layers " + std::to_string(b.layers) +
+      " --heads " + std::to_string(b.heads) + " --ff " + std::to_string(b.ff) + " --vocab " +
+      std::to_string(b.vocab) + " --tokens " + std::to_string(b.tokens) + " --batch " +
+      std::to_string(b.batch) + " --seq " + std::to_string(b.seq) + " --cohort " +
+      std::to_string(b.cohort) + " --rounds " + std::to_string(rounds));
 }
 
 }  // namespace
