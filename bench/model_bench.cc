@@ -10,9 +10,9 @@
 #include <torch/torch.h>
 
 #include <chrono>
-#include <filesystem>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <string>
 
 #include "fedlora/adapters/lora_adapter.h"
@@ -65,29 +65,48 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&] { return i + 1 < argc ? std::stoll(argv[++i]) : 0; };
-    if (a == "--json") json = true;
-    else if (a == "--no-peer") peer = false;
-    else if (a == "--batch") batch = next();
-    else if (a == "--seq") seq = next();
-    else if (a == "--iters") iters = next();
-    else if (a == "--threads") threads = static_cast<int>(next());
-    else if (a == "--torch-threads") torch_threads = static_cast<int>(next());
-    else { std::fprintf(stderr, "unknown flag %s\n", a.c_str()); return 2; }
+    if (a == "--json")
+      json = true;
+    else if (a == "--no-peer")
+      peer = false;
+    else if (a == "--batch")
+      batch = next();
+    else if (a == "--seq")
+      seq = next();
+    else if (a == "--iters")
+      iters = next();
+    else if (a == "--threads")
+      threads = static_cast<int>(next());
+    else if (a == "--torch-threads")
+      torch_threads = static_cast<int>(next());
+    else {
+      std::fprintf(stderr, "unknown flag %s\n", a.c_str());
+      return 2;
+    }
   }
   std::string thread_desc = fedlora::model::ConfigureThreads({threads, torch_threads});
   torch::manual_seed(0);
   const double peak = MatmulPeak(1024);
 
   fedlora::model::LlamaConfig c;
-  c.vocab_size = 8000; c.hidden_size = 512; c.num_hidden_layers = 8;
-  c.num_attention_heads = 8; c.num_key_value_heads = 8; c.head_dim = 64;
-  c.intermediate_size = 1376; c.max_position_embeddings = seq; c.tie_word_embeddings = true;
+  c.vocab_size = 8000;
+  c.hidden_size = 512;
+  c.num_hidden_layers = 8;
+  c.num_attention_heads = 8;
+  c.num_key_value_heads = 8;
+  c.head_dim = 64;
+  c.intermediate_size = 1376;
+  c.max_position_embeddings = seq;
+  c.tie_word_embeddings = true;
   auto model = fedlora::model::LlamaModel::RandomInit(c, 1);
   torch::Tensor ids = torch::randint(0, c.vocab_size, {batch, seq}, torch::kInt64);
   const double fpt = ForwardFlopsPerToken(c, seq);
 
-  nlohmann::json out = {{"threads", thread_desc}, {"matmul_peak_gflops", peak},
-                        {"params", c.NumParameters()}, {"batch", batch}, {"seq", seq}};
+  nlohmann::json out = {{"threads", thread_desc},
+                        {"matmul_peak_gflops", peak},
+                        {"params", c.NumParameters()},
+                        {"batch", batch},
+                        {"seq", seq}};
   {
     torch::NoGradGuard ng;
     model.Forward(ids);  // warm-up
@@ -95,14 +114,20 @@ int main(int argc, char** argv) {
     for (int64_t i = 0; i < iters; ++i) model.Forward(ids);
     double s = Secs(t0);
     double tps = batch * seq * iters / s;
-    out["forward"] = {{"tokens_per_s", tps}, {"gflops", tps * fpt / 1e9},
+    out["forward"] = {{"tokens_per_s", tps},
+                      {"gflops", tps * fpt / 1e9},
                       {"fraction_of_peak", tps * fpt / 1e9 / peak}};
   }
   auto bench_lora = [&](std::vector<fedlora::model::Proj> targets) {
     fedlora::adapters::LoraConfig lc;
-    lc.rank = 8; lc.alpha = 16; lc.targets = targets;
+    lc.rank = 8;
+    lc.alpha = 16;
+    lc.targets = targets;
     auto adapter = fedlora::adapters::LoraAdapter::Create(c, lc, 1);
-    if (!adapter.ok()) { std::fprintf(stderr, "%s\n", adapter.status().ToString().c_str()); std::exit(1); }
+    if (!adapter.ok()) {
+      std::fprintf(stderr, "%s\n", adapter.status().ToString().c_str());
+      std::exit(1);
+    }
     (void)adapter->Attach(model);
     adapter->SetTrainable(true);
     fedlora::device::TokenWindows w;
@@ -110,7 +135,8 @@ int main(int argc, char** argv) {
     w.ids = torch::randint(0, c.vocab_size, {4 * (iters + 1), 129}, torch::kInt64);
     w.mask = torch::ones_like(w.ids);
     fedlora::device::TrainOptions to;
-    to.batch_size = 4; to.max_steps = 1;
+    to.batch_size = 4;
+    to.max_steps = 1;
     auto warm = fedlora::device::Train(model, adapter->Parameters(), w, to);  // warm-up step
     to.max_steps = iters;
     auto st = fedlora::device::Train(model, adapter->Parameters(), w, to);
@@ -118,7 +144,8 @@ int main(int argc, char** argv) {
     double tps = 4.0 * 128 * iters / st->seconds;  // predicted tokens per second
     // Backward through frozen weights costs one more forward-sized product (input grads).
     double flops = 2.0 * ForwardFlopsPerToken(c, 128);
-    return nlohmann::json{{"tokens_per_s", tps}, {"gflops", tps * flops / 1e9},
+    return nlohmann::json{{"tokens_per_s", tps},
+                          {"gflops", tps * flops / 1e9},
                           {"fraction_of_peak", tps * flops / 1e9 / peak},
                           {"trainable_params", adapter->NumParameters()}};
   };
@@ -143,7 +170,8 @@ int main(int argc, char** argv) {
   } else {
     std::printf("threads            %s\nmatmul peak        %.1f GFLOP/s\nparameters         %lld\n",
                 thread_desc.c_str(), peak, static_cast<long long>(c.NumParameters()));
-    for (const char* k : {"forward", "lora_train_qv_r8", "lora_train_all7_r8", "peer_pytorch_qv_r8"}) {
+    for (const char* k :
+         {"forward", "lora_train_qv_r8", "lora_train_all7_r8", "peer_pytorch_qv_r8"}) {
       if (!out.contains(k) || !out[k].contains("gflops")) continue;
       std::printf("%-18s %8.0f tokens/s  %6.1f GFLOP/s  %4.0f%% of peak\n", k,
                   out[k]["tokens_per_s"].get<double>(), out[k]["gflops"].get<double>(),

@@ -26,7 +26,8 @@ inline nlohmann::json RunPytorchPeer(const std::string& args) {
   while (fgets(buf, sizeof(buf), p) != nullptr) out += buf;
   int rc = pclose(p);
   auto j = nlohmann::json::parse(out, nullptr, false);
-  if (rc != 0 || j.is_discarded()) return {{"skipped", "peer failed (is python3-torch installed?)"}};
+  if (rc != 0 || j.is_discarded())
+    return {{"skipped", "peer failed (is python3-torch installed?)"}};
   return j;
 }
 

@@ -58,9 +58,15 @@ double PeakRssMb() {
 nlohmann::json RunOurs(const BenchConfig& b, fedlora::sim::TrainMode mode, int rounds, int group,
                        int workers) {
   fedlora::model::LlamaConfig c;
-  c.vocab_size = b.vocab; c.hidden_size = b.hidden; c.num_hidden_layers = b.layers;
-  c.num_attention_heads = b.heads; c.num_key_value_heads = b.heads; c.head_dim = b.hidden / b.heads;
-  c.intermediate_size = b.ff; c.max_position_embeddings = b.seq + 1; c.tie_word_embeddings = true;
+  c.vocab_size = b.vocab;
+  c.hidden_size = b.hidden;
+  c.num_hidden_layers = b.layers;
+  c.num_attention_heads = b.heads;
+  c.num_key_value_heads = b.heads;
+  c.head_dim = b.hidden / b.heads;
+  c.intermediate_size = b.ff;
+  c.max_position_embeddings = b.seq + 1;
+  c.tie_word_embeddings = true;
   auto model = fedlora::model::LlamaModel::RandomInit(c, 0);
   fedlora::adapters::LoraConfig lc;
   lc.rank = 8;
@@ -120,17 +126,30 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&] { return i + 1 < argc ? std::atoi(argv[++i]) : 0; };
-    if (a == "--json") json = true;
-    else if (a == "--no-peer") peer = false;
-    else if (a == "--rounds") rounds = next();
-    else if (a == "--group") group = next();
-    else if (a == "--workers") workers = next();
-    else if (a == "--torch-threads") torch_threads = next();
-    else if (a == "--threads") blas_threads = next();
-    else if (a == "--rss-devices") rss_devices = next();
-    else if (a == "--rss-rounds") rss_rounds = next();
-    else if (a == "--only") only = i + 1 < argc ? argv[++i] : "";
-    else { std::fprintf(stderr, "unknown flag %s\n", a.c_str()); return 2; }
+    if (a == "--json")
+      json = true;
+    else if (a == "--no-peer")
+      peer = false;
+    else if (a == "--rounds")
+      rounds = next();
+    else if (a == "--group")
+      group = next();
+    else if (a == "--workers")
+      workers = next();
+    else if (a == "--torch-threads")
+      torch_threads = next();
+    else if (a == "--threads")
+      blas_threads = next();
+    else if (a == "--rss-devices")
+      rss_devices = next();
+    else if (a == "--rss-rounds")
+      rss_rounds = next();
+    else if (a == "--only")
+      only = i + 1 < argc ? argv[++i] : "";
+    else {
+      std::fprintf(stderr, "unknown flag %s\n", a.c_str());
+      return 2;
+    }
   }
   std::string threads = fedlora::model::ConfigureThreads({blas_threads, torch_threads});
   nlohmann::json out = {{"threads", threads}, {"group", group}, {"workers", workers}};
@@ -170,15 +189,20 @@ int main(int argc, char** argv) {
     }
     double after_setup = CurrentRssMb();
     std::vector<double> per_round;
-    auto r = (*sim)->Run([&](const fedlora::sim::RoundRecord&) { per_round.push_back(CurrentRssMb()); });
+    auto r =
+        (*sim)->Run([&](const fedlora::sim::RoundRecord&) { per_round.push_back(CurrentRssMb()); });
     if (!r.ok()) {
       std::fprintf(stderr, "%s\n", r.status().ToString().c_str());
       return 1;
     }
     double adapter_mb = r->global_adapter.size() * 4.0 / (1 << 20);
-    out["rss"] = {{"devices", rss_devices}, {"rounds", rss_rounds}, {"rss_before_mb", before},
-                  {"rss_after_setup_mb", after_setup}, {"rss_per_round_mb", per_round},
-                  {"peak_rss_mb", PeakRssMb()}, {"adapter_mb", adapter_mb},
+    out["rss"] = {{"devices", rss_devices},
+                  {"rounds", rss_rounds},
+                  {"rss_before_mb", before},
+                  {"rss_after_setup_mb", after_setup},
+                  {"rss_per_round_mb", per_round},
+                  {"peak_rss_mb", PeakRssMb()},
+                  {"adapter_mb", adapter_mb},
                   {"budget_mb", after_setup + rss_devices * 4 * adapter_mb + 500},
                   {"growth_first_to_last_mb", per_round.back() - per_round.front()}};
   }

@@ -32,10 +32,11 @@ void RegisterCommand_eval(CLI::App& app) {
     if (o->json) {
       PrintJson(m.ToJson());
     } else {
-      std::printf("tokens            %lld\nperplexity        %.3f\nnext-token top-1  %.4f\n"
-                  "next-token top-3  %.4f\nnext-word top-3   %.4f (%lld words)\n",
-                  static_cast<long long>(m.tokens), m.perplexity(), m.next_token_top1(),
-                  m.next_token_top3(), m.next_word_top3(), static_cast<long long>(m.words));
+      std::printf(
+          "tokens            %lld\nperplexity        %.3f\nnext-token top-1  %.4f\n"
+          "next-token top-3  %.4f\nnext-word top-3   %.4f (%lld words)\n",
+          static_cast<long long>(m.tokens), m.perplexity(), m.next_token_top1(),
+          m.next_token_top3(), m.next_word_top3(), static_cast<long long>(m.words));
     }
   });
 }

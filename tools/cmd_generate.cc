@@ -19,9 +19,12 @@ void RegisterCommand_generate(CLI::App& app) {
   cmd->add_option("--model", o->model, "Hugging Face model directory")->required();
   cmd->add_option("--adapter", o->adapters, "PEFT adapter directory (repeatable)");
   cmd->add_option("--prompt", o->prompt, "text to continue")->required();
-  cmd->add_option("-n", o->gen.max_new_tokens, "new tokens (default 32)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--top-k", o->gen.top_k, "sample among the k most likely (default 40; 1 = greedy)");
-  cmd->add_option("--temperature", o->gen.temperature, "softmax temperature (default 0.8; 0 = greedy)");
+  cmd->add_option("-n", o->gen.max_new_tokens, "new tokens (default 32)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--top-k", o->gen.top_k,
+                  "sample among the k most likely (default 40; 1 = greedy)");
+  cmd->add_option("--temperature", o->gen.temperature,
+                  "softmax temperature (default 0.8; 0 = greedy)");
   cmd->add_option("--seed", o->gen.seed, "sampling seed (default 0)");
   AddThreadsOption(cmd, &o->threads);
   cmd->add_flag("--json", o->json, "print one JSON object");
@@ -32,7 +35,8 @@ void RegisterCommand_generate(CLI::App& app) {
     auto r = device::Generate(*rt->model, *rt->tokenizer, o->prompt, o->gen);
     if (!r.ok()) return (void)Fail(r.status());
     if (o->json) {
-      PrintJson({{"prompt", o->prompt}, {"completion", r->text}, {"new_tokens", r->new_ids.size()}});
+      PrintJson(
+          {{"prompt", o->prompt}, {"completion", r->text}, {"new_tokens", r->new_ids.size()}});
     } else {
       std::cout << o->prompt << r->text << "\n";
     }

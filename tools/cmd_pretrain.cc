@@ -29,8 +29,10 @@ void RegisterCommand_pretrain(CLI::App& app) {
   cmd->add_option("--hidden", o->p.hidden_size, "hidden size")->capture_default_str();
   cmd->add_option("--layers", o->p.num_layers, "decoder layers")->capture_default_str();
   cmd->add_option("--heads", o->p.num_heads, "attention heads")->capture_default_str();
-  cmd->add_option("--kv-heads", o->p.num_kv_heads, "key/value heads (0 = heads)")->capture_default_str();
-  cmd->add_option("--ff", o->p.intermediate_size, "MLP size (0 = 8/3 hidden)")->capture_default_str();
+  cmd->add_option("--kv-heads", o->p.num_kv_heads, "key/value heads (0 = heads)")
+      ->capture_default_str();
+  cmd->add_option("--ff", o->p.intermediate_size, "MLP size (0 = 8/3 hidden)")
+      ->capture_default_str();
   cmd->add_option("--context", o->p.context, "context length")->capture_default_str();
   AddTrainFlags(cmd, &o->train);
   AddThreadsOption(cmd, &o->threads);
@@ -54,10 +56,11 @@ void RegisterCommand_pretrain(CLI::App& app) {
     if (o->json) {
       PrintJson(j);
     } else {
-      std::printf("pretrained %s: %lld parameters, vocab %lld, %lld steps, loss %.3f -> %.3f, %.1f s\n",
-                  o->out.c_str(), static_cast<long long>(r->config.NumParameters()),
-                  static_cast<long long>(r->config.vocab_size), static_cast<long long>(r->stats.steps),
-                  r->stats.first_loss, r->stats.last_loss, r->stats.seconds);
+      std::printf(
+          "pretrained %s: %lld parameters, vocab %lld, %lld steps, loss %.3f -> %.3f, %.1f s\n",
+          o->out.c_str(), static_cast<long long>(r->config.NumParameters()),
+          static_cast<long long>(r->config.vocab_size), static_cast<long long>(r->stats.steps),
+          r->stats.first_loss, r->stats.last_loss, r->stats.seconds);
     }
   });
 }

@@ -46,8 +46,10 @@ void RegisterCommand_sim(CLI::App& app) {
   cmd->add_option("--config", o->config_file, "INI config file (keys: docs/sim.md)");
   cmd->add_option("--set", o->sets, "override one key: section.key=value (repeatable)");
   auto* model = cmd->add_option("--model", o->model, "base model dir (default: pretrain one)");
-  auto* data = cmd->add_option("--data", o->data, "dataset: dir, .jsonl, .tsv, play .txt, personas[:users=N]");
-  auto* fmt = cmd->add_option("--data-format", o->data_format, "auto|dir|jsonl|shakespeare-tsv|play-text|personas");
+  auto* data = cmd->add_option("--data", o->data,
+                               "dataset: dir, .jsonl, .tsv, play .txt, personas[:users=N]");
+  auto* fmt = cmd->add_option("--data-format", o->data_format,
+                              "auto|dir|jsonl|shakespeare-tsv|play-text|personas");
   auto* devices = cmd->add_option("--devices", o->devices, "training population size");
   auto* rounds = cmd->add_option("--rounds", o->rounds, "rounds");
   auto* cohort = cmd->add_option("--cohort", o->cohort, "devices per round");
@@ -65,7 +67,8 @@ void RegisterCommand_sim(CLI::App& app) {
     for (const auto& kv : o->sets) {
       auto eq = kv.find('=');
       if (eq == std::string::npos) {
-        return (void)Fail(absl::InvalidArgumentError("--set '" + kv + "': expected section.key=value"));
+        return (void)Fail(
+            absl::InvalidArgumentError("--set '" + kv + "': expected section.key=value"));
       }
       overrides.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
     }
@@ -89,9 +92,11 @@ void RegisterCommand_sim(CLI::App& app) {
     auto simulator = sim::Simulator::Create(c);
     if (!simulator.ok()) return (void)Fail(simulator.status());
     if (!c.json) {
-      std::fprintf(stderr, "fedlora sim: %d devices (+%d held-out users), %d rounds, cohort %d, dp %s, model %s\n",
-                   (*simulator)->num_train_devices(), (*simulator)->num_heldout_users(), c.rounds,
-                   c.cohort, sim::DpModeName(c.dp), (*simulator)->model_dir().c_str());
+      std::fprintf(
+          stderr,
+          "fedlora sim: %d devices (+%d held-out users), %d rounds, cohort %d, dp %s, model %s\n",
+          (*simulator)->num_train_devices(), (*simulator)->num_heldout_users(), c.rounds, c.cohort,
+          sim::DpModeName(c.dp), (*simulator)->model_dir().c_str());
     }
     ProgressBar bar("rounds", c.rounds, c.progress && !c.json);
     absl::Status write_status;

@@ -32,7 +32,8 @@ void RegisterCommand_suggest(CLI::App& app) {
     (void)device::SuggestNextWords(*rt->model, *rt->tokenizer, o->prefix, o->k);
     auto start = std::chrono::steady_clock::now();
     auto s = device::SuggestNextWords(*rt->model, *rt->tokenizer, o->prefix, o->k);
-    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     if (!s.ok()) return (void)Fail(s.status());
     if (o->json) {
       nlohmann::json words = nlohmann::json::array();

@@ -29,12 +29,17 @@ void RegisterCommand_train(CLI::App& app) {
   cmd->add_option("--model", o->model, "base model directory")->required();
   cmd->add_option("--data", o->data, "text file(s) or directory, one message per line")->required();
   cmd->add_option("--out", o->out, "output PEFT adapter directory")->required();
-  cmd->add_option("--init-adapter", o->init_adapter, "start from this PEFT adapter instead of a fresh one");
-  cmd->add_option("--rank", o->rank, "LoRA rank")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--init-adapter", o->init_adapter,
+                  "start from this PEFT adapter instead of a fresh one");
+  cmd->add_option("--rank", o->rank, "LoRA rank")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--alpha", o->alpha, "LoRA alpha")->capture_default_str();
   cmd->add_flag("--rslora", o->rslora, "scale by alpha/sqrt(r) instead of alpha/r");
   cmd->add_option("--dropout", o->dropout, "LoRA dropout")->capture_default_str();
-  cmd->add_option("--targets", o->targets, "projections: q_proj k_proj v_proj o_proj gate_proj up_proj down_proj")->capture_default_str();
+  cmd->add_option("--targets", o->targets,
+                  "projections: q_proj k_proj v_proj o_proj gate_proj up_proj down_proj")
+      ->capture_default_str();
   cmd->add_option("--layers", o->layers, "layer indices (default: all)");
   cmd->add_option("--seq", o->seq, "tokens per training window (0 = the model's context)")
       ->capture_default_str();
@@ -61,8 +66,9 @@ void RegisterCommand_train(CLI::App& app) {
       for (const auto& t : o->targets) {
         model::Proj p;
         if (!model::ParseProj(t, &p)) {
-          return (void)Fail(absl::InvalidArgumentError("unknown --targets entry '" + t +
-                                                       "' (use q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)"));
+          return (void)Fail(absl::InvalidArgumentError(
+              "unknown --targets entry '" + t +
+              "' (use q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)"));
         }
         lc.targets.push_back(p);
       }
@@ -85,8 +91,11 @@ void RegisterCommand_train(CLI::App& app) {
     auto stats = device::Train(*rt->model, adapter->Parameters(), windows, to);
     if (!stats.ok()) return (void)Fail(stats.status());
     if (auto s = adapter->SavePeft(o->out); !s.ok()) return (void)Fail(s);
-    nlohmann::json j = {{"out", o->out}, {"steps", stats->steps}, {"tokens", stats->tokens},
-                        {"first_loss", stats->first_loss}, {"last_loss", stats->last_loss},
+    nlohmann::json j = {{"out", o->out},
+                        {"steps", stats->steps},
+                        {"tokens", stats->tokens},
+                        {"first_loss", stats->first_loss},
+                        {"last_loss", stats->last_loss},
                         {"seconds", stats->seconds},
                         {"tokens_per_second", stats->tokens / std::max(stats->seconds, 1e-9)},
                         {"trainable_parameters", adapter->NumParameters()}};

@@ -15,7 +15,8 @@
 
 namespace fedlora::cli {
 
-inline absl::StatusOr<std::vector<std::string>> ReadTextLines(const std::vector<std::string>& paths) {
+inline absl::StatusOr<std::vector<std::string>> ReadTextLines(
+    const std::vector<std::string>& paths) {
   namespace fs = std::filesystem;
   std::vector<std::string> files;
   for (const auto& p : paths) {
@@ -34,11 +35,13 @@ inline absl::StatusOr<std::vector<std::string>> ReadTextLines(const std::vector<
   for (const auto& f : files) {
     auto text = ReadFileToString(f);
     if (!text.ok()) return text.status();
-    for (absl::string_view l : absl::StrSplit(*text, '\n', absl::SkipWhitespace())) lines.emplace_back(l);
+    for (absl::string_view l : absl::StrSplit(*text, '\n', absl::SkipWhitespace()))
+      lines.emplace_back(l);
   }
   if (lines.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "no text found in ", absl::StrJoin(paths, ", "), " (hint: give a text file or a directory of them)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("no text found in ", absl::StrJoin(paths, ", "),
+                     " (hint: give a text file or a directory of them)"));
   }
   return lines;
 }

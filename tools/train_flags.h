@@ -27,10 +27,13 @@ inline void AddTrainFlags(CLI::App* cmd, TrainFlags* f) {
   cmd->add_option("--optimizer", f->optimizer, "adamw or sgd")->capture_default_str();
   cmd->add_option("--schedule", f->schedule, "constant or cosine")->capture_default_str();
   cmd->add_option("--lr", f->lr, "peak learning rate")->capture_default_str();
-  cmd->add_option("--weight-decay", f->weight_decay, "decoupled weight decay")->capture_default_str();
+  cmd->add_option("--weight-decay", f->weight_decay, "decoupled weight decay")
+      ->capture_default_str();
   cmd->add_option("--warmup", f->warmup, "linear warm-up steps")->capture_default_str();
   cmd->add_option("--clip", f->clip, "gradient-norm clipping (0 = off)")->capture_default_str();
-  cmd->add_option("--batch", f->batch, "windows per step")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--batch", f->batch, "windows per step")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--epochs", f->epochs, "passes over the data")->capture_default_str();
   cmd->add_option("--steps", f->steps, "max steps (0 = by epochs)")->capture_default_str();
   cmd->add_option("--seed", f->seed, "seed")->capture_default_str();

@@ -17,8 +17,8 @@ namespace fedlora {
 absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return absl::NotFoundError(
-        absl::StrCat("cannot open '", path, "': ", std::strerror(errno), " (hint: check the path)"));
+    return absl::NotFoundError(absl::StrCat("cannot open '", path, "': ", std::strerror(errno),
+                                            " (hint: check the path)"));
   }
   std::ostringstream ss;
   ss << in.rdbuf();
@@ -30,8 +30,7 @@ absl::Status WriteFileAtomic(const std::string& path, absl::string_view data) {
   std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) {
-    return absl::InternalError(
-        absl::StrCat("cannot create '", tmp, "': ", std::strerror(errno)));
+    return absl::InternalError(absl::StrCat("cannot create '", tmp, "': ", std::strerror(errno)));
   }
   const char* p = data.data();
   size_t left = data.size();
@@ -53,8 +52,7 @@ absl::Status WriteFileAtomic(const std::string& path, absl::string_view data) {
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
     int err = errno;
     ::unlink(tmp.c_str());
-    return absl::InternalError(
-        absl::StrCat("flushing '", path, "' failed: ", std::strerror(err)));
+    return absl::InternalError(absl::StrCat("flushing '", path, "' failed: ", std::strerror(err)));
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     int err = errno;
@@ -69,7 +67,8 @@ absl::Status MakeDirs(const std::string& path) {
   std::error_code ec;
   std::filesystem::create_directories(path, ec);
   if (ec) {
-    return absl::InternalError(absl::StrCat("cannot create directory '", path, "': ", ec.message()));
+    return absl::InternalError(
+        absl::StrCat("cannot create directory '", path, "': ", ec.message()));
   }
   return absl::OkStatus();
 }

@@ -28,8 +28,7 @@ void ProgressBar::Update(int64_t done, const std::string& suffix) {
   std::string bar(filled, '#');
   bar.append(width - filled, '.');
   std::fprintf(stderr, "\r\033[K%s [%s] %lld/%lld %.1fs %s", label_.c_str(), bar.c_str(),
-               static_cast<long long>(done), static_cast<long long>(total_), secs,
-               suffix.c_str());
+               static_cast<long long>(done), static_cast<long long>(total_), secs, suffix.c_str());
   std::fflush(stderr);
 }
 

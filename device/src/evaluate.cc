@@ -112,7 +112,8 @@ TextMetrics EvaluateIds(const model::LlamaModel& model, const model::Tokenizer& 
     model::ForwardOptions fo;
     fo.attention_mask = mask;
     torch::Tensor logits = model.Forward(ids, fo);
-    for (int64_t r = 0; r < n; ++r) ScoreWindow(windows[b + r], logits[r], word_start, tokenizer, &m);
+    for (int64_t r = 0; r < n; ++r)
+      ScoreWindow(windows[b + r], logits[r], word_start, tokenizer, &m);
   }
   return m;
 }

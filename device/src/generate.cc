@@ -63,7 +63,8 @@ absl::StatusOr<GenerateResult> Generate(const model::LlamaModel& model,
   all.insert(all.end(), r.new_ids.begin(), r.new_ids.end());
   std::string full = tokenizer.Decode(all);
   std::string head = tokenizer.Decode(r.prompt_ids);
-  r.text = full.compare(0, head.size(), head) == 0 ? full.substr(head.size()) : tokenizer.Decode(r.new_ids);
+  r.text = full.compare(0, head.size(), head) == 0 ? full.substr(head.size())
+                                                   : tokenizer.Decode(r.new_ids);
   return r;
 }
 

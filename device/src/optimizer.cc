@@ -11,7 +11,8 @@ namespace fedlora::device {
 absl::StatusOr<OptimizerOptions::Kind> ParseOptimizer(const std::string& name) {
   if (name == "adamw" || name == "adam") return OptimizerOptions::Kind::kAdamW;
   if (name == "sgd") return OptimizerOptions::Kind::kSgd;
-  return absl::InvalidArgumentError(absl::StrCat("unknown optimizer '", name, "' (use adamw or sgd)"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown optimizer '", name, "' (use adamw or sgd)"));
 }
 
 absl::StatusOr<OptimizerOptions::Schedule> ParseSchedule(const std::string& name) {
@@ -25,7 +26,8 @@ Optimizer::Optimizer(std::vector<torch::Tensor> params, OptimizerOptions options
     : params_(std::move(params)), o_(options), groups_(groups) {
   for (const auto& p : params_) {
     m_.push_back(torch::zeros_like(p));
-    v_.push_back(o_.kind == OptimizerOptions::Kind::kAdamW ? torch::zeros_like(p) : torch::Tensor());
+    v_.push_back(o_.kind == OptimizerOptions::Kind::kAdamW ? torch::zeros_like(p)
+                                                           : torch::Tensor());
   }
 }
 

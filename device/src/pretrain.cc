@@ -14,8 +14,7 @@
 namespace fedlora::device {
 
 absl::StatusOr<PretrainResult> Pretrain(const std::vector<std::string>& corpus_files,
-                                        const std::string& out_dir,
-                                        const PretrainOptions& o) {
+                                        const std::string& out_dir, const PretrainOptions& o) {
   namespace fs = std::filesystem;
   if (corpus_files.empty()) return absl::InvalidArgumentError("pretrain: no --corpus files given");
   std::vector<std::string> lines;
@@ -44,12 +43,12 @@ absl::StatusOr<PretrainResult> Pretrain(const std::vector<std::string>& corpus_f
   c.num_attention_heads = o.num_heads;
   c.num_key_value_heads = o.num_kv_heads > 0 ? o.num_kv_heads : o.num_heads;
   if (o.hidden_size % o.num_heads != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("--hidden ", o.hidden_size,
-                                                   " is not divisible by --heads ", o.num_heads));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--hidden ", o.hidden_size, " is not divisible by --heads ", o.num_heads));
   }
   c.head_dim = o.hidden_size / o.num_heads;
-  c.intermediate_size = o.intermediate_size > 0 ? o.intermediate_size
-                                                 : ((o.hidden_size * 8 / 3 + 7) / 8) * 8;
+  c.intermediate_size =
+      o.intermediate_size > 0 ? o.intermediate_size : ((o.hidden_size * 8 / 3 + 7) / 8) * 8;
   c.max_position_embeddings = o.context;
   c.tie_word_embeddings = o.tie_embeddings;
   FEDLORA_ASSIGN_OR_RETURN(auto tok, model::Tokenizer::Load(prefix + ".model", 1, 2));
@@ -68,10 +67,14 @@ absl::StatusOr<PretrainResult> Pretrain(const std::vector<std::string>& corpus_f
   FEDLORA_RETURN_IF_ERROR(model::SaveLlamaModel(m, out_dir));
   fs::rename(prefix + ".model", fs::path(out_dir) / "tokenizer.model", ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot place tokenizer.model: ", ec.message()));
-  nlohmann::json tc = {{"tokenizer_class", "LlamaTokenizer"}, {"bos_token", "<s>"},
-                       {"eos_token", "</s>"},   {"unk_token", "<unk>"},
-                       {"add_bos_token", true},  {"add_eos_token", false},
-                       {"legacy", false},        {"model_max_length", o.context}};
+  nlohmann::json tc = {{"tokenizer_class", "LlamaTokenizer"},
+                       {"bos_token", "<s>"},
+                       {"eos_token", "</s>"},
+                       {"unk_token", "<unk>"},
+                       {"add_bos_token", true},
+                       {"add_eos_token", false},
+                       {"legacy", false},
+                       {"model_max_length", o.context}};
   FEDLORA_RETURN_IF_ERROR(
       WriteFileAtomic((fs::path(out_dir) / "tokenizer_config.json").string(), tc.dump(2) + "\n"));
   return r;

@@ -30,8 +30,9 @@ absl::StatusOr<torch::Tensor> ToTensor(const TensorView& view,
   if (view.dtype == io::DType::kF32 && !writable &&
       reinterpret_cast<uintptr_t>(view.data) % alignof(float) == 0) {
     std::shared_ptr<SafetensorsFile> keep = file;
-    return torch::from_blob(const_cast<uint8_t*>(view.data), shape,
-                            [keep](void*) mutable { keep.reset(); }, torch::kFloat);
+    return torch::from_blob(
+        const_cast<uint8_t*>(view.data), shape, [keep](void*) mutable { keep.reset(); },
+        torch::kFloat);
   }
   torch::Tensor out = torch::empty(shape, torch::kFloat);
   absl::Status s = io::ConvertToF32(view.dtype, view.data, count, out.data_ptr<float>());
@@ -49,8 +50,9 @@ absl::StatusOr<std::vector<std::string>> ShardPaths(const std::string& dir) {
   fs::path index = fs::path(dir) / "model.safetensors.index.json";
   if (!fs::exists(index)) {
     return absl::NotFoundError(absl::StrCat(
-        dir, ": neither model.safetensors nor model.safetensors.index.json found (hint: pass a "
-             "Hugging Face model directory, or create one with `fedlora pretrain`)"));
+        dir,
+        ": neither model.safetensors nor model.safetensors.index.json found (hint: pass a "
+        "Hugging Face model directory, or create one with `fedlora pretrain`)"));
   }
   FEDLORA_ASSIGN_OR_RETURN(std::string text, ReadFileToString(index.string()));
   auto j = nlohmann::json::parse(text, nullptr, false);
@@ -86,7 +88,8 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LoadLlamaModel(const std::string& di
   // Shapes the config implies, by Hugging Face name.
   auto expected = [&](const std::string& name) -> std::vector<int64_t> {
     const int64_t d = config.hidden_size, hd = config.head_dim;
-    if (name == "model.embed_tokens.weight" || name == "lm_head.weight") return {config.vocab_size, d};
+    if (name == "model.embed_tokens.weight" || name == "lm_head.weight")
+      return {config.vocab_size, d};
     if (name == "model.norm.weight") return {d};
     if (name.find("layernorm") != std::string::npos) return {d};
     if (name.find("q_proj") != std::string::npos) return {config.num_attention_heads * hd, d};
@@ -116,9 +119,10 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LoadLlamaModel(const std::string& di
     const TensorView& view = *it->second.first;
     std::vector<int64_t> want = expected(name);
     if (view.shape != want) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          it->second.second->path(), ": tensor '", name, "' has shape ", ShapeStr(view.shape),
-          " but config.json implies ", ShapeStr(want), " (hint: wrong config.json for these weights?)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(it->second.second->path(), ": tensor '", name, "' has shape ",
+                       ShapeStr(view.shape), " but config.json implies ", ShapeStr(want),
+                       " (hint: wrong config.json for these weights?)"));
     }
     FEDLORA_ASSIGN_OR_RETURN(*tensor, ToTensor(view, it->second.second, options.writable));
   }

@@ -93,8 +93,8 @@ absl::StatusOr<LlamaConfig> ParseLlamaConfig(const nlohmann::json& j, const std:
   FEDLORA_ASSIGN_OR_RETURN(c.num_hidden_layers, GetInt(j, "num_hidden_layers", source, true, 0));
   FEDLORA_ASSIGN_OR_RETURN(c.num_attention_heads,
                            GetInt(j, "num_attention_heads", source, true, 0));
-  FEDLORA_ASSIGN_OR_RETURN(c.num_key_value_heads, GetInt(j, "num_key_value_heads", source, false,
-                                                         c.num_attention_heads));
+  FEDLORA_ASSIGN_OR_RETURN(c.num_key_value_heads,
+                           GetInt(j, "num_key_value_heads", source, false, c.num_attention_heads));
   for (auto [name, v] : {std::pair<const char*, int64_t>{"vocab_size", c.vocab_size},
                          {"hidden_size", c.hidden_size},
                          {"intermediate_size", c.intermediate_size},
@@ -104,9 +104,9 @@ absl::StatusOr<LlamaConfig> ParseLlamaConfig(const nlohmann::json& j, const std:
     if (v <= 0) return Bad(source, absl::StrCat("'", name, "' must be positive, got ", v));
   }
   if (c.num_attention_heads % c.num_key_value_heads != 0) {
-    return Bad(source, absl::StrCat("num_attention_heads ", c.num_attention_heads,
-                                    " is not a multiple of num_key_value_heads ",
-                                    c.num_key_value_heads));
+    return Bad(source,
+               absl::StrCat("num_attention_heads ", c.num_attention_heads,
+                            " is not a multiple of num_key_value_heads ", c.num_key_value_heads));
   }
   int64_t default_hd = c.hidden_size / c.num_attention_heads;
   FEDLORA_ASSIGN_OR_RETURN(c.head_dim, GetInt(j, "head_dim", source, false, default_hd));
@@ -129,8 +129,7 @@ absl::StatusOr<LlamaConfig> ParseLlamaConfig(const nlohmann::json& j, const std:
     c.tie_word_embeddings = j["tie_word_embeddings"].get<bool>();
   }
   FEDLORA_ASSIGN_OR_RETURN(c.bos_token_id, GetInt(j, "bos_token_id", source, false, 1));
-  if (j.contains("eos_token_id") && j["eos_token_id"].is_array() &&
-      !j["eos_token_id"].empty()) {
+  if (j.contains("eos_token_id") && j["eos_token_id"].is_array() && !j["eos_token_id"].empty()) {
     const auto& e = j["eos_token_id"][0];
     if (!e.is_number_integer()) {
       return Bad(source, absl::StrCat("eos_token_id entries must be integers, got ", e.dump()));

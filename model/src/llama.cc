@@ -26,7 +26,9 @@ torch::Tensor RotateHalf(const torch::Tensor& x) {
 torch::Tensor RepeatKv(const torch::Tensor& x, int64_t rep) {
   if (rep == 1) return x;
   auto s = x.sizes();
-  return x.unsqueeze(2).expand({s[0], s[1], rep, s[2], s[3]}).reshape({s[0], s[1] * rep, s[2], s[3]});
+  return x.unsqueeze(2)
+      .expand({s[0], s[1], rep, s[2], s[3]})
+      .reshape({s[0], s[1] * rep, s[2], s[3]});
 }
 
 }  // namespace
@@ -49,7 +51,8 @@ LlamaModel::LlamaModel(LlamaConfig config) : config_(std::move(config)) {
   inv_freq_ = 1.0 / torch::pow(config_.rope_theta,
                                torch::arange(0, hd, 2, torch::kInt64).to(torch::kFloat) / hd);
   // cos/sin for every position, computed as Hugging Face does (float32 position x inv_freq).
-  torch::Tensor pos = torch::arange(0, config_.max_position_embeddings, torch::kInt64).to(torch::kFloat);
+  torch::Tensor pos =
+      torch::arange(0, config_.max_position_embeddings, torch::kInt64).to(torch::kFloat);
   torch::Tensor freqs = pos.unsqueeze(-1) * inv_freq_;
   torch::Tensor emb = torch::cat({freqs, freqs}, -1);  // [max_pos, hd]
   cos_table_ = emb.cos();
@@ -87,9 +90,12 @@ torch::Tensor LlamaModel::Attention(const DecoderLayer& layer, int index, const 
                                     const ForwardOptions& options) const {
   const int64_t n = x.size(0), t = x.size(1), hd = config_.head_dim;
   const int64_t heads = config_.num_attention_heads, kv = config_.num_key_value_heads;
-  torch::Tensor q = layer.Get(Proj::kQ).Forward(x, options.training).view({n, t, heads, hd}).transpose(1, 2);
-  torch::Tensor k = layer.Get(Proj::kK).Forward(x, options.training).view({n, t, kv, hd}).transpose(1, 2);
-  torch::Tensor v = layer.Get(Proj::kV).Forward(x, options.training).view({n, t, kv, hd}).transpose(1, 2);
+  torch::Tensor q =
+      layer.Get(Proj::kQ).Forward(x, options.training).view({n, t, heads, hd}).transpose(1, 2);
+  torch::Tensor k =
+      layer.Get(Proj::kK).Forward(x, options.training).view({n, t, kv, hd}).transpose(1, 2);
+  torch::Tensor v =
+      layer.Get(Proj::kV).Forward(x, options.training).view({n, t, kv, hd}).transpose(1, 2);
   q = q * cos + RotateHalf(q) * sin;
   k = k * cos + RotateHalf(k) * sin;
   if (options.cache != nullptr) {
@@ -111,8 +117,9 @@ torch::Tensor LlamaModel::Attention(const DecoderLayer& layer, int index, const 
   torch::Tensor q3 = q.reshape({n * heads, t, hd});
   torch::Tensor k3 = RepeatKv(k, rep).reshape({n * heads, total, hd});
   torch::Tensor v3 = RepeatKv(v, rep).reshape({n * heads, total, hd});
-  torch::Tensor mask3 = mask.size(0) == 1 ? mask.reshape({1, t, total}).expand({n * heads, t, total})
-                                          : mask.expand({n, heads, t, total}).reshape({n * heads, t, total});
+  torch::Tensor mask3 = mask.size(0) == 1
+                            ? mask.reshape({1, t, total}).expand({n * heads, t, total})
+                            : mask.expand({n, heads, t, total}).reshape({n * heads, t, total});
   torch::Tensor scores = at::baddbmm(mask3, q3, k3.transpose(1, 2), /*beta=*/1.0,
                                      /*alpha=*/1.0 / std::sqrt(static_cast<double>(hd)));
   torch::Tensor probs = torch::softmax(scores, -1);
@@ -150,7 +157,7 @@ torch::Tensor LlamaModel::Hidden(const torch::Tensor& input_ids,
     sin = sin_table_.narrow(0, past, t).unsqueeze(0).unsqueeze(0);
   } else {
     torch::Tensor freqs = positions.to(torch::kFloat).unsqueeze(-1) * inv_freq_;  // [N, T, hd/2]
-    torch::Tensor emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);             // [N, 1, T, hd]
+    torch::Tensor emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);              // [N, 1, T, hd]
     cos = emb.cos();
     sin = emb.sin();
   }
@@ -167,7 +174,8 @@ torch::Tensor LlamaModel::Hidden(const torch::Tensor& input_ids,
     torch::Tensor any = allowed.any(-1, /*keepdim=*/true);
     allowed = allowed.logical_or(self.logical_and(any.logical_not()));
   }
-  torch::Tensor mask = torch::zeros(allowed.sizes(), torch::kFloat).masked_fill(allowed.logical_not(), neg);
+  torch::Tensor mask =
+      torch::zeros(allowed.sizes(), torch::kFloat).masked_fill(allowed.logical_not(), neg);
 
   torch::Tensor x = embed_tokens.index_select(0, input_ids.reshape({-1})).view({n, t, -1});
   const double eps = config_.rms_norm_eps;

@@ -33,9 +33,9 @@ absl::StatusOr<int> RunProcess(const std::vector<std::string>& args, const std::
   int rc = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) {
-    return absl::NotFoundError(absl::StrCat(
-        "cannot run ", args[0], ": ", std::strerror(rc),
-        " (hint: install Debian's sentencepiece package: bash scripts/setup.sh)"));
+    return absl::NotFoundError(
+        absl::StrCat("cannot run ", args[0], ": ", std::strerror(rc),
+                     " (hint: install Debian's sentencepiece package: bash scripts/setup.sh)"));
   }
   int status = 0;
   while (waitpid(pid, &status, 0) < 0) {
@@ -48,12 +48,13 @@ absl::StatusOr<int> RunProcess(const std::vector<std::string>& args, const std::
 
 Tokenizer::~Tokenizer() = default;
 
-absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& path,
-                                                           int64_t bos_id, int64_t eos_id) {
+absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& path, int64_t bos_id,
+                                                           int64_t eos_id) {
   if (!std::filesystem::exists(path)) {
-    return absl::NotFoundError(absl::StrCat(
-        "tokenizer '", path, "' not found (hint: the model directory needs a sentencepiece "
-                             "tokenizer.model)"));
+    return absl::NotFoundError(
+        absl::StrCat("tokenizer '", path,
+                     "' not found (hint: the model directory needs a sentencepiece "
+                     "tokenizer.model)"));
   }
   std::unique_ptr<Tokenizer> t(new Tokenizer());
   std::string error;
@@ -61,9 +62,9 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& pa
   if (module == nullptr) return absl::InternalError(error);
   t->sp_ = module->Load(path, &error);
   if (t->sp_ == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cannot load tokenizer '", path, "': ", error,
-        " (hint: expected a sentencepiece model file such as tokenizer.model)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot load tokenizer '", path, "': ", error,
+                     " (hint: expected a sentencepiece model file such as tokenizer.model)"));
   }
   t->bos_id_ = bos_id;
   t->eos_id_ = eos_id;
@@ -92,7 +93,8 @@ std::vector<int64_t> Tokenizer::EncodeWithBos(const std::string& text) const {
 std::string Tokenizer::Decode(const std::vector<int64_t>& ids) const {
   std::vector<int> v;
   for (int64_t id : ids) {
-    if (id >= 0 && id < vocab_size() && id != bos_id_ && id != eos_id_) v.push_back(static_cast<int>(id));
+    if (id >= 0 && id < vocab_size() && id != bos_id_ && id != eos_id_)
+      v.push_back(static_cast<int>(id));
   }
   return sp_->Decode(v);
 }
@@ -106,9 +108,7 @@ bool Tokenizer::StartsWord(int64_t id) const {
   return id >= 0 && id < vocab_size() && starts_word_[id];
 }
 
-bool Tokenizer::IsSpecial(int64_t id) const {
-  return id < 0 || id >= vocab_size() || special_[id];
-}
+bool Tokenizer::IsSpecial(int64_t id) const { return id < 0 || id >= vocab_size() || special_[id]; }
 
 int64_t Tokenizer::vocab_size() const { return sp_->PieceSize(); }
 
@@ -126,11 +126,18 @@ absl::Status TrainTokenizer(const std::vector<std::string>& corpus_files,
       absl::StrCat("--model_type=", options.model_type),
       absl::StrCat("--character_coverage=", options.character_coverage),
       absl::StrCat("--byte_fallback=", options.byte_fallback ? "true" : "false"),
-      "--unk_id=0", "--bos_id=1", "--eos_id=2", "--pad_id=-1",
+      "--unk_id=0",
+      "--bos_id=1",
+      "--eos_id=2",
+      "--pad_id=-1",
       absl::StrCat("--input_sentence_size=", options.max_sentences),
-      "--shuffle_input_sentence=true", "--num_threads=2", "--minloglevel=1",
-      "--split_digits=true", "--allow_whitespace_only_pieces=true",
-      "--remove_extra_whitespaces=false", "--normalization_rule_name=identity",
+      "--shuffle_input_sentence=true",
+      "--num_threads=2",
+      "--minloglevel=1",
+      "--split_digits=true",
+      "--allow_whitespace_only_pieces=true",
+      "--remove_extra_whitespaces=false",
+      "--normalization_rule_name=identity",
       absl::StrCat("--hard_vocab_limit=", options.hard_vocab_limit ? "true" : "false")};
   std::string log_path = output_prefix + ".train.log";
   FEDLORA_ASSIGN_OR_RETURN(int code, RunProcess(args, log_path));

@@ -7,8 +7,12 @@
 namespace fedlora::sim {
 
 SimAccountant::SimAccountant(DpMode mode, double q, double noise_multiplier, double delta)
-    : mode_(mode), q_(q), noise_(noise_multiplier), delta_(delta),
-      orders_(privacy::DefaultRdpOrders()), rdp_(orders_.size(), 0.0) {}
+    : mode_(mode),
+      q_(q),
+      noise_(noise_multiplier),
+      delta_(delta),
+      orders_(privacy::DefaultRdpOrders()),
+      rdp_(orders_.size(), 0.0) {}
 
 absl::StatusOr<std::vector<double>> SimAccountant::RoundRdp(
     const std::optional<privacy::DdgParams>& ddg) const {

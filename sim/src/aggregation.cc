@@ -23,8 +23,8 @@ absl::StatusOr<Aggregator> Aggregator::Create(const SimConfig& config, size_t di
   if (config.clip_mode == ClipMode::kAdaptive && config.dp != DpMode::kNone) {
     auto split = privacy::AdaptiveClipNoiseParams(config.noise_multiplier, expected_cohort);
     if (!split.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "privacy.noise_multiplier / privacy.clip_mode: ", split.status().message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("privacy.noise_multiplier / privacy.clip_mode: ", split.status().message()));
     }
     a.value_noise_ = split->value_noise_multiplier;
     privacy::AdaptiveClipConfig cc;
@@ -49,8 +49,9 @@ absl::StatusOr<Aggregator> Aggregator::Create(const SimConfig& config, size_t di
   if (config.dp == DpMode::kDistributed) {
     auto p = a.CurrentDdgParams();
     if (!p.ok()) {
-      return absl::Status(p.status().code(),
-                          absl::StrCat("privacy.bits / privacy.noise_multiplier: ", p.status().message()));
+      return absl::Status(
+          p.status().code(),
+          absl::StrCat("privacy.bits / privacy.noise_multiplier: ", p.status().message()));
     }
   }
   return a;
@@ -62,7 +63,8 @@ privacy::DdgConfig Aggregator::MakeDdgConfig() const {
   privacy::DdgConfig d;
   d.dim = dim_;
   d.expected_clients = expected_cohort_;
-  d.min_clients = std::max(1, static_cast<int>(std::ceil(config_.min_survivors * expected_cohort_)));
+  d.min_clients =
+      std::max(1, static_cast<int>(std::ceil(config_.min_survivors * expected_cohort_)));
   d.l2_clip = clip();
   d.noise_multiplier = value_noise_;
   d.bits = config_.bits;
@@ -149,8 +151,8 @@ absl::StatusOr<AggregationResult> Aggregator::Run(const AggregationInput& in,
       size_t i = reporting[k];
       std::mt19937_64 device_rng(in.round_seed ^ (0x9E3779B97F4A7C15ULL * (in.devices[i] + 1)));
       FEDLORA_ASSIGN_OR_RETURN(privacy::DdgEncodeStats st,
-                               codec.Encode(in.deltas[i].data(), in.deltas[i].size(),
-                                            in.round_seed, device_rng, &inputs[k]));
+                               codec.Encode(in.deltas[i].data(), in.deltas[i].size(), in.round_seed,
+                                            device_rng, &inputs[k]));
       inputs[k].resize(vec_len);
       inputs[k][params.padded_dim] = privacy::AdaptiveClipper::ClipBit(st.norm, r.clip);
     }
@@ -162,9 +164,9 @@ absl::StatusOr<AggregationResult> Aggregator::Run(const AggregationInput& in,
                                                              : proto::SECAGG_GRAPH_KREGULAR;
     // Expected total dropout: the configured per-phase rates (at least 1%), capped so that
     // the complete graph's honest-majority threshold stays reachable.
-    rc.session.expected_dropout_rate =
-        std::min(0.45, std::max(0.01, 1 - (1 - config_.dropout_advertise) * (1 - config_.dropout_share) *
-                                          (1 - config_.dropout_masked) * (1 - config_.dropout_unmask)));
+    rc.session.expected_dropout_rate = std::min(
+        0.45, std::max(0.01, 1 - (1 - config_.dropout_advertise) * (1 - config_.dropout_share) *
+                                     (1 - config_.dropout_masked) * (1 - config_.dropout_unmask)));
     secagg::DropoutPlan plan;
     plan.probability = {config_.dropout_advertise, config_.dropout_share, config_.dropout_masked,
                         config_.dropout_unmask};
@@ -184,9 +186,10 @@ absl::StatusOr<AggregationResult> Aggregator::Run(const AggregationInput& in,
       for (const auto& d : round->report.devices) {
         if (d.included_in_sum) continue;
         size_t i = reporting[d.id];
-        std::string phase = d.dropped_in == secagg::Phase::kCompleted || d.dropped_in == secagg::Phase::kAborted
-                                ? "secagg"
-                                : kPhaseKeys[static_cast<int>(d.dropped_in)];
+        std::string phase =
+            d.dropped_in == secagg::Phase::kCompleted || d.dropped_in == secagg::Phase::kAborted
+                ? "secagg"
+                : kPhaseKeys[static_cast<int>(d.dropped_in)];
         std::string reason = secagg::DropReasonName(d.reason);
         if (!d.detail.empty()) reason += ": " + d.detail;
         r.dropped.push_back({in.devices[i], in.users[i], phase, reason});

@@ -96,7 +96,8 @@ absl::StatusOr<CohortResult> TrainCohort(const model::LlamaModel& base,
   r.deltas.resize(n);
   r.losses.resize(n);
   // Units of work: groups of devices (batched) or chunks of devices (sequential).
-  const size_t group = mode == TrainMode::kBatched ? static_cast<size_t>(std::max(max_group, 1)) : 1;
+  const size_t group =
+      mode == TrainMode::kBatched ? static_cast<size_t>(std::max(max_group, 1)) : 1;
   std::vector<std::pair<size_t, size_t>> units;
   for (size_t b = 0; b < n; b += group) units.emplace_back(b, std::min(n, b + group));
   int w = workers > 0 ? workers : model::NumCores();

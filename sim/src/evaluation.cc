@@ -38,7 +38,8 @@ absl::StatusOr<EvalRecord> Evaluate(Simulator::State* s, const std::string& popu
   std::vector<std::string> all_tests;
   for (const auto& t : tests) all_tests.insert(all_tests.end(), t.begin(), t.end());
 
-  if (!base_cache->has_value()) *base_cache = ToMetrics(device::EvaluateTexts(model, tok, all_tests));
+  if (!base_cache->has_value())
+    *base_cache = ToMetrics(device::EvaluateTexts(model, tok, all_tests));
   rec.base = **base_cache;
 
   adapters::LoraAdapter& work = *s->work;
@@ -60,9 +61,9 @@ absl::StatusOr<EvalRecord> Evaluate(Simulator::State* s, const std::string& popu
     }
     device::TrainOptions o = s->local;
     o.max_steps = c.personalize_steps;
-    FEDLORA_ASSIGN_OR_RETURN(CohortResult personal,
-                             TrainCohort(model, s->lora, s->global, wp, seeds, o, c.train_mode,
-                                         c.max_group, c.workers));
+    FEDLORA_ASSIGN_OR_RETURN(
+        CohortResult personal,
+        TrainCohort(model, s->lora, s->global, wp, seeds, o, c.train_mode, c.max_group, c.workers));
     device::TextMetrics sum;
     std::vector<float> flat(s->global.size());
     for (size_t k = 0; k < users.size(); ++k) {

@@ -1,5 +1,7 @@
 // Building the simulation: base model (loaded or pretrained on public text), dataset,
 // training population and held-out users, each device's token windows and speed.
+#include "fedlora/data/population.h"
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -10,7 +12,6 @@
 #include "fedlora/common/status_macros.h"
 #include "fedlora/data/load.h"
 #include "fedlora/data/personas.h"
-#include "fedlora/data/population.h"
 #include "fedlora/data/rng.h"
 #include "fedlora/device/pretrain.h"
 #include "fedlora/sim/cohort_trainer.h"
@@ -56,7 +57,8 @@ absl::Status LoadPopulation(Simulator::State* s) {
   std::string data_spec = c.data;
   int heldout_wanted = 0;
   if (IsPersonas(c.data) && c.devices > 0) {
-    heldout_wanted = static_cast<int>(std::ceil(c.devices * c.heldout_fraction / (1 - c.heldout_fraction)));
+    heldout_wanted =
+        static_cast<int>(std::ceil(c.devices * c.heldout_fraction / (1 - c.heldout_fraction)));
     FEDLORA_ASSIGN_OR_RETURN(data::PersonaOptions po, data::ParsePersonaSpec(c.data));
     data_spec = absl::StrCat("personas:users=", c.devices + heldout_wanted, ",seed=", po.seed,
                              ",lines=", po.lines_per_user);
@@ -74,10 +76,11 @@ absl::Status LoadPopulation(Simulator::State* s) {
     split.train_users.resize(c.devices);
   }
   if (c.devices > 0 && static_cast<int>(split.train_users.size()) < c.devices) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "data.devices = ", c.devices, " but ", s->dataset.source, " has only ",
-        split.train_users.size(), " training users after the held-out split (hint: lower "
-        "--devices or data.min_lines)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("data.devices = ", c.devices, " but ", s->dataset.source, " has only ",
+                     split.train_users.size(),
+                     " training users after the held-out split (hint: lower "
+                     "--devices or data.min_lines)"));
   }
   if (static_cast<int>(split.train_users.size()) < c.cohort) {
     return absl::InvalidArgumentError(absl::StrCat("rounds.cohort = ", c.cohort, " exceeds the ",

@@ -18,13 +18,13 @@ ServerOptimizer::ServerOptimizer(ServerOptimizerKind kind, double lr, double bet
 
 absl::Status ServerOptimizer::Apply(const std::vector<float>& delta, std::vector<float>* global) {
   if (delta.size() != global->size()) {
-    return absl::InvalidArgumentError(absl::StrCat("server update has ", delta.size(),
-                                                   " entries, the global adapter ", global->size()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "server update has ", delta.size(), " entries, the global adapter ", global->size()));
   }
   for (size_t i = 0; i < delta.size(); ++i) {
     if (!std::isfinite(delta[i])) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "server update entry ", i, " is ", delta[i], " (hint: a bad aggregate is discarded)"));
+      return absl::InvalidArgumentError(absl::StrCat("server update entry ", i, " is ", delta[i],
+                                                     " (hint: a bad aggregate is discarded)"));
     }
   }
   std::vector<float>& x = *global;

@@ -52,10 +52,10 @@ struct Simulator::State {
   std::string model_dir;
   device::Runtime rt;
   data::FederatedDataset dataset;
-  std::vector<VirtualDevice> devices;   // the training population
-  std::vector<int> heldout;             // dataset user indices
-  std::vector<int> eval_participants;   // indices into devices
-  std::vector<int> eval_heldout;        // dataset user indices
+  std::vector<VirtualDevice> devices;  // the training population
+  std::vector<int> heldout;            // dataset user indices
+  std::vector<int> eval_participants;  // indices into devices
+  std::vector<int> eval_heldout;       // dataset user indices
   adapters::LoraConfig lora;
   size_t dim = 0;
   std::vector<float> global;
@@ -72,7 +72,8 @@ struct Simulator::State {
 absl::Status LoadPopulation(Simulator::State* s);
 // evaluation.cc
 absl::StatusOr<EvalRecord> Evaluate(Simulator::State* s, const std::string& population,
-                                    const std::vector<int>& users, std::optional<Metrics>* base_cache);
+                                    const std::vector<int>& users,
+                                    std::optional<Metrics>* base_cache);
 Metrics ToMetrics(const device::TextMetrics& m);
 
 }  // namespace fedlora::sim

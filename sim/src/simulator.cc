@@ -16,7 +16,9 @@ namespace fedlora::sim {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 // Simulated on-device throughput (tokens/s) of a device of speed 1, for the round deadline.
 constexpr double kReferenceTokensPerSecond = 2000.0;
@@ -51,7 +53,8 @@ absl::StatusOr<std::unique_ptr<Simulator>> Simulator::Create(const SimConfig& co
   s->lora.targets.clear();
   for (const auto& t : c.targets) {
     model::Proj p;
-    if (!model::ParseProj(t, &p)) return absl::InvalidArgumentError("lora.targets: unknown '" + t + "'");
+    if (!model::ParseProj(t, &p))
+      return absl::InvalidArgumentError("lora.targets: unknown '" + t + "'");
     s->lora.targets.push_back(p);
   }
   FEDLORA_ASSIGN_OR_RETURN(adapters::LoraAdapter init,
@@ -70,18 +73,19 @@ absl::StatusOr<std::unique_ptr<Simulator>> Simulator::Create(const SimConfig& co
   s->server_opt = std::make_unique<ServerOptimizer>(c.server_optimizer, c.server_lr, c.server_beta1,
                                                     c.server_beta2, c.server_eps, s->dim);
 
-  const int expected_cohort = c.sampling == SamplingMode::kFixed
-                                  ? c.cohort
-                                  : std::max(1, static_cast<int>(std::lround(
-                                                    (c.poisson_rate > 0 ? c.poisson_rate
-                                                                        : double(c.cohort) / n) * n)));
+  const int expected_cohort =
+      c.sampling == SamplingMode::kFixed
+          ? c.cohort
+          : std::max(1, static_cast<int>(std::lround(
+                            (c.poisson_rate > 0 ? c.poisson_rate : double(c.cohort) / n) * n)));
   FEDLORA_ASSIGN_OR_RETURN(Aggregator agg, Aggregator::Create(c, s->dim, expected_cohort));
   s->aggregator = std::make_unique<Aggregator>(std::move(agg));
   const double q = c.sampling == SamplingMode::kPoisson && c.poisson_rate > 0
                        ? c.poisson_rate
                        : std::min(1.0, double(expected_cohort) / n);
   const double delta = c.delta > 0 ? c.delta : 1.0 / std::pow(static_cast<double>(n), 1.1);
-  s->accountant = std::make_unique<SimAccountant>(c.dp, q, s->aggregator->value_noise_multiplier(), delta);
+  s->accountant =
+      std::make_unique<SimAccountant>(c.dp, q, s->aggregator->value_noise_multiplier(), delta);
   if (c.dp != DpMode::kNone && c.epsilon_budget > 0) {
     std::optional<privacy::DdgParams> ddg;
     if (c.dp == DpMode::kDistributed) {
@@ -90,10 +94,13 @@ absl::StatusOr<std::unique_ptr<Simulator>> Simulator::Create(const SimConfig& co
     }
     FEDLORA_ASSIGN_OR_RETURN(double first, s->accountant->EpsilonIfCharged(ddg));
     if (first > c.epsilon_budget) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "privacy.epsilon_budget = ", c.epsilon_budget, " would be exceeded by the first round "
-          "alone (epsilon ", first, " at delta ", delta, "; hint: raise privacy.noise_multiplier "
-          "or lower the sampling rate)"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("privacy.epsilon_budget = ", c.epsilon_budget,
+                       " would be exceeded by the first round "
+                       "alone (epsilon ",
+                       first, " at delta ", delta,
+                       "; hint: raise privacy.noise_multiplier "
+                       "or lower the sampling rate)"));
     }
   }
   return std::unique_ptr<Simulator>(new Simulator(std::move(s)));
@@ -120,9 +127,9 @@ absl::StatusOr<SimResult> Simulator::Run(const std::function<void(const RoundRec
     if (c.dp != DpMode::kNone && c.epsilon_budget > 0) {
       FEDLORA_ASSIGN_OR_RETURN(double next, s.accountant->EpsilonIfCharged(ddg));
       if (next > c.epsilon_budget) {
-        result.summary.stop_reason = absl::StrCat(
-            "stopped before round ", round, ": it would raise epsilon to ", next,
-            ", above privacy.epsilon_budget = ", c.epsilon_budget);
+        result.summary.stop_reason =
+            absl::StrCat("stopped before round ", round, ": it would raise epsilon to ", next,
+                         ", above privacy.epsilon_budget = ", c.epsilon_budget);
         break;
       }
     }
@@ -140,7 +147,8 @@ absl::StatusOr<SimResult> Simulator::Run(const std::function<void(const RoundRec
     } else {
       double q = c.poisson_rate > 0 ? c.poisson_rate : double(c.cohort) / n;
       for (int i = 0; i < n; ++i) {
-        if (static_cast<double>(s.rng() >> 11) * (1.0 / 9007199254740992.0) < q) cohort.push_back(i);
+        if (static_cast<double>(s.rng() >> 11) * (1.0 / 9007199254740992.0) < q)
+          cohort.push_back(i);
       }
     }
     rec.sampled = static_cast<int>(cohort.size());
@@ -156,8 +164,7 @@ absl::StatusOr<SimResult> Simulator::Run(const std::function<void(const RoundRec
     CohortResult trained;
     if (!cohort.empty()) {
       FEDLORA_ASSIGN_OR_RETURN(trained, TrainCohort(*s.rt.model, s.lora, s.global, windows, seeds,
-                                                    s.local, c.train_mode, c.max_group,
-                                                    c.workers));
+                                                    s.local, c.train_mode, c.max_group, c.workers));
     }
     rec.train_seconds = trained.seconds;
     double loss_sum = 0;
@@ -199,7 +206,8 @@ absl::StatusOr<SimResult> Simulator::Run(const std::function<void(const RoundRec
       FEDLORA_ASSIGN_OR_RETURN(EvalRecord part,
                                Evaluate(&s, "participants", users, &s.base_participants));
       rec.eval_participants = part;
-      FEDLORA_ASSIGN_OR_RETURN(EvalRecord held, Evaluate(&s, "heldout", s.eval_heldout, &s.base_heldout));
+      FEDLORA_ASSIGN_OR_RETURN(EvalRecord held,
+                               Evaluate(&s, "heldout", s.eval_heldout, &s.base_heldout));
       rec.eval_heldout = held;
       result.summary.participants = part;
       result.summary.heldout = held;
@@ -213,8 +221,10 @@ absl::StatusOr<SimResult> Simulator::Run(const std::function<void(const RoundRec
   if (!result.rounds.empty() && !result.rounds.back().eval_participants) {
     std::vector<int> users;
     for (int d : s.eval_participants) users.push_back(s.devices[d].user);
-    FEDLORA_ASSIGN_OR_RETURN(EvalRecord part, Evaluate(&s, "participants", users, &s.base_participants));
-    FEDLORA_ASSIGN_OR_RETURN(EvalRecord held, Evaluate(&s, "heldout", s.eval_heldout, &s.base_heldout));
+    FEDLORA_ASSIGN_OR_RETURN(EvalRecord part,
+                             Evaluate(&s, "participants", users, &s.base_participants));
+    FEDLORA_ASSIGN_OR_RETURN(EvalRecord held,
+                             Evaluate(&s, "heldout", s.eval_heldout, &s.base_heldout));
     result.summary.participants = part;
     result.summary.heldout = held;
   }

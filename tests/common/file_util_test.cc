@@ -23,7 +23,8 @@ TEST(FileUtilTest, MissingFileIsNotFoundAndNamesPath) {
   auto r = ReadFileToString("/nonexistent/fedlora/file.txt");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr("/nonexistent/fedlora/file.txt"));
+  EXPECT_THAT(std::string(r.status().message()),
+              ::testing::HasSubstr("/nonexistent/fedlora/file.txt"));
 }
 
 TEST(FileUtilTest, WriteIntoMissingDirectoryFailsWithoutLeavingFiles) {

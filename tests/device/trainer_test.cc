@@ -45,7 +45,8 @@ TEST(TrainerTest, LoraTrainingLowersHeldOutPerplexityAndKeepsBaseBitwise) {
   ASSERT_TRUE(adapter.Attach(m).ok());
   adapter.SetTrainable(true);
   auto lines = MakeLines(2, 60, 5);
-  std::vector<std::string> train(lines.begin(), lines.begin() + 45), test(lines.begin() + 45, lines.end());
+  std::vector<std::string> train(lines.begin(), lines.begin() + 45),
+      test(lines.begin() + 45, lines.end());
   TextMetrics base = EvaluateTexts(m, tok, test);
   TrainOptions o;
   o.optimizer.lr = 1e-2;

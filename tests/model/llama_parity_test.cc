@@ -25,8 +25,8 @@ class LlamaParityTest : public ::testing::Test {
     auto model = LoadLlamaModel(FixtureDir() + "/base");
     ASSERT_TRUE(model.ok()) << model.status();
     model_ = std::move(*model);
-    auto tok = Tokenizer::Load(FixtureDir() + "/base/tokenizer.model", model_->config().bos_token_id,
-                               model_->config().eos_token_id);
+    auto tok = Tokenizer::Load(FixtureDir() + "/base/tokenizer.model",
+                               model_->config().bos_token_id, model_->config().eos_token_id);
     ASSERT_TRUE(tok.ok()) << tok.status();
     tokenizer_ = std::move(*tok);
   }

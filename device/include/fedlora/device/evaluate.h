@@ -14,12 +14,12 @@ namespace fedlora::device {
 
 // Sums over scored positions; combine with Add, read with the accessors.
 struct TextMetrics {
-  int64_t tokens = 0;        // next-token predictions scored
-  double nll_sum = 0;        // nats
-  int64_t top1 = 0;          // target was the argmax
-  int64_t top3 = 0;          // target among the 3 most likely tokens
-  int64_t words = 0;         // word starts scored
-  int64_t word_top3 = 0;     // the whole next word among the 3 suggestions
+  int64_t tokens = 0;     // next-token predictions scored
+  double nll_sum = 0;     // nats
+  int64_t top1 = 0;       // target was the argmax
+  int64_t top3 = 0;       // target among the 3 most likely tokens
+  int64_t words = 0;      // word starts scored
+  int64_t word_top3 = 0;  // the whole next word among the 3 suggestions
 
   void Add(const TextMetrics& o);
   double mean_nll() const { return tokens ? nll_sum / tokens : 0; }

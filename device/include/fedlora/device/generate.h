@@ -14,8 +14,8 @@ namespace fedlora::device {
 
 struct GenerateOptions {
   int max_new_tokens = 32;
-  int top_k = 40;             // 0 or 1 with temperature 0: greedy
-  double temperature = 0.8;   // 0: greedy
+  int top_k = 40;            // 0 or 1 with temperature 0: greedy
+  double temperature = 0.8;  // 0: greedy
   uint64_t seed = 0;
   bool stop_at_eos = true;
 };

@@ -19,16 +19,17 @@ struct OptimizerOptions {
   double lr = 1e-3;
   double weight_decay = 0.0;  // decoupled (AdamW); L2 for SGD
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
-  double momentum = 0.0;      // SGD
+  double momentum = 0.0;  // SGD
   enum class Schedule { kConstant, kCosine } schedule = Schedule::kConstant;
   int64_t warmup_steps = 0;
-  int64_t total_steps = 0;    // for cosine decay
-  double min_lr_ratio = 0.0;  // cosine floor as a fraction of lr
-  double max_grad_norm = 0.0; // 0: no clipping
+  int64_t total_steps = 0;     // for cosine decay
+  double min_lr_ratio = 0.0;   // cosine floor as a fraction of lr
+  double max_grad_norm = 0.0;  // 0: no clipping
 };
 
-absl::StatusOr<OptimizerOptions::Kind> ParseOptimizer(const std::string& name);    // adamw|sgd
-absl::StatusOr<OptimizerOptions::Schedule> ParseSchedule(const std::string& name);  // constant|cosine
+absl::StatusOr<OptimizerOptions::Kind> ParseOptimizer(const std::string& name);  // adamw|sgd
+absl::StatusOr<OptimizerOptions::Schedule> ParseSchedule(
+    const std::string& name);  // constant|cosine
 
 class Optimizer {
  public:

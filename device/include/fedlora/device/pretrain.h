@@ -17,12 +17,12 @@ struct PretrainOptions {
   int64_t hidden_size = 256;
   int64_t num_layers = 4;
   int64_t num_heads = 4;
-  int64_t num_kv_heads = 0;        // 0: same as heads
-  int64_t intermediate_size = 0;   // 0: round(8/3 * hidden) to a multiple of 8
+  int64_t num_kv_heads = 0;       // 0: same as heads
+  int64_t intermediate_size = 0;  // 0: round(8/3 * hidden) to a multiple of 8
   int64_t context = 128;
   bool tie_embeddings = true;
   double init_std = 0.02;
-  TrainOptions train;              // steps, batch, lr, schedule...
+  TrainOptions train;  // steps, batch, lr, schedule...
 };
 
 struct PretrainResult {
@@ -35,8 +35,7 @@ struct PretrainResult {
 // model, writes `out_dir/{config.json, model.safetensors, tokenizer.model,
 // tokenizer_config.json}`. Errors name the file at fault.
 absl::StatusOr<PretrainResult> Pretrain(const std::vector<std::string>& corpus_files,
-                                        const std::string& out_dir,
-                                        const PretrainOptions& options);
+                                        const std::string& out_dir, const PretrainOptions& options);
 
 }  // namespace fedlora::device
 

@@ -33,9 +33,9 @@ struct TrainOptions {
   OptimizerOptions optimizer;
   int64_t batch_size = 8;  // windows per step (per group in batched training)
   int epochs = 1;
-  int64_t max_steps = 0;   // > 0: stop after this many steps (cycling epochs as needed)
-  uint64_t seed = 0;       // window order
-  bool progress = false;   // progress bar on a TTY
+  int64_t max_steps = 0;  // > 0: stop after this many steps (cycling epochs as needed)
+  uint64_t seed = 0;      // window order
+  bool progress = false;  // progress bar on a TTY
 };
 
 struct TrainStats {

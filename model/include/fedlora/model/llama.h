@@ -16,8 +16,8 @@ namespace fedlora::model {
 // The seven projections LoRA can target, in the order used by flat layouts.
 enum class Proj { kQ = 0, kK, kV, kO, kGate, kUp, kDown };
 constexpr int kNumProj = 7;
-const char* ProjName(Proj p);                 // "q_proj", ...
-const char* ProjModule(Proj p);               // "self_attn" or "mlp"
+const char* ProjName(Proj p);    // "q_proj", ...
+const char* ProjModule(Proj p);  // "self_attn" or "mlp"
 bool ParseProj(const std::string& name, Proj* out);
 
 struct DecoderLayer {
@@ -34,15 +34,18 @@ struct KvCache {
   std::vector<torch::Tensor> k;
   std::vector<torch::Tensor> v;
   int64_t length() const { return k.empty() || !k[0].defined() ? 0 : k[0].size(2); }
-  void Clear() { k.clear(); v.clear(); }
+  void Clear() {
+    k.clear();
+    v.clear();
+  }
 };
 
 struct ForwardOptions {
   // [N, T_past + T] with 1 for real tokens and 0 for padding; undefined = all real.
   torch::Tensor attention_mask;
-  KvCache* cache = nullptr;   // appended to when set
-  bool training = false;      // enables LoRA dropout
-  bool last_only = false;     // compute logits for the last position only
+  KvCache* cache = nullptr;  // appended to when set
+  bool training = false;     // enables LoRA dropout
+  bool last_only = false;    // compute logits for the last position only
 };
 
 class LlamaModel {

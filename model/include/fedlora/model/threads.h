@@ -14,7 +14,8 @@ struct ThreadSettings {
 };
 
 // Applies the settings (OpenBLAS via openblas_set_num_threads when the loaded BLAS is
-// OpenBLAS) and keeps large freed buffers in the heap (mallopt) instead of unmapping them. Returns a description such as "blas=openblas(2) torch=1".
+// OpenBLAS) and keeps large freed buffers in the heap (mallopt) instead of unmapping them. Returns
+// a description such as "blas=openblas(2) torch=1".
 std::string ConfigureThreads(const ThreadSettings& settings);
 
 // Sets OpenBLAS to `threads` for the lifetime of the object and restores the previous count.

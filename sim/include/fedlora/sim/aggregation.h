@@ -19,24 +19,24 @@
 namespace fedlora::sim {
 
 struct AggregationInput {
-  std::vector<int> devices;                     // population indices of the cohort
-  std::vector<std::string> users;               // their user ids (for the drop report)
-  std::vector<std::vector<float>> deltas;       // per device, flat
-  std::vector<bool> missed_deadline;            // stragglers: never report this round
-  int expected_cohort = 0;                      // the cohort size the noise is calibrated for
+  std::vector<int> devices;                // population indices of the cohort
+  std::vector<std::string> users;          // their user ids (for the drop report)
+  std::vector<std::vector<float>> deltas;  // per device, flat
+  std::vector<bool> missed_deadline;       // stragglers: never report this round
+  int expected_cohort = 0;                 // the cohort size the noise is calibrated for
   uint64_t round_seed = 0;
 };
 
 struct AggregationResult {
   bool aborted = false;
   std::string abort_reason;
-  std::vector<float> mean_delta;                // estimate of the mean clipped delta
+  std::vector<float> mean_delta;  // estimate of the mean clipped delta
   int survivors = 0;
   std::vector<DropRecord> dropped;
   double mean_norm = 0;
   double clipped_fraction = 0;
-  double clip = 0;                              // bound used this round
-  std::optional<privacy::DdgParams> ddg;        // distributed mode: the parameters used
+  double clip = 0;                        // bound used this round
+  std::optional<privacy::DdgParams> ddg;  // distributed mode: the parameters used
   double seconds = 0;
 };
 

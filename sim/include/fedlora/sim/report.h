@@ -33,29 +33,29 @@ struct EvalRecord {
 };
 
 struct DropRecord {
-  int device = 0;         // population index
-  std::string user;       // dataset user id
-  std::string phase;      // "training" (missed the deadline), "advertise_keys", "share_keys",
-                          // "masked_input", "unmasking", "rejected"
+  int device = 0;     // population index
+  std::string user;   // dataset user id
+  std::string phase;  // "training" (missed the deadline), "advertise_keys", "share_keys",
+                      // "masked_input", "unmasking", "rejected"
   std::string reason;
   nlohmann::json ToJson() const;
 };
 
 struct RoundRecord {
-  int round = 0;                 // 1-based
-  int sampled = 0;               // devices sampled into the cohort
-  int survivors = 0;             // devices whose update is in the aggregate
-  bool aborted = false;          // secure aggregation aborted (below threshold): no update
+  int round = 0;         // 1-based
+  int sampled = 0;       // devices sampled into the cohort
+  int survivors = 0;     // devices whose update is in the aggregate
+  bool aborted = false;  // secure aggregation aborted (below threshold): no update
   std::string abort_reason;
   std::vector<DropRecord> dropped;
-  double train_loss = 0;         // mean local training loss of the cohort
-  double mean_update_norm = 0;   // before clipping
+  double train_loss = 0;        // mean local training loss of the cohort
+  double mean_update_norm = 0;  // before clipping
   double clipped_fraction = 0;
-  double clip = 0;               // bound used this round
-  double epsilon = 0;            // cumulative, after this round
-  double seconds = 0;            // wall time of the round
+  double clip = 0;     // bound used this round
+  double epsilon = 0;  // cumulative, after this round
+  double seconds = 0;  // wall time of the round
   double train_seconds = 0;
-  double privacy_seconds = 0;    // encode + secure aggregation + decode
+  double privacy_seconds = 0;  // encode + secure aggregation + decode
   std::optional<EvalRecord> eval_participants;
   std::optional<EvalRecord> eval_heldout;
   nlohmann::json ToJson() const;
@@ -63,15 +63,15 @@ struct RoundRecord {
 
 // The final summary object printed with --json (and stored as summary.json).
 struct Summary {
-  nlohmann::json config;         // echo of every key
+  nlohmann::json config;  // echo of every key
   int rounds_completed = 0;
   double epsilon = 0;
   double delta = 0;
-  std::string stop_reason;       // empty when all rounds ran
+  std::string stop_reason;                 // empty when all rounds ran
   std::optional<EvalRecord> participants;  // last evaluation
   std::optional<EvalRecord> heldout;
   double seconds = 0;
-  std::string adapter_dir;       // the final global adapter (PEFT)
+  std::string adapter_dir;  // the final global adapter (PEFT)
   nlohmann::json ToJson() const;
 };
 

@@ -29,7 +29,7 @@ struct SimConfig {
   int threads = 0;  // BLAS threads, 0 = all cores
 
   // [model]
-  std::string model;               // base model directory (required unless pretrain)
+  std::string model;  // base model directory (required unless pretrain)
   // [pretrain]: when model is empty, pretrain a base on the public split first
   int pretrain_vocab = 1024;
   int64_t pretrain_hidden = 128;
@@ -41,33 +41,33 @@ struct SimConfig {
   int pretrain_public_lines = 6000;
 
   // [data]
-  std::string data = "personas";   // path, or "personas[:users=N,seed=S,lines=L]"
+  std::string data = "personas";  // path, or "personas[:users=N,seed=S,lines=L]"
   std::string data_format = "auto";
   int min_lines = 0;
   double test_fraction = 0.2;
-  double heldout_fraction = 0.1;   // users kept out of training, evaluated only
-  int devices = 200;               // population size (0 = all users of the dataset)
+  double heldout_fraction = 0.1;  // users kept out of training, evaluated only
+  int devices = 200;              // population size (0 = all users of the dataset)
 
   // [rounds]
   int rounds = 10;
   SamplingMode sampling = SamplingMode::kFixed;
-  int cohort = 50;                 // fixed cohort size
-  double poisson_rate = 0.0;       // q for Poisson sampling (0 = cohort / devices)
-  int eval_every = 5;              // evaluate every K rounds (and after the last)
-  int eval_users = 40;             // participants and held-out users scored per evaluation
-  int personalize_steps = 20;      // local steps for the "personalized" metric
+  int cohort = 50;             // fixed cohort size
+  double poisson_rate = 0.0;   // q for Poisson sampling (0 = cohort / devices)
+  int eval_every = 5;          // evaluate every K rounds (and after the last)
+  int eval_users = 40;         // participants and held-out users scored per evaluation
+  int personalize_steps = 20;  // local steps for the "personalized" metric
 
   // [local]
   TrainMode train_mode = TrainMode::kBatched;
-  int local_steps = 4;             // steps per device per round (0 = local_epochs)
+  int local_steps = 4;  // steps per device per round (0 = local_epochs)
   int local_epochs = 0;
   int64_t local_batch = 4;
   int64_t seq_len = 64;
   std::string local_optimizer = "adamw";
   double local_lr = 5e-3;
-  double local_clip = 1.0;         // per-step gradient-norm clipping (0 = off)
-  int max_group = 8;               // devices per batched pass
-  int workers = 0;                 // training threads (0 = one per core)
+  double local_clip = 1.0;  // per-step gradient-norm clipping (0 = off)
+  int max_group = 8;        // devices per batched pass
+  int workers = 0;          // training threads (0 = one per core)
 
   // [lora]
   int rank = 8;
@@ -79,19 +79,19 @@ struct SimConfig {
   double server_lr = 1.0;
   double server_beta1 = 0.9;
   double server_beta2 = 0.99;
-  double server_eps = 1e-3;        // tau in Reddi et al.
+  double server_eps = 1e-3;  // tau in Reddi et al.
 
   // [privacy]
   DpMode dp = DpMode::kDistributed;
   double noise_multiplier = 0.7;
   ClipMode clip_mode = ClipMode::kFixed;
-  double clip = 0.5;               // fixed bound, or the initial bound when adaptive
+  double clip = 0.5;  // fixed bound, or the initial bound when adaptive
   double target_quantile = 0.5;
   double clip_lr = 0.2;
-  double delta = 0;                // 0 = 1 / devices^1.1
-  double epsilon_budget = 0;       // 0 = no budget; else refuse / stop before exceeding
-  int bits = 20;                   // modulus 2^bits of secure aggregation
-  double min_survivors = 0.8;      // noise calibrated for this fraction of the cohort
+  double delta = 0;            // 0 = 1 / devices^1.1
+  double epsilon_budget = 0;   // 0 = no budget; else refuse / stop before exceeding
+  int bits = 20;               // modulus 2^bits of secure aggregation
+  double min_survivors = 0.8;  // noise calibrated for this fraction of the cohort
   double modclip_prob = 1e-4;
 
   // [secagg]
@@ -100,8 +100,8 @@ struct SimConfig {
   double dropout_share = 0.0;
   double dropout_masked = 0.02;
   double dropout_unmask = 0.0;
-  double speed_sigma = 0.5;        // log-normal spread of device speed
-  double deadline = 0.0;           // round deadline in simulated seconds (0 = none)
+  double speed_sigma = 0.5;  // log-normal spread of device speed
+  double deadline = 0.0;     // round deadline in simulated seconds (0 = none)
 
   // [output]
   bool json = false;
