@@ -443,10 +443,10 @@ TEST(SimConfigTest, DpModeNames) {
   EXPECT_STREQ(DpModeName(DpMode::kDistributed), "distributed");
 }
 
-// docs/sim.md, found from this file's location (<repo>/tests/sim/).
+// docs/sim.md of the source tree (FEDLORA_SOURCE_DIR; __FILE__ is relative under ccache's
+// base_dir).
 std::string ReadSimDoc() {
-  const std::filesystem::path doc =
-      std::filesystem::path(__FILE__).parent_path().parent_path().parent_path() / "docs" / "sim.md";
+  const std::filesystem::path doc = std::filesystem::path(FEDLORA_SOURCE_DIR) / "docs" / "sim.md";
   std::ifstream in(doc);
   EXPECT_TRUE(in.good()) << "cannot read " << doc;
   std::stringstream ss;
