@@ -1,30 +1,25 @@
 // fedlora eval --model DIR [--adapter DIR] --data FILE|DIR [--json]
 #include "cli_common.h"
 #include "fedlora/device/evaluate.h"
-#include "fedlora/device/runtime.h"
-#include "fedlora/model/threads.h"
+#include "model_flags.h"
 #include "text_input.h"
 
 namespace fedlora::cli {
 
 void RegisterCommand_eval(CLI::App& app) {
   struct Opts {
-    std::string model;
-    std::vector<std::string> adapters, data;
-    int threads = 0;
+    ModelFlags m;
+    std::vector<std::string> data;
     bool json = false;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand(
       "eval", "perplexity, next-token top-1/top-3 and next-word top-3 accuracy on text");
-  cmd->add_option("--model", o->model, "base model directory")->required();
-  cmd->add_option("--adapter", o->adapters, "PEFT adapter directory (repeatable)");
+  AddModelFlags(cmd, &o->m);
   cmd->add_option("--data", o->data, "text file(s) or directory, one message per line")->required();
-  AddThreadsOption(cmd, &o->threads);
   cmd->add_flag("--json", o->json, "print one JSON object");
   cmd->callback([o] {
-    model::ConfigureThreads({o->threads, 1});
-    auto rt = device::LoadRuntime(o->model, o->adapters);
+    auto rt = LoadModel(o->m);
     if (!rt.ok()) return (void)Fail(rt.status());
     auto lines = ReadTextLines(o->data);
     if (!lines.ok()) return (void)Fail(lines.status());

@@ -4,31 +4,26 @@
 #include "cli_common.h"
 #include "fedlora/common/file_util.h"
 #include "fedlora/device/evaluate.h"
-#include "fedlora/device/runtime.h"
-#include "fedlora/model/threads.h"
+#include "model_flags.h"
 
 namespace fedlora::cli {
 
 void RegisterCommand_perplexity(CLI::App& app) {
   struct Opts {
-    std::string model;
-    std::vector<std::string> adapters, files;
+    ModelFlags m;
+    std::vector<std::string> files;
     int64_t window = 0;
-    int threads = 0;
     bool json = false;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand(
       "perplexity", "mean next-token NLL (nats) and perplexity of text files ([BOS] + ids)");
-  cmd->add_option("--model", o->model, "Hugging Face model directory")->required();
-  cmd->add_option("--adapter", o->adapters, "PEFT adapter directory (repeatable, applied in turn)");
+  AddModelFlags(cmd, &o->m);
   cmd->add_option("files", o->files, "text files to score")->required();
   cmd->add_option("--window", o->window, "context window (default: max_position_embeddings)");
-  AddThreadsOption(cmd, &o->threads);
   cmd->add_flag("--json", o->json, "print one JSON object");
   cmd->callback([o] {
-    model::ConfigureThreads({o->threads, 1});
-    auto rt = device::LoadRuntime(o->model, o->adapters);
+    auto rt = LoadModel(o->m);
     if (!rt.ok()) return (void)Fail(rt.status());
     std::vector<std::string> texts;
     for (const auto& f : o->files) {

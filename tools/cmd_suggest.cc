@@ -3,30 +3,25 @@
 
 #include "cli_common.h"
 #include "fedlora/device/generate.h"
-#include "fedlora/device/runtime.h"
-#include "fedlora/model/threads.h"
+#include "model_flags.h"
 
 namespace fedlora::cli {
 
 void RegisterCommand_suggest(CLI::App& app) {
   struct Opts {
-    std::string model, prefix;
-    std::vector<std::string> adapters;
+    ModelFlags m;
+    std::string prefix;
     int k = 3;
-    int threads = 0;
     bool json = false;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("suggest", "the k most likely next words (a keyboard's strip)");
-  cmd->add_option("--model", o->model, "Hugging Face model directory")->required();
-  cmd->add_option("--adapter", o->adapters, "PEFT adapter directory (repeatable)");
+  AddModelFlags(cmd, &o->m);
   cmd->add_option("--prefix", o->prefix, "text typed so far")->required();
   cmd->add_option("-k", o->k, "number of suggestions (default 3)")->check(CLI::PositiveNumber);
-  AddThreadsOption(cmd, &o->threads);
   cmd->add_flag("--json", o->json, "print one JSON object with the latency");
   cmd->callback([o] {
-    model::ConfigureThreads({o->threads, 1});
-    auto rt = device::LoadRuntime(o->model, o->adapters);
+    auto rt = LoadModel(o->m);
     if (!rt.ok()) return (void)Fail(rt.status());
     // One warm-up call, then the measured one: the latency a keyboard sees per keystroke.
     (void)device::SuggestNextWords(*rt->model, *rt->tokenizer, o->prefix, o->k);
