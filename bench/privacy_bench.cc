@@ -7,7 +7,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -73,10 +72,10 @@ int main(int argc, char** argv) {
     std::cerr << "bench_privacy: " << codec.status().message() << "\n";
     return 1;
   }
-  std::mt19937_64 rng(42);
-  std::normal_distribution<float> g(0.f, 0.01f);
+  // The device's real generator: OpenSSL's DRBG (what a phone uses for its noise).
+  fedlora::SecureRandom rng;
   std::vector<float> delta(d);
-  for (auto& x : delta) x = g(rng);
+  for (auto& x : delta) x = static_cast<float>(0.01 * rng.StandardNormal());
 
   std::vector<uint32_t> enc;
   int tries = 0;

@@ -18,7 +18,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <string>
 
 #include "fedlora/adapters/lora_adapter.h"
@@ -89,7 +88,7 @@ nlohmann::json RunOurs(const BenchConfig& b, fedlora::sim::TrainMode mode, int r
   o.optimizer.lr = 1e-3;
   o.batch_size = b.batch;
   o.max_steps = (b.tokens / b.seq + b.batch - 1) / b.batch;
-  std::mt19937_64 rng(0);
+  fedlora::SeededRandom rng(uint64_t{0});
   auto round = [&] {
     auto r = fedlora::sim::TrainCohort(model, lc, global, ptrs, seeds, o, mode, group, workers);
     std::vector<float> acc(global.size(), 0.0f);

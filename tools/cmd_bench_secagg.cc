@@ -58,14 +58,14 @@ int RunBenchSecAgg(const BenchSecAggOptions& o) {
   cfg.threads = o.threads;
 
   // Inputs: random b-bit vectors (the sum is checked against a plain sum).
-  secagg::DeterministicRng input_rng(o.seed * 7919 + 1);
+  SeededRandom input_rng(o.seed * 7919 + 1);
   const uint64_t mask = o.bits == 32 ? 0xffffffffull : ((uint64_t{1} << o.bits) - 1);
   std::vector<std::vector<uint32_t>> inputs(o.devices, std::vector<uint32_t>(o.dim));
   for (auto& v : inputs) {
     input_rng.Fill(reinterpret_cast<uint8_t*>(v.data()), v.size() * 4);
     for (auto& x : v) x &= static_cast<uint32_t>(mask);
   }
-  secagg::DeterministicRng rng(o.seed);
+  SeededRandom rng(o.seed);
   const auto plan =
       secagg::DropoutPlan::ExactFraction(phases.at(o.drop_phase), o.dropout, o.devices, rng);
   auto result = secagg::RunInProcessRound(cfg, inputs, plan, rng);

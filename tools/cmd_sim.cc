@@ -27,6 +27,9 @@ void PrintTable(const sim::Summary& s) {
   }
   std::printf("\nepsilon %.4g at delta %.3g after %d rounds%s%s\n", s.epsilon, s.delta,
               s.rounds_completed, s.stop_reason.empty() ? "" : "; ", s.stop_reason.c_str());
+  if (!s.privacy_assumption.empty())
+    std::printf("epsilon assumes: %s\n", s.privacy_assumption.c_str());
+  if (!s.randomness.empty()) std::printf("randomness: %s\n", s.randomness.c_str());
 }
 
 }  // namespace
@@ -96,7 +99,7 @@ void RegisterCommand_sim(CLI::App& app) {
           stderr,
           "fedlora sim: %d devices (+%d held-out users), %d rounds, cohort %d, dp %s, model %s\n",
           (*simulator)->num_train_devices(), (*simulator)->num_heldout_users(), c.rounds, c.cohort,
-          sim::DpModeName(c.dp), (*simulator)->model_dir().c_str());
+          privacy::DpModeName(c.dp), (*simulator)->model_dir().c_str());
     }
     ProgressBar bar("rounds", c.rounds, c.progress && !c.json);
     absl::Status write_status;

@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "fedlora/data/rng.h"
+#include "fedlora/common/random.h"
 #include "persona_lexicon.h"
 
 namespace fedlora::data {

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <numeric>
 
-#include "fedlora/data/rng.h"
+#include "fedlora/common/random.h"
 
 namespace fedlora::data {
 

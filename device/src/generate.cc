@@ -2,16 +2,15 @@
 
 #include <torch/torch.h>
 
-#include <random>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "fedlora/common/random.h"
 
 namespace fedlora::device {
 namespace {
 
 // Samples from logits [V] with top-k and temperature using a seeded engine.
-int64_t Sample(const torch::Tensor& logits, const GenerateOptions& o, std::mt19937_64& rng) {
+int64_t Sample(const torch::Tensor& logits, const GenerateOptions& o, RandomSource& rng) {
   if (o.temperature <= 0 || o.top_k == 1) return logits.argmax().item<int64_t>();
   torch::Tensor l = logits / o.temperature;
   int64_t k = o.top_k > 0 ? std::min<int64_t>(o.top_k, l.size(0)) : l.size(0);
@@ -19,7 +18,7 @@ int64_t Sample(const torch::Tensor& logits, const GenerateOptions& o, std::mt199
   torch::Tensor p = torch::softmax(vals, 0).contiguous();
   const float* pp = p.data_ptr<float>();
   // Inverse-CDF draw from a 53-bit uniform (portable across standard libraries).
-  double u = static_cast<double>(rng() >> 11) * (1.0 / 9007199254740992.0);
+  double u = rng.UniformDouble();
   double acc = 0;
   for (int64_t i = 0; i < k; ++i) {
     acc += pp[i];
@@ -43,7 +42,7 @@ absl::StatusOr<GenerateResult> Generate(const model::LlamaModel& model,
   if (static_cast<int64_t>(r.prompt_ids.size()) >= ctx) {
     r.prompt_ids.erase(r.prompt_ids.begin() + 1, r.prompt_ids.end() - (ctx / 2));
   }
-  std::mt19937_64 rng(o.seed);
+  SplitMix64 rng(o.seed);
   model::KvCache cache;
   model::ForwardOptions fo;
   fo.cache = &cache;

@@ -4,20 +4,20 @@
 
 #include <chrono>
 #include <cmath>
-#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "fedlora/common/progress.h"
+#include "fedlora/common/random.h"
 
 namespace fedlora::device {
 namespace {
 
-// A seeded, portable permutation (Fisher-Yates with a 64-bit engine and explicit modulo).
-std::vector<int64_t> Permutation(int64_t n, std::mt19937_64& rng) {
+// A seeded, portable permutation (Fisher-Yates over SplitMix64, unbiased draws).
+std::vector<int64_t> Permutation(int64_t n, SplitMix64& rng) {
   std::vector<int64_t> p(n);
   for (int64_t i = 0; i < n; ++i) p[i] = i;
-  for (int64_t i = n - 1; i > 0; --i) std::swap(p[i], p[rng() % static_cast<uint64_t>(i + 1)]);
+  for (int64_t i = n - 1; i > 0; --i) std::swap(p[i], p[rng.Uniform(static_cast<uint64_t>(i + 1))]);
   return p;
 }
 
@@ -40,7 +40,7 @@ class BatchSampler {
 
  private:
   int64_t n_, batch_;
-  std::mt19937_64 rng_;
+  SplitMix64 rng_;
   std::vector<int64_t> order_;
   size_t pos_ = 0;
 };

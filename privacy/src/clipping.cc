@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "absl/strings/str_format.h"
-#include "random_util.h"
+#include "fedlora/common/random.h"
 
 namespace fedlora::privacy {
 
@@ -102,7 +102,7 @@ absl::StatusOr<AdaptiveClipper> AdaptiveClipper::Create(const AdaptiveClipConfig
 uint32_t AdaptiveClipper::ClipBit(double norm, double clip) { return norm <= clip ? 1u : 0u; }
 
 absl::StatusOr<double> AdaptiveClipper::Update(uint64_t below_count, uint64_t num_reported,
-                                               std::mt19937_64& rng) {
+                                               RandomSource& rng) {
   if (below_count > num_reported) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "privacy: summed clip bits %d exceed the %d devices that reported (hint: the bit sum "
@@ -111,9 +111,19 @@ absl::StatusOr<double> AdaptiveClipper::Update(uint64_t below_count, uint64_t nu
   }
   double centered = static_cast<double>(below_count) - 0.5 * static_cast<double>(num_reported);
   if (config_.clipped_count_stddev > 0) {
-    centered += config_.clipped_count_stddev * StandardNormal(rng);
+    centered += config_.clipped_count_stddev * rng.StandardNormal();
   }
-  const double b_avg = std::clamp(centered / config_.expected_clients + 0.5, 0.0, 1.0);
+  return UpdateFromNoisySum(centered);
+}
+
+absl::StatusOr<double> AdaptiveClipper::UpdateFromNoisySum(double noisy_centered_sum) {
+  if (!std::isfinite(noisy_centered_sum)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("privacy: noisy clipped-count sum is %g (hint: a bad aggregate is "
+                        "discarded; the clip is left unchanged)",
+                        noisy_centered_sum));
+  }
+  const double b_avg = std::clamp(noisy_centered_sum / config_.expected_clients + 0.5, 0.0, 1.0);
   clip_ *= std::exp(-config_.learning_rate * (b_avg - config_.target_quantile));
   return clip_;
 }

@@ -5,36 +5,60 @@
 #include <limits>
 
 #include "absl/strings/str_format.h"
+#include "ddg_rdp_internal.h"
 #include "fedlora/common/status_macros.h"
-#include "log_math.h"
+#include "fedlora/privacy/subsampling.h"
 
 namespace fedlora::privacy {
-namespace {
+namespace internal {
 
-// Unsampled RDP of one round at order alpha (Proposition 14 of the paper).
-struct DdgRoundRdp {
-  double l2_scale, l1_scale, tau, dim;
-  double operator()(double alpha) const {
-    const double t1 = alpha / 2 * l2_scale * l2_scale + tau * dim;
-    const double t2 = alpha / 2 * (l2_scale * l2_scale + 2 * l1_scale * tau + tau * tau * dim);
-    const double t3 = alpha / 2 * std::pow(l2_scale + std::sqrt(dim) * tau, 2);
-    return std::min({t1, t2, t3});
+DdgSumRdpCurve::DdgSumRdpCurve(const DdgSumMechanism& m) {
+  // The paper's Theorem 1 / Proposition 14 assume sigma >= 1/2 (and noise from n_min >= 1).
+  valid_ = m.local_sigma2 >= 0.25 && std::isfinite(m.local_sigma2) && m.n_min >= 1 && m.dim >= 1 &&
+           std::isfinite(m.dim) && m.l2_sensitivity >= 0 && std::isfinite(m.l2_sensitivity) &&
+           m.l1_sensitivity >= 0 && std::isfinite(m.l1_sensitivity);
+  if (!valid_) return;
+  for (int k = 1; k < m.n_min; ++k) {
+    tau_ += std::exp(-2 * M_PI * M_PI * m.local_sigma2 * k / (k + 1.0));
   }
-};
-
-// Zhu & Wang 2019 Theorem 5: Poisson-subsampled RDP at integer alpha >= 2.
-double SubsampledRdp(int alpha, double q, const DdgRoundRdp& eps) {
-  const double log_1mq = std::log1p(-q), log_q = std::log(q);
-  double acc = (alpha - 1) * log_1mq + std::log(alpha * q - q + 1);
-  acc = LogAdd(acc, eps(2) + LogComb(alpha, 2) + 2 * log_q + (alpha - 2) * log_1mq);
-  for (int l = 3; l <= alpha; ++l) {
-    acc = LogAdd(acc, std::log(3.0) + (l - 1) * eps(l) + LogComb(alpha, l) + (alpha - l) * log_1mq +
-                          l * log_q);
-  }
-  return acc / (alpha - 1);
+  tau_ *= 10;
+  const double sd = std::sqrt(static_cast<double>(m.n_min)) * std::sqrt(m.local_sigma2);
+  l2_scale_ = m.l2_sensitivity / sd;
+  l1_scale_ = m.l1_sensitivity / sd;
+  dim_ = m.dim;
 }
 
-}  // namespace
+double DdgSumRdpCurve::operator()(double alpha) const {
+  if (!valid_ || !(alpha > 1) || std::isinf(alpha)) return std::numeric_limits<double>::infinity();
+  const double a = std::ceil(alpha);  // RDP is non-decreasing in the order
+  const double t1 = a / 2 * l2_scale_ * l2_scale_ + tau_ * dim_;
+  const double t2 = a / 2 * (l2_scale_ * l2_scale_ + 2 * l1_scale_ * tau_ + tau_ * tau_ * dim_);
+  const double t3 = a / 2 * std::pow(l2_scale_ + std::sqrt(dim_) * tau_, 2);
+  return std::min({t1, t2, t3});
+}
+
+}  // namespace internal
+
+DdgSumMechanism DdgValueMechanism(const DdgParams& params) {
+  const DdgConfig& c = params.config;
+  DdgSumMechanism m;
+  m.dim = static_cast<double>(params.padded_dim);
+  m.l2_sensitivity = params.scaled_l2_bound;
+  m.l1_sensitivity = m.l2_sensitivity * std::min(std::sqrt(m.dim), m.l2_sensitivity);
+  m.local_sigma2 = params.local_sigma2_scaled;
+  m.n_min = c.min_clients > 0 ? c.min_clients : c.expected_clients;
+  return m;
+}
+
+DdgSumMechanism ReplaceOne(DdgSumMechanism m) {
+  m.l2_sensitivity *= 2;
+  m.l1_sensitivity *= 2;
+  return m;
+}
+
+double DdgSumRdp(const DdgSumMechanism& m, double alpha) {
+  return internal::DdgSumRdpCurve(m)(alpha);
+}
 
 absl::StatusOr<std::vector<double>> ComputeDdgRdp(const DdgParams& params, double q,
                                                   const std::vector<double>& orders) {
@@ -46,18 +70,8 @@ absl::StatusOr<std::vector<double>> ComputeDdgRdp(const DdgParams& params, doubl
     return absl::InvalidArgumentError(
         "privacy: DDG configuration adds no noise (noise_multiplier 0): no privacy to account");
   }
-  const DdgConfig& c = params.config;
-  const double n_min = c.min_clients > 0 ? c.min_clients : c.expected_clients;
-  const double sigma = std::sqrt(params.local_sigma2_scaled);
-  const double dim = static_cast<double>(params.padded_dim);
-  const double l2 = params.scaled_l2_bound;
-  const double l1 = l2 * std::min(std::sqrt(dim), l2);
-  double tau = 0;
-  for (int k = 1; k < static_cast<int>(n_min); ++k) {
-    tau += std::exp(-2 * M_PI * M_PI * params.local_sigma2_scaled * k / (k + 1.0));
-  }
-  tau *= 10;
-  const DdgRoundRdp eps{l2 / (std::sqrt(n_min) * sigma), l1 / (std::sqrt(n_min) * sigma), tau, dim};
+  const internal::DdgSumRdpCurve eps(DdgValueMechanism(params));
+  const IntegerRdpFn eps_int = [&eps](int a) { return eps(a); };
   std::vector<double> out;
   out.reserve(orders.size());
   for (double alpha : orders) {
@@ -65,14 +79,12 @@ absl::StatusOr<std::vector<double>> ComputeDdgRdp(const DdgParams& params, doubl
       return absl::InvalidArgumentError(
           absl::StrFormat("privacy: RDP orders must be > 1, got %g", alpha));
     }
-    if (std::isinf(alpha)) {
-      out.push_back(std::numeric_limits<double>::infinity());
-      continue;
+    const double a = std::ceil(alpha);
+    if (q < 1 && a <= 100000) {
+      out.push_back(PoissonSubsampledRdp(static_cast<int>(a), q, eps_int));
+    } else {
+      out.push_back(eps(alpha));  // also +inf for alpha = inf
     }
-    const double a = std::ceil(alpha);  // RDP is non-decreasing in the order
-    double r = eps(a);
-    if (q < 1 && a <= 100000) r = std::min(r, SubsampledRdp(static_cast<int>(a), q, eps));
-    out.push_back(r);
   }
   return out;
 }

@@ -4,10 +4,10 @@
 #include <cmath>
 
 #include "absl/strings/str_format.h"
+#include "fedlora/common/random.h"
 #include "fedlora/common/status_macros.h"
 #include "fedlora/privacy/clipping.h"
 #include "fedlora/privacy/hadamard.h"
-#include "random_util.h"
 
 namespace fedlora::privacy {
 namespace {
@@ -109,7 +109,7 @@ absl::StatusOr<DdgCodec> DdgCodec::Create(const DdgConfig& config) {
 }
 
 absl::StatusOr<DdgEncodeStats> DdgCodec::Encode(const float* delta, size_t n, uint64_t round_seed,
-                                                std::mt19937_64& rng,
+                                                RandomSource& rng,
                                                 std::vector<uint32_t>* out) const {
   const DdgConfig& c = params_.config;
   if (n != c.dim) {
@@ -140,7 +140,7 @@ absl::StatusOr<DdgEncodeStats> DdgCodec::Encode(const float* delta, size_t n, ui
     ++stats.rounding_tries;
     double norm_sq = 0;
     for (size_t i = 0; i < x.size(); ++i) {
-      const int64_t r = static_cast<int64_t>(x[i]) + (UniformDouble(rng) < frac[i] ? 1 : 0);
+      const int64_t r = static_cast<int64_t>(x[i]) + (rng.UniformDouble() < frac[i] ? 1 : 0);
       rounded[i] = r;
       norm_sq += static_cast<double>(r) * static_cast<double>(r);
     }

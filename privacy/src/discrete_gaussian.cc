@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "absl/strings/str_format.h"
-#include "random_util.h"
+#include "fedlora/common/random.h"
 
 namespace fedlora::privacy {
 namespace {
@@ -11,40 +11,40 @@ namespace {
 using u128 = unsigned __int128;
 
 // Uniform integer in [0, bound), bound >= 1, up to 2^127.
-u128 UniformBelow128(std::mt19937_64& rng, u128 bound) {
-  if ((bound >> 64) == 0) return UniformBelow(rng, static_cast<uint64_t>(bound));
+u128 UniformBelow128(RandomSource& rng, u128 bound) {
+  if ((bound >> 64) == 0) return rng.Uniform(static_cast<uint64_t>(bound));
   int bits = 64;
   while (bits < 128 && (bound >> bits) != 0) ++bits;
   const u128 mask = bits == 128 ? ~static_cast<u128>(0) : ((static_cast<u128>(1) << bits) - 1);
   for (;;) {
-    const u128 r = ((static_cast<u128>(rng()) << 64) | rng()) & mask;
+    const u128 r = ((static_cast<u128>(rng.NextU64()) << 64) | rng.NextU64()) & mask;
     if (r < bound) return r;
   }
 }
 
 // Bernoulli(n / d), 0 <= n <= d, d >= 1.
-bool BernoulliRational(std::mt19937_64& rng, u128 n, u128 d) { return UniformBelow128(rng, d) < n; }
+bool BernoulliRational(RandomSource& rng, u128 n, u128 d) { return UniformBelow128(rng, d) < n; }
 
 // Bernoulli(exp(-n/d)) for 0 <= n/d <= 1 (CKS Algorithm 1, first case):
 // K = 1; while Bernoulli(gamma / K): K++; return K odd.
 // Bernoulli(n / (d K)) is drawn as Bernoulli(n / d) AND Bernoulli(1 / K), which is exact and
 // avoids overflowing d * K.
-bool BernoulliExpNegSmall(std::mt19937_64& rng, u128 n, u128 d) {
+bool BernoulliExpNegSmall(RandomSource& rng, u128 n, u128 d) {
   uint64_t k = 1;
   for (;;) {
     if (!BernoulliRational(rng, n, d)) break;
-    if (UniformBelow(rng, k) != 0) break;
+    if (rng.Uniform(k) != 0) break;
     ++k;
   }
   return (k & 1) == 1;
 }
 
 // Bernoulli(exp(-1)).
-bool BernoulliExpNegOne(std::mt19937_64& rng) { return BernoulliExpNegSmall(rng, 1, 1); }
+bool BernoulliExpNegOne(RandomSource& rng) { return BernoulliExpNegSmall(rng, 1, 1); }
 
 // Bernoulli(exp(-n/d)) for any n/d >= 0 (CKS Algorithm 1): floor(gamma) draws of
 // Bernoulli(exp(-1)), then Bernoulli(exp(-frac(gamma))).
-bool BernoulliExpNeg(std::mt19937_64& rng, u128 n, u128 d) {
+bool BernoulliExpNeg(RandomSource& rng, u128 n, u128 d) {
   u128 whole = n / d;
   const u128 rem = n % d;
   for (; whole > 0; --whole) {
@@ -105,14 +105,14 @@ absl::StatusOr<DiscreteGaussianSampler> DiscreteGaussianSampler::CreateRational(
   return DiscreteGaussianSampler(num, den);
 }
 
-int64_t DiscreteGaussianSampler::Sample(std::mt19937_64& rng) const {
+int64_t DiscreteGaussianSampler::Sample(RandomSource& rng) const {
   for (;;) {
-    const uint64_t u = UniformBelow(rng, t_);
+    const uint64_t u = rng.Uniform(t_);
     if (!BernoulliExpNeg(rng, u, t_)) continue;
     uint64_t v = 0;
     while (BernoulliExpNegOne(rng)) ++v;
     const uint64_t x = u + t_ * v;  // discrete Laplace magnitude with scale t
-    const bool negative = (rng() & 1) != 0;
+    const bool negative = (rng.NextU64() & 1) != 0;
     if (negative && x == 0) continue;
     if (x > z_limit_) continue;  // acceptance probability < exp(-1900); see header
     // Accept with probability exp(-(|Z| - sigma^2/t)^2 / (2 sigma^2))

@@ -3,8 +3,8 @@
 #include <cmath>
 
 #include "absl/strings/str_format.h"
+#include "fedlora/common/random.h"
 #include "fedlora/common/status_macros.h"
-#include "random_util.h"
 
 namespace fedlora::privacy {
 namespace {
@@ -19,20 +19,20 @@ absl::Status CheckNoise(double noise_multiplier) {
 
 }  // namespace
 
-absl::Status AddGaussianNoise(float* data, size_t n, double stddev, std::mt19937_64& rng) {
+absl::Status AddGaussianNoise(float* data, size_t n, double stddev, RandomSource& rng) {
   if (!(stddev >= 0) || !std::isfinite(stddev)) {
     return absl::InvalidArgumentError(
         absl::StrFormat("privacy: noise stddev must be >= 0 and finite, got %g", stddev));
   }
   if (stddev == 0) return absl::OkStatus();
   for (size_t i = 0; i < n; ++i) {
-    data[i] = static_cast<float>(data[i] + stddev * StandardNormal(rng));
+    data[i] = static_cast<float>(data[i] + stddev * rng.StandardNormal());
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<ClipResult> ClipAndAddLocalNoise(std::vector<float>& delta, double clip,
-                                                double noise_multiplier, std::mt19937_64& rng) {
+                                                double noise_multiplier, RandomSource& rng) {
   FEDLORA_RETURN_IF_ERROR(CheckNoise(noise_multiplier));
   FEDLORA_ASSIGN_OR_RETURN(ClipResult r, ClipL2InPlace(delta, clip));
   FEDLORA_RETURN_IF_ERROR(
@@ -65,11 +65,11 @@ absl::StatusOr<ClipResult> CentralDpAggregator::Add(const float* delta, size_t n
   return r;
 }
 
-std::vector<float> CentralDpAggregator::Release(std::mt19937_64& rng) const {
+std::vector<float> CentralDpAggregator::Release(RandomSource& rng) const {
   std::vector<float> out(sum_.size());
   const double stddev = noise_stddev();
   for (size_t i = 0; i < sum_.size(); ++i) {
-    out[i] = static_cast<float>(sum_[i] + (stddev > 0 ? stddev * StandardNormal(rng) : 0.0));
+    out[i] = static_cast<float>(sum_[i] + (stddev > 0 ? stddev * rng.StandardNormal() : 0.0));
   }
   return out;
 }

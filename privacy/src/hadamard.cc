@@ -2,16 +2,18 @@
 
 #include <cassert>
 #include <cmath>
-#include <random>
+
+#include "fedlora/common/random.h"
 
 namespace fedlora::privacy {
 namespace {
 
-// Multiplies x[0, n) by +-1 signs drawn 64 at a time from mt19937_64(seed).
+// Multiplies x[0, n) by +-1 signs drawn 64 at a time from SeededRandom(seed): public,
+// shared randomness that every device and the server derive from the round's rotation seed.
 void ApplySigns(double* x, size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
+  SeededRandom rng(seed);
   for (size_t i = 0; i < n; i += 64) {
-    uint64_t bits = rng();
+    uint64_t bits = rng.NextU64();
     const size_t end = std::min(n, i + 64);
     for (size_t j = i; j < end; ++j, bits >>= 1) {
       if (bits & 1) x[j] = -x[j];

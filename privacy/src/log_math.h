@@ -11,7 +11,10 @@ namespace fedlora::privacy {
 // log(exp(x) + exp(y)).
 inline double LogAdd(double x, double y) {
   const double a = std::min(x, y), b = std::max(x, y);
-  if (a == -std::numeric_limits<double>::infinity()) return b;
+  if (a == -std::numeric_limits<double>::infinity() ||
+      b == std::numeric_limits<double>::infinity()) {
+    return b;
+  }
   return std::log1p(std::exp(a - b)) + b;
 }
 

@@ -33,7 +33,7 @@ const uint8_t* Bytes(const std::string& s, size_t off = 0) {
 }  // namespace
 
 std::string AeadSeal(const Secret32& key, const std::string& aad, const std::string& plaintext,
-                     Rng& rng) {
+                     RandomSource& rng) {
   std::string out(kGcmNonceSize + plaintext.size() + kGcmTagSize, '\0');
   rng.Fill(Bytes(out, 0), kGcmNonceSize);
   CtxPtr ctx(EVP_CIPHER_CTX_new());

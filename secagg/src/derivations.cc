@@ -36,6 +36,11 @@ absl::Status ValidateSessionConfig(const proto::SecAggSessionConfig& config) {
                                                    " not in [2, degree + 1 = ", config.degree() + 1,
                                                    "]"));
   }
+  if (config.min_sum_devices() > config.num_devices()) {
+    return absl::InvalidArgumentError(absl::StrCat("secagg: min_sum_devices ",
+                                                   config.min_sum_devices(), " exceeds the ",
+                                                   config.num_devices(), " devices"));
+  }
   return absl::OkStatus();
 }
 
@@ -60,6 +65,7 @@ std::string ComputeSessionId(const proto::SecAggSessionConfig& config,
   AppendU32(&s, static_cast<uint32_t>(config.graph()));
   AppendU32(&s, config.degree());
   AppendBytes(&s, config.graph_seed());
+  AppendU32(&s, config.min_sum_devices());
   AppendBytes(&s, key_list_digest);
   return Sha256(s);
 }

@@ -14,7 +14,7 @@ SecAggDevice::~SecAggDevice() = default;
 
 absl::StatusOr<std::unique_ptr<SecAggDevice>> SecAggDevice::Create(
     uint32_t id, const proto::SecAggSessionConfig& config, SendToServerInterface* sender,
-    Rng* rng) {
+    RandomSource* rng) {
   FEDLORA_RETURN_IF_ERROR(ValidateSessionConfig(config));
   if (id >= config.num_devices()) {
     return absl::InvalidArgumentError(

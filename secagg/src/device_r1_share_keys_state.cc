@@ -77,7 +77,7 @@ absl::StatusOr<std::unique_ptr<DeviceState>> DeviceR1ShareKeysState::HandleMessa
   }
 
   // Share the masking private key and a fresh self-mask seed among neighbours and self.
-  Secret32 self_seed = ctx_->rng->NextSecret();
+  Secret32 self_seed = NextSecret(*ctx_->rng);
   std::vector<uint64_t> xs;
   xs.reserve(neighbour_entries.size() + 1);
   for (const auto& [v, entry] : neighbour_entries) xs.push_back(uint64_t{v} + 1);

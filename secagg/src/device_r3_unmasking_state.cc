@@ -52,6 +52,14 @@ absl::StatusOr<std::unique_ptr<DeviceState>> DeviceR3UnmaskingState::HandleMessa
                      " neighbours survived, threshold ", t,
                      " (hint: the sum would cover too few inputs; device aborts)"));
   }
+  // In a complete graph a device sees every survivor: it refuses to help unmask a sum whose
+  // noise would fall short of what its own share was calibrated for.
+  const uint32_t m = ctx_->config.min_sum_devices();
+  if (ctx_->config.graph() == proto::SECAGG_GRAPH_COMPLETE && survivors.size() + 1 < m) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "secagg: device ", me, " refuses to unmask: ", survivors.size() + 1,
+        " survivors < min_clients ", m, " (the noise would be too small; device aborts)"));
+  }
 
   proto::SecAggDeviceMessage out;
   auto* resp = out.mutable_unmasking();

@@ -21,7 +21,7 @@ struct DeviceContext {
   proto::SecAggSessionConfig config;
   std::vector<uint32_t> neighbours;  // graph neighbours, ascending, excluding id
   SendToServerInterface* sender = nullptr;
-  Rng* rng = nullptr;
+  RandomSource* rng = nullptr;
   std::vector<uint32_t> input;  // consumed (masked in place) in the masked-input round
   bool has_input = false;
   std::string session_id;  // known from the share-keys round on

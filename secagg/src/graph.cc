@@ -37,7 +37,7 @@ absl::StatusOr<NeighbourGraph> NeighbourGraph::Create(const proto::SecAggSession
     return absl::InvalidArgumentError("secagg: graph seed must be 32 bytes");
   }
   g.complete_ = false;
-  DeterministicRng rng(Secret32(reinterpret_cast<const uint8_t*>(config.graph_seed().data())));
+  SeededRandom rng(reinterpret_cast<const uint8_t*>(config.graph_seed().data()));
   g.at_.resize(g.n_);
   for (uint32_t i = 0; i < g.n_; ++i) g.at_[i] = i;
   for (uint32_t i = g.n_ - 1; i > 0; --i) {  // Fisher-Yates

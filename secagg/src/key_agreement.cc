@@ -60,8 +60,8 @@ absl::StatusOr<X25519KeyPair> X25519KeyPair::FromPrivateKey(const Secret32& priv
   return kp;
 }
 
-X25519KeyPair X25519KeyPair::Generate(Rng& rng) {
-  Secret32 sk = rng.NextSecret();
+X25519KeyPair X25519KeyPair::Generate(RandomSource& rng) {
+  Secret32 sk = NextSecret(rng);
   auto kp = FromPrivateKey(sk);
   if (!kp.ok()) FatalCrypto("X25519 key generation");
   return std::move(kp).value();

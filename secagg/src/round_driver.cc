@@ -52,7 +52,8 @@ DropoutPlan DropoutPlan::Fraction(Phase phase, double p) {
   return plan;
 }
 
-DropoutPlan DropoutPlan::ExactFraction(Phase phase, double p, uint32_t num_devices, Rng& rng) {
+DropoutPlan DropoutPlan::ExactFraction(Phase phase, double p, uint32_t num_devices,
+                                       RandomSource& rng) {
   std::vector<uint32_t> ids(num_devices);
   for (uint32_t i = 0; i < num_devices; ++i) ids[i] = i;
   for (uint32_t i = num_devices; i > 1; --i) std::swap(ids[i - 1], ids[rng.Uniform(i)]);
@@ -78,7 +79,7 @@ std::vector<uint32_t> PlainSum(const std::vector<std::vector<uint32_t>>& inputs,
 
 absl::StatusOr<RoundResult> RunInProcessRound(const RoundConfig& config,
                                               const std::vector<std::vector<uint32_t>>& inputs,
-                                              const DropoutPlan& plan, Rng& rng,
+                                              const DropoutPlan& plan, RandomSource& rng,
                                               const TransportHooks* hooks) {
   const auto wall_start = Clock::now();
   RoundResult result;
@@ -92,10 +93,10 @@ absl::StatusOr<RoundResult> RunInProcessRound(const RoundConfig& config,
   ServerOutbox downlink(n, hooks);
   FEDLORA_ASSIGN_OR_RETURN(auto server, SecAggServer::Create(result.config, &downlink, threads));
   std::vector<DeviceOutbox> uplink(n);
-  std::vector<std::unique_ptr<DeterministicRng>> device_rngs(n);
+  std::vector<std::unique_ptr<SeededRandom>> device_rngs(n);
   std::vector<std::unique_ptr<SecAggDevice>> devices(n);
   for (uint32_t u = 0; u < n; ++u) {
-    device_rngs[u] = std::make_unique<DeterministicRng>(rng.NextSecret());
+    device_rngs[u] = std::make_unique<SeededRandom>(NextSecret(rng).data());
     FEDLORA_ASSIGN_OR_RETURN(
         devices[u], SecAggDevice::Create(u, result.config, &uplink[u], device_rngs[u].get()));
   }

@@ -57,6 +57,12 @@ absl::StatusOr<std::unique_ptr<ServerState>> ServerR2MaskedInputState::Proceed()
         absl::StrCat("secagg: only ", count, " masked inputs arrived, threshold ", t,
                      " (hint: too many dropouts; round aborted, no mask was revealed)")));
   }
+  const uint32_t m = ctx_->config.min_sum_devices();
+  if (count < m) {
+    return Abort(absl::FailedPreconditionError(absl::StrCat(
+        "secagg: ", count, " survivors < min_clients ", m,
+        ": the noise would be too small (round aborted before unmasking, nothing released)")));
+  }
   ctx_->sum.assign(ctx_->config.dim(), 0);
   for (uint32_t u = 0; u < n; ++u) {
     std::string packed = std::move(ctx_->devices[u].packed_input);

@@ -7,7 +7,8 @@
 
 namespace fedlora::secagg {
 
-absl::StatusOr<proto::SecAggSessionConfig> MakeSessionConfig(const SessionParams& p, Rng& rng) {
+absl::StatusOr<proto::SecAggSessionConfig> MakeSessionConfig(const SessionParams& p,
+                                                             RandomSource& rng) {
   if (p.num_devices < 2) {
     return absl::InvalidArgumentError("secagg: need at least 2 devices");
   }
@@ -40,6 +41,12 @@ absl::StatusOr<proto::SecAggSessionConfig> MakeSessionConfig(const SessionParams
   } else {
     return absl::InvalidArgumentError("secagg: graph must be complete or kregular");
   }
+  if (p.min_sum_devices > p.num_devices) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "secagg: min_sum_devices ", p.min_sum_devices, " exceeds the ", p.num_devices,
+        " devices of the round (hint: the round cannot reach the noise it needs; abort it)"));
+  }
+  c.set_min_sum_devices(p.min_sum_devices);
   std::string nonce(32, '\0'), seed(32, '\0');
   rng.Fill(reinterpret_cast<uint8_t*>(&nonce[0]), nonce.size());
   rng.Fill(reinterpret_cast<uint8_t*>(&seed[0]), seed.size());

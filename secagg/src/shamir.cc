@@ -24,7 +24,7 @@ void ChunkSecret(const Secret32& s, uint64_t* chunks) {
 }
 
 // Uniform in [0, p) by rejection on 61 random bits.
-void RandomFieldElements(Rng& rng, uint64_t* out, size_t n) {
+void RandomFieldElements(RandomSource& rng, uint64_t* out, size_t n) {
   rng.Fill(reinterpret_cast<uint8_t*>(out), n * sizeof(uint64_t));
   for (size_t i = 0; i < n; ++i) {
     uint64_t v = out[i] & field::kPrime;
@@ -76,7 +76,8 @@ absl::StatusOr<ShamirShare> ParseShare(uint64_t x, const std::string& bytes) {
 }
 
 absl::StatusOr<std::vector<ShamirShare>> ShamirSplit(const Secret32& secret, int threshold,
-                                                     const std::vector<uint64_t>& xs, Rng& rng) {
+                                                     const std::vector<uint64_t>& xs,
+                                                     RandomSource& rng) {
   if (threshold < 1 || static_cast<size_t>(threshold) > xs.size()) {
     return absl::InvalidArgumentError(
         absl::StrCat("shamir: threshold ", threshold, " not in [1, ", xs.size(), "]"));

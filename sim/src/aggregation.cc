@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "fedlora/common/status_macros.h"
-#include "fedlora/privacy/gaussian_noise.h"
+#include "fedlora/privacy/prepare_update.h"
 #include "fedlora/secagg/round_driver.h"
 
 namespace fedlora::sim {
@@ -13,201 +13,139 @@ namespace {
 
 const char* kPhaseKeys[] = {"advertise_keys", "share_keys", "masked_input", "unmasking"};
 
+double KeepProbability(const SimConfig& c) {
+  return (1 - c.dropout_advertise) * (1 - c.dropout_share) * (1 - c.dropout_masked) *
+         (1 - c.dropout_unmask);
+}
+
 }  // namespace
 
-absl::StatusOr<Aggregator> Aggregator::Create(const SimConfig& config, size_t dim,
-                                              int expected_cohort) {
-  Aggregator a(config, dim, expected_cohort);
-  a.fixed_clip_ = config.clip;
-  a.value_noise_ = config.dp == DpMode::kNone ? 0.0 : config.noise_multiplier;
-  if (config.clip_mode == ClipMode::kAdaptive && config.dp != DpMode::kNone) {
-    auto split = privacy::AdaptiveClipNoiseParams(config.noise_multiplier, expected_cohort);
-    if (!split.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("privacy.noise_multiplier / privacy.clip_mode: ", split.status().message()));
-    }
-    a.value_noise_ = split->value_noise_multiplier;
-    privacy::AdaptiveClipConfig cc;
-    cc.initial_clip = config.clip;
-    cc.target_quantile = config.target_quantile;
-    cc.learning_rate = config.clip_lr;
-    cc.expected_clients = expected_cohort;
-    cc.clipped_count_stddev = split->clipped_count_stddev;
-    auto clipper = privacy::AdaptiveClipper::Create(cc);
-    if (!clipper.ok()) return clipper.status();
-    a.clipper_ = std::move(*clipper);
-  } else if (config.clip_mode == ClipMode::kAdaptive) {
-    privacy::AdaptiveClipConfig cc;
-    cc.initial_clip = config.clip;
-    cc.target_quantile = config.target_quantile;
-    cc.learning_rate = config.clip_lr;
-    cc.expected_clients = expected_cohort;
-    auto clipper = privacy::AdaptiveClipper::Create(cc);
-    if (!clipper.ok()) return clipper.status();
-    a.clipper_ = std::move(*clipper);
-  }
-  if (config.dp == DpMode::kDistributed) {
-    auto p = a.CurrentDdgParams();
-    if (!p.ok()) {
-      return absl::Status(
-          p.status().code(),
-          absl::StrCat("privacy.bits / privacy.noise_multiplier: ", p.status().message()));
-    }
-  }
-  return a;
+coordinator::PrivacyRecipe MakeRecipe(const SimConfig& c, size_t dim, int population) {
+  coordinator::PrivacyRecipe r;
+  r.mode = c.dp;
+  r.dim = dim;
+  r.population = population;
+  r.sampling = c.sampling == SamplingMode::kFixed ? privacy::Sampling::kFixedSize
+                                                  : privacy::Sampling::kPoisson;
+  r.poisson_rate = c.sampling == SamplingMode::kPoisson
+                       ? (c.poisson_rate > 0 ? c.poisson_rate : double(c.cohort) / population)
+                       : 0.0;
+  r.expected_cohort = c.sampling == SamplingMode::kFixed
+                          ? c.cohort
+                          : std::max(1, static_cast<int>(std::lround(r.poisson_rate * population)));
+  r.noise_multiplier = c.noise_multiplier;
+  r.clip = c.clip;
+  r.adaptive_clip = c.clip_mode == ClipMode::kAdaptive;
+  r.target_quantile = c.target_quantile;
+  r.clip_lr = c.clip_lr;
+  r.bits = c.bits;
+  r.min_survivors = c.min_survivors;
+  r.modclip_prob = c.modclip_prob;
+  r.delta = c.delta > 0 ? c.delta : 1.0 / std::pow(static_cast<double>(population), 1.1);
+  r.epsilon_budget = c.epsilon_budget;
+  return r;
 }
 
-double Aggregator::clip() const { return clipper_ ? clipper_->clip() : fixed_clip_; }
-
-privacy::DdgConfig Aggregator::MakeDdgConfig() const {
-  privacy::DdgConfig d;
-  d.dim = dim_;
-  d.expected_clients = expected_cohort_;
-  d.min_clients =
-      std::max(1, static_cast<int>(std::ceil(config_.min_survivors * expected_cohort_)));
-  d.l2_clip = clip();
-  d.noise_multiplier = value_noise_;
-  d.bits = config_.bits;
-  d.modclip_prob = config_.modclip_prob;
-  return d;
-}
-
-absl::StatusOr<privacy::DdgParams> Aggregator::CurrentDdgParams() const {
-  return privacy::ChooseDdgParams(MakeDdgConfig());
-}
-
-absl::StatusOr<AggregationResult> Aggregator::Run(const AggregationInput& in,
-                                                  std::mt19937_64& rng) {
+absl::StatusOr<AggregationResult> RunPrivacyRound(const SimConfig& config,
+                                                  coordinator::FederatedTraining& training,
+                                                  const coordinator::RoundPlan& plan,
+                                                  AggregationInput& in, RandomSource& dice) {
   auto t0 = std::chrono::steady_clock::now();
   AggregationResult r;
-  r.clip = config_.dp == DpMode::kNone ? 0.0 : clip();
-  const size_t n = in.deltas.size();
-  // Stragglers and devices whose update is not finite never report.
+  // Devices: stragglers never report; the others privatize their update on the device.
   std::vector<size_t> reporting;
+  std::vector<privacy::PreparedUpdate> prepared;
   double norm_sum = 0;
-  int clipped = 0, measured = 0;
-  for (size_t i = 0; i < n; ++i) {
+  int clipped = 0;
+  privacy::PrepareOptions sim_noise;
+  sim_noise.allow_seeded_noise = true;  // simulation: the report says the noise was seeded
+  for (size_t i = 0; i < in.deltas.size(); ++i) {
     if (in.missed_deadline[i]) {
       r.dropped.push_back({in.devices[i], in.users[i], "training", "missed the round deadline"});
       continue;
     }
-    absl::Status finite = privacy::CheckFinite(in.deltas[i].data(), in.deltas[i].size());
-    if (!finite.ok()) {
-      r.dropped.push_back({in.devices[i], in.users[i], "training", std::string(finite.message())});
+    SeededRandom device_rng(DeriveSeed(in.round_seed, 0xD0000000ULL + in.devices[i]));
+    auto up = privacy::PrepareUpdate(in.deltas[i].data(), in.deltas[i].size(), plan.privacy,
+                                     device_rng, sim_noise);
+    if (!up.ok()) {
+      if (up.status().code() != absl::StatusCode::kInvalidArgument) return up.status();
+      r.dropped.push_back(
+          {in.devices[i], in.users[i], "training", std::string(up.status().message())});
       continue;
     }
-    double norm = privacy::L2Norm(in.deltas[i].data(), in.deltas[i].size());
-    norm_sum += norm;
-    clipped += r.clip > 0 && norm > r.clip;
-    ++measured;
+    norm_sum += up->norm;
+    clipped += up->clipped;
     reporting.push_back(i);
+    prepared.push_back(std::move(*up));
   }
+  const int measured = static_cast<int>(reporting.size());
   r.mean_norm = measured ? norm_sum / measured : 0;
   r.clipped_fraction = measured ? double(clipped) / measured : 0;
-  r.mean_delta.assign(dim_, 0.0f);
 
-  if (config_.dp != DpMode::kDistributed) {
-    // No secure aggregation: each phase's dropout still loses the update.
-    const double keep = (1 - config_.dropout_advertise) * (1 - config_.dropout_share) *
-                        (1 - config_.dropout_masked) * (1 - config_.dropout_unmask);
-    std::vector<size_t> kept;
-    for (size_t i : reporting) {
-      double u = static_cast<double>(rng() >> 11) * (1.0 / 9007199254740992.0);
-      if (u < keep) {
-        kept.push_back(i);
+  if (config.dp != DpMode::kDistributed) {
+    // A trusted aggregator: each phase's dropout still loses the update.
+    const double keep = KeepProbability(config);
+    std::vector<const privacy::PreparedUpdate*> kept;
+    for (size_t k = 0; k < reporting.size(); ++k) {
+      const size_t i = reporting[k];
+      if (dice.UniformDouble() < keep) {
+        kept.push_back(&prepared[k]);
       } else {
         r.dropped.push_back({in.devices[i], in.users[i], "upload", "device went offline"});
       }
     }
     r.survivors = static_cast<int>(kept.size());
-    if (kept.empty()) {
-      r.aborted = true;
-      r.abort_reason = "no device reported";
-    } else if (config_.dp == DpMode::kNone) {
-      for (size_t i : kept) {
-        for (size_t j = 0; j < dim_; ++j) r.mean_delta[j] += in.deltas[i][j];
-      }
-      for (auto& v : r.mean_delta) v /= static_cast<float>(kept.size());
-    } else {
-      FEDLORA_ASSIGN_OR_RETURN(auto agg,
-                               privacy::CentralDpAggregator::Create(dim_, r.clip, value_noise_));
-      uint64_t below = 0;
-      for (size_t i : kept) {
-        FEDLORA_ASSIGN_OR_RETURN(auto cr, agg.Add(in.deltas[i]));
-        below += privacy::AdaptiveClipper::ClipBit(cr.norm, r.clip);
-      }
-      std::vector<float> sum = agg.Release(rng);
-      // Divide by the expected cohort (a public constant), as DP-FedAvg does.
-      for (size_t j = 0; j < dim_; ++j) r.mean_delta[j] = sum[j] / in.expected_cohort;
-      if (clipper_) FEDLORA_RETURN_IF_ERROR(clipper_->Update(below, kept.size(), rng).status());
-    }
+    FEDLORA_ASSIGN_OR_RETURN(r.outcome, training.CompleteCentral(plan, kept, dice));
+  } else if (measured < training.aggregator().min_clients() || measured < 2) {
+    r.survivors = 0;
+    FEDLORA_ASSIGN_OR_RETURN(
+        r.outcome, training.Abort(plan, absl::StrCat(measured, " devices reported < min_clients ",
+                                                     training.aggregator().min_clients(),
+                                                     ": the noise would be too small")));
   } else {
-    FEDLORA_ASSIGN_OR_RETURN(privacy::DdgParams params, CurrentDdgParams());
-    r.ddg = params;
-    FEDLORA_ASSIGN_OR_RETURN(privacy::DdgCodec codec, privacy::DdgCodec::Create(MakeDdgConfig()));
-    const size_t vec_len = params.padded_dim + 1;  // + the adaptive-clipping bit
-    std::vector<std::vector<uint32_t>> inputs(reporting.size());
-    for (size_t k = 0; k < reporting.size(); ++k) {
-      size_t i = reporting[k];
-      std::mt19937_64 device_rng(in.round_seed ^ (0x9E3779B97F4A7C15ULL * (in.devices[i] + 1)));
-      FEDLORA_ASSIGN_OR_RETURN(privacy::DdgEncodeStats st,
-                               codec.Encode(in.deltas[i].data(), in.deltas[i].size(), in.round_seed,
-                                            device_rng, &inputs[k]));
-      inputs[k].resize(vec_len);
-      inputs[k][params.padded_dim] = privacy::AdaptiveClipper::ClipBit(st.norm, r.clip);
-    }
+    std::vector<std::vector<uint32_t>> inputs;
+    inputs.reserve(prepared.size());
+    for (auto& p : prepared) inputs.push_back(std::move(p.secagg_input));
     secagg::RoundConfig rc;
-    rc.session.num_devices = static_cast<uint32_t>(reporting.size());
-    rc.session.dim = vec_len;
-    rc.session.bits = config_.bits;
-    rc.session.graph = config_.graph == GraphMode::kComplete ? proto::SECAGG_GRAPH_COMPLETE
-                                                             : proto::SECAGG_GRAPH_KREGULAR;
+    FEDLORA_ASSIGN_OR_RETURN(rc.session, training.aggregator().SessionFor(
+                                             plan.privacy, static_cast<uint32_t>(measured)));
+    rc.session.graph = config.graph == GraphMode::kComplete ? proto::SECAGG_GRAPH_COMPLETE
+                                                            : proto::SECAGG_GRAPH_KREGULAR;
     // Expected total dropout: the configured per-phase rates (at least 1%), capped so that
     // the complete graph's honest-majority threshold stays reachable.
-    rc.session.expected_dropout_rate = std::min(
-        0.45, std::max(0.01, 1 - (1 - config_.dropout_advertise) * (1 - config_.dropout_share) *
-                                     (1 - config_.dropout_masked) * (1 - config_.dropout_unmask)));
-    secagg::DropoutPlan plan;
-    plan.probability = {config_.dropout_advertise, config_.dropout_share, config_.dropout_masked,
-                        config_.dropout_unmask};
-    secagg::DeterministicRng srng(in.round_seed);
-    if (reporting.size() < 2) {
-      r.aborted = true;
-      r.abort_reason = "fewer than 2 devices reported";
+    rc.session.expected_dropout_rate = std::min(0.45, std::max(0.01, 1 - KeepProbability(config)));
+    secagg::DropoutPlan drop;
+    drop.probability = {config.dropout_advertise, config.dropout_share, config.dropout_masked,
+                        config.dropout_unmask};
+    auto round = secagg::RunInProcessRound(rc, inputs, drop, dice);
+    if (!round.ok() && rc.session.graph == proto::SECAGG_GRAPH_KREGULAR &&
+        round.status().code() == absl::StatusCode::kFailedPrecondition) {
+      // Too few devices for a k-regular graph at the security target: use the complete one.
+      rc.session.graph = proto::SECAGG_GRAPH_COMPLETE;
+      round = secagg::RunInProcessRound(rc, inputs, drop, dice);
+    }
+    if (!round.ok()) return round.status();
+    for (const auto& d : round->report.devices) {
+      if (d.included_in_sum) continue;
+      const size_t i = reporting[d.id];
+      std::string phase =
+          d.dropped_in == secagg::Phase::kCompleted || d.dropped_in == secagg::Phase::kAborted
+              ? "secagg"
+              : kPhaseKeys[static_cast<int>(d.dropped_in)];
+      std::string reason = secagg::DropReasonName(d.reason);
+      if (!d.detail.empty()) reason += ": " + d.detail;
+      r.dropped.push_back({in.devices[i], in.users[i], phase, reason});
+    }
+    if (round->aborted) {
+      FEDLORA_ASSIGN_OR_RETURN(r.outcome,
+                               training.Abort(plan, std::string(round->abort_status.message())));
     } else {
-      auto round = secagg::RunInProcessRound(rc, inputs, plan, srng);
-      if (!round.ok() && rc.session.graph == proto::SECAGG_GRAPH_KREGULAR &&
-          round.status().code() == absl::StatusCode::kFailedPrecondition) {
-        // Too few devices for a k-regular graph at the security target: use the complete one.
-        rc.session.graph = proto::SECAGG_GRAPH_COMPLETE;
-        round = secagg::RunInProcessRound(rc, inputs, plan, srng);
-      }
-      if (!round.ok()) return round.status();
-      for (const auto& d : round->report.devices) {
-        if (d.included_in_sum) continue;
-        size_t i = reporting[d.id];
-        std::string phase =
-            d.dropped_in == secagg::Phase::kCompleted || d.dropped_in == secagg::Phase::kAborted
-                ? "secagg"
-                : kPhaseKeys[static_cast<int>(d.dropped_in)];
-        std::string reason = secagg::DropReasonName(d.reason);
-        if (!d.detail.empty()) reason += ": " + d.detail;
-        r.dropped.push_back({in.devices[i], in.users[i], phase, reason});
-      }
-      if (round->aborted) {
-        r.aborted = true;
-        r.abort_reason = std::string(round->abort_status.message());
-      } else {
-        r.survivors = static_cast<int>(round->included_devices.size());
-        FEDLORA_ASSIGN_OR_RETURN(std::vector<float> sum, codec.Decode(round->sum, in.round_seed));
-        for (size_t j = 0; j < dim_; ++j) r.mean_delta[j] = sum[j] / std::max(r.survivors, 1);
-        if (clipper_) {
-          uint64_t below = round->sum[params.padded_dim];
-          FEDLORA_RETURN_IF_ERROR(clipper_->Update(below, r.survivors, rng).status());
-        }
-      }
+      r.survivors = static_cast<int>(round->included_devices.size());
+      FEDLORA_ASSIGN_OR_RETURN(r.outcome,
+                               training.CompleteDistributed(plan, round->sum, r.survivors));
     }
   }
+  if (!r.outcome.released) r.survivors = 0;
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }

@@ -1,7 +1,7 @@
 // Evaluation of base, global and personalized models on users' test text.
 #include "absl/strings/str_cat.h"
+#include "fedlora/common/random.h"
 #include "fedlora/common/status_macros.h"
-#include "fedlora/data/rng.h"
 #include "fedlora/sim/cohort_trainer.h"
 #include "sim_state.h"
 
@@ -57,7 +57,7 @@ absl::StatusOr<EvalRecord> Evaluate(Simulator::State* s, const std::string& popu
       if (windows[i].size() == 0) continue;
       trainable.push_back(i);
       wp.push_back(&windows[i]);
-      seeds.push_back(data::DeriveSeed(c.seed, 0xE0000000ULL + users[i]));
+      seeds.push_back(DeriveSeed(c.seed, 0xE0000000ULL + users[i]));
     }
     device::TrainOptions o = s->local;
     o.max_steps = c.personalize_steps;

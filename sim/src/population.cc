@@ -9,10 +9,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "fedlora/common/file_util.h"
+#include "fedlora/common/random.h"
 #include "fedlora/common/status_macros.h"
 #include "fedlora/data/load.h"
 #include "fedlora/data/personas.h"
-#include "fedlora/data/rng.h"
 #include "fedlora/device/pretrain.h"
 #include "fedlora/sim/cohort_trainer.h"
 #include "sim_state.h"
@@ -33,7 +33,7 @@ absl::StatusOr<std::string> WritePublicCorpus(Simulator::State* s) {
   std::string text;
   if (IsPersonas(c.data)) {
     FEDLORA_ASSIGN_OR_RETURN(data::PersonaOptions po, data::ParsePersonaSpec(c.data));
-    po.seed = data::DeriveSeed(po.seed, 0x5075626C6963ULL);  // a different stream: public
+    po.seed = DeriveSeed(po.seed, 0x5075626C6963ULL);  // a different stream: public
     text = data::PublicCorpus(po, c.pretrain_public_lines);
   } else {
     for (int u : s->heldout) {
@@ -112,20 +112,18 @@ absl::Status LoadPopulation(Simulator::State* s) {
   FEDLORA_ASSIGN_OR_RETURN(s->rt, device::LoadRuntime(s->model_dir));
 
   // Devices: windows are cut once; speeds are log-normal around 1.
-  std::mt19937_64 speed_rng(data::DeriveSeed(c.seed, 0x5eed));
+  SplitMix64 speed_rng(DeriveSeed(c.seed, 0x5eed));
   for (int u : split.train_users) {
     VirtualDevice d;
     d.user = u;
     d.windows = RepeatWindows(
         device::MakeWindows(*s->rt.tokenizer, s->dataset.users[u].train, c.seq_len), c.local_batch);
     if (d.windows.size() == 0) continue;  // a user with no training text cannot take part
-    double z = static_cast<double>(speed_rng() >> 11) * (1.0 / 9007199254740992.0);
-    d.speed = std::exp(c.speed_sigma * std::sqrt(-2 * std::log(std::max(z, 1e-300))) *
-                       std::cos(2 * M_PI * ((speed_rng() >> 11) * (1.0 / 9007199254740992.0))));
+    d.speed = std::exp(c.speed_sigma * speed_rng.StandardNormal());
     s->devices.push_back(std::move(d));
   }
   // Fixed evaluation samples, so metrics are comparable across rounds.
-  data::SplitMix64 pick(data::DeriveSeed(c.seed, 0xE7A1));
+  SplitMix64 pick(DeriveSeed(c.seed, 0xE7A1));
   std::vector<int> idx(s->devices.size());
   for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int>(i);
   pick.Shuffle(idx);

@@ -156,6 +156,8 @@ nlohmann::json Summary::ToJson() const {
           {"rounds_completed", rounds_completed},
           {"epsilon", epsilon},
           {"delta", delta},
+          {"privacy_assumption", privacy_assumption},
+          {"randomness", randomness},
           {"stop_reason", stop_reason},
           {"participants", OptionalJson(participants)},
           {"heldout", OptionalJson(heldout)},

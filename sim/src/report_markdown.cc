@@ -83,6 +83,12 @@ void PrivacySection(const Summary& summary, std::string* md) {
     absl::StrAppend(md, "| epsilon budget | ", budget == "0" || budget == "0.0" ? "none" : budget,
                     " |\n");
   }
+  if (!summary.privacy_assumption.empty()) {
+    absl::StrAppend(md, "| epsilon assumes | ", summary.privacy_assumption, " |\n");
+  }
+  if (!summary.randomness.empty()) {
+    absl::StrAppend(md, "| randomness | ", summary.randomness, " |\n");
+  }
   absl::StrAppend(md, "\n");
 }
 

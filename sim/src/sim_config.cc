@@ -311,11 +311,4 @@ std::vector<ConfigKeyDoc> ConfigKeys() {
   return docs;
 }
 
-const char* DpModeName(DpMode m) {
-  for (const auto& n : Names(static_cast<DpMode*>(nullptr))) {
-    if (n.value == m) return n.name;
-  }
-  return "unknown";
-}
-
 }  // namespace fedlora::sim

@@ -4,19 +4,18 @@
 
 #include <memory>
 #include <optional>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "fedlora/adapters/lora_adapter.h"
+#include "fedlora/common/random.h"
+#include "fedlora/coordinator/federated_training.h"
 #include "fedlora/data/dataset.h"
 #include "fedlora/device/evaluate.h"
 #include "fedlora/device/runtime.h"
 #include "fedlora/device/trainer.h"
-#include "fedlora/privacy/ddg_codec.h"
 #include "fedlora/sim/aggregation.h"
 #include "fedlora/sim/report.h"
-#include "fedlora/sim/server_optimizer.h"
 #include "fedlora/sim/simulator.h"
 
 namespace fedlora::sim {
@@ -26,25 +25,6 @@ struct VirtualDevice {
   int user = 0;                  // index into dataset.users
   device::TokenWindows windows;  // training windows (at least local_batch rows)
   double speed = 1.0;            // relative compute speed (log-normal)
-};
-
-// Accumulates RDP over rounds for the chosen mode and converts to epsilon.
-class SimAccountant {
- public:
-  SimAccountant(DpMode mode, double q, double noise_multiplier, double delta);
-  // Epsilon after the rounds so far plus one more round with `ddg` (distributed mode).
-  absl::StatusOr<double> EpsilonIfCharged(const std::optional<privacy::DdgParams>& ddg) const;
-  absl::Status Charge(const std::optional<privacy::DdgParams>& ddg);
-  double epsilon() const { return epsilon_; }
-  double delta() const { return delta_; }
-
- private:
-  absl::StatusOr<std::vector<double>> RoundRdp(const std::optional<privacy::DdgParams>& ddg) const;
-  DpMode mode_;
-  double q_, noise_, delta_;
-  std::vector<double> orders_;
-  std::vector<double> rdp_;
-  double epsilon_ = 0;
 };
 
 struct Simulator::State {
@@ -58,13 +38,13 @@ struct Simulator::State {
   std::vector<int> eval_heldout;       // dataset user indices
   adapters::LoraConfig lora;
   size_t dim = 0;
-  std::vector<float> global;
-  std::unique_ptr<ServerOptimizer> server_opt;
-  std::unique_ptr<Aggregator> aggregator;
-  std::unique_ptr<SimAccountant> accountant;
+  std::vector<float> global;  // copy of training->global(), refreshed after every round
+  // The coordinator's round logic (global adapter, optimizer, aggregation, accountant).
+  std::unique_ptr<coordinator::FederatedTraining> training;
   std::unique_ptr<adapters::LoraAdapter> work;  // scratch adapter for evaluation
   device::TrainOptions local;
-  std::mt19937_64 rng;
+  // Simulation only: cohort sampling, dropout dice and the central aggregator's noise.
+  std::unique_ptr<SeededRandom> rng;
   std::optional<Metrics> base_participants, base_heldout;
 };
 

@@ -6,8 +6,8 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "fedlora/common/random.h"
 #include "fedlora/common/status_macros.h"
-#include "fedlora/data/rng.h"
 #include "fedlora/model/threads.h"
 #include "fedlora/sim/cohort_trainer.h"
 #include "sim_state.h"
@@ -36,7 +36,7 @@ absl::StatusOr<std::unique_ptr<Simulator>> Simulator::Create(const SimConfig& co
   FEDLORA_RETURN_IF_ERROR(ValidateConfig(config));
   auto s = std::make_unique<State>();
   s->config = config;
-  s->rng.seed(config.seed);
+  s->rng = std::make_unique<SeededRandom>(config.seed);
   model::ConfigureThreads({config.threads, 1});
   torch::manual_seed(config.seed);
   FEDLORA_RETURN_IF_ERROR(LoadPopulation(s.get()));
@@ -70,37 +70,22 @@ absl::StatusOr<std::unique_ptr<Simulator>> Simulator::Create(const SimConfig& co
   s->local.batch_size = c.local_batch;
   s->local.max_steps = c.local_steps;
   s->local.epochs = c.local_epochs;
-  s->server_opt = std::make_unique<ServerOptimizer>(c.server_optimizer, c.server_lr, c.server_beta1,
-                                                    c.server_beta2, c.server_eps, s->dim);
-
-  const int expected_cohort =
-      c.sampling == SamplingMode::kFixed
-          ? c.cohort
-          : std::max(1, static_cast<int>(std::lround(
-                            (c.poisson_rate > 0 ? c.poisson_rate : double(c.cohort) / n) * n)));
-  FEDLORA_ASSIGN_OR_RETURN(Aggregator agg, Aggregator::Create(c, s->dim, expected_cohort));
-  s->aggregator = std::make_unique<Aggregator>(std::move(agg));
-  const double q = c.sampling == SamplingMode::kPoisson && c.poisson_rate > 0
-                       ? c.poisson_rate
-                       : std::min(1.0, double(expected_cohort) / n);
-  const double delta = c.delta > 0 ? c.delta : 1.0 / std::pow(static_cast<double>(n), 1.1);
-  s->accountant =
-      std::make_unique<SimAccountant>(c.dp, q, s->aggregator->value_noise_multiplier(), delta);
+  coordinator::ServerOptimizerConfig so;
+  so.kind = c.server_optimizer;
+  so.lr = c.server_lr;
+  so.beta1 = c.server_beta1;
+  so.beta2 = c.server_beta2;
+  so.eps = c.server_eps;
+  FEDLORA_ASSIGN_OR_RETURN(
+      s->training, coordinator::FederatedTraining::Create(MakeRecipe(c, s->dim, n), so, s->global));
   if (c.dp != DpMode::kNone && c.epsilon_budget > 0) {
-    std::optional<privacy::DdgParams> ddg;
-    if (c.dp == DpMode::kDistributed) {
-      FEDLORA_ASSIGN_OR_RETURN(privacy::DdgParams p, s->aggregator->CurrentDdgParams());
-      ddg = p;
-    }
-    FEDLORA_ASSIGN_OR_RETURN(double first, s->accountant->EpsilonIfCharged(ddg));
+    FEDLORA_ASSIGN_OR_RETURN(double first, s->training->FirstRoundEpsilon());
     if (first > c.epsilon_budget) {
       return absl::FailedPreconditionError(
           absl::StrCat("privacy.epsilon_budget = ", c.epsilon_budget,
-                       " would be exceeded by the first round "
-                       "alone (epsilon ",
-                       first, " at delta ", delta,
-                       "; hint: raise privacy.noise_multiplier "
-                       "or lower the sampling rate)"));
+                       " would be exceeded by the first round alone (epsilon ", first, " at delta ",
+                       s->training->accountant().delta(),
+                       "; hint: raise privacy.noise_multiplier or lower the sampling rate)"));
     }
   }
   return std::unique_ptr<Simulator>(new Simulator(std::move(s)));
@@ -111,7 +96,10 @@ absl::StatusOr<SimResult> Simulator::Run(const std::function<void(const RoundRec
   const SimConfig& c = s.config;
   SimResult result;
   result.summary.config = ConfigToJson(c);
-  result.summary.delta = s.accountant->delta();
+  result.summary.delta = s.training->accountant().delta();
+  result.summary.randomness =
+      "seeded (simulation): device noise, cohort sampling and dropouts are drawn from "
+      "generators seeded by run.seed; real devices and the coordinator draw from SecureRandom";
   auto run_start = Clock::now();
   const int n = static_cast<int>(s.devices.size());
   for (int round = 1; round <= c.rounds; ++round) {
@@ -119,19 +107,17 @@ absl::StatusOr<SimResult> Simulator::Run(const std::function<void(const RoundRec
     RoundRecord rec;
     rec.round = round;
     // Budget: stop before a round that would exceed it.
-    std::optional<privacy::DdgParams> ddg;
-    if (c.dp == DpMode::kDistributed) {
-      FEDLORA_ASSIGN_OR_RETURN(privacy::DdgParams p, s.aggregator->CurrentDdgParams());
-      ddg = p;
+    const uint64_t round_seed = DeriveSeed(c.seed, 0x10000ULL + round);
+    auto plan = s.training->PlanRound(DeriveSeed(round_seed, 0x707A7E));
+    if (!plan.ok()) {
+      if (plan.status().code() != absl::StatusCode::kFailedPrecondition) return plan.status();
+      result.summary.stop_reason =
+          absl::StrCat("stopped before round ", round, ": ", plan.status().message(),
+                       " (privacy.epsilon_budget)");
+      break;
     }
-    if (c.dp != DpMode::kNone && c.epsilon_budget > 0) {
-      FEDLORA_ASSIGN_OR_RETURN(double next, s.accountant->EpsilonIfCharged(ddg));
-      if (next > c.epsilon_budget) {
-        result.summary.stop_reason =
-            absl::StrCat("stopped before round ", round, ": it would raise epsilon to ", next,
-                         ", above privacy.epsilon_budget = ", c.epsilon_budget);
-        break;
-      }
+    if (plan->mechanism) {
+      result.summary.privacy_assumption = privacy::DescribeAccounting(*plan->mechanism);
     }
     // Cohort sampling.
     std::vector<int> cohort;
@@ -139,7 +125,7 @@ absl::StatusOr<SimResult> Simulator::Run(const std::function<void(const RoundRec
       std::vector<int> all(n);
       for (int i = 0; i < n; ++i) all[i] = i;
       for (int i = 0; i < c.cohort; ++i) {
-        int j = i + static_cast<int>(s.rng() % static_cast<uint64_t>(n - i));
+        int j = i + static_cast<int>(s.rng->Uniform(static_cast<uint64_t>(n - i)));
         std::swap(all[i], all[j]);
       }
       cohort.assign(all.begin(), all.begin() + c.cohort);
@@ -147,19 +133,17 @@ absl::StatusOr<SimResult> Simulator::Run(const std::function<void(const RoundRec
     } else {
       double q = c.poisson_rate > 0 ? c.poisson_rate : double(c.cohort) / n;
       for (int i = 0; i < n; ++i) {
-        if (static_cast<double>(s.rng() >> 11) * (1.0 / 9007199254740992.0) < q)
-          cohort.push_back(i);
+        if (s.rng->UniformDouble() < q) cohort.push_back(i);
       }
     }
     rec.sampled = static_cast<int>(cohort.size());
-    const uint64_t round_seed = data::DeriveSeed(c.seed, 0x10000ULL + round);
 
     // Local training.
     std::vector<const device::TokenWindows*> windows;
     std::vector<uint64_t> seeds;
     for (int d : cohort) {
       windows.push_back(&s.devices[d].windows);
-      seeds.push_back(data::DeriveSeed(round_seed, static_cast<uint64_t>(d)));
+      seeds.push_back(DeriveSeed(round_seed, static_cast<uint64_t>(d)));
     }
     CohortResult trained;
     if (!cohort.empty()) {
@@ -175,7 +159,6 @@ absl::StatusOr<SimResult> Simulator::Run(const std::function<void(const RoundRec
     AggregationInput in;
     in.devices = cohort;
     in.deltas = std::move(trained.deltas);
-    in.expected_cohort = c.sampling == SamplingMode::kFixed ? c.cohort : std::max(1, rec.sampled);
     in.round_seed = round_seed;
     const double tokens_per_device = static_cast<double>(c.local_steps * c.local_batch * c.seq_len);
     for (int d : cohort) {
@@ -183,21 +166,18 @@ absl::StatusOr<SimResult> Simulator::Run(const std::function<void(const RoundRec
       double sim_seconds = tokens_per_device / (kReferenceTokensPerSecond * s.devices[d].speed);
       in.missed_deadline.push_back(c.deadline > 0 && sim_seconds > c.deadline);
     }
-    FEDLORA_ASSIGN_OR_RETURN(AggregationResult agg, s.aggregator->Run(in, s.rng));
+    FEDLORA_ASSIGN_OR_RETURN(AggregationResult agg,
+                             RunPrivacyRound(c, *s.training, *plan, in, *s.rng));
     rec.privacy_seconds = agg.seconds;
     rec.survivors = agg.survivors;
-    rec.aborted = agg.aborted;
-    rec.abort_reason = agg.abort_reason;
+    rec.aborted = !agg.outcome.released;
+    rec.abort_reason = agg.outcome.abort_reason;
     rec.dropped = std::move(agg.dropped);
     rec.mean_update_norm = agg.mean_norm;
     rec.clipped_fraction = agg.clipped_fraction;
-    rec.clip = agg.clip;
-    if (!agg.aborted) {
-      FEDLORA_RETURN_IF_ERROR(s.server_opt->Apply(agg.mean_delta, &s.global));
-      // Privacy is spent whenever the noisy aggregate is released.
-      FEDLORA_RETURN_IF_ERROR(s.accountant->Charge(agg.ddg ? agg.ddg : ddg));
-    }
-    rec.epsilon = s.accountant->epsilon();
+    rec.clip = c.dp == DpMode::kNone ? 0.0 : agg.outcome.clip_used;
+    rec.epsilon = agg.outcome.epsilon;
+    s.global = s.training->global();
 
     // Evaluation every K rounds and after the last.
     if ((c.eval_every > 0 && round % c.eval_every == 0) || round == c.rounds) {
@@ -228,7 +208,7 @@ absl::StatusOr<SimResult> Simulator::Run(const std::function<void(const RoundRec
     result.summary.participants = part;
     result.summary.heldout = held;
   }
-  result.summary.epsilon = s.accountant->epsilon();
+  result.summary.epsilon = s.training->epsilon();
   result.summary.seconds = Since(run_start);
   result.global_adapter = s.global;
   return result;

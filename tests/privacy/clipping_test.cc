@@ -69,7 +69,7 @@ TEST(AdaptiveClipTest, MatchesTensorFlowPrivacyGeometricVector) {
   config.clipped_count_stddev = 0;
   auto clipper = AdaptiveClipper::Create(config);
   ASSERT_TRUE(clipper.ok());
-  std::mt19937_64 rng(1);
+  SeededRandom rng(1);
   const double expected[] = {8, 4, 2.8284271247, 2, 2};
   for (double e : expected) {
     uint64_t count = AdaptiveClipper::ClipBit(5.0, clipper->clip()) +
@@ -86,11 +86,12 @@ TEST(AdaptiveClipTest, ConvergesToTargetQuantileWithNoise) {
   config.clipped_count_stddev = 0.05 * 100;
   auto clipper = AdaptiveClipper::Create(config);
   ASSERT_TRUE(clipper.ok());
-  std::mt19937_64 rng(7);
-  std::uniform_real_distribution<double> norms(0, 10);  // median 5
+  SeededRandom rng(7);
   for (int round = 0; round < 400; ++round) {
     uint64_t count = 0;
-    for (int i = 0; i < 100; ++i) count += AdaptiveClipper::ClipBit(norms(rng), clipper->clip());
+    for (int i = 0; i < 100; ++i) {  // norms uniform in [0, 10): median 5
+      count += AdaptiveClipper::ClipBit(10 * rng.UniformDouble(), clipper->clip());
+    }
     ASSERT_TRUE(clipper->Update(count, 100, rng).ok());
   }
   EXPECT_NEAR(clipper->clip(), 5.0, 1.0);
@@ -105,7 +106,7 @@ TEST(AdaptiveClipTest, RejectsBadConfigAndCounts) {
   c.target_quantile = 0.5;
   auto clipper = AdaptiveClipper::Create(c);
   ASSERT_TRUE(clipper.ok());
-  std::mt19937_64 rng(1);
+  SeededRandom rng(1);
   EXPECT_FALSE(clipper->Update(11, 10, rng).ok());
   EXPECT_EQ(clipper->clip(), 0.1);
   EXPECT_EQ(AdaptiveClipper::ClipBit(std::nan(""), 1.0), 0u);
@@ -119,7 +120,7 @@ TEST(CentralDpTest, NaNDeltaNeverReachesTheAggregate) {
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_FALSE(agg->Add({1.0f, 2.0f}).ok());  // wrong size
   EXPECT_EQ(agg->num_added(), 1);
-  std::mt19937_64 rng(3);
+  SeededRandom rng(3);
   auto out = agg->Release(rng);
   for (float x : out) EXPECT_TRUE(std::isfinite(x));
   EXPECT_FLOAT_EQ(out[1], 0.2f);
@@ -131,7 +132,7 @@ TEST(CentralDpTest, NoiseHasPredictedSpreadAndIsRepeatable) {
   ASSERT_TRUE(agg.ok());
   std::vector<float> big(d, 1.0f);  // norm sqrt(d) -> clipped to 2
   ASSERT_TRUE(agg->Add(big).ok());
-  std::mt19937_64 rng1(42), rng2(42);
+  SeededRandom rng1(42), rng2(42);
   auto a = agg->Release(rng1);
   auto b = agg->Release(rng2);
   EXPECT_EQ(a, b);
@@ -149,7 +150,7 @@ TEST(CentralDpTest, NoiseHasPredictedSpreadAndIsRepeatable) {
 
 TEST(LocalDpTest, ClipsThenNoises) {
   std::vector<float> v(10000, 1.0f);
-  std::mt19937_64 rng(5);
+  SeededRandom rng(5);
   auto r = ClipAndAddLocalNoise(v, 1.0, 0.5, rng);
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(r->clipped);

@@ -13,15 +13,14 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::vector<float> RandomVector(size_t d, double scale, std::mt19937_64& rng) {
-  std::normal_distribution<double> g(0, scale);
+std::vector<float> RandomVector(size_t d, double scale, RandomSource& rng) {
   std::vector<float> v(d);
-  for (auto& x : v) x = static_cast<float>(g(rng));
+  for (auto& x : v) x = static_cast<float>(scale * rng.StandardNormal());
   return v;
 }
 
 TEST(HadamardTest, RotationPreservesNormsAndInverts) {
-  std::mt19937_64 rng(3);
+  SeededRandom rng(3);
   for (size_t d : {1, 5, 64, 1000, 4097}) {
     auto v = RandomVector(d, 1.0, rng);
     std::vector<double> y;
@@ -60,7 +59,7 @@ TEST(DdgCodecTest, DecodedSumMatchesClippedSumWithinPredictedSpread) {
   auto codec = DdgCodec::Create(BaseConfig(d));
   ASSERT_TRUE(codec.ok()) << codec.status();
   const uint64_t round_seed = 2024;
-  std::mt19937_64 data_rng(1);
+  SeededRandom data_rng(1);
   std::vector<double> clipped_sum(d, 0.0);
   std::vector<uint32_t> total(codec->params().padded_dim, 0);
   const uint64_t mask = (1ull << 20) - 1;
@@ -69,7 +68,7 @@ TEST(DdgCodecTest, DecodedSumMatchesClippedSumWithinPredictedSpread) {
     std::vector<float> clipped = delta;
     ASSERT_TRUE(ClipL2InPlace(clipped, 1.0).ok());
     for (size_t i = 0; i < d; ++i) clipped_sum[i] += clipped[i];
-    std::mt19937_64 device_rng(100 + dev);
+    SeededRandom device_rng(100 + dev);
     std::vector<uint32_t> enc;
     auto stats = codec->Encode(delta.data(), d, round_seed, device_rng, &enc);
     ASSERT_TRUE(stats.ok()) << stats.status();
@@ -104,7 +103,7 @@ TEST(DdgCodecTest, NoiselessRoundTripIsAccurate) {
   c.expected_clients = 3;
   auto codec = DdgCodec::Create(c);
   ASSERT_TRUE(codec.ok()) << codec.status();
-  std::mt19937_64 rng(8);
+  SeededRandom rng(8);
   auto delta = RandomVector(500, 0.01, rng);
   std::vector<uint32_t> enc;
   ASSERT_TRUE(codec->Encode(delta.data(), 500, 1, rng, &enc).ok());
@@ -142,7 +141,7 @@ TEST(DdgCodecTest, NaNDeltaIsRejectedBeforeEncoding) {
   std::vector<float> delta(10, 0.1f);
   delta[3] = std::numeric_limits<float>::quiet_NaN();
   std::vector<uint32_t> out;
-  std::mt19937_64 rng(1);
+  SeededRandom rng(1);
   auto r = codec->Encode(delta.data(), 10, 1, rng, &out);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(out.empty());

@@ -36,7 +36,7 @@ TEST_P(DiscreteGaussianFitTest, ChiSquareMeanVarianceAndTailMatchExactPmf) {
   auto sampler = DiscreteGaussianSampler::Create(sigma2);
   ASSERT_TRUE(sampler.ok()) << sampler.status();
   const int kSamples = 200000;
-  std::mt19937_64 rng(1234);
+  SeededRandom rng(1234);
   std::map<int64_t, int64_t> counts;
   double sum = 0, sum_sq = 0;
   for (int i = 0; i < kSamples; ++i) {
@@ -100,7 +100,7 @@ TEST(DiscreteGaussianTest, VarianceHelperMatchesContinuousForLargeSigma) {
 TEST(DiscreteGaussianTest, RepeatableWithSeed) {
   auto sampler = DiscreteGaussianSampler::Create(9.0);
   ASSERT_TRUE(sampler.ok());
-  std::mt19937_64 a(99), b(99);
+  SeededRandom a(99), b(99);
   for (int i = 0; i < 1000; ++i) ASSERT_EQ(sampler->Sample(a), sampler->Sample(b));
 }
 

@@ -21,7 +21,7 @@ constexpr int kBits = 24;
 RoundResult RunWithHooks(const TransportHooks& hooks, const DropoutPlan& plan = {},
                          uint64_t seed = 1) {
   auto inputs = RandomInputs(kN, kDim, kBits, seed);
-  DeterministicRng rng(seed);
+  SeededRandom rng(seed);
   auto r = RunInProcessRound(MakeRoundConfig(kN, kDim, kBits, proto::SECAGG_GRAPH_COMPLETE, 7),
                              inputs, plan, rng, &hooks);
   EXPECT_TRUE(r.ok()) << r.status();

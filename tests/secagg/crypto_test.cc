@@ -10,16 +10,16 @@ namespace fedlora::secagg {
 namespace {
 
 TEST(RngTest, DeterministicRngRepeatsPerSeedAndDiffersAcrossSeeds) {
-  DeterministicRng a(1), b(1), c(2);
+  SeededRandom a(1), b(1), c(2);
   EXPECT_EQ(a.NextU64(), b.NextU64());
   EXPECT_NE(a.NextU64(), c.NextU64());
   for (int i = 0; i < 100; ++i) EXPECT_LT(a.Uniform(7), 7u);
-  SecureRng s;
+  SecureRandom s;
   EXPECT_NE(s.NextU64(), s.NextU64());
 }
 
 TEST(KeyAgreementTest, BothSidesDeriveTheSameSecret) {
-  DeterministicRng rng(3);
+  SeededRandom rng(3);
   auto alice = X25519KeyPair::Generate(rng);
   auto bob = X25519KeyPair::Generate(rng);
   auto ab = alice.Agree(bob.public_key());
@@ -32,23 +32,23 @@ TEST(KeyAgreementTest, BothSidesDeriveTheSameSecret) {
 }
 
 TEST(KeyAgreementTest, RejectsBadAndLowOrderPeerKeys) {
-  DeterministicRng rng(4);
+  SeededRandom rng(4);
   auto alice = X25519KeyPair::Generate(rng);
   EXPECT_EQ(alice.Agree("short").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_FALSE(alice.Agree(std::string(32, '\0')).ok());  // low-order point
 }
 
 TEST(KeyAgreementTest, HkdfSeparatesContexts) {
-  DeterministicRng rng(5);
-  const Secret32 ikm = rng.NextSecret();
+  SeededRandom rng(5);
+  const Secret32 ikm = NextSecret(rng);
   EXPECT_TRUE(ConstantTimeEquals(HkdfSha256(ikm, "s", "a"), HkdfSha256(ikm, "s", "a")));
   EXPECT_FALSE(ConstantTimeEquals(HkdfSha256(ikm, "s", "a"), HkdfSha256(ikm, "s", "b")));
   EXPECT_FALSE(ConstantTimeEquals(HkdfSha256(ikm, "s", "a"), HkdfSha256(ikm, "t", "a")));
 }
 
 TEST(AeadTest, RoundTripAndTamperDetection) {
-  DeterministicRng rng(6);
-  const Secret32 key = rng.NextSecret();
+  SeededRandom rng(6);
+  const Secret32 key = NextSecret(rng);
   const std::string sealed = AeadSeal(key, "aad", "share payload", rng);
   auto opened = AeadOpen(key, "aad", sealed);
   ASSERT_TRUE(opened.ok());
@@ -59,13 +59,13 @@ TEST(AeadTest, RoundTripAndTamperDetection) {
     EXPECT_EQ(AeadOpen(key, "aad", bad).status().code(), absl::StatusCode::kDataLoss) << i;
   }
   EXPECT_EQ(AeadOpen(key, "other aad", sealed).status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_EQ(AeadOpen(rng.NextSecret(), "aad", sealed).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(AeadOpen(NextSecret(rng), "aad", sealed).status().code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(AeadOpen(key, "aad", "short").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(MaskPrgTest, AddThenSubtractCancelsAndSeedsDiffer) {
-  DeterministicRng rng(7);
-  const Secret32 s1 = rng.NextSecret(), s2 = rng.NextSecret();
+  SeededRandom rng(7);
+  const Secret32 s1 = NextSecret(rng), s2 = NextSecret(rng);
   MaskExpander prg;
   const size_t n = 10007;  // not a multiple of the chunk size
   std::vector<uint32_t> acc(n, 5);
@@ -82,7 +82,7 @@ class BitPackingTest : public ::testing::TestWithParam<int> {};
 
 TEST_P(BitPackingTest, RoundTrip) {
   const int bits = GetParam();
-  DeterministicRng rng(bits);
+  SeededRandom rng(bits);
   const size_t n = 1001;
   std::vector<uint32_t> v(n);
   const uint64_t mask = (uint64_t{1} << bits) - 1;

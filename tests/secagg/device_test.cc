@@ -15,7 +15,7 @@ class CapturingSender : public SendToServerInterface {
 };
 
 proto::SecAggSessionConfig Config() {
-  DeterministicRng rng(1);
+  SeededRandom rng(1);
   SessionParams p;
   p.num_devices = 5;
   p.dim = 4;
@@ -26,7 +26,7 @@ proto::SecAggSessionConfig Config() {
 
 TEST(DeviceTest, AdvertisesTwoDistinctKeysBoundToTheRound) {
   CapturingSender sender;
-  DeterministicRng rng(2);
+  SeededRandom rng(2);
   auto dev = SecAggDevice::Create(1, Config(), &sender, &rng);
   ASSERT_TRUE(dev.ok());
   ASSERT_TRUE((*dev)->Start().ok());
@@ -42,7 +42,7 @@ TEST(DeviceTest, AdvertisesTwoDistinctKeysBoundToTheRound) {
 
 TEST(DeviceTest, OutOfOrderServerMessageAbortsAndTellsTheServer) {
   CapturingSender sender;
-  DeterministicRng rng(3);
+  SeededRandom rng(3);
   auto dev = SecAggDevice::Create(0, Config(), &sender, &rng).value();
   ASSERT_TRUE(dev->Start().ok());
   proto::SecAggServerMessage unmask;
@@ -57,7 +57,7 @@ TEST(DeviceTest, OutOfOrderServerMessageAbortsAndTellsTheServer) {
 
 TEST(DeviceTest, ServerAbortEndsTheDeviceQuietly) {
   CapturingSender sender;
-  DeterministicRng rng(4);
+  SeededRandom rng(4);
   auto dev = SecAggDevice::Create(0, Config(), &sender, &rng).value();
   ASSERT_TRUE(dev->Start().ok());
   proto::SecAggServerMessage abort;
@@ -70,7 +70,7 @@ TEST(DeviceTest, ServerAbortEndsTheDeviceQuietly) {
 
 TEST(DeviceTest, ValidatesInputAndId) {
   CapturingSender sender;
-  DeterministicRng rng(5);
+  SeededRandom rng(5);
   EXPECT_EQ(SecAggDevice::Create(5, Config(), &sender, &rng).status().code(),
             absl::StatusCode::kInvalidArgument);
   auto dev = SecAggDevice::Create(0, Config(), &sender, &rng).value();

@@ -80,7 +80,7 @@ TEST(GraphParametersTest, HigherRatesNeedLargerDegree) {
 }
 
 TEST(SessionConfigTest, DerivesThresholdAndDegree) {
-  DeterministicRng rng(1);
+  SeededRandom rng(1);
   SessionParams p;
   p.num_devices = 100;
   p.dim = 10;

@@ -19,7 +19,7 @@ TEST(ProtocolTest, NoDropoutsGivesExactSumForEveryBitWidth) {
   for (int bits : {1, 7, 16, 32}) {
     const uint32_t n = 12;
     auto inputs = RandomInputs(n, 777, bits, bits);
-    DeterministicRng rng(bits);
+    SeededRandom rng(bits);
     auto r = RunInProcessRound(MakeRoundConfig(n, 777, bits, proto::SECAGG_GRAPH_COMPLETE), inputs,
                                DropoutPlan::None(), rng);
     ASSERT_TRUE(r.ok()) << r.status();
@@ -45,7 +45,7 @@ TEST_P(DropoutTest, ExactSumOfSurvivors) {
   const int bits = 20;
   const uint64_t dim = 500;
   auto inputs = RandomInputs(n, dim, bits, 99);
-  DeterministicRng rng(1000 + phase_index * 10 + static_cast<int>(rate * 100));
+  SeededRandom rng(1000 + phase_index * 10 + static_cast<int>(rate * 100));
   const RoundConfig cfg = graph == proto::SECAGG_GRAPH_COMPLETE
                               ? MakeRoundConfig(n, dim, bits, graph, /*threshold=*/31)
                               : MakeRoundConfig(n, dim, bits, graph, /*threshold=*/7,
@@ -83,7 +83,7 @@ TEST(ProtocolTest, DropoutsSpreadOverEveryPhase) {
   for (auto graph : {proto::SECAGG_GRAPH_COMPLETE, proto::SECAGG_GRAPH_KREGULAR}) {
     const uint32_t n = 80;
     auto inputs = RandomInputs(n, 300, 32, 5);
-    DeterministicRng rng(77);
+    SeededRandom rng(77);
     DropoutPlan plan;
     plan.probability = {0.08, 0.08, 0.08, 0.08};  // ~30% in total
     const RoundConfig cfg = graph == proto::SECAGG_GRAPH_COMPLETE
@@ -106,7 +106,7 @@ TEST_P(AbortTest, BelowThresholdAbortsWithReason) {
   const int phase_index = GetParam();
   const uint32_t n = 10;
   auto inputs = RandomInputs(n, 64, 16, 3);
-  DeterministicRng rng(phase_index);
+  SeededRandom rng(phase_index);
   DropoutPlan plan;
   plan.silent_in_phase[phase_index] = {0, 2, 4, 6, 8};  // 5 left, threshold 6
   auto r = RunInProcessRound(MakeRoundConfig(n, 64, 16, proto::SECAGG_GRAPH_COMPLETE, 6), inputs,
@@ -124,7 +124,7 @@ INSTANTIATE_TEST_SUITE_P(AllPhases, AbortTest, ::testing::Values(0, 1, 2, 3));
 TEST(ProtocolTest, ExactlyThresholdSurvivorsStillSucceed) {
   const uint32_t n = 10;
   auto inputs = RandomInputs(n, 64, 16, 4);
-  DeterministicRng rng(4);
+  SeededRandom rng(4);
   DropoutPlan plan;
   plan.silent_in_phase[2] = {1, 3, 5, 7};  // 6 left == threshold
   auto r = RunInProcessRound(MakeRoundConfig(n, 64, 16, proto::SECAGG_GRAPH_COMPLETE, 6), inputs,
@@ -135,7 +135,7 @@ TEST(ProtocolTest, ExactlyThresholdSurvivorsStillSucceed) {
 }
 
 TEST(ProtocolTest, RejectsInputsThatDoNotMatchTheConfig) {
-  DeterministicRng rng(1);
+  SeededRandom rng(1);
   auto cfg = MakeRoundConfig(4, 8, 8, proto::SECAGG_GRAPH_COMPLETE);
   auto inputs = RandomInputs(4, 8, 8, 1);
   inputs[2][3] = 256;  // >= 2^8
@@ -144,6 +144,40 @@ TEST(ProtocolTest, RejectsInputsThatDoNotMatchTheConfig) {
   inputs = RandomInputs(3, 8, 8, 1);
   EXPECT_EQ(RunInProcessRound(cfg, inputs, DropoutPlan::None(), rng).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// Distributed DP: the devices' noise is calibrated for min_sum_devices survivors; above the
+// threshold but below that, the server must not unmask (k-regular and complete graphs).
+TEST(ProtocolTest, FewerSurvivorsThanMinSumDevicesAbortBeforeUnmasking) {
+  for (auto graph : {proto::SECAGG_GRAPH_COMPLETE, proto::SECAGG_GRAPH_KREGULAR}) {
+    const uint32_t n = 30;
+    auto inputs = RandomInputs(n, 32, 16, 5);
+    SeededRandom rng(5);
+    auto cfg = MakeRoundConfig(n, 32, 16, graph);
+    cfg.session.min_sum_devices = 25;
+    DropoutPlan plan;
+    plan.silent_in_phase[2] = {0, 1, 2, 3, 4, 5};  // 24 masked inputs arrive
+    auto r = RunInProcessRound(cfg, inputs, plan, rng);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_TRUE(r->aborted);
+    EXPECT_NE(r->abort_status.message().find("24 survivors < min_clients 25"), std::string::npos)
+        << r->abort_status;
+    EXPECT_TRUE(r->sum.empty());
+    // One survivor more is enough.
+    plan.silent_in_phase[2] = {0, 1, 2, 3, 4};
+    SeededRandom rng2(5);
+    auto ok = RunInProcessRound(cfg, inputs, plan, rng2);
+    ASSERT_TRUE(ok.ok());
+    ASSERT_FALSE(ok->aborted) << ok->abort_status;
+    EXPECT_EQ(ok->included_devices.size(), 25u);
+  }
+  SeededRandom rng(1);
+  SessionParams p;
+  p.num_devices = 10;
+  p.dim = 4;
+  p.bits = 16;
+  p.min_sum_devices = 11;
+  EXPECT_EQ(MakeSessionConfig(p, rng).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

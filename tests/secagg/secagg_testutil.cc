@@ -5,7 +5,7 @@
 namespace fedlora::secagg::testing {
 
 std::vector<std::vector<uint32_t>> RandomInputs(uint32_t n, uint64_t dim, int bits, uint64_t seed) {
-  DeterministicRng rng(seed);
+  SeededRandom rng(seed);
   const uint64_t mask = (uint64_t{1} << bits) - 1;
   std::vector<std::vector<uint32_t>> inputs(n, std::vector<uint32_t>(dim));
   for (auto& v : inputs) {

@@ -23,7 +23,7 @@ TEST(PrimeFieldTest, ArithmeticAtTheEdgeOfTheField) {
   EXPECT_EQ(field::Reduce(kPrime), 0u);
   // (2^60)^2 = 2^120 = 2^(61*1 + 59) -> 2^59 mod p since 2^61 == 1.
   EXPECT_EQ(field::Mul(uint64_t{1} << 60, uint64_t{1} << 60), uint64_t{1} << 59);
-  DeterministicRng rng(7);
+  SeededRandom rng(7);
   for (int i = 0; i < 1000; ++i) {
     const uint64_t a = field::Reduce(rng.NextU64());
     const uint64_t b = field::Reduce(rng.NextU64());
@@ -43,8 +43,8 @@ Secret32 SecretOf(uint8_t fill) {
 }
 
 TEST(ShamirTest, AnyThresholdSubsetReconstructs) {
-  DeterministicRng rng(1);
-  const Secret32 secret = rng.NextSecret();
+  SeededRandom rng(1);
+  const Secret32 secret = NextSecret(rng);
   std::vector<uint64_t> xs;
   for (uint64_t i = 1; i <= 10; ++i) xs.push_back(i * 3);
   auto shares = ShamirSplit(secret, 4, xs, rng);
@@ -60,7 +60,7 @@ TEST(ShamirTest, AnyThresholdSubsetReconstructs) {
 TEST(ShamirTest, AllOnesSecretAndLargestEvaluationPoints) {
   // Secret bytes 0xff make every chunk its maximum (2^56 - 1, 2^32 - 1); evaluation points
   // next to p exercise the reduction.
-  DeterministicRng rng(2);
+  SeededRandom rng(2);
   const Secret32 secret = SecretOf(0xff);
   std::vector<uint64_t> xs = {kPrime - 1, kPrime - 2, kPrime - 3, 1, 2};
   auto shares = ShamirSplit(secret, 5, xs, rng);
@@ -71,7 +71,7 @@ TEST(ShamirTest, AllOnesSecretAndLargestEvaluationPoints) {
 }
 
 TEST(ShamirTest, FewerThanThresholdFailsAndWrongSubsetGivesGarbage) {
-  DeterministicRng rng(3);
+  SeededRandom rng(3);
   const Secret32 secret = SecretOf(0x11);
   auto shares = ShamirSplit(secret, 3, {1, 2, 3, 4}, rng);
   ASSERT_TRUE(shares.ok());
@@ -83,7 +83,7 @@ TEST(ShamirTest, FewerThanThresholdFailsAndWrongSubsetGivesGarbage) {
 }
 
 TEST(ShamirTest, ForgedShareIsDetectedOrChangesTheSecret) {
-  DeterministicRng rng(4);
+  SeededRandom rng(4);
   const Secret32 secret = SecretOf(0x42);
   auto shares = ShamirSplit(secret, 3, {1, 2, 3}, rng);
   ASSERT_TRUE(shares.ok());
@@ -93,8 +93,8 @@ TEST(ShamirTest, ForgedShareIsDetectedOrChangesTheSecret) {
 }
 
 TEST(ShamirTest, SerializationRoundTripAndValidation) {
-  DeterministicRng rng(5);
-  auto shares = ShamirSplit(rng.NextSecret(), 2, {9, 10}, rng);
+  SeededRandom rng(5);
+  auto shares = ShamirSplit(NextSecret(rng), 2, {9, 10}, rng);
   ASSERT_TRUE(shares.ok());
   const std::string bytes = SerializeShare((*shares)[0]);
   EXPECT_EQ(bytes.size(), kShamirShareBytes);
@@ -107,7 +107,7 @@ TEST(ShamirTest, SerializationRoundTripAndValidation) {
 }
 
 TEST(ShamirTest, RejectsBadArguments) {
-  DeterministicRng rng(6);
+  SeededRandom rng(6);
   const Secret32 s = SecretOf(1);
   EXPECT_FALSE(ShamirSplit(s, 0, {1, 2}, rng).ok());
   EXPECT_FALSE(ShamirSplit(s, 3, {1, 2}, rng).ok());

@@ -174,6 +174,49 @@ TEST(SimulatorTest, BudgetRefusesOrStops) {
   EXPECT_TRUE(stopped->summary.participants.has_value());
 }
 
+TEST(SimulatorTest, ReportStatesTheAccountingAssumptionAndSeededNoise) {
+  SimConfig c = SmallConfig("fedlora_sim_assume");
+  c.rounds = 1;
+  c.eval_every = 1;
+  c.personalize_steps = 0;
+  auto fixed = RunSim(c);
+  ASSERT_TRUE(fixed.ok()) << fixed.status();
+  EXPECT_THAT(fixed->summary.privacy_assumption, ::testing::HasSubstr("replace one"));
+  EXPECT_THAT(fixed->summary.randomness, ::testing::HasSubstr("seeded"));
+  EXPECT_THAT(fixed->summary.ToJson().dump(), ::testing::HasSubstr("privacy_assumption"));
+  c.sampling = SamplingMode::kPoisson;
+  c.poisson_rate = 0.9;  // large enough that min_clients usually survive
+  auto poisson = RunSim(c);
+  ASSERT_TRUE(poisson.ok()) << poisson.status();
+  EXPECT_THAT(poisson->summary.privacy_assumption, ::testing::HasSubstr("add/remove"));
+}
+
+// Rounds whose survivors fall below min_clients are neither applied nor charged.
+TEST(SimulatorTest, RoundsBelowMinClientsAreNotReleasedNorCharged) {
+  SimConfig c = SmallConfig("fedlora_sim_minclients");
+  c.rounds = 4;
+  c.eval_every = 4;
+  c.personalize_steps = 0;
+  c.min_survivors = 1.0;  // every sampled device must survive
+  c.dropout_masked = 0.15;
+  auto r = RunSim(c);
+  ASSERT_TRUE(r.ok()) << r.status();
+  int aborted = 0;
+  double prev = 0;
+  for (const auto& rec : r->rounds) {
+    if (rec.aborted) {
+      ++aborted;
+      EXPECT_FALSE(rec.abort_reason.empty());
+      EXPECT_EQ(rec.epsilon, prev);
+      EXPECT_EQ(rec.survivors, 0);
+    } else {
+      EXPECT_GT(rec.epsilon, prev);
+    }
+    prev = rec.epsilon;
+  }
+  EXPECT_GT(aborted, 0);
+}
+
 TEST(SimulatorTest, BadModelDirIsAClearError) {
   SimConfig c = SmallConfig("fedlora_sim_bad");
   c.model = "/nonexistent/model";

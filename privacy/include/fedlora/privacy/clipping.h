@@ -7,11 +7,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
-#include <random>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "fedlora/common/random.h"
 
 namespace fedlora::privacy {
 
@@ -86,7 +86,13 @@ class AdaptiveClipper {
   // `below_count` = sum of ClipBit over the `num_reported` devices whose bits were summed.
   // Returns the new clip. Fails with INVALID_ARGUMENT if below_count > num_reported
   // (state unchanged).
-  absl::StatusOr<double> Update(uint64_t below_count, uint64_t num_reported, std::mt19937_64& rng);
+  absl::StatusOr<double> Update(uint64_t below_count, uint64_t num_reported, RandomSource& rng);
+
+  // Server side when the devices noised the count themselves (distributed DP, see
+  // ddg_count.h): `noisy_centered_sum` estimates sum(bit - 0.5) and already carries all the
+  // noise, so none is added here. Returns the new clip; INVALID_ARGUMENT (state unchanged)
+  // for a non-finite sum.
+  absl::StatusOr<double> UpdateFromNoisySum(double noisy_centered_sum);
 
  private:
   explicit AdaptiveClipper(const AdaptiveClipConfig& config)

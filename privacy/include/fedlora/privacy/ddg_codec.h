@@ -22,10 +22,10 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <random>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "fedlora/common/random.h"
 #include "fedlora/privacy/discrete_gaussian.h"
 
 namespace fedlora::privacy {
@@ -84,7 +84,7 @@ class DdgCodec {
   // Fails with INVALID_ARGUMENT (nothing written) for n != dim or a non-finite entry, and with
   // INTERNAL if conditional rounding fails 1000 times (hint: set beta to 0).
   absl::StatusOr<DdgEncodeStats> Encode(const float* delta, size_t n, uint64_t round_seed,
-                                        std::mt19937_64& rng, std::vector<uint32_t>* out) const;
+                                        RandomSource& rng, std::vector<uint32_t>* out) const;
 
   // Server side: `sum` is the mod-2^b sum of the devices' vectors (at least padded_dim
   // entries). Returns the d-dimensional estimate of the sum of clipped deltas.

@@ -12,9 +12,9 @@
 #define FEDLORA_PRIVACY_DISCRETE_GAUSSIAN_H_
 
 #include <cstdint>
-#include <random>
 
 #include "absl/status/statusor.h"
+#include "fedlora/common/random.h"
 
 namespace fedlora::privacy {
 
@@ -29,7 +29,7 @@ class DiscreteGaussianSampler {
   static absl::StatusOr<DiscreteGaussianSampler> CreateRational(uint64_t num, uint64_t den);
 
   // One draw. Thread-compatible (const; the generator carries all state).
-  int64_t Sample(std::mt19937_64& rng) const;
+  int64_t Sample(RandomSource& rng) const;
 
   // sigma^2 as used (p/q), as a double.
   double sigma2() const { return static_cast<double>(num_) / static_cast<double>(den_); }

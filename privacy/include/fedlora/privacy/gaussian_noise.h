@@ -1,32 +1,33 @@
 // Continuous Gaussian mechanisms: central DP (trusted aggregator adds noise to the sum of
 // clipped deltas) and local DP (each device noises its own clipped delta).
 //
-// Noise is drawn with a portable polar method from the injected std::mt19937_64, so a seed
-// reproduces results on any platform. These are floating-point samplers (not exact); use the
-// distributed discrete Gaussian (ddg_codec.h) when noise must survive secure aggregation.
+// Noise is drawn with a portable polar method from the injected RandomSource (SecureRandom on
+// real devices and coordinators; a seeded source reproduces results on any platform). These are
+// floating-point samplers (not exact); use the distributed discrete Gaussian (ddg_codec.h) when
+// noise must survive secure aggregation.
 #ifndef FEDLORA_PRIVACY_GAUSSIAN_NOISE_H_
 #define FEDLORA_PRIVACY_GAUSSIAN_NOISE_H_
 
 #include <cstddef>
 #include <cstdint>
-#include <random>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "fedlora/common/random.h"
 #include "fedlora/privacy/clipping.h"
 
 namespace fedlora::privacy {
 
 // Adds i.i.d. N(0, stddev^2) to data[0, n) in place. stddev == 0 is a no-op.
 // Fails with INVALID_ARGUMENT if stddev is negative or not finite.
-absl::Status AddGaussianNoise(float* data, size_t n, double stddev, std::mt19937_64& rng);
+absl::Status AddGaussianNoise(float* data, size_t n, double stddev, RandomSource& rng);
 
 // Local DP on a device: validates, clips `delta` to `clip` and adds N(0, (z * clip)^2) per
 // entry. Fails with INVALID_ARGUMENT (delta unchanged) on a non-finite entry, bad clip or
 // negative noise multiplier.
 absl::StatusOr<ClipResult> ClipAndAddLocalNoise(std::vector<float>& delta, double clip,
-                                                double noise_multiplier, std::mt19937_64& rng);
+                                                double noise_multiplier, RandomSource& rng);
 
 // Central DP (trusted aggregator): sums clipped deltas in double precision, then releases
 // sum + N(0, (z * clip)^2) per coordinate. A delta with NaN/Inf is rejected and never reaches the
@@ -50,7 +51,7 @@ class CentralDpAggregator {
   double noise_stddev() const { return noise_multiplier_ * clip_; }
 
   // The noisy sum (divide by the expected cohort size for a mean). Does not reset the state.
-  std::vector<float> Release(std::mt19937_64& rng) const;
+  std::vector<float> Release(RandomSource& rng) const;
 
  private:
   CentralDpAggregator(size_t dim, double clip, double noise_multiplier)

@@ -15,7 +15,7 @@ inline constexpr size_t kGcmTagSize = 16;
 
 // Returns nonce(12, from rng) || AES-256-GCM(key, plaintext, aad) || tag(16).
 std::string AeadSeal(const Secret32& key, const std::string& aad, const std::string& plaintext,
-                     Rng& rng);
+                     RandomSource& rng);
 
 // Inverse of AeadSeal. INVALID_ARGUMENT if `sealed` is shorter than nonce + tag;
 // DATA_LOSS if authentication fails (tampered ciphertext, wrong key or wrong aad).

@@ -31,7 +31,7 @@ class SecAggDevice {
   // an id outside [0, num_devices).
   static absl::StatusOr<std::unique_ptr<SecAggDevice>> Create(
       uint32_t id, const proto::SecAggSessionConfig& config, SendToServerInterface* sender,
-      Rng* rng);
+      RandomSource* rng);
   ~SecAggDevice();
 
   // Takes the input vector (length dim, entries < 2^bits); must precede the masked-input

@@ -17,7 +17,7 @@ inline constexpr size_t kX25519KeySize = 32;
 class X25519KeyPair {
  public:
   // Draws 32 bytes from `rng` as the private key. Fatal only if OpenSSL fails internally.
-  static X25519KeyPair Generate(Rng& rng);
+  static X25519KeyPair Generate(RandomSource& rng);
   // Rebuilds a key pair from a private key (e.g. one reconstructed from Shamir shares).
   // INVALID_ARGUMENT if OpenSSL rejects the key.
   static absl::StatusOr<X25519KeyPair> FromPrivateKey(const Secret32& private_key);

@@ -7,7 +7,7 @@
 //   RoundConfig cfg;
 //   cfg.session.num_devices = 500; cfg.session.dim = 100000; cfg.session.bits = 20;
 //   cfg.session.graph = proto::SECAGG_GRAPH_KREGULAR;
-//   DeterministicRng rng(42);   // or SecureRng in production
+//   SeededRandom rng(42);   // or SecureRandom in production
 //   auto result = RunInProcessRound(cfg, inputs, DropoutPlan::Fraction(Phase::kMaskedInput,
 //                                   0.1), rng);
 //   if (result.ok() && !result->aborted) use(result->sum);
@@ -41,7 +41,7 @@ struct DropoutPlan {
   // Each device goes silent in `phase` with probability p.
   static DropoutPlan Fraction(Phase phase, double p);
   // Exactly round(p * n) devices, chosen by `rng`, go silent in `phase`.
-  static DropoutPlan ExactFraction(Phase phase, double p, uint32_t num_devices, Rng& rng);
+  static DropoutPlan ExactFraction(Phase phase, double p, uint32_t num_devices, RandomSource& rng);
 };
 
 // Test hooks on the in-memory transport. Unset members deliver unchanged.
@@ -96,7 +96,7 @@ struct RoundResult {
 // parameters exist. A round that aborts below threshold is not an error: aborted = true.
 absl::StatusOr<RoundResult> RunInProcessRound(const RoundConfig& config,
                                               const std::vector<std::vector<uint32_t>>& inputs,
-                                              const DropoutPlan& plan, Rng& rng,
+                                              const DropoutPlan& plan, RandomSource& rng,
                                               const TransportHooks* hooks = nullptr);
 
 // Sum mod 2^bits of inputs[d] over `devices` (reference for checks).

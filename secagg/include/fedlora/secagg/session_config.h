@@ -23,13 +23,17 @@ struct SessionParams {
   uint32_t degree = 0;
   double expected_dropout_rate = 0.1;  // total over the round, used to derive t and k
   double corrupt_rate = 0.05;          // fraction of devices assumed to collude with server
+  // Fewest masked inputs the server may unmask (distributed DP: the min_clients the noise is
+  // calibrated for); 0 = no requirement beyond the threshold. Must be <= num_devices.
+  uint32_t min_sum_devices = 0;
 };
 
 // Returns a validated config with a fresh 32-byte round nonce and graph seed from `rng`.
 // INVALID_ARGUMENT for out-of-range fields or parameters no threshold can satisfy;
 // FAILED_PRECONDITION when no k-regular degree meets the security targets (hint: use the
 // complete graph for small n).
-absl::StatusOr<proto::SecAggSessionConfig> MakeSessionConfig(const SessionParams& params, Rng& rng);
+absl::StatusOr<proto::SecAggSessionConfig> MakeSessionConfig(const SessionParams& params,
+                                                             RandomSource& rng);
 
 }  // namespace fedlora::secagg
 

@@ -32,7 +32,8 @@ absl::StatusOr<ShamirShare> ParseShare(uint64_t x, const std::string& bytes);
 // Returns one share per x in `xs` (same order). INVALID_ARGUMENT unless 1 <= threshold <=
 // xs.size() and the xs are distinct and in [1, p).
 absl::StatusOr<std::vector<ShamirShare>> ShamirSplit(const Secret32& secret, int threshold,
-                                                     const std::vector<uint64_t>& xs, Rng& rng);
+                                                     const std::vector<uint64_t>& xs,
+                                                     RandomSource& rng);
 
 // Lagrange coefficients at 0 for the points `xs` (distinct, non-zero): secret chunk =
 // sum_i coeff[i] * y_i. Cache them when many secrets are rebuilt from the same holders.

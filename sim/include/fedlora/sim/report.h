@@ -67,6 +67,8 @@ struct Summary {
   int rounds_completed = 0;
   double epsilon = 0;
   double delta = 0;
+  std::string privacy_assumption;          // neighbouring relation and sampling epsilon assumes
+  std::string randomness;                  // where the noise came from (seeded in simulation)
   std::string stop_reason;                 // empty when all rounds ran
   std::optional<EvalRecord> participants;  // last evaluation
   std::optional<EvalRecord> heldout;

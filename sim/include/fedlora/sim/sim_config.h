@@ -11,12 +11,14 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "fedlora/coordinator/server_optimizer.h"
+#include "fedlora/privacy/prepare_update.h"
 #include "nlohmann/json.hpp"
 
 namespace fedlora::sim {
 
-enum class DpMode { kNone, kCentral, kDistributed };
-enum class ServerOptimizerKind { kFedAvg, kFedAdam, kFedYogi };
+using DpMode = privacy::DpMode;
+using ServerOptimizerKind = coordinator::ServerOptimizerKind;
 enum class ClipMode { kFixed, kAdaptive };
 enum class SamplingMode { kFixed, kPoisson };
 enum class TrainMode { kBatched, kSequential };
@@ -127,8 +129,6 @@ struct ConfigKeyDoc {
   std::string description;
 };
 std::vector<ConfigKeyDoc> ConfigKeys();
-
-const char* DpModeName(DpMode m);
 
 }  // namespace fedlora::sim
 

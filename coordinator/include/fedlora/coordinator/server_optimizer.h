@@ -1,15 +1,16 @@
 // Server-side optimizers over the flat global adapter (Reddi et al. 2021, "Adaptive Federated
 // Optimization"): FedAvg, FedAdam and FedYogi. The aggregated client delta acts as a
 // pseudo-gradient (pointing downhill).
-#ifndef FEDLORA_SIM_SERVER_OPTIMIZER_H_
-#define FEDLORA_SIM_SERVER_OPTIMIZER_H_
+#ifndef FEDLORA_COORDINATOR_SERVER_OPTIMIZER_H_
+#define FEDLORA_COORDINATOR_SERVER_OPTIMIZER_H_
 
 #include <vector>
 
 #include "absl/status/status.h"
-#include "fedlora/sim/sim_config.h"
 
-namespace fedlora::sim {
+namespace fedlora::coordinator {
+
+enum class ServerOptimizerKind { kFedAvg, kFedAdam, kFedYogi };
 
 class ServerOptimizer {
  public:
@@ -26,6 +27,6 @@ class ServerOptimizer {
   std::vector<double> m_, v_;
 };
 
-}  // namespace fedlora::sim
+}  // namespace fedlora::coordinator
 
-#endif  // FEDLORA_SIM_SERVER_OPTIMIZER_H_
+#endif  // FEDLORA_COORDINATOR_SERVER_OPTIMIZER_H_

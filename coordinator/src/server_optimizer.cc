@@ -1,10 +1,10 @@
-#include "fedlora/sim/server_optimizer.h"
+#include "fedlora/coordinator/server_optimizer.h"
 
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
 
-namespace fedlora::sim {
+namespace fedlora::coordinator {
 
 ServerOptimizer::ServerOptimizer(ServerOptimizerKind kind, double lr, double beta1, double beta2,
                                  double eps, size_t dim)
@@ -50,4 +50,4 @@ absl::Status ServerOptimizer::Apply(const std::vector<float>& delta, std::vector
   return absl::OkStatus();
 }
 
-}  // namespace fedlora::sim
+}  // namespace fedlora::coordinator

@@ -1,10 +1,10 @@
-#include "fedlora/sim/server_optimizer.h"
+#include "fedlora/coordinator/server_optimizer.h"
 
 #include <cmath>
 
 #include "gtest/gtest.h"
 
-namespace fedlora::sim {
+namespace fedlora::coordinator {
 namespace {
 
 TEST(ServerOptimizerTest, FedAvgAddsScaledDelta) {
@@ -44,4 +44,4 @@ TEST(ServerOptimizerTest, RejectsNonFiniteAndWrongSize) {
 }
 
 }  // namespace
-}  // namespace fedlora::sim
+}  // namespace fedlora::coordinator

@@ -1,0 +1,94 @@
+// One federated training run on the coordinator, transport-free: the global adapter, the
+// server optimizer, the round aggregator and the accountant. Per round:
+//
+//   FederatedTraining::Plan plan = training.PlanRound(seed)   // refuses past the budget
+//   ... devices train and run privacy::PrepareUpdate(plan.privacy) ...
+//   distributed: secure aggregation (min_sum_devices from plan.session) ->
+//                training.CompleteDistributed(plan, sum, num_summed)
+//   central/none: training.CompleteCentral(plan, updates, rng)
+//   or training.Abort(plan, reason) when the round cannot be released.
+//
+// A completed round applies the server optimizer step and charges the accountant; an aborted
+// one changes nothing and is not charged (under Poisson sampling it is charged anyway: whether
+// the round was released depends on how many devices were sampled, which is private there).
+// The simulator and the gRPC coordinator both drive this class.
+#ifndef FEDLORA_COORDINATOR_FEDERATED_TRAINING_H_
+#define FEDLORA_COORDINATOR_FEDERATED_TRAINING_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "fedlora/coordinator/accountant.h"
+#include "fedlora/coordinator/round_aggregator.h"
+#include "fedlora/coordinator/server_optimizer.h"
+
+namespace fedlora::coordinator {
+
+struct ServerOptimizerConfig {
+  ServerOptimizerKind kind = ServerOptimizerKind::kFedAvg;
+  double lr = 1.0, beta1 = 0.9, beta2 = 0.99, eps = 1e-3;
+};
+
+struct RoundPlan {
+  privacy::RoundPrivacyParams privacy;
+  std::optional<privacy::RoundMechanism> mechanism;  // unset without DP
+  std::optional<double> epsilon_if_released;
+};
+
+struct RoundOutcome {
+  bool released = false;
+  std::string abort_reason;
+  int summed = 0;
+  double clip_used = 0;
+  double next_clip = 0;
+  std::optional<double> noisy_unclipped_fraction;
+  bool charged = false;
+  double epsilon = 0;  // after this round (infinity without DP)
+};
+
+class FederatedTraining {
+ public:
+  static absl::StatusOr<std::unique_ptr<FederatedTraining>> Create(
+      const PrivacyRecipe& recipe, const ServerOptimizerConfig& optimizer,
+      std::vector<float> initial_global);
+
+  // FAILED_PRECONDITION (with the epsilon it would reach) when the round would take epsilon
+  // above the recipe's budget; the run should stop there.
+  absl::StatusOr<RoundPlan> PlanRound(uint64_t rotation_seed) const;
+  // Epsilon the first round alone would cost (for refusing a recipe up front).
+  absl::StatusOr<double> FirstRoundEpsilon() const;
+
+  absl::StatusOr<RoundOutcome> CompleteDistributed(const RoundPlan& plan,
+                                                   const std::vector<uint32_t>& sum,
+                                                   int num_summed);
+  absl::StatusOr<RoundOutcome> CompleteCentral(
+      const RoundPlan& plan, const std::vector<const privacy::PreparedUpdate*>& updates,
+      RandomSource& rng);
+  absl::StatusOr<RoundOutcome> Abort(const RoundPlan& plan, const std::string& reason);
+
+  const std::vector<float>& global() const { return global_; }
+  const RoundAggregator& aggregator() const { return aggregator_; }
+  const PrivacyAccountant& accountant() const { return accountant_; }
+  double epsilon() const;
+
+ private:
+  FederatedTraining(RoundAggregator aggregator, ServerOptimizer optimizer,
+                    std::vector<float> global, double delta)
+      : aggregator_(std::move(aggregator)),
+        optimizer_(std::move(optimizer)),
+        global_(std::move(global)),
+        accountant_(delta) {}
+  absl::StatusOr<RoundOutcome> Release(const RoundPlan& plan, const AggregateResult& agg);
+
+  RoundAggregator aggregator_;
+  ServerOptimizer optimizer_;
+  std::vector<float> global_;
+  PrivacyAccountant accountant_;
+};
+
+}  // namespace fedlora::coordinator
+
+#endif  // FEDLORA_COORDINATOR_FEDERATED_TRAINING_H_

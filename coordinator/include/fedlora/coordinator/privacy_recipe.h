@@ -1,0 +1,46 @@
+// The privacy recipe of a federated training run, as the coordinator holds it: what it
+// publishes to devices each round and what the accountant charges. Transport-free; the
+// simulator and the gRPC coordinator build the same recipe.
+#ifndef FEDLORA_COORDINATOR_PRIVACY_RECIPE_H_
+#define FEDLORA_COORDINATOR_PRIVACY_RECIPE_H_
+
+#include <cstddef>
+
+#include "absl/status/status.h"
+#include "fedlora/privacy/prepare_update.h"
+#include "fedlora/privacy/round_accounting.h"
+
+namespace fedlora::coordinator {
+
+struct PrivacyRecipe {
+  privacy::DpMode mode = privacy::DpMode::kDistributed;
+  size_t dim = 0;           // length of the flat adapter
+  int population = 0;       // N: devices eligible each round (public)
+  int expected_cohort = 0;  // devices per round: the fixed cohort, or N q under Poisson (public)
+  privacy::Sampling sampling = privacy::Sampling::kFixedSize;
+  double poisson_rate = 0;  // q under Poisson sampling (0 = expected_cohort / population)
+
+  double noise_multiplier = 0;  // z: total, value and clipped count together
+  double clip = 0;              // fixed bound, or the initial bound when adaptive
+  bool adaptive_clip = false;
+  double target_quantile = 0.5;
+  double clip_lr = 0.2;
+
+  int bits = 20;               // secure-aggregation modulus 2^bits (distributed)
+  double min_survivors = 0.8;  // noise calibrated for ceil(min_survivors * expected_cohort)
+  double modclip_prob = 1e-4;
+
+  double delta = 0;           // target delta (> 0 unless mode is none)
+  double epsilon_budget = 0;  // 0 = none; else no round may take epsilon above it
+};
+
+// Sampling probability per round: poisson_rate, or expected_cohort / population.
+double SamplingRate(const PrivacyRecipe& recipe);
+// Devices whose shares must survive for the noise to reach its target (>= 1).
+int MinClients(const PrivacyRecipe& recipe);
+// INVALID_ARGUMENT naming the field for an inconsistent recipe.
+absl::Status ValidateRecipe(const PrivacyRecipe& recipe);
+
+}  // namespace fedlora::coordinator
+
+#endif  // FEDLORA_COORDINATOR_PRIVACY_RECIPE_H_

@@ -1,0 +1,88 @@
+// The coordinator's half of the privacy path, transport-free: the clip (fixed or adaptive)
+// across rounds, the parameters published to devices for a round, the secure-aggregation
+// session they run, and the decoding of what comes back into a mean delta.
+//
+//   distributed: devices run privacy::PrepareUpdate; secure aggregation (secagg::SecAggServer,
+//                which refuses to unmask fewer than MinClients inputs) yields the mod-2^b sum;
+//                FinishDistributed decodes it. The server never sees one device's update, nor
+//                the exact clipped count.
+//   central:     a trusted aggregator: FinishCentral sums the clipped updates and adds the
+//                Gaussian noise itself (and the count's, with adaptive clipping).
+//   none:        a plain mean (research baseline).
+// The mean divides by the number of devices summed under fixed-size cohorts and by the
+// expected cohort (a public constant) under Poisson sampling.
+#ifndef FEDLORA_COORDINATOR_ROUND_AGGREGATOR_H_
+#define FEDLORA_COORDINATOR_ROUND_AGGREGATOR_H_
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "fedlora/common/random.h"
+#include "fedlora/coordinator/privacy_recipe.h"
+#include "fedlora/privacy/clipping.h"
+#include "fedlora/privacy/prepare_update.h"
+#include "fedlora/privacy/round_accounting.h"
+#include "fedlora/secagg/session_config.h"
+
+namespace fedlora::coordinator {
+
+struct AggregateResult {
+  std::vector<float> mean_delta;  // estimate of the mean clipped delta
+  int summed = 0;                 // devices whose updates are in it
+  double clip_used = 0;
+  double next_clip = 0;
+  // Adaptive clipping: the noisy estimate of the fraction of devices not clipped.
+  std::optional<double> noisy_unclipped_fraction;
+};
+
+class RoundAggregator {
+ public:
+  // Validates the recipe, the adaptive-clipping noise split and that the DDG parameters fit in
+  // 2^bits. INVALID_ARGUMENT / OUT_OF_RANGE naming the field.
+  static absl::StatusOr<RoundAggregator> Create(const PrivacyRecipe& recipe);
+
+  const PrivacyRecipe& recipe() const { return recipe_; }
+  double clip() const;
+  // Noise multiplier on the values (the whole z unless adaptive clipping takes its share).
+  double value_noise_multiplier() const { return value_noise_; }
+  int min_clients() const { return MinClients(recipe_); }
+
+  // What devices need for the next round; `rotation_seed` is fresh per round (the coordinator
+  // draws it from its secure generator).
+  absl::StatusOr<privacy::RoundPrivacyParams> NextRoundParams(uint64_t rotation_seed) const;
+  // The accounting view of a round run with `params`.
+  absl::StatusOr<privacy::RoundMechanism> Mechanism(
+      const privacy::RoundPrivacyParams& params) const;
+  // The secure-aggregation session for `num_devices` reporting devices (distributed mode):
+  // vector length, bits, and min_sum_devices = min_clients().
+  absl::StatusOr<secagg::SessionParams> SessionFor(const privacy::RoundPrivacyParams& params,
+                                                   uint32_t num_devices) const;
+
+  // Distributed mode: `sum` is the unmasked mod-2^b sum of `num_summed` devices' inputs.
+  // FAILED_PRECONDITION (nothing changes) if num_summed < min_clients(); INVALID_ARGUMENT for a
+  // sum of the wrong length. Updates the adaptive clip.
+  absl::StatusOr<AggregateResult> FinishDistributed(const privacy::RoundPrivacyParams& params,
+                                                    const std::vector<uint32_t>& sum,
+                                                    int num_summed);
+  // Central / none: the devices' prepared updates (clipped by the devices; clipped again
+  // here, since a trusted aggregator does not trust them either). Noise from `rng`.
+  absl::StatusOr<AggregateResult> FinishCentral(
+      const privacy::RoundPrivacyParams& params,
+      const std::vector<const privacy::PreparedUpdate*>& updates, RandomSource& rng);
+
+ private:
+  explicit RoundAggregator(const PrivacyRecipe& recipe) : recipe_(recipe) {}
+  privacy::DdgConfig ValueConfig(double clip) const;
+  double Denominator(int num_summed) const;
+
+  PrivacyRecipe recipe_;
+  double value_noise_ = 0;
+  double count_stddev_ = 0;  // s of the noise split (adaptive clipping with DP)
+  std::optional<privacy::AdaptiveClipper> clipper_;
+};
+
+}  // namespace fedlora::coordinator
+
+#endif  // FEDLORA_COORDINATOR_ROUND_AGGREGATOR_H_

@@ -1,0 +1,109 @@
+#include "fedlora/coordinator/federated_training.h"
+
+#include <limits>
+
+#include "absl/strings/str_format.h"
+#include "fedlora/common/status_macros.h"
+
+namespace fedlora::coordinator {
+
+using privacy::DpMode;
+
+absl::StatusOr<std::unique_ptr<FederatedTraining>> FederatedTraining::Create(
+    const PrivacyRecipe& recipe, const ServerOptimizerConfig& opt,
+    std::vector<float> initial_global) {
+  if (initial_global.size() != recipe.dim) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("initial adapter has %d entries, the recipe's dim is %d",
+                        initial_global.size(), recipe.dim));
+  }
+  FEDLORA_ASSIGN_OR_RETURN(RoundAggregator agg, RoundAggregator::Create(recipe));
+  ServerOptimizer so(opt.kind, opt.lr, opt.beta1, opt.beta2, opt.eps, recipe.dim);
+  return std::unique_ptr<FederatedTraining>(new FederatedTraining(
+      std::move(agg), std::move(so), std::move(initial_global), recipe.delta));
+}
+
+double FederatedTraining::epsilon() const {
+  return aggregator_.recipe().mode == DpMode::kNone ? std::numeric_limits<double>::infinity()
+                                                    : accountant_.epsilon();
+}
+
+absl::StatusOr<double> FederatedTraining::FirstRoundEpsilon() const {
+  FEDLORA_ASSIGN_OR_RETURN(privacy::RoundPrivacyParams p, aggregator_.NextRoundParams(0));
+  FEDLORA_ASSIGN_OR_RETURN(privacy::RoundMechanism m, aggregator_.Mechanism(p));
+  PrivacyAccountant fresh(accountant_.delta());
+  return fresh.EpsilonIfCharged(m);
+}
+
+absl::StatusOr<RoundPlan> FederatedTraining::PlanRound(uint64_t rotation_seed) const {
+  RoundPlan plan;
+  FEDLORA_ASSIGN_OR_RETURN(plan.privacy, aggregator_.NextRoundParams(rotation_seed));
+  if (plan.privacy.mode == DpMode::kNone) return plan;
+  FEDLORA_ASSIGN_OR_RETURN(privacy::RoundMechanism m, aggregator_.Mechanism(plan.privacy));
+  FEDLORA_ASSIGN_OR_RETURN(double next, accountant_.EpsilonIfCharged(m));
+  const double budget = aggregator_.recipe().epsilon_budget;
+  if (budget > 0 && next > budget) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "the next round would raise epsilon to %.4g, above the budget %g", next, budget));
+  }
+  plan.mechanism = m;
+  plan.epsilon_if_released = next;
+  return plan;
+}
+
+absl::StatusOr<RoundOutcome> FederatedTraining::Release(const RoundPlan& plan,
+                                                        const AggregateResult& agg) {
+  RoundOutcome out;
+  // Apply first: a non-finite aggregate is refused before anything is charged or changed.
+  FEDLORA_RETURN_IF_ERROR(optimizer_.Apply(agg.mean_delta, &global_));
+  if (plan.mechanism) {
+    FEDLORA_RETURN_IF_ERROR(accountant_.Charge(*plan.mechanism));
+    out.charged = true;
+  }
+  out.released = true;
+  out.summed = agg.summed;
+  out.clip_used = agg.clip_used;
+  out.next_clip = agg.next_clip;
+  out.noisy_unclipped_fraction = agg.noisy_unclipped_fraction;
+  out.epsilon = epsilon();
+  return out;
+}
+
+absl::StatusOr<RoundOutcome> FederatedTraining::CompleteDistributed(
+    const RoundPlan& plan, const std::vector<uint32_t>& sum, int num_summed) {
+  if (num_summed < aggregator_.min_clients()) {
+    return Abort(plan, absl::StrFormat("%d survivors < min_clients %d: the noise would be too "
+                                       "small",
+                                       num_summed, aggregator_.min_clients()));
+  }
+  FEDLORA_ASSIGN_OR_RETURN(AggregateResult agg,
+                           aggregator_.FinishDistributed(plan.privacy, sum, num_summed));
+  return Release(plan, agg);
+}
+
+absl::StatusOr<RoundOutcome> FederatedTraining::CompleteCentral(
+    const RoundPlan& plan, const std::vector<const privacy::PreparedUpdate*>& updates,
+    RandomSource& rng) {
+  if (updates.empty()) return Abort(plan, "no device reported");
+  FEDLORA_ASSIGN_OR_RETURN(AggregateResult agg,
+                           aggregator_.FinishCentral(plan.privacy, updates, rng));
+  return Release(plan, agg);
+}
+
+absl::StatusOr<RoundOutcome> FederatedTraining::Abort(const RoundPlan& plan,
+                                                      const std::string& reason) {
+  RoundOutcome out;
+  out.abort_reason = reason;
+  out.clip_used = plan.privacy.clip;
+  out.next_clip = aggregator_.clip();
+  // Under Poisson sampling whether a round is released depends on the private number of
+  // sampled devices: charge it as if released (conservative).
+  if (plan.mechanism && aggregator_.recipe().sampling == privacy::Sampling::kPoisson) {
+    FEDLORA_RETURN_IF_ERROR(accountant_.Charge(*plan.mechanism));
+    out.charged = true;
+  }
+  out.epsilon = epsilon();
+  return out;
+}
+
+}  // namespace fedlora::coordinator
