@@ -1,5 +1,5 @@
 // `fedlora privacy ...`: differential-privacy accounting from the command line.
-//   fedlora privacy epsilon --q Q --noise S --steps T --delta D [--json]
+//   fedlora privacy epsilon --q Q --noise S --steps T --delta D [--sampling poisson|fixed] [--json]
 //   fedlora privacy noise   --q Q --epsilon E --steps T --delta D [--json]
 //   fedlora privacy ddg     --dim d --clients n [--min-clients m] --clip C --noise z --bits b
 //                           [--q Q --steps T --delta D] [--json]
@@ -11,6 +11,7 @@
 #include "fedlora/privacy/ddg_accounting.h"
 #include "fedlora/privacy/ddg_codec.h"
 #include "fedlora/privacy/rdp.h"
+#include "fedlora/privacy/round_accounting.h"
 
 namespace fedlora::cli {
 namespace {
@@ -18,6 +19,7 @@ namespace {
 struct PrivacyFlags {
   double q = 0, noise = 0, epsilon = 0, delta = 1e-5;
   long long steps = 0;
+  std::string sampling = "poisson";
   bool json = false;
   privacy::DdgConfig ddg;
 };
@@ -33,8 +35,25 @@ void AddAccountingFlags(CLI::App* cmd, PrivacyFlags* f, bool need_noise) {
   cmd->add_flag("--json", f->json, "print one JSON object");
 }
 
+// Epsilon of `steps` rounds of `m` (any sampling), at f.delta.
+absl::StatusOr<privacy::EpsilonResult> RoundsEpsilon(const privacy::RoundMechanism& m,
+                                                     long long steps, double delta) {
+  if (steps < 0) return absl::InvalidArgumentError("privacy: --steps must be >= 0");
+  const std::vector<double> orders = privacy::DefaultRdpOrders();
+  auto rdp = privacy::ComputeRoundRdp(m, orders);
+  if (!rdp.ok()) return rdp.status();
+  for (double& r : *rdp) r *= static_cast<double>(steps);
+  return privacy::RdpToEpsilon(orders, *rdp, delta);
+}
+
 void RunEpsilon(const PrivacyFlags& f) {
-  auto r = privacy::ComputeEpsilon({f.q, f.noise, f.steps, f.delta});
+  privacy::RoundMechanism m;
+  m.sampling = f.sampling == "fixed" ? privacy::Sampling::kFixedSize : privacy::Sampling::kPoisson;
+  m.q = f.q;
+  m.gaussian_noise_multiplier = f.noise;
+  auto r = m.sampling == privacy::Sampling::kPoisson
+               ? privacy::ComputeEpsilon({f.q, f.noise, f.steps, f.delta})
+               : RoundsEpsilon(m, f.steps, f.delta);
   if (!r.ok()) {
     Fail(r.status());
     return;
@@ -45,11 +64,12 @@ void RunEpsilon(const PrivacyFlags& f) {
                {"q", f.q},
                {"noise_multiplier", f.noise},
                {"steps", f.steps},
-               {"delta", f.delta}});
+               {"delta", f.delta},
+               {"assumes", privacy::DescribeAccounting(m)}});
   } else {
     std::cout << absl::StrFormat(
-        "epsilon = %.10g at delta = %g (RDP order %g; q = %g, noise = %g, %d rounds)\n", r->epsilon,
-        f.delta, r->order, f.q, f.noise, f.steps);
+        "epsilon = %.10g at delta = %g (RDP order %g; q = %g, noise = %g, %d rounds; %s)\n",
+        r->epsilon, f.delta, r->order, f.q, f.noise, f.steps, privacy::DescribeAccounting(m));
   }
 }
 
@@ -115,8 +135,12 @@ void RegisterCommand_privacy(CLI::App& app) {
   auto flags = std::make_shared<PrivacyFlags>();
 
   CLI::App* eps = privacy->add_subcommand(
-      "epsilon", "epsilon of a Poisson-subsampled Gaussian run (RDP, dp_accounting orders)");
+      "epsilon", "epsilon of a subsampled Gaussian run (RDP, dp_accounting orders)");
   AddAccountingFlags(eps, flags.get(), /*need_noise=*/true);
+  eps->add_option("--sampling", flags->sampling,
+                  "poisson (add/remove one user) or fixed (fixed-size cohort without replacement, "
+                  "replace one user)")
+      ->check(CLI::IsMember({"poisson", "fixed"}));
   eps->callback([flags] { RunEpsilon(*flags); });
 
   CLI::App* noise =

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -17,6 +18,37 @@ absl::StatusOr<PretrainResult> Pretrain(const std::vector<std::string>& corpus_f
                                         const std::string& out_dir, const PretrainOptions& o) {
   namespace fs = std::filesystem;
   if (corpus_files.empty()) return absl::InvalidArgumentError("pretrain: no --corpus files given");
+  // Architecture flags are checked before the (slow) tokenizer training.
+  for (auto [flag, v, min] :
+       {std::tuple<const char*, int64_t, int64_t>{"--hidden", o.hidden_size, 2},
+        {"--layers", o.num_layers, 1},
+        {"--heads", o.num_heads, 1},
+        {"--kv-heads", o.num_kv_heads, 0},
+        {"--ff", o.intermediate_size, 0},
+        {"--context", o.context, 2}}) {
+    if (v < min) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("pretrain: ", flag, " ", v, " is out of range; allowed: >= ", min,
+                       " (hint: sizes must be positive; --context needs room for an input "
+                       "and a target token)"));
+    }
+  }
+  if (o.context > model::kMaxPositionEmbeddings) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("pretrain: --context ", o.context, " is out of range; allowed: 2..",
+                     model::kMaxPositionEmbeddings, " (hint: small models use 64 to 512)"));
+  }
+  if (o.num_kv_heads > 0 && o.num_heads % o.num_kv_heads != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("pretrain: --kv-heads ", o.num_kv_heads, " does not divide --heads ",
+                     o.num_heads, "; allowed: a divisor of --heads (0 = same as --heads)"));
+  }
+  if (o.hidden_size % o.num_heads != 0 || (o.hidden_size / o.num_heads) % 2 != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "pretrain: --hidden ", o.hidden_size, " does not split into --heads ", o.num_heads,
+        " heads of an even size; allowed: --hidden = --heads x an even head size (hint: rotary "
+        "embeddings rotate pairs of dimensions; e.g. --hidden 256 --heads 4)"));
+  }
   std::vector<std::string> lines;
   for (const auto& f : corpus_files) {
     FEDLORA_ASSIGN_OR_RETURN(std::string text, ReadFileToString(f));
@@ -42,10 +74,6 @@ absl::StatusOr<PretrainResult> Pretrain(const std::vector<std::string>& corpus_f
   c.num_hidden_layers = o.num_layers;
   c.num_attention_heads = o.num_heads;
   c.num_key_value_heads = o.num_kv_heads > 0 ? o.num_kv_heads : o.num_heads;
-  if (o.hidden_size % o.num_heads != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--hidden ", o.hidden_size, " is not divisible by --heads ", o.num_heads));
-  }
   c.head_dim = o.hidden_size / o.num_heads;
   c.intermediate_size =
       o.intermediate_size > 0 ? o.intermediate_size : ((o.hidden_size * 8 / 3 + 7) / 8) * 8;
@@ -53,6 +81,9 @@ absl::StatusOr<PretrainResult> Pretrain(const std::vector<std::string>& corpus_f
   c.tie_word_embeddings = o.tie_embeddings;
   FEDLORA_ASSIGN_OR_RETURN(auto tok, model::Tokenizer::Load(prefix + ".model", 1, 2));
   c.vocab_size = tok->vocab_size();
+  // The model written must load: the same checks as config.json gets.
+  FEDLORA_RETURN_IF_ERROR(
+      model::ParseLlamaConfig(model::LlamaConfigToJson(c), "pretrain: the model config").status());
 
   model::LlamaModel m = model::LlamaModel::RandomInit(c, o.train.seed, o.init_std);
   m.SetBaseTrainable(true);

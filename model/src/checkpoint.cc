@@ -2,12 +2,15 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <set>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "fedlora/common/file_util.h"
 #include "fedlora/common/status_macros.h"
 #include "fedlora/io/safetensors.h"
@@ -107,9 +110,7 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LoadLlamaModel(const std::string& di
     for (const TensorView& view : file->tensors()) found[view.name] = {&view, file};
   }
 
-  auto model = std::make_unique<LlamaModel>(config);
-  torch::NoGradGuard no_grad;
-  for (auto& [name, tensor] : model->NamedParameters()) {
+  auto check_shape = [&](const std::string& name) -> absl::Status {
     auto it = found.find(name);
     if (it == found.end()) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -124,7 +125,38 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LoadLlamaModel(const std::string& di
                        ShapeStr(view.shape), " but config.json implies ", ShapeStr(want),
                        " (hint: wrong config.json for these weights?)"));
     }
-    FEDLORA_ASSIGN_OR_RETURN(*tensor, ToTensor(view, it->second.second, options.writable));
+    return absl::OkStatus();
+  };
+
+  // Sizes the weights cannot back are refused before the model is built: its constructor
+  // allocates num_hidden_layers layers and RoPE tables of head_dim columns.
+  int64_t file_layers = 0;
+  for (const auto& entry : found) {
+    absl::string_view name = entry.first;
+    if (!absl::ConsumePrefix(&name, "model.layers.")) continue;
+    int64_t index = 0;
+    if (absl::SimpleAtoi(name.substr(0, name.find('.')), &index) && index >= 0) {
+      file_layers = std::max(file_layers, index + 1);
+    }
+  }
+  if (config.num_hidden_layers > file_layers) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(config_path.string(), ": num_hidden_layers = ", config.num_hidden_layers,
+                     " is out of range; allowed: ",
+                     file_layers > 0 ? absl::StrCat("1..", file_layers, ", the layers in ")
+                                     : std::string("none: no model.layers.* tensors in "),
+                     absl::StrJoin(shards, ", "), " (hint: wrong config.json for these weights?)"));
+  }
+  for (const char* name : {"model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.weight"}) {
+    if (found.count(name) != 0) FEDLORA_RETURN_IF_ERROR(check_shape(name));
+  }
+
+  auto model = std::make_unique<LlamaModel>(config);
+  torch::NoGradGuard no_grad;
+  for (auto& [name, tensor] : model->NamedParameters()) {
+    FEDLORA_RETURN_IF_ERROR(check_shape(name));
+    const auto& [view, file] = found.at(name);
+    FEDLORA_ASSIGN_OR_RETURN(*tensor, ToTensor(*view, file, options.writable));
   }
   if (config.tie_word_embeddings) model->lm_head = torch::Tensor();
   return model;

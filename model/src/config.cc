@@ -1,5 +1,7 @@
 #include "fedlora/model/config.h"
 
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 #include "fedlora/common/file_util.h"
 #include "fedlora/common/status_macros.h"
@@ -9,6 +11,24 @@ namespace {
 
 absl::Status Bad(const std::string& source, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat(source, ": ", what));
+}
+
+// "<source>: <key> = <value> is out of range; allowed: <allowed> (hint: <hint>)".
+absl::Status OutOfRange(const std::string& source, const std::string& key, const std::string& value,
+                        const std::string& allowed, const std::string& hint) {
+  return Bad(source, absl::StrCat(key, " = ", value, " is out of range; allowed: ", allowed,
+                                  " (hint: ", hint, ")"));
+}
+
+// A token id that indexes the embedding: 0 <= id < vocab_size.
+absl::Status CheckTokenId(const std::string& source, const std::string& key, int64_t id,
+                          int64_t vocab_size) {
+  if (id >= 0 && id < vocab_size) return absl::OkStatus();
+  return OutOfRange(source, key, absl::StrCat(id),
+                    absl::StrCat("0..", vocab_size - 1, " (ids index the vocab_size ", vocab_size,
+                                 " embedding rows)"),
+                    "use the config.json that belongs to these weights, or set it to the "
+                    "tokenizer's special token: usually <s> = 1, </s> = 2");
 }
 
 absl::StatusOr<int64_t> GetInt(const nlohmann::json& j, const std::string& key,
@@ -101,27 +121,55 @@ absl::StatusOr<LlamaConfig> ParseLlamaConfig(const nlohmann::json& j, const std:
                          {"num_hidden_layers", c.num_hidden_layers},
                          {"num_attention_heads", c.num_attention_heads},
                          {"num_key_value_heads", c.num_key_value_heads}}) {
-    if (v <= 0) return Bad(source, absl::StrCat("'", name, "' must be positive, got ", v));
+    if (v <= 0) {
+      return OutOfRange(source, name, absl::StrCat(v), ">= 1",
+                        "sizes must be positive: the file is damaged or not a Llama config.json");
+    }
   }
   if (c.num_attention_heads % c.num_key_value_heads != 0) {
-    return Bad(source,
-               absl::StrCat("num_attention_heads ", c.num_attention_heads,
-                            " is not a multiple of num_key_value_heads ", c.num_key_value_heads));
+    return OutOfRange(source, "num_key_value_heads", absl::StrCat(c.num_key_value_heads),
+                      absl::StrCat("a divisor of num_attention_heads ", c.num_attention_heads),
+                      "grouped-query attention shares each key/value head among an equal group "
+                      "of query heads: num_attention_heads must be a multiple of it");
+  }
+  const bool has_head_dim = j.contains("head_dim") && !j["head_dim"].is_null();
+  if (!has_head_dim && c.hidden_size % c.num_attention_heads != 0) {
+    return OutOfRange(
+        source, "hidden_size", absl::StrCat(c.hidden_size),
+        absl::StrCat("a multiple of num_attention_heads ", c.num_attention_heads,
+                     " when head_dim is not given"),
+        "fix hidden_size or num_attention_heads, or give head_dim if the attention width "
+        "really differs from hidden_size");
   }
   int64_t default_hd = c.hidden_size / c.num_attention_heads;
   FEDLORA_ASSIGN_OR_RETURN(c.head_dim, GetInt(j, "head_dim", source, false, default_hd));
   if (c.head_dim <= 0 || c.head_dim % 2 != 0) {
-    return Bad(source, absl::StrCat("head_dim must be positive and even, got ", c.head_dim));
+    return OutOfRange(source, "head_dim", absl::StrCat(c.head_dim), "a positive even number",
+                      "rotary embeddings rotate pairs of dimensions; check head_dim, or "
+                      "hidden_size / num_attention_heads when head_dim is not given");
   }
   FEDLORA_ASSIGN_OR_RETURN(c.max_position_embeddings,
                            GetInt(j, "max_position_embeddings", source, false, 2048));
+  if (c.max_position_embeddings < 1 || c.max_position_embeddings > kMaxPositionEmbeddings) {
+    return OutOfRange(source, "max_position_embeddings", absl::StrCat(c.max_position_embeddings),
+                      absl::StrCat("1..", kMaxPositionEmbeddings),
+                      "set it to the context length the model was trained with, e.g. 2048");
+  }
   FEDLORA_ASSIGN_OR_RETURN(c.rms_norm_eps, GetDouble(j, "rms_norm_eps", source, 1e-6));
+  if (!(c.rms_norm_eps >= 0) || !std::isfinite(c.rms_norm_eps)) {
+    return OutOfRange(source, "rms_norm_eps", absl::StrCat(c.rms_norm_eps), ">= 0 and finite",
+                      "Llama models use 1e-5 or 1e-6");
+  }
   double theta = 10000.0;
   if (j.contains("rope_parameters") && j["rope_parameters"].is_object()) {
     FEDLORA_RETURN_IF_ERROR(CheckRope(j["rope_parameters"], "rope_parameters", source));
     FEDLORA_ASSIGN_OR_RETURN(theta, GetDouble(j["rope_parameters"], "rope_theta", source, theta));
   }
   FEDLORA_ASSIGN_OR_RETURN(c.rope_theta, GetDouble(j, "rope_theta", source, theta));
+  if (!(c.rope_theta > 0) || !std::isfinite(c.rope_theta)) {
+    return OutOfRange(source, "rope_theta", absl::StrCat(c.rope_theta), "> 0 and finite",
+                      "the RoPE base is usually 10000 for Llama 2, 500000 for Llama 3");
+  }
   if (j.contains("rope_scaling")) {
     FEDLORA_RETURN_IF_ERROR(CheckRope(j["rope_scaling"], "rope_scaling", source));
   }
@@ -129,16 +177,29 @@ absl::StatusOr<LlamaConfig> ParseLlamaConfig(const nlohmann::json& j, const std:
     c.tie_word_embeddings = j["tie_word_embeddings"].get<bool>();
   }
   FEDLORA_ASSIGN_OR_RETURN(c.bos_token_id, GetInt(j, "bos_token_id", source, false, 1));
+  FEDLORA_RETURN_IF_ERROR(CheckTokenId(source, "bos_token_id", c.bos_token_id, c.vocab_size));
   if (j.contains("eos_token_id") && j["eos_token_id"].is_array() && !j["eos_token_id"].empty()) {
-    const auto& e = j["eos_token_id"][0];
-    if (!e.is_number_integer()) {
-      return Bad(source, absl::StrCat("eos_token_id entries must be integers, got ", e.dump()));
+    // Several end ids (Llama 3.x): generation stops at the first; all must be token ids.
+    const auto& list = j["eos_token_id"];
+    for (size_t i = 0; i < list.size(); ++i) {
+      if (!list[i].is_number_integer()) {
+        return Bad(source,
+                   absl::StrCat("eos_token_id entries must be integers, got ", list[i].dump()));
+      }
+      FEDLORA_RETURN_IF_ERROR(CheckTokenId(source, absl::StrCat("eos_token_id[", i, "]"),
+                                           list[i].get<int64_t>(), c.vocab_size));
     }
-    c.eos_token_id = e.get<int64_t>();
+    c.eos_token_id = list[0].get<int64_t>();
   } else {
     FEDLORA_ASSIGN_OR_RETURN(c.eos_token_id, GetInt(j, "eos_token_id", source, false, 2));
+    FEDLORA_RETURN_IF_ERROR(CheckTokenId(source, "eos_token_id", c.eos_token_id, c.vocab_size));
   }
   FEDLORA_ASSIGN_OR_RETURN(c.pad_token_id, GetInt(j, "pad_token_id", source, false, -1));
+  if (c.pad_token_id < 0) {
+    c.pad_token_id = -1;  // some configs write -1 for "no padding token"
+  } else {
+    FEDLORA_RETURN_IF_ERROR(CheckTokenId(source, "pad_token_id", c.pad_token_id, c.vocab_size));
+  }
   return c;
 }
 

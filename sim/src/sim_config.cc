@@ -187,7 +187,9 @@ const std::vector<Field>& Fields() {
       // [rounds]
       F("rounds.rounds", &C::rounds, "Federated rounds."),
       F("rounds.sampling", &C::sampling,
-        "fixed (exactly rounds.cohort devices) | poisson (each device independently)."),
+        "poisson (each device independently with q = rounds.poisson_rate; epsilon for "
+        "add/remove one user) | fixed (exactly rounds.cohort devices; epsilon for replace one "
+        "user, sampling without replacement)."),
       F("rounds.cohort", &C::cohort, "Devices sampled per round (expected size under poisson)."),
       F("rounds.poisson_rate", &C::poisson_rate,
         "Per-device sampling probability q for poisson; 0 = cohort / devices."),

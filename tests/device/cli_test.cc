@@ -1,6 +1,5 @@
 // End-to-end runs of the real `fedlora` binary: pretrain a tiny model, score, generate,
 // suggest, personalise with a LoRA adapter and evaluate it, plus the error paths.
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -22,18 +21,10 @@ namespace fs = std::filesystem;
 using fedlora::testing::MakeLines;
 using ::testing::HasSubstr;
 
-struct RunResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
+using RunResult = fedlora::testing::CliResult;
+using fedlora::testing::ShellQuote;
 
-// Single-quotes `s` for /bin/sh.
-std::string Quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
+std::string Quote(const std::string& s) { return ShellQuote(s); }
 
 void WriteLines(const std::string& path, const std::vector<std::string>& lines) {
   std::ofstream out(path);
@@ -83,17 +74,7 @@ class CliTest : public ::testing::Test {
   // Runs `fedlora <args>` with stdout and stderr captured to files.
   static RunResult RunFedlora(const std::string& args) { return Run(args); }
   static RunResult Run(const std::string& args) {
-    static int counter = 0;
-    const std::string out = Path("out_" + std::to_string(counter)),
-                      err = Path("err_" + std::to_string(counter));
-    ++counter;
-    std::string cmd = Quote(FEDLORA_BINARY) + " " + args + " >" + Quote(out) + " 2>" + Quote(err);
-    int status = std::system(cmd.c_str());
-    RunResult r;
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = ReadFileToString(out).value_or("");
-    r.err = ReadFileToString(err).value_or("");
-    return r;
+    return fedlora::testing::RunFedlora(args, *dir_);
   }
 
   static nlohmann::json Json(const RunResult& r) {

@@ -1,10 +1,26 @@
 #include "device_testutil.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 
+#include "fedlora/common/file_util.h"
+#include "fedlora/model/checkpoint.h"
+
 namespace fedlora::testing {
+namespace {
+
+std::string SharedTokenizerDir() {
+  return (std::filesystem::temp_directory_path() /
+          ("fedlora_device_tok_" + std::to_string(::getpid())))
+      .string();
+}
+
+}  // namespace
 
 std::vector<std::string> MakeLines(int user, int count, uint64_t seed) {
   static const char* kNames[] = {"maya", "otto", "lena", "ravi", "zoe", "ike"};
@@ -35,8 +51,7 @@ const model::Tokenizer& SharedTokenizer() {
   static std::unique_ptr<model::Tokenizer> tok;
   static std::once_flag once;
   std::call_once(once, [] {
-    auto dir = std::filesystem::temp_directory_path() /
-               ("fedlora_device_tok_" + std::to_string(::getpid()));
+    std::filesystem::path dir = SharedTokenizerDir();
     std::filesystem::create_directories(dir);
     std::string corpus = (dir / "corpus.txt").string();
     {
@@ -56,7 +71,12 @@ const model::Tokenizer& SharedTokenizer() {
   return *tok;
 }
 
-model::LlamaModel SmallModel(uint64_t seed, int64_t hidden, int64_t layers) {
+std::string SharedTokenizerPath() {
+  SharedTokenizer();
+  return (std::filesystem::path(SharedTokenizerDir()) / "tok.model").string();
+}
+
+model::LlamaConfig SmallConfig(int64_t hidden, int64_t layers) {
   model::LlamaConfig c;
   c.vocab_size = SharedTokenizer().vocab_size();
   c.hidden_size = hidden;
@@ -66,7 +86,43 @@ model::LlamaModel SmallModel(uint64_t seed, int64_t hidden, int64_t layers) {
   c.num_key_value_heads = 2;
   c.head_dim = hidden / 4;
   c.max_position_embeddings = 64;
-  return model::LlamaModel::RandomInit(c, seed, 0.05);
+  return c;
+}
+
+model::LlamaModel SmallModel(uint64_t seed, int64_t hidden, int64_t layers) {
+  return model::LlamaModel::RandomInit(SmallConfig(hidden, layers), seed, 0.05);
+}
+
+void WriteModelDir(const std::string& dir, const model::LlamaConfig& config,
+                   const std::string& tokenizer_path) {
+  absl::Status s = model::SaveLlamaModel(model::LlamaModel::RandomInit(config, 1, 0.05), dir);
+  if (!s.ok()) std::abort();
+  std::error_code ec;
+  std::filesystem::copy_file(tokenizer_path.empty() ? SharedTokenizerPath() : tokenizer_path,
+                             std::filesystem::path(dir) / "tokenizer.model",
+                             std::filesystem::copy_options::overwrite_existing, ec);
+  if (ec) std::abort();
+}
+
+std::string ShellQuote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+CliResult RunFedlora(const std::string& args, const std::string& scratch_dir) {
+  static int counter = 0;
+  const std::string n = std::to_string(::getpid()) + "_" + std::to_string(counter++);
+  const std::string out = (std::filesystem::path(scratch_dir) / ("out_" + n)).string(),
+                    err = (std::filesystem::path(scratch_dir) / ("err_" + n)).string();
+  std::string cmd =
+      ShellQuote(FEDLORA_BINARY) + " " + args + " >" + ShellQuote(out) + " 2>" + ShellQuote(err);
+  int status = std::system(cmd.c_str());
+  CliResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = ReadFileToString(out).value_or("");
+  r.err = ReadFileToString(err).value_or("");
+  return r;
 }
 
 }  // namespace fedlora::testing

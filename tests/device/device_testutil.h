@@ -17,9 +17,34 @@ std::vector<std::string> MakeLines(int user, int count, uint64_t seed);
 
 // A tokenizer trained once per process on MakeLines of several users (vocab ~300).
 const model::Tokenizer& SharedTokenizer();
+// The tokenizer.model file SharedTokenizer was loaded from.
+std::string SharedTokenizerPath();
+
+// The config of SmallModel: SharedTokenizer's vocabulary, 4 heads over 2 key/value heads.
+model::LlamaConfig SmallConfig(int64_t hidden = 64, int64_t layers = 2);
 
 // A small random model over SharedTokenizer's vocabulary.
 model::LlamaModel SmallModel(uint64_t seed, int64_t hidden = 64, int64_t layers = 2);
+
+// Writes a model directory device::LoadRuntime reads: a random model of `config` (config.json,
+// model.safetensors) and `tokenizer_path` (default SharedTokenizerPath()) as tokenizer.model.
+// Aborts the test binary on failure (a fixture, not the code under test).
+void WriteModelDir(const std::string& dir, const model::LlamaConfig& config,
+                   const std::string& tokenizer_path = "");
+
+// Result of running the `fedlora` binary.
+struct CliResult {
+  int exit_code = -1;  // -1 when it did not exit normally
+  std::string out;
+  std::string err;
+};
+
+// Single-quotes `s` for /bin/sh.
+std::string ShellQuote(const std::string& s);
+
+// Runs `FEDLORA_BINARY <args>` through /bin/sh, capturing stdout and stderr in files under
+// `scratch_dir`.
+CliResult RunFedlora(const std::string& args, const std::string& scratch_dir);
 
 }  // namespace fedlora::testing
 

@@ -91,10 +91,13 @@ TEST(ShakespeareTest, RoleAdapterLowersHeldOutPerplexityAndKeepsBase) {
   ASSERT_TRUE(adapter->Attach(m).ok());
   adapter->SetTrainable(true);
   TrainOptions o;
-  o.optimizer.lr = 5e-3;
+  // 60 steps at 2e-3: with 150 steps at 5e-3 the adapter overfits the role's ~200 lines and
+  // the held-out perplexity depends on the window order (measured over window-order seeds
+  // 0-3: 26.2-27.3 at 5e-3 x 150 against 23.5-23.6 here, base 26.2).
+  o.optimizer.lr = 2e-3;
   o.optimizer.max_grad_norm = 1.0;
   o.batch_size = 8;
-  o.max_steps = 150;
+  o.max_steps = 60;
   auto stats = Train(m, adapter->Parameters(), MakeWindows(**tok, role.train, 64), o);
   ASSERT_TRUE(stats.ok()) << stats.status();
   const TextMetrics tuned = EvaluateTexts(m, **tok, role.test);

@@ -12,6 +12,7 @@
 #include "fedlora/io/safetensors.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "model_testutil.h"
 #include "nlohmann/json.hpp"
 
 namespace fedlora::model {
@@ -20,20 +21,7 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
-
-LlamaConfig TinyConfig(bool tied) {
-  LlamaConfig c;
-  c.vocab_size = 50;
-  c.hidden_size = 16;
-  c.intermediate_size = 24;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 2;
-  c.num_key_value_heads = 1;
-  c.head_dim = 8;
-  c.max_position_embeddings = 32;
-  c.tie_word_embeddings = tied;
-  return c;
-}
+using testing::TinyConfig;
 
 // A tensor read out of a safetensors file into owned memory.
 struct OwnedTensor {

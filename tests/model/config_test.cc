@@ -9,6 +9,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "model_testutil.h"
 
 namespace fedlora::model {
 namespace {
@@ -17,21 +18,7 @@ using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 // A minimal valid Llama config.json in Hugging Face's spelling.
-nlohmann::json BaseJson() {
-  return {{"model_type", "llama"},
-          {"architectures", {"LlamaForCausalLM"}},
-          {"vocab_size", 320},
-          {"hidden_size", 64},
-          {"intermediate_size", 176},
-          {"num_hidden_layers", 2},
-          {"num_attention_heads", 4},
-          {"num_key_value_heads", 2},
-          {"max_position_embeddings", 128},
-          {"rms_norm_eps", 1e-6},
-          {"hidden_act", "silu"},
-          {"bos_token_id", 1},
-          {"eos_token_id", 2}};
-}
+constexpr auto BaseJson = testing::TinyConfigJson;
 
 std::string Message(const absl::Status& s) { return std::string(s.message()); }
 
@@ -211,6 +198,7 @@ TEST(ParseLlamaConfigTest, NonObjectRefused) {
 
 TEST(ParseLlamaConfigTest, EosTokenIdListTakesFirst) {
   nlohmann::json j = BaseJson();
+  j["vocab_size"] = 128256;
   j["eos_token_id"] = {128001, 128008, 128009};  // Llama 3.x style
   auto c = ParseLlamaConfig(j, "cfg.json");
   ASSERT_TRUE(c.ok()) << c.status();

@@ -51,7 +51,7 @@ devices = 30
 
 [rounds]
 rounds = 7
-sampling = poisson
+sampling = fixed
 cohort = 6
 poisson_rate = 0.3
 eval_every = 2
@@ -131,7 +131,7 @@ TEST(SimConfigTest, ParsesEverySection) {
   EXPECT_DOUBLE_EQ(c.heldout_fraction, 0.2);
   EXPECT_EQ(c.devices, 30);
   EXPECT_EQ(c.rounds, 7);
-  EXPECT_EQ(c.sampling, SamplingMode::kPoisson);
+  EXPECT_EQ(c.sampling, SamplingMode::kFixed);
   EXPECT_EQ(c.cohort, 6);
   EXPECT_DOUBLE_EQ(c.poisson_rate, 0.3);
   EXPECT_EQ(c.eval_every, 2);

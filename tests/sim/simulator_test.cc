@@ -62,6 +62,7 @@ SimConfig SmallConfig(const std::string& out) {
   c.rank = 2;
   c.alpha = 4;
   c.dropout_masked = 0;
+  c.sampling = SamplingMode::kFixed;
   c.graph = GraphMode::kComplete;
   c.noise_multiplier = 0.5;
   c.out = (fs::temp_directory_path() / out).string();

@@ -21,7 +21,9 @@ struct Runtime {
 
 // Loads `model_dir` (config.json, safetensors weights, tokenizer.model) and attaches each PEFT
 // adapter directory in `adapter_dirs` in turn (validated against the base first). Errors name
-// the file at fault.
+// the file at fault. Besides the config checks of ParseLlamaConfig, INVALID_ARGUMENT when the
+// tokenizer has more pieces than `vocab_size` (fewer is fine: vocabularies are often padded)
+// or when `bos_token_id` / `eos_token_id` is not one of the tokenizer's pieces.
 absl::StatusOr<Runtime> LoadRuntime(const std::string& model_dir,
                                     const std::vector<std::string>& adapter_dirs = {});
 

@@ -20,8 +20,10 @@ struct LoadOptions {
 
 // Loads `dir`: config.json plus model.safetensors, or the shards listed in
 // model.safetensors.index.json. F16 and BF16 are upcast to F32. Errors name the file and
-// tensor: NOT_FOUND (no config or weights), INVALID_ARGUMENT for a malformed file, a tensor the
-// model needs that is missing, or a shape that does not match the config (both shapes given).
+// tensor: NOT_FOUND (no config or weights), INVALID_ARGUMENT for a config.json ParseLlamaConfig
+// refuses, a malformed file, a tensor the model needs that is missing, or a shape that does not
+// match the config (both shapes given). `num_hidden_layers` beyond the layers in the weights and
+// embedding / first q_proj shapes are checked before the model is allocated.
 absl::StatusOr<std::unique_ptr<LlamaModel>> LoadLlamaModel(const std::string& dir,
                                                            const LoadOptions& options = {});
 

@@ -18,6 +18,8 @@ class SpProcessor;
 class Tokenizer {
  public:
   // Loads a sentencepiece model file. NOT_FOUND if missing, INVALID_ARGUMENT if unreadable.
+  // `bos_id` / `eos_id` are taken as given; device::LoadRuntime checks them (and the piece
+  // count) against the model's config.
   static absl::StatusOr<std::unique_ptr<Tokenizer>> Load(const std::string& path, int64_t bos_id,
                                                          int64_t eos_id);
   ~Tokenizer();

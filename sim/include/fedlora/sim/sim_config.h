@@ -52,7 +52,7 @@ struct SimConfig {
 
   // [rounds]
   int rounds = 10;
-  SamplingMode sampling = SamplingMode::kFixed;
+  SamplingMode sampling = SamplingMode::kPoisson;
   int cohort = 50;             // fixed cohort size
   double poisson_rate = 0.0;   // q for Poisson sampling (0 = cohort / devices)
   int eval_every = 5;          // evaluate every K rounds (and after the last)
