@@ -4,13 +4,17 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cassert>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <mutex>
 
 namespace fedlora {
 namespace {
@@ -86,36 +90,97 @@ size_t RandomSource::Weighted(const std::vector<double>& weights) {
 
 // ---- SecureRandom ------------------------------------------------------------------------
 
-SecureRandom::SecureRandom() : pos_(sizeof(buf_)) {}
+namespace {
+constexpr size_t kBlock = 4096;
+constexpr uint64_t kRekeyBytes = uint64_t{1} << 20;
 
-SecureRandom::~SecureRandom() { OPENSSL_cleanse(buf_.data(), buf_.size()); }
+// Bumped in every child after fork(): a SecureRandom that sees a new generation drops its
+// buffered bytes and key, so parent and child never hand out the same stream.
+std::atomic<uint64_t> g_fork_generation{0};
+void OnForkChild() { g_fork_generation.fetch_add(1, std::memory_order_relaxed); }
+std::once_flag g_atfork_once;
+}  // namespace
+
+struct SecureRandom::Impl {
+  EVP_CIPHER_CTX* ctx = nullptr;
+  std::array<uint8_t, kBlock> buf;
+  size_t pos = kBlock;
+  uint64_t since_rekey = kRekeyBytes;  // forces a key before the first block
+  uint64_t generation = 0;
+  // After a fork in this process's history: forget the buffer and the key.
+  void CheckFork() {
+    const uint64_t g = g_fork_generation.load(std::memory_order_relaxed);
+    if (g != generation) {
+      OPENSSL_cleanse(buf.data(), buf.size());
+      pos = buf.size();
+      since_rekey = kRekeyBytes;
+      generation = g;
+    }
+  }
+  ~Impl() {
+    OPENSSL_cleanse(buf.data(), buf.size());
+    EVP_CIPHER_CTX_free(ctx);  // cleanses the key schedule
+  }
+};
+
+SecureRandom::SecureRandom() : impl_(std::make_unique<Impl>()) {
+  std::call_once(g_atfork_once, [] { pthread_atfork(nullptr, nullptr, OnForkChild); });
+  impl_->generation = g_fork_generation.load(std::memory_order_relaxed);
+  impl_->ctx = EVP_CIPHER_CTX_new();
+  if (impl_->ctx == nullptr) FatalCrypto("EVP_CIPHER_CTX_new");
+}
+
+SecureRandom::~SecureRandom() = default;
+
+void SecureRandom::Rekey() {
+  uint8_t key_iv[48];
+  if (RAND_bytes(key_iv, sizeof(key_iv)) != 1) FatalCrypto("RAND_bytes");
+  if (EVP_EncryptInit_ex(impl_->ctx, EVP_aes_256_ctr(), nullptr, key_iv, key_iv + 32) != 1) {
+    FatalCrypto("AES-256-CTR init");
+  }
+  OPENSSL_cleanse(key_iv, sizeof(key_iv));
+  impl_->since_rekey = 0;
+}
 
 void SecureRandom::Refill() {
-  if (RAND_bytes(buf_.data(), static_cast<int>(buf_.size())) != 1) FatalCrypto("RAND_bytes");
-  pos_ = 0;
+  Impl& s = *impl_;
+  if (s.since_rekey >= kRekeyBytes) Rekey();
+  std::memset(s.buf.data(), 0, s.buf.size());
+  int len = 0;
+  if (EVP_EncryptUpdate(s.ctx, s.buf.data(), &len, s.buf.data(), static_cast<int>(s.buf.size())) !=
+      1) {
+    FatalCrypto("AES-256-CTR keystream");
+  }
+  s.since_rekey += s.buf.size();
+  s.pos = 0;
 }
 
 void SecureRandom::Fill(uint8_t* out, size_t n) {
+  Impl& s = *impl_;
+  s.CheckFork();
   while (n > 0) {
-    if (pos_ == buf_.size()) Refill();
-    const size_t take = std::min(n, buf_.size() - pos_);
-    std::memcpy(out, buf_.data() + pos_, take);
-    OPENSSL_cleanse(buf_.data() + pos_, take);  // handed out bytes do not linger here
-    pos_ += take;
+    if (s.pos == s.buf.size()) Refill();
+    const size_t take = std::min(n, s.buf.size() - s.pos);
+    std::memcpy(out, s.buf.data() + s.pos, take);
+    OPENSSL_cleanse(s.buf.data() + s.pos, take);  // handed-out bytes do not linger here
+    s.pos += take;
     out += take;
     n -= take;
   }
 }
 
 uint64_t SecureRandom::NextU64() {
-  if (buf_.size() - pos_ < 8) {
+  Impl& s = *impl_;
+  s.CheckFork();
+  if (s.buf.size() - s.pos < 8) {
     uint8_t b[8];
     Fill(b, 8);
     return LoadLe64(b);
   }
-  const uint64_t v = LoadLe64(buf_.data() + pos_);
-  OPENSSL_cleanse(buf_.data() + pos_, 8);
-  pos_ += 8;
+  uint8_t* p = s.buf.data() + s.pos;
+  const uint64_t v = LoadLe64(p);
+  std::memset(p, 0, 8);  // cheap wipe of what was handed out (the block is cleansed again)
+  s.pos += 8;
   return v;
 }
 

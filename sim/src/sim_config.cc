@@ -242,7 +242,8 @@ const std::vector<Field>& Fields() {
         "Stop before epsilon exceeds this; 0 = no budget."),
       F("privacy.bits", &C::bits, "Secure aggregation modulus 2^bits, in [8, 32]."),
       F("privacy.min_survivors", &C::min_survivors,
-        "Distributed DP: noise calibrated for this fraction of the cohort surviving, in (0, 1]."),
+        "Distributed DP: noise calibrated for this fraction of the cohort surviving, in (0, 1]; a "
+        "round with fewer survivors is aborted before unmasking."),
       F("privacy.modclip_prob", &C::modclip_prob,
         "Distributed DP: tolerated probability of a modular wrap-around, in (0, 1)."),
       // [secagg]

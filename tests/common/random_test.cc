@@ -1,5 +1,8 @@
 #include "fedlora/common/random.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <set>
 #include <vector>
@@ -45,6 +48,43 @@ TEST(RandomTest, SecureRandomIsSecureAndNeverRepeats) {
   a.Fill(x, sizeof(x));
   b.Fill(y, sizeof(y));
   EXPECT_NE(std::vector<uint8_t>(x, x + 32), std::vector<uint8_t>(y, y + 32));
+}
+
+TEST(RandomTest, SecureRandomRekeysAndKeepsGoingPastOneMebibyte) {
+  SecureRandom r;
+  std::vector<uint8_t> big(3 << 20);
+  r.Fill(big.data(), big.size());
+  // 1 MiB blocks under different keys: the blocks differ, and bytes look uniform.
+  EXPECT_FALSE(std::equal(big.begin(), big.begin() + (1 << 20), big.begin() + (1 << 20)));
+  std::vector<int> counts(256, 0);
+  for (uint8_t b : big) ++counts[b];
+  double chi2 = 0;
+  const double e = big.size() / 256.0;
+  for (int c : counts) chi2 += (c - e) * (c - e) / e;
+  EXPECT_LT(chi2, 330.5);  // 255 dof, p = 0.001
+}
+
+// A forked child must not hand out the bytes its parent already buffered.
+TEST(RandomTest, SecureRandomParentAndForkedChildDiffer) {
+  SecureRandom r;
+  (void)r.NextU64();  // fill the buffer before the fork
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    uint64_t v = r.NextU64();
+    ssize_t w = write(fds[1], &v, sizeof(v));
+    _exit(w == sizeof(v) ? 0 : 1);
+  }
+  const uint64_t mine = r.NextU64();
+  uint64_t child = 0;
+  ASSERT_EQ(read(fds[0], &child, sizeof(child)), static_cast<ssize_t>(sizeof(child)));
+  int status = 0;
+  waitpid(pid, &status, 0);
+  close(fds[0]);
+  close(fds[1]);
+  EXPECT_NE(mine, child);
 }
 
 TEST(RandomTest, DrawsHaveTheRightDistribution) {

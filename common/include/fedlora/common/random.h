@@ -1,9 +1,9 @@
 // One interface for random bits, injected everywhere fedlora needs randomness.
 //
-// Real devices and the real coordinator use SecureRandom (OpenSSL's DRBG, seeded and reseeded
-// by the operating system): the noise a device adds can never be derived from anything the
-// server knows. Only tests and the simulator may use a seeded source (SeededRandom, or the
-// fast non-cryptographic SplitMix64 for data shuffles), and the simulator's report says so.
+// Real devices and the real coordinator use SecureRandom (keyed and rekeyed from OpenSSL's
+// RAND_bytes, which the operating system seeds): the noise a device adds can never be derived from
+// anything the server knows. Only tests and the simulator may use a seeded source (SeededRandom, or
+// the fast non-cryptographic SplitMix64 for data shuffles), and the simulator's report says so.
 //
 // The derived draws (Uniform, UniformDouble, StandardNormal, ...) are written out here rather
 // than taken from <random>, whose distributions differ between standard libraries: a seed
@@ -59,9 +59,11 @@ class RandomSource {
   }
 };
 
-// OpenSSL RAND_bytes: the per-thread CTR-DRBG that OpenSSL 3 seeds and reseeds from the
-// operating system. Buffered in 4 KiB blocks; one instance per thread (not thread-safe).
-// The buffer is cleansed on destruction.
+// A cryptographically secure generator: an AES-256-CTR keystream whose key and nonce come from
+// OpenSSL's RAND_bytes (OpenSSL 3's DRBG, seeded and reseeded by the operating system), rekeyed
+// from RAND_bytes every 1 MiB of output and after a fork. Buffered in 4 KiB blocks that are
+// cleansed as they are handed out and on destruction. One instance per thread (not
+// thread-safe).
 class SecureRandom final : public RandomSource {
  public:
   SecureRandom();
@@ -74,9 +76,10 @@ class SecureRandom final : public RandomSource {
   bool secure() const override { return true; }
 
  private:
+  void Rekey();
   void Refill();
-  std::array<uint8_t, 4096> buf_;
-  size_t pos_;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 // AES-256-CTR keystream keyed by SHA-256 of a seed: reproducible on every platform, for tests
