@@ -6,4 +6,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh fedlora
-exec ./build/bin/fedlora sim "$@"
+# --force: the main job rewrites its own sim-out/ when run again.
+exec ./build/bin/fedlora sim --force "$@"

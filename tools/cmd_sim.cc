@@ -39,9 +39,9 @@ void RegisterCommand_sim(CLI::App& app) {
     std::string config_file;
     std::vector<std::string> sets;
     std::string model, data, data_format, dp, out, mode;
-    int devices = 0, rounds = 0, cohort = 0;
+    int devices = 0, rounds = 0, cohort = 0, threads = 0;
     uint64_t seed = 0;
-    bool json = false;
+    bool json = false, force = false;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand(
@@ -60,6 +60,8 @@ void RegisterCommand_sim(CLI::App& app) {
   auto* seed = cmd->add_option("--seed", o->seed, "seed");
   auto* out = cmd->add_option("--out", o->out, "output directory");
   auto* mode = cmd->add_option("--mode", o->mode, "batched|sequential local training");
+  auto* threads = cmd->add_option("--threads", o->threads, "BLAS threads (0 = all cores)");
+  cmd->add_flag("--force", o->force, "overwrite an earlier run's files in --out");
   cmd->add_flag("--json", o->json, "one JSON object per round, then a summary object");
   cmd->callback([=] {
     sim::SimConfig c;
@@ -85,10 +87,15 @@ void RegisterCommand_sim(CLI::App& app) {
     if (seed->count()) overrides.emplace_back("run.seed", std::to_string(o->seed));
     if (out->count()) overrides.emplace_back("run.out", o->out);
     if (mode->count()) overrides.emplace_back("local.mode", o->mode);
+    if (threads->count()) overrides.emplace_back("run.threads", std::to_string(o->threads));
     if (o->json) overrides.emplace_back("output.json", "true");
     for (const auto& [k, v] : overrides) {
       if (auto s = sim::ApplyOverride(k, v, &c); !s.ok()) return (void)Fail(s);
     }
+    // Everything is checked before anything is written: a bad config never touches an earlier
+    // run's files, and an unwritable --out is found before the training, not after.
+    if (auto s = sim::ValidateConfig(c); !s.ok()) return (void)Fail(s);
+    if (auto s = sim::PrepareOutputDir(c.out, o->force); !s.ok()) return (void)Fail(s);
     auto report = sim::ReportWriter::Open(c.out);
     if (!report.ok()) return (void)Fail(report.status());
     if (!c.json) std::fprintf(stderr, "fedlora sim: preparing model and population...\n");

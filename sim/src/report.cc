@@ -165,6 +165,27 @@ nlohmann::json Summary::ToJson() const {
           {"adapter_dir", adapter_dir}};
 }
 
+absl::Status PrepareOutputDir(const std::string& out_dir, bool force) {
+  if (out_dir.empty()) return absl::InvalidArgumentError("sim: run.out is empty");
+  FEDLORA_RETURN_IF_ERROR(MakeDirs(out_dir));
+  if (!force) {
+    for (const char* name : {kCsv, kJsonl, "summary.json", "report.md"}) {
+      const std::string path = absl::StrCat(out_dir, "/", name);
+      if (::access(path.c_str(), F_OK) == 0) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("sim: ", path,
+                         " is from an earlier run (hint: pass --force to overwrite it, or "
+                         "choose another --out)"));
+      }
+    }
+  }
+  // Find an unwritable directory now, not after all the training.
+  const std::string probe = absl::StrCat(out_dir, "/.fedlora-write-test");
+  FEDLORA_RETURN_IF_ERROR(WriteToFile(probe, "ok\n", O_TRUNC));
+  ::unlink(probe.c_str());
+  return absl::OkStatus();
+}
+
 absl::StatusOr<ReportWriter> ReportWriter::Open(const std::string& out_dir) {
   FEDLORA_RETURN_IF_ERROR(MakeDirs(out_dir));
   ReportWriter w;

@@ -77,6 +77,11 @@ struct Summary {
   nlohmann::json ToJson() const;
 };
 
+// Checks `out_dir` before any work: creates it, refuses (FAILED_PRECONDITION, naming the file)
+// when it holds an earlier run's rounds.csv, rounds.jsonl, summary.json or report.md unless
+// `force`, and fails now (naming the path) when it cannot be written.
+absl::Status PrepareOutputDir(const std::string& out_dir, bool force);
+
 // Writes into `out_dir`: rounds.csv, rounds.jsonl (one line per round, flushed as they come),
 // summary.json, report.md, and plots loss.png, accuracy.png, epsilon.png (when gnuplot is
 // installed; otherwise the report says so). Errors (e.g. a full disk) name the file.

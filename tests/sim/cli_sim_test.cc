@@ -1,0 +1,96 @@
+// `fedlora sim` checks everything before it writes: a bad config or a taken --out never
+// touches an earlier run's files, and an unwritable --out fails before any training.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace fedlora::sim {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+struct CliRun {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr
+};
+
+CliRun Fedlora(const std::string& args) {
+  CliRun r;
+  FILE* p = ::popen((std::string(FEDLORA_BINARY) + " " + args + " 2>&1").c_str(), "r");
+  if (p == nullptr) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) r.output.append(buf, n);
+  const int status = ::pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+std::string Slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+fs::path FreshDir(const std::string& name) {
+  fs::path d = fs::temp_directory_path() / (name + "_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+fs::path EarlierRun(const std::string& name) {
+  fs::path d = FreshDir(name);
+  std::ofstream(d / "rounds.csv") << "round,sampled\n1,50\n";
+  std::ofstream(d / "summary.json") << "{\"epsilon\": 7.9}\n";
+  return d;
+}
+
+TEST(CliSimTest, BadConfigLeavesAnEarlierRunByteIdentical) {
+  const fs::path d = EarlierRun("fedlora_cli_sim_badcfg");
+  const std::string before_csv = Slurp(d / "rounds.csv"), before_json = Slurp(d / "summary.json");
+  for (const char* force : {"", " --force"}) {
+    CliRun r = Fedlora("sim --threads 1 --set rounds.cohort=-1 --out " + d.string() + force);
+    EXPECT_NE(r.exit_code, 0) << r.output;
+    EXPECT_THAT(r.output, HasSubstr("rounds.cohort"));
+    EXPECT_EQ(Slurp(d / "rounds.csv"), before_csv);
+    EXPECT_EQ(Slurp(d / "summary.json"), before_json);
+    EXPECT_FALSE(fs::exists(d / "rounds.jsonl"));
+  }
+  fs::remove_all(d);
+}
+
+TEST(CliSimTest, AnEarlierRunIsNotOverwrittenWithoutForce) {
+  const fs::path d = EarlierRun("fedlora_cli_sim_taken");
+  const std::string before = Slurp(d / "rounds.csv");
+  CliRun r = Fedlora("sim --out " + d.string());
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("earlier run"));
+  EXPECT_THAT(r.output, HasSubstr("--force"));
+  EXPECT_THAT(r.output, ::testing::Not(HasSubstr("preparing model")));  // refused before work
+  EXPECT_EQ(Slurp(d / "rounds.csv"), before);
+  fs::remove_all(d);
+}
+
+TEST(CliSimTest, UnwritableOutFailsBeforeAnyTraining) {
+  const fs::path d = FreshDir("fedlora_cli_sim_unwritable");
+  std::ofstream(d / "a_file") << "x";
+  const std::string out = (d / "a_file" / "sub").string();  // a path under a regular file
+  CliRun r = Fedlora("sim --out " + out);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr(out));
+  EXPECT_THAT(r.output, ::testing::Not(HasSubstr("preparing model")));
+  fs::remove_all(d);
+}
+
+}  // namespace
+}  // namespace fedlora::sim
