@@ -11,6 +11,7 @@
 #include "fedlora/common/file_util.h"
 #include "fedlora/common/status_macros.h"
 #include "fedlora/io/safetensors.h"
+#include "fedlora/model/checkpoint.h"
 #include "slots.h"
 
 namespace fedlora::adapters {
@@ -123,6 +124,7 @@ absl::StatusOr<LoraAdapter> LoraAdapter::LoadPeft(const std::string& dir) {
                        " needs ", want, " (hint: config and weights from different adapters?)"));
     }
     FEDLORA_ASSIGN_OR_RETURN(found[key], ToFloatTensor(v, weights_path));
+    FEDLORA_RETURN_IF_ERROR(model::CheckFiniteWeights(found[key], weights_path, v.name));
     max_layer = std::max(max_layer, p.layer);
   }
   std::vector<int> layers = config.layers;

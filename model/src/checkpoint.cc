@@ -157,9 +157,24 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LoadLlamaModel(const std::string& di
     FEDLORA_RETURN_IF_ERROR(check_shape(name));
     const auto& [view, file] = found.at(name);
     FEDLORA_ASSIGN_OR_RETURN(*tensor, ToTensor(*view, file, options.writable));
+    FEDLORA_RETURN_IF_ERROR(CheckFiniteWeights(*tensor, file->path(), name));
   }
   if (config.tie_word_embeddings) model->lm_head = torch::Tensor();
   return model;
+}
+
+absl::Status CheckFiniteWeights(const torch::Tensor& t, const std::string& file,
+                                const std::string& name) {
+  if (!t.is_floating_point() || t.numel() == 0) return absl::OkStatus();
+  const torch::Tensor bad = ~torch::isfinite(t);
+  if (!bad.any().item<bool>()) return absl::OkStatus();
+  const int64_t count = bad.sum().item<int64_t>();
+  const int64_t first = bad.flatten().nonzero()[0][0].item<int64_t>();
+  return absl::InvalidArgumentError(absl::StrCat(
+      file, ": non-finite values in tensor '", name, "': ", count, " of ", t.numel(),
+      " entries are NaN or Inf, the first at flat index ", first,
+      " (hint: the file is corrupt or training diverged; re-export it or use an earlier "
+      "checkpoint)"));
 }
 
 absl::Status SaveLlamaModel(const LlamaModel& model, const std::string& dir) {

@@ -249,5 +249,28 @@ TEST(PeftFileTest, LoadsAWellFormedDirAndRefusesMalformedOnes) {
   }
 }
 
+// A NaN in an adapter is refused at load, naming the tensor (layer and lora_A/lora_B).
+TEST(PeftFileTest, NonFiniteAdapterWeightsAreRefusedNamingTheTensor) {
+  LoraConfig lc;
+  lc.rank = 2;
+  lc.alpha = 4;
+  lc.targets = {Proj::kQ};
+  model::LlamaModel m = TinyModel();
+  auto a = LoraAdapter::Create(m.config(), lc, 3);
+  ASSERT_TRUE(a.ok()) << a.status();
+  std::vector<float> flat = a->Flatten();
+  flat.back() = std::nanf("");
+  ASSERT_TRUE(a->Unflatten(flat.data(), flat.size()).ok());
+  const std::string dir =
+      (std::filesystem::temp_directory_path() / ("fedlora_nan_adapter_" + std::to_string(getpid())))
+          .string();
+  ASSERT_TRUE(a->SavePeft(dir).ok());
+  auto loaded = LoraAdapter::LoadPeft(dir);
+  EXPECT_EQ(loaded.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Msg(loaded.status()), AllOf(HasSubstr("non-finite values"), HasSubstr("layers."),
+                                          HasSubstr("lora_"), HasSubstr("hint:")));
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace fedlora::adapters

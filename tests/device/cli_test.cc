@@ -112,6 +112,15 @@ TEST_F(CliTest, PretrainWritesModelDirectoryAndLearns) {
   EXPECT_EQ(cfg["model_type"], "llama");
 }
 
+TEST_F(CliTest, VersionFlagAndSubcommandAgree) {
+  RunResult flag = Run("--version");
+  RunResult sub = Run("version");
+  EXPECT_EQ(flag.exit_code, 0) << flag.err;
+  EXPECT_EQ(sub.exit_code, 0) << sub.err;
+  EXPECT_THAT(flag.out, ::testing::HasSubstr("fedlora 0."));
+  EXPECT_EQ(flag.out, sub.out);
+}
+
 TEST_F(CliTest, PerplexityIsFinite) {
   RunResult r = Run("perplexity --model " + Quote(ModelDir()) + " " + Quote(Path("user_test.txt")) +
                     " --json");

@@ -2,6 +2,7 @@
 // (an IndexError mid-evaluation, a failed allocation) are refused at load with
 // INVALID_ARGUMENT naming the file, the key, the value, the allowed range and a hint.
 #include <filesystem>
+#include <limits>
 
 #include "fedlora/model/checkpoint.h"
 #include "fedlora/model/config.h"
@@ -186,6 +187,27 @@ TEST_F(CheckpointLoadChecksTest, ValidConfigStillLoads) {
   auto m = LoadLlamaModel(dir_);
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ((*m)->config().num_hidden_layers, 2);
+}
+
+// NaN or Inf in the base weights is refused at load, naming the tensor; a clean model loads.
+TEST(NonFiniteWeightsTest, RefusedAtLoadNamingTheTensor) {
+  const std::string dir = testing::FreshTempDir("nan_weights");
+  LlamaModel m = LlamaModel::RandomInit(testing::TinyConfig(/*tied=*/true), 1);
+  ASSERT_TRUE(SaveLlamaModel(m, dir).ok());
+  ASSERT_TRUE(LoadLlamaModel(dir).ok());
+  for (auto& [name, t] : m.NamedParameters()) {
+    if (name == "model.layers.1.mlp.down_proj.weight") {
+      torch::NoGradGuard g;
+      t->view(-1)[5] = std::numeric_limits<float>::infinity();
+    }
+  }
+  ASSERT_TRUE(SaveLlamaModel(m, dir).ok());
+  auto r = LoadLlamaModel(dir);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(r.status().message()),
+              AllOf(HasSubstr("model.layers.1.mlp.down_proj.weight"), HasSubstr("non-finite"),
+                    HasSubstr("flat index 5"), HasSubstr("hint:")));
+  fs::remove_all(dir);
 }
 
 }  // namespace

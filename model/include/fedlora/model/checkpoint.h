@@ -31,6 +31,12 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LoadLlamaModel(const std::string& di
 // Hugging Face transformers loads with `LlamaForCausalLM.from_pretrained(dir)`.
 absl::Status SaveLlamaModel(const LlamaModel& model, const std::string& dir);
 
+// OK iff every entry of the float tensor `t` is finite. Otherwise INVALID_ARGUMENT naming
+// `file`, the tensor `name`, how many entries are NaN/Inf and the first one's index, with a
+// hint. Used on every weight a model or adapter loads, so NaN never reaches a forward pass.
+absl::Status CheckFiniteWeights(const torch::Tensor& t, const std::string& file,
+                                const std::string& name);
+
 }  // namespace fedlora::model
 
 #endif  // FEDLORA_MODEL_CHECKPOINT_H_
