@@ -135,6 +135,40 @@ TEST_F(CliTest, PerplexityIsFinite) {
   EXPECT_GT(j["tokens"].get<int64_t>(), 100);
 }
 
+// Inputs that used to print "perplexity 1.0000" with exit 0, or were scored as text.
+TEST_F(CliTest, PerplexityRefusesEmptyDirectoryBinaryAndWindowOne) {
+  {
+    std::ofstream(Path("empty.txt")) << "";
+    std::ofstream bin(Path("binary.bin"), std::ios::binary);
+    const char bytes[] = {'h', 'i', ' ', '\xff', '\xfe', '\x00', 'x'};
+    bin.write(bytes, sizeof(bytes));
+  }
+  struct Case {
+    std::string args, expect;
+  };
+  const Case cases[] = {
+      {Quote(Path("empty.txt")), "no tokens were scored"},
+      {Quote(*dir_), "is a directory"},
+      {Quote(Path("binary.bin")), "not UTF-8 text: invalid byte 0xFF at byte offset 3"},
+      {Quote(Path("user_test.txt")) + " --window 1", "--window must be >= 2"},
+  };
+  for (const Case& c : cases) {
+    RunResult r = Run("perplexity --model " + Quote(ModelDir()) + " " + c.args);
+    EXPECT_EQ(r.exit_code, 1) << c.args << "\n" << r.out;
+    EXPECT_THAT(r.err, HasSubstr(c.expect)) << c.args;
+    EXPECT_THAT(r.out, ::testing::Not(HasSubstr("perplexity")));
+  }
+  // train and eval refuse the binary file too (train saves nothing).
+  RunResult t = Run("train --model " + Quote(ModelDir()) + " --data " + Quote(Path("binary.bin")) +
+                    " --out " + Quote(Path("binary_adapter")));
+  EXPECT_EQ(t.exit_code, 1);
+  EXPECT_THAT(t.err, HasSubstr("not UTF-8 text"));
+  EXPECT_FALSE(fs::exists(Path("binary_adapter")));
+  RunResult e = Run("eval --model " + Quote(ModelDir()) + " --data " + Quote(Path("binary.bin")));
+  EXPECT_EQ(e.exit_code, 1);
+  EXPECT_THAT(e.err, HasSubstr("not UTF-8 text"));
+}
+
 TEST_F(CliTest, GenerateIsRepeatableForASeedAndGreedyWithTopK1) {
   const std::string base = "generate --model " + Quote(ModelDir()) + " --prompt hey -n 5";
   RunResult a = Run(base + " --seed 1");
