@@ -49,10 +49,16 @@ absl::StatusOr<GenerateResult> Generate(const model::LlamaModel& model,
   fo.last_only = true;
   torch::Tensor input = torch::tensor(r.prompt_ids, torch::kInt64).unsqueeze(0);
   for (int i = 0; i < o.max_new_tokens; ++i) {
-    if (cache.length() + input.size(1) > ctx) break;
+    if (cache.length() + input.size(1) > ctx) {
+      r.stopped_early = "context";
+      break;
+    }
     torch::Tensor logits = model.Forward(input, fo)[0][0];
     int64_t next = Sample(logits, o, rng);
-    if (o.stop_at_eos && next == tokenizer.eos_id()) break;
+    if (o.stop_at_eos && next == tokenizer.eos_id()) {
+      r.stopped_early = "eos";
+      break;
+    }
     r.new_ids.push_back(next);
     input = torch::tensor({next}, torch::kInt64).unsqueeze(0);
   }

@@ -169,6 +169,21 @@ TEST_F(CliTest, PerplexityRefusesEmptyDirectoryBinaryAndWindowOne) {
   EXPECT_THAT(e.err, HasSubstr("not UTF-8 text"));
 }
 
+// -n beyond the context stops at the context, and says so (it used to stop silently).
+TEST_F(CliTest, GenerateWarnsWhenTheContextEndsIt) {
+  RunResult r =
+      Run("generate --model " + Quote(ModelDir()) + " --prompt hey -n 100 --ignore-eos --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json j = Json(r);
+  EXPECT_EQ(j["stopped_early"], "context");
+  EXPECT_LT(j["new_tokens"].get<int>(), 100);
+  EXPECT_THAT(r.err, HasSubstr("warning: stopped after"));
+  EXPECT_THAT(r.err, HasSubstr("context is 32 tokens"));
+  RunResult short_run = Run("generate --model " + Quote(ModelDir()) + " --prompt hey -n 3");
+  ASSERT_EQ(short_run.exit_code, 0);
+  EXPECT_THAT(short_run.err, ::testing::Not(HasSubstr("warning")));
+}
+
 TEST_F(CliTest, GenerateIsRepeatableForASeedAndGreedyWithTopK1) {
   const std::string base = "generate --model " + Quote(ModelDir()) + " --prompt hey -n 5";
   RunResult a = Run(base + " --seed 1");

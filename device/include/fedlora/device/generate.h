@@ -24,6 +24,9 @@ struct GenerateResult {
   std::vector<int64_t> prompt_ids;
   std::vector<int64_t> new_ids;
   std::string text;  // decoded continuation
+  // Why it stopped before max_new_tokens: "" (it did not), "eos", or "context" (prompt plus
+  // new tokens reached max_position_embeddings).
+  std::string stopped_early;
 };
 
 // Continues `prompt` ([BOS] + ids). INVALID_ARGUMENT for negative counts or temperature; the
