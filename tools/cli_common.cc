@@ -2,6 +2,8 @@
 
 #include <iostream>
 
+#include "absl/strings/str_format.h"
+
 namespace fedlora::cli {
 namespace {
 int g_exit_code = 0;
@@ -31,7 +33,24 @@ void PrintJson(const nlohmann::json& j) { std::cout << j.dump() << std::endl; }
 void AddThreadsOption(CLI::App* cmd, int* threads) {
   cmd->add_option("--threads", *threads,
                   "compute threads (0 = all cores via OpenBLAS; libtorch intra-op stays at 1)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(AtLeast(0));
 }
+
+namespace {
+CLI::Validator Bound(double min, bool strict) {
+  const std::string bound = (strict ? "> " : ">= ") + absl::StrFormat("%g", min);
+  return CLI::Validator(
+      [min, strict, bound](std::string& in) -> std::string {
+        double v = 0;
+        if (!CLI::detail::lexical_cast(in, v)) return "must be a number, got '" + in + "'";
+        if (strict ? v > min : v >= min) return std::string();
+        return "must be " + bound + ", got " + in;
+      },
+      bound);
+}
+}  // namespace
+
+CLI::Validator AtLeast(double min) { return Bound(min, /*strict=*/false); }
+CLI::Validator GreaterThan(double min) { return Bound(min, /*strict=*/true); }
 
 }  // namespace fedlora::cli

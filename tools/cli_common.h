@@ -25,6 +25,11 @@ CLI::App* GetOrAddSubcommand(CLI::App& app, const std::string& name,
 // Prints `j` on one line to stdout.
 void PrintJson(const nlohmann::json& j);
 
+// Numeric option checks whose errors name the bound ("--threads: must be >= 0, got -1")
+// rather than CLI11's range up to the largest double.
+CLI::Validator AtLeast(double min);
+CLI::Validator GreaterThan(double min);
+
 // Applies the thread setting every compute command exposes as --threads (0 = default:
 // the number of cores for OpenBLAS, one intra-op thread for libtorch's own kernels).
 void AddThreadsOption(CLI::App* cmd, int* threads);

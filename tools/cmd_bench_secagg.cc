@@ -135,7 +135,7 @@ void RegisterCommand_bench_secagg(CLI::App& app) {
       "secagg", "run one secure-aggregation round in-process; verify the sum; report costs");
   auto opts = std::make_shared<BenchSecAggOptions>();
   cmd->add_option("--devices", opts->devices, "number of devices n")->check(CLI::Range(2, 100000));
-  cmd->add_option("--dim", opts->dim, "vector length D")->check(CLI::PositiveNumber);
+  cmd->add_option("--dim", opts->dim, "vector length D")->check(GreaterThan(0));
   cmd->add_option("--bits", opts->bits, "b: inputs in Z_{2^b}")->check(CLI::Range(1, 32));
   cmd->add_option("--dropout", opts->dropout, "fraction of devices that drop")
       ->check(CLI::Range(0.0, 0.95));

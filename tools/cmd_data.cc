@@ -139,16 +139,16 @@ void RegisterCommand_data(CLI::App& app) {
   personas->add_option("--out", p_args->out, "output directory")->required();
   personas->add_option("--users", p_args->users, "number of personas")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(AtLeast(0));
   personas->add_option("--seed", p_args->seed, "generator seed")->capture_default_str();
   personas->add_option("--lines-per-user", p_args->lines_per_user, "messages per persona")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(AtLeast(0));
   personas->add_option("--public-out", p_args->public_out,
                        "also write the public general-language corpus to this file");
   personas->add_option("--public-lines", p_args->public_lines, "lines of public corpus")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(AtLeast(0));
   personas->add_flag("--json", p_args->json, "print one JSON object");
   personas->callback([p_args] { RunPersonas(*p_args); });
 }

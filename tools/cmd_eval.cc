@@ -14,7 +14,10 @@ void RegisterCommand_eval(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand(
-      "eval", "perplexity, next-token top-1/top-3 and next-word top-3 accuracy on text");
+      "eval",
+      "perplexity, next-token top-1/top-3 and next-word top-3 accuracy on text. Each line is "
+      "scored as its own message ([BOS] + line), as a keyboard sees it; `perplexity` scores "
+      "whole files as one stream, with context across lines, so its number is usually lower.");
   AddModelFlags(cmd, &o->m);
   cmd->add_option("--data", o->data, "text file(s) or directory, one message per line")->required();
   cmd->add_flag("--json", o->json, "print one JSON object");

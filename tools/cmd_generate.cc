@@ -16,8 +16,7 @@ void RegisterCommand_generate(CLI::App& app) {
   auto* cmd = app.add_subcommand("generate", "continue a prompt (top-k / temperature sampling)");
   AddModelFlags(cmd, &o->m);
   cmd->add_option("--prompt", o->prompt, "text to continue")->required();
-  cmd->add_option("-n", o->gen.max_new_tokens, "new tokens (default 32)")
-      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("-n", o->gen.max_new_tokens, "new tokens (default 32)")->check(AtLeast(0));
   cmd->add_option("--top-k", o->gen.top_k,
                   "sample among the k most likely (default 40; 1 = greedy)");
   cmd->add_option("--temperature", o->gen.temperature,

@@ -18,7 +18,10 @@ void RegisterCommand_perplexity(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand(
-      "perplexity", "mean next-token NLL (nats) and perplexity of text files ([BOS] + ids)");
+      "perplexity",
+      "mean next-token NLL (nats) and perplexity of whole text files ([BOS] + ids, scored in "
+      "windows of the model's context, lines joined). `eval` scores each line as its own "
+      "message instead, so its perplexity is usually higher (no context from earlier lines).");
   AddModelFlags(cmd, &o->m);
   cmd->add_option("files", o->files, "text files to score")->required();
   cmd->add_option("--window", o->window, "context window (default: max_position_embeddings)");

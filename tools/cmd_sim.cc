@@ -41,7 +41,7 @@ void RegisterCommand_sim(CLI::App& app) {
     std::string model, data, data_format, dp, out, mode;
     int devices = 0, rounds = 0, cohort = 0, threads = 0;
     uint64_t seed = 0;
-    bool json = false, force = false;
+    bool json = false, force = false, print_config = false;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand(
@@ -62,6 +62,9 @@ void RegisterCommand_sim(CLI::App& app) {
   auto* mode = cmd->add_option("--mode", o->mode, "batched|sequential local training");
   auto* threads = cmd->add_option("--threads", o->threads, "BLAS threads (0 = all cores)");
   cmd->add_flag("--force", o->force, "overwrite an earlier run's files in --out");
+  cmd->add_flag(
+      "--print-config", o->print_config,
+      "print every key with its value as an INI file (a config to start from), then exit");
   cmd->add_flag("--json", o->json, "one JSON object per round, then a summary object");
   cmd->callback([=] {
     sim::SimConfig c;
@@ -91,6 +94,10 @@ void RegisterCommand_sim(CLI::App& app) {
     if (o->json) overrides.emplace_back("output.json", "true");
     for (const auto& [k, v] : overrides) {
       if (auto s = sim::ApplyOverride(k, v, &c); !s.ok()) return (void)Fail(s);
+    }
+    if (o->print_config) {
+      std::cout << sim::ConfigToIni(c);
+      return;
     }
     // Everything is checked before anything is written: a bad config never touches an earlier
     // run's files, and an unwritable --out is found before the training, not after.

@@ -18,7 +18,7 @@ void RegisterCommand_suggest(CLI::App& app) {
   auto* cmd = app.add_subcommand("suggest", "the k most likely next words (a keyboard's strip)");
   AddModelFlags(cmd, &o->m);
   cmd->add_option("--prefix", o->prefix, "text typed so far")->required();
-  cmd->add_option("-k", o->k, "number of suggestions (default 3)")->check(CLI::PositiveNumber);
+  cmd->add_option("-k", o->k, "number of suggestions (default 3)")->check(GreaterThan(0));
   cmd->add_flag("--json", o->json, "print one JSON object with the latency");
   cmd->callback([o] {
     auto rt = LoadModel(o->m);

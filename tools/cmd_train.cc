@@ -31,9 +31,7 @@ void RegisterCommand_train(CLI::App& app) {
   cmd->add_option("--out", o->out, "output PEFT adapter directory")->required();
   cmd->add_option("--init-adapter", o->init_adapter,
                   "start from this PEFT adapter instead of a fresh one");
-  cmd->add_option("--rank", o->rank, "LoRA rank")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+  cmd->add_option("--rank", o->rank, "LoRA rank")->capture_default_str()->check(GreaterThan(0));
   cmd->add_option("--alpha", o->alpha, "LoRA alpha")->capture_default_str();
   cmd->add_flag("--rslora", o->rslora, "scale by alpha/sqrt(r) instead of alpha/r");
   cmd->add_option("--dropout", o->dropout, "LoRA dropout")->capture_default_str();

@@ -33,7 +33,7 @@ inline void AddTrainFlags(CLI::App* cmd, TrainFlags* f) {
   cmd->add_option("--clip", f->clip, "gradient-norm clipping (0 = off)")->capture_default_str();
   cmd->add_option("--batch", f->batch, "windows per step")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(GreaterThan(0));
   cmd->add_option("--epochs", f->epochs, "passes over the data")->capture_default_str();
   cmd->add_option("--steps", f->steps, "max steps (0 = by epochs)")->capture_default_str();
   cmd->add_option("--seed", f->seed, "seed")->capture_default_str();

@@ -314,4 +314,24 @@ std::vector<ConfigKeyDoc> ConfigKeys() {
   return docs;
 }
 
+std::string ConfigToIni(const SimConfig& config) {
+  std::string out =
+      "# fedlora sim configuration: every key with its value (reference: docs/sim.md).\n"
+      "# Use it with: fedlora sim --config FILE\n";
+  std::string section;
+  for (const Field& f : Fields()) {
+    const std::string key = f.key;
+    const std::string sec = key.substr(0, key.find('.'));
+    if (sec != section) {
+      section = sec;
+      absl::StrAppend(&out, "\n[", section, "]\n");
+    }
+    std::string value = internal::ValueText(f.get(config));
+    if (value.empty() || value.find_first_of("#;") != std::string::npos)
+      value = "\"" + value + "\"";
+    absl::StrAppend(&out, "# ", f.doc, "\n", key.substr(sec.size() + 1), " = ", value, "\n");
+  }
+  return out;
+}
+
 }  // namespace fedlora::sim

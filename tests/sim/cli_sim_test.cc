@@ -92,5 +92,26 @@ TEST(CliSimTest, UnwritableOutFailsBeforeAnyTraining) {
   fs::remove_all(d);
 }
 
+TEST(CliSimTest, PrintConfigShowsEveryKeyAndTheExampleConfigIsValid) {
+  CliRun r = Fedlora("sim --print-config --set rounds.rounds=7 --cohort 12");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("[rounds]"));
+  EXPECT_THAT(r.output, HasSubstr("rounds = 7"));
+  EXPECT_THAT(r.output, HasSubstr("cohort = 12"));
+  EXPECT_THAT(r.output, HasSubstr("noise_multiplier = 0.7"));
+  const std::string example = std::string(FEDLORA_SOURCE_DIR) + "/examples/sim-personas.ini";
+  CliRun e = Fedlora("sim --config " + example + " --print-config");
+  EXPECT_EQ(e.exit_code, 0) << e.output;
+  EXPECT_THAT(e.output, HasSubstr("rounds = 50"));
+}
+
+// Bounds are named, not CLI11's range up to the largest double.
+TEST(CliSimTest, NumericBoundsAreNamed) {
+  CliRun r = Fedlora("generate --model /nonexistent --prompt a -n -1");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.output, HasSubstr("must be >= 0, got -1"));
+  EXPECT_THAT(r.output, ::testing::Not(HasSubstr("1797")));
+}
+
 }  // namespace
 }  // namespace fedlora::sim

@@ -480,5 +480,22 @@ TEST(SimConfigTest, DocsExampleIsValid) {
   EXPECT_NE(ConfigToJson(c), ConfigToJson(SimConfig{}));
 }
 
+// --print-config's INI reads back to the same config, for defaults and for changed values.
+TEST(SimConfigTest, ConfigToIniRoundTrips) {
+  SimConfig changed;
+  ASSERT_TRUE(ApplyOverride("rounds.rounds", "7", &changed).ok());
+  ASSERT_TRUE(ApplyOverride("lora.targets", "q_proj,k_proj", &changed).ok());
+  ASSERT_TRUE(ApplyOverride("privacy.dp", "central", &changed).ok());
+  for (const SimConfig& c : {SimConfig{}, changed}) {
+    const std::string ini = ConfigToIni(c);
+    SimConfig back;
+    back.rounds = 99;  // must be overwritten by the file
+    const absl::Status s = ApplyConfigText(ini, "printed.ini", &back);
+    ASSERT_TRUE(s.ok()) << s << "\n" << ini;
+    EXPECT_EQ(ConfigToJson(back), ConfigToJson(c));
+  }
+  EXPECT_THAT(ConfigToIni(changed), ::testing::HasSubstr("rounds = 7"));
+}
+
 }  // namespace
 }  // namespace fedlora::sim

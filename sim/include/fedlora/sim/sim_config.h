@@ -122,6 +122,9 @@ absl::Status ApplyOverride(const std::string& key, const std::string& value, Sim
 absl::Status ValidateConfig(const SimConfig& config);
 // Every key with its current value (for the report's config echo).
 nlohmann::json ConfigToJson(const SimConfig& config);
+// The same as an INI file that ApplyConfigText reads back to the same config, each key with its
+// description as a comment (`fedlora sim --print-config`).
+std::string ConfigToIni(const SimConfig& config);
 // The documented list of keys: name, default, description (docs/sim.md is generated from it).
 struct ConfigKeyDoc {
   std::string key;
