@@ -8,18 +8,21 @@ namespace fedlora::coordinator {
 PrivacyAccountant::PrivacyAccountant(double delta)
     : delta_(delta), orders_(privacy::DefaultRdpOrders()), rdp_(orders_.size(), 0.0) {}
 
-absl::StatusOr<double> PrivacyAccountant::EpsilonIfCharged(const privacy::RoundMechanism& m) const {
+absl::StatusOr<std::vector<double>> PrivacyAccountant::WithRound(
+    const privacy::RoundMechanism& m) const {
   FEDLORA_ASSIGN_OR_RETURN(std::vector<double> round, privacy::ComputeRoundRdp(m, orders_));
-  std::vector<double> total = rdp_;
-  for (size_t i = 0; i < total.size(); ++i) total[i] += round[i];
+  for (size_t i = 0; i < round.size(); ++i) round[i] += rdp_[i];
+  return round;
+}
+
+absl::StatusOr<double> PrivacyAccountant::EpsilonIfCharged(const privacy::RoundMechanism& m) const {
+  FEDLORA_ASSIGN_OR_RETURN(std::vector<double> total, WithRound(m));
   FEDLORA_ASSIGN_OR_RETURN(privacy::EpsilonResult e, privacy::RdpToEpsilon(orders_, total, delta_));
   return e.epsilon;
 }
 
 absl::Status PrivacyAccountant::Charge(const privacy::RoundMechanism& m) {
-  FEDLORA_ASSIGN_OR_RETURN(std::vector<double> round, privacy::ComputeRoundRdp(m, orders_));
-  std::vector<double> total = rdp_;
-  for (size_t i = 0; i < total.size(); ++i) total[i] += round[i];
+  FEDLORA_ASSIGN_OR_RETURN(std::vector<double> total, WithRound(m));
   FEDLORA_ASSIGN_OR_RETURN(privacy::EpsilonResult e, privacy::RdpToEpsilon(orders_, total, delta_));
   rdp_ = std::move(total);
   epsilon_ = e.epsilon;

@@ -9,6 +9,7 @@
 
 #include "fedlora/model/llama.h"
 #include "fedlora/model/tokenizer.h"
+#include "testutil/cli_runner.h"
 
 namespace fedlora::testing {
 
@@ -32,19 +33,7 @@ model::LlamaModel SmallModel(uint64_t seed, int64_t hidden = 64, int64_t layers 
 void WriteModelDir(const std::string& dir, const model::LlamaConfig& config,
                    const std::string& tokenizer_path = "");
 
-// Result of running the `fedlora` binary.
-struct CliResult {
-  int exit_code = -1;  // -1 when it did not exit normally
-  std::string out;
-  std::string err;
-};
-
-// Single-quotes `s` for /bin/sh.
-std::string ShellQuote(const std::string& s);
-
-// Runs `FEDLORA_BINARY <args>` through /bin/sh, capturing stdout and stderr in files under
-// `scratch_dir`.
-CliResult RunFedlora(const std::string& args, const std::string& scratch_dir);
+// CliResult, ShellQuote and RunFedlora: testutil/cli_runner.h.
 
 }  // namespace fedlora::testing
 

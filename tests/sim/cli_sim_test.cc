@@ -1,8 +1,5 @@
 // `fedlora sim` checks everything before it writes: a bad config or a taken --out never
 // touches an earlier run's files, and an unwritable --out fails before any training.
-#include <sys/wait.h>
-
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -10,6 +7,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "testutil/cli_runner.h"
 
 namespace fedlora::sim {
 namespace {
@@ -23,15 +21,8 @@ struct CliRun {
 };
 
 CliRun Fedlora(const std::string& args) {
-  CliRun r;
-  FILE* p = ::popen((std::string(FEDLORA_BINARY) + " " + args + " 2>&1").c_str(), "r");
-  if (p == nullptr) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) r.output.append(buf, n);
-  const int status = ::pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
+  const testing::CliResult r = testing::RunFedlora(args, fs::temp_directory_path().string());
+  return {r.exit_code, r.out + r.err};
 }
 
 std::string Slurp(const fs::path& p) {

@@ -28,6 +28,8 @@ class PrivacyAccountant {
   const std::string& assumption() const { return assumption_; }
 
  private:
+  // The RDP so far plus one round of `m`.
+  absl::StatusOr<std::vector<double>> WithRound(const privacy::RoundMechanism& m) const;
   double delta_;
   std::vector<double> orders_;
   std::vector<double> rdp_;
