@@ -106,4 +106,23 @@ absl::StatusOr<RoundOutcome> FederatedTraining::Abort(const RoundPlan& plan,
   return out;
 }
 
+absl::Status FederatedTraining::Restore(std::vector<float> global, double clip,
+                                       const std::vector<privacy::RoundMechanism>& charged) {
+  if (optimizer_.kind() != ServerOptimizerKind::kFedAvg) {
+    return absl::FailedPreconditionError(
+        "restore: only FedAvg runs can be resumed (the adaptive optimizers' moments are not "
+        "persisted)");
+  }
+  if (global.size() != global_.size()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "restore: adapter has %d entries, the run's dim is %d", global.size(), global_.size()));
+  }
+  FEDLORA_RETURN_IF_ERROR(aggregator_.RestoreClip(clip));
+  PrivacyAccountant fresh(accountant_.delta());
+  for (const auto& m : charged) FEDLORA_RETURN_IF_ERROR(fresh.Charge(m));
+  accountant_ = fresh;
+  global_ = std::move(global);
+  return absl::OkStatus();
+}
+
 }  // namespace fedlora::coordinator

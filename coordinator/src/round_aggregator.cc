@@ -52,6 +52,10 @@ absl::StatusOr<RoundAggregator> RoundAggregator::Create(const PrivacyRecipe& rec
 
 double RoundAggregator::clip() const { return clipper_ ? clipper_->clip() : recipe_.clip; }
 
+absl::Status RoundAggregator::RestoreClip(double c) {
+  return clipper_ ? clipper_->RestoreClip(c) : absl::OkStatus();
+}
+
 privacy::DdgConfig RoundAggregator::ValueConfig(double clip) const {
   privacy::DdgConfig d;
   d.dim = recipe_.dim;

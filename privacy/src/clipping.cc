@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "fedlora/common/random.h"
 
@@ -126,6 +127,14 @@ absl::StatusOr<double> AdaptiveClipper::UpdateFromNoisySum(double noisy_centered
   const double b_avg = std::clamp(noisy_centered_sum / config_.expected_clients + 0.5, 0.0, 1.0);
   clip_ *= std::exp(-config_.learning_rate * (b_avg - config_.target_quantile));
   return clip_;
+}
+
+absl::Status AdaptiveClipper::RestoreClip(double clip) {
+  if (!(clip > 0) || !std::isfinite(clip)) {
+    return absl::InvalidArgumentError(absl::StrCat("adaptive clip: cannot restore clip ", clip));
+  }
+  clip_ = clip;
+  return absl::OkStatus();
 }
 
 }  // namespace fedlora::privacy

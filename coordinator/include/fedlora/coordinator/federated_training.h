@@ -69,6 +69,12 @@ class FederatedTraining {
       RandomSource& rng);
   absl::StatusOr<RoundOutcome> Abort(const RoundPlan& plan, const std::string& reason);
 
+  // Restores the run after a coordinator restart: the global adapter of the latest committed
+  // version, the adaptive clip reached, and every round charged so far (in order). FedAvg only
+  // (FedAdam/FedYogi moments are not persisted: FAILED_PRECONDITION). INVALID_ARGUMENT for a
+  // wrong length or a bad clip.
+  absl::Status Restore(std::vector<float> global, double clip,
+                       const std::vector<privacy::RoundMechanism>& charged);
   const std::vector<float>& global() const { return global_; }
   const RoundAggregator& aggregator() const { return aggregator_; }
   const PrivacyAccountant& accountant() const { return accountant_; }

@@ -45,6 +45,8 @@ class RoundAggregator {
 
   const PrivacyRecipe& recipe() const { return recipe_; }
   double clip() const;
+  // After a coordinator restart: the adaptive clip reached so far (ignored with a fixed clip).
+  absl::Status RestoreClip(double clip);
   // Noise multiplier on the values (the whole z unless adaptive clipping takes its share).
   double value_noise_multiplier() const { return value_noise_; }
   int min_clients() const { return MinClients(recipe_); }

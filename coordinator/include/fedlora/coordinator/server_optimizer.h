@@ -20,6 +20,7 @@ class ServerOptimizer {
   // global <- update(global, mean_delta). INVALID_ARGUMENT (global unchanged) for a size
   // mismatch or a non-finite entry in the delta.
   absl::Status Apply(const std::vector<float>& mean_delta, std::vector<float>* global);
+  ServerOptimizerKind kind() const { return kind_; }
 
  private:
   ServerOptimizerKind kind_;

@@ -77,6 +77,9 @@ class AdaptiveClipper {
 
   // The current clipping bound.
   double clip() const { return clip_; }
+  // Restores the bound reached before a coordinator restart. INVALID_ARGUMENT unless > 0 and
+  // finite.
+  absl::Status RestoreClip(double clip);
   const AdaptiveClipConfig& config() const { return config_; }
 
   // Device side: 1 if norm <= clip (not clipped), else 0. A NaN norm gives 0.

@@ -1,0 +1,291 @@
+// bench_grpc: one secure-aggregation round over loopback TLS against a coordinator running in
+// a separate (forked) process, beside the in-process round with the same N and D in the same
+// run; then the coordinator's check-in throughput with signature verification.
+//
+//   bench_grpc [--devices 500] [--dim 100000] [--bits 20] [--checkin-seconds 5] [--json]
+//
+// Devices are threads of this process, each with its own connection and key; their inputs are
+// random vectors (the secure-aggregation cost does not depend on the values), so the figure is
+// the protocol and transport, not training. Coordinator CPU and peak RSS come from
+// /proc/<pid> of the forked coordinator.
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fedlora/common/adapter_blob.h"
+#include "fedlora/common/encoding.h"
+#include "fedlora/common/random.h"
+#include "fedlora/coordinator/coordinator_server.h"
+#include "fedlora/coordinator/demo_pki.h"
+#include "fedlora/device/participation.h"
+#include "fedlora/secagg/round_driver.h"
+#include "nlohmann/json.hpp"
+
+namespace fedlora {
+namespace {
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+struct ProcStats {
+  double cpu_seconds = 0;
+  double peak_rss_mb = 0;
+};
+
+ProcStats ReadProc(pid_t pid) {
+  ProcStats s;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string content((std::istreambuf_iterator<char>(stat)), {});
+  auto close = content.rfind(')');
+  if (close != std::string::npos) {
+    std::vector<std::string> f;
+    std::string tok;
+    for (char c : content.substr(close + 2)) {
+      if (c == ' ') {
+        f.push_back(tok);
+        tok.clear();
+      } else {
+        tok += c;
+      }
+    }
+    if (f.size() > 13) s.cpu_seconds = (std::stod(f[11]) + std::stod(f[12])) / sysconf(_SC_CLK_TCK);
+  }
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) s.peak_rss_mb = std::stod(line.substr(6)) / 1024.0;
+  }
+  return s;
+}
+
+struct Args {
+  int devices = 500;
+  size_t dim = 100000;
+  int bits = 20;
+  double checkin_seconds = 5;
+  bool json = false;
+};
+
+// The coordinator's state folder: initial adapter of `dim` values, one token per device, TLS.
+void MakeState(const std::string& dir, const Args& a) {
+  std::filesystem::remove_all(dir);
+  auto store = coordinator::OpenSqliteStore(dir);
+  if (!store.ok()) std::abort();
+  AdapterBlob blob;
+  blob.lora = {{"peft_type", "LORA"}, {"r", 8}, {"target_modules", {"q_proj"}}};
+  blob.values.assign(a.dim, 0.0f);
+  (void)(*store)->PutInitialAdapter(EncodeAdapterBlob(blob));
+  std::vector<std::string> hashes;
+  for (int i = 0; i < a.devices; ++i) hashes.push_back(HexEncode(Sha256("tok" + std::to_string(i))));
+  (void)(*store)->AddEnrollmentTokens(hashes);
+  if (!coordinator::CreateDemoPki(dir + "/tls", {"localhost"}, {"127.0.0.1"}).ok()) std::abort();
+}
+
+// Child: serves one round, then stays up (finished: check-ins are rejected after signature
+// verification) until killed.
+[[noreturn]] void ServeCoordinator(const std::string& dir, const Args& a, int port_fd) {
+  coordinator::ServerOptions o;
+  o.state_dir = dir;
+  o.listen = "127.0.0.1:0";
+  auto& c = o.coordinator;
+  c.recipe.mode = privacy::DpMode::kDistributed;
+  c.recipe.sampling = privacy::Sampling::kPoisson;
+  c.recipe.population = a.devices;
+  c.recipe.expected_cohort = a.devices;
+  c.recipe.poisson_rate = 1;
+  c.recipe.noise_multiplier = 1;
+  c.recipe.clip = 1;
+  c.recipe.bits = a.bits;
+  c.recipe.min_survivors = 0.8;
+  c.recipe.delta = 1e-6;
+  c.over_selection = 1;
+  c.max_rounds = 1;
+  c.selection_window = absl::Seconds(5);
+  c.train_deadline = absl::Seconds(300);
+  c.phase_deadline = absl::Seconds(300);
+  o.limits.max_downloads = a.devices;
+  auto server = coordinator::CoordinatorServer::Start(o);
+  int port = server.ok() ? (*server)->port() : 0;
+  if (!server.ok()) std::fprintf(stderr, "coordinator: %s\n", server.status().ToString().c_str());
+  (void)!write(port_fd, &port, sizeof(port));
+  while (true) pause();
+}
+
+}  // namespace
+}  // namespace fedlora
+
+int main(int argc, char** argv) {
+  using namespace fedlora;
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    std::string k = argv[i];
+    auto next = [&] { return std::string(i + 1 < argc ? argv[++i] : "0"); };
+    if (k == "--devices") a.devices = std::stoi(next());
+    else if (k == "--dim") a.dim = std::stoul(next());
+    else if (k == "--bits") a.bits = std::stoi(next());
+    else if (k == "--checkin-seconds") a.checkin_seconds = std::stod(next());
+    else if (k == "--json") a.json = true;
+    else {
+      std::fprintf(stderr, "usage: bench_grpc [--devices N] [--dim D] [--bits B] "
+                           "[--checkin-seconds S] [--json]\n");
+      return 2;
+    }
+  }
+  rlimit nofile;
+  getrlimit(RLIMIT_NOFILE, &nofile);
+  nofile.rlim_cur = nofile.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &nofile);
+  const std::string dir = std::filesystem::temp_directory_path().string() + "/bench_grpc_state";
+  MakeState(dir, a);
+  int fds[2];
+  if (pipe(fds) != 0) return 1;
+  const pid_t child = fork();  // before any gRPC state exists in this process
+  if (child == 0) ServeCoordinator(dir, a, fds[1]);
+  int port = 0;
+  if (read(fds[0], &port, sizeof(port)) != sizeof(port) || port == 0) return 1;
+  const std::string address = "127.0.0.1:" + std::to_string(port);
+  const ProcStats idle = ReadProc(child);
+
+  // Devices: enrol, check in (all selected), then the four phases.
+  std::vector<std::unique_ptr<Ed25519Key>> keys(a.devices);
+  std::vector<std::unique_ptr<device::CoordinatorClient>> clients(a.devices);
+  std::vector<std::shared_ptr<grpc::Channel>> channels(a.devices);
+  device::ChannelOptions co;
+  co.address = address;
+  co.ca_pem_path = dir + "/tls/ca.pem";
+  co.server_name = "localhost";
+  for (int i = 0; i < a.devices; ++i) {
+    channels[i] = *device::MakeChannel(co);
+    keys[i] = std::make_unique<Ed25519Key>(*Ed25519Key::Generate());
+    v1::EnrollRequest req;
+    req.set_token("tok" + std::to_string(i));
+    req.set_public_key(keys[i]->PublicRaw());
+    auto resp = device::CoordinatorClient::Enroll(channels[i], req, absl::Seconds(30));
+    if (!resp.ok()) {
+      std::fprintf(stderr, "enrol: %s\n", resp.status().ToString().c_str());
+      kill(child, SIGKILL);
+      return 1;
+    }
+    clients[i] = std::make_unique<device::CoordinatorClient>(channels[i], keys[i].get(),
+                                                             resp->device_id());
+  }
+  const ProcStats before = ReadProc(child);
+  std::atomic<int> completed{0};
+  std::vector<double> first_send(a.devices), done_at(a.devices);
+  uint64_t bytes_sent_total = 0;
+  const double t0 = Now();
+  {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < a.devices; ++i) {
+      threads.emplace_back([&, i] {
+        v1::CheckInRequest req;
+        req.set_num_examples(10);
+        auto resp = clients[i]->CheckIn(req, absl::Seconds(120));
+        if (!resp.ok() || !resp->has_task()) return;
+        const auto& task = resp->task();
+        SeededRandom inputs(static_cast<uint64_t>(i));
+        std::vector<uint32_t> input(task.secagg().dim());
+        for (auto& x : input) x = static_cast<uint32_t>(inputs.Uniform(uint64_t{1} << task.secagg().bits()));
+        SecureRandom rng;
+        device::ParticipationResult r;
+        first_send[i] = Now();
+        (void)device::RunSecAggClient(*clients[i], task, std::move(input), absl::Minutes(10), rng, &r);
+        done_at[i] = Now();
+        completed += r.completed;
+      });
+    }
+    for (auto& t : threads) t.join();
+  }
+  const double t1 = Now();
+  const ProcStats after = ReadProc(child);
+  for (auto& c : clients) bytes_sent_total += c->bytes_sent();
+  const double secagg_start = *std::min_element(first_send.begin(), first_send.end());
+  const double secagg_end = *std::max_element(done_at.begin(), done_at.end());
+
+  // The same round in-process.
+  secagg::RoundConfig rc;
+  rc.session.num_devices = static_cast<uint32_t>(a.devices);
+  rc.session.dim = a.dim;
+  rc.session.bits = a.bits;
+  rc.session.graph = proto::SECAGG_GRAPH_KREGULAR;
+  rc.session.min_sum_devices = static_cast<uint32_t>(std::ceil(0.8 * a.devices));
+  rc.session.expected_dropout_rate = 0.05;
+  std::vector<std::vector<uint32_t>> inputs(a.devices, std::vector<uint32_t>(a.dim));
+  SeededRandom gen(uint64_t{1});
+  for (auto& v : inputs) {
+    for (auto& x : v) x = static_cast<uint32_t>(gen.Uniform(uint64_t{1} << a.bits));
+  }
+  SeededRandom round_rng(uint64_t{2});
+  auto inproc = secagg::RunInProcessRound(rc, inputs, secagg::DropoutPlan::None(), round_rng);
+  const double inproc_wall = inproc.ok() ? inproc->report.wall_seconds : -1;
+
+  // Check-in throughput: the run is over, every check-in is authenticated then rejected.
+  const int workers = 8;
+  std::vector<std::vector<double>> lat(workers);
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> w;
+  for (int k = 0; k < workers; ++k) {
+    w.emplace_back([&, k] {
+      v1::CheckInRequest req;
+      req.set_num_examples(10);
+      while (!stop) {
+        const double s = Now();
+        auto r = clients[k]->CheckIn(req, absl::Seconds(10));
+        if (r.ok()) lat[k].push_back(Now() - s);
+      }
+    });
+  }
+  const ProcStats cbefore = ReadProc(child);
+  std::this_thread::sleep_for(std::chrono::duration<double>(a.checkin_seconds));
+  stop = true;
+  for (auto& t : w) t.join();
+  const ProcStats cafter = ReadProc(child);
+  std::vector<double> all;
+  for (auto& l : lat) all.insert(all.end(), l.begin(), l.end());
+  std::sort(all.begin(), all.end());
+  const double p99 = all.empty() ? 0 : all[std::min(all.size() - 1, size_t(0.99 * all.size()))];
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  std::filesystem::remove_all(dir);
+
+  const double raw = 4.0 * a.dim;
+  nlohmann::json j = {
+      {"devices", a.devices},
+      {"dim", a.dim},
+      {"bits", a.bits},
+      {"completed", completed.load()},
+      {"grpc_round_wall_seconds", t1 - t0},
+      {"grpc_secagg_wall_seconds", secagg_end - secagg_start},
+      {"inprocess_round_wall_seconds", inproc_wall},
+      {"ratio_secagg_grpc_over_inprocess", inproc_wall > 0 ? (secagg_end - secagg_start) / inproc_wall : 0},
+      {"coordinator_cpu_seconds_round", after.cpu_seconds - before.cpu_seconds},
+      {"coordinator_peak_rss_mb", after.peak_rss_mb},
+      {"coordinator_idle_rss_mb", idle.peak_rss_mb},
+      {"bytes_sent_per_device", double(bytes_sent_total) / a.devices},
+      {"raw_float32_delta_bytes", raw},
+      {"wire_over_raw", double(bytes_sent_total) / a.devices / raw},
+      {"checkins_per_second", all.size() / a.checkin_seconds},
+      {"checkin_p99_ms", 1000 * p99},
+      {"coordinator_cpu_seconds_checkins", cafter.cpu_seconds - cbefore.cpu_seconds},
+      {"cores", std::thread::hardware_concurrency()},
+  };
+  if (a.json) {
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("%s\n", j.dump(2).c_str());
+  }
+  return completed.load() == a.devices ? 0 : 1;
+}

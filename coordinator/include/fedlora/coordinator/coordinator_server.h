@@ -1,0 +1,61 @@
+// The coordinator process: the store under --state, the round manager, the gRPC service (TLS by
+// default; plaintext only on loopback), the gRPC health and reflection services, and the
+// Prometheus /metrics endpoint.
+//
+//   auto server = CoordinatorServer::Start(options);   // listening when it returns
+//   server->rounds().WaitUntilFinished(absl::Hours(1));
+//   server->Shutdown();
+#ifndef FEDLORA_COORDINATOR_COORDINATOR_SERVER_H_
+#define FEDLORA_COORDINATOR_COORDINATOR_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "fedlora/coordinator/grpc_service.h"
+#include "fedlora/coordinator/round_manager.h"
+
+namespace fedlora::coordinator {
+
+struct ServerOptions {
+  std::string state_dir;
+  std::string listen = "127.0.0.1:50051";  // host:port; port 0 picks a free one
+  bool insecure = false;     // plaintext: refused unless `listen` is a loopback address
+  std::string tls_cert;      // PEM; default <state>/tls/server.pem
+  std::string tls_key;       // PEM; default <state>/tls/server.key
+  std::string metrics_listen;  // host:port for /metrics; empty = off; port 0 picks one
+  CoordinatorOptions coordinator;
+  ServiceLimits limits;
+};
+
+class CoordinatorServer {
+ public:
+  // Errors: the store's (unreadable folder), FAILED_PRECONDITION for a folder without an
+  // initial adapter or plaintext on a non-loopback address, NOT_FOUND for missing TLS files
+  // (with the hint to run `coordinator init` or pass --tls-cert/--tls-key), UNAVAILABLE when
+  // the port cannot be bound.
+  static absl::StatusOr<std::unique_ptr<CoordinatorServer>> Start(ServerOptions options);
+  ~CoordinatorServer();
+
+  int port() const { return port_; }
+  int metrics_port() const;
+  RoundManager& rounds() { return *rounds_; }
+  MetricsRegistry& metrics() { return *metrics_; }
+  // Stops accepting calls, cancels the ones waiting (deadline 2 s), stops the rounds.
+  void Shutdown();
+
+ private:
+  CoordinatorServer() = default;
+  struct Parts;
+  std::unique_ptr<Parts> parts_;
+  std::unique_ptr<MetricsRegistry> metrics_;
+  std::unique_ptr<RoundManager> rounds_;
+  int port_ = 0;
+};
+
+// True for 127.0.0.0/8, ::1, localhost and unix: addresses.
+bool IsLoopbackAddress(const std::string& host_port);
+
+}  // namespace fedlora::coordinator
+
+#endif  // FEDLORA_COORDINATOR_COORDINATOR_SERVER_H_

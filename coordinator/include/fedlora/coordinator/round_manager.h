@@ -1,0 +1,119 @@
+// The coordinator's rounds, transport-free: check-ins, selection, the four secure-aggregation
+// phases and the commit, as a state machine with one small class per state (round_states.h).
+// The gRPC service (grpc_service.h) authenticates calls and forwards them here; tests may drive
+// it directly.
+//
+// A round: selecting (each checking-in device gets one Poisson coin with the recipe's rate q;
+// selected devices wait for the cohort) -> configuring (the plan, the privacy charge committed
+// to the store, the secure-aggregation session; each selected device gets its task) ->
+// advertise_keys (devices train, privatize, send keys; deadline = training deadline) ->
+// share_keys -> masked_input (closes at the reporting goal) -> unmasking -> committing (the new
+// adapter version, written after the charge). Any phase may abort the round; the reason is
+// kept in the store and the next round starts.
+//
+// Thread-safe: every entry point takes one mutex; replies are delivered through the callbacks,
+// outside the mutex, exactly once per call.
+#ifndef FEDLORA_COORDINATOR_ROUND_MANAGER_H_
+#define FEDLORA_COORDINATOR_ROUND_MANAGER_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "fedlora/common/random.h"
+#include "fedlora/coordinator/federated_training.h"
+#include "fedlora/coordinator/metrics.h"
+#include "fedlora/coordinator/store.h"
+#include "fedlora/proto/fedlora_v1.pb.h"
+#include "fedlora/secagg/types.h"
+
+namespace fedlora::coordinator {
+
+struct CoordinatorOptions {
+  // Distributed DP with Poisson sampling (the gRPC coordinator supports nothing else: deltas
+  // only ever leave devices masked). expected_cohort is the reporting goal.
+  PrivacyRecipe recipe;
+  ServerOptimizerConfig optimizer;  // FedAvg (resumable after a restart)
+  v1::TrainingRecipe training;
+  std::string base_model_sha256;  // hex; devices with another base are refused
+  double over_selection = 1.3;    // cohort target = ceil(goal * over_selection)
+  int max_rounds = 0;  // committed rounds of the run (a restart counts on); 0 = until the budget
+  // Once the cohort reaches its minimum (max(2, min_clients)), selection closes at the target
+  // or after this much more time.
+  absl::Duration selection_window = absl::Seconds(10);
+  absl::Duration train_deadline = absl::Minutes(5);   // task -> AdvertiseKeys
+  absl::Duration phase_deadline = absl::Seconds(60);  // each later phase
+  // Rejected devices come back within [retry_min, retry_max], spread uniformly (pace steering).
+  absl::Duration retry_min = absl::Seconds(1);
+  absl::Duration retry_max = absl::Seconds(10);
+  proto::SecAggGraph graph = proto::SECAGG_GRAPH_KREGULAR;  // complete graph when n is small
+  // Test hook (FEDLORA_COORDINATOR_CRASH_AT): SIGKILL this process on entering the named
+  // phase ("selecting", "configuring", "advertise_keys", "share_keys", "masked_input",
+  // "unmasking", "committing", "committed").
+  std::string crash_at;
+  // Receives one line per event worth logging (round opened/committed/aborted, restarts).
+  std::function<void(const std::string&)> log;
+};
+
+// One line per round for `coordinator status` and the log.
+struct RoundSummary {
+  uint64_t round = 0;
+  std::string phase;
+  int cohort = 0;
+};
+
+class RoundManager {
+ public:
+  using CheckInDone = std::function<void(absl::Status, v1::CheckInResponse)>;
+  using SecAggDone = std::function<void(absl::Status, v1::SecAggDownload)>;
+
+  // Opens the run on `store`: a fresh store must hold an initial adapter (PutInitialAdapter);
+  // a store with history is resumed (the latest version, the clip, every charge; a round left
+  // running by a crash is aborted with the reason "coordinator restarted during PHASE", and
+  // stays charged if it was). `store`, `metrics` and `rng` must outlive the manager.
+  static absl::StatusOr<std::unique_ptr<RoundManager>> Create(const CoordinatorOptions& options,
+                                                             Store* store,
+                                                             MetricsRegistry* metrics,
+                                                             RandomSource* rng);
+  ~RoundManager();
+
+  // `device_id` is authenticated by the caller. The reply may come later (a selected device
+  // waits for the cohort, at most the selection window).
+  void CheckIn(const std::string& device_id, const v1::CheckInRequest& request, CheckInDone done);
+  // `phase` is the RPC called. Replies when the phase closes. Errors: PERMISSION_DENIED (not
+  // in this round's cohort, or a message for another device), FAILED_PRECONDITION (wrong
+  // phase, wrong round, a different second message), and the secure-aggregation server's
+  // rejection (the device is dropped).
+  void SecAgg(const std::string& device_id, secagg::Phase phase, const v1::SecAggUpload& upload,
+              SecAggDone done);
+  // Training metrics; FAILED_PRECONDITION unless the device was in that round.
+  absl::Status Report(const std::string& device_id, const v1::ReportRequest& request);
+
+  // Advances the state machine (deadlines, goals). Called by the driver thread of Start(), or
+  // by tests with a fake clock.
+  void Tick(absl::Time now);
+  // Runs Tick every ~10 ms (and on every event) on a thread until Stop().
+  void Start();
+  void Stop();
+  // Answers every waiting call with UNAVAILABLE ("coordinator shutting down"); for shutdown.
+  void Drain();
+  // Blocks until training is over (max_rounds reached or budget spent) or `timeout`.
+  bool WaitUntilFinished(absl::Duration timeout);
+
+  RoundSummary Current() const;
+  double epsilon() const;
+  bool finished() const;
+
+ private:
+  struct Impl;
+  explicit RoundManager(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace fedlora::coordinator
+
+#endif  // FEDLORA_COORDINATOR_ROUND_MANAGER_H_

@@ -1,0 +1,118 @@
+#include "fedlora/coordinator/coordinator_config.h"
+
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "fedlora/common/status_macros.h"
+
+namespace fedlora::coordinator {
+
+nlohmann::json CoordinatorOptionsToJson(const CoordinatorOptions& o) {
+  const PrivacyRecipe& r = o.recipe;
+  return {
+      {"goal", r.expected_cohort},
+      {"population", r.population},
+      {"sampling_rate", r.poisson_rate},
+      {"over_selection", o.over_selection},
+      {"noise_multiplier", r.noise_multiplier},
+      {"clip", r.clip},
+      {"adaptive_clip", r.adaptive_clip},
+      {"target_quantile", r.target_quantile},
+      {"clip_lr", r.clip_lr},
+      {"bits", r.bits},
+      {"min_survivors", r.min_survivors},
+      {"delta", r.delta},
+      {"epsilon_budget", r.epsilon_budget},
+      {"server_lr", o.optimizer.lr},
+      {"rounds", o.max_rounds},
+      {"steps", o.training.steps()},
+      {"batch_size", o.training.batch_size()},
+      {"seq_len", o.training.seq_len()},
+      {"lr", o.training.lr()},
+      {"min_examples", o.training.min_examples()},
+      {"selection_window_s", absl::ToDoubleSeconds(o.selection_window)},
+      {"train_deadline_s", absl::ToDoubleSeconds(o.train_deadline)},
+      {"phase_deadline_s", absl::ToDoubleSeconds(o.phase_deadline)},
+      {"retry_min_s", absl::ToDoubleSeconds(o.retry_min)},
+      {"retry_max_s", absl::ToDoubleSeconds(o.retry_max)},
+      {"graph", o.graph == proto::SECAGG_GRAPH_COMPLETE ? "complete" : "kregular"},
+      {"base_model_sha256", o.base_model_sha256},
+  };
+}
+
+absl::StatusOr<CoordinatorOptions> CoordinatorOptionsFromJson(const nlohmann::json& j) {
+  if (!j.is_object()) return absl::InvalidArgumentError("coordinator config: not a JSON object");
+  CoordinatorOptions o;
+  o.recipe.mode = privacy::DpMode::kDistributed;
+  o.recipe.sampling = privacy::Sampling::kPoisson;
+  o.training.set_steps(20);
+  o.training.set_batch_size(8);
+  o.training.set_seq_len(64);
+  o.training.set_lr(2e-3);
+  o.training.set_min_examples(1);
+  const nlohmann::json defaults = CoordinatorOptionsToJson(o);
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (!defaults.contains(it.key())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("coordinator config: unknown key \"", it.key(), "\""));
+    }
+    const auto& d = defaults[it.key()];
+    const bool ok = d.is_string() ? it->is_string()
+                    : d.is_boolean() ? it->is_boolean()
+                                     : it->is_number();
+    if (!ok) {
+      return absl::InvalidArgumentError(absl::StrCat("coordinator config: \"", it.key(),
+                                                     "\" has the wrong type (", it->type_name(),
+                                                     ")"));
+    }
+  }
+  auto get = [&](const char* key) { return j.contains(key) ? j[key] : defaults[key]; };
+  PrivacyRecipe& r = o.recipe;
+  r.expected_cohort = get("goal").get<int>();
+  r.population = get("population").get<int>();
+  r.poisson_rate = get("sampling_rate").get<double>();
+  o.over_selection = get("over_selection").get<double>();
+  r.noise_multiplier = get("noise_multiplier").get<double>();
+  r.clip = get("clip").get<double>();
+  r.adaptive_clip = get("adaptive_clip").get<bool>();
+  r.target_quantile = get("target_quantile").get<double>();
+  r.clip_lr = get("clip_lr").get<double>();
+  r.bits = get("bits").get<int>();
+  r.min_survivors = get("min_survivors").get<double>();
+  r.delta = get("delta").get<double>();
+  r.epsilon_budget = get("epsilon_budget").get<double>();
+  o.optimizer.lr = get("server_lr").get<double>();
+  o.max_rounds = get("rounds").get<int>();
+  o.training.set_steps(get("steps").get<uint32_t>());
+  o.training.set_batch_size(get("batch_size").get<uint32_t>());
+  o.training.set_seq_len(get("seq_len").get<uint32_t>());
+  o.training.set_lr(get("lr").get<double>());
+  o.training.set_min_examples(get("min_examples").get<uint32_t>());
+  o.selection_window = absl::Seconds(get("selection_window_s").get<double>());
+  o.train_deadline = absl::Seconds(get("train_deadline_s").get<double>());
+  o.phase_deadline = absl::Seconds(get("phase_deadline_s").get<double>());
+  o.retry_min = absl::Seconds(get("retry_min_s").get<double>());
+  o.retry_max = absl::Seconds(get("retry_max_s").get<double>());
+  const std::string graph = get("graph").get<std::string>();
+  if (graph != "complete" && graph != "kregular") {
+    return absl::InvalidArgumentError("coordinator config: \"graph\" is complete or kregular");
+  }
+  o.graph = graph == "complete" ? proto::SECAGG_GRAPH_COMPLETE : proto::SECAGG_GRAPH_KREGULAR;
+  o.base_model_sha256 = get("base_model_sha256").get<std::string>();
+  if (o.over_selection < 1) {
+    return absl::InvalidArgumentError("coordinator config: \"over_selection\" must be >= 1");
+  }
+  if (o.retry_max < o.retry_min) {
+    return absl::InvalidArgumentError("coordinator config: retry_max_s < retry_min_s");
+  }
+  if (o.training.steps() == 0 || o.training.batch_size() == 0 || o.training.seq_len() < 2) {
+    return absl::InvalidArgumentError(
+        "coordinator config: steps and batch_size must be >= 1, seq_len >= 2");
+  }
+  r.dim = 1;  // set from the adapter when the run starts
+  absl::Status s = ValidateRecipe(r);
+  if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat("coordinator config: ", s.message()));
+  return o;
+}
+
+}  // namespace fedlora::coordinator

@@ -1,0 +1,150 @@
+#include "fedlora/coordinator/coordinator_server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "fedlora/common/file_util.h"
+#include "fedlora/common/random.h"
+#include "fedlora/common/status_macros.h"
+#include "fedlora/coordinator/metrics_http.h"
+
+namespace fedlora::coordinator {
+
+struct CoordinatorServer::Parts {
+  SecureRandom rng;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<CoordinatorService> service;
+  std::unique_ptr<grpc::Server> server;
+  std::unique_ptr<MetricsHttpServer> http;
+  std::atomic<bool> stop{false};
+  std::thread sweeper;
+  bool shut_down = false;
+};
+
+bool IsLoopbackAddress(const std::string& host_port) {
+  if (absl::StartsWith(host_port, "unix:")) return true;
+  std::string host = host_port;
+  if (absl::StartsWith(host, "[")) {
+    host = host.substr(1, host.find(']') - 1);
+  } else if (auto colon = host.rfind(':'); colon != std::string::npos) {
+    host = host.substr(0, colon);
+  }
+  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+}
+
+namespace {
+
+absl::StatusOr<std::pair<std::string, int>> SplitHostPort(const std::string& s) {
+  auto colon = s.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(s.substr(colon + 1), &port) || port < 0 ||
+      port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("'", s, "' is not HOST:PORT"));
+  }
+  return std::make_pair(s.substr(0, colon), port);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(ServerOptions o) {
+  if (o.insecure && !IsLoopbackAddress(o.listen)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--insecure serves plaintext and is allowed on loopback only, not on ", o.listen,
+        " (hint: use TLS: --tls-cert/--tls-key, or the files `coordinator init` made)"));
+  }
+  std::unique_ptr<CoordinatorServer> s(new CoordinatorServer());
+  s->parts_ = std::make_unique<Parts>();
+  Parts& p = *s->parts_;
+  FEDLORA_ASSIGN_OR_RETURN(p.store, OpenSqliteStore(o.state_dir));
+  s->metrics_ = std::make_unique<MetricsRegistry>();
+  DefineCoordinatorMetrics(*s->metrics_);
+  s->metrics_->DefineHistogram("fedlora_device_train_seconds",
+                               "Training seconds reported by devices",
+                               {1, 5, 15, 30, 60, 120, 300, 600});
+  auto devices = p.store->ListDevices();
+  if (devices.ok()) s->metrics_->Set("fedlora_enrolled_devices", double(devices->size()));
+  FEDLORA_ASSIGN_OR_RETURN(s->rounds_, RoundManager::Create(o.coordinator, p.store.get(),
+                                                            s->metrics_.get(), &p.rng));
+  std::string coordinator_id = "coordinator";
+  if (auto id = p.store->GetMeta("coordinator_id"); id.ok()) coordinator_id = *id;
+  p.service = std::make_unique<CoordinatorService>(s->rounds_.get(), p.store.get(),
+                                                   s->metrics_.get(), o.limits, coordinator_id);
+
+  std::shared_ptr<grpc::ServerCredentials> creds;
+  if (o.insecure) {
+    creds = grpc::InsecureServerCredentials();
+  } else {
+    const std::string cert = o.tls_cert.empty() ? o.state_dir + "/tls/server.pem" : o.tls_cert;
+    const std::string key = o.tls_key.empty() ? o.state_dir + "/tls/server.key" : o.tls_key;
+    auto cert_pem = ReadFileToString(cert);
+    auto key_pem = ReadFileToString(key);
+    if (!cert_pem.ok() || !key_pem.ok()) {
+      return absl::NotFoundError(absl::StrCat(
+          "TLS certificate or key not readable (", cert, ", ", key,
+          "); hint: `fedlora coordinator init` makes a demo CA and server certificate, or pass "
+          "--tls-cert/--tls-key (--insecure on loopback only)"));
+    }
+    grpc::SslServerCredentialsOptions ssl;
+    ssl.pem_key_cert_pairs.push_back({*key_pem, *cert_pem});
+    creds = grpc::SslServerCredentials(ssl);
+  }
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(o.listen, creds, &s->port_);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(o.limits.secagg_message_bytes + 4096));
+  builder.SetMaxSendMessageSize(static_cast<int>(o.limits.secagg_message_bytes + 4096));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 32);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60000);
+  builder.RegisterService(p.service.get());
+  p.server = builder.BuildAndStart();
+  if (!p.server || s->port_ == 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", o.listen, " (hint: the port is in use or the address is not "
+        "local; pick another with --listen HOST:PORT)"));
+  }
+  if (auto* health = p.server->GetHealthCheckService()) {
+    health->SetServingStatus("fedlora.v1.Coordinator", true);
+  }
+  if (!o.metrics_listen.empty()) {
+    FEDLORA_ASSIGN_OR_RETURN(auto hp, SplitHostPort(o.metrics_listen));
+    FEDLORA_ASSIGN_OR_RETURN(p.http, MetricsHttpServer::Start(s->metrics_.get(), hp.first, hp.second));
+  }
+  s->rounds_->Start();
+  p.sweeper = std::thread([&p] {
+    while (!p.stop) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      p.service->SweepStalledDownloads();
+    }
+  });
+  return s;
+}
+
+int CoordinatorServer::metrics_port() const {
+  return parts_ && parts_->http ? parts_->http->port() : 0;
+}
+
+void CoordinatorServer::Shutdown() {
+  if (!parts_ || parts_->shut_down) return;
+  parts_->shut_down = true;
+  parts_->stop = true;
+  // Stop the rounds first: waiting calls are answered by gRPC's shutdown deadline.
+  rounds_->Stop();
+  rounds_->Drain();
+  parts_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  if (parts_->sweeper.joinable()) parts_->sweeper.join();
+  parts_->http.reset();
+}
+
+CoordinatorServer::~CoordinatorServer() { Shutdown(); }
+
+}  // namespace fedlora::coordinator

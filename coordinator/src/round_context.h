@@ -1,0 +1,82 @@
+// What the round states share: the run (options, store, training, metrics, generator), the
+// current round's data, and the replies to deliver once the manager's mutex is released.
+#ifndef FEDLORA_COORDINATOR_SRC_ROUND_CONTEXT_H_
+#define FEDLORA_COORDINATOR_SRC_ROUND_CONTEXT_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "fedlora/coordinator/round_manager.h"
+#include "fedlora/secagg/server.h"
+
+namespace fedlora::coordinator {
+
+// Collects the secure-aggregation server's outgoing messages per device until the phase's
+// replies go out.
+class CollectingSender : public secagg::SendToDevicesInterface {
+ public:
+  void Send(uint32_t device, const proto::SecAggServerMessage& message) override {
+    out_[device] = message;
+  }
+  std::map<uint32_t, proto::SecAggServerMessage> Take() { return std::move(out_); }
+
+ private:
+  std::map<uint32_t, proto::SecAggServerMessage> out_;
+};
+
+struct PendingReply {
+  RoundManager::SecAggDone done;
+  std::string message_bytes;  // what the device sent: an identical retry replaces `done`
+};
+
+// One round, from its first check-in to its commit or abort.
+struct RoundData {
+  uint64_t round = 0;
+  absl::Time opened;
+  std::optional<absl::Time> min_cohort_at;     // when the cohort first reached its minimum
+  std::vector<std::string> cohort;             // secure-aggregation id -> device id
+  std::map<std::string, uint32_t> ids;         // device id -> secure-aggregation id
+  std::map<std::string, RoundManager::CheckInDone> waiting;  // selected, awaiting the task
+  std::set<std::string> flipped;               // devices that got their coin this round
+  std::optional<RoundPlan> plan;
+  proto::SecAggSessionConfig session;
+  std::unique_ptr<CollectingSender> sender;
+  std::unique_ptr<secagg::SecAggServer> server;
+  std::map<uint32_t, PendingReply> pending;    // replies owed when the phase closes
+  int masked_received = 0;
+  bool charged = false;
+};
+
+// Everything a state may touch. Built by the manager under its mutex for one call.
+struct RoundContext {
+  const CoordinatorOptions& options;
+  Store& store;
+  MetricsRegistry& metrics;
+  RandomSource& rng;
+  FederatedTraining& training;
+  RoundData& round;
+  // Run after the mutex is released (gRPC replies).
+  std::vector<std::function<void()>>& completions;
+  absl::Time now;
+  // The global adapter devices train from.
+  const AdapterVersion& adapter;
+  const std::string& lora_json;   // PEFT config of the adapter
+  int goal = 0;                   // reporting goal (recipe.expected_cohort)
+  int target = 0;                 // cohort target (over-selection)
+  int min_cohort = 0;             // max(2, min_clients)
+  int rounds_done = 0;            // committed rounds of the run (aborted ones do not count)
+  // Set by states: the adapter version a commit produced, the round log line.
+  std::optional<AdapterVersion> committed;
+  bool reload_from_store = false;  // memory ran ahead of the store (a failed commit)
+  std::string log;
+};
+
+}  // namespace fedlora::coordinator
+
+#endif  // FEDLORA_COORDINATOR_SRC_ROUND_CONTEXT_H_

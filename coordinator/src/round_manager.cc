@@ -1,0 +1,334 @@
+#include "fedlora/coordinator/round_manager.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <csignal>
+#include <mutex>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "fedlora/common/adapter_blob.h"
+#include "fedlora/common/status_macros.h"
+#include "mechanism_json.h"
+#include "nlohmann/json.hpp"
+#include "round_states.h"
+
+namespace fedlora::coordinator {
+
+struct RoundManager::Impl {
+  CoordinatorOptions options;
+  Store* store = nullptr;
+  MetricsRegistry* metrics = nullptr;
+  RandomSource* rng = nullptr;
+  std::unique_ptr<FederatedTraining> training;
+  AdapterVersion adapter;
+  std::string lora_json;
+  int goal = 0, target = 0, min_cohort = 0, rounds_done = 0;
+
+  mutable std::mutex mu;
+  std::condition_variable cv;
+  std::unique_ptr<RoundState> state;
+  absl::Time state_entered;
+  RoundData round;
+  std::atomic<bool> stop{false};
+  bool draining = false;  // after Drain(): every call is answered UNAVAILABLE at once
+  std::thread driver;
+
+  void Log(const std::string& line) const {
+    if (options.log && !line.empty()) options.log(line);
+  }
+
+  // Loads the latest version, the clip and every charge from the store into `training`.
+  absl::Status LoadFromStore() {
+    FEDLORA_ASSIGN_OR_RETURN(adapter, store->LatestAdapter());
+    FEDLORA_ASSIGN_OR_RETURN(std::string bytes, store->ReadBlob(adapter.sha256));
+    FEDLORA_ASSIGN_OR_RETURN(AdapterBlob blob, DecodeAdapterBlob(bytes));
+    if (!options.base_model_sha256.empty() && !blob.base_model_sha256.empty() &&
+        blob.base_model_sha256 != options.base_model_sha256) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the state folder's adapter was made for base model ", blob.base_model_sha256,
+          ", this coordinator serves ", options.base_model_sha256,
+          " (hint: use the --model the folder was initialised with)"));
+    }
+    options.base_model_sha256 = blob.base_model_sha256;
+    lora_json = blob.lora.dump();
+    std::vector<privacy::RoundMechanism> charged;
+    FEDLORA_ASSIGN_OR_RETURN(auto charges, store->Charges());
+    for (const auto& c : charges) {
+      FEDLORA_ASSIGN_OR_RETURN(privacy::RoundMechanism m, MechanismFromJson(c.mechanism));
+      charged.push_back(std::move(m));
+    }
+    double clip = options.recipe.clip;
+    FEDLORA_ASSIGN_OR_RETURN(std::string opt_state, store->OptimizerState());
+    if (!opt_state.empty()) {
+      auto j = nlohmann::json::parse(opt_state, nullptr, false);
+      if (j.is_object() && j.contains("clip") && j["clip"].is_number()) clip = j["clip"].get<double>();
+    }
+    options.recipe.dim = blob.values.size();
+    if (!training) {
+      FEDLORA_ASSIGN_OR_RETURN(training, FederatedTraining::Create(options.recipe, options.optimizer,
+                                                                   blob.values));
+    }
+    return training->Restore(std::move(blob.values), clip, charged);
+  }
+
+  RoundContext Context(std::vector<std::function<void()>>& completions, absl::Time now) {
+    return RoundContext{options, *store,   *metrics, *rng,     *training,  round,   completions,
+                        now,     adapter,  lora_json, goal,    target,     min_cohort, rounds_done};
+  }
+
+  // Switches to `next`; records the phase and honours the crash hook.
+  void Enter(std::unique_ptr<RoundState> next, absl::Time now) {
+    if (state) {
+      metrics->Observe("fedlora_round_phase_seconds", absl::ToDoubleSeconds(now - state_entered),
+                       {state->name()});
+    }
+    state = std::move(next);
+    state_entered = now;
+    if (round.charged) (void)store->SetRoundPhase(round.round, state->name());
+    if (options.crash_at == state->name()) raise(SIGKILL);
+  }
+
+  // Closes every ready state. Called with `mu` held.
+  void Advance(std::vector<std::function<void()>>& completions, absl::Time now,
+               std::vector<std::string>& lines) {
+    for (int guard = 0; guard < 16; ++guard) {
+      RoundContext ctx = Context(completions, now);
+      if (!state->Ready(ctx)) return;
+      auto next = state->Close(ctx);
+      rounds_done = ctx.rounds_done;
+      if (ctx.committed) {
+        adapter = *ctx.committed;
+      }
+      if (!ctx.log.empty()) lines.push_back(ctx.log);
+      if (ctx.reload_from_store) {
+        absl::Status s = LoadFromStore();
+        if (!s.ok()) lines.push_back(absl::StrCat("cannot reload from the store: ", s.message()));
+      }
+      Enter(std::move(next), now);
+    }
+  }
+
+  void Run(std::vector<std::function<void()>>& completions, std::vector<std::string>& lines) {
+    for (auto& c : completions) c();
+    for (const auto& l : lines) Log(l);
+  }
+};
+
+RoundManager::RoundManager(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+RoundManager::~RoundManager() { Stop(); }
+
+absl::StatusOr<std::unique_ptr<RoundManager>> RoundManager::Create(
+    const CoordinatorOptions& options, Store* store, MetricsRegistry* metrics,
+    RandomSource* rng) {
+  if (options.recipe.mode != privacy::DpMode::kDistributed ||
+      options.recipe.sampling != privacy::Sampling::kPoisson) {
+    return absl::InvalidArgumentError(
+        "coordinator: only distributed DP with Poisson sampling runs over the network (deltas "
+        "leave devices only inside secure aggregation; selection is one coin per check-in)");
+  }
+  if (!rng->secure()) {
+    return absl::InvalidArgumentError(
+        "coordinator: needs a cryptographically secure generator (sampling, rotation seeds, "
+        "session nonces)");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->store = store;
+  impl->metrics = metrics;
+  impl->rng = rng;
+  auto loaded = store->LatestAdapter();
+  if (!loaded.ok()) {
+    return absl::FailedPreconditionError(
+        "coordinator: the state folder holds no adapter (hint: run `fedlora coordinator init "
+        "--state DIR --model DIR` first)");
+  }
+  FEDLORA_RETURN_IF_ERROR(impl->LoadFromStore());
+  // A round left running by a crash: aborted with its reason; its charge (if any) stays.
+  FEDLORA_ASSIGN_OR_RETURN(auto running, store->RunningRounds());
+  for (const auto& r : running) {
+    const std::string why =
+        absl::StrCat("coordinator restarted during ", r.phase.empty() ? "selecting" : r.phase);
+    FEDLORA_RETURN_IF_ERROR(store->AbortRound(r.round, why));
+    impl->Log(absl::StrCat("round ", r.round, " aborted: ", why,
+                           r.charged ? " (its privacy charge stays)" : ""));
+  }
+  FEDLORA_ASSIGN_OR_RETURN(auto rounds, store->ListRounds());
+  uint64_t last = 0;
+  for (const auto& r : rounds) {
+    last = std::max(last, r.round);
+    impl->rounds_done += r.state == "committed";
+  }
+  impl->goal = options.recipe.expected_cohort;
+  impl->target = static_cast<int>(std::ceil(impl->goal * std::max(1.0, options.over_selection)));
+  impl->min_cohort = std::max(2, MinClients(impl->options.recipe));
+  impl->target = std::max(impl->target, impl->min_cohort);
+  impl->round.round = last + 1;
+  impl->round.opened = absl::Now();
+  metrics->Set("fedlora_epsilon", impl->training->epsilon());
+  metrics->Set("fedlora_adapter_version", static_cast<double>(impl->adapter.version));
+  impl->Log(absl::StrFormat(
+      "resumed at adapter version %d, %d rounds charged, epsilon %.4g; next round %d",
+      impl->adapter.version, impl->training->accountant().rounds_charged(),
+      impl->training->epsilon(), impl->round.round));
+  std::unique_ptr<RoundState> first = MakeSelectingState();
+  if (options.max_rounds > 0 && impl->rounds_done >= options.max_rounds) {
+    first = MakeFinishedState(absl::StrCat("the round limit (", options.max_rounds,
+                                           ") is reached"));
+  }
+  if (options.recipe.epsilon_budget > 0) {
+    auto plan = impl->training->PlanRound(0);
+    if (!plan.ok() && plan.status().code() == absl::StatusCode::kFailedPrecondition) {
+      first = MakeFinishedState(std::string(plan.status().message()));
+    }
+  }
+  impl->Enter(std::move(first), absl::Now());
+  return std::unique_ptr<RoundManager>(new RoundManager(std::move(impl)));
+}
+
+void RoundManager::CheckIn(const std::string& device_id, const v1::CheckInRequest& request,
+                           CheckInDone done) {
+  std::vector<std::function<void()>> completions;
+  std::vector<std::string> lines;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    const absl::Time now = absl::Now();
+    RoundContext ctx = impl_->Context(completions, now);
+    if (impl_->draining) {
+      completions.push_back([done] { done(absl::UnavailableError("coordinator shutting down"), {}); });
+      done = nullptr;
+    }
+    const std::string& base = impl_->options.base_model_sha256;
+    const std::string got = request.base_model_sha256();
+    const uint32_t min_examples = impl_->options.training.min_examples();
+    if (!done) {
+    } else if (!base.empty() && got != base) {
+      auto reply = Reject(ctx, v1::REJECTION_BASE_MISMATCH,
+                          absl::StrCat("this coordinator trains adapters for base model ", base,
+                                       "; the device runs ", got.empty() ? "(none)" : got),
+                          absl::Hours(24));
+      completions.push_back([done, reply] { done(absl::OkStatus(), reply); });
+    } else if (request.num_examples() < min_examples) {
+      auto reply = Reject(ctx, v1::REJECTION_TOO_FEW_EXAMPLES,
+                          absl::StrCat("the device holds ", request.num_examples(),
+                                       " training windows; rounds need at least ", min_examples),
+                          absl::Hours(1));
+      completions.push_back([done, reply] { done(absl::OkStatus(), reply); });
+    } else {
+      impl_->state->CheckIn(ctx, device_id, request, std::move(done));
+      impl_->Advance(completions, now, lines);
+    }
+  }
+  impl_->cv.notify_all();
+  impl_->Run(completions, lines);
+}
+
+void RoundManager::SecAgg(const std::string& device_id, secagg::Phase phase,
+                          const v1::SecAggUpload& upload, SecAggDone done) {
+  std::vector<std::function<void()>> completions;
+  std::vector<std::string> lines;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    const absl::Time now = absl::Now();
+    RoundContext ctx = impl_->Context(completions, now);
+    if (impl_->draining) {
+      completions.push_back([done] { done(absl::UnavailableError("coordinator shutting down"), {}); });
+    } else {
+      impl_->state->SecAgg(ctx, device_id, phase, upload, std::move(done));
+    }
+    impl_->Advance(completions, now, lines);
+  }
+  impl_->cv.notify_all();
+  impl_->Run(completions, lines);
+}
+
+absl::Status RoundManager::Report(const std::string& device_id, const v1::ReportRequest& request) {
+  if (!std::isfinite(request.mean_loss()) || !std::isfinite(request.train_seconds()) ||
+      request.train_seconds() < 0) {
+    return absl::InvalidArgumentError("report: loss and seconds must be finite (seconds >= 0)");
+  }
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  if (request.round() != impl_->round.round || !impl_->round.ids.count(device_id)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "report: device ", device_id, " is not in the cohort of round ", request.round(),
+        " (reports are accepted while the round runs)"));
+  }
+  impl_->metrics->Observe("fedlora_device_train_seconds", request.train_seconds());
+  return absl::OkStatus();
+}
+
+void RoundManager::Tick(absl::Time now) {
+  std::vector<std::function<void()>> completions;
+  std::vector<std::string> lines;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->Advance(completions, now, lines);
+  }
+  impl_->cv.notify_all();
+  impl_->Run(completions, lines);
+}
+
+void RoundManager::Start() {
+  impl_->stop = false;
+  impl_->driver = std::thread([this] {
+    while (!impl_->stop) {
+      Tick(absl::Now());
+      std::unique_lock<std::mutex> lock(impl_->mu);
+      impl_->cv.wait_for(lock, std::chrono::milliseconds(10));
+    }
+  });
+}
+
+void RoundManager::Stop() {
+  impl_->stop = true;
+  impl_->cv.notify_all();
+  if (impl_->driver.joinable()) impl_->driver.join();
+}
+
+void RoundManager::Drain() {
+  std::vector<std::function<void()>> completions;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->draining = true;
+    const absl::Status s = absl::UnavailableError("coordinator shutting down; retry later");
+    for (auto& [device, done] : impl_->round.waiting) {
+      completions.push_back([done = done, s] { done(s, {}); });
+    }
+    impl_->round.waiting.clear();
+    for (auto& [id, p] : impl_->round.pending) {
+      completions.push_back([done = p.done, s] { done(s, {}); });
+    }
+    impl_->round.pending.clear();
+  }
+  for (auto& c : completions) c();
+}
+
+bool RoundManager::WaitUntilFinished(absl::Duration timeout) {
+  const absl::Time until = absl::Now() + timeout;
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  while (!impl_->state->terminal()) {
+    if (absl::Now() >= until) return false;
+    impl_->cv.wait_for(lock, std::chrono::milliseconds(50));
+  }
+  return true;
+}
+
+RoundSummary RoundManager::Current() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return {impl_->round.round, impl_->state->name(), static_cast<int>(impl_->round.cohort.size())};
+}
+
+double RoundManager::epsilon() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->training->epsilon();
+}
+
+bool RoundManager::finished() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->state->terminal();
+}
+
+}  // namespace fedlora::coordinator

@@ -1,0 +1,51 @@
+// The round's states, one small class each (federated-compute's style). The manager holds the
+// current state, forwards calls to it and, when Ready(), calls Close() and switches to the
+// state it returns.
+#ifndef FEDLORA_COORDINATOR_SRC_ROUND_STATES_H_
+#define FEDLORA_COORDINATOR_SRC_ROUND_STATES_H_
+
+#include <memory>
+#include <string>
+
+#include "round_context.h"
+
+namespace fedlora::coordinator {
+
+class RoundState {
+ public:
+  virtual ~RoundState() = default;
+  virtual const char* name() const = 0;
+  // Default: no round is open for new devices; come back later (pace-steered window).
+  virtual void CheckIn(RoundContext& ctx, const std::string& device,
+                       const v1::CheckInRequest& request, RoundManager::CheckInDone done);
+  // Default: FAILED_PRECONDITION (no secure-aggregation phase is open).
+  virtual void SecAgg(RoundContext& ctx, const std::string& device, secagg::Phase phase,
+                      const v1::SecAggUpload& upload, RoundManager::SecAggDone done);
+  virtual bool Ready(const RoundContext& ctx) const = 0;
+  // Leaves the state; returns the next one (never null).
+  virtual std::unique_ptr<RoundState> Close(RoundContext& ctx) = 0;
+  // The time the state closes at the latest (InfiniteFuture when it waits for devices).
+  virtual absl::Time deadline() const { return absl::InfiniteFuture(); }
+  // True once training is over (no further rounds).
+  virtual bool terminal() const { return false; }
+};
+
+// Devices check in and get a Poisson coin; selected ones wait for the cohort.
+std::unique_ptr<RoundState> MakeSelectingState();
+// Training is over (round limit reached or the privacy budget spent).
+std::unique_ptr<RoundState> MakeFinishedState(std::string why);
+
+// Ends the round: replies to everyone still waiting, charges an aborted Poisson round in the
+// accountant (the store was charged at configuring), records the reason. Returns the next
+// round's first state.
+std::unique_ptr<RoundState> AbortRound(RoundContext& ctx, const std::string& reason);
+// The state after a finished round: selecting, or finished at the round limit.
+std::unique_ptr<RoundState> NextRound(RoundContext& ctx);
+
+// Rejection helpers (pace steering: the window starts when the current round should end).
+v1::CheckInResponse Reject(const RoundContext& ctx, v1::RejectionReason reason,
+                           const std::string& detail, absl::Duration earliest);
+
+}  // namespace fedlora::coordinator
+
+#endif  // FEDLORA_COORDINATOR_SRC_ROUND_STATES_H_

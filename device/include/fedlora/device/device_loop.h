@@ -1,0 +1,53 @@
+// A device's life against a coordinator: its identity under --state (key, device id), and the
+// check-in loop (retry windows honoured with jitter, exponential backoff with full jitter on
+// transient errors, permanent errors and rejections told apart).
+#ifndef FEDLORA_DEVICE_DEVICE_LOOP_H_
+#define FEDLORA_DEVICE_DEVICE_LOOP_H_
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "fedlora/common/ed25519.h"
+#include "fedlora/device/participation.h"
+
+namespace fedlora::device {
+
+struct DeviceIdentity {
+  std::string device_id;
+  std::string coordinator_id;
+  Ed25519Key key;
+};
+
+// <state>/device.key (PKCS#8 PEM, 0600) and <state>/device.json. Refuses to overwrite an
+// enrolled state folder (ALREADY_EXISTS: "already enrolled as ...").
+absl::Status SaveIdentity(const std::string& state_dir, const DeviceIdentity& identity);
+// NOT_FOUND with the hint to run `fedlora device enroll` first.
+absl::StatusOr<DeviceIdentity> LoadIdentity(const std::string& state_dir);
+
+struct LoopOptions {
+  int rounds = 1;                          // stop after this many completed rounds (0 = no limit)
+  absl::Duration max_time = absl::Hours(1);
+  absl::Duration checkin_timeout = absl::Seconds(60);
+  int max_transient_failures = 8;          // in a row, then UNAVAILABLE
+  DevicePolicy policy;
+  std::function<void(const std::string&)> log;
+};
+
+struct LoopResult {
+  std::vector<ParticipationResult> rounds;
+  int completed = 0;
+  std::string stopped_because;
+};
+
+// Runs until `rounds` rounds completed, training is over (the coordinator says the budget is
+// spent), or max_time. Errors: permanent ones (UNAUTHENTICATED, PERMISSION_DENIED, a base the
+// coordinator does not serve: FAILED_PRECONDITION) and UNAVAILABLE after too many transient
+// failures in a row.
+absl::StatusOr<LoopResult> RunDeviceLoop(CoordinatorClient& client, DeviceData& data,
+                                         const LoopOptions& options, RandomSource& rng);
+
+}  // namespace fedlora::device
+
+#endif  // FEDLORA_DEVICE_DEVICE_LOOP_H_

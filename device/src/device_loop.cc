@@ -1,0 +1,141 @@
+#include "fedlora/device/device_loop.h"
+
+#include <filesystem>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "fedlora/common/file_util.h"
+#include "fedlora/common/status_macros.h"
+#include "nlohmann/json.hpp"
+
+namespace fedlora::device {
+namespace {
+
+void Sleep(absl::Duration d) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(absl::ToInt64Milliseconds(d)));
+}
+
+// Uniform in [lo, hi] (the coordinator's retry window: jitter spreads the population).
+absl::Duration Jitter(absl::Duration lo, absl::Duration hi, RandomSource& rng) {
+  if (hi <= lo) return lo;
+  return lo + (hi - lo) * rng.UniformDouble();
+}
+
+}  // namespace
+
+absl::Status SaveIdentity(const std::string& state_dir, const DeviceIdentity& id) {
+  namespace fs = std::filesystem;
+  FEDLORA_RETURN_IF_ERROR(MakeDirs(state_dir));
+  std::error_code ec;
+  fs::permissions(state_dir, fs::perms::owner_all, ec);
+  if (fs::exists(fs::path(state_dir) / "device.json")) {
+    auto existing = LoadIdentity(state_dir);
+    return absl::AlreadyExistsError(absl::StrCat(
+        state_dir, " is already enrolled",
+        existing.ok() ? absl::StrCat(" as ", existing->device_id) : std::string(),
+        " (hint: use another --state, or delete it to enrol again)"));
+  }
+  FEDLORA_RETURN_IF_ERROR(id.key.SavePrivate(state_dir + "/device.key"));
+  nlohmann::json j = {{"device_id", id.device_id}, {"coordinator_id", id.coordinator_id}};
+  return WriteFileAtomic(state_dir + "/device.json", j.dump(2) + "\n");
+}
+
+absl::StatusOr<DeviceIdentity> LoadIdentity(const std::string& state_dir) {
+  auto text = ReadFileToString(state_dir + "/device.json");
+  if (!text.ok()) {
+    return absl::NotFoundError(absl::StrCat(
+        state_dir, " holds no enrolled device (hint: run `fedlora device enroll --state ",
+        state_dir, " --token TOKEN --coordinator ADDR` first)"));
+  }
+  auto j = nlohmann::json::parse(*text, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("device_id") ||
+      !j["device_id"].is_string()) {
+    return absl::DataLossError(absl::StrCat(state_dir, "/device.json is damaged"));
+  }
+  FEDLORA_ASSIGN_OR_RETURN(Ed25519Key key, Ed25519Key::LoadPrivate(state_dir + "/device.key"));
+  return DeviceIdentity{j["device_id"].get<std::string>(),
+                        j.value("coordinator_id", std::string()), std::move(key)};
+}
+
+absl::StatusOr<LoopResult> RunDeviceLoop(CoordinatorClient& client, DeviceData& data,
+                                         const LoopOptions& options, RandomSource& rng) {
+  LoopResult result;
+  auto log = [&](const std::string& line) {
+    if (options.log) options.log(line);
+  };
+  const absl::Time end = absl::Now() + options.max_time;
+  int transient = 0;
+  v1::CheckInRequest request;
+  request.set_base_model_sha256(data.base_model_sha256);
+  request.set_client_version("fedlora-device/1");
+  // A count only (enough data to be eligible), never the data.
+  request.set_num_examples(data.texts.size());
+  auto backoff = [&](const absl::Status& s) -> absl::Status {
+    if (++transient > options.max_transient_failures) {
+      return absl::UnavailableError(absl::StrCat("coordinator unreachable after ", transient - 1,
+                                                 " attempts: ", s.message()));
+    }
+    const absl::Duration cap = std::min(absl::Seconds(30), absl::Milliseconds(250) * (1 << std::min(transient, 7)));
+    const absl::Duration wait = Jitter(absl::ZeroDuration(), cap, rng);  // full jitter
+    log(absl::StrFormat("transient error (%s); retrying in %.1f s", s.message(),
+                        absl::ToDoubleSeconds(wait)));
+    Sleep(wait);
+    return absl::OkStatus();
+  };
+  while (absl::Now() < end) {
+    if (options.rounds > 0 && result.completed >= options.rounds) {
+      result.stopped_because = absl::StrCat(result.completed, " rounds completed");
+      return result;
+    }
+    auto reply = client.CheckIn(request, options.checkin_timeout);
+    if (!reply.ok()) {
+      if (!IsTransient(reply.status())) return reply.status();
+      FEDLORA_RETURN_IF_ERROR(backoff(reply.status()));
+      continue;
+    }
+    transient = 0;
+    if (reply->has_rejection()) {
+      const auto& r = reply->rejection();
+      if (r.reason() == v1::REJECTION_BUDGET_EXHAUSTED) {
+        result.stopped_because = r.detail();
+        return result;
+      }
+      if (r.reason() == v1::REJECTION_BASE_MISMATCH) {
+        return absl::FailedPreconditionError(r.detail());
+      }
+      const absl::Duration wait = Jitter(absl::Milliseconds(r.retry_min_ms()),
+                                         absl::Milliseconds(r.retry_max_ms()), rng);
+      log(absl::StrFormat("not this time (%s: %s); checking in again in %.1f s",
+                          v1::RejectionReason_Name(r.reason()), r.detail(),
+                          absl::ToDoubleSeconds(wait)));
+      Sleep(std::min(wait, std::max(absl::ZeroDuration(), end - absl::Now())));
+      continue;
+    }
+    const v1::Task& task = reply->task();
+    log(absl::StrFormat("round %d: training %d steps on adapter version %d", task.round(),
+                        task.recipe().steps(), task.adapter_version()));
+    auto done = Participate(client, data, task, options.policy, rng);
+    if (!done.ok()) {
+      if (IsTransient(done.status())) {
+        FEDLORA_RETURN_IF_ERROR(backoff(done.status()));
+        continue;
+      }
+      return done.status();
+    }
+    if (done->completed) {
+      result.completed++;
+      log(absl::StrFormat("round %d: completed (loss %.4f, %d steps, %.1f s training); adapter "
+                          "version %d; epsilon %.4g",
+                          done->round, done->mean_loss, done->steps, done->train_seconds,
+                          done->new_version, done->epsilon_if_released));
+    } else {
+      log(absl::StrFormat("round %d: not completed: %s", done->round, done->detail));
+    }
+    result.rounds.push_back(*done);
+  }
+  result.stopped_because = "time limit reached";
+  return result;
+}
+
+}  // namespace fedlora::device

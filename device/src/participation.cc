@@ -1,0 +1,214 @@
+#include "fedlora/device/participation.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "fedlora/adapters/lora_adapter.h"
+#include "fedlora/common/adapter_blob.h"
+#include "fedlora/common/file_util.h"
+#include "fedlora/common/status_macros.h"
+#include "fedlora/privacy/params_wire.h"
+#include "fedlora/secagg/device.h"
+
+namespace fedlora::device {
+namespace {
+
+// Keeps the device's last outgoing secure-aggregation message for the next RPC.
+class LastMessage : public secagg::SendToServerInterface {
+ public:
+  void Send(const proto::SecAggDeviceMessage& m) override {
+    message_ = m;
+    has_ = true;
+  }
+  bool Take(proto::SecAggDeviceMessage* out) {
+    if (!has_) return false;
+    *out = std::move(message_);
+    has_ = false;
+    return true;
+  }
+
+ private:
+  proto::SecAggDeviceMessage message_;
+  bool has_ = false;
+};
+
+absl::Status CheckTask(const v1::Task& task, const privacy::RoundPrivacyParams& p,
+                       const DevicePolicy& policy) {
+  if (p.mode != privacy::DpMode::kDistributed) {
+    return absl::FailedPreconditionError(
+        "task refused: it asks for an update without distributed DP (this device only sends "
+        "noised updates inside secure aggregation)");
+  }
+  if (!(p.value.noise_multiplier >= policy.min_noise_multiplier)) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "task refused: noise multiplier %g is below this device's minimum %g",
+        p.value.noise_multiplier, policy.min_noise_multiplier));
+  }
+  const uint32_t min_sum = task.secagg().min_sum_devices();
+  if (min_sum < static_cast<uint32_t>(std::max(2, p.value.min_clients))) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "task refused: the session would unmask sums of ", min_sum,
+        " devices but the noise is calibrated for ", p.value.min_clients));
+  }
+  if (task.secagg().dim() < p.dim) {
+    return absl::FailedPreconditionError("task refused: secure-aggregation vector too short");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> FetchAdapter(CoordinatorClient& client, const DeviceData& data,
+                                         const v1::Task& task) {
+  const std::string dir = data.state_dir + "/adapters";
+  FEDLORA_RETURN_IF_ERROR(MakeDirs(dir));
+  const std::string path = absl::StrCat(dir, "/", task.adapter_sha256(), ".blob");
+  if (auto cached = ReadFileToString(path); cached.ok()) return *cached;
+  absl::Status last;
+  for (int attempt = 0; attempt < 3; ++attempt) {  // a broken stream resumes from the offset
+    auto blob = client.Download(task.adapter_version(), task.adapter_sha256(), path + ".partial",
+                                absl::Minutes(5));
+    if (blob.ok()) {
+      FEDLORA_RETURN_IF_ERROR(WriteFileAtomic(path, *blob));
+      return *blob;
+    }
+    last = blob.status();
+    if (!IsTransient(last)) break;
+  }
+  return last;
+}
+
+}  // namespace
+
+absl::Status SubmitUpdate(CoordinatorClient& client, const v1::Task& task,
+                          const std::vector<float>& delta, const DevicePolicy& policy,
+                          RandomSource& rng, ParticipationResult* result) {
+  result->round = task.round();
+  FEDLORA_ASSIGN_OR_RETURN(privacy::RoundPrivacyParams params,
+                           privacy::ParamsFromProto(task.privacy()));
+  FEDLORA_RETURN_IF_ERROR(CheckTask(task, params, policy));
+  FEDLORA_ASSIGN_OR_RETURN(privacy::PreparedUpdate update,
+                           privacy::PrepareUpdate(delta.data(), delta.size(), params, rng));
+  result->update_norm = update.norm;
+  result->clipped = update.clipped;
+
+  return RunSecAggClient(client, task, std::move(update.secagg_input), policy.phase_timeout, rng,
+                         result);
+}
+
+absl::Status RunSecAggClient(CoordinatorClient& client, const v1::Task& task,
+                             std::vector<uint32_t> input, absl::Duration phase_timeout,
+                             RandomSource& rng, ParticipationResult* result,
+                             const std::function<bool(int phase, v1::SecAggUpload*)>& hook) {
+  result->round = task.round();
+  LastMessage outbox;
+  FEDLORA_ASSIGN_OR_RETURN(auto secagg,
+                           secagg::SecAggDevice::Create(task.secagg_id(), task.secagg(), &outbox, &rng));
+  FEDLORA_RETURN_IF_ERROR(secagg->SetInput(std::move(input)));
+  FEDLORA_RETURN_IF_ERROR(secagg->Start());
+
+  for (int i = 0; i < secagg::kNumProtocolPhases; ++i) {
+    const auto phase = static_cast<secagg::Phase>(i);
+    v1::SecAggUpload upload;
+    upload.set_round(task.round());
+    if (!outbox.Take(upload.mutable_message())) {
+      result->detail = absl::StrCat("secure aggregation stopped before ", secagg::PhaseName(phase),
+                                   ": ", secagg->abort_reason());
+      return absl::OkStatus();
+    }
+    if (hook && !hook(i, &upload)) {
+      result->detail = absl::StrCat("went silent before ", secagg::PhaseName(phase));
+      return absl::OkStatus();
+    }
+    absl::StatusOr<v1::SecAggDownload> reply;
+    for (int attempt = 0; attempt < 3; ++attempt) {  // an identical retry is idempotent
+      reply = client.SecAgg(phase, upload, phase_timeout);
+      if (reply.ok() || !IsTransient(reply.status())) break;
+    }
+    if (!reply.ok()) {
+      result->refused = reply.status();
+      result->detail = absl::StrCat(secagg::PhaseName(phase), ": ", reply.status().message());
+      return absl::OkStatus();
+    }
+    if (reply->status() == v1::SecAggDownload::STATUS_COMPLETED) {
+      result->completed = true;
+      result->new_version = reply->new_adapter_version();
+      return absl::OkStatus();
+    }
+    if (reply->status() != v1::SecAggDownload::STATUS_NEXT) {
+      result->detail = reply->detail();
+      return absl::OkStatus();
+    }
+    absl::Status s = secagg->HandleMessage(reply->message());
+    if (!s.ok()) {
+      result->detail = absl::StrCat("refused the server's ", secagg::PhaseName(phase),
+                                   " reply: ", s.message());
+      return absl::OkStatus();
+    }
+  }
+  result->detail = "secure aggregation ended without a result";
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ParticipationResult> Participate(CoordinatorClient& client, DeviceData& data,
+                                                const v1::Task& task, const DevicePolicy& policy,
+                                                RandomSource& rng) {
+  ParticipationResult result;
+  result.round = task.round();
+  result.epsilon_if_released = task.epsilon_if_released();
+  FEDLORA_ASSIGN_OR_RETURN(privacy::RoundPrivacyParams params,
+                           privacy::ParamsFromProto(task.privacy()));
+  FEDLORA_RETURN_IF_ERROR(CheckTask(task, params, policy));
+  FEDLORA_ASSIGN_OR_RETURN(std::string bytes, FetchAdapter(client, data, task));
+  FEDLORA_ASSIGN_OR_RETURN(AdapterBlob blob, DecodeAdapterBlob(bytes));
+  if (!blob.base_model_sha256.empty() && blob.base_model_sha256 != data.base_model_sha256) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the global adapter was made for base model ", blob.base_model_sha256,
+        ", this device runs ", data.base_model_sha256));
+  }
+  FEDLORA_ASSIGN_OR_RETURN(adapters::LoraConfig lora,
+                           adapters::LoraConfig::FromPeftJson(blob.lora, "global adapter"));
+  model::LlamaModel& model = *data.runtime->model;
+  std::vector<float> delta;
+  int64_t num_windows = 0;
+  {
+    FEDLORA_ASSIGN_OR_RETURN(adapters::LoraAdapter adapter,
+                             adapters::LoraAdapter::Create(model.config(), lora, 0));
+    FEDLORA_RETURN_IF_ERROR(adapter.Unflatten(blob.values.data(), blob.values.size()));
+    if (blob.values.size() != params.dim) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the adapter has ", blob.values.size(), " values, the round's dim is ", params.dim));
+    }
+    FEDLORA_RETURN_IF_ERROR(adapter.Attach(model));
+    adapter.SetTrainable(true);
+    TokenWindows windows = MakeWindows(*data.runtime->tokenizer, data.texts,
+                                       static_cast<int64_t>(task.recipe().seq_len()));
+    num_windows = windows.size();
+    TrainOptions options;
+    options.optimizer.lr = task.recipe().lr();
+    options.batch_size = std::max<int64_t>(1, task.recipe().batch_size());
+    options.max_steps = std::max<int64_t>(1, task.recipe().steps());
+    options.seed = task.task_seed();
+    auto stats = Train(model, adapter.Parameters(), windows, options);
+    std::vector<float> after = adapter.Flatten();
+    adapter.Detach(model);
+    if (!stats.ok()) return stats.status();
+    result.steps = stats->steps;
+    result.mean_loss = stats->mean_loss;
+    result.train_seconds = stats->seconds;
+    delta.resize(after.size());
+    for (size_t i = 0; i < after.size(); ++i) delta[i] = after[i] - blob.values[i];
+  }
+  v1::ReportRequest report;
+  report.set_round(task.round());
+  report.set_mean_loss(result.mean_loss);
+  report.set_num_examples(static_cast<uint64_t>(num_windows));
+  report.set_train_seconds(result.train_seconds);
+  report.set_steps(static_cast<uint32_t>(result.steps));
+  (void)client.Report(report, absl::Seconds(10));  // metrics only: a failure changes nothing
+  FEDLORA_RETURN_IF_ERROR(SubmitUpdate(client, task, delta, policy, rng, &result));
+  return result;
+}
+
+}  // namespace fedlora::device

@@ -1,0 +1,279 @@
+// The gRPC coordinator in-process against hostile and faulty peers: forged, replayed, stale,
+// revoked, oversized, malformed and out-of-phase calls, stalled downloads, and rounds with
+// devices that send wrong-length vectors or drop out at random phases. Each is refused with a
+// status that says why, and the coordinator keeps serving.
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <filesystem>
+#include <thread>
+
+#include "fedlora/common/adapter_blob.h"
+#include "fedlora/common/call_signature.h"
+#include "fedlora/common/encoding.h"
+#include "fedlora/common/proto_bytes.h"
+#include "fedlora/common/random.h"
+#include "fedlora/coordinator/coordinator_server.h"
+#include "fedlora/device/coordinator_client.h"
+#include "fedlora/privacy/params_wire.h"
+#include "fedlora/secagg/device.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace fedlora::coordinator {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr size_t kDim = 1000;
+
+struct Phone {
+  std::string id;
+  Ed25519Key key;
+};
+
+class HostileTest : public ::testing::Test {
+ protected:
+  void Start(int goal, int devices, size_t dim = kDim, absl::Duration download_timeout = absl::Seconds(120)) {
+    dir_ = ::testing::TempDir() + "/hostile_" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::filesystem::remove_all(dir_);
+    {
+      auto store = OpenSqliteStore(dir_);
+      ASSERT_TRUE(store.ok()) << store.status();
+      AdapterBlob blob;
+      blob.lora = {{"peft_type", "LORA"}, {"r", 8}, {"lora_alpha", 16},
+                   {"target_modules", {"q_proj"}}};
+      blob.values.assign(dim, 0.01f);
+      ASSERT_TRUE((*store)->PutInitialAdapter(EncodeAdapterBlob(blob)).ok());
+      std::vector<std::string> hashes;
+      for (int i = 0; i < devices + 2; ++i) {
+        hashes.push_back(HexEncode(Sha256("token-" + std::to_string(i))));
+      }
+      ASSERT_TRUE((*store)->AddEnrollmentTokens(hashes).ok());
+    }
+    ServerOptions o;
+    o.state_dir = dir_;
+    o.listen = "127.0.0.1:0";
+    o.insecure = true;
+    CoordinatorOptions& c = o.coordinator;
+    c.recipe.mode = privacy::DpMode::kDistributed;
+    c.recipe.sampling = privacy::Sampling::kPoisson;
+    c.recipe.population = devices;
+    c.recipe.expected_cohort = goal;
+    c.recipe.poisson_rate = 1;
+    c.recipe.noise_multiplier = 1;
+    c.recipe.clip = 1;
+    c.recipe.bits = 20;
+    c.recipe.min_survivors = 0.5;
+    c.recipe.delta = 1e-5;
+    c.over_selection = double(devices) / goal;
+    c.selection_window = absl::Seconds(1);
+    c.phase_deadline = absl::Seconds(3);
+    c.train_deadline = absl::Seconds(10);
+    c.max_rounds = 1;
+    c.training.set_steps(1);
+    o.limits.download_timeout = download_timeout;
+    auto server = CoordinatorServer::Start(o);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
+                                   grpc::InsecureChannelCredentials());
+    for (int i = 0; i < devices; ++i) phones_.push_back(Enroll(i));
+  }
+
+  Phone Enroll(int i) {
+    auto key = Ed25519Key::Generate();
+    EXPECT_TRUE(key.ok());
+    v1::EnrollRequest req;
+    req.set_token("token-" + std::to_string(i));
+    req.set_public_key(key->PublicRaw());
+    auto resp = device::CoordinatorClient::Enroll(channel_, req, absl::Seconds(10));
+    EXPECT_TRUE(resp.ok()) << resp.status();
+    return Phone{resp.ok() ? resp->device_id() : "", std::move(*key)};
+  }
+
+  std::unique_ptr<device::CoordinatorClient> Client(const Phone& p) {
+    return std::make_unique<device::CoordinatorClient>(channel_, &p.key, p.id);
+  }
+
+  // A CheckIn whose metadata the test controls.
+  grpc::Status RawCheckIn(const std::string& device, const Ed25519Key& key, int64_t ms,
+                          const std::string& nonce, const v1::CheckInRequest& req,
+                          bool sign = true) {
+    auto stub = v1::Coordinator::NewStub(channel_);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    if (sign) {
+      auto sig = key.Sign(CallSigningBytes("/fedlora.v1.Coordinator/CheckIn", device, ms, nonce,
+                                           DeterministicBytes(req)));
+      ctx.AddMetadata(kCallDeviceMetadataKey, device);
+      ctx.AddMetadata(kCallTimeMetadataKey, std::to_string(ms));
+      ctx.AddMetadata(kCallNonceMetadataKey, HexEncode(nonce));
+      ctx.AddMetadata(kCallSignatureMetadataKey, HexEncode(*sig));
+    }
+    v1::CheckInResponse resp;
+    return stub->CheckIn(&ctx, req, &resp);
+  }
+
+  static int64_t NowMs() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+
+  std::string dir_;
+  std::unique_ptr<CoordinatorServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::vector<Phone> phones_;
+};
+
+TEST_F(HostileTest, ForgedUnsignedReplayedStaleAndRevokedCallsAreRefused) {
+  Start(2, 3);
+  v1::CheckInRequest req;
+  req.set_num_examples(5);
+  const std::string nonce(16, 'n');
+  // Unsigned.
+  auto s = RawCheckIn("", phones_[0].key, NowMs(), nonce, req, /*sign=*/false);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(s.error_message(), HasSubstr("enroll"));
+  // Unknown device.
+  s = RawCheckIn("dev-nobody", phones_[0].key, NowMs(), nonce, req);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(s.error_message(), HasSubstr("unknown device"));
+  // Signed by another device's key.
+  s = RawCheckIn(phones_[0].id, phones_[1].key, NowMs(), nonce, req);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(s.error_message(), HasSubstr("signature"));
+  // A valid call, then the same bytes again.
+  const int64_t now = NowMs();
+  s = RawCheckIn(phones_[0].id, phones_[0].key, now, nonce, req);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  s = RawCheckIn(phones_[0].id, phones_[0].key, now, nonce, req);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(s.error_message(), HasSubstr("replay"));
+  // Ten minutes old.
+  s = RawCheckIn(phones_[0].id, phones_[0].key, now - 600000, std::string(16, 'o'), req);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  // Revoked (the store is shared with the running server through the same folder).
+  {
+    auto store = OpenSqliteStore(dir_);
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE((*store)->RevokeDevice(phones_[2].id, "lost phone").ok());
+  }
+  s = RawCheckIn(phones_[2].id, phones_[2].key, NowMs(), std::string(16, 'r'), req);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(s.error_message(), HasSubstr("lost phone"));
+  // A used token.
+  v1::EnrollRequest again;
+  again.set_token("token-0");
+  again.set_public_key(phones_[0].key.PublicRaw());
+  auto e = device::CoordinatorClient::Enroll(channel_, again, absl::Seconds(5));
+  EXPECT_EQ(e.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(e.status().message(), HasSubstr("already used"));
+}
+
+TEST_F(HostileTest, OversizedMalformedAndOutOfPhaseMessagesAreRefused) {
+  Start(2, 3);
+  auto client = Client(phones_[0]);
+  v1::CheckInRequest big;
+  big.set_client_version(std::string(10000, 'x'));
+  auto r = client->CheckIn(big, absl::Seconds(5));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr("too large"));
+  // Bytes that are not a protobuf message.
+  grpc::GenericStub generic(channel_);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  std::string junk = "\xff\xff\xff\xff\x0f not a protobuf";
+  grpc::Slice slice(junk);
+  grpc::ByteBuffer request(&slice, 1), response;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  grpc::Status status;
+  generic.UnaryCall(&ctx, "/fedlora.v1.Coordinator/CheckIn", grpc::StubOptions(), &request,
+                    &response, [&](grpc::Status s) {
+                      std::lock_guard<std::mutex> l(mu);
+                      status = s;
+                      done = true;
+                      cv.notify_all();
+                    });
+  {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait_for(l, std::chrono::seconds(10), [&] { return done; });
+  }
+  ASSERT_TRUE(done);
+  EXPECT_FALSE(status.ok());
+  // Secure-aggregation call while the round is selecting.
+  v1::SecAggUpload up;
+  up.set_round(1);
+  auto p = client->SecAgg(secagg::Phase::kShareKeys, up, absl::Seconds(5));
+  EXPECT_FALSE(p.ok());
+  EXPECT_THAT(p.status().message(), HasSubstr("phase"));
+  // A report for a round the device is not in, and a NaN loss.
+  v1::ReportRequest rep;
+  rep.set_round(1);
+  rep.set_mean_loss(std::nan(""));
+  EXPECT_EQ(client->Report(rep, absl::Seconds(5)).code(), absl::StatusCode::kInvalidArgument);
+  rep.set_mean_loss(1.0);
+  EXPECT_EQ(client->Report(rep, absl::Seconds(5)).code(), absl::StatusCode::kFailedPrecondition);
+  // Still serving: another device's enrolment works.
+  Phone extra = Enroll(3);
+  EXPECT_FALSE(extra.id.empty());
+}
+
+TEST_F(HostileTest, StalledDownloadsAreBoundedAndCancelled) {
+  Start(2, 3, /*dim=*/400000, /*download_timeout=*/absl::Seconds(1));
+  auto stub = v1::Coordinator::NewStub(channel_);
+  // Use the client API for signing: three streams opened, none read.
+  std::vector<std::unique_ptr<grpc::ClientContext>> ctxs;
+  std::vector<std::unique_ptr<grpc::ClientReader<v1::AdapterChunk>>> readers;
+  for (int i = 0; i < 3; ++i) {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    v1::DownloadRequest req;
+    req.set_version(1);
+    SecureRandom rng;
+    std::string nonce(16, '\0');
+    rng.Fill(reinterpret_cast<uint8_t*>(nonce.data()), 16);
+    const int64_t ms = NowMs();
+    auto sig = phones_[0].key.Sign(CallSigningBytes("/fedlora.v1.Coordinator/DownloadAdapter",
+                                                    phones_[0].id, ms, nonce,
+                                                    DeterministicBytes(req)));
+    ctx->AddMetadata(kCallDeviceMetadataKey, phones_[0].id);
+    ctx->AddMetadata(kCallTimeMetadataKey, std::to_string(ms));
+    ctx->AddMetadata(kCallNonceMetadataKey, HexEncode(nonce));
+    ctx->AddMetadata(kCallSignatureMetadataKey, HexEncode(*sig));
+    readers.push_back(stub->DownloadAdapter(ctx.get(), req));
+    ctxs.push_back(std::move(ctx));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  // The third stream was refused at once.
+  EXPECT_EQ(readers[2]->Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  // Another device is served meanwhile, and a full download verifies.
+  auto other = Client(phones_[1]);
+  auto versions = OpenSqliteStore(dir_);
+  ASSERT_TRUE(versions.ok());
+  auto latest = (*versions)->LatestAdapter();
+  ASSERT_TRUE(latest.ok());
+  auto blob = other->Download(1, latest->sha256, dir_ + "/partial", absl::Seconds(30));
+  ASSERT_TRUE(blob.ok()) << blob.status();
+  EXPECT_EQ(blob->size(), latest->bytes);
+  // The stalled streams are cancelled by the sweeper, and the device may download again.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  for (int i = 0; i < 2; ++i) {
+    v1::AdapterChunk c;
+    while (readers[i]->Read(&c)) {
+    }
+    EXPECT_FALSE(readers[i]->Finish().ok());
+  }
+  auto mine = Client(phones_[0]);
+  auto again = mine->Download(1, latest->sha256, dir_ + "/partial0", absl::Seconds(30));
+  EXPECT_TRUE(again.ok()) << again.status();
+}
+
+}  // namespace
+}  // namespace fedlora::coordinator

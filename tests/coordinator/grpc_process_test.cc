@@ -1,0 +1,225 @@
+// Process-level tests: a real `fedlora coordinator run` and real `fedlora device run`
+// processes on loopback, with bounded time. What leaves a device is recorded by a TCP proxy.
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <httplib.h>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "testutil/cli_runner.h"
+#include "testutil/process.h"
+
+namespace fedlora {
+namespace {
+
+using ::fedlora::testing::ChildProcess;
+using ::testing::HasSubstr;
+
+std::string Model() { return std::string(FEDLORA_SHARED_DIR) + "/fixtures/hf-tiny-llama/base"; }
+
+class CoordinatorProcessTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!std::filesystem::exists(Model())) GTEST_SKIP() << "no ../shared fixtures";
+    dir_ = ::testing::TempDir() + "/coord_proc_" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+
+  testing::CliResult Run(const std::string& args) { return testing::RunFedlora(args, dir_); }
+
+  // `coordinator init` with a small, fast recipe.
+  void Init(int rounds, const std::string& extra = "") {
+    auto r = Run("coordinator init --state " + dir_ + "/coord --model " + Model() +
+                 " --goal 2 --population 2 --rounds " + std::to_string(rounds) +
+                 " --steps 2 --batch 2 --seq 32 --noise-multiplier 1.0 --tokens 4"
+                 " --selection-window 1 --phase-deadline 20 --train-deadline 60 " + extra);
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    std::ifstream in(dir_ + "/coord/enroll-tokens.txt");
+    for (std::string t; std::getline(in, t);) tokens_.push_back(t);
+    ASSERT_EQ(tokens_.size(), 4u);
+  }
+
+  ChildProcess StartCoordinator(int port, const std::string& name,
+                                std::map<std::string, std::string> env = {},
+                                bool insecure = false) {
+    std::vector<std::string> args = {"coordinator", "run", "--state", dir_ + "/coord",
+                                     "--listen", "127.0.0.1:" + std::to_string(port),
+                                     "--metrics", "127.0.0.1:0", "--exit-when-done"};
+    if (insecure) args.push_back("--insecure");
+    return ChildProcess::StartFedlora(args, dir_ + "/" + name, env);
+  }
+
+  std::vector<std::string> Conn(int port, bool insecure) {
+    std::vector<std::string> a = {"--coordinator", "127.0.0.1:" + std::to_string(port)};
+    if (insecure) {
+      a.push_back("--insecure");
+    } else {
+      a.insert(a.end(), {"--ca", dir_ + "/coord/tls/ca.pem", "--server-name", "localhost"});
+    }
+    return a;
+  }
+
+  void Enroll(int i, int port, bool insecure) {
+    std::vector<std::string> args = {"device", "enroll", "--state", Phone(i), "--token", tokens_[i]};
+    auto c = Conn(port, insecure);
+    args.insert(args.end(), c.begin(), c.end());
+    auto p = ChildProcess::StartFedlora(args, dir_ + "/enroll" + std::to_string(i));
+    ASSERT_EQ(p.Wait(60), 0) << p.Out() << p.Err();
+  }
+
+  std::string Phone(int i) { return dir_ + "/phone" + std::to_string(i); }
+
+  // A user's text; the distinctive words must never appear in what the device sends.
+  std::string WriteUserText(int i) {
+    const std::string path = dir_ + "/user" + std::to_string(i) + ".txt";
+    std::ofstream out(path);
+    for (int k = 0; k < 30; ++k) {
+      out << "secretword" << i << " meet me at the blue harbour cafe at seven " << k << "\n";
+    }
+    return path;
+  }
+
+  ChildProcess StartDevice(int i, int port, bool insecure, int rounds) {
+    std::vector<std::string> args = {"device", "run", "--state", Phone(i), "--model", Model(),
+                                     "--data", WriteUserText(i), "--rounds",
+                                     std::to_string(rounds), "--max-seconds", "240"};
+    auto c = Conn(port, insecure);
+    args.insert(args.end(), c.begin(), c.end());
+    return ChildProcess::StartFedlora(args, dir_ + "/device" + std::to_string(i));
+  }
+
+  nlohmann::json Status() {
+    auto r = Run("coordinator status --json --state " + dir_ + "/coord");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return nlohmann::json::parse(r.out, nullptr, false);
+  }
+
+  std::string dir_;
+  std::vector<std::string> tokens_;
+};
+
+// The README's scenario: init, a TLS coordinator, two devices enrolled and training two rounds.
+TEST_F(CoordinatorProcessTest, TwoDevicesTwoRoundsOverTls) {
+  Init(2);
+  const int port = testing::FreeLoopbackPort();
+  auto coord = StartCoordinator(port, "coordinator");
+  ASSERT_THAT(coord.WaitForLine("listening on", 30), HasSubstr("(TLS)")) << coord.Err();
+  const std::string metrics_line = coord.WaitForLine("metrics on", 10);
+  ASSERT_FALSE(metrics_line.empty());
+  const int metrics_port = std::stoi(metrics_line.substr(metrics_line.rfind(':') + 1));
+  Enroll(0, port, false);
+  Enroll(1, port, false);
+  auto d0 = StartDevice(0, port, false, 2);
+  auto d1 = StartDevice(1, port, false, 2);
+  ASSERT_EQ(d0.Wait(240), 0) << d0.Out() << d0.Err() << coord.Out();
+  ASSERT_EQ(d1.Wait(240), 0) << d1.Out() << d1.Err();
+  EXPECT_THAT(d0.Out(), HasSubstr("2 rounds completed"));
+  // Scrape /metrics before the coordinator exits.
+  httplib::Client http("127.0.0.1", metrics_port);
+  auto res = http.Get("/metrics");
+  if (coord.Running() && res) {
+    EXPECT_THAT(res->body, HasSubstr("fedlora_rounds_total{outcome=\"committed\"} 2"));
+    EXPECT_THAT(res->body, HasSubstr("fedlora_checkins_total"));
+  }
+  ASSERT_EQ(coord.Wait(60), 0) << coord.Out() << coord.Err();
+  EXPECT_THAT(coord.Out(), HasSubstr("round 2 committed"));
+
+  nlohmann::json s = Status();
+  ASSERT_FALSE(s.is_discarded());
+  EXPECT_EQ(s["rounds_committed"], 2);
+  EXPECT_EQ(s["rounds_aborted"], 0);
+  EXPECT_EQ(s["devices"], 2);
+  EXPECT_EQ(s["unused_tokens"], 2);
+  ASSERT_EQ(s["adapter_versions"].size(), 3u);
+  EXPECT_NE(s["adapter_versions"][0]["sha256"], s["adapter_versions"][2]["sha256"]);
+  // Both rounds charged; epsilon grows with the second charge.
+  ASSERT_EQ(s["rounds"].size(), 2u);
+  EXPECT_GT(s["rounds"][1]["epsilon_after"].get<double>(), s["rounds"][0]["epsilon_after"].get<double>());
+  EXPECT_DOUBLE_EQ(s["epsilon_per_user"].get<double>(), s["rounds"][1]["epsilon_after"].get<double>());
+  EXPECT_EQ(s["participation_max"], 2);
+}
+
+// Nothing a device sends contains its text: every byte from the device processes passes a
+// recording proxy (plaintext, loopback).
+TEST_F(CoordinatorProcessTest, DeviceBytesCarryNoText) {
+  Init(1);
+  const int port = testing::FreeLoopbackPort();
+  auto coord = StartCoordinator(port, "coordinator", {}, /*insecure=*/true);
+  ASSERT_THAT(coord.WaitForLine("listening on", 30), HasSubstr("plaintext"));
+  EXPECT_THAT(coord.Err(), HasSubstr("--insecure"));
+  testing::RecordingProxy proxy(port);
+  Enroll(0, proxy.port(), true);
+  Enroll(1, proxy.port(), true);
+  auto d0 = StartDevice(0, proxy.port(), true, 1);
+  auto d1 = StartDevice(1, proxy.port(), true, 1);
+  ASSERT_EQ(d0.Wait(240), 0) << d0.Out() << d0.Err();
+  ASSERT_EQ(d1.Wait(240), 0) << d1.Out() << d1.Err();
+  ASSERT_EQ(coord.Wait(60), 0) << coord.Out();
+  const std::string sent = proxy.ClientBytes();
+  // The recording is real: it holds the protocol's method names and a masked input.
+  EXPECT_THAT(sent, HasSubstr("/fedlora.v1.Coordinator/MaskedInput"));
+  EXPECT_GT(sent.size(), 4000u);
+  for (const char* word : {"secretword", "harbour", "cafe", "meet me"}) {
+    EXPECT_EQ(sent.find(word), std::string::npos) << word;
+  }
+}
+
+// kill -9 at each phase, then restart on the same state: committed versions and charges are
+// kept, the interrupted round is aborted with its reason (its charge stays), and training
+// finishes its rounds.
+TEST_F(CoordinatorProcessTest, SigkillAtEachPhaseThenResume) {
+  const std::string root = dir_;
+  for (const std::string phase : {"configuring", "advertise_keys", "share_keys", "masked_input",
+                                  "unmasking", "committing", "committed"}) {
+    SCOPED_TRACE(phase);
+    dir_ = root + "/" + phase;
+    std::filesystem::create_directories(dir_);
+    tokens_.clear();
+    Init(2);
+    const int port = testing::FreeLoopbackPort();
+    auto first = StartCoordinator(port, "first", {{"FEDLORA_COORDINATOR_CRASH_AT", phase}}, true);
+    ASSERT_FALSE(first.WaitForLine("listening on", 30).empty()) << first.Err();
+    Enroll(0, port, true);
+    Enroll(1, port, true);
+    auto d0 = StartDevice(0, port, true, 2);
+    auto d1 = StartDevice(1, port, true, 2);
+    ASSERT_EQ(first.Wait(120), 128 + SIGKILL) << first.Out() << first.Err();
+    nlohmann::json before = Status();
+    auto second = StartCoordinator(port, "second", {}, true);
+    ASSERT_EQ(second.Wait(200), 0) << second.Out() << second.Err() << d0.Out();
+    ASSERT_EQ(d0.Wait(60), 0) << d0.Out() << d0.Err();
+    ASSERT_EQ(d1.Wait(60), 0) << d1.Out() << d1.Err();
+    nlohmann::json s = Status();
+    ASSERT_FALSE(s.is_discarded());
+    EXPECT_EQ(s["rounds_committed"], 2);
+    EXPECT_EQ(s["adapter_versions"].size(), 3u);
+    const bool charged_before_crash = phase != "configuring";
+    if (!charged_before_crash) {
+      EXPECT_EQ(s["rounds_aborted"], 0);
+      EXPECT_EQ(s["rounds_charged"], 2);
+    } else if (phase == "committed") {
+      // The commit reached the disk before the kill: nothing is lost or redone.
+      EXPECT_EQ(before["rounds_committed"], 1);
+      EXPECT_EQ(s["rounds_aborted"], 0);
+      EXPECT_EQ(s["rounds_charged"], 2);
+    } else {
+      EXPECT_EQ(before["rounds_charged"], 1);  // the charge was durable before the kill
+      EXPECT_EQ(s["rounds_aborted"], 1);
+      EXPECT_EQ(s["rounds_charged"], 3);
+      EXPECT_EQ(s["rounds"][0]["state"], "aborted");
+      EXPECT_EQ(s["rounds"][0]["abort_reason"], "coordinator restarted during " + phase);
+      EXPECT_TRUE(s["rounds"][0]["charged"].get<bool>());
+    }
+    EXPECT_THAT(second.Out(), HasSubstr("resumed at adapter version"));
+  }
+}
+
+}  // namespace
+}  // namespace fedlora

@@ -1,0 +1,228 @@
+// fedlora coordinator init --state DIR --model DIR [recipe flags]: a state folder with the
+// initial global adapter, the run's recipe (coordinator.json), single-use enrolment tokens and a
+// demo CA + server certificate.
+#include <cmath>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "cli_common.h"
+#include "fedlora/adapters/lora_adapter.h"
+#include "fedlora/common/adapter_blob.h"
+#include "fedlora/common/encoding.h"
+#include "fedlora/common/private_file.h"
+#include "fedlora/common/random.h"
+#include "fedlora/coordinator/coordinator_config.h"
+#include "fedlora/coordinator/demo_pki.h"
+#include "fedlora/coordinator/federated_training.h"
+#include "fedlora/coordinator/store.h"
+#include "fedlora/device/runtime.h"
+#include "fedlora/io/model_identity.h"
+
+namespace fedlora::cli {
+namespace {
+
+struct InitOpts {
+  std::string state, model;
+  int rank = 8;
+  double alpha = 16;
+  std::vector<std::string> targets = {"q_proj", "v_proj"};
+  int tokens = 10;
+  int goal = 2, population = 2, rounds = 3;
+  double sampling_rate = 0, over_selection = 1.3;
+  double noise = 1.0, clip = 0.5, epsilon_budget = 0, delta = 0, min_survivors = 0.8;
+  bool adaptive_clip = false;
+  int bits = 20;
+  int steps = 20, batch = 8, seq = 64, min_examples = 1;
+  double lr = 2e-3, server_lr = 1.0;
+  double selection_window = 10, train_deadline = 300, phase_deadline = 60;
+  std::vector<std::string> tls_names = {"localhost"};
+  std::vector<std::string> tls_ips = {"127.0.0.1"};
+  bool json = false;
+};
+
+absl::StatusOr<nlohmann::json> Init(const InitOpts& o) {
+  namespace fs = std::filesystem;
+  if (fs::exists(fs::path(o.state) / "coordinator.json")) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        o.state, " is already a coordinator state folder (hint: `fedlora coordinator run --state ",
+        o.state, "` resumes it; pick another folder for a new run)"));
+  }
+  auto base_sha = io::ModelSha256(o.model);
+  if (!base_sha.ok()) return base_sha.status();
+  auto rt = device::LoadRuntime(o.model);
+  if (!rt.ok()) return rt.status();
+  adapters::LoraConfig lc;
+  lc.rank = o.rank;
+  lc.alpha = o.alpha;
+  lc.targets.clear();
+  for (const auto& t : o.targets) {
+    model::Proj p;
+    if (!model::ParseProj(t, &p)) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown --targets entry '", t, "'"));
+    }
+    lc.targets.push_back(p);
+  }
+  SecureRandom rng;
+  auto adapter = adapters::LoraAdapter::Create(rt->model->config(), lc, rng.NextU64());
+  if (!adapter.ok()) return adapter.status();
+
+  coordinator::CoordinatorOptions opts;
+  nlohmann::json cfg = {
+      {"goal", o.goal},
+      {"population", o.population},
+      {"sampling_rate", o.sampling_rate > 0
+                            ? o.sampling_rate
+                            : std::min(1.0, o.over_selection * o.goal / std::max(1, o.population))},
+      {"over_selection", o.over_selection},
+      {"noise_multiplier", o.noise},
+      {"clip", o.clip},
+      {"adaptive_clip", o.adaptive_clip},
+      {"bits", o.bits},
+      {"min_survivors", o.min_survivors},
+      {"delta", o.delta > 0 ? o.delta : std::min(1e-5, 1.0 / std::pow(o.population, 1.1))},
+      {"epsilon_budget", o.epsilon_budget},
+      {"server_lr", o.server_lr},
+      {"rounds", o.rounds},
+      {"steps", o.steps},
+      {"batch_size", o.batch},
+      {"seq_len", o.seq},
+      {"lr", o.lr},
+      {"min_examples", o.min_examples},
+      {"selection_window_s", o.selection_window},
+      {"train_deadline_s", o.train_deadline},
+      {"phase_deadline_s", o.phase_deadline},
+      {"base_model_sha256", *base_sha},
+  };
+  auto parsed = coordinator::CoordinatorOptionsFromJson(cfg);
+  if (!parsed.ok()) return parsed.status();
+  // The recipe must work for this adapter's size before anything is written.
+  parsed->recipe.dim = static_cast<size_t>(adapter->NumParameters());
+  auto training = coordinator::FederatedTraining::Create(parsed->recipe, parsed->optimizer,
+                                                         adapter->Flatten());
+  if (!training.ok()) return training.status();
+  auto eps1 = (*training)->FirstRoundEpsilon();
+  if (!eps1.ok()) return eps1.status();
+
+  auto store = coordinator::OpenSqliteStore(o.state);
+  if (!store.ok()) return store.status();
+  AdapterBlob blob;
+  blob.lora = lc.ToPeftJson();
+  blob.base_model_sha256 = *base_sha;
+  blob.values = adapter->Flatten();
+  auto v1 = (*store)->PutInitialAdapter(EncodeAdapterBlob(blob));
+  if (!v1.ok()) return v1.status();
+  std::string id_bytes(8, '\0');
+  rng.Fill(reinterpret_cast<uint8_t*>(id_bytes.data()), id_bytes.size());
+  if (auto s = (*store)->PutMeta("coordinator_id", "coord-" + HexEncode(id_bytes)); !s.ok()) return s;
+  std::vector<std::string> tokens, hashes;
+  std::string token_file;
+  for (int i = 0; i < o.tokens; ++i) {
+    std::string raw(16, '\0');
+    rng.Fill(reinterpret_cast<uint8_t*>(raw.data()), raw.size());
+    tokens.push_back(HexEncode(raw));
+    hashes.push_back(HexEncode(Sha256(tokens.back())));
+    token_file += tokens.back() + "\n";
+  }
+  if (auto s = (*store)->AddEnrollmentTokens(hashes); !s.ok()) return s;
+  if (auto s = WriteFileWithMode(o.state + "/enroll-tokens.txt", token_file, 0600,
+                                 ExistingFile::kRefuse);
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = coordinator::CreateDemoPki(o.state + "/tls", o.tls_names, o.tls_ips); !s.ok()) {
+    return s;
+  }
+  if (auto s = WriteFileWithMode(o.state + "/coordinator.json", cfg.dump(2) + "\n", 0644,
+                                 ExistingFile::kRefuse);
+      !s.ok()) {
+    return s;
+  }
+  return nlohmann::json{{"state", o.state},
+                        {"base_model_sha256", *base_sha},
+                        {"adapter_values", blob.values.size()},
+                        {"adapter_sha256", v1->sha256},
+                        {"tokens_file", o.state + "/enroll-tokens.txt"},
+                        {"tokens", o.tokens},
+                        {"ca", o.state + "/tls/ca.pem"},
+                        {"epsilon_per_round", *eps1},
+                        {"config", cfg}};
+}
+
+}  // namespace
+
+void RegisterCommand_coordinator_init(CLI::App& app) {
+  auto* parent = GetOrAddSubcommand(app, "coordinator",
+                                    "the federated coordinator: init, run, status, tokens, revoke");
+  auto o = std::make_shared<InitOpts>();
+  auto* cmd = parent->add_subcommand(
+      "init", "create a coordinator state folder: initial adapter, recipe, tokens, demo TLS");
+  cmd->footer(
+      "Examples:\n"
+      "  fedlora coordinator init --state coord --model ../shared/fixtures/hf-tiny-llama\n"
+      "  fedlora coordinator init --state coord --model M --goal 100 --population 10000 \\\n"
+      "      --noise-multiplier 1.0 --epsilon-budget 8 --tokens 500");
+  cmd->add_option("--state", o->state, "new state folder")->required();
+  cmd->add_option("--model", o->model, "base model directory (its hash is recorded)")->required();
+  cmd->add_option("--rank", o->rank, "LoRA rank")->capture_default_str()->check(GreaterThan(0));
+  cmd->add_option("--alpha", o->alpha, "LoRA alpha")->capture_default_str();
+  cmd->add_option("--targets", o->targets, "projections")->capture_default_str();
+  cmd->add_option("--tokens", o->tokens, "single-use enrolment tokens to create")
+      ->capture_default_str()->check(AtLeast(0));
+  cmd->add_option("--goal", o->goal, "devices summed per round (reporting goal)")
+      ->capture_default_str()->check(AtLeast(2));
+  cmd->add_option("--population", o->population, "fleet size (sets the default rate and delta)")
+      ->capture_default_str()->check(AtLeast(1));
+  cmd->add_option("--sampling-rate", o->sampling_rate,
+                  "Poisson rate q per check-in (0 = over_selection * goal / population)")
+      ->capture_default_str()->check(AtLeast(0));
+  cmd->add_option("--over-selection", o->over_selection, "cohort target = goal x this")
+      ->capture_default_str()->check(AtLeast(1));
+  cmd->add_option("--noise-multiplier", o->noise, "total noise multiplier z")
+      ->capture_default_str()->check(GreaterThan(0));
+  cmd->add_option("--clip", o->clip, "L2 clip of a device's delta")->capture_default_str()->check(GreaterThan(0));
+  cmd->add_flag("--adaptive-clip", o->adaptive_clip, "adapt the clip to the median norm");
+  cmd->add_option("--bits", o->bits, "secure-aggregation modulus bits")->capture_default_str();
+  cmd->add_option("--min-survivors", o->min_survivors, "fraction of the goal the noise is calibrated for")
+      ->capture_default_str();
+  cmd->add_option("--epsilon-budget", o->epsilon_budget, "stop before epsilon exceeds this (0 = none)")
+      ->capture_default_str()->check(AtLeast(0));
+  cmd->add_option("--delta", o->delta, "target delta (0 = min(1e-5, 1/population^1.1))")->capture_default_str();
+  cmd->add_option("--rounds", o->rounds, "rounds to run (0 = until the budget)")
+      ->capture_default_str()->check(AtLeast(0));
+  cmd->add_option("--steps", o->steps, "local steps per round")->capture_default_str()->check(GreaterThan(0));
+  cmd->add_option("--batch", o->batch, "windows per step")->capture_default_str()->check(GreaterThan(0));
+  cmd->add_option("--seq", o->seq, "tokens per window")->capture_default_str()->check(AtLeast(2));
+  cmd->add_option("--lr", o->lr, "device learning rate")->capture_default_str();
+  cmd->add_option("--server-lr", o->server_lr, "FedAvg server learning rate")->capture_default_str();
+  cmd->add_option("--min-examples", o->min_examples, "windows a device needs to take part")
+      ->capture_default_str();
+  cmd->add_option("--selection-window", o->selection_window, "seconds to wait for the target cohort")
+      ->capture_default_str();
+  cmd->add_option("--train-deadline", o->train_deadline, "seconds from task to AdvertiseKeys")
+      ->capture_default_str();
+  cmd->add_option("--phase-deadline", o->phase_deadline, "seconds per later phase")
+      ->capture_default_str();
+  cmd->add_option("--tls-name", o->tls_names, "DNS names in the demo server certificate")
+      ->capture_default_str();
+  cmd->add_option("--tls-ip", o->tls_ips, "IP addresses in the demo server certificate")
+      ->capture_default_str();
+  cmd->add_flag("--json", o->json, "print one JSON summary");
+  cmd->callback([o] {
+    auto r = Init(*o);
+    if (!r.ok()) return (void)Fail(r.status());
+    if (o->json) return PrintJson(*r);
+    std::printf(
+        "initialised %s\n  base model   %s\n  adapter      %zu values (version 1)\n"
+        "  tokens       %d in %s (single-use, keep them secret)\n  CA           %s\n"
+        "  epsilon      %.4g per round at delta %.3g (q = %.3g)\n"
+        "next: fedlora coordinator run --state %s\n",
+        o->state.c_str(), (*r)["base_model_sha256"].get<std::string>().c_str(),
+        (*r)["adapter_values"].get<size_t>(), o->tokens,
+        (*r)["tokens_file"].get<std::string>().c_str(), (*r)["ca"].get<std::string>().c_str(),
+        (*r)["epsilon_per_round"].get<double>(), (*r)["config"]["delta"].get<double>(),
+        (*r)["config"]["sampling_rate"].get<double>(), o->state.c_str());
+  });
+}
+
+}  // namespace fedlora::cli

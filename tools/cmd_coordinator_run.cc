@@ -1,0 +1,114 @@
+// fedlora coordinator run --state DIR [--listen HOST:PORT] [--insecure] [--metrics HOST:PORT]
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "cli_common.h"
+#include "fedlora/common/file_util.h"
+#include "fedlora/coordinator/coordinator_config.h"
+#include "fedlora/coordinator/coordinator_server.h"
+
+namespace fedlora::cli {
+namespace {
+
+volatile std::sig_atomic_t g_stop = 0;
+void OnSignal(int) { g_stop = 1; }
+
+void Line(bool json, const std::string& text) {
+  if (json) return;
+  std::printf("%s %s\n", absl::FormatTime("%H:%M:%E3S", absl::Now(), absl::LocalTimeZone()).c_str(),
+              text.c_str());
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+void RegisterCommand_coordinator_run(CLI::App& app) {
+  struct Opts {
+    std::string state, listen = "127.0.0.1:50051", tls_cert, tls_key, metrics = "127.0.0.1:9464";
+    bool insecure = false, exit_when_done = false, json = false;
+    int rounds = -1;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* parent = GetOrAddSubcommand(app, "coordinator",
+                                    "the federated coordinator: init, run, status, tokens, revoke");
+  auto* cmd = parent->add_subcommand("run", "serve devices: rounds with secure aggregation and DP");
+  cmd->footer(
+      "Examples:\n"
+      "  fedlora coordinator run --state coord\n"
+      "  fedlora coordinator run --state coord --listen 0.0.0.0:50051 --metrics 127.0.0.1:9464\n"
+      "Stops on SIGINT/SIGTERM; a restart on the same --state resumes (kill -9 included).");
+  cmd->add_option("--state", o->state, "state folder made by `coordinator init`")->required();
+  cmd->add_option("--listen", o->listen, "HOST:PORT for devices (port 0 picks one)")
+      ->capture_default_str();
+  cmd->add_flag("--insecure", o->insecure, "plaintext gRPC (loopback only; for tests)");
+  cmd->add_option("--tls-cert", o->tls_cert, "server certificate PEM (default <state>/tls/server.pem)");
+  cmd->add_option("--tls-key", o->tls_key, "server key PEM (default <state>/tls/server.key)");
+  cmd->add_option("--metrics", o->metrics, "HOST:PORT of the Prometheus /metrics endpoint ('' = off)")
+      ->capture_default_str();
+  cmd->add_option("--rounds", o->rounds, "override the number of rounds (0 = until the budget)")
+      ->check(AtLeast(0));
+  cmd->add_flag("--exit-when-done", o->exit_when_done,
+                "exit once training is over instead of serving 'training is over'");
+  cmd->add_flag("--json", o->json, "print one JSON summary at exit instead of the log");
+  cmd->callback([o] {
+    auto text = ReadFileToString(o->state + "/coordinator.json");
+    if (!text.ok()) {
+      return (void)Fail(absl::NotFoundError(absl::StrCat(
+          o->state, " is not a coordinator state folder (hint: `fedlora coordinator init --state ",
+          o->state, " --model DIR` first)")));
+    }
+    auto j = nlohmann::json::parse(*text, nullptr, false);
+    if (j.is_discarded()) {
+      return (void)Fail(absl::InvalidArgumentError(o->state + "/coordinator.json is not JSON"));
+    }
+    auto opts = coordinator::CoordinatorOptionsFromJson(j);
+    if (!opts.ok()) return (void)Fail(opts.status());
+    coordinator::ServerOptions so;
+    so.state_dir = o->state;
+    so.listen = o->listen;
+    so.insecure = o->insecure;
+    so.tls_cert = o->tls_cert;
+    so.tls_key = o->tls_key;
+    so.metrics_listen = o->metrics;
+    so.coordinator = *opts;
+    if (o->rounds >= 0) so.coordinator.max_rounds = o->rounds;
+    if (const char* crash = std::getenv("FEDLORA_COORDINATOR_CRASH_AT")) {
+      so.coordinator.crash_at = crash;
+    }
+    const bool json = o->json;
+    so.coordinator.log = [json](const std::string& line) { Line(json, line); };
+    if (o->insecure) {
+      std::fprintf(stderr,
+                   "fedlora: warning: --insecure: plaintext gRPC on %s; anyone on this host can "
+                   "read the protocol (loopback only; never in production)\n",
+                   o->listen.c_str());
+    }
+    auto server = coordinator::CoordinatorServer::Start(so);
+    if (!server.ok()) return (void)Fail(server.status());
+    Line(json, absl::StrCat("listening on ", o->listen.substr(0, o->listen.rfind(':')), ":",
+                            (*server)->port(), o->insecure ? " (plaintext)" : " (TLS)"));
+    if ((*server)->metrics_port() > 0) {
+      Line(json, absl::StrCat("metrics on http://", o->metrics.substr(0, o->metrics.rfind(':')),
+                              ":", (*server)->metrics_port(), "/metrics"));
+    }
+    std::signal(SIGINT, OnSignal);
+    std::signal(SIGTERM, OnSignal);
+    while (!g_stop) {
+      if (o->exit_when_done && (*server)->rounds().finished()) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    const double eps = (*server)->rounds().epsilon();
+    const auto cur = (*server)->rounds().Current();
+    (*server)->Shutdown();
+    Line(json, absl::StrCat("stopped; epsilon ", eps));
+    if (json) {
+      PrintJson({{"epsilon", eps}, {"next_round", cur.round}, {"state", cur.phase}});
+    }
+  });
+}
+
+}  // namespace fedlora::cli

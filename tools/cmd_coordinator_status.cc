@@ -1,0 +1,164 @@
+// fedlora coordinator status|tokens|revoke --state DIR: the operator's view of a run (works
+// while the coordinator runs: SQLite WAL readers do not block it).
+#include <algorithm>
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "cli_common.h"
+#include "fedlora/common/encoding.h"
+#include "fedlora/common/private_file.h"
+#include "fedlora/common/random.h"
+#include "fedlora/coordinator/store.h"
+
+namespace fedlora::cli {
+namespace {
+
+absl::StatusOr<nlohmann::json> Status(coordinator::Store& store, int last) {
+  auto rounds = store.ListRounds();
+  if (!rounds.ok()) return rounds.status();
+  auto versions = store.ListAdapterVersions();
+  if (!versions.ok()) return versions.status();
+  auto devices = store.ListDevices();
+  if (!devices.ok()) return devices.status();
+  auto charges = store.Charges();
+  if (!charges.ok()) return charges.status();
+  auto counts = store.ParticipationCounts();
+  if (!counts.ok()) return counts.status();
+  auto tokens = store.CountUnusedTokens();
+  if (!tokens.ok()) return tokens.status();
+  double eps = 0;
+  for (const auto& c : *charges) eps = std::max(eps, c.epsilon_after);
+  int committed = 0, aborted = 0, revoked = 0;
+  nlohmann::json rs = nlohmann::json::array();
+  for (const auto& r : *rounds) {
+    committed += r.state == "committed";
+    aborted += r.state == "aborted";
+  }
+  for (size_t i = rounds->size() > size_t(last) ? rounds->size() - last : 0; i < rounds->size(); ++i) {
+    const auto& r = (*rounds)[i];
+    rs.push_back({{"round", r.round}, {"state", r.state}, {"phase", r.phase},
+                  {"selected", r.selected}, {"summed", r.summed}, {"charged", r.charged},
+                  {"epsilon_after", r.epsilon_after}, {"abort_reason", r.abort_reason}});
+  }
+  for (const auto& d : *devices) revoked += d.revoked;
+  // Participation per enrolled device (0 for those never selected).
+  std::vector<int> part;
+  for (const auto& d : *devices) {
+    auto it = counts->find(d.device_id);
+    part.push_back(it == counts->end() ? 0 : it->second);
+  }
+  std::sort(part.begin(), part.end());
+  auto pct = [&](double p) {
+    return part.empty() ? 0 : part[std::min(part.size() - 1, size_t(p * (part.size() - 1) + 0.5))];
+  };
+  nlohmann::json vs = nlohmann::json::array();
+  for (const auto& v : *versions) {
+    vs.push_back({{"version", v.version}, {"round", v.round}, {"sha256", v.sha256},
+                  {"bytes", v.bytes}});
+  }
+  return nlohmann::json{
+      {"rounds_committed", committed},
+      {"rounds_aborted", aborted},
+      {"rounds", rs},
+      {"adapter_versions", vs},
+      {"devices", devices->size()},
+      {"devices_revoked", revoked},
+      {"unused_tokens", *tokens},
+      // Under Poisson sampling every user of the population is charged every round, selected or
+      // not: the epsilon below holds for each user.
+      {"epsilon_per_user", eps},
+      {"rounds_charged", charges->size()},
+      {"participation_p50", pct(0.5)},
+      {"participation_p90", pct(0.9)},
+      {"participation_max", part.empty() ? 0 : part.back()},
+  };
+}
+
+void Print(const nlohmann::json& j) {
+  std::printf("rounds: %d committed, %d aborted; epsilon per user %.4g (%zu rounds charged)\n",
+              j["rounds_committed"].get<int>(), j["rounds_aborted"].get<int>(),
+              j["epsilon_per_user"].get<double>(), j["rounds_charged"].get<size_t>());
+  std::printf("devices: %zu enrolled (%d revoked), %d unused tokens; rounds per device p50 %d, "
+              "p90 %d, max %d\n",
+              j["devices"].get<size_t>(), j["devices_revoked"].get<int>(),
+              j["unused_tokens"].get<int>(), j["participation_p50"].get<int>(),
+              j["participation_p90"].get<int>(), j["participation_max"].get<int>());
+  const auto& vs = j["adapter_versions"];
+  if (!vs.empty()) {
+    const auto& v = vs.back();
+    std::printf("adapter: version %llu (round %llu, %llu bytes, sha256 %s)\n",
+                (unsigned long long)v["version"].get<uint64_t>(),
+                (unsigned long long)v["round"].get<uint64_t>(),
+                (unsigned long long)v["bytes"].get<uint64_t>(),
+                v["sha256"].get<std::string>().substr(0, 16).c_str());
+  }
+  for (const auto& r : j["rounds"]) {
+    std::printf("  round %-4llu %-9s %-14s selected %-4d summed %-4d eps %-8.4g %s\n",
+                (unsigned long long)r["round"].get<uint64_t>(), r["state"].get<std::string>().c_str(),
+                r["phase"].get<std::string>().c_str(), r["selected"].get<int>(),
+                r["summed"].get<int>(), r["epsilon_after"].get<double>(),
+                r["abort_reason"].get<std::string>().c_str());
+  }
+}
+
+}  // namespace
+
+void RegisterCommand_coordinator_status(CLI::App& app) {
+  auto* parent = GetOrAddSubcommand(app, "coordinator",
+                                    "the federated coordinator: init, run, status, tokens, revoke");
+  struct Opts {
+    std::string state, device, reason = "revoked by the operator";
+    int last = 20, count = 10;
+    bool json = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* status = parent->add_subcommand("status", "rounds, adapter versions, devices, epsilon");
+  status->footer("Example:\n  fedlora coordinator status --state coord --json");
+  status->add_option("--state", o->state, "state folder")->required();
+  status->add_option("--last", o->last, "rounds to list")->capture_default_str()->check(AtLeast(0));
+  status->add_flag("--json", o->json, "print one JSON object");
+  status->callback([o] {
+    auto store = coordinator::OpenSqliteStore(o->state);
+    if (!store.ok()) return (void)Fail(store.status());
+    auto j = Status(**store, o->last);
+    if (!j.ok()) return (void)Fail(j.status());
+    if (o->json) return PrintJson(*j);
+    Print(*j);
+  });
+
+  auto* tokens = parent->add_subcommand("tokens", "create more single-use enrolment tokens");
+  tokens->footer("Example:\n  fedlora coordinator tokens --state coord --count 100");
+  tokens->add_option("--state", o->state, "state folder")->required();
+  tokens->add_option("--count", o->count, "tokens to create")->capture_default_str()->check(GreaterThan(0));
+  tokens->add_flag("--json", o->json, "print one JSON object");
+  tokens->callback([o] {
+    auto store = coordinator::OpenSqliteStore(o->state);
+    if (!store.ok()) return (void)Fail(store.status());
+    SecureRandom rng;
+    std::vector<std::string> list, hashes;
+    for (int i = 0; i < o->count; ++i) {
+      std::string raw(16, '\0');
+      rng.Fill(reinterpret_cast<uint8_t*>(raw.data()), raw.size());
+      list.push_back(HexEncode(raw));
+      hashes.push_back(HexEncode(Sha256(list.back())));
+    }
+    if (auto s = (*store)->AddEnrollmentTokens(hashes); !s.ok()) return (void)Fail(s);
+    if (o->json) return PrintJson({{"tokens", list}});
+    for (const auto& t : list) std::printf("%s\n", t.c_str());
+  });
+
+  auto* revoke = parent->add_subcommand("revoke", "revoke a device: its calls are refused");
+  revoke->footer("Example:\n  fedlora coordinator revoke --state coord --device dev-0123 --reason lost");
+  revoke->add_option("--state", o->state, "state folder")->required();
+  revoke->add_option("--device", o->device, "device id")->required();
+  revoke->add_option("--reason", o->reason, "kept in the store")->capture_default_str();
+  revoke->callback([o] {
+    auto store = coordinator::OpenSqliteStore(o->state);
+    if (!store.ok()) return (void)Fail(store.status());
+    if (auto s = (*store)->RevokeDevice(o->device, o->reason); !s.ok()) return (void)Fail(s);
+    std::printf("revoked %s\n", o->device.c_str());
+  });
+}
+
+}  // namespace fedlora::cli

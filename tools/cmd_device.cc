@@ -1,0 +1,138 @@
+// fedlora device enroll|run: one phone's side of federated training, over gRPC.
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "cli_common.h"
+#include "fedlora/common/random.h"
+#include "fedlora/device/device_loop.h"
+#include "fedlora/io/model_identity.h"
+#include "fedlora/model/threads.h"
+#include "text_input.h"
+
+namespace fedlora::cli {
+namespace {
+
+struct DeviceOpts {
+  std::string coordinator = "localhost:50051", state, model, token, ca, server_name;
+  std::vector<std::string> data;
+  bool insecure = false, json = false;
+  int rounds = 1, threads = 0;
+  double max_seconds = 3600, min_noise = 0.3;
+};
+
+void AddConnectionFlags(CLI::App* cmd, DeviceOpts* o) {
+  cmd->add_option("--coordinator", o->coordinator, "HOST:PORT of the coordinator")
+      ->capture_default_str();
+  cmd->add_option("--state", o->state, "the device's state folder (key, id, adapters)")->required();
+  cmd->add_option("--ca", o->ca, "CA certificate of the coordinator (TLS)");
+  cmd->add_option("--server-name", o->server_name, "TLS name to verify (default: the host)");
+  cmd->add_flag("--insecure", o->insecure, "plaintext gRPC (loopback coordinators only)");
+  cmd->add_flag("--json", o->json, "print one JSON summary");
+}
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> Channel(const DeviceOpts& o) {
+  device::ChannelOptions c;
+  c.address = o.coordinator;
+  c.insecure = o.insecure;
+  c.ca_pem_path = o.ca;
+  c.server_name = o.server_name;
+  return device::MakeChannel(c);
+}
+
+void Log(bool json, const std::string& line) {
+  if (json) return;
+  std::printf("%s %s\n", absl::FormatTime("%H:%M:%E3S", absl::Now(), absl::LocalTimeZone()).c_str(),
+              line.c_str());
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+void RegisterCommand_device(CLI::App& app) {
+  auto* parent = app.add_subcommand("device", "a device (phone) taking part in federated rounds");
+  parent->require_subcommand(1);
+  auto o = std::make_shared<DeviceOpts>();
+
+  auto* enroll = parent->add_subcommand("enroll", "generate a device key and enrol it with a token");
+  enroll->footer(
+      "Example:\n  fedlora device enroll --coordinator localhost:50051 --ca coord/tls/ca.pem \\\n"
+      "      --state phone1 --token $(sed -n 1p coord/enroll-tokens.txt)");
+  AddConnectionFlags(enroll, o.get());
+  enroll->add_option("--token", o->token, "single-use enrolment token")->required();
+  enroll->callback([o] {
+    auto channel = Channel(*o);
+    if (!channel.ok()) return (void)Fail(channel.status());
+    auto key = Ed25519Key::Generate();
+    if (!key.ok()) return (void)Fail(key.status());
+    v1::EnrollRequest req;
+    req.set_token(o->token);
+    req.set_public_key(key->PublicRaw());
+    auto resp = device::CoordinatorClient::Enroll(*channel, req, absl::Seconds(30));
+    if (!resp.ok()) return (void)Fail(resp.status());
+    device::DeviceIdentity id{resp->device_id(), resp->coordinator_id(), std::move(*key)};
+    if (auto s = device::SaveIdentity(o->state, id); !s.ok()) return (void)Fail(s);
+    if (o->json) return PrintJson({{"device_id", id.device_id}, {"coordinator_id", id.coordinator_id}});
+    std::printf("enrolled as %s with %s; key in %s/device.key\n", id.device_id.c_str(),
+                id.coordinator_id.c_str(), o->state.c_str());
+  });
+
+  auto* run = parent->add_subcommand(
+      "run", "check in, train on the user's text, send only a masked noised update");
+  run->footer(
+      "Example:\n  fedlora device run --coordinator localhost:50051 --ca coord/tls/ca.pem \\\n"
+      "      --state phone1 --model M --data my-messages.txt --rounds 3");
+  AddConnectionFlags(run, o.get());
+  run->add_option("--model", o->model, "base model directory")->required();
+  run->add_option("--data", o->data, "the user's text: file(s) or directory, one message per line")
+      ->required();
+  run->add_option("--rounds", o->rounds, "stop after this many completed rounds (0 = no limit)")
+      ->capture_default_str()->check(AtLeast(0));
+  run->add_option("--max-seconds", o->max_seconds, "stop after this long")
+      ->capture_default_str()->check(GreaterThan(0));
+  run->add_option("--min-noise-multiplier", o->min_noise,
+                  "refuse tasks with less noise than this")->capture_default_str();
+  AddThreadsOption(run, &o->threads);
+  run->callback([o] {
+    model::ConfigureThreads({o->threads, 1});
+    auto identity = device::LoadIdentity(o->state);
+    if (!identity.ok()) return (void)Fail(identity.status());
+    auto lines = ReadTextLines(o->data);
+    if (!lines.ok()) return (void)Fail(lines.status());
+    auto sha = io::ModelSha256(o->model);
+    if (!sha.ok()) return (void)Fail(sha.status());
+    auto rt = device::LoadRuntime(o->model);
+    if (!rt.ok()) return (void)Fail(rt.status());
+    auto channel = Channel(*o);
+    if (!channel.ok()) return (void)Fail(channel.status());
+    device::CoordinatorClient client(*channel, &identity->key, identity->device_id);
+    device::DeviceData data{&*rt, *sha, std::move(*lines), o->state};
+    device::LoopOptions lo;
+    lo.rounds = o->rounds;
+    lo.max_time = absl::Seconds(o->max_seconds);
+    lo.policy.min_noise_multiplier = o->min_noise;
+    const bool json = o->json;
+    lo.log = [json](const std::string& l) { Log(json, l); };
+    SecureRandom rng;
+    Log(json, absl::StrCat("device ", identity->device_id, ": ", data.texts.size(),
+                           " lines of local text (they never leave this device)"));
+    auto result = device::RunDeviceLoop(client, data, lo, rng);
+    if (!result.ok()) return (void)Fail(result.status());
+    nlohmann::json rounds = nlohmann::json::array();
+    for (const auto& r : result->rounds) {
+      rounds.push_back({{"round", r.round}, {"completed", r.completed}, {"detail", r.detail},
+                        {"loss", r.mean_loss}, {"steps", r.steps}, {"seconds", r.train_seconds},
+                        {"new_version", r.new_version},
+                        {"epsilon_if_released", r.epsilon_if_released}});
+    }
+    nlohmann::json j = {{"device_id", identity->device_id}, {"completed", result->completed},
+                        {"rounds", rounds}, {"stopped_because", result->stopped_because},
+                        {"bytes_sent", client.bytes_sent()},
+                        {"bytes_received", client.bytes_received()}};
+    if (json) return PrintJson(j);
+    Log(false, absl::StrCat("done: ", result->completed, " rounds completed (",
+                            result->stopped_because, "); sent ", client.bytes_sent(), " bytes"));
+  });
+}
+
+}  // namespace fedlora::cli
