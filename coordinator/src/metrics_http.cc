@@ -30,22 +30,23 @@ absl::Status BindError(const std::string& host, int port, int err) {
     case EADDRINUSE:
       return absl::UnavailableError(absl::StrCat(
           "metrics: ", where,
-          " is in use (another coordinator or exporter?): pass --metrics-port with a free port, "
-          "or 0 to pick one"));
+          " is in use (another coordinator or exporter?): pass --metrics HOST:PORT with a "
+          "free port, or port 0 to pick one"));
     case EACCES:
       return absl::FailedPreconditionError(
           absl::StrCat("metrics: permission denied binding ", where,
-                       " (ports below 1024 need privileges): pass --metrics-port 1024 or above"));
+                       " (ports below 1024 need privileges): pass --metrics HOST:PORT with a port "
+                       "of 1024 or above"));
     case EADDRNOTAVAIL:
       return absl::FailedPreconditionError(
           absl::StrCat("metrics: ", host,
-                       " is not an address of this machine: pass --metrics-host 127.0.0.1 "
-                       "(loopback) or 0.0.0.0 (all interfaces)"));
+                       " is not an address of this machine: pass --metrics 127.0.0.1:PORT "
+                       "(loopback) or 0.0.0.0:PORT (all interfaces)"));
     default:
       return absl::FailedPreconditionError(
           absl::StrCat("metrics: cannot listen on ", where, " (",
                        err != 0 ? std::strerror(err) : "host not resolvable or not local",
-                       "): check --metrics-host and --metrics-port"));
+                       "): check --metrics HOST:PORT"));
   }
 }
 
@@ -61,7 +62,7 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
   }
   if (port < 0 || port > 65535) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "metrics: port ", port, " is outside 0..65535: pass --metrics-port 0 to pick a free one"));
+        "metrics: port ", port, " is outside 0..65535: pass port 0 to pick a free one"));
   }
   auto server = std::make_unique<httplib::Server>();
   server->set_socket_options(ReuseAddrOnly);

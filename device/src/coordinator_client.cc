@@ -65,6 +65,11 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ChannelOptions&
   // One connection per channel: many simulated devices in one process must not share (and
   // exhaust) one HTTP/2 connection's stream limit.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  // Reconnect quickly after a coordinator restart; the device loop's own backoff (with
+  // jitter, up to 30 s) paces the calls themselves.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 250);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 250);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 4000);
   if (o.insecure) {
     if (!IsLoopback(o.address)) {
       return absl::InvalidArgumentError(absl::StrCat(

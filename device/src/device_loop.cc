@@ -1,6 +1,7 @@
 #include "fedlora/device/device_loop.h"
 
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -20,6 +21,20 @@ void Sleep(absl::Duration d) {
 absl::Duration Jitter(absl::Duration lo, absl::Duration hi, RandomSource& rng) {
   if (hi <= lo) return lo;
   return lo + (hi - lo) * rng.UniformDouble();
+}
+
+// The device's own view of the privacy ledger: one JSON line per round it took part in, with
+// the epsilon the coordinator said the run reaches with that round (charged whether or not
+// the round completed).
+void AppendLedger(const std::string& state_dir, const ParticipationResult& r) {
+  std::ofstream out(state_dir + "/ledger.jsonl", std::ios::app);
+  out << nlohmann::json{{"round", r.round},
+                        {"completed", r.completed},
+                        {"epsilon", r.epsilon_if_released},
+                        {"delta", r.delta},
+                        {"unix", absl::ToUnixSeconds(absl::Now())}}
+             .dump()
+      << "\n";
 }
 
 }  // namespace
@@ -133,6 +148,7 @@ absl::StatusOr<LoopResult> RunDeviceLoop(CoordinatorClient& client, DeviceData& 
       log(absl::StrFormat("round %d: not completed: %s", done->round, done->detail));
     }
     result.rounds.push_back(*done);
+    AppendLedger(data.state_dir, *done);
   }
   result.stopped_because = "time limit reached";
   return result;

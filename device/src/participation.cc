@@ -157,6 +157,7 @@ absl::StatusOr<ParticipationResult> Participate(CoordinatorClient& client, Devic
   ParticipationResult result;
   result.round = task.round();
   result.epsilon_if_released = task.epsilon_if_released();
+  result.delta = task.delta();
   FEDLORA_ASSIGN_OR_RETURN(privacy::RoundPrivacyParams params,
                            privacy::ParamsFromProto(task.privacy()));
   FEDLORA_RETURN_IF_ERROR(CheckTask(task, params, policy));

@@ -119,6 +119,25 @@ class HostileTest : public ::testing::Test {
     return stub->CheckIn(&ctx, req, &resp);
   }
 
+  // A Report (answers at once: FAILED_PRECONDITION once authenticated, the device being in no
+  // round) whose metadata the test controls.
+  grpc::Status RawReport(const std::string& device, const Ed25519Key& key, int64_t ms,
+                         const std::string& nonce) {
+    auto stub = v1::Coordinator::NewStub(channel_);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    v1::ReportRequest req;
+    req.set_round(1);
+    auto sig = key.Sign(CallSigningBytes("/fedlora.v1.Coordinator/Report", device, ms, nonce,
+                                         DeterministicBytes(req)));
+    ctx.AddMetadata(kCallDeviceMetadataKey, device);
+    ctx.AddMetadata(kCallTimeMetadataKey, std::to_string(ms));
+    ctx.AddMetadata(kCallNonceMetadataKey, HexEncode(nonce));
+    ctx.AddMetadata(kCallSignatureMetadataKey, HexEncode(*sig));
+    v1::ReportResponse resp;
+    return stub->Report(&ctx, req, &resp);
+  }
+
   static int64_t NowMs() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
                std::chrono::system_clock::now().time_since_epoch())
@@ -148,23 +167,24 @@ TEST_F(HostileTest, ForgedUnsignedReplayedStaleAndRevokedCallsAreRefused) {
   s = RawCheckIn(phones_[0].id, phones_[1].key, NowMs(), nonce, req);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_THAT(s.error_message(), HasSubstr("signature"));
-  // A valid call, then the same bytes again.
+  // A valid call (authenticated, then refused for being in no round), then the same bytes.
   const int64_t now = NowMs();
-  s = RawCheckIn(phones_[0].id, phones_[0].key, now, nonce, req);
-  EXPECT_TRUE(s.ok()) << s.error_message();
-  s = RawCheckIn(phones_[0].id, phones_[0].key, now, nonce, req);
+  s = RawReport(phones_[0].id, phones_[0].key, now, nonce);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  s = RawReport(phones_[0].id, phones_[0].key, now, nonce);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_THAT(s.error_message(), HasSubstr("replay"));
   // Ten minutes old.
-  s = RawCheckIn(phones_[0].id, phones_[0].key, now - 600000, std::string(16, 'o'), req);
+  s = RawReport(phones_[0].id, phones_[0].key, now - 600000, std::string(16, 'o'));
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(s.error_message(), HasSubstr("clock"));
   // Revoked (the store is shared with the running server through the same folder).
   {
     auto store = OpenSqliteStore(dir_);
     ASSERT_TRUE(store.ok());
     ASSERT_TRUE((*store)->RevokeDevice(phones_[2].id, "lost phone").ok());
   }
-  s = RawCheckIn(phones_[2].id, phones_[2].key, NowMs(), std::string(16, 'r'), req);
+  s = RawReport(phones_[2].id, phones_[2].key, NowMs(), std::string(16, 'r'));
   EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_THAT(s.error_message(), HasSubstr("lost phone"));
   // A used token.
@@ -228,7 +248,14 @@ TEST_F(HostileTest, OversizedMalformedAndOutOfPhaseMessagesAreRefused) {
 
 TEST_F(HostileTest, StalledDownloadsAreBoundedAndCancelled) {
   Start(2, 3, /*dim=*/400000, /*download_timeout=*/absl::Seconds(1));
-  auto stub = v1::Coordinator::NewStub(channel_);
+  // A reader that never reads: no bandwidth probing, so the 1.6 MB blob cannot all sit in the
+  // client's 64 KiB stream window and the server's writes really stall.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  auto lazy = grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(server_->port()),
+                                        grpc::InsecureChannelCredentials(), args);
+  auto stub = v1::Coordinator::NewStub(lazy);
   // Use the client API for signing: three streams opened, none read.
   std::vector<std::unique_ptr<grpc::ClientContext>> ctxs;
   std::vector<std::unique_ptr<grpc::ClientReader<v1::AdapterChunk>>> readers;
@@ -251,7 +278,9 @@ TEST_F(HostileTest, StalledDownloadsAreBoundedAndCancelled) {
     ctxs.push_back(std::move(ctx));
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  // The third stream was refused at once.
+  // The third stream was refused at once (it carries no chunk).
+  v1::AdapterChunk chunk;
+  EXPECT_FALSE(readers[2]->Read(&chunk));
   EXPECT_EQ(readers[2]->Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   // Another device is served meanwhile, and a full download verifies.
   auto other = Client(phones_[1]);

@@ -228,7 +228,7 @@ TEST(MetricsHttpServerTest, SecondServerOnSamePortFailsClearly) {
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(second.status().message(),
               HasSubstr(absl::StrCat("port ", port, " on 127.0.0.1 is in use")));
-  EXPECT_THAT(second.status().message(), HasSubstr("--metrics-port"));
+  EXPECT_THAT(second.status().message(), HasSubstr("--metrics HOST:PORT"));
 
   // The first one still serves.
   httplib::Client client("127.0.0.1", port);
@@ -247,7 +247,7 @@ TEST(MetricsHttpServerTest, RejectsBadArguments) {
   auto not_local = MetricsHttpServer::Start(&r, "192.0.2.1", 0);  // TEST-NET-1, not ours
   ASSERT_FALSE(not_local.ok());
   EXPECT_EQ(not_local.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(not_local.status().message(), HasSubstr("--metrics-host"));
+  EXPECT_THAT(not_local.status().message(), HasSubstr("--metrics 127.0.0.1:PORT"));
 }
 
 TEST(MetricsHttpServerTest, StartsAndStopsQuicklyAndFreesThePort) {

@@ -23,7 +23,7 @@ class MetricsHttpServer {
   // Other paths answer 404; other methods on those two paths 405 (HEAD is answered like GET).
   // `registry` must outlive the server. Returns once the server accepts connections.
   // Fails with INVALID_ARGUMENT (null registry, port outside 0..65535), UNAVAILABLE (the port is
-  // in use: "port 9090 on 127.0.0.1 is in use ... pass --metrics-port"), FAILED_PRECONDITION
+  // in use: "port 9090 on 127.0.0.1 is in use ... pass --metrics HOST:PORT"), FAILED_PRECONDITION
   // (permission denied, or the host is not a local address / cannot be resolved), INTERNAL
   // (the server thread did not start listening).
   static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(const MetricsRegistry* registry,

@@ -1,4 +1,5 @@
-// A device's life against a coordinator: its identity under --state (key, device id), and the
+// A device's life against a coordinator: its identity under --state (key, device id), its
+// view of the privacy ledger (<state>/ledger.jsonl: round, completed, epsilon, delta), and the
 // check-in loop (retry windows honoured with jitter, exponential backoff with full jitter on
 // transient errors, permanent errors and rejections told apart).
 #ifndef FEDLORA_DEVICE_DEVICE_LOOP_H_

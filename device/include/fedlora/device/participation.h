@@ -44,7 +44,8 @@ struct ParticipationResult {
   double train_seconds = 0;
   double update_norm = 0;   // local log only
   bool clipped = false;     // local log only
-  double epsilon_if_released = 0;
+  double epsilon_if_released = 0;  // the run's epsilon once this round is charged
+  double delta = 0;
 };
 
 // The secure-aggregation client over gRPC for one task, with `input` (entries < 2^bits, the
