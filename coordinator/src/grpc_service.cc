@@ -68,7 +68,7 @@ grpc::ServerUnaryReactor* CoordinatorService::Refuse(grpc::CallbackServerContext
 
 absl::StatusOr<std::string> CoordinatorService::Authenticate(
     grpc::CallbackServerContext* ctx, const std::string& method,
-    const google::protobuf::MessageLite& request) {
+    const google::protobuf::MessageLite& request, std::string* body_sha256) {
   auto device = Metadata(ctx, kCallDeviceMetadataKey);
   if (!device.ok()) return device.status();
   auto time = Metadata(ctx, kCallTimeMetadataKey);
@@ -99,6 +99,7 @@ absl::StatusOr<std::string> CoordinatorService::Authenticate(
   const std::string body = DeterministicBytes(request);
   absl::Status v = VerifyEd25519(record->public_key,
                                  CallSigningBytes(method, *device, call_ms, *nonce, body), *sig);
+  if (body_sha256) *body_sha256 = Sha256(body);
   if (!v.ok()) {
     return absl::UnauthenticatedError(
         absl::StrCat("bad call signature from device ", *device, ": ", v.message()));
@@ -179,11 +180,12 @@ grpc::ServerUnaryReactor* CoordinatorService::SecAggCall(grpc::CallbackServerCon
                                    method, " message of ", size, " bytes exceeds the limit ",
                                    limits_.secagg_message_bytes)));
   }
-  auto device = Authenticate(ctx, Method(method), *request);
+  std::string digest;
+  auto device = Authenticate(ctx, Method(method), *request, &digest);
   if (!device.ok()) return Refuse(ctx, method, device.status());
   metrics_->Increment("fedlora_bytes_received_total", {method}, static_cast<double>(size));
   auto* reactor = ctx->DefaultReactor();
-  rounds_->SecAgg(*device, phase, *request,
+  rounds_->SecAgg(*device, phase, *request, digest,
                   [this, reactor, response, method](absl::Status s, v1::SecAggDownload reply) {
                     if (s.ok()) {
                       *response = std::move(reply);

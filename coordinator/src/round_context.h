@@ -32,7 +32,7 @@ class CollectingSender : public secagg::SendToDevicesInterface {
 
 struct PendingReply {
   RoundManager::SecAggDone done;
-  std::string message_bytes;  // what the device sent: an identical retry replaces `done`
+  std::string message_bytes;  // digest of what the device sent: an identical retry replaces `done`
 };
 
 // One round, from its first check-in to its commit or abort.

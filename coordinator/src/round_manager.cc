@@ -11,6 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "fedlora/common/adapter_blob.h"
+#include "fedlora/common/encoding.h"
+#include "fedlora/common/proto_bytes.h"
 #include "fedlora/common/status_macros.h"
 #include "mechanism_json.h"
 #include "nlohmann/json.hpp"
@@ -76,8 +78,9 @@ struct RoundManager::Impl {
   }
 
   RoundContext Context(std::vector<std::function<void()>>& completions, absl::Time now) {
-    return RoundContext{options, *store,   *metrics, *rng,     *training,  round,   completions,
-                        now,     adapter,  lora_json, goal,    target,     min_cohort, rounds_done};
+    return RoundContext{options, *store,    *metrics, *rng,   *training,  round,
+                        completions, now,   adapter,  lora_json, goal,     target,
+                        min_cohort,  rounds_done, std::nullopt, false, std::string()};
   }
 
   // Switches to `next`; records the phase and honours the crash hook.
@@ -227,7 +230,9 @@ void RoundManager::CheckIn(const std::string& device_id, const v1::CheckInReques
 }
 
 void RoundManager::SecAgg(const std::string& device_id, secagg::Phase phase,
-                          const v1::SecAggUpload& upload, SecAggDone done) {
+                          const v1::SecAggUpload& upload, const std::string& digest,
+                          SecAggDone done) {
+  const std::string id = digest.empty() ? Sha256(DeterministicBytes(upload)) : digest;
   std::vector<std::function<void()>> completions;
   std::vector<std::string> lines;
   {
@@ -237,7 +242,7 @@ void RoundManager::SecAgg(const std::string& device_id, secagg::Phase phase,
     if (impl_->draining) {
       completions.push_back([done] { done(absl::UnavailableError("coordinator shutting down"), {}); });
     } else {
-      impl_->state->SecAgg(ctx, device_id, phase, upload, std::move(done));
+      impl_->state->SecAgg(ctx, device_id, phase, upload, id, std::move(done));
     }
     impl_->Advance(completions, now, lines);
   }

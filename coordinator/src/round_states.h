@@ -19,8 +19,10 @@ class RoundState {
   virtual void CheckIn(RoundContext& ctx, const std::string& device,
                        const v1::CheckInRequest& request, RoundManager::CheckInDone done);
   // Default: FAILED_PRECONDITION (no secure-aggregation phase is open).
+  // `digest` identifies the upload's bytes (retries).
   virtual void SecAgg(RoundContext& ctx, const std::string& device, secagg::Phase phase,
-                      const v1::SecAggUpload& upload, RoundManager::SecAggDone done);
+                      const v1::SecAggUpload& upload, const std::string& digest,
+                      RoundManager::SecAggDone done);
   virtual bool Ready(const RoundContext& ctx) const = 0;
   // Leaves the state; returns the next one (never null).
   virtual std::unique_ptr<RoundState> Close(RoundContext& ctx) = 0;

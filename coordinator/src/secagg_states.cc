@@ -27,7 +27,8 @@ class SecAggPhaseState : public RoundState {
   const char* name() const override { return kPhaseNames[static_cast<int>(phase_)]; }
   absl::Time deadline() const override { return deadline_; }
   void SecAgg(RoundContext& ctx, const std::string& device, secagg::Phase phase,
-              const v1::SecAggUpload& upload, RoundManager::SecAggDone done) override;
+              const v1::SecAggUpload& upload, const std::string& digest,
+              RoundManager::SecAggDone done) override;
   bool Ready(const RoundContext& ctx) const override {
     const RoundData& r = ctx.round;
     if (ctx.now >= deadline_ || r.server->NumPending() == 0) return true;
@@ -45,7 +46,8 @@ void Fail(RoundContext& ctx, RoundManager::SecAggDone& done, absl::Status s) {
 }
 
 void SecAggPhaseState::SecAgg(RoundContext& ctx, const std::string& device, secagg::Phase phase,
-                              const v1::SecAggUpload& upload, RoundManager::SecAggDone done) {
+                              const v1::SecAggUpload& upload, const std::string& digest,
+                              RoundManager::SecAggDone done) {
   RoundData& r = ctx.round;
   if (upload.round() != r.round) {
     return Fail(ctx, done, absl::FailedPreconditionError(absl::StrCat(
@@ -67,7 +69,7 @@ void SecAggPhaseState::SecAgg(RoundContext& ctx, const std::string& device, seca
                                "wrong phase: ", secagg::PhaseName(phase), " called while round ",
                                r.round, " is in ", name())));
   }
-  const std::string bytes = upload.message().SerializeAsString();
+  const std::string& bytes = digest;
   auto pending = r.pending.find(id->second);
   if (pending != r.pending.end()) {
     if (pending->second.message_bytes != bytes) {

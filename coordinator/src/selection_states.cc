@@ -41,7 +41,8 @@ void RoundState::CheckIn(RoundContext& ctx, const std::string&, const v1::CheckI
 }
 
 void RoundState::SecAgg(RoundContext& ctx, const std::string&, secagg::Phase phase,
-                        const v1::SecAggUpload&, RoundManager::SecAggDone done) {
+                        const v1::SecAggUpload&, const std::string&,
+                        RoundManager::SecAggDone done) {
   absl::Status s = absl::FailedPreconditionError(
       absl::StrCat("wrong phase: ", secagg::PhaseName(phase), " called while round ",
                    ctx.round.round, " is in ", name(),

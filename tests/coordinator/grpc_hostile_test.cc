@@ -246,6 +246,39 @@ TEST_F(HostileTest, OversizedMalformedAndOutOfPhaseMessagesAreRefused) {
   EXPECT_FALSE(extra.id.empty());
 }
 
+// grpc.health.v1 answers SERVING for the service (HealthCheckRequest{service} and
+// HealthCheckResponse{status = SERVING (1)} written by hand: two-field messages).
+TEST_F(HostileTest, HealthCheckingIsServed) {
+  Start(2, 3);
+  grpc::GenericStub generic(channel_);
+  const std::string service = "fedlora.v1.Coordinator";
+  std::string req = std::string("\x0a") + char(service.size()) + service;
+  grpc::Slice slice(req);
+  grpc::ByteBuffer request(&slice, 1), response;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  grpc::Status status;
+  generic.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request,
+                    &response, [&](grpc::Status s) {
+                      std::lock_guard<std::mutex> l(mu);
+                      status = s;
+                      done = true;
+                      cv.notify_all();
+                    });
+  std::unique_lock<std::mutex> l(mu);
+  cv.wait_for(l, std::chrono::seconds(10), [&] { return done; });
+  ASSERT_TRUE(done);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(response.Dump(&slices).ok());
+  std::string bytes;
+  for (const auto& sl : slices) bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+  EXPECT_EQ(bytes, std::string("\x08\x01"));
+}
+
 TEST_F(HostileTest, StalledDownloadsAreBoundedAndCancelled) {
   Start(2, 3, /*dim=*/400000, /*download_timeout=*/absl::Seconds(1));
   // A reader that never reads: no bandwidth probing, so the 1.6 MB blob cannot all sit in the

@@ -142,7 +142,9 @@ TEST(SimulatorTest, DropoutsAreReportedAndSurvivorsAggregated) {
   ASSERT_TRUE(r.ok()) << r.status();
   int dropped = 0;
   for (const auto& rec : r->rounds) {
-    if (!rec.aborted) EXPECT_EQ(rec.survivors + static_cast<int>(rec.dropped.size()), rec.sampled);
+    if (!rec.aborted) {
+      EXPECT_EQ(rec.survivors + static_cast<int>(rec.dropped.size()), rec.sampled);
+    }
     for (const auto& d : rec.dropped) {
       EXPECT_EQ(d.phase, "masked_input");
       EXPECT_FALSE(d.user.empty());

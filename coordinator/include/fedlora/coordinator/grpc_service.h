@@ -74,9 +74,11 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
   void SweepStalledDownloads();
 
   // Verifies the call's signature metadata over `method` and `request`; returns the device id.
+  // Also returns, through `body_sha256` when given, the SHA-256 of the request's bytes.
   absl::StatusOr<std::string> Authenticate(grpc::CallbackServerContext* ctx,
                                            const std::string& method,
-                                           const google::protobuf::MessageLite& request);
+                                           const google::protobuf::MessageLite& request,
+                                           std::string* body_sha256 = nullptr);
 
  private:
   class DownloadReactor;

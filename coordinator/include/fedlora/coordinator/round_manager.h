@@ -88,8 +88,10 @@ class RoundManager {
   // in this round's cohort, or a message for another device), FAILED_PRECONDITION (wrong
   // phase, wrong round, a different second message), and the secure-aggregation server's
   // rejection (the device is dropped).
+  // `digest` identifies the upload's bytes (an identical retry is recognised by it); the
+  // service passes the SHA-256 it computed for the signature, "" lets the manager compute it.
   void SecAgg(const std::string& device_id, secagg::Phase phase, const v1::SecAggUpload& upload,
-              SecAggDone done);
+              const std::string& digest, SecAggDone done);
   // Training metrics; FAILED_PRECONDITION unless the device was in that round.
   absl::Status Report(const std::string& device_id, const v1::ReportRequest& request);
 
