@@ -1,4 +1,6 @@
 // fedlora train --model DIR --data FILE|DIR --out ADAPTER_DIR [--rank R --alpha A --targets ...]
+#include <cstdio>
+
 #include "absl/strings/str_cat.h"
 #include "cli_common.h"
 #include "fedlora/adapters/lora_adapter.h"
@@ -86,6 +88,16 @@ void RegisterCommand_train(CLI::App& app) {
                        " (hint: use --seq ", ctx, " or less)")));
     }
     device::TokenWindows windows = device::MakeWindows(*rt->tokenizer, *lines, seq);
+    const int64_t planned = device::PlannedSteps(windows.size(), to);
+    if (planned > 0 && planned < 10) {
+      std::fprintf(stderr,
+                   "fedlora: warning: only %lld training step%s (%lld windows of %lld tokens, "
+                   "batch %lld): the adapter will barely differ from its start (hint: add text, "
+                   "or raise --epochs or --steps)\n",
+                   static_cast<long long>(planned), planned == 1 ? "" : "s",
+                   static_cast<long long>(windows.size()), static_cast<long long>(seq),
+                   static_cast<long long>(to.batch_size));
+    }
     auto stats = device::Train(*rt->model, adapter->Parameters(), windows, to);
     if (!stats.ok()) return (void)Fail(stats.status());
     if (auto s = adapter->SavePeft(o->out); !s.ok()) return (void)Fail(s);

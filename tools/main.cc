@@ -7,6 +7,7 @@
 
 #include "cli_common.h"
 #include "exception_line.h"
+#include "suggest_option.h"
 
 namespace fedlora::cli {
 void RegisterAllCommands(CLI::App& app);
@@ -37,6 +38,16 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     fedlora::cli::RegisterAllCommands(app);
     app.parse(argc, argv);
+  } catch (const CLI::ExtrasError& e) {
+    const std::string hint = fedlora::cli::SuggestForExtras(app, e.what());
+    if (hint.empty()) return app.exit(e);
+    std::cerr << hint;
+    return e.get_exit_code();
+  } catch (const CLI::RequiredError& e) {
+    const std::string hint = fedlora::cli::SuggestForMissing(app);
+    if (hint.empty()) return app.exit(e);
+    std::cerr << hint;
+    return e.get_exit_code();
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (...) {

@@ -61,11 +61,16 @@ absl::StatusOr<PretrainResult> Pretrain(const std::vector<std::string>& corpus_f
         "pretrain: the corpus has only ", lines.size(),
         " non-empty lines (hint: give more public text, one document or message per line)"));
   }
+  const bool created = !fs::exists(out_dir);
   FEDLORA_RETURN_IF_ERROR(MakeDirs(out_dir));
   const std::string prefix = (fs::path(out_dir) / "tokenizer").string();
   model::TokenizerTrainOptions to;
   to.vocab_size = o.vocab_size;
-  FEDLORA_RETURN_IF_ERROR(model::TrainTokenizer(corpus_files, prefix, to));
+  if (absl::Status t = model::TrainTokenizer(corpus_files, prefix, to); !t.ok()) {
+    std::error_code rm;
+    if (created) fs::remove_all(out_dir, rm);  // leave no empty --out behind
+    return t;
+  }
   std::error_code ec;
   fs::remove(prefix + ".vocab", ec);
 

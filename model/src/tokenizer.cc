@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <cstdio>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -145,6 +146,17 @@ absl::Status TrainTokenizer(const std::vector<std::string>& corpus_files,
   if (auto text = ReadFileToString(log_path); text.ok()) log = *text;
   std::filesystem::remove(log_path);
   if (code != 0) {
+    // spm_train: "Vocabulary size is smaller than required_chars. 200 vs 261."
+    const auto at = log.find("smaller than required_chars.");
+    if (at != std::string::npos) {
+      int have = 0, need = 0;
+      if (std::sscanf(log.c_str() + at + 28, " %d vs %d", &have, &need) == 2) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "vocabulary size ", have, " is too small: the corpus uses ", need,
+            " distinct characters, and every one needs a piece (hint: --vocab ", need + 16,
+            " or more)"));
+      }
+    }
     std::string tail = log.size() > 600 ? log.substr(log.size() - 600) : log;
     return absl::InvalidArgumentError(absl::StrCat(
         "training the tokenizer failed (spm_train exit ", code, "): ", tail,

@@ -121,6 +121,65 @@ TEST_F(CliTest, VersionFlagAndSubcommandAgree) {
   EXPECT_EQ(flag.out, sub.out);
 }
 
+TEST_F(CliTest, MisspelledOptionAndSubcommandAreNamed) {
+  RunResult opt = Run("suggest --model m --prefx hello");
+  EXPECT_NE(opt.exit_code, 0);
+  EXPECT_THAT(opt.err, ::testing::HasSubstr("unknown option --prefx for 'fedlora suggest'"));
+  EXPECT_THAT(opt.err, ::testing::HasSubstr("did you mean --prefix?"));
+  RunResult sub = Run("perplexty file.txt");
+  EXPECT_NE(sub.exit_code, 0);
+  EXPECT_THAT(sub.err, ::testing::HasSubstr("unknown argument perplexty"));
+  EXPECT_THAT(sub.err, ::testing::HasSubstr("did you mean perplexity?"));
+  RunResult nested = Run("coordinator stauts --state x");
+  EXPECT_NE(nested.exit_code, 0);
+  EXPECT_THAT(nested.err, ::testing::HasSubstr("did you mean status?"));
+  // Nothing close: CLI11's own message, still an error.
+  RunResult far = Run("suggest --model m --zzzzzzzz 1");
+  EXPECT_NE(far.exit_code, 0);
+  EXPECT_THAT(far.err, ::testing::Not(::testing::HasSubstr("did you mean")));
+}
+
+// The generated script completes subcommands and options in bash itself.
+TEST_F(CliTest, BashCompletionCompletesSubcommandsAndOptions) {
+  const std::string dir = ::testing::TempDir();
+  RunResult r = Run("completion bash");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_TRUE(WriteFileAtomic(dir + "/fedlora.bash", r.out).ok());
+  auto complete = [&](const std::string& line) {
+    const std::string script =
+        "source " + dir + "/fedlora.bash; COMP_WORDS=(" + line + "); "
+        "COMP_CWORD=$((${#COMP_WORDS[@]}-1)); _fedlora; echo \"${COMPREPLY[*]}\"";
+    FILE* p = popen(("bash -c '" + script + "' 2>&1").c_str(), "r");
+    std::string out;
+    char buf[4096];
+    while (size_t n = fread(buf, 1, sizeof(buf), p)) out.append(buf, n);
+    pclose(p);
+    return out;
+  };
+  EXPECT_THAT(complete("fedlora perp"), ::testing::HasSubstr("perplexity"));
+  EXPECT_THAT(complete("fedlora coordinator st"), ::testing::HasSubstr("status"));
+  EXPECT_THAT(complete("fedlora suggest --pre"), ::testing::HasSubstr("--prefix"));
+  EXPECT_THAT(complete("fedlora coordinator init --ep"), ::testing::HasSubstr("--epsilon-budget"));
+}
+
+TEST_F(CliTest, PretrainWithTooSmallVocabNamesTheCharactersAndLeavesNoOut) {
+  const std::string dir = ::testing::TempDir() + "/tiny_vocab";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::string corpus;
+  for (int i = 0; i < 40; ++i) {
+    for (int c = 33; c < 127; ++c) corpus += static_cast<char>(c);
+    corpus += "\n";
+  }
+  ASSERT_TRUE(WriteFileAtomic(dir + "/corpus.txt", corpus).ok());
+  RunResult r = Run("pretrain --corpus " + dir + "/corpus.txt --out " + dir + "/model --vocab 40 --steps 1");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, ::testing::HasSubstr("vocabulary size 40 is too small"));
+  EXPECT_THAT(r.err, ::testing::HasSubstr("distinct characters"));
+  EXPECT_THAT(r.err, ::testing::HasSubstr("--vocab"));
+  EXPECT_FALSE(fs::exists(dir + "/model"));
+}
+
 TEST_F(CliTest, PerplexityIsFinite) {
   RunResult r = Run("perplexity --model " + Quote(ModelDir()) + " " + Quote(Path("user_test.txt")) +
                     " --json");
@@ -265,6 +324,21 @@ std::pair<double, double> TrainAndEval(const std::string& model, const std::stri
   auto again = nlohmann::json::parse(CliTest::RunFedlora(eval).out, nullptr, false);
   EXPECT_EQ(again["perplexity"], bj["perplexity"]);
   return {bj["perplexity"].get<double>(), aj["perplexity"].get<double>()};
+}
+
+TEST_F(CliTest, TrainWarnsWhenTheRunIsTooShortToMatter) {
+  WriteLines(Path("tiny.txt"), MakeLines(2, 12, 9));
+  RunResult t = Run("train --model " + Quote(TrainedDir()) + " --data " + Quote(Path("tiny.txt")) +
+                    " --out " + Quote(Path("tiny_adapter")) + " --json");
+  EXPECT_EQ(t.exit_code, 0) << t.err;
+  EXPECT_THAT(t.err, ::testing::HasSubstr("warning: only"));
+  EXPECT_THAT(t.err, ::testing::HasSubstr("--steps"));
+  // A real run says nothing of the kind.
+  RunResult ok = Run("train --model " + Quote(TrainedDir()) + " --data " +
+                     Quote(Path("user_train.txt")) + " --out " + Quote(Path("ok_adapter")) +
+                     " --steps 20 --seq 32 --json");
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_THAT(ok.err, ::testing::Not(::testing::HasSubstr("warning: only")));
 }
 
 TEST_F(CliTest, TrainedAdapterLowersHeldOutPerplexity) {
