@@ -3,6 +3,7 @@
 // distributed DP encoding, secure aggregation, server optimizer, accounting, evaluation.
 #include <filesystem>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "cli_common.h"
 #include "fedlora/common/progress.h"
@@ -53,13 +54,25 @@ void RegisterCommand_sim(CLI::App& app) {
                                "dataset: dir, .jsonl, .tsv, play .txt, personas[:users=N]");
   auto* fmt = cmd->add_option("--data-format", o->data_format,
                               "auto|dir|jsonl|shakespeare-tsv|play-text|personas");
-  auto* devices = cmd->add_option("--devices", o->devices, "training population size");
-  auto* rounds = cmd->add_option("--rounds", o->rounds, "rounds");
-  auto* cohort = cmd->add_option("--cohort", o->cohort, "devices per round");
-  auto* dp = cmd->add_option("--dp", o->dp, "none|central|distributed");
-  auto* seed = cmd->add_option("--seed", o->seed, "seed");
-  auto* out = cmd->add_option("--out", o->out, "output directory");
-  auto* mode = cmd->add_option("--mode", o->mode, "batched|sequential local training");
+  // These flags override config keys (only when given); the defaults shown are the built-in
+  // config's (docs/sim.md), in the same "=VALUE" form as every other command.
+  const sim::SimConfig d;
+  o->devices = d.devices;
+  o->rounds = d.rounds;
+  o->cohort = d.cohort;
+  o->dp = "distributed";
+  o->seed = d.seed;
+  o->out = d.out;
+  o->mode = "batched";
+  auto* devices = cmd->add_option("--devices", o->devices, "training population size")
+                      ->capture_default_str();
+  auto* rounds = cmd->add_option("--rounds", o->rounds, "rounds")->capture_default_str();
+  auto* cohort = cmd->add_option("--cohort", o->cohort, "devices per round")->capture_default_str();
+  auto* dp = cmd->add_option("--dp", o->dp, "none|central|distributed")->capture_default_str();
+  auto* seed = cmd->add_option("--seed", o->seed, "seed")->capture_default_str();
+  auto* out = cmd->add_option("--out", o->out, "output directory")->capture_default_str();
+  auto* mode = cmd->add_option("--mode", o->mode, "batched|sequential local training")
+                   ->capture_default_str();
   auto* threads = cmd->add_option("--threads", o->threads, "BLAS threads (0 = all cores)");
   cmd->add_flag("--force", o->force, "overwrite an earlier run's files in --out");
   cmd->add_flag(

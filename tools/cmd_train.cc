@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "cli_common.h"
 #include "fedlora/adapters/lora_adapter.h"
+#include "fedlora/device/base_identity.h"
 #include "fedlora/device/runtime.h"
 #include "fedlora/model/threads.h"
 #include "text_input.h"
@@ -101,6 +102,7 @@ void RegisterCommand_train(CLI::App& app) {
     auto stats = device::Train(*rt->model, adapter->Parameters(), windows, to);
     if (!stats.ok()) return (void)Fail(stats.status());
     if (auto s = adapter->SavePeft(o->out); !s.ok()) return (void)Fail(s);
+    if (auto s = device::RecordAdapterBase(o->out, o->model); !s.ok()) return (void)Fail(s);
     nlohmann::json j = {{"out", o->out},
                         {"steps", stats->steps},
                         {"tokens", stats->tokens},

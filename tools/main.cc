@@ -7,6 +7,7 @@
 
 #include "cli_common.h"
 #include "exception_line.h"
+#include "help_conventions.h"
 #include "suggest_option.h"
 
 namespace fedlora::cli {
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
   try {
     app.require_subcommand(1);
     fedlora::cli::RegisterAllCommands(app);
+    fedlora::cli::ApplyHelpConventions(&app);
     app.parse(argc, argv);
   } catch (const CLI::ExtrasError& e) {
     const std::string hint = fedlora::cli::SuggestForExtras(app, e.what());

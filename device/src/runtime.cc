@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "fedlora/device/base_identity.h"
 #include "fedlora/common/status_macros.h"
 #include "fedlora/model/checkpoint.h"
 
@@ -50,7 +51,9 @@ absl::StatusOr<Runtime> LoadRuntime(const std::string& model_dir,
       rt.tokenizer, model::Tokenizer::Load(tok_path, config.bos_token_id, config.eos_token_id));
   FEDLORA_RETURN_IF_ERROR(CheckTokenizerFitsModel(
       config, *rt.tokenizer, (fs::path(model_dir) / "config.json").string(), tok_path));
+  std::string model_sha;  // computed once, only if an adapter records its base
   for (const std::string& dir : adapter_dirs) {
+    FEDLORA_RETURN_IF_ERROR(CheckAdapterBase(dir, model_dir, &model_sha));
     FEDLORA_ASSIGN_OR_RETURN(adapters::LoraAdapter adapter, adapters::LoraAdapter::LoadPeft(dir));
     auto owned = std::make_unique<adapters::LoraAdapter>(std::move(adapter));
     FEDLORA_RETURN_IF_ERROR(owned->Attach(*rt.model));

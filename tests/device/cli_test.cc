@@ -180,6 +180,49 @@ TEST_F(CliTest, PretrainWithTooSmallVocabNamesTheCharactersAndLeavesNoOut) {
   EXPECT_FALSE(fs::exists(dir + "/model"));
 }
 
+// Every leaf command's --help carries examples; accounting and bench flags show defaults.
+TEST_F(CliTest, EveryCommandHelpHasExamples) {
+  for (const char* cmd :
+       {"perplexity", "generate", "suggest", "train", "eval", "pretrain", "sim", "privacy epsilon",
+        "privacy noise", "privacy ddg", "data stats", "data personas", "bench secagg", "version",
+        "coordinator init", "coordinator run", "coordinator status", "coordinator tokens",
+        "coordinator revoke", "device enroll", "device run", "completion"}) {
+    RunResult r = Run(std::string(cmd) + " --help");
+    EXPECT_EQ(r.exit_code, 0) << cmd << ": " << r.err;
+    EXPECT_THAT(r.out, ::testing::HasSubstr("Example")) << cmd;
+  }
+  EXPECT_THAT(Run("bench secagg --help").out, ::testing::HasSubstr("100000]=100"));
+  EXPECT_THAT(Run("sim --help").out, ::testing::HasSubstr("--devices INT=200"));
+  const std::string ddg = Run("privacy ddg --help").out;
+  EXPECT_THAT(ddg, ::testing::HasSubstr("--bits INT=20"));
+  EXPECT_THAT(ddg, ::testing::Not(::testing::HasSubstr("--dim UINT=0")));  // required: no default
+}
+
+TEST_F(CliTest, InspectShowsModelAdapterAndBlob) {
+  const std::string fx = std::string(FEDLORA_SHARED_DIR) + "/fixtures/hf-tiny-llama";
+  if (!fs::exists(fx)) GTEST_SKIP() << "no ../shared fixtures";
+  RunResult m = Run("inspect --json " + Quote(fx + "/base"));
+  ASSERT_EQ(m.exit_code, 0) << m.err;
+  nlohmann::json mj = Json(m);
+  EXPECT_EQ(mj["kind"], "model");
+  EXPECT_EQ(mj["config"]["hidden_size"], 64);
+  EXPECT_EQ(mj["config"]["vocab_size"], 512);
+  EXPECT_EQ(mj["parameters"], mj["config_parameters"]);
+  EXPECT_EQ(mj["sha256"].get<std::string>().size(), 64u);
+  EXPECT_DOUBLE_EQ(mj["bits_per_weight"].get<double>(), 32.0);
+  EXPECT_GT(mj["tokenizer_pieces"].get<int64_t>(), 0);
+  EXPECT_LE(mj["tokenizer_pieces"].get<int64_t>(), 512);
+  RunResult a = Run("inspect --json " + Quote(fx + "/adapter"));
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  nlohmann::json aj = Json(a);
+  EXPECT_EQ(aj["kind"], "peft adapter");
+  EXPECT_TRUE(aj.contains("r"));
+  EXPECT_GT(aj["parameters"].get<int64_t>(), 0);
+  RunResult missing = Run("inspect /nonexistent/path");
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_THAT(missing.err, ::testing::HasSubstr("no such file"));
+}
+
 TEST_F(CliTest, PerplexityIsFinite) {
   RunResult r = Run("perplexity --model " + Quote(ModelDir()) + " " + Quote(Path("user_test.txt")) +
                     " --json");
@@ -339,6 +382,26 @@ TEST_F(CliTest, TrainWarnsWhenTheRunIsTooShortToMatter) {
                      " --steps 20 --seq 32 --json");
   EXPECT_EQ(ok.exit_code, 0) << ok.err;
   EXPECT_THAT(ok.err, ::testing::Not(::testing::HasSubstr("warning: only")));
+}
+
+// An adapter records its base; another base with the same shapes is refused at load.
+TEST_F(CliTest, AdapterForAnotherBaseWithEqualShapesIsRefused) {
+  RunResult t = Run("train --model " + Quote(TrainedDir()) + " --data " +
+                    Quote(Path("user_train.txt")) + " --out " + Quote(Path("based_adapter")) +
+                    " --steps 10 --seq 32 --json");
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  auto cfg = nlohmann::json::parse(
+      ReadFileToString(Path("based_adapter") + "/adapter_config.json").value_or("{}"));
+  ASSERT_TRUE(cfg["base_model_name_or_path"].is_string());
+  EXPECT_THAT(cfg["base_model_name_or_path"].get<std::string>(), ::testing::HasSubstr("model_300"));
+  const std::string eval = " --data " + Quote(Path("user_test.txt")) + " --adapter " +
+                           Quote(Path("based_adapter")) + " --json";
+  RunResult same = Run("eval --model " + Quote(TrainedDir()) + eval);
+  EXPECT_EQ(same.exit_code, 0) << same.err;
+  RunResult other = Run("eval --model " + Quote(ModelDir()) + eval);
+  EXPECT_NE(other.exit_code, 0);
+  EXPECT_THAT(other.err, ::testing::HasSubstr("was trained for base model"));
+  EXPECT_THAT(other.err, ::testing::HasSubstr("model_300"));
 }
 
 TEST_F(CliTest, TrainedAdapterLowersHeldOutPerplexity) {
