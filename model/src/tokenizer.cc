@@ -152,9 +152,9 @@ absl::Status TrainTokenizer(const std::vector<std::string>& corpus_files,
       int have = 0, need = 0;
       if (std::sscanf(log.c_str() + at + 28, " %d vs %d", &have, &need) == 2) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "vocabulary size ", have, " is too small: the corpus uses ", need,
-            " distinct characters, and every one needs a piece (hint: --vocab ", need + 16,
-            " or more)"));
+            "vocabulary size ", have, " is too small: this corpus needs at least ", need,
+            " pieces (one per distinct character, plus the byte-fallback and special pieces) "
+            "(hint: --vocab ", need + 16, " or more)"));
       }
     }
     std::string tail = log.size() > 600 ? log.substr(log.size() - 600) : log;

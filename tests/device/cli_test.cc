@@ -175,7 +175,7 @@ TEST_F(CliTest, PretrainWithTooSmallVocabNamesTheCharactersAndLeavesNoOut) {
   RunResult r = Run("pretrain --corpus " + dir + "/corpus.txt --out " + dir + "/model --vocab 40 --steps 1");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.err, ::testing::HasSubstr("vocabulary size 40 is too small"));
-  EXPECT_THAT(r.err, ::testing::HasSubstr("distinct characters"));
+  EXPECT_THAT(r.err, ::testing::HasSubstr("one per distinct character"));
   EXPECT_THAT(r.err, ::testing::HasSubstr("--vocab"));
   EXPECT_FALSE(fs::exists(dir + "/model"));
 }
