@@ -9,18 +9,14 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "fedlora/common/encoding.h"
 #include "fedlora/common/file_util.h"
 #include "fedlora/common/status_macros.h"
 #include "fedlora/coordinator/store.h"
 
 namespace fedlora::coordinator {
 
-std::string Sha256Hex(std::string_view bytes) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), digest);
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
-}
+std::string Sha256Hex(std::string_view bytes) { return HexEncode(Sha256(bytes)); }
 
 namespace internal {
 

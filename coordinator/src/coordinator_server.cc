@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "fedlora/common/file_util.h"
+#include "fedlora/common/net_address.h"
 #include "fedlora/common/random.h"
 #include "fedlora/common/status_macros.h"
 #include "fedlora/coordinator/metrics_http.h"
@@ -29,17 +30,6 @@ struct CoordinatorServer::Parts {
   std::thread sweeper;
   bool shut_down = false;
 };
-
-bool IsLoopbackAddress(const std::string& host_port) {
-  if (absl::StartsWith(host_port, "unix:")) return true;
-  std::string host = host_port;
-  if (absl::StartsWith(host, "[")) {
-    host = host.substr(1, host.find(']') - 1);
-  } else if (auto colon = host.rfind(':'); colon != std::string::npos) {
-    host = host.substr(0, colon);
-  }
-  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
-}
 
 namespace {
 

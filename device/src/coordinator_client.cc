@@ -12,6 +12,7 @@
 #include "fedlora/common/call_signature.h"
 #include "fedlora/common/encoding.h"
 #include "fedlora/common/file_util.h"
+#include "fedlora/common/net_address.h"
 #include "fedlora/common/proto_bytes.h"
 #include "fedlora/common/random.h"
 
@@ -24,17 +25,6 @@ const char* kPhaseMethods[] = {"AdvertiseKeys", "ShareKeys", "MaskedInput", "Unm
 void SetDeadline(grpc::ClientContext* ctx, absl::Duration timeout) {
   ctx->set_deadline(std::chrono::system_clock::now() +
                     std::chrono::milliseconds(absl::ToInt64Milliseconds(timeout)));
-}
-
-bool IsLoopback(const std::string& address) {
-  std::string host = address;
-  if (absl::StartsWith(host, "unix:")) return true;
-  if (absl::StartsWith(host, "[")) {
-    host = host.substr(1, host.find(']') - 1);
-  } else if (auto c = host.rfind(':'); c != std::string::npos) {
-    host = host.substr(0, c);
-  }
-  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
 }
 
 }  // namespace
@@ -71,7 +61,7 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ChannelOptions&
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 250);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 4000);
   if (o.insecure) {
-    if (!IsLoopback(o.address)) {
+    if (!IsLoopbackAddress(o.address)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "--insecure (plaintext) is allowed only to a loopback coordinator, not ", o.address,
           " (hint: pass --ca with the coordinator's CA certificate)"));

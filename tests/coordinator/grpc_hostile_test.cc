@@ -2,16 +2,13 @@
 // revoked, oversized, malformed and out-of-phase calls, stalled downloads, and rounds with
 // devices that send wrong-length vectors or drop out at random phases. Each is refused with a
 // status that says why, and the coordinator keeps serving.
-#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
 #include <cmath>
-#include <condition_variable>
 #include <filesystem>
 #include <thread>
 
-#include "fedlora/common/adapter_blob.h"
 #include "fedlora/common/call_signature.h"
 #include "fedlora/common/encoding.h"
 #include "fedlora/common/proto_bytes.h"
@@ -21,6 +18,7 @@
 #include "fedlora/privacy/params_wire.h"
 #include "fedlora/secagg/device.h"
 #include "gmock/gmock.h"
+#include "grpc_testutil.h"
 #include "gtest/gtest.h"
 
 namespace fedlora::coordinator {
@@ -37,47 +35,17 @@ struct Phone {
 
 class HostileTest : public ::testing::Test {
  protected:
-  void Start(int goal, int devices, size_t dim = kDim, absl::Duration download_timeout = absl::Seconds(120)) {
+  void Start(int goal, int devices, size_t dim = kDim,
+             absl::Duration download_timeout = absl::Seconds(120)) {
     dir_ = ::testing::TempDir() + "/hostile_" +
            ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    std::filesystem::remove_all(dir_);
-    {
-      auto store = OpenSqliteStore(dir_);
-      ASSERT_TRUE(store.ok()) << store.status();
-      AdapterBlob blob;
-      blob.lora = {{"peft_type", "LORA"}, {"r", 8}, {"lora_alpha", 16},
-                   {"target_modules", {"q_proj"}}};
-      blob.values.assign(dim, 0.01f);
-      ASSERT_TRUE((*store)->PutInitialAdapter(EncodeAdapterBlob(blob)).ok());
-      std::vector<std::string> hashes;
-      for (int i = 0; i < devices + 2; ++i) {
-        hashes.push_back(HexEncode(Sha256("token-" + std::to_string(i))));
-      }
-      ASSERT_TRUE((*store)->AddEnrollmentTokens(hashes).ok());
-    }
-    ServerOptions o;
-    o.state_dir = dir_;
-    o.listen = "127.0.0.1:0";
-    o.insecure = true;
-    CoordinatorOptions& c = o.coordinator;
-    c.recipe.mode = privacy::DpMode::kDistributed;
-    c.recipe.sampling = privacy::Sampling::kPoisson;
-    c.recipe.population = devices;
-    c.recipe.expected_cohort = goal;
-    c.recipe.poisson_rate = 1;
-    c.recipe.noise_multiplier = 1;
-    c.recipe.clip = 1;
-    c.recipe.bits = 20;
-    c.recipe.min_survivors = 0.5;
-    c.recipe.delta = 1e-5;
-    c.over_selection = double(devices) / goal;
-    c.selection_window = absl::Seconds(1);
-    c.phase_deadline = absl::Seconds(3);
-    c.train_deadline = absl::Seconds(10);
-    c.max_rounds = 1;
-    c.training.set_steps(1);
-    o.limits.download_timeout = download_timeout;
-    auto server = CoordinatorServer::Start(o);
+    testing::TestCoordinatorOptions t;
+    t.goal = goal;
+    t.devices = devices;
+    t.tokens = devices + 2;
+    t.dim = dim;
+    t.download_timeout = download_timeout;
+    auto server = testing::StartTestCoordinator(dir_, t);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
     channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
@@ -89,7 +57,7 @@ class HostileTest : public ::testing::Test {
     auto key = Ed25519Key::Generate();
     EXPECT_TRUE(key.ok());
     v1::EnrollRequest req;
-    req.set_token("token-" + std::to_string(i));
+    req.set_token(testing::EnrolmentToken(i));
     req.set_public_key(key->PublicRaw());
     auto resp = device::CoordinatorClient::Enroll(channel_, req, absl::Seconds(10));
     EXPECT_TRUE(resp.ok()) << resp.status();
@@ -205,28 +173,8 @@ TEST_F(HostileTest, OversizedMalformedAndOutOfPhaseMessagesAreRefused) {
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(r.status().message(), HasSubstr("too large"));
   // Bytes that are not a protobuf message.
-  grpc::GenericStub generic(channel_);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  std::string junk = "\xff\xff\xff\xff\x0f not a protobuf";
-  grpc::Slice slice(junk);
-  grpc::ByteBuffer request(&slice, 1), response;
-  std::mutex mu;
-  std::condition_variable cv;
-  bool done = false;
-  grpc::Status status;
-  generic.UnaryCall(&ctx, "/fedlora.v1.Coordinator/CheckIn", grpc::StubOptions(), &request,
-                    &response, [&](grpc::Status s) {
-                      std::lock_guard<std::mutex> l(mu);
-                      status = s;
-                      done = true;
-                      cv.notify_all();
-                    });
-  {
-    std::unique_lock<std::mutex> l(mu);
-    cv.wait_for(l, std::chrono::seconds(10), [&] { return done; });
-  }
-  ASSERT_TRUE(done);
+  grpc::Status status = testing::RawUnaryCall(
+      channel_, "/fedlora.v1.Coordinator/CheckIn", "\xff\xff\xff\xff\x0f not a protobuf", nullptr);
   EXPECT_FALSE(status.ok());
   // Secure-aggregation call while the round is selecting.
   v1::SecAggUpload up;
@@ -250,32 +198,12 @@ TEST_F(HostileTest, OversizedMalformedAndOutOfPhaseMessagesAreRefused) {
 // HealthCheckResponse{status = SERVING (1)} written by hand: two-field messages).
 TEST_F(HostileTest, HealthCheckingIsServed) {
   Start(2, 3);
-  grpc::GenericStub generic(channel_);
   const std::string service = "fedlora.v1.Coordinator";
-  std::string req = std::string("\x0a") + char(service.size()) + service;
-  grpc::Slice slice(req);
-  grpc::ByteBuffer request(&slice, 1), response;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  std::mutex mu;
-  std::condition_variable cv;
-  bool done = false;
-  grpc::Status status;
-  generic.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request,
-                    &response, [&](grpc::Status s) {
-                      std::lock_guard<std::mutex> l(mu);
-                      status = s;
-                      done = true;
-                      cv.notify_all();
-                    });
-  std::unique_lock<std::mutex> l(mu);
-  cv.wait_for(l, std::chrono::seconds(10), [&] { return done; });
-  ASSERT_TRUE(done);
-  ASSERT_TRUE(status.ok()) << status.error_message();
-  std::vector<grpc::Slice> slices;
-  ASSERT_TRUE(response.Dump(&slices).ok());
   std::string bytes;
-  for (const auto& sl : slices) bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+  grpc::Status status = testing::RawUnaryCall(channel_, "/grpc.health.v1.Health/Check",
+                                              std::string("\x0a") + char(service.size()) + service,
+                                              &bytes);
+  ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(bytes, std::string("\x08\x01"));
 }
 

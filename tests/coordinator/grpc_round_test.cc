@@ -7,7 +7,6 @@
 #include <filesystem>
 #include <thread>
 
-#include "fedlora/common/adapter_blob.h"
 #include "fedlora/common/encoding.h"
 #include "fedlora/common/random.h"
 #include "fedlora/coordinator/coordinator_server.h"
@@ -15,6 +14,7 @@
 #include "fedlora/privacy/params_wire.h"
 #include "fedlora/device/participation.h"
 #include "gmock/gmock.h"
+#include "grpc_testutil.h"
 #include "gtest/gtest.h"
 
 namespace fedlora::coordinator {
@@ -85,40 +85,14 @@ class GrpcRoundTest : public ::testing::Test {
   void Start(int goal, int devices) {
     dir_ = ::testing::TempDir() + "/grpc_round_" +
            ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    std::filesystem::remove_all(dir_);
-    {
-      auto store = OpenSqliteStore(dir_);
-      ASSERT_TRUE(store.ok()) << store.status();
-      AdapterBlob blob;
-      blob.lora = {{"peft_type", "LORA"}, {"r", 8}, {"target_modules", {"q_proj"}}};
-      blob.values.assign(kDim, 0.0f);
-      ASSERT_TRUE((*store)->PutInitialAdapter(EncodeAdapterBlob(blob)).ok());
-      std::vector<std::string> hashes;
-      for (int i = 0; i < devices; ++i) hashes.push_back(HexEncode(Sha256("t" + std::to_string(i))));
-      ASSERT_TRUE((*store)->AddEnrollmentTokens(hashes).ok());
-    }
-    ServerOptions o;
-    o.state_dir = dir_;
-    o.listen = "127.0.0.1:0";
-    o.insecure = true;
-    CoordinatorOptions& c = o.coordinator;
-    c.recipe.mode = privacy::DpMode::kDistributed;
-    c.recipe.sampling = privacy::Sampling::kPoisson;
-    c.recipe.population = devices;
-    c.recipe.expected_cohort = goal;
-    c.recipe.poisson_rate = 1;
-    c.recipe.noise_multiplier = 1;
-    c.recipe.clip = 1;
-    c.recipe.bits = 20;
-    c.recipe.min_survivors = 0.5;
-    c.recipe.delta = 1e-5;
-    c.over_selection = double(devices) / goal;
-    c.selection_window = absl::Seconds(2);
-    c.phase_deadline = absl::Seconds(3);
-    c.train_deadline = absl::Seconds(10);
-    c.max_rounds = 1;
-    c.graph = proto::SECAGG_GRAPH_COMPLETE;
-    auto server = CoordinatorServer::Start(o);
+    testing::TestCoordinatorOptions t;
+    t.goal = goal;
+    t.devices = devices;
+    t.tokens = devices;
+    t.dim = kDim;
+    t.selection_window = absl::Seconds(2);
+    t.graph = proto::SECAGG_GRAPH_COMPLETE;
+    auto server = testing::StartTestCoordinator(dir_, t);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
     channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
@@ -127,7 +101,7 @@ class GrpcRoundTest : public ::testing::Test {
       auto key = Ed25519Key::Generate();
       ASSERT_TRUE(key.ok());
       v1::EnrollRequest req;
-      req.set_token("t" + std::to_string(i));
+      req.set_token(testing::EnrolmentToken(i));
       req.set_public_key(key->PublicRaw());
       auto resp = device::CoordinatorClient::Enroll(channel_, req, absl::Seconds(10));
       ASSERT_TRUE(resp.ok()) << resp.status();

@@ -53,9 +53,6 @@ class CoordinatorServer {
   int port_ = 0;
 };
 
-// True for 127.0.0.0/8, ::1, localhost and unix: addresses.
-bool IsLoopbackAddress(const std::string& host_port);
-
 }  // namespace fedlora::coordinator
 
 #endif  // FEDLORA_COORDINATOR_COORDINATOR_SERVER_H_

@@ -1,0 +1,40 @@
+// A coordinator for in-process gRPC tests: a state folder with an initial adapter and
+// enrolment tokens "token-0", "token-1", ..., and an insecure loopback server for one round.
+#ifndef FEDLORA_TESTS_COORDINATOR_GRPC_TESTUTIL_H_
+#define FEDLORA_TESTS_COORDINATOR_GRPC_TESTUTIL_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "fedlora/coordinator/coordinator_server.h"
+
+namespace fedlora::coordinator::testing {
+
+struct TestCoordinatorOptions {
+  int goal = 2;        // reporting goal
+  int devices = 3;     // population; over-selection takes them all
+  int tokens = 5;      // enrolment tokens created
+  size_t dim = 1000;   // adapter values (0.01 each)
+  absl::Duration selection_window = absl::Seconds(1);
+  absl::Duration download_timeout = absl::Seconds(120);
+  proto::SecAggGraph graph = proto::SECAGG_GRAPH_KREGULAR;
+};
+
+std::string EnrolmentToken(int i);
+
+// Creates `dir` afresh and starts the server (distributed DP, Poisson q = 1, z = 1, clip 1,
+// 20 bits, min_survivors 0.5, one round, 3 s phase deadlines).
+absl::StatusOr<std::unique_ptr<CoordinatorServer>> StartTestCoordinator(
+    const std::string& dir, const TestCoordinatorOptions& options);
+
+// A unary call with raw request bytes (for malformed messages and services without generated
+// stubs in this build, e.g. grpc.health.v1). Waits at most 10 s.
+grpc::Status RawUnaryCall(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+                          const std::string& request, std::string* response);
+
+}  // namespace fedlora::coordinator::testing
+
+#endif  // FEDLORA_TESTS_COORDINATOR_GRPC_TESTUTIL_H_
