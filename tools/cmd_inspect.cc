@@ -10,6 +10,7 @@
 #include "fedlora/common/adapter_blob.h"
 #include "fedlora/common/encoding.h"
 #include "fedlora/common/file_util.h"
+#include "fedlora/compress/checkpoint.h"
 #include "fedlora/io/model_identity.h"
 #include "fedlora/io/safetensors.h"
 #include "fedlora/model/config.h"
@@ -56,6 +57,23 @@ absl::StatusOr<nlohmann::json> InspectModel(const std::string& dir) {
                  {"vocab_size", cfg->vocab_size}};
   j["config_parameters"] = cfg->NumParameters();
   if (auto s = SummarizeTensors(dir, &j); !s.ok()) return s;
+  if (compress::IsCompressedDir(dir)) {
+    // Packed tensors are bytes, not parameters: describe the scheme instead.
+    auto info = compress::ReadCompressionJson(dir);
+    if (!info.ok()) return info.status();
+    j["kind"] = "compressed model";
+    nlohmann::json c;
+    for (const char* k :
+         {"method", "options", "linear_bits_per_weight", "source_sha256", "source"}) {
+      if (info->contains(k)) c[k] = (*info)[k];
+    }
+    std::map<std::string, int64_t> schemes;
+    for (auto& [name, scheme] : (*info)["tensors"].items()) schemes[scheme.dump()]++;
+    c["schemes"] = schemes;
+    j["compression"] = c;
+    j.erase("parameters");
+    j.erase("bits_per_weight");
+  }
   if (fs::exists(dir + "/tokenizer.model")) {
     auto tok = model::Tokenizer::Load(dir + "/tokenizer.model", cfg->bos_token_id, cfg->eos_token_id);
     if (!tok.ok()) return tok.status();

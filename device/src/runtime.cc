@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "fedlora/device/base_identity.h"
 #include "fedlora/common/status_macros.h"
+#include "fedlora/compress/checkpoint.h"
 #include "fedlora/model/checkpoint.h"
 
 namespace fedlora::device {
@@ -44,7 +45,11 @@ absl::StatusOr<Runtime> LoadRuntime(const std::string& model_dir,
                                     const std::vector<std::string>& adapter_dirs) {
   namespace fs = std::filesystem;
   Runtime rt;
-  FEDLORA_ASSIGN_OR_RETURN(rt.model, model::LoadLlamaModel(model_dir));
+  if (compress::IsCompressedDir(model_dir)) {
+    FEDLORA_ASSIGN_OR_RETURN(rt.model, compress::LoadCompressedModel(model_dir));
+  } else {
+    FEDLORA_ASSIGN_OR_RETURN(rt.model, model::LoadLlamaModel(model_dir));
+  }
   const model::LlamaConfig& config = rt.model->config();
   std::string tok_path = (fs::path(model_dir) / "tokenizer.model").string();
   FEDLORA_ASSIGN_OR_RETURN(

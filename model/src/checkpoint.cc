@@ -181,8 +181,17 @@ absl::Status SaveLlamaModel(const LlamaModel& model, const std::string& dir) {
   FEDLORA_RETURN_IF_ERROR(MakeDirs(dir));
   std::vector<torch::Tensor> keep;
   std::vector<io::TensorView> views;
+  // Compressed (frozen) projections are written expanded to float32.
+  std::map<const torch::Tensor*, const Linear*> frozen;
+  for (const auto& layer : model.layers) {
+    for (const Linear& lin : layer.proj) {
+      if (lin.frozen) frozen[&lin.weight] = &lin;
+    }
+  }
   for (const auto& [name, tensor] : model.NamedParameters()) {
-    torch::Tensor t = tensor->detach().to(torch::kFloat).contiguous();
+    auto it = frozen.find(tensor);
+    torch::Tensor t = it != frozen.end() ? it->second->DenseWeight().contiguous()
+                                         : tensor->detach().to(torch::kFloat).contiguous();
     keep.push_back(t);
     io::TensorView v;
     v.name = name;

@@ -4,13 +4,37 @@
 
 namespace fedlora::model {
 
+void Linear::SetFrozen(std::shared_ptr<const FrozenWeight> w) {
+  const int64_t out = w->out_features(), in = w->in_features();
+  frozen = std::move(w);
+  weight = torch::zeros({1, 1}, torch::kFloat).expand({out, in});
+}
+
+bool Linear::IsPlaceholder() const {
+  return weight.defined() && weight.dim() == 2 && weight.stride(0) == 0 && weight.stride(1) == 0;
+}
+
+torch::Tensor Linear::DenseWeight() const {
+  if (!frozen) return weight.detach().to(torch::kFloat).clone();
+  torch::Tensor w = frozen->Dense();
+  if (!IsPlaceholder() && weight.defined()) w = w + weight.detach().to(torch::kFloat);
+  return w;
+}
+
 torch::Tensor Linear::Forward(const torch::Tensor& x, bool training) const {
-  torch::Tensor y = at::linear(x, weight);
+  if (input_observer) input_observer(x);
+  torch::Tensor y;
+  if (frozen) {
+    y = FrozenLinear(x, frozen);
+    if (!IsPlaceholder()) y = y + at::linear(x, weight);
+  } else {
+    y = at::linear(x, weight);
+  }
   for (const auto& lora : loras) {
     torch::Tensor xd = x;
     if (training && lora->dropout > 0) xd = at::dropout(x, lora->dropout, /*train=*/true);
     const int64_t groups = lora->A.size(0);
-    const int64_t out = weight.size(0);
+    const int64_t out = out_features();
     // y += scaling * (x A^T) B^T, with the scaling applied to the rank-r intermediate and the
     // addition fused into the second GEMM (addmm / baddbmm): no extra passes over y.
     if (groups == 1) {

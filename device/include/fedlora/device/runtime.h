@@ -24,6 +24,8 @@ struct Runtime {
 // the file at fault. Besides the config checks of ParseLlamaConfig, INVALID_ARGUMENT when the
 // tokenizer has more pieces than `vocab_size` (fewer is fine: vocabularies are often padded)
 // or when `bos_token_id` / `eos_token_id` is not one of the tokenizer's pieces.
+// A compressed checkpoint (a directory with compression.json, see docs/compress.md) is loaded
+// by compress::LoadCompressedModel: its projections stay packed in memory.
 absl::StatusOr<Runtime> LoadRuntime(const std::string& model_dir,
                                     const std::vector<std::string>& adapter_dirs = {});
 

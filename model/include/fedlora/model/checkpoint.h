@@ -28,7 +28,8 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LoadLlamaModel(const std::string& di
                                                            const LoadOptions& options = {});
 
 // Writes config.json and model.safetensors (F32) into `dir` (created if needed), in a layout
-// Hugging Face transformers loads with `LlamaForCausalLM.from_pretrained(dir)`.
+// Hugging Face transformers loads with `LlamaForCausalLM.from_pretrained(dir)`. Compressed
+// (frozen) projections are expanded and written as float32.
 absl::Status SaveLlamaModel(const LlamaModel& model, const std::string& dir);
 
 // OK iff every entry of the float tensor `t` is finite. Otherwise INVALID_ARGUMENT naming
