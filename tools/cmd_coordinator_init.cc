@@ -2,20 +2,13 @@
 // initial global adapter, the run's recipe (coordinator.json), single-use enrolment tokens and a
 // demo CA + server certificate.
 #include <cmath>
-#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "cli_common.h"
 #include "fedlora/adapters/lora_adapter.h"
-#include "fedlora/common/adapter_blob.h"
-#include "fedlora/common/encoding.h"
-#include "fedlora/common/private_file.h"
 #include "fedlora/common/random.h"
-#include "fedlora/coordinator/coordinator_config.h"
-#include "fedlora/coordinator/demo_pki.h"
-#include "fedlora/coordinator/federated_training.h"
-#include "fedlora/coordinator/store.h"
+#include "fedlora/coordinator/state_folder.h"
 #include "fedlora/device/runtime.h"
 #include "fedlora/io/model_identity.h"
 
@@ -42,12 +35,6 @@ struct InitOpts {
 };
 
 absl::StatusOr<nlohmann::json> Init(const InitOpts& o) {
-  namespace fs = std::filesystem;
-  if (fs::exists(fs::path(o.state) / "coordinator.json")) {
-    return absl::AlreadyExistsError(absl::StrCat(
-        o.state, " is already a coordinator state folder (hint: `fedlora coordinator run --state ",
-        o.state, "` resumes it; pick another folder for a new run)"));
-  }
   auto base_sha = io::ModelSha256(o.model);
   if (!base_sha.ok()) return base_sha.status();
   auto rt = device::LoadRuntime(o.model);
@@ -67,8 +54,9 @@ absl::StatusOr<nlohmann::json> Init(const InitOpts& o) {
   auto adapter = adapters::LoraAdapter::Create(rt->model->config(), lc, rng.NextU64());
   if (!adapter.ok()) return adapter.status();
 
-  coordinator::CoordinatorOptions opts;
-  nlohmann::json cfg = {
+  coordinator::StateFolderSpec spec;
+  spec.state_dir = o.state;
+  spec.config = {
       {"goal", o.goal},
       {"population", o.population},
       {"sampling_rate", o.sampling_rate > 0
@@ -94,59 +82,23 @@ absl::StatusOr<nlohmann::json> Init(const InitOpts& o) {
       {"phase_deadline_s", o.phase_deadline},
       {"base_model_sha256", *base_sha},
   };
-  auto parsed = coordinator::CoordinatorOptionsFromJson(cfg);
-  if (!parsed.ok()) return parsed.status();
-  // The recipe must work for this adapter's size before anything is written.
-  parsed->recipe.dim = static_cast<size_t>(adapter->NumParameters());
-  auto training = coordinator::FederatedTraining::Create(parsed->recipe, parsed->optimizer,
-                                                         adapter->Flatten());
-  if (!training.ok()) return training.status();
-  auto eps1 = (*training)->FirstRoundEpsilon();
-  if (!eps1.ok()) return eps1.status();
-
-  auto store = coordinator::OpenSqliteStore(o.state);
-  if (!store.ok()) return store.status();
-  AdapterBlob blob;
-  blob.lora = lc.ToPeftJson();
-  blob.base_model_sha256 = *base_sha;
-  blob.values = adapter->Flatten();
-  auto v1 = (*store)->PutInitialAdapter(EncodeAdapterBlob(blob));
-  if (!v1.ok()) return v1.status();
-  std::string id_bytes(8, '\0');
-  rng.Fill(reinterpret_cast<uint8_t*>(id_bytes.data()), id_bytes.size());
-  if (auto s = (*store)->PutMeta("coordinator_id", "coord-" + HexEncode(id_bytes)); !s.ok()) return s;
-  std::vector<std::string> tokens, hashes;
-  std::string token_file;
-  for (int i = 0; i < o.tokens; ++i) {
-    std::string raw(16, '\0');
-    rng.Fill(reinterpret_cast<uint8_t*>(raw.data()), raw.size());
-    tokens.push_back(HexEncode(raw));
-    hashes.push_back(HexEncode(Sha256(tokens.back())));
-    token_file += tokens.back() + "\n";
-  }
-  if (auto s = (*store)->AddEnrollmentTokens(hashes); !s.ok()) return s;
-  if (auto s = WriteFileWithMode(o.state + "/enroll-tokens.txt", token_file, 0600,
-                                 ExistingFile::kRefuse);
-      !s.ok()) {
-    return s;
-  }
-  if (auto s = coordinator::CreateDemoPki(o.state + "/tls", o.tls_names, o.tls_ips); !s.ok()) {
-    return s;
-  }
-  if (auto s = WriteFileWithMode(o.state + "/coordinator.json", cfg.dump(2) + "\n", 0644,
-                                 ExistingFile::kRefuse);
-      !s.ok()) {
-    return s;
-  }
+  spec.initial.lora = lc.ToPeftJson();
+  spec.initial.base_model_sha256 = *base_sha;
+  spec.initial.values = adapter->Flatten();
+  spec.tokens = o.tokens;
+  spec.tls_names = o.tls_names;
+  spec.tls_ips = o.tls_ips;
+  auto info = coordinator::CreateStateFolder(spec);
+  if (!info.ok()) return info.status();
   return nlohmann::json{{"state", o.state},
                         {"base_model_sha256", *base_sha},
-                        {"adapter_values", blob.values.size()},
-                        {"adapter_sha256", v1->sha256},
-                        {"tokens_file", o.state + "/enroll-tokens.txt"},
+                        {"adapter_values", spec.initial.values.size()},
+                        {"adapter_sha256", info->adapter_sha256},
+                        {"tokens_file", info->tokens_file},
                         {"tokens", o.tokens},
-                        {"ca", o.state + "/tls/ca.pem"},
-                        {"epsilon_per_round", *eps1},
-                        {"config", cfg}};
+                        {"ca", info->ca_pem},
+                        {"epsilon_per_round", info->epsilon_per_round},
+                        {"config", spec.config}};
 }
 
 }  // namespace

@@ -12,6 +12,13 @@
 namespace fedlora::cli {
 namespace {
 
+// This binary, to start `fedlora coordinator run` from (--transport grpc).
+std::string SelfExecutable() {
+  std::error_code ec;
+  auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("fedlora") : p.string();
+}
+
 void PrintTable(const sim::Summary& s) {
   auto row = [](const char* name, const sim::Metrics& m) {
     std::printf("| %-13s | %10.2f | %15.4f | %14.4f |\n", name, m.perplexity, m.next_token_top1,
@@ -39,7 +46,7 @@ void RegisterCommand_sim(CLI::App& app) {
   struct Opts {
     std::string config_file;
     std::vector<std::string> sets;
-    std::string model, data, data_format, dp, out, mode;
+    std::string model, data, data_format, dp, out, mode, transport;
     int devices = 0, rounds = 0, cohort = 0, threads = 0;
     uint64_t seed = 0;
     bool json = false, force = false, print_config = false;
@@ -64,6 +71,7 @@ void RegisterCommand_sim(CLI::App& app) {
   o->seed = d.seed;
   o->out = d.out;
   o->mode = "batched";
+  o->transport = "inprocess";
   auto* devices = cmd->add_option("--devices", o->devices, "training population size")
                       ->capture_default_str();
   auto* rounds = cmd->add_option("--rounds", o->rounds, "rounds")->capture_default_str();
@@ -73,6 +81,10 @@ void RegisterCommand_sim(CLI::App& app) {
   auto* out = cmd->add_option("--out", o->out, "output directory")->capture_default_str();
   auto* mode = cmd->add_option("--mode", o->mode, "batched|sequential local training")
                    ->capture_default_str();
+  auto* transport =
+      cmd->add_option("--transport", o->transport,
+                      "inprocess|grpc (grpc: a real coordinator process, devices as its clients)")
+          ->capture_default_str();
   auto* threads = cmd->add_option("--threads", o->threads, "BLAS threads (0 = all cores)");
   cmd->add_flag("--force", o->force, "overwrite an earlier run's files in --out");
   cmd->add_flag(
@@ -103,6 +115,7 @@ void RegisterCommand_sim(CLI::App& app) {
     if (seed->count()) overrides.emplace_back("run.seed", std::to_string(o->seed));
     if (out->count()) overrides.emplace_back("run.out", o->out);
     if (mode->count()) overrides.emplace_back("local.mode", o->mode);
+    if (transport->count()) overrides.emplace_back("run.transport", o->transport);
     if (threads->count()) overrides.emplace_back("run.threads", std::to_string(o->threads));
     if (o->json) overrides.emplace_back("output.json", "true");
     for (const auto& [k, v] : overrides) {
@@ -130,14 +143,17 @@ void RegisterCommand_sim(CLI::App& app) {
     }
     ProgressBar bar("rounds", c.rounds, c.progress && !c.json);
     absl::Status write_status;
-    auto result = (*simulator)->Run([&](const sim::RoundRecord& r) {
+    auto on_round = [&](const sim::RoundRecord& r) {
       if (write_status.ok()) write_status = report->AppendRound(r);
       if (c.json) {
         PrintJson(r.ToJson());
       } else {
         bar.Update(r.round, absl::StrFormat("loss %.3f eps %.3g", r.train_loss, r.epsilon));
       }
-    });
+    };
+    auto result = c.transport == sim::Transport::kGrpc
+                      ? (*simulator)->RunOverGrpc({SelfExecutable()}, on_round)
+                      : (*simulator)->Run(on_round);
     bar.Finish();
     if (!result.ok()) return (void)Fail(result.status());
     if (!write_status.ok()) return (void)Fail(write_status);

@@ -31,6 +31,7 @@ nlohmann::json CoordinatorOptionsToJson(const CoordinatorOptions& o) {
       {"lr", o.training.lr()},
       {"min_examples", o.training.min_examples()},
       {"selection_window_s", absl::ToDoubleSeconds(o.selection_window)},
+      {"selection_timeout_s", absl::ToDoubleSeconds(o.selection_timeout)},
       {"train_deadline_s", absl::ToDoubleSeconds(o.train_deadline)},
       {"phase_deadline_s", absl::ToDoubleSeconds(o.phase_deadline)},
       {"retry_min_s", absl::ToDoubleSeconds(o.retry_min)},
@@ -89,6 +90,7 @@ absl::StatusOr<CoordinatorOptions> CoordinatorOptionsFromJson(const nlohmann::js
   o.training.set_lr(get("lr").get<double>());
   o.training.set_min_examples(get("min_examples").get<uint32_t>());
   o.selection_window = absl::Seconds(get("selection_window_s").get<double>());
+  o.selection_timeout = absl::Seconds(get("selection_timeout_s").get<double>());
   o.train_deadline = absl::Seconds(get("train_deadline_s").get<double>());
   o.phase_deadline = absl::Seconds(get("phase_deadline_s").get<double>());
   o.retry_min = absl::Seconds(get("retry_min_s").get<double>());

@@ -205,10 +205,21 @@ class SelectingState : public RoundState {
   bool Ready(const RoundContext& ctx) const override {
     const int n = static_cast<int>(ctx.round.cohort.size());
     if (n >= ctx.target) return true;
+    if (ctx.now >= ctx.round.opened + ctx.options.selection_timeout) return true;
     return n >= ctx.min_cohort && ctx.round.min_cohort_at &&
            ctx.now >= *ctx.round.min_cohort_at + ctx.options.selection_window;
   }
-  std::unique_ptr<RoundState> Close(RoundContext&) override {
+  std::unique_ptr<RoundState> Close(RoundContext& ctx) override {
+    const int n = static_cast<int>(ctx.round.cohort.size());
+    if (n < ctx.min_cohort) {
+      // Nothing was charged and no task went out: the sampled devices are told to come back.
+      return AbortRound(ctx, absl::StrFormat(
+                                 "selection timed out after %.0f s: %d of the minimum %d devices "
+                                 "sampled (%d checked in; hint: more devices, a higher "
+                                 "sampling_rate or a longer selection_timeout_s)",
+                                 absl::ToDoubleSeconds(ctx.options.selection_timeout), n,
+                                 ctx.min_cohort, static_cast<int>(ctx.round.flipped.size())));
+    }
     return std::make_unique<ConfiguringState>();
   }
 };

@@ -83,7 +83,8 @@ absl::StatusOr<std::string> FetchAdapter(CoordinatorClient& client, const Device
 
 absl::Status SubmitUpdate(CoordinatorClient& client, const v1::Task& task,
                           const std::vector<float>& delta, const DevicePolicy& policy,
-                          RandomSource& rng, ParticipationResult* result) {
+                          RandomSource& rng, ParticipationResult* result,
+                          const std::function<bool(int phase, v1::SecAggUpload*)>& hook) {
   result->round = task.round();
   FEDLORA_ASSIGN_OR_RETURN(privacy::RoundPrivacyParams params,
                            privacy::ParamsFromProto(task.privacy()));
@@ -94,7 +95,7 @@ absl::Status SubmitUpdate(CoordinatorClient& client, const v1::Task& task,
   result->clipped = update.clipped;
 
   return RunSecAggClient(client, task, std::move(update.secagg_input), policy.phase_timeout, rng,
-                         result);
+                         result, hook);
 }
 
 absl::Status RunSecAggClient(CoordinatorClient& client, const v1::Task& task,

@@ -51,6 +51,11 @@ const std::vector<EnumName<TrainMode>>& Names(TrainMode*) {
       {TrainMode::kBatched, "batched"}, {TrainMode::kSequential, "sequential"}};
   return *n;
 }
+const std::vector<EnumName<Transport>>& Names(Transport*) {
+  static const auto* n = new std::vector<EnumName<Transport>>{{Transport::kInProcess, "inprocess"},
+                                                              {Transport::kGrpc, "grpc"}};
+  return *n;
+}
 const std::vector<EnumName<GraphMode>>& Names(GraphMode*) {
   static const auto* n = new std::vector<EnumName<GraphMode>>{{GraphMode::kComplete, "complete"},
                                                               {GraphMode::kKRegular, "kregular"}};
@@ -158,6 +163,10 @@ const std::vector<Field>& Fields() {
         "Output directory: rounds.csv, rounds.jsonl, summary.json, "
         "report.md, plots and the final adapter."),
       F("run.threads", &C::threads, "BLAS/intra-op threads; 0 = all cores."),
+      F("run.transport", &C::transport,
+        "inprocess: rounds run in this process (fast, seeded). grpc: a real coordinator process "
+        "on loopback TLS and every device as a gRPC client of it (a deployment rehearsal; "
+        "distributed DP, Poisson sampling and FedAvg only; device noise from SecureRandom)."),
       // [model]
       F("model.model", &C::model,
         "Base model directory (HF Llama checkpoint + tokenizer.model). "

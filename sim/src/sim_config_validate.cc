@@ -44,6 +44,23 @@ absl::Status ValidateConfig(const SimConfig& c) {
   // [run]
   p.Check(c.threads >= 0, "run.threads", ">= 0", c.threads);
   p.Check(!c.out.empty(), "run.out", "a directory path", "''");
+  if (c.transport == Transport::kGrpc) {
+    // What the network coordinator runs: deltas leave devices only inside secure aggregation,
+    // selection is one Poisson coin per check-in, the server step is FedAvg.
+    const char* why = " with run.transport = grpc (the coordinator runs nothing else)";
+    if (c.dp != DpMode::kDistributed) {
+      p.Add(absl::StrCat("privacy.dp: must be distributed", why));
+    }
+    if (c.sampling != SamplingMode::kPoisson) {
+      p.Add(absl::StrCat("rounds.sampling: must be poisson", why));
+    }
+    if (c.server_optimizer != ServerOptimizerKind::kFedAvg) {
+      p.Add(absl::StrCat("server.optimizer: must be fedavg", why));
+    }
+    if (c.modclip_prob != 1e-4) {
+      p.Add(absl::StrCat("privacy.modclip_prob: must keep its default 1e-4", why));
+    }
+  }
   // [pretrain] only matters when there is no base model.
   if (c.model.empty()) {
     p.Check(c.pretrain_vocab >= 16, "pretrain.vocab", ">= 16", c.pretrain_vocab);

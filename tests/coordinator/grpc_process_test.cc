@@ -18,6 +18,7 @@ namespace fedlora {
 namespace {
 
 using ::fedlora::testing::ChildProcess;
+using ::fedlora::testing::StartFedlora;
 using ::testing::HasSubstr;
 
 std::string Model() { return std::string(FEDLORA_SHARED_DIR) + "/fixtures/hf-tiny-llama/base"; }
@@ -53,7 +54,7 @@ class CoordinatorProcessTest : public ::testing::Test {
                                      "--listen", "127.0.0.1:" + std::to_string(port),
                                      "--metrics", "127.0.0.1:0", "--exit-when-done"};
     if (insecure) args.push_back("--insecure");
-    return ChildProcess::StartFedlora(args, dir_ + "/" + name, env);
+    return StartFedlora(args, dir_ + "/" + name, env);
   }
 
   std::vector<std::string> Conn(int port, bool insecure) {
@@ -70,7 +71,7 @@ class CoordinatorProcessTest : public ::testing::Test {
     std::vector<std::string> args = {"device", "enroll", "--state", Phone(i), "--token", tokens_[i]};
     auto c = Conn(port, insecure);
     args.insert(args.end(), c.begin(), c.end());
-    auto p = ChildProcess::StartFedlora(args, dir_ + "/enroll" + std::to_string(i));
+    auto p = StartFedlora(args, dir_ + "/enroll" + std::to_string(i));
     ASSERT_EQ(p.Wait(60), 0) << p.Out() << p.Err();
   }
 
@@ -92,7 +93,7 @@ class CoordinatorProcessTest : public ::testing::Test {
                                      std::to_string(rounds), "--max-seconds", "240"};
     auto c = Conn(port, insecure);
     args.insert(args.end(), c.begin(), c.end());
-    return ChildProcess::StartFedlora(args, dir_ + "/device" + std::to_string(i));
+    return StartFedlora(args, dir_ + "/device" + std::to_string(i));
   }
 
   nlohmann::json Status() {

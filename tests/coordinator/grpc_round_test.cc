@@ -82,7 +82,7 @@ FakeResult RunFake(device::CoordinatorClient& client, const Behaviour& b) {
 
 class GrpcRoundTest : public ::testing::Test {
  protected:
-  void Start(int goal, int devices) {
+  void Start(int goal, int devices, absl::Duration selection_timeout = absl::Minutes(10)) {
     dir_ = ::testing::TempDir() + "/grpc_round_" +
            ::testing::UnitTest::GetInstance()->current_test_info()->name();
     testing::TestCoordinatorOptions t;
@@ -91,6 +91,7 @@ class GrpcRoundTest : public ::testing::Test {
     t.tokens = devices;
     t.dim = kDim;
     t.selection_window = absl::Seconds(2);
+    t.selection_timeout = selection_timeout;
     t.graph = proto::SECAGG_GRAPH_COMPLETE;
     auto server = testing::StartTestCoordinator(dir_, t);
     ASSERT_TRUE(server.ok()) << server.status();
@@ -171,6 +172,28 @@ TEST_F(GrpcRoundTest, ThirtyPercentDropAtRandomPhases) {
   EXPECT_EQ((*rounds)[0].state, "committed") << (*rounds)[0].abort_reason;
   EXPECT_GE(completed, 7);
   EXPECT_GE((*rounds)[0].summed, 7);
+}
+
+// Too few devices show up for the minimum cohort: the round is aborted at the selection
+// timeout, the waiting device is told why (not left hanging), and nothing is charged.
+TEST_F(GrpcRoundTest, SelectionTimeoutAbortsAnUnderfullRoundWithoutACharge) {
+  Start(/*goal=*/4, /*devices=*/4, /*selection_timeout=*/absl::Seconds(2));
+  v1::CheckInRequest req;
+  req.set_num_examples(10);
+  const absl::Time t0 = absl::Now();
+  auto resp = clients_[0]->CheckIn(req, absl::Seconds(20));
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  ASSERT_TRUE(resp->has_rejection());
+  EXPECT_THAT(resp->rejection().detail(), HasSubstr("selection timed out"));
+  EXPECT_THAT(resp->rejection().detail(), HasSubstr("1 of the minimum"));
+  EXPECT_LT(absl::Now() - t0, absl::Seconds(10));
+  EXPECT_EQ(server_->rounds().Current().round, 2u);
+  auto store = OpenSqliteStore(dir_);
+  ASSERT_TRUE(store.ok());
+  auto charges = (*store)->Charges();
+  ASSERT_TRUE(charges.ok());
+  EXPECT_TRUE(charges->empty());
+  EXPECT_EQ(server_->rounds().epsilon(), 0.0);
 }
 
 }  // namespace

@@ -47,6 +47,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> StartTestCoordinator(
   c.recipe.delta = 1e-5;
   c.over_selection = double(t.devices) / t.goal;
   c.selection_window = t.selection_window;
+  c.selection_timeout = t.selection_timeout;
   c.phase_deadline = absl::Seconds(3);
   c.train_deadline = absl::Seconds(10);
   c.max_rounds = 1;

@@ -19,6 +19,7 @@ struct TestCoordinatorOptions {
   int tokens = 5;      // enrolment tokens created
   size_t dim = 1000;   // adapter values (0.01 each)
   absl::Duration selection_window = absl::Seconds(1);
+  absl::Duration selection_timeout = absl::Minutes(10);
   absl::Duration download_timeout = absl::Seconds(120);
   proto::SecAggGraph graph = proto::SECAGG_GRAPH_KREGULAR;
 };

@@ -3,7 +3,7 @@
 #ifndef FEDLORA_TESTS_TESTUTIL_PROCESS_H_
 #define FEDLORA_TESTS_TESTUTIL_PROCESS_H_
 
-#include <sys/types.h>
+#include "fedlora/common/child_process.h"
 
 #include <map>
 #include <string>
@@ -11,35 +11,11 @@
 
 namespace fedlora::testing {
 
-class ChildProcess {
- public:
-  // Runs FEDLORA_BINARY with `args`; stdout and stderr go to `log_prefix`.out / .err. `env`
-  // entries are added to the environment.
-  static ChildProcess StartFedlora(const std::vector<std::string>& args,
-                                   const std::string& log_prefix,
-                                   const std::map<std::string, std::string>& env = {});
-  ChildProcess(ChildProcess&& other) noexcept;
-  ChildProcess& operator=(ChildProcess&&) = delete;
-  ~ChildProcess();  // SIGKILLs a process still running
+using fedlora::ChildProcess;
 
-  // Waits up to `seconds`; returns the exit code, 128 + signal when killed by one, or -1 on
-  // timeout (the process keeps running).
-  int Wait(double seconds);
-  void Kill(int signal);
-  bool Running();
-  // Polls the stdout file until a line contains `needle` (returns that line) or `seconds` pass
-  // (returns "").
-  std::string WaitForLine(const std::string& needle, double seconds);
-  std::string Out() const;
-  std::string Err() const;
-  pid_t pid() const { return pid_; }
-
- private:
-  ChildProcess(pid_t pid, std::string prefix) : pid_(pid), prefix_(std::move(prefix)) {}
-  pid_t pid_ = -1;
-  int status_ = -1;
-  std::string prefix_;
-};
+// Runs FEDLORA_BINARY with `args` (see fedlora/common/child_process.h).
+ChildProcess StartFedlora(const std::vector<std::string>& args, const std::string& log_prefix,
+                          const std::map<std::string, std::string>& env = {});
 
 // A TCP port that was free a moment ago on 127.0.0.1.
 int FreeLoopbackPort();

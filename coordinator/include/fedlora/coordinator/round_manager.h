@@ -45,6 +45,9 @@ struct CoordinatorOptions {
   // Once the cohort reaches its minimum (max(2, min_clients)), selection closes at the target
   // or after this much more time.
   absl::Duration selection_window = absl::Seconds(10);
+  // A round still short of its minimum cohort this long after it opened is aborted (nothing
+  // charged, no task sent) and the next one opens: every device gets a new coin.
+  absl::Duration selection_timeout = absl::Minutes(10);
   absl::Duration train_deadline = absl::Minutes(5);   // task -> AdvertiseKeys
   absl::Duration phase_deadline = absl::Seconds(60);  // each later phase
   // Rejected devices come back within [retry_min, retry_max], spread uniformly (pace steering).

@@ -61,10 +61,12 @@ absl::Status RunSecAggClient(CoordinatorClient& client, const v1::Task& task,
 // Privatizes `delta` with the task's parameters and runs the secure-aggregation client until
 // the round completes or drops this device (torch-free: also used by benches and tests with
 // synthetic deltas). Fills round/completed/detail/new_version/update_norm/clipped of `result`.
-// FAILED_PRECONDITION when the task is refused by `policy` (see Participate).
+// FAILED_PRECONDITION when the task is refused by `policy` (see Participate). `hook` as in
+// RunSecAggClient (simulated dropouts).
 absl::Status SubmitUpdate(CoordinatorClient& client, const v1::Task& task,
                           const std::vector<float>& delta, const DevicePolicy& policy,
-                          RandomSource& rng, ParticipationResult* result);
+                          RandomSource& rng, ParticipationResult* result,
+                          const std::function<bool(int phase, v1::SecAggUpload*)>& hook = {});
 
 // Errors: FAILED_PRECONDITION when the task is refused (not distributed DP, noise below the
 // policy, a session that would unmask fewer devices than the noise is calibrated for, another

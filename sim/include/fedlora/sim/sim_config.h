@@ -23,12 +23,14 @@ enum class ClipMode { kFixed, kAdaptive };
 enum class SamplingMode { kFixed, kPoisson };
 enum class TrainMode { kBatched, kSequential };
 enum class GraphMode { kComplete, kKRegular };
+enum class Transport { kInProcess, kGrpc };
 
 struct SimConfig {
   // [run]
   uint64_t seed = 1;
   std::string out = "sim-out";
   int threads = 0;  // BLAS threads, 0 = all cores
+  Transport transport = Transport::kInProcess;
 
   // [model]
   std::string model;  // base model directory (required unless pretrain)

@@ -36,6 +36,20 @@ class Simulator {
   // Runs the rounds; `on_round` sees each record as it completes. Writes nothing to disk.
   absl::StatusOr<SimResult> Run(const std::function<void(const RoundRecord&)>& on_round = {});
 
+  // The same rounds with a real coordinator process and the devices as its gRPC clients
+  // (run.transport = grpc; sim/src/grpc_transport.cc): `fedlora coordinator run` is started
+  // from `fedlora_binary` on 127.0.0.1 with TLS (state folder <out>/grpc/coordinator), every
+  // device is enrolled with its own key and token, and each round's check-ins, downloads,
+  // secure-aggregation phases and reports go over the network; the coordinator stops at the
+  // end. INVALID_ARGUMENT for a config the coordinator cannot run (central DP, fixed-size
+  // sampling, FedAdam), UNAVAILABLE when the coordinator does not start or a call fails.
+  struct GrpcTransportOptions {
+    std::string fedlora_binary;  // e.g. /proc/self/exe
+  };
+  absl::StatusOr<SimResult> RunOverGrpc(
+      const GrpcTransportOptions& options,
+      const std::function<void(const RoundRecord&)>& on_round = {});
+
   // Saves `flat` as a PEFT adapter directory.
   absl::Status SaveAdapter(const std::vector<float>& flat, const std::string& dir) const;
 

@@ -1,0 +1,61 @@
+#include "fedlora/coordinator/state_folder.h"
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "fedlora/common/encoding.h"
+#include "fedlora/common/private_file.h"
+#include "fedlora/common/random.h"
+#include "fedlora/common/status_macros.h"
+#include "fedlora/coordinator/coordinator_config.h"
+#include "fedlora/coordinator/demo_pki.h"
+#include "fedlora/coordinator/federated_training.h"
+#include "fedlora/coordinator/store.h"
+
+namespace fedlora::coordinator {
+
+absl::StatusOr<StateFolderInfo> CreateStateFolder(const StateFolderSpec& spec) {
+  namespace fs = std::filesystem;
+  const std::string& dir = spec.state_dir;
+  if (fs::exists(fs::path(dir) / "coordinator.json")) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        dir, " is already a coordinator state folder (hint: `fedlora coordinator run --state ",
+        dir, "` resumes it; pick another folder for a new run)"));
+  }
+  FEDLORA_ASSIGN_OR_RETURN(CoordinatorOptions parsed, CoordinatorOptionsFromJson(spec.config));
+  // The recipe must work for this adapter's size before anything is written.
+  parsed.recipe.dim = spec.initial.values.size();
+  FEDLORA_ASSIGN_OR_RETURN(auto training, FederatedTraining::Create(
+                                              parsed.recipe, parsed.optimizer, spec.initial.values));
+  StateFolderInfo info;
+  FEDLORA_ASSIGN_OR_RETURN(info.epsilon_per_round, training->FirstRoundEpsilon());
+
+  FEDLORA_ASSIGN_OR_RETURN(auto store, OpenSqliteStore(dir));
+  FEDLORA_ASSIGN_OR_RETURN(auto v1, store->PutInitialAdapter(EncodeAdapterBlob(spec.initial)));
+  info.adapter_sha256 = v1.sha256;
+  SecureRandom rng;
+  std::string id_bytes(8, '\0');
+  rng.Fill(reinterpret_cast<uint8_t*>(id_bytes.data()), id_bytes.size());
+  FEDLORA_RETURN_IF_ERROR(store->PutMeta("coordinator_id", "coord-" + HexEncode(id_bytes)));
+  std::vector<std::string> hashes;
+  std::string token_file;
+  for (int i = 0; i < spec.tokens; ++i) {
+    std::string raw(16, '\0');
+    rng.Fill(reinterpret_cast<uint8_t*>(raw.data()), raw.size());
+    info.tokens.push_back(HexEncode(raw));
+    hashes.push_back(HexEncode(Sha256(info.tokens.back())));
+    token_file += info.tokens.back() + "\n";
+  }
+  FEDLORA_RETURN_IF_ERROR(store->AddEnrollmentTokens(hashes));
+  info.tokens_file = dir + "/enroll-tokens.txt";
+  FEDLORA_RETURN_IF_ERROR(
+      WriteFileWithMode(info.tokens_file, token_file, 0600, ExistingFile::kRefuse));
+  FEDLORA_RETURN_IF_ERROR(CreateDemoPki(dir + "/tls", spec.tls_names, spec.tls_ips));
+  info.ca_pem = dir + "/tls/ca.pem";
+  // Written last: its presence marks a complete folder.
+  FEDLORA_RETURN_IF_ERROR(WriteFileWithMode(dir + "/coordinator.json", spec.config.dump(2) + "\n",
+                                            0644, ExistingFile::kRefuse));
+  return info;
+}
+
+}  // namespace fedlora::coordinator

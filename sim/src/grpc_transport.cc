@@ -1,0 +1,341 @@
+// `fedlora sim --transport grpc`: the same rounds as Simulator::Run, but the coordinator is a
+// real `fedlora coordinator run` process on loopback TLS and every virtual device is a gRPC
+// client of it (enrolled with a token, signing every call). What stays simulated: the devices
+// share this process and one base model (the cohort trains through TrainCohort, as in
+// process), and the dropout dice and deadline misses of the config decide which devices go
+// silent at which phase.
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "fedlora/common/adapter_blob.h"
+#include "fedlora/common/child_process.h"
+#include "fedlora/common/status_macros.h"
+#include "fedlora/coordinator/state_folder.h"
+#include "fedlora/coordinator/store.h"
+#include "fedlora/device/coordinator_client.h"
+#include "fedlora/device/participation.h"
+#include "fedlora/io/model_identity.h"
+#include "fedlora/privacy/params_wire.h"
+#include "fedlora/sim/cohort_trainer.h"
+#include "sim_state.h"
+
+namespace fedlora::sim {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// The coordinator allows 32 concurrent streams per connection; devices share channels of 16.
+constexpr int kDevicesPerChannel = 16;
+constexpr double kReferenceTokensPerSecond = 2000.0;  // as in simulator.cc
+
+nlohmann::json CoordinatorJson(const SimConfig& c, const coordinator::PrivacyRecipe& r,
+                               const std::string& base_sha) {
+  return {
+      {"goal", r.expected_cohort},
+      {"population", r.population},
+      {"sampling_rate", r.poisson_rate},
+      {"over_selection", 1.3},
+      {"noise_multiplier", r.noise_multiplier},
+      {"clip", r.clip},
+      {"adaptive_clip", r.adaptive_clip},
+      {"target_quantile", r.target_quantile},
+      {"clip_lr", r.clip_lr},
+      {"bits", r.bits},
+      {"min_survivors", r.min_survivors},
+      {"delta", r.delta},
+      {"epsilon_budget", r.epsilon_budget},
+      {"server_lr", c.server_lr},
+      {"rounds", 0},  // the simulation decides when to stop
+      {"steps", c.local_steps},
+      {"batch_size", c.local_batch},
+      {"seq_len", c.seq_len},
+      {"lr", c.local_lr},
+      {"min_examples", 1},
+      {"selection_window_s", 1.0},
+      {"selection_timeout_s", 20.0},
+      {"train_deadline_s", 300.0},
+      {"phase_deadline_s", 15.0},
+      {"retry_min_s", 0.0},
+      {"retry_max_s", 1.0},
+      {"graph", c.graph == GraphMode::kComplete ? "complete" : "kregular"},
+      {"base_model_sha256", base_sha},
+  };
+}
+
+// One virtual device's network identity.
+struct NetDevice {
+  std::unique_ptr<Ed25519Key> key;
+  std::unique_ptr<device::CoordinatorClient> client;
+};
+
+// Runs f(i) for i in [0, n) on one thread each (the check-ins of a round wait in parallel).
+template <typename F>
+void ForEachParallel(int n, F f) {
+  std::vector<std::thread> threads;
+  threads.reserve(n);
+  for (int i = 0; i < n; ++i) threads.emplace_back([&f, i] { f(i); });
+  for (auto& t : threads) t.join();
+}
+
+}  // namespace
+
+absl::StatusOr<SimResult> Simulator::RunOverGrpc(
+    const GrpcTransportOptions& options, const std::function<void(const RoundRecord&)>& on_round) {
+  State& s = *s_;
+  const SimConfig& c = s.config;
+  FEDLORA_RETURN_IF_ERROR(ValidateConfig(c));
+  namespace fs = std::filesystem;
+  const int n = static_cast<int>(s.devices.size());
+  const std::string work = (fs::path(c.out) / "grpc").string();
+  const std::string state_dir = work + "/coordinator";
+  std::error_code ec;
+  fs::remove_all(work, ec);  // the output folder was prepared (and --force given) by the caller
+  fs::create_directories(work, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot create ", work, ": ", ec.message()));
+
+  // The coordinator's state folder: the simulator's recipe, its initial adapter, n tokens.
+  FEDLORA_ASSIGN_OR_RETURN(std::string base_sha, io::ModelSha256(s.model_dir));
+  const coordinator::PrivacyRecipe recipe = MakeRecipe(c, s.dim, n);
+  coordinator::StateFolderSpec spec;
+  spec.state_dir = state_dir;
+  spec.config = CoordinatorJson(c, recipe, base_sha);
+  spec.initial.lora = s.lora.ToPeftJson();
+  spec.initial.base_model_sha256 = base_sha;
+  spec.initial.values = s.global;
+  spec.tokens = n;
+  FEDLORA_ASSIGN_OR_RETURN(coordinator::StateFolderInfo folder,
+                           coordinator::CreateStateFolder(spec));
+
+  ChildProcess coordinator = ChildProcess::Start(
+      options.fedlora_binary,
+      {"coordinator", "run", "--state", state_dir, "--listen", "127.0.0.1:0", "--metrics", ""},
+      work + "/coordinator");
+  const std::string listening = coordinator.WaitForLine("listening on", 60);
+  const size_t colon = listening.rfind(':');
+  if (listening.empty() || colon == std::string::npos) {
+    return absl::UnavailableError(
+        absl::StrCat("the coordinator process did not start listening within 60 s (its log: ",
+                     work, "/coordinator.err): ", coordinator.Err()));
+  }
+  const std::string address = "127.0.0.1:" + std::to_string(std::atoi(listening.c_str() + colon + 1));
+
+  // Enrolment: one key pair and one token per device; channels shared by kDevicesPerChannel.
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  std::vector<NetDevice> net(n);
+  for (int i = 0; i < n; ++i) {
+    if (i % kDevicesPerChannel == 0) {
+      device::ChannelOptions co;
+      co.address = address;
+      co.ca_pem_path = folder.ca_pem;
+      FEDLORA_ASSIGN_OR_RETURN(auto ch, device::MakeChannel(co));
+      channels.push_back(std::move(ch));
+    }
+    FEDLORA_ASSIGN_OR_RETURN(Ed25519Key key, Ed25519Key::Generate());
+    v1::EnrollRequest req;
+    req.set_token(folder.tokens[i]);
+    req.set_public_key(key.PublicRaw());
+    FEDLORA_ASSIGN_OR_RETURN(auto resp, device::CoordinatorClient::Enroll(channels.back(), req,
+                                                                          absl::Seconds(30)));
+    net[i].key = std::make_unique<Ed25519Key>(std::move(key));
+    net[i].client = std::make_unique<device::CoordinatorClient>(channels.back(), net[i].key.get(),
+                                                                resp.device_id());
+  }
+  FEDLORA_ASSIGN_OR_RETURN(auto store, coordinator::OpenSqliteStore(state_dir));
+
+  SimResult result;
+  result.summary.config = ConfigToJson(c);
+  result.summary.delta = recipe.delta;
+  result.summary.randomness =
+      "transport grpc: a real coordinator process (its own SecureRandom: sampling, rotation "
+      "seeds, session nonces) and device noise and masks from SecureRandom; only the dropout "
+      "dice and the model's initial adapter are seeded by run.seed";
+  if (auto plan = s.training->PlanRound(0); plan.ok() && plan->mechanism) {
+    result.summary.privacy_assumption = privacy::DescribeAccounting(*plan->mechanism);
+  }
+  auto run_start = Clock::now();
+  const double tokens_per_device = static_cast<double>(c.local_steps * c.local_batch * c.seq_len);
+  const double drop_p[4] = {c.dropout_advertise, c.dropout_share, c.dropout_masked,
+                            c.dropout_unmask};
+
+  for (int round = 1; round <= c.rounds; ++round) {
+    auto t0 = Clock::now();
+    RoundRecord rec;
+    rec.round = round;
+    // Every device checks in; the coordinator flips one coin each and answers the sampled ones
+    // with the task once selection closes.
+    std::vector<absl::StatusOr<v1::CheckInResponse>> replies(n, absl::UnknownError("unset"));
+    ForEachParallel(n, [&](int i) {
+      v1::CheckInRequest req;
+      req.set_num_examples(static_cast<uint64_t>(s.devices[i].windows.size()));
+      req.set_base_model_sha256(base_sha);
+      replies[i] = net[i].client->CheckIn(req, absl::Seconds(120));
+    });
+    std::vector<int> cohort;
+    std::string over, last_rejection;
+    for (int i = 0; i < n; ++i) {
+      if (!replies[i].ok()) {
+        return absl::UnavailableError(absl::StrCat("device ", i, " could not check in: ",
+                                                   replies[i].status().message()));
+      }
+      if (replies[i]->has_task()) {
+        cohort.push_back(i);
+      } else {
+        const auto& rej = replies[i]->rejection();
+        if (rej.reason() == v1::REJECTION_BUDGET_EXHAUSTED) over = rej.detail();
+        if (rej.reason() != v1::REJECTION_NOT_SELECTED) last_rejection = rej.detail();
+      }
+    }
+    if (cohort.empty() && !over.empty()) {
+      result.summary.stop_reason = absl::StrCat("stopped before round ", round, ": ", over);
+      break;
+    }
+    rec.sampled = static_cast<int>(cohort.size());
+    std::vector<uint64_t> seeds;
+    std::vector<const device::TokenWindows*> windows;
+    for (int d : cohort) {
+      windows.push_back(&s.devices[d].windows);
+      seeds.push_back(replies[d]->task().task_seed());
+    }
+    if (cohort.empty()) {
+      rec.aborted = true;
+      rec.abort_reason = last_rejection.empty() ? "no device was sampled" : last_rejection;
+    } else {
+      const v1::Task& task0 = replies[cohort[0]]->task();
+      // Each sampled device downloads the global adapter (chunked, hash-checked).
+      std::vector<absl::StatusOr<std::string>> blobs(cohort.size(), absl::UnknownError("unset"));
+      ForEachParallel(static_cast<int>(cohort.size()), [&](int k) {
+        const v1::Task& t = replies[cohort[k]]->task();
+        blobs[k] = net[cohort[k]].client->Download(
+            t.adapter_version(), t.adapter_sha256(),
+            absl::StrCat(work, "/download-", cohort[k], ".partial"), absl::Minutes(5));
+      });
+      for (const auto& b : blobs) {
+        if (!b.ok()) return b.status();
+      }
+      FEDLORA_ASSIGN_OR_RETURN(AdapterBlob blob, DecodeAdapterBlob(*blobs[0]));
+      device::TrainOptions local = s.local;
+      local.max_steps = task0.recipe().steps();
+      local.batch_size = task0.recipe().batch_size();
+      local.optimizer.lr = task0.recipe().lr();
+      FEDLORA_ASSIGN_OR_RETURN(CohortResult trained,
+                               TrainCohort(*s.rt.model, s.lora, blob.values, windows, seeds, local,
+                                           c.train_mode, c.max_group, c.workers));
+      rec.train_seconds = trained.seconds;
+      double loss_sum = 0;
+      for (double l : trained.losses) loss_sum += l;
+      rec.train_loss = loss_sum / trained.losses.size();
+
+      // Dropout dice (simulation) decide who goes silent before which phase.
+      std::vector<int> silent_before(cohort.size(), -1);
+      for (size_t k = 0; k < cohort.size(); ++k) {
+        const int d = cohort[k];
+        const double sim_seconds = tokens_per_device / (kReferenceTokensPerSecond * s.devices[d].speed);
+        if (c.deadline > 0 && sim_seconds > c.deadline) {
+          silent_before[k] = 0;
+          rec.dropped.push_back({d, s.dataset.users[s.devices[d].user].id, "training",
+                                 "missed the round deadline"});
+          continue;
+        }
+        for (int p = 0; p < 4; ++p) {
+          if (s.rng->UniformDouble() < drop_p[p]) {
+            silent_before[k] = p;
+            rec.dropped.push_back({d, s.dataset.users[s.devices[d].user].id,
+                                   secagg::PhaseName(static_cast<secagg::Phase>(p)),
+                                   "dropout (simulated)"});
+            break;
+          }
+        }
+      }
+      auto p0 = Clock::now();
+      std::vector<device::ParticipationResult> outs(cohort.size());
+      std::vector<absl::Status> statuses(cohort.size());
+      ForEachParallel(static_cast<int>(cohort.size()), [&](int k) {
+        const v1::Task& t = replies[cohort[k]]->task();
+        v1::ReportRequest report;
+        report.set_round(t.round());
+        report.set_mean_loss(trained.losses[k]);
+        report.set_num_examples(static_cast<uint64_t>(windows[k]->size()));
+        report.set_steps(static_cast<uint32_t>(local.max_steps));
+        (void)net[cohort[k]].client->Report(report, absl::Seconds(10));
+        SecureRandom rng;
+        device::DevicePolicy policy;
+        policy.phase_timeout = absl::Seconds(120);
+        const int silent = silent_before[k];
+        statuses[k] = device::SubmitUpdate(
+            *net[cohort[k]].client, t, trained.deltas[k], policy, rng, &outs[k],
+            [silent](int phase, v1::SecAggUpload*) { return phase != silent; });
+      });
+      rec.privacy_seconds = Since(p0);
+      double norm_sum = 0;
+      int clipped = 0;
+      for (size_t k = 0; k < cohort.size(); ++k) {
+        if (!statuses[k].ok()) return statuses[k];
+        norm_sum += outs[k].update_norm;
+        clipped += outs[k].clipped;
+      }
+      rec.mean_update_norm = norm_sum / cohort.size();
+      rec.clipped_fraction = double(clipped) / cohort.size();
+      FEDLORA_ASSIGN_OR_RETURN(privacy::RoundPrivacyParams params,
+                               privacy::ParamsFromProto(task0.privacy()));
+      rec.clip = params.clip;
+      // The coordinator's record of the round: committed or aborted, and how many were summed.
+      FEDLORA_ASSIGN_OR_RETURN(auto rounds, store->ListRounds());
+      for (const auto& r : rounds) {
+        if (r.round != task0.round()) continue;
+        rec.aborted = r.state != "committed";
+        rec.abort_reason = r.abort_reason;
+        rec.survivors = r.summed;
+      }
+      FEDLORA_ASSIGN_OR_RETURN(coordinator::AdapterVersion latest, store->LatestAdapter());
+      FEDLORA_ASSIGN_OR_RETURN(std::string latest_bytes, store->ReadBlob(latest.sha256));
+      FEDLORA_ASSIGN_OR_RETURN(AdapterBlob latest_blob, DecodeAdapterBlob(latest_bytes));
+      s.global = std::move(latest_blob.values);
+    }
+    // Epsilon as the coordinator's ledger has it (every charged round, aborted ones included).
+    FEDLORA_ASSIGN_OR_RETURN(auto charges, store->Charges());
+    for (const auto& ch : charges) rec.epsilon = std::max(rec.epsilon, ch.epsilon_after);
+
+    if ((c.eval_every > 0 && round % c.eval_every == 0) || round == c.rounds) {
+      std::vector<int> users;
+      for (int d : s.eval_participants) users.push_back(s.devices[d].user);
+      FEDLORA_ASSIGN_OR_RETURN(rec.eval_participants,
+                               Evaluate(&s, "participants", users, &s.base_participants));
+      FEDLORA_ASSIGN_OR_RETURN(rec.eval_heldout,
+                               Evaluate(&s, "heldout", s.eval_heldout, &s.base_heldout));
+      result.summary.participants = rec.eval_participants;
+      result.summary.heldout = rec.eval_heldout;
+    }
+    rec.seconds = Since(t0);
+    result.summary.rounds_completed = round;
+    result.summary.epsilon = rec.epsilon;
+    result.rounds.push_back(rec);
+    if (on_round) on_round(rec);
+  }
+  if (!result.rounds.empty() && !result.rounds.back().eval_participants) {
+    std::vector<int> users;
+    for (int d : s.eval_participants) users.push_back(s.devices[d].user);
+    FEDLORA_ASSIGN_OR_RETURN(result.summary.participants,
+                             Evaluate(&s, "participants", users, &s.base_participants));
+    FEDLORA_ASSIGN_OR_RETURN(result.summary.heldout,
+                             Evaluate(&s, "heldout", s.eval_heldout, &s.base_heldout));
+  }
+  coordinator.Kill(SIGTERM);
+  if (coordinator.Wait(30) != 0) {
+    return absl::InternalError(absl::StrCat(
+        "the coordinator process did not stop cleanly (log: ", work, "/coordinator.err): ",
+        coordinator.Err()));
+  }
+  result.summary.seconds = Since(run_start);
+  result.global_adapter = s.global;
+  return result;
+}
+
+}  // namespace fedlora::sim
