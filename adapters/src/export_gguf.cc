@@ -265,6 +265,7 @@ absl::StatusOr<LoraAdapter> AdapterFromGguf(const GgufFile& file,
                             "adapted layer)"));
   }
   cfg.alpha = alpha->f;
+  cfg.targets.clear();
   for (int p : projs) cfg.targets.push_back(static_cast<model::Proj>(p));
   if (static_cast<int64_t>(layers.size()) != base_config.num_hidden_layers ||
       *layers.rbegin() != base_config.num_hidden_layers - 1) {

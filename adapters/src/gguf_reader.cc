@@ -51,43 +51,43 @@ absl::Status GetScalar(In& in, GgufType t, GgufValue* v, const std::string& what
   switch (t) {
     case GgufType::kUint8:
     case GgufType::kBool: {
-      uint8_t x;
+      uint8_t x = 0;
       if (auto st = in.Get(&x, what); !st.ok()) return st;
       v->u = x;
       return absl::OkStatus();
     }
     case GgufType::kInt8: {
-      int8_t x;
+      int8_t x = 0;
       if (auto st = in.Get(&x, what); !st.ok()) return st;
       v->i = x;
       return absl::OkStatus();
     }
     case GgufType::kUint16: {
-      uint16_t x;
+      uint16_t x = 0;
       if (auto st = in.Get(&x, what); !st.ok()) return st;
       v->u = x;
       return absl::OkStatus();
     }
     case GgufType::kInt16: {
-      int16_t x;
+      int16_t x = 0;
       if (auto st = in.Get(&x, what); !st.ok()) return st;
       v->i = x;
       return absl::OkStatus();
     }
     case GgufType::kUint32: {
-      uint32_t x;
+      uint32_t x = 0;
       if (auto st = in.Get(&x, what); !st.ok()) return st;
       v->u = x;
       return absl::OkStatus();
     }
     case GgufType::kInt32: {
-      int32_t x;
+      int32_t x = 0;
       if (auto st = in.Get(&x, what); !st.ok()) return st;
       v->i = x;
       return absl::OkStatus();
     }
     case GgufType::kFloat32: {
-      float x;
+      float x = 0;
       if (auto st = in.Get(&x, what); !st.ok()) return st;
       v->f = x;
       return absl::OkStatus();

@@ -4,6 +4,7 @@
 #include <torch/types.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -225,7 +226,9 @@ TEST_F(ExportTest, GgufF16HoldsHalfPrecisionValues) {
   EXPECT_EQ(h0, io::FloatToHalf(s.A.contiguous().data_ptr<float>()[0]));
   auto back = AdapterFromGguf(*f, base_config());
   ASSERT_TRUE(back.ok()) << back.status();
-  EXPECT_LE((back->slots()[0].B - adapter_->slots()[0].B).abs().max().item<float>(), 1e-3);
+  const torch::Tensor& b0 = adapter_->slots()[0].B;
+  EXPECT_LE((back->slots()[0].B - b0).abs().max().item<float>(),
+            1e-3 * b0.abs().max().item<float>());
 }
 
 TEST(ExportGgufTinyTest, AllProjectionsGqaRsloraAndSomeLayers) {
@@ -314,8 +317,12 @@ TEST_F(ExportTest, MergedCheckpointEqualsBasePlusAdapter) {
     torch::Tensor want = model_->Forward(ids), got = (*merged)->Forward(ids);
     EXPECT_LE((got - want).abs().max().item<float>(), 1e-4) << "case " << c;
     const double nll = model::NextTokenLoss(got, ids).item<double>();
+    std::printf("merged case %d: max |logit diff| %.3g, NLL %.6f\n", c,
+                (got - want).abs().max().item<float>(), nll);
     EXPECT_NEAR(nll, reference_["cases"][c]["nll_adapter"].get<double>(), 1e-4) << "case " << c;
-    if (c == 0) EXPECT_NEAR(nll, reference_["nll_merged_case0"].get<double>(), 1e-4);
+    if (c == 0) {
+      EXPECT_NEAR(nll, reference_["nll_merged_case0"].get<double>(), 1e-4);
+    }
   }
   auto runtime = device::LoadRuntime(out);
   ASSERT_TRUE(runtime.ok()) << runtime.status();
