@@ -43,6 +43,8 @@ void RegisterCommand_compress(CLI::App& app) {
   cmd->add_option("--factor-bits", o->c.lr_bits, "CALDERA L/R bits: 4 or 8")->capture_default_str();
   cmd->add_option("--iterations", o->c.iterations, "CALDERA alternating iterations")
       ->capture_default_str();
+  cmd->add_flag("--hadamard", o->c.hadamard,
+                "CALDERA: randomized Hadamard transform of the inputs (incoherence)");
   cmd->add_option("--calib", o->calib, "calibration text file (gptq, caldera, wanda)");
   cmd->add_option("--calib-tokens", o->calib_tokens, "calibration tokens used (from the start)")
       ->capture_default_str();

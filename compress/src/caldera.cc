@@ -21,6 +21,12 @@ absl::StatusOr<std::shared_ptr<LowRankWeight>> CalderaQuantize(const torch::Tens
   torch::NoGradGuard no_grad;
   torch::Tensor wd = w.detach().to(torch::kDouble);
   torch::Tensor hd = h.to(torch::kDouble);
+  std::shared_ptr<const RandomHadamard> rot;
+  if (o.hadamard) {
+    rot = std::make_shared<RandomHadamard>(in, o.hadamard_seed);
+    wd = rot->Apply(wd);                               // rows: W T^T
+    hd = rot->Apply(rot->Apply(hd).t().contiguous());  // T H T^T (H symmetric)
+  }
   // H^{1/2} and H^{-1/2} of the damped Hessian.
   torch::Tensor diag = hd.diagonal();
   const double mean = diag.mean().item<double>() > 0 ? diag.mean().item<double>() : 1.0;
@@ -38,13 +44,13 @@ absl::StatusOr<std::shared_ptr<LowRankWeight>> CalderaQuantize(const torch::Tens
   std::shared_ptr<LowRankWeight> best;
   double best_err = std::numeric_limits<double>::infinity();
   for (int it = 0; it < o.iterations; ++it) {
-    FEDLORA_ASSIGN_OR_RETURN(auto q, GptqQuantize((wd - lr).to(torch::kFloat), h, qo));
+    FEDLORA_ASSIGN_OR_RETURN(auto q, GptqQuantize((wd - lr).to(torch::kFloat), hd, qo));
     torch::Tensor resid = wd - q->Dense().to(torch::kDouble);
     auto [u, s, vh] = at::linalg_svd(resid.mm(hs), /*full_matrices=*/false);
     torch::Tensor sk = s.narrow(0, 0, k).sqrt();
     torch::Tensor l = u.narrow(1, 0, k) * sk.unsqueeze(0);
     torch::Tensor r = (sk.unsqueeze(1) * vh.narrow(0, 0, k)).mm(hs_inv);
-    FEDLORA_ASSIGN_OR_RETURN(auto rq, GptqQuantize(r.to(torch::kFloat), h, ro));
+    FEDLORA_ASSIGN_OR_RETURN(auto rq, GptqQuantize(r.to(torch::kFloat), hd, ro));
     torch::Tensor rd = rq->Dense().to(torch::kDouble);
     // L = resid H R^T (R H R^T)^-1, then LDLQ against R H R^T (L's inputs are R x).
     torch::Tensor hr = rd.mm(hdamp).mm(rd.t());
@@ -56,7 +62,7 @@ absl::StatusOr<std::shared_ptr<LowRankWeight>> CalderaQuantize(const torch::Tens
     const double err = HessianError(wd, q->Dense().to(torch::kDouble) + lr, hd);
     if (err < best_err) {
       best_err = err;
-      best = std::make_shared<LowRankWeight>(q, lq, rq);
+      best = std::make_shared<LowRankWeight>(q, lq, rq, rot);
     }
   }
   if (error != nullptr) *error = best_err;

@@ -7,16 +7,18 @@ namespace fedlora::compress {
 
 torch::Tensor LowRankWeight::Dense() const {
   torch::Tensor w = q_->Dense();
-  return w.addmm_(l_->Dense(), r_->Dense());
+  w.addmm_(l_->Dense(), r_->Dense());
+  return rot_ ? rot_->ApplyTransposed(w) : w;
 }
 
 torch::Tensor LowRankWeight::Apply(const torch::Tensor& x) const {
-  return q_->Apply(x) + l_->Apply(r_->Apply(x));
+  torch::Tensor xr = rot_ ? rot_->Apply(x) : x;
+  return q_->Apply(xr) + l_->Apply(r_->Apply(xr));
 }
 
 std::string LowRankWeight::scheme() const {
   return absl::StrCat("caldera Q[", q_->scheme(), "] + L[", l_->scheme(), "] R[", r_->scheme(),
-                      "] rank ", rank());
+                      "] rank ", rank(), rot_ ? " hadamard" : "");
 }
 
 void LowRankWeight::Export(const std::string& prefix, NamedTensors* out) const {
@@ -26,9 +28,11 @@ void LowRankWeight::Export(const std::string& prefix, NamedTensors* out) const {
 }
 
 nlohmann::json LowRankWeight::Scheme() const {
-  return {{"format", "lowrank"}, {"shape", {out_features(), in_features()}},
-          {"rank", rank()},      {"Q", q_->Scheme()},
-          {"L", l_->Scheme()},   {"R", r_->Scheme()}};
+  nlohmann::json j = {{"format", "lowrank"}, {"shape", {out_features(), in_features()}},
+                      {"rank", rank()},      {"Q", q_->Scheme()},
+                      {"L", l_->Scheme()},   {"R", r_->Scheme()}};
+  if (rot_) j["hadamard_seed"] = rot_->seed();
+  return j;
 }
 
 absl::StatusOr<std::shared_ptr<LowRankWeight>> LowRankWeight::Load(const std::string& prefix,
@@ -55,7 +59,11 @@ absl::StatusOr<std::shared_ptr<LowRankWeight>> LowRankWeight::Load(const std::st
                        "] (hint: compression.json is inconsistent with the weights)"));
     }
   }
-  return std::make_shared<LowRankWeight>(parts[0], parts[1], parts[2]);
+  std::shared_ptr<const RandomHadamard> rot;
+  if (scheme.contains("hadamard_seed") && !scheme["hadamard_seed"].is_null()) {
+    rot = std::make_shared<RandomHadamard>(in, scheme["hadamard_seed"].get<uint64_t>());
+  }
+  return std::make_shared<LowRankWeight>(parts[0], parts[1], parts[2], rot);
 }
 
 MaskedWeight::MaskedWeight(std::shared_ptr<PackedWeight> inner, const torch::Tensor& mask)

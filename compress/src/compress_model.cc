@@ -33,6 +33,7 @@ absl::StatusOr<std::shared_ptr<PackedWeight>> Quantize(const torch::Tensor& w,
   co.q_group = o.group;
   co.lr_bits = o.lr_bits;
   co.iterations = o.iterations;
+  co.hadamard = o.hadamard;
   return CalderaQuantize(w, h, co);
 }
 

@@ -66,6 +66,8 @@ TEST_F(CompressedCheckpointTest, RoundTripsEveryFormatThroughLoadRuntime) {
   for (size_t i = 0; i < cal.calib_ids.size(); ++i)
     cal.calib_ids[i] = static_cast<int64_t>(i * 7 % 500);
   all.push_back(cal);
+  cal.hadamard = true;
+  all.push_back(cal);
   torch::Tensor ids = torch::randint(3, 500, {1, 12}, torch::kInt64);
   for (size_t i = 0; i < all.size(); ++i) {
     const std::string name = "m" + std::to_string(i);
@@ -77,7 +79,13 @@ TEST_F(CompressedCheckpointTest, RoundTripsEveryFormatThroughLoadRuntime) {
         ASSERT_TRUE(loaded->model->layers[l].proj[p].frozen) << all[i].method;
         EXPECT_TRUE(torch::equal(loaded->model->layers[l].proj[p].DenseWeight(),
                                  mem.model->layers[l].proj[p].DenseWeight()))
-            << all[i].method << " layer " << l << " proj " << p;
+            << all[i].method << (all[i].hadamard ? " hadamard" : "") << " layer " << l << " proj "
+            << p << " max diff "
+            << (loaded->model->layers[l].proj[p].DenseWeight() -
+                mem.model->layers[l].proj[p].DenseWeight())
+                   .abs()
+                   .max()
+                   .item<float>();
       }
     }
     torch::NoGradGuard g;

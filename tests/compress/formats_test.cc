@@ -6,6 +6,7 @@
 
 #include "compress/compress_testutil.h"
 #include "fedlora/compress/composite.h"
+#include "fedlora/compress/hadamard.h"
 #include "fedlora/compress/int8.h"
 #include "fedlora/compress/nf4.h"
 #include "fedlora/compress/rtn.h"
@@ -60,9 +61,9 @@ TEST(RtnTest, DenseMatchesScalarReference) {
           const float scale = Half((mx - mn) / static_cast<float>(qmax));
           const float min = Half(mn);
           for (int64_t c = g0; c < g1; ++c) {
-            float q = scale > 0 ? std::floor((x[r * in + c] - min) / scale + 0.5f) : 0.0f;
-            q = std::min<float>(qmax, std::max(0.0f, q));
-            ASSERT_EQ(d[r * in + c], min + scale * q)
+            float code = scale > 0 ? std::floor((x[r * in + c] - min) / scale + 0.5f) : 0.0f;
+            code = std::min<float>(qmax, std::max(0.0f, code));
+            ASSERT_EQ(d[r * in + c], min + scale * code)
                 << "bits " << bits << " group " << group << " r " << r << " c " << c;
           }
           // Round to nearest: error at most half a step (plus the fp16 rounding of min/scale).
@@ -171,6 +172,30 @@ TEST(CompositeTest, LowRankAndMaskedDense) {
   EXPECT_TRUE(torch::equal(m.Mask(), mask));
   EXPECT_TRUE(torch::equal(m.Dense(), (*q)->Dense() * mask));
   EXPECT_EQ(m.bytes(), (*q)->bytes() + (16 * 32 + 7) / 8);
+}
+
+TEST(HadamardTest, OrthogonalAndMatchesExplicitMatrix) {
+  for (int64_t n : {64, 172, 96}) {  // blocks 64, 4, 32
+    RandomHadamard t(n, 99);
+    EXPECT_EQ(n % t.block(), 0);
+    EXPECT_NE((n / t.block()) % 2, 0);  // the largest power of two dividing n
+    torch::Tensor eye = torch::eye(n, torch::kDouble);
+    torch::Tensor m = t.Apply(eye).t();  // columns T e_i -> T
+    EXPECT_TRUE(torch::allclose(m.mm(m.t()), eye, 1e-9, 1e-9)) << n;
+    // Explicit T = blockdiag(Sylvester Hadamard / sqrt(b)) diag(s).
+    const int64_t b = t.block();
+    torch::Tensor had = torch::ones({1, 1}, torch::kDouble);
+    while (had.size(0) < b)
+      had = torch::cat({torch::cat({had, had}, 1), torch::cat({had, -had}, 1)}, 0);
+    torch::Tensor block0 = m.narrow(0, 0, b).narrow(1, 0, b);
+    // Row i of block0 = had[i] * s / sqrt(b): |entries| all 1/sqrt(b), pattern of had up to column
+    // signs.
+    torch::Tensor col_signs = torch::sign(block0[0]) * torch::sign(had[0]);
+    EXPECT_TRUE(torch::allclose(block0, had * col_signs / std::sqrt(double(b)), 1e-12, 1e-12)) << n;
+    torch::Tensor x = TestMatrix(3, n, 5).to(torch::kDouble);
+    EXPECT_TRUE(torch::allclose(t.ApplyTransposed(t.Apply(x)), x, 1e-9, 1e-9));
+    EXPECT_TRUE(torch::allclose(t.Apply(x), x.mm(m.t()), 1e-9, 1e-9));
+  }
 }
 
 }  // namespace

@@ -115,7 +115,7 @@ TEST(FrozenLinearTest, CompressedModelTrainsLoraOnlyLikeItsDenseTwin) {
     for (auto& layer : m->layers) {
       auto lw = std::make_shared<LoraWeights>();
       lw->A = (TestMatrix(4, 32, 60) * 0.1).unsqueeze(0).set_requires_grad(true);
-      lw->B = (TestMatrix(32, 4, 61) * 0.1).unsqueeze(0).set_requires_grad(true);
+      lw->B = (TestMatrix(16, 4, 61) * 0.1).unsqueeze(0).set_requires_grad(true);  // 2 kv heads x 8
       layer.Get(model::Proj::kV).loras.push_back(lw);
       list.push_back(lw);
     }

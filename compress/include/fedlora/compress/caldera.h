@@ -18,6 +18,10 @@ struct CalderaOptions {
   int lr_group = 64;
   int iterations = 3;
   double damp = 0.01;
+  // Incoherence processing: quantize W T^T against T H T^T for a RandomHadamard T over the
+  // input dimension (seed below); the result applies T to its input.
+  bool hadamard = false;
+  uint64_t hadamard_seed = 0x5eed;
 };
 
 // Alternates, `iterations` times: Q = LDLQ(W - L R) on the RTN grid (q_bits, q_group); then

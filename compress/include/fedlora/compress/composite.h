@@ -6,17 +6,21 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
+#include "fedlora/compress/hadamard.h"
 #include "fedlora/compress/packed_weight.h"
 
 namespace fedlora::compress {
 
 // W' = Q + L R with Q [out, in], L [out, k], R [k, in], each packed. Applied as
 // Q x + L (R x): the low-rank part never forms an [out, in] product outside Dense().
+// With a RandomHadamard T (incoherence processing), Q + L R approximates W T^T instead and
+// W' = (Q + L R) T, applied as Q (T x) + L (R (T x)).
 class LowRankWeight : public PackedWeight {
  public:
   LowRankWeight(std::shared_ptr<PackedWeight> q, std::shared_ptr<PackedWeight> l,
-                std::shared_ptr<PackedWeight> r)
-      : q_(std::move(q)), l_(std::move(l)), r_(std::move(r)) {}
+                std::shared_ptr<PackedWeight> r,
+                std::shared_ptr<const RandomHadamard> rotation = nullptr)
+      : q_(std::move(q)), l_(std::move(l)), r_(std::move(r)), rot_(std::move(rotation)) {}
   static absl::StatusOr<std::shared_ptr<LowRankWeight>> Load(const std::string& prefix,
                                                              const nlohmann::json& scheme,
                                                              TensorReader* reader);
@@ -34,9 +38,11 @@ class LowRankWeight : public PackedWeight {
   const PackedWeight& Q() const { return *q_; }
   const PackedWeight& L() const { return *l_; }
   const PackedWeight& R() const { return *r_; }
+  const RandomHadamard* rotation() const { return rot_.get(); }
 
  private:
   std::shared_ptr<PackedWeight> q_, l_, r_;
+  std::shared_ptr<const RandomHadamard> rot_;
 };
 
 // W' = inner ⊙ mask: pruned weights stay exactly zero whatever the quantization grid gives.

@@ -19,6 +19,7 @@ struct CompressOptions {
   int rank = 16;               // caldera
   int lr_bits = 4;             // caldera factors
   int iterations = 3;          // caldera
+  bool hadamard = false;       // caldera: randomized Hadamard incoherence processing
   std::string prune;           // "", magnitude, wanda, 2:4
   double sparsity = 0.5;
   std::vector<int64_t> calib_ids;  // token ids of the calibration text (gptq, caldera, wanda)
