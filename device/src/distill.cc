@@ -235,6 +235,17 @@ absl::StatusOr<model::LlamaModel> InitStudent(const model::LlamaModel& teacher,
         " (hint: keep --hidden/--heads/--kv-heads/--intermediate at the teacher's values and "
         "only lower --layers, or use --init random)"));
   }
+  for (const model::DecoderLayer& layer : teacher.layers) {
+    for (const model::Linear& lin : layer.proj) {
+      // A compressed teacher keeps a storage-less placeholder in `weight`: nothing to copy.
+      if (!lin.weight.defined() ||
+          lin.weight.storage().nbytes() < static_cast<size_t>(lin.weight.numel()) * sizeof(float)) {
+        return absl::InvalidArgumentError(
+            "distill: --init truncate needs a float32 teacher, and this teacher's projections are "
+            "packed (compressed) (hint: distill from the float checkpoint, or use --init random)");
+      }
+    }
+  }
   torch::NoGradGuard no_grad;
   model::LlamaModel m(c);
   m.embed_tokens = teacher.embed_tokens.clone();
