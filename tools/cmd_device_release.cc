@@ -89,7 +89,7 @@ void RegisterCommand_device_release(CLI::App& app) {
     std::string line = absl::StrCat("installed release ", installed->release_id, " (version ",
                                     installed->version, ")");
     if (!o->holdout.empty()) {
-      auto texts = ReadTextLines(o->holdout);
+      auto texts = ReadTextLines({o->holdout});
       if (!texts.ok()) return (void)Fail(texts.status());
       auto rt = device::LoadRuntime(o->model);
       if (!rt.ok()) return (void)Fail(rt.status());

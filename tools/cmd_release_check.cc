@@ -5,7 +5,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "cli_common.h"
+#include "fedlora/adapters/export_gguf.h"
+#include "fedlora/adapters/export_merged.h"
+#include "fedlora/adapters/lora_adapter.h"
 #include "fedlora/common/file_util.h"
+#include "fedlora/device/runtime.h"
 #include "fedlora/common/release.h"
 #include "fedlora/io/model_identity.h"
 #include "fedlora/io/release_folder.h"
@@ -99,12 +103,69 @@ void RegisterInspect(CLI::App* parent) {
   });
 }
 
+void RegisterExport(CLI::App* parent) {
+  struct Opts {
+    std::string dir, format = "peft", out, base;
+    std::vector<std::string> trusted;
+    bool json = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = parent->add_subcommand("export", "write a release as PEFT, a merged HF checkpoint or GGUF");
+  cmd->footer(
+      "Examples:\n"
+      "  fedlora release export rel-1 --format gguf --base base --out adapter.gguf \\\n"
+      "      --trusted op.key.pub          # llama.cpp: llama-cli -m base.gguf --lora adapter.gguf\n"
+      "  fedlora release export rel-1 --format hf-merged --base base --out merged/ --trusted op.key.pub\n"
+      "The release is verified first (signer trusted, signature, base hash, every file's\n"
+      "SHA-256); only what verified is exported. Formats: docs/adapters.md.");
+  cmd->add_option("dir", o->dir, "release folder")->required();
+  cmd->add_option("--format", o->format, "peft|hf-merged|gguf")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"peft", "hf-merged", "gguf"}));
+  cmd->add_option("--out", o->out, "output (a folder; a file for gguf)")->required();
+  cmd->add_option("--base", o->base, "the base model folder the release is for")->required();
+  cmd->add_option("--trusted", o->trusted, "trusted public keys (KEY.pub)")->required();
+  cmd->add_flag("--json", o->json, "print one JSON object");
+  cmd->callback([o] {
+    auto base_sha = io::ModelSha256(o->base);
+    if (!base_sha.ok()) return (void)Fail(base_sha.status());
+    auto m = io::ReadManifest(o->dir);
+    if (!m.ok()) return (void)Fail(m.status());
+    TrustStore trust;
+    if (auto s = trust.AddFiles(o->trusted); !s.ok()) return (void)Fail(s);
+    io::VerifyReleaseOptions vo;
+    vo.base_model_sha256 = *base_sha;
+    if (auto v = io::VerifyRelease(o->dir, trust, vo); !v.ok()) return (void)Fail(v.status());
+    auto adapter = adapters::LoraAdapter::LoadPeft(o->dir + "/adapter");
+    if (!adapter.ok()) return (void)Fail(adapter.status());
+    absl::Status s;
+    if (o->format == "peft") {
+      s = adapter->SavePeft(o->out);
+    } else if (o->format == "hf-merged") {
+      s = adapters::ExportMergedHf(o->base, *adapter, o->out);
+    } else {
+      auto rt = device::LoadRuntime(o->base);
+      if (!rt.ok()) return (void)Fail(rt.status());
+      adapters::GgufOptions go;
+      go.name = absl::StrCat("fedlora release ", m->release_id);
+      s = adapters::ExportGguf(*adapter, rt->model->config(), o->out, go);
+    }
+    if (!s.ok()) return (void)Fail(s);
+    if (o->json) {
+      return PrintJson({{"release_id", m->release_id}, {"format", o->format}, {"out", o->out}});
+    }
+    std::printf("release %s written as %s: %s\n", m->release_id.c_str(), o->format.c_str(),
+                o->out.c_str());
+  });
+}
+
 }  // namespace
 
 void RegisterCommand_release_check(CLI::App& app) {
   CLI::App* parent = GetOrAddSubcommand(app, "release", "signed, versioned adapter releases");
   RegisterVerify(parent);
   RegisterInspect(parent);
+  RegisterExport(parent);
 }
 
 }  // namespace fedlora::cli

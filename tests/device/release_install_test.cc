@@ -5,7 +5,9 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "fedlora/adapters/gguf.h"
 #include "fedlora/adapters/lora_adapter.h"
+#include "fedlora/device/runtime.h"
 #include "fedlora/common/file_util.h"
 #include "fedlora/device/release_install.h"
 #include "gmock/gmock.h"
@@ -171,6 +173,28 @@ TEST_F(ReleaseInstallTest, TheHealthGateFallsBackFromAReleaseThatHurtsTheUser) {
   ASSERT_EQ(ok.exit_code, 0) << ok.err;
   EXPECT_EQ(nlohmann::json::parse(ok.out)["health"], "ok");
   EXPECT_EQ(Current(), 3u);
+}
+
+TEST_F(ReleaseInstallTest, AVerifiedReleaseExportsToGgufAndAMergedCheckpoint) {
+  const std::string r1 = Release(kFixture + "/adapter", 1, "r1");
+  const std::string common = " --base " + kFixture + "/base --trusted " + root_ + "/op.key.pub";
+  auto gguf = Run("release export " + r1 + " --format gguf --out " + root_ + "/a.gguf" + common);
+  ASSERT_EQ(gguf.exit_code, 0) << gguf.err;
+  auto file = adapters::ReadGguf(root_ + "/a.gguf");
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_FALSE(file->tensors.empty());
+  auto merged = Run("release export " + r1 + " --format hf-merged --out " + root_ + "/merged" +
+                    common);
+  ASSERT_EQ(merged.exit_code, 0) << merged.err;
+  EXPECT_TRUE(LoadRuntime(root_ + "/merged").ok());
+  // An altered release is not exported.
+  const std::string st = r1 + "/adapter/adapter_model.safetensors";
+  std::string bytes = *ReadFileToString(st);
+  bytes[bytes.size() - 1] ^= 0x01;
+  ASSERT_TRUE(WriteFileAtomic(st, bytes).ok());
+  auto refused = Run("release export " + r1 + " --format gguf --out " + root_ + "/b.gguf" + common);
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_FALSE(fs::exists(root_ + "/b.gguf"));
 }
 
 }  // namespace
