@@ -50,7 +50,7 @@ void Log(bool json, const std::string& line) {
 }  // namespace
 
 void RegisterCommand_device(CLI::App& app) {
-  auto* parent = app.add_subcommand("device", "a device (phone) taking part in federated rounds");
+  auto* parent = GetOrAddSubcommand(app, "device", "a device (phone): enrol, run rounds, install releases");
   parent->require_subcommand(1);
   auto o = std::make_shared<DeviceOpts>();
 
