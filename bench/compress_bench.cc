@@ -199,7 +199,7 @@ int main(int argc, char** argv) {
   fs::create_directories(tmp);
   nlohmann::json rows = nlohmann::json::array();
   double float_nll = 0;
-  for (const std::string& name : absl::StrSplit(a.methods, ',')) {
+  for (const std::string& name : std::vector<std::string>(absl::StrSplit(a.methods, ','))) {
     auto t0 = Clock::now();
     nlohmann::json row = {{"method", name}};
     std::string dir = a.model;

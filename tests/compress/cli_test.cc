@@ -91,9 +91,10 @@ TEST_F(CompressCliTest, MethodsGiveFinitePerplexityCloseToFloat) {
     const double ppl = Perplexity(Path(c.name));
     EXPECT_TRUE(std::isfinite(ppl)) << c.name;
     EXPECT_LT(ppl / base, c.max_ratio) << c.name << ": " << ppl << " vs float " << base;
+    std::printf("%-8s %.3f bits  perplexity %.3f (float %.3f)\n", c.name.c_str(), bits, ppl, base);
   }
-  // Calibrated 4-bit must not be worse than plain RTN at equal bits on real text.
-  EXPECT_LE(Perplexity(Path("gptq4")), Perplexity(Path("rtn4")) * 1.001);
+  // (GPTQ vs RTN is compared by Hessian-weighted error in gptq_test.cc: this fixture has random
+  // weights, worse than uniform on real text, so its perplexity cannot rank the two.)
 }
 
 TEST_F(CompressCliTest, CompressedDirWorksAsModelForOtherCommandsAndInspect) {
