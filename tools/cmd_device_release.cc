@@ -16,8 +16,8 @@
 namespace fedlora::cli {
 namespace {
 
-// Next-word top-3 of the base with the release at `dir` (or the bare base when dir is empty).
-absl::StatusOr<double> Score(device::Runtime& rt, const std::string& dir,
+// The keyboard metrics of the base with the release at `dir` (the bare base when dir is empty).
+absl::StatusOr<device::TextMetrics> Score(device::Runtime& rt, const std::string& dir,
                              const std::vector<std::string>& texts) {
   std::optional<adapters::LoraAdapter> adapter;
   if (!dir.empty()) {
@@ -28,7 +28,7 @@ absl::StatusOr<double> Score(device::Runtime& rt, const std::string& dir,
   }
   const device::TextMetrics m = device::EvaluateTexts(*rt.model, *rt.tokenizer, texts);
   if (adapter) adapter->Detach(*rt.model);
-  return m.next_word_top3();
+  return m;
 }
 
 }  // namespace
@@ -38,7 +38,7 @@ void RegisterCommand_device_release(CLI::App& app) {
   struct Opts {
     std::string dir, state, model, rollback, holdout;
     std::vector<std::string> trusted, revoked;
-    double margin = 0.01;
+    double margin = 0.01, nll_margin = 0.1;
     bool json = false;
   };
   auto o = std::make_shared<Opts>();
@@ -52,8 +52,8 @@ void RegisterCommand_device_release(CLI::App& app) {
       "Nothing is applied unless the key is trusted, the signature verifies, the base hash is this\n"
       "device's, the version is newer (or --rollback carries the coordinator's signed instruction)\n"
       "and every file is intact. With --holdout, the new release must not lower next-word top-3 on\n"
-      "that text by more than --margin, or the device goes back to its previous release; the text\n"
-      "never leaves the device.");
+      "that text by more than --margin nor raise its loss by more than --nll-margin, or the device\n"
+      "goes back to its previous release; the text never leaves the device.");
   cmd->add_option("dir", o->dir, "release folder")->required();
   cmd->add_option("--state", o->state, "device state folder")->required();
   cmd->add_option("--model", o->model, "the base model this device runs")->required();
@@ -62,6 +62,9 @@ void RegisterCommand_device_release(CLI::App& app) {
   cmd->add_option("--rollback", o->rollback, "signed rollback instruction (for a downgrade)");
   cmd->add_option("--holdout", o->holdout, "the user's held-back text for the health gate");
   cmd->add_option("--margin", o->margin, "largest tolerated drop of next-word top-3")
+      ->capture_default_str()->check(AtLeast(0));
+  cmd->add_option("--nll-margin", o->nll_margin,
+                  "largest tolerated rise of the mean next-token loss (nats)")
       ->capture_default_str()->check(AtLeast(0));
   cmd->add_flag("--json", o->json, "print one JSON object");
   cmd->callback([o] {
@@ -97,21 +100,29 @@ void RegisterCommand_device_release(CLI::App& app) {
       auto old_score = Score(*rt, old_dir, *texts);
       auto new_score = old_score.ok() ? Score(*rt, installed->dir, *texts) : old_score;
       if (!new_score.ok()) return (void)Fail(new_score.status());
-      out["holdout_next_word_top3_before"] = *old_score;
-      out["holdout_next_word_top3_after"] = *new_score;
-      const bool worse = *new_score < *old_score - o->margin;
+      const double top3_before = old_score->next_word_top3(), top3_after = new_score->next_word_top3();
+      const double nll_before = old_score->mean_nll(), nll_after = new_score->mean_nll();
+      out["holdout_next_word_top3_before"] = top3_before;
+      out["holdout_next_word_top3_after"] = top3_after;
+      out["holdout_nll_before"] = nll_before;
+      out["holdout_nll_after"] = nll_after;
+      // The keyboard metric is the gate; the loss catches what a short held-back text's top-3
+      // is too coarse to show.
+      const bool worse =
+          top3_after < top3_before - o->margin || nll_after > nll_before + o->nll_margin;
       out["health"] = worse ? "fell back" : "ok";
       if (worse && before->current) {
         auto back = device::RevertToPrevious(o->state);
         if (!back.ok()) return (void)Fail(back.status());
         out["running"] = back->version;
-        line = absl::StrCat("release ", installed->release_id, " lowered next-word top-3 on the "
-                            "held-back text from ", *old_score, " to ", *new_score,
-                            " (margin ", o->margin, "): fell back to version ", back->version);
+        line = absl::StrCat("release ", installed->release_id, " scored worse on the held-back "
+                            "text (next-word top-3 ", top3_before, " -> ", top3_after,
+                            ", loss ", nll_before, " -> ", nll_after, " nats): fell back to "
+                            "version ", back->version);
       } else {
         out["running"] = installed->version;
-        absl::StrAppend(&line, "; health gate ok: next-word top-3 ", *old_score, " -> ",
-                        *new_score);
+        absl::StrAppend(&line, "; health gate ok: next-word top-3 ", top3_before, " -> ",
+                        top3_after, ", loss ", nll_before, " -> ", nll_after, " nats");
       }
     } else {
       out["running"] = installed->version;

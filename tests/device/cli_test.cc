@@ -186,7 +186,9 @@ TEST_F(CliTest, EveryCommandHelpHasExamples) {
        {"perplexity", "generate", "suggest", "train", "eval", "pretrain", "sim", "privacy epsilon",
         "privacy noise", "privacy ddg", "data stats", "data personas", "bench secagg", "version",
         "coordinator init", "coordinator run", "coordinator status", "coordinator tokens",
-        "coordinator revoke", "device enroll", "device run", "completion"}) {
+        "coordinator revoke", "device enroll", "device run", "device install-release",
+        "completion", "distill", "keys new", "release create", "release sign", "release verify",
+        "release inspect", "release export", "release rollback"}) {
     RunResult r = Run(std::string(cmd) + " --help");
     EXPECT_EQ(r.exit_code, 0) << cmd << ": " << r.err;
     EXPECT_THAT(r.out, ::testing::HasSubstr("Example")) << cmd;

@@ -146,32 +146,29 @@ TEST_F(ReleaseInstallTest, AFullDiskMidApplyLeavesTheInstalledReleaseIntact) {
 }
 
 TEST_F(ReleaseInstallTest, TheHealthGateFallsBackFromAReleaseThatHurtsTheUser) {
-  const std::string r1 = Release(kFixture + "/adapter", 1, "r1");
-  // A broken adapter: the fixture's values blown up 300x.
-  auto adapter = adapters::LoraAdapter::LoadPeft(kFixture + "/adapter");
-  ASSERT_TRUE(adapter.ok());
-  std::vector<float> flat = adapter->Flatten();
-  for (auto& v : flat) v *= 300.0f;
-  ASSERT_TRUE(adapter->Unflatten(flat.data(), flat.size()).ok());
-  ASSERT_TRUE(adapter->SavePeft(root_ + "/broken").ok());
-  const std::string r2 = Release(root_ + "/broken", 2, "r2");
   std::ofstream(root_ + "/holdout.txt")
       << "the quick brown fox jumps over the lazy dog\nthe rain in spain stays mainly in the plain\n"
          "to be or not to be that is the question\nall that glitters is not gold\n";
+  // The release the device runs fits the user's text (trained on it); the new one does not
+  // (the fixture's adapter, unrelated to that text).
+  auto trained = Run("train --model " + kFixture + "/base --data " + root_ +
+                     "/holdout.txt --out " + root_ + "/fitted --steps 40 --lr 0.02");
+  ASSERT_EQ(trained.exit_code, 0) << trained.err;
+  const std::string r1 = Release(root_ + "/fitted", 1, "r1");
+  const std::string r2 = Release(kFixture + "/adapter", 2, "r2");
   ASSERT_EQ(Install(r1).exit_code, 0);
   auto gated = Install(r2, "--holdout " + root_ + "/holdout.txt --margin 0 --json");
   ASSERT_EQ(gated.exit_code, 0) << gated.err;
   auto j = nlohmann::json::parse(gated.out);
   EXPECT_EQ(j["health"], "fell back") << gated.out;
-  EXPECT_LT(j["holdout_next_word_top3_after"].get<double>(),
-            j["holdout_next_word_top3_before"].get<double>());
+  EXPECT_GT(j["holdout_nll_after"].get<double>(), j["holdout_nll_before"].get<double>() + 0.1);
   EXPECT_EQ(j["running"], 1);
   EXPECT_EQ(Current(), 1u);
   // A release as good as the current one passes the gate.
-  const std::string r3 = Release(kFixture + "/adapter", 3, "r3");
+  const std::string r3 = Release(root_ + "/fitted", 3, "r3");
   auto ok = Install(r3, "--holdout " + root_ + "/holdout.txt --margin 0 --json");
   ASSERT_EQ(ok.exit_code, 0) << ok.err;
-  EXPECT_EQ(nlohmann::json::parse(ok.out)["health"], "ok");
+  EXPECT_EQ(nlohmann::json::parse(ok.out)["health"], "ok") << ok.out;
   EXPECT_EQ(Current(), 3u);
 }
 
