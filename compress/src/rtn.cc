@@ -78,6 +78,25 @@ torch::Tensor RtnWeight::Dense() const {
   const at::Half* mn = mins_.data_ptr<at::Half>();
   const int64_t groups = scales_.size(1), in = in_, group = group_;
   const int bits = bits_;
+  if (bits == 4 && in % 2 == 0) {
+    // Fast path: rows start on a byte boundary; two codes per byte, low nibble first.
+    at::parallel_for(0, out_, 8, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const uint8_t* row = p + r * (in / 2);
+        float* drow = dst + r * in;
+        for (int64_t g = 0; g < groups; ++g) {
+          const float s = static_cast<float>(sc[r * groups + g]);
+          const float m = static_cast<float>(mn[r * groups + g]);
+          const int64_t c1 = std::min(in, (g + 1) * group);
+          for (int64_t c = g * group; c < c1; ++c) {
+            const uint32_t code = (row[c >> 1] >> ((c & 1) * 4)) & 15u;
+            drow[c] = m + s * static_cast<float>(code);
+          }
+        }
+      }
+    });
+    return out;
+  }
   at::parallel_for(0, out_, 8, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       for (int64_t g = 0; g < groups; ++g) {
