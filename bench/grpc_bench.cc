@@ -21,6 +21,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -184,9 +185,14 @@ int main(int argc, char** argv) {
   }
   const ProcStats before = ReadProc(child);
   std::atomic<int> completed{0};
+  uint64_t session_dim = a.dim;  // the protocol's D: the adapter padded for the DP rotation
   std::vector<double> first_send(a.devices), done_at(a.devices);
   uint64_t bytes_sent_total = 0;
   const double t0 = Now();
+  // Check-ins first (all selected; tasks arrive when selection closes), then each device's
+  // input is drawn outside the timed window (the in-process round's inputs are drawn before
+  // its timer too), then the four secure-aggregation phases, timed.
+  std::vector<std::optional<v1::Task>> tasks(a.devices);
   {
     std::vector<std::thread> threads;
     for (int i = 0; i < a.devices; ++i) {
@@ -194,15 +200,31 @@ int main(int argc, char** argv) {
         v1::CheckInRequest req;
         req.set_num_examples(10);
         auto resp = clients[i]->CheckIn(req, absl::Seconds(120));
-        if (!resp.ok() || !resp->has_task()) return;
-        const auto& task = resp->task();
-        SeededRandom inputs(static_cast<uint64_t>(i));
-        std::vector<uint32_t> input(task.secagg().dim());
-        for (auto& x : input) x = static_cast<uint32_t>(inputs.Uniform(uint64_t{1} << task.secagg().bits()));
+        if (resp.ok() && resp->has_task()) tasks[i] = resp->task();
+      });
+    }
+    for (auto& t : threads) t.join();
+  }
+  std::vector<std::vector<uint32_t>> device_inputs(a.devices);
+  for (int i = 0; i < a.devices; ++i) {
+    if (!tasks[i]) continue;
+    session_dim = tasks[i]->secagg().dim();
+    SeededRandom gen_i(static_cast<uint64_t>(i));
+    device_inputs[i].resize(tasks[i]->secagg().dim());
+    for (auto& x : device_inputs[i]) {
+      x = static_cast<uint32_t>(gen_i.Uniform(uint64_t{1} << tasks[i]->secagg().bits()));
+    }
+  }
+  {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < a.devices; ++i) {
+      if (!tasks[i]) continue;
+      threads.emplace_back([&, i] {
         SecureRandom rng;
         device::ParticipationResult r;
         first_send[i] = Now();
-        (void)device::RunSecAggClient(*clients[i], task, std::move(input), absl::Minutes(10), rng, &r);
+        (void)device::RunSecAggClient(*clients[i], *tasks[i], std::move(device_inputs[i]),
+                                      absl::Minutes(10), rng, &r);
         done_at[i] = Now();
         completed += r.completed;
       });
@@ -218,12 +240,12 @@ int main(int argc, char** argv) {
   // The same round in-process.
   secagg::RoundConfig rc;
   rc.session.num_devices = static_cast<uint32_t>(a.devices);
-  rc.session.dim = a.dim;
+  rc.session.dim = session_dim;  // the same vectors as the gRPC round aggregates
   rc.session.bits = a.bits;
   rc.session.graph = proto::SECAGG_GRAPH_KREGULAR;
   rc.session.min_sum_devices = static_cast<uint32_t>(std::ceil(0.8 * a.devices));
   rc.session.expected_dropout_rate = 0.05;
-  std::vector<std::vector<uint32_t>> inputs(a.devices, std::vector<uint32_t>(a.dim));
+  std::vector<std::vector<uint32_t>> inputs(a.devices, std::vector<uint32_t>(session_dim));
   SeededRandom gen(uint64_t{1});
   for (auto& v : inputs) {
     for (auto& x : v) x = static_cast<uint32_t>(gen.Uniform(uint64_t{1} << a.bits));
@@ -265,6 +287,7 @@ int main(int argc, char** argv) {
   nlohmann::json j = {
       {"devices", a.devices},
       {"dim", a.dim},
+      {"secagg_dim", session_dim},
       {"bits", a.bits},
       {"completed", completed.load()},
       {"grpc_round_wall_seconds", t1 - t0},
