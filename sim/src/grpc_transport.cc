@@ -15,6 +15,7 @@
 #include "fedlora/common/adapter_blob.h"
 #include "fedlora/common/child_process.h"
 #include "fedlora/common/status_macros.h"
+#include "fedlora/coordinator/coordinator_config.h"
 #include "fedlora/coordinator/state_folder.h"
 #include "fedlora/coordinator/store.h"
 #include "fedlora/device/coordinator_client.h"
@@ -36,38 +37,28 @@ double Since(Clock::time_point t) {
 constexpr int kDevicesPerChannel = 16;
 constexpr double kReferenceTokensPerSecond = 2000.0;  // as in simulator.cc
 
+// The simulator's recipe as the coordinator's options (written to coordinator.json).
 nlohmann::json CoordinatorJson(const SimConfig& c, const coordinator::PrivacyRecipe& r,
                                const std::string& base_sha) {
-  return {
-      {"goal", r.expected_cohort},
-      {"population", r.population},
-      {"sampling_rate", r.poisson_rate},
-      {"over_selection", 1.3},
-      {"noise_multiplier", r.noise_multiplier},
-      {"clip", r.clip},
-      {"adaptive_clip", r.adaptive_clip},
-      {"target_quantile", r.target_quantile},
-      {"clip_lr", r.clip_lr},
-      {"bits", r.bits},
-      {"min_survivors", r.min_survivors},
-      {"delta", r.delta},
-      {"epsilon_budget", r.epsilon_budget},
-      {"server_lr", c.server_lr},
-      {"rounds", 0},  // the simulation decides when to stop
-      {"steps", c.local_steps},
-      {"batch_size", c.local_batch},
-      {"seq_len", c.seq_len},
-      {"lr", c.local_lr},
-      {"min_examples", 1},
-      {"selection_window_s", 1.0},
-      {"selection_timeout_s", 20.0},
-      {"train_deadline_s", 300.0},
-      {"phase_deadline_s", 15.0},
-      {"retry_min_s", 0.0},
-      {"retry_max_s", 1.0},
-      {"graph", c.graph == GraphMode::kComplete ? "complete" : "kregular"},
-      {"base_model_sha256", base_sha},
-  };
+  coordinator::CoordinatorOptions o;
+  o.recipe = r;
+  o.optimizer.lr = c.server_lr;
+  o.max_rounds = 0;  // the simulation decides when to stop
+  o.training.set_steps(static_cast<uint32_t>(c.local_steps));
+  o.training.set_batch_size(static_cast<uint32_t>(c.local_batch));
+  o.training.set_seq_len(static_cast<uint32_t>(c.seq_len));
+  o.training.set_lr(c.local_lr);
+  o.training.set_min_examples(1);
+  o.selection_window = absl::Seconds(1);
+  o.selection_timeout = absl::Seconds(20);
+  o.train_deadline = absl::Seconds(300);
+  o.phase_deadline = absl::Seconds(15);
+  o.retry_min = absl::ZeroDuration();
+  o.retry_max = absl::Seconds(1);
+  o.graph = c.graph == GraphMode::kComplete ? proto::SECAGG_GRAPH_COMPLETE
+                                            : proto::SECAGG_GRAPH_KREGULAR;
+  o.base_model_sha256 = base_sha;
+  return coordinator::CoordinatorOptionsToJson(o);
 }
 
 // One virtual device's network identity.
