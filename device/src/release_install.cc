@@ -1,5 +1,6 @@
 #include "fedlora/device/release_install.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -29,6 +30,7 @@ absl::Status WriteState(const std::string& state_dir, const ReleaseState& s) {
   nlohmann::json j = nlohmann::json::object();
   if (s.current) j["current"] = ToJson(*s.current);
   if (s.previous) j["previous"] = ToJson(*s.previous);
+  if (!s.rejected.empty()) j["rejected"] = s.rejected;
   return WriteFileAtomic(state_dir + "/release.json", j.dump(2) + "\n");
 }
 
@@ -62,6 +64,17 @@ absl::StatusOr<ReleaseState> ReadReleaseState(const std::string& state_dir) {
   if (j.contains("previous")) {
     FEDLORA_ASSIGN_OR_RETURN(s.previous, FromJson(j["previous"]));
   }
+  if (j.contains("rejected")) {
+    if (!j["rejected"].is_array()) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": \"rejected\" is not a list"));
+    }
+    for (const auto& v : j["rejected"]) {
+      if (!v.is_number_unsigned()) {
+        return absl::InvalidArgumentError(absl::StrCat(path, ": \"rejected\" holds a non-version"));
+      }
+      s.rejected.push_back(v.get<uint64_t>());
+    }
+  }
   return s;
 }
 
@@ -76,6 +89,11 @@ absl::StatusOr<InstalledRelease> InstallRelease(const std::string& state_dir,
   vo.installed_version = state.current ? state.current->version : 0;
   vo.rollback = rollback;
   FEDLORA_ASSIGN_OR_RETURN(ReleaseManifest m, io::VerifyRelease(release_dir, trust, vo));
+  if (std::find(state.rejected.begin(), state.rejected.end(), m.version) != state.rejected.end()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "release version ", m.version, " failed this device's health check before and is not "
+        "installed again (hint: the operator should publish a newer release)"));
+  }
 
   const std::string releases = state_dir + "/releases";
   const std::string staging = absl::StrCat(releases, "/.staging-", m.version);
@@ -109,6 +127,7 @@ absl::StatusOr<InstalledRelease> InstallRelease(const std::string& state_dir,
   ReleaseState next;
   next.current = installed;
   next.previous = state.current;
+  next.rejected = state.rejected;
   s = WriteState(state_dir, next);
   if (!s.ok()) {
     // release.json still names the old release; the new folder is unused.
@@ -132,6 +151,8 @@ absl::StatusOr<InstalledRelease> RevertToPrevious(const std::string& state_dir) 
   ReleaseState next;
   next.current = state.previous;
   next.previous = state.current;
+  next.rejected = state.rejected;
+  if (state.current) next.rejected.push_back(state.current->version);
   FEDLORA_RETURN_IF_ERROR(WriteState(state_dir, next));
   return *next.current;
 }

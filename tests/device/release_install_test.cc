@@ -164,6 +164,11 @@ TEST_F(ReleaseInstallTest, TheHealthGateFallsBackFromAReleaseThatHurtsTheUser) {
   EXPECT_GT(j["holdout_nll_after"].get<double>(), j["holdout_nll_before"].get<double>() + 0.1);
   EXPECT_EQ(j["running"], 1);
   EXPECT_EQ(Current(), 1u);
+  // The rejected version is remembered: offered again, it is refused.
+  auto again = Install(r2, "--holdout " + root_ + "/holdout.txt --margin 0");
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_THAT(again.err, HasSubstr("failed this device's health check before"));
+  EXPECT_EQ(Current(), 1u);
   // A release as good as the current one passes the gate.
   const std::string r3 = Release(root_ + "/fitted", 3, "r3");
   auto ok = Install(r3, "--holdout " + root_ + "/holdout.txt --margin 0 --json");

@@ -13,6 +13,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "fedlora/common/release.h"
@@ -29,13 +30,15 @@ struct InstalledRelease {
 struct ReleaseState {
   std::optional<InstalledRelease> current;
   std::optional<InstalledRelease> previous;
+  std::vector<uint64_t> rejected;  // versions this device's health gate refused
 };
 
 // An empty state when nothing was ever installed. INVALID_ARGUMENT for a corrupt release.json.
 absl::StatusOr<ReleaseState> ReadReleaseState(const std::string& state_dir);
 
-// Errors: those of io::VerifyRelease (nothing applied), and the file system's
-// (RESOURCE_EXHAUSTED for a full disk; nothing applied).
+// Errors: those of io::VerifyRelease (nothing applied), FAILED_PRECONDITION for a version the
+// health gate rejected before, and the file system's (RESOURCE_EXHAUSTED for a full disk;
+// nothing applied).
 absl::StatusOr<InstalledRelease> InstallRelease(const std::string& state_dir,
                                                 const std::string& release_dir,
                                                 const TrustStore& trust,
@@ -44,8 +47,8 @@ absl::StatusOr<InstalledRelease> InstallRelease(const std::string& state_dir,
 
 // Makes the previous release current again (the device's own fallback after a failed health
 // check; no instruction needed since the device goes back to what it ran before). The release
-// it leaves stays on disk as "previous" but is never installed again by version order.
-// FAILED_PRECONDITION when there is no previous release.
+// it leaves stays on disk as "previous" and its version is recorded as rejected: it is never
+// installed again. FAILED_PRECONDITION when there is no previous release.
 absl::StatusOr<InstalledRelease> RevertToPrevious(const std::string& state_dir);
 
 }  // namespace fedlora::device
