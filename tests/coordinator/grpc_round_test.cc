@@ -130,7 +130,10 @@ class GrpcRoundTest : public ::testing::Test {
 };
 
 TEST_F(GrpcRoundTest, WrongLengthAndDisconnectsAreDroppedAndTheRoundCommits) {
-  Start(/*goal=*/5, /*devices=*/7);
+  // Goal 6: only five valid masked inputs exist (0-3 and 6), so the phase stays open until its
+  // deadline and device 4's malformed input is always judged (with goal 5 the phase could close
+  // first and refuse it as late instead).
+  Start(/*goal=*/6, /*devices=*/7);
   auto results = RunAll({{}, {}, {}, {}, {-1, true}, {1, false}, {3, false}});
   for (int i : {0, 1, 2, 3}) {
     EXPECT_TRUE(results[i].status.ok()) << i << ": " << results[i].status;
