@@ -2,6 +2,7 @@
 // while the coordinator runs: SQLite WAL readers do not block it).
 #include <algorithm>
 #include <cstdio>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -27,6 +28,12 @@ absl::StatusOr<nlohmann::json> Status(coordinator::Store& store, int last) {
   if (!counts.ok()) return counts.status();
   auto tokens = store.CountUnusedTokens();
   if (!tokens.ok()) return tokens.status();
+  auto releases = store.ListReleases();
+  if (!releases.ok()) return releases.status();
+  auto events = store.ListReleaseEvents();
+  if (!events.ok()) return events.status();
+  auto reports = store.ListDeviceReleases();
+  if (!reports.ok()) return reports.status();
   double eps = 0;
   for (const auto& c : *charges) eps = std::max(eps, c.epsilon_after);
   int committed = 0, aborted = 0, revoked = 0;
@@ -57,7 +64,31 @@ absl::StatusOr<nlohmann::json> Status(coordinator::Store& store, int last) {
     vs.push_back({{"version", v.version}, {"round", v.round}, {"sha256", v.sha256},
                   {"bytes", v.bytes}});
   }
+  // Releases: rollout state, and what devices last reported running (versions only).
+  std::map<uint64_t, int> running, fell_back;
+  for (const auto& rep : *reports) {
+    running[rep.running_version]++;
+    if (rep.fell_back_from) fell_back[rep.fell_back_from]++;
+  }
+  nlohmann::json rel = nlohmann::json::array();
+  for (const auto& r : *releases) {
+    nlohmann::json ev = nlohmann::json::array();
+    for (const auto& e : *events) {
+      if (e.version == r.version) {
+        ev.push_back({{"action", e.action}, {"percent", e.percent}, {"unix", e.unix}});
+      }
+    }
+    rel.push_back({{"version", r.version}, {"release_id", r.release_id},
+                   {"segment", r.segment}, {"state", r.state}, {"percent", r.percent},
+                   {"bundle_bytes", r.bundle_bytes},
+                   {"devices_running", running.count(r.version) ? running[r.version] : 0},
+                   {"devices_fell_back", fell_back.count(r.version) ? fell_back[r.version] : 0},
+                   {"events", ev}});
+  }
   return nlohmann::json{
+      {"releases", rel},
+      {"devices_reporting_releases", reports->size()},
+      {"devices_running_no_release", running.count(0) ? running[0] : 0},
       {"rounds_committed", committed},
       {"rounds_aborted", aborted},
       {"rounds", rs},
@@ -93,6 +124,19 @@ void Print(const nlohmann::json& j) {
                 (unsigned long long)v["bytes"].get<uint64_t>(),
                 v["sha256"].get<std::string>().substr(0, 16).c_str());
   }
+  for (const auto& r : j["releases"]) {
+    std::string history;
+    for (const auto& e : r["events"]) {
+      history += absl::StrFormat(" %s@%g%%", e["action"].get<std::string>(),
+                                 e["percent"].get<double>());
+    }
+    std::printf("release %llu %s [%s]: %s at %g%%; %d devices run it, %d fell back;%s\n",
+                (unsigned long long)r["version"].get<uint64_t>(),
+                r["release_id"].get<std::string>().c_str(), r["segment"].get<std::string>().c_str(),
+                r["state"].get<std::string>().c_str(), r["percent"].get<double>(),
+                r["devices_running"].get<int>(), r["devices_fell_back"].get<int>(),
+                history.c_str());
+  }
   for (const auto& r : j["rounds"]) {
     std::printf("  round %-4llu %-9s %-14s selected %-4d summed %-4d eps %-8.4g %s\n",
                 (unsigned long long)r["round"].get<uint64_t>(), r["state"].get<std::string>().c_str(),
@@ -113,7 +157,7 @@ void RegisterCommand_coordinator_status(CLI::App& app) {
     bool json = false;
   };
   auto o = std::make_shared<Opts>();
-  auto* status = parent->add_subcommand("status", "rounds, adapter versions, devices, epsilon");
+  auto* status = parent->add_subcommand("status", "rounds, adapter versions, releases, devices, epsilon");
   status->footer("Example:\n  fedlora coordinator status --state coord --json");
   status->add_option("--state", o->state, "state folder")->required();
   status->add_option("--last", o->last, "rounds to list")->capture_default_str()->check(AtLeast(0));

@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "cli_common.h"
+#include "device_flags.h"
 #include "fedlora/common/random.h"
 #include "fedlora/device/device_loop.h"
 #include "fedlora/io/model_identity.h"
@@ -13,32 +14,12 @@
 namespace fedlora::cli {
 namespace {
 
-struct DeviceOpts {
-  std::string coordinator = "localhost:50051", state, model, token, ca, server_name;
+struct DeviceOpts : DeviceConnection {
+  std::string model, token;
   std::vector<std::string> data;
-  bool insecure = false, json = false;
   int rounds = 1, threads = 0;
   double max_seconds = 3600, min_noise = 0.3;
 };
-
-void AddConnectionFlags(CLI::App* cmd, DeviceOpts* o) {
-  cmd->add_option("--coordinator", o->coordinator, "HOST:PORT of the coordinator")
-      ->capture_default_str();
-  cmd->add_option("--state", o->state, "the device's state folder (key, id, adapters)")->required();
-  cmd->add_option("--ca", o->ca, "CA certificate of the coordinator (TLS)");
-  cmd->add_option("--server-name", o->server_name, "TLS name to verify (default: the host)");
-  cmd->add_flag("--insecure", o->insecure, "plaintext gRPC (loopback coordinators only)");
-  cmd->add_flag("--json", o->json, "print one JSON summary");
-}
-
-absl::StatusOr<std::shared_ptr<grpc::Channel>> Channel(const DeviceOpts& o) {
-  device::ChannelOptions c;
-  c.address = o.coordinator;
-  c.insecure = o.insecure;
-  c.ca_pem_path = o.ca;
-  c.server_name = o.server_name;
-  return device::MakeChannel(c);
-}
 
 void Log(bool json, const std::string& line) {
   if (json) return;
@@ -61,7 +42,7 @@ void RegisterCommand_device(CLI::App& app) {
   AddConnectionFlags(enroll, o.get());
   enroll->add_option("--token", o->token, "single-use enrolment token")->required();
   enroll->callback([o] {
-    auto channel = Channel(*o);
+    auto channel = DeviceChannel(*o);
     if (!channel.ok()) return (void)Fail(channel.status());
     auto key = Ed25519Key::Generate();
     if (!key.ok()) return (void)Fail(key.status());
@@ -103,7 +84,7 @@ void RegisterCommand_device(CLI::App& app) {
     if (!sha.ok()) return (void)Fail(sha.status());
     auto rt = device::LoadRuntime(o->model);
     if (!rt.ok()) return (void)Fail(rt.status());
-    auto channel = Channel(*o);
+    auto channel = DeviceChannel(*o);
     if (!channel.ok()) return (void)Fail(channel.status());
     device::CoordinatorClient client(*channel, &identity->key, identity->device_id);
     device::DeviceData data{&*rt, *sha, std::move(*lines), o->state};

@@ -1,5 +1,6 @@
-// fedlora release create|sign|rollback: making signed adapter releases (docs/releases.md).
-// verify, inspect and export are in cmd_release_check.cc.
+// fedlora release create|sign: making signed adapter releases (docs/releases.md).
+// verify, inspect and export are in cmd_release_check.cc; publish, promote, halt and rollback
+// in cmd_release_rollout.cc.
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -15,7 +16,7 @@ namespace {
 CLI::App* ReleaseParent(CLI::App& app) {
   return GetOrAddSubcommand(app, "release",
                             "signed, versioned adapter releases: create, sign, verify, inspect, "
-                            "export, rollback");
+                            "export, publish, promote, halt, rollback");
 }
 
 // Provenance from a `fedlora sim` summary.json (rounds, epsilon, delta), when given.
@@ -133,58 +134,12 @@ void RegisterSign(CLI::App* parent) {
   });
 }
 
-void RegisterRollback(CLI::App* parent) {
-  struct Opts {
-    std::string to, key, out;
-    uint64_t from = 0;
-    bool json = false;
-  };
-  auto o = std::make_shared<Opts>();
-  auto* cmd = parent->add_subcommand(
-      "rollback", "sign an instruction that lets devices go back from one version to an older one");
-  cmd->footer(
-      "Examples:\n"
-      "  fedlora release rollback --from 8 --to rel-7 --key release.key --out rollback-8-7.json\n"
-      "Devices refuse any downgrade without such an instruction (`fedlora device install-release\n"
-      "rel-7 --rollback rollback-8-7.json ...`).");
-  cmd->add_option("--from", o->from, "the version devices run now")->required();
-  cmd->add_option("--to", o->to, "release folder to go back to")->required();
-  cmd->add_option("--key", o->key, "release key")->required();
-  cmd->add_option("--out", o->out, "instruction file to write")->required();
-  cmd->add_flag("--json", o->json, "print the instruction as JSON");
-  cmd->callback([o] {
-    auto key = Ed25519Key::LoadPrivate(o->key);
-    if (!key.ok()) return (void)Fail(key.status());
-    auto m = io::ReadManifest(o->to);
-    if (!m.ok()) return (void)Fail(m.status());
-    if (m->version >= o->from) {
-      return (void)Fail(absl::InvalidArgumentError(absl::StrCat(
-          "--to is version ", m->version, ", not older than --from ", o->from)));
-    }
-    RollbackInstruction r;
-    r.from_version = o->from;
-    r.to_version = m->version;
-    r.to_release_id = m->release_id;
-    r.base_model_sha256 = m->base_model_sha256;
-    r.created = absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(), absl::UTCTimeZone());
-    if (auto s = SignRollback(*key, &r); !s.ok()) return (void)Fail(s);
-    const nlohmann::json j = RollbackToJson(r);
-    if (auto s = WriteFileAtomic(o->out, j.dump(2) + "\n"); !s.ok()) return (void)Fail(s);
-    if (o->json) return PrintJson(j);
-    std::printf("rollback %llu -> %llu (%s) signed by key %s: %s\n",
-                static_cast<unsigned long long>(r.from_version),
-                static_cast<unsigned long long>(r.to_version), r.to_release_id.c_str(),
-                r.key_id.c_str(), o->out.c_str());
-  });
-}
-
 }  // namespace
 
 void RegisterCommand_release(CLI::App& app) {
   CLI::App* parent = ReleaseParent(app);
   RegisterCreate(parent);
   RegisterSign(parent);
-  RegisterRollback(parent);
 }
 
 }  // namespace fedlora::cli

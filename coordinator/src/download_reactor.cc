@@ -1,5 +1,6 @@
-// DownloadAdapter: the global adapter of a version as a server stream of chunks, each with its
-// own SHA-256 and the whole blob's, from any offset (a device resumes a broken download).
+// DownloadAdapter and DownloadRelease: the global adapter of a version, or a release bundle, as
+// a server stream of chunks, each with its own SHA-256 and the whole blob's, from any offset
+// (a device resumes a broken download).
 // Flow control is gRPC's: the next chunk is written only after the previous one was taken, so
 // a client that never reads holds one chunk of memory until the sweeper cancels it.
 #include <algorithm>
@@ -12,9 +13,10 @@ namespace fedlora::coordinator {
 
 class CoordinatorService::DownloadReactor : public grpc::ServerWriteReactor<v1::AdapterChunk> {
  public:
-  DownloadReactor(CoordinatorService* service, std::string device, std::string blob,
-                  std::string sha256_hex, uint64_t offset, uint32_t chunk)
+  DownloadReactor(CoordinatorService* service, const char* method, std::string device,
+                  std::string blob, std::string sha256_hex, uint64_t offset, uint32_t chunk)
       : service_(service),
+        method_(method),
         device_(std::move(device)),
         blob_(std::move(blob)),
         sha_(std::move(sha256_hex)),
@@ -48,12 +50,13 @@ class CoordinatorService::DownloadReactor : public grpc::ServerWriteReactor<v1::
     chunk_.set_total_bytes(blob_.size());
     chunk_.set_total_sha256(sha_);
     offset_ += n;
-    service_->metrics_->Increment("fedlora_bytes_sent_total", {"DownloadAdapter"},
+    service_->metrics_->Increment("fedlora_bytes_sent_total", {method_},
                                   static_cast<double>(chunk_.ByteSizeLong()));
     StartWrite(&chunk_);
   }
 
   CoordinatorService* service_;
+  const char* method_;
   std::string device_;
   std::string blob_;
   std::string sha_;
@@ -62,16 +65,24 @@ class CoordinatorService::DownloadReactor : public grpc::ServerWriteReactor<v1::
   v1::AdapterChunk chunk_;
 };
 
+namespace {
+
+grpc::ServerWriteReactor<v1::AdapterChunk>* RefuseDownload(const absl::Status& s) {
+  class Refusal : public grpc::ServerWriteReactor<v1::AdapterChunk> {
+   public:
+    explicit Refusal(grpc::Status status) { Finish(status); }
+    void OnDone() override { delete this; }
+  };
+  return new Refusal(ToGrpcStatus(s));
+}
+
+}  // namespace
+
 grpc::ServerWriteReactor<v1::AdapterChunk>* CoordinatorService::DownloadAdapter(
     grpc::CallbackServerContext* ctx, const v1::DownloadRequest* request) {
   auto refuse = [&](const absl::Status& s) {
     CountError("DownloadAdapter", s);
-    class Refusal : public grpc::ServerWriteReactor<v1::AdapterChunk> {
-     public:
-      explicit Refusal(grpc::Status s) { Finish(s); }
-      void OnDone() override { delete this; }
-    };
-    return new Refusal(ToGrpcStatus(s));
+    return RefuseDownload(s);
   };
   if (request->ByteSizeLong() > limits_.small_message_bytes) {
     return refuse(absl::InvalidArgumentError("download request too large"));
@@ -87,12 +98,49 @@ grpc::ServerWriteReactor<v1::AdapterChunk>* CoordinatorService::DownloadAdapter(
   if (!found) {
     return refuse(absl::NotFoundError(absl::StrCat("no adapter version ", request->version())));
   }
-  if (request->offset() > found->bytes) {
-    return refuse(absl::OutOfRangeError(absl::StrCat("offset ", request->offset(),
-                                                     " is past the end (", found->bytes, ")")));
-  }
   auto blob = store_->ReadBlob(found->sha256);
   if (!blob.ok()) return refuse(blob.status());
+  return StartDownload(ctx, "DownloadAdapter", *device, request, std::move(*blob), found->sha256);
+}
+
+grpc::ServerWriteReactor<v1::AdapterChunk>* CoordinatorService::DownloadRelease(
+    grpc::CallbackServerContext* ctx, const v1::DownloadRequest* request) {
+  auto refuse = [&](const absl::Status& s) {
+    CountError("DownloadRelease", s);
+    return RefuseDownload(s);
+  };
+  if (request->ByteSizeLong() > limits_.small_message_bytes) {
+    return refuse(absl::InvalidArgumentError("download request too large"));
+  }
+  auto device = Authenticate(ctx, "/fedlora.v1.Coordinator/DownloadRelease", *request);
+  if (!device.ok()) return refuse(device.status());
+  auto releases = store_->ListReleases();
+  if (!releases.ok()) return refuse(releases.status());
+  const ReleaseRecord* found = nullptr;
+  for (const auto& r : *releases) {
+    if (r.version == request->version()) found = &r;
+  }
+  if (!found) {
+    return refuse(absl::NotFoundError(absl::StrCat("no release version ", request->version(),
+                                                   " (hint: ask GetRelease what to download)")));
+  }
+  auto blob = store_->ReadBlob(found->bundle_sha256);
+  if (!blob.ok()) return refuse(blob.status());
+  return StartDownload(ctx, "DownloadRelease", *device, request, std::move(*blob),
+                       found->bundle_sha256);
+}
+
+grpc::ServerWriteReactor<v1::AdapterChunk>* CoordinatorService::StartDownload(
+    grpc::CallbackServerContext* ctx, const char* method, const std::string& device,
+    const v1::DownloadRequest* request, std::string blob, const std::string& sha256_hex) {
+  auto refuse = [&](const absl::Status& s) {
+    CountError(method, s);
+    return RefuseDownload(s);
+  };
+  if (request->offset() > blob.size()) {
+    return refuse(absl::OutOfRangeError(absl::StrCat("offset ", request->offset(),
+                                                     " is past the end (", blob.size(), ")")));
+  }
   const uint32_t chunk = request->chunk_bytes() == 0
                              ? limits_.chunk_bytes
                              : std::min(request->chunk_bytes(), limits_.chunk_bytes);
@@ -101,12 +149,12 @@ grpc::ServerWriteReactor<v1::AdapterChunk>* CoordinatorService::DownloadAdapter(
   {
     std::lock_guard<std::mutex> lock(downloads_mu_);
     if (static_cast<int>(downloads_.size()) >= limits_.max_downloads ||
-        downloads_per_device_[*device] >= limits_.max_downloads_per_device) {
+        downloads_per_device_[device] >= limits_.max_downloads_per_device) {
       return refuse(absl::ResourceExhaustedError(
           "too many concurrent downloads (hint: finish or cancel the running one)"));
     }
-    downloads_per_device_[*device]++;
-    reactor = new DownloadReactor(this, *device, std::move(*blob), found->sha256,
+    downloads_per_device_[device]++;
+    reactor = new DownloadReactor(this, method, device, std::move(blob), sha256_hex,
                                   request->offset(), chunk);
     downloads_[reactor] = {ctx, absl::Now()};
   }

@@ -9,6 +9,7 @@
 #include "fedlora/common/encoding.h"
 #include "fedlora/common/proto_bytes.h"
 #include "fedlora/common/random.h"
+#include "fedlora/coordinator/release_rollout.h"
 
 namespace fedlora::coordinator {
 namespace {
@@ -230,6 +231,48 @@ grpc::ServerUnaryReactor* CoordinatorService::Report(grpc::CallbackServerContext
   if (!device.ok()) return Refuse(ctx, "Report", device.status());
   absl::Status s = rounds_->Report(*device, *request);
   if (!s.ok()) return Refuse(ctx, "Report", s);
+  auto* reactor = ctx->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::GetRelease(grpc::CallbackServerContext* ctx,
+                                                         const v1::ReleaseRequest* request,
+                                                         v1::ReleaseOffer* response) {
+  if (request->ByteSizeLong() > limits_.small_message_bytes) {
+    return Refuse(ctx, "GetRelease", absl::InvalidArgumentError("release request too large"));
+  }
+  auto device = Authenticate(ctx, Method("GetRelease"), *request);
+  if (!device.ok()) return Refuse(ctx, "GetRelease", device.status());
+  metrics_->Increment("fedlora_bytes_received_total", {"GetRelease"}, request->ByteSizeLong());
+  DeviceReleaseReport report;
+  report.device_id = *device;
+  report.running_version = request->running_version();
+  report.fell_back_from = request->fell_back_from();
+  if (absl::Status s = store_->RecordDeviceRelease(report); !s.ok()) {
+    return Refuse(ctx, "GetRelease", s);
+  }
+  if (report.fell_back_from != 0) metrics_->Increment(kMetricReleaseFallbacksTotal);
+  auto releases = store_->ListReleases();
+  if (!releases.ok()) return Refuse(ctx, "GetRelease", releases.status());
+  DeviceReleaseQuery q;
+  q.device_id = *device;
+  q.base_model_sha256 = request->base_model_sha256();
+  if (!request->segment().empty()) q.segment = request->segment();
+  q.running_version = request->running_version();
+  q.fell_back_from = request->fell_back_from();
+  const ReleaseDecision d = ChooseRelease(*releases, q);
+  response->set_offered(d.offered);
+  response->set_detail(d.detail);
+  if (d.offered) {
+    response->set_version(d.release.version);
+    response->set_release_id(d.release.release_id);
+    response->set_bundle_sha256(d.release.bundle_sha256);
+    response->set_bundle_bytes(d.release.bundle_bytes);
+    response->set_rollback_json(d.rollback_json);
+  }
+  metrics_->Increment(kMetricReleaseChecksTotal, {d.offered ? "offered" : "kept"});
+  metrics_->Increment("fedlora_bytes_sent_total", {"GetRelease"}, response->ByteSizeLong());
   auto* reactor = ctx->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;

@@ -315,6 +315,15 @@ void DefineCoordinatorMetrics(MetricsRegistry& registry) {
                          {"method"});
   registry.DefineCounter(kMetricBytesSentTotal, "Response payload bytes sent, by method.",
                          {"method"});
+  registry.DefineCounter(kMetricReleaseChecksTotal,
+                         "Release checks by devices, by result (offered: told to install one; "
+                         "kept: told to keep what they run).",
+                         {"result"});
+  registry.Increment(kMetricReleaseChecksTotal, {"offered"}, 0);
+  registry.Increment(kMetricReleaseChecksTotal, {"kept"}, 0);
+  registry.DefineCounter(kMetricReleaseFallbacksTotal,
+                         "Release checks reporting that the device's health gate refused a "
+                         "release and it fell back.");
 }
 
 }  // namespace fedlora::coordinator

@@ -44,6 +44,13 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<PrivacyCharge>> Charges() const override;
   absl::StatusOr<std::map<std::string, int>> ParticipationCounts() const override;
 
+  absl::Status PublishRelease(const ReleaseRecord& release, const std::string& bundle) override;
+  absl::Status UpdateRelease(const ReleaseRecord& release, const std::string& action) override;
+  absl::StatusOr<std::vector<ReleaseRecord>> ListReleases() const override;
+  absl::StatusOr<std::vector<ReleaseEvent>> ListReleaseEvents() const override;
+  absl::Status RecordDeviceRelease(const DeviceReleaseReport& report) override;
+  absl::StatusOr<std::vector<DeviceReleaseReport>> ListDeviceReleases() const override;
+
   absl::Status PutMeta(const std::string& key, const std::string& value) override;
   absl::StatusOr<std::string> GetMeta(const std::string& key) const override;
 
@@ -52,6 +59,8 @@ class SqliteStore final : public Store {
   absl::StatusOr<RoundRecord> LoadRound(uint64_t round) const;
   absl::StatusOr<std::vector<RoundRecord>> QueryRounds(const char* sql) const;
   absl::StatusOr<std::vector<AdapterVersion>> QueryVersions(const char* sql) const;
+  absl::StatusOr<std::vector<ReleaseRecord>> QueryReleases() const;
+  absl::Status InsertReleaseEvent(uint64_t version, const std::string& action, double percent);
   // NOT_FOUND / FAILED_PRECONDITION unless `round` exists and is running.
   absl::StatusOr<RoundRecord> LoadRunningRound(uint64_t round, absl::string_view action) const;
   // Writes the blob(s), then inserts the next adapter version for `round` (0 = initial) inside

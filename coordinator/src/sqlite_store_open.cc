@@ -65,7 +65,37 @@ constexpr const char* kSchemaV1[] = {
     " optimizer_sha256 TEXT)",
     "PRAGMA user_version = 1",
 };
-static_assert(kStoreSchemaVersion == 1, "add the migration for the new schema version");
+
+// Version 1 -> 2: signed adapter releases, their rollout and what devices report running.
+// Only adds tables, so a version-1 folder keeps every row it had.
+constexpr const char* kMigrateV1ToV2[] = {
+    "CREATE TABLE releases ("
+    " version INTEGER PRIMARY KEY NOT NULL CHECK (version > 0),"
+    " release_id TEXT UNIQUE NOT NULL CHECK (release_id <> ''),"
+    " segment TEXT NOT NULL,"
+    " base_model_sha256 TEXT NOT NULL,"
+    " manifest TEXT NOT NULL,"
+    " bundle_sha256 TEXT NOT NULL,"
+    " bundle_bytes INTEGER NOT NULL,"
+    " published_unix INTEGER NOT NULL,"
+    " state TEXT NOT NULL CHECK (state IN ('rolling', 'halted', 'complete', 'rolled_back')),"
+    " percent REAL NOT NULL CHECK (percent >= 0 AND percent <= 100),"
+    " rollback TEXT NOT NULL DEFAULT '',"
+    " CHECK (state <> 'rolled_back' OR rollback <> ''))",
+    "CREATE TABLE release_events ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " version INTEGER NOT NULL REFERENCES releases(version),"
+    " action TEXT NOT NULL,"
+    " percent REAL NOT NULL,"
+    " unix INTEGER NOT NULL)",
+    "CREATE TABLE device_releases ("
+    " device_id TEXT PRIMARY KEY NOT NULL,"
+    " running_version INTEGER NOT NULL,"
+    " fell_back_from INTEGER NOT NULL,"
+    " unix INTEGER NOT NULL) WITHOUT ROWID",
+    "PRAGMA user_version = 2",
+};
+static_assert(kStoreSchemaVersion == 2, "add the migration for the new schema version");
 
 // Creates `dir` (0700) if absent; checks it is a writable folder.
 absl::Status PrepareFolder(const std::string& dir) {
@@ -166,6 +196,19 @@ absl::Status CreateSchemaIfEmpty(SqliteDb& db, const std::string& db_path) {
         "version) (hint: point the coordinator at its own, empty or fedlora, state folder)"));
   }
   for (const char* sql : kSchemaV1) FEDLORA_RETURN_IF_ERROR(db.Exec(sql, op));
+  for (const char* sql : kMigrateV1ToV2) FEDLORA_RETURN_IF_ERROR(db.Exec(sql, op));
+  return txn->Commit();
+}
+
+// Brings an older schema up to kStoreSchemaVersion in one transaction (all steps or none).
+absl::Status Migrate(SqliteDb& db, const std::string& db_path) {
+  const char* op = "migrating the schema";
+  FEDLORA_ASSIGN_OR_RETURN(auto txn, Txn::Begin(db, op));
+  FEDLORA_ASSIGN_OR_RETURN(int64_t version, QueryInt(db, "PRAGMA user_version", op));
+  FEDLORA_RETURN_IF_ERROR(CheckVersion(version, db_path));
+  if (version == 1) {
+    for (const char* sql : kMigrateV1ToV2) FEDLORA_RETURN_IF_ERROR(db.Exec(sql, op));
+  }
   return txn->Commit();
 }
 
@@ -195,6 +238,7 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& dir_in
   FEDLORA_RETURN_IF_ERROR(db->Exec("PRAGMA synchronous = FULL", "setting synchronous=FULL"));
   FEDLORA_RETURN_IF_ERROR(db->Exec("PRAGMA foreign_keys = ON", "enabling foreign keys"));
   FEDLORA_RETURN_IF_ERROR(CreateSchemaIfEmpty(*db, db_path));
+  FEDLORA_RETURN_IF_ERROR(Migrate(*db, db_path));
   // Catches damage inside the file early (cheap: the coordinator database is small).
   FEDLORA_ASSIGN_OR_RETURN(std::string check,
                            QueryText(*db, "PRAGMA quick_check", "checking database integrity"));

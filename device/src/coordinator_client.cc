@@ -159,10 +159,37 @@ absl::Status CoordinatorClient::Report(const v1::ReportRequest& request, absl::D
   return FromGrpcStatus(stub_->Report(&ctx, request, &response));
 }
 
+absl::StatusOr<v1::ReleaseOffer> CoordinatorClient::GetRelease(const v1::ReleaseRequest& request,
+                                                               absl::Duration timeout) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, timeout);
+  if (auto s = Sign(&ctx, absl::StrCat(kService, "GetRelease"), request); !s.ok()) return s;
+  v1::ReleaseOffer response;
+  absl::Status s = FromGrpcStatus(stub_->GetRelease(&ctx, request, &response));
+  if (!s.ok()) return s;
+  bytes_received_ += response.ByteSizeLong();
+  return response;
+}
+
 absl::StatusOr<std::string> CoordinatorClient::Download(uint64_t version,
                                                         const std::string& sha256_hex,
                                                         const std::string& partial_path,
                                                         absl::Duration timeout) {
+  return DownloadBlob(false, version, sha256_hex, partial_path, timeout);
+}
+
+absl::StatusOr<std::string> CoordinatorClient::DownloadRelease(uint64_t version,
+                                                               const std::string& sha256_hex,
+                                                               const std::string& partial_path,
+                                                               absl::Duration timeout) {
+  return DownloadBlob(true, version, sha256_hex, partial_path, timeout);
+}
+
+absl::StatusOr<std::string> CoordinatorClient::DownloadBlob(bool release, uint64_t version,
+                                                            const std::string& sha256_hex,
+                                                            const std::string& partial_path,
+                                                            absl::Duration timeout) {
+  const char* method = release ? "DownloadRelease" : "DownloadAdapter";
   std::string have;
   if (auto existing = ReadFileToString(partial_path); existing.ok()) have = std::move(*existing);
   v1::DownloadRequest request;
@@ -170,15 +197,16 @@ absl::StatusOr<std::string> CoordinatorClient::Download(uint64_t version,
   request.set_offset(have.size());
   grpc::ClientContext ctx;
   SetDeadline(&ctx, timeout);
-  if (auto s = Sign(&ctx, absl::StrCat(kService, "DownloadAdapter"), request); !s.ok()) return s;
-  auto reader = stub_->DownloadAdapter(&ctx, request);
+  if (auto s = Sign(&ctx, absl::StrCat(kService, method), request); !s.ok()) return s;
+  auto reader = release ? stub_->DownloadRelease(&ctx, request)
+                        : stub_->DownloadAdapter(&ctx, request);
   std::ofstream out(partial_path, std::ios::binary | std::ios::app);
   if (!out) return absl::PermissionDeniedError(absl::StrCat("cannot write ", partial_path));
   v1::AdapterChunk chunk;
   auto discard = [&](const std::string& why) {
     out.close();
     std::remove(partial_path.c_str());
-    return absl::DataLossError(absl::StrCat("adapter download: ", why,
+    return absl::DataLossError(absl::StrCat(release ? "release" : "adapter", " download: ", why,
                                             " (the partial file was discarded; retry)"));
   };
   while (reader->Read(&chunk)) {

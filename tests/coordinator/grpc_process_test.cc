@@ -147,6 +147,75 @@ TEST_F(CoordinatorProcessTest, TwoDevicesTwoRoundsOverTls) {
   EXPECT_EQ(s["participation_max"], 2);
 }
 
+// The operator's release workflow through the CLI, against a running coordinator: publish at
+// 0%, promote to 100%, a device updates over TLS and reports it; `coordinator status` shows it;
+// a rollback takes the device back to the earlier release.
+TEST_F(CoordinatorProcessTest, ReleasePublishPromoteUpdateAndRollbackOverTls) {
+  Init(1);
+  const std::string adapter = std::string(FEDLORA_SHARED_DIR) + "/fixtures/hf-tiny-llama/adapter";
+  ASSERT_EQ(Run("keys new --out " + dir_ + "/op.key").exit_code, 0);
+  for (int v : {1, 2}) {
+    auto c = Run("release create --adapter " + adapter + " --base " + Model() + " --version " +
+                 std::to_string(v) + " --key " + dir_ + "/op.key --out " + dir_ + "/rel-" +
+                 std::to_string(v));
+    ASSERT_EQ(c.exit_code, 0) << c.err;
+  }
+  const std::string state = " --state " + dir_ + "/coord";
+  const std::string trusted = " --trusted " + dir_ + "/op.key.pub";
+  // An untrusted key is refused at publish time already.
+  ASSERT_EQ(Run("keys new --out " + dir_ + "/other.key").exit_code, 0);
+  auto refused = Run("release publish " + dir_ + "/rel-1" + state + " --trusted " + dir_ +
+                     "/other.key.pub");
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_THAT(refused.err, HasSubstr("key"));
+  auto p1 = Run("release publish " + dir_ + "/rel-1" + state + trusted + " --percent 100");
+  ASSERT_EQ(p1.exit_code, 0) << p1.err;
+  auto p2 = Run("release publish " + dir_ + "/rel-2" + state + trusted);
+  ASSERT_EQ(p2.exit_code, 0) << p2.err;
+  EXPECT_THAT(p2.out, HasSubstr("rolling at 0%"));
+
+  const int port = testing::FreeLoopbackPort();
+  auto coord = StartCoordinator(port, "coordinator");
+  ASSERT_THAT(coord.WaitForLine("listening on", 30), HasSubstr("(TLS)")) << coord.Err();
+  Enroll(0, port, false);
+  auto update = [&] {
+    auto c = Conn(port, false);
+    std::string args = "device update --state " + Phone(0) + " --model " + Model() + trusted +
+                       " --json";
+    for (const auto& a : c) args += " " + a;
+    auto r = Run(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return nlohmann::json::parse(r.out, nullptr, false);
+  };
+  nlohmann::json u = update();
+  EXPECT_EQ(u["action"], "installed");
+  EXPECT_EQ(u["running"], 1);
+  auto promote = Run("release promote" + state + " --percent 100");
+  ASSERT_EQ(promote.exit_code, 0) << promote.err;
+  EXPECT_THAT(promote.out, HasSubstr("complete at 100%"));
+  u = update();
+  EXPECT_EQ(u["action"], "installed");
+  EXPECT_EQ(u["running"], 2);
+  nlohmann::json s = Status();
+  ASSERT_EQ(s["releases"].size(), 2u);
+  EXPECT_EQ(s["releases"][1]["state"], "complete");
+  EXPECT_EQ(s["releases"][1]["devices_running"], 1);
+  ASSERT_EQ(s["releases"][1]["events"].size(), 2u);
+  EXPECT_EQ(s["releases"][1]["events"][1]["action"], "promote");
+
+  auto rb = Run("release rollback" + state + " --key " + dir_ + "/op.key");
+  ASSERT_EQ(rb.exit_code, 0) << rb.err;
+  EXPECT_THAT(rb.out, HasSubstr("rollback 2 -> 1"));
+  u = update();
+  EXPECT_EQ(u["action"], "rolled back");
+  EXPECT_EQ(u["running"], 1);
+  s = Status();
+  EXPECT_EQ(s["releases"][1]["state"], "rolled_back");
+  EXPECT_EQ(s["releases"][0]["devices_running"], 1);
+  coord.Kill(SIGTERM);
+  EXPECT_EQ(coord.Wait(30), 0) << coord.Err();
+}
+
 // Nothing a device sends contains its text: every byte from the device processes passes a
 // recording proxy (plaintext, loopback).
 TEST_F(CoordinatorProcessTest, DeviceBytesCarryNoText) {

@@ -188,7 +188,8 @@ TEST_F(CliTest, EveryCommandHelpHasExamples) {
         "coordinator init", "coordinator run", "coordinator status", "coordinator tokens",
         "coordinator revoke", "device enroll", "device run", "device install-release",
         "completion", "distill", "keys new", "release create", "release sign", "release verify",
-        "release inspect", "release export", "release rollback"}) {
+        "release inspect", "release export", "release rollback", "release publish",
+        "release promote", "release halt", "device update", "compress"}) {
     RunResult r = Run(std::string(cmd) + " --help");
     EXPECT_EQ(r.exit_code, 0) << cmd << ": " << r.err;
     EXPECT_THAT(r.out, ::testing::HasSubstr("Example")) << cmd;

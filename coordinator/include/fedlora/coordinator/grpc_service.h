@@ -6,8 +6,8 @@
 // Status codes a caller sees: UNAUTHENTICATED (missing/bad signature, unknown device, clock
 // skew, replay), PERMISSION_DENIED (revoked device, not in the round), INVALID_ARGUMENT
 // (malformed or oversized request, bad token), FAILED_PRECONDITION (wrong phase or round),
-// RESOURCE_EXHAUSTED (too many downloads), NOT_FOUND (unknown adapter version), plus the
-// secure-aggregation server's rejection codes.
+// RESOURCE_EXHAUSTED (too many downloads), NOT_FOUND (unknown adapter or release version),
+// plus the secure-aggregation server's rejection codes.
 #ifndef FEDLORA_COORDINATOR_GRPC_SERVICE_H_
 #define FEDLORA_COORDINATOR_GRPC_SERVICE_H_
 
@@ -68,6 +68,12 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
   grpc::ServerUnaryReactor* Report(grpc::CallbackServerContext* ctx,
                                    const v1::ReportRequest* request,
                                    v1::ReportResponse* response) override;
+  // Records the device's release report in the store, answers release_rollout.h's decision.
+  grpc::ServerUnaryReactor* GetRelease(grpc::CallbackServerContext* ctx,
+                                       const v1::ReleaseRequest* request,
+                                       v1::ReleaseOffer* response) override;
+  grpc::ServerWriteReactor<v1::AdapterChunk>* DownloadRelease(
+      grpc::CallbackServerContext* ctx, const v1::DownloadRequest* request) override;
 
   // Cancels downloads running longer than limits.download_timeout (a client that opened a
   // stream and never reads). Called periodically by the server.
@@ -89,6 +95,13 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
                                    const absl::Status& s);
   void CountError(const char* method, const absl::Status& s);
   void DownloadFinished(DownloadReactor* reactor, const std::string& device);
+  // Streams `blob` (hash `sha256_hex`) from the request's offset, under the download limits.
+  grpc::ServerWriteReactor<v1::AdapterChunk>* StartDownload(grpc::CallbackServerContext* ctx,
+                                                            const char* method,
+                                                            const std::string& device,
+                                                            const v1::DownloadRequest* request,
+                                                            std::string blob,
+                                                            const std::string& sha256_hex);
 
   RoundManager* rounds_;
   Store* store_;

@@ -87,6 +87,8 @@ inline constexpr char kMetricAdapterVersion[] = "fedlora_adapter_version";
 inline constexpr char kMetricRpcErrorsTotal[] = "fedlora_rpc_errors_total";  // {method, code}
 inline constexpr char kMetricBytesReceivedTotal[] = "fedlora_bytes_received_total";  // {method}
 inline constexpr char kMetricBytesSentTotal[] = "fedlora_bytes_sent_total";          // {method}
+inline constexpr char kMetricReleaseChecksTotal[] = "fedlora_release_checks_total";  // {result}
+inline constexpr char kMetricReleaseFallbacksTotal[] = "fedlora_release_fallbacks_total";
 
 // Defines the coordinator's standard families (see docs/coordinator.md, "Metrics"):
 //   fedlora_rounds_total{outcome="committed|aborted"}      counter (both outcomes start at 0)

@@ -49,6 +49,44 @@ struct AdapterVersion {
   uint64_t bytes = 0;
 };
 
+// A signed adapter release the coordinator serves (docs/releases.md, "Rollout"). The bundle
+// (fedlora/io/release_bundle.h) is a blob like the adapters. `state`:
+//   "rolling"      offered to the devices whose rollout hash falls under `percent`;
+//   "halted"       offered to no one new; devices that run it keep it;
+//   "complete"     reached 100%: the segment's stable release, offered to every device;
+//   "rolled_back"  devices that run it are sent the previous complete release together with
+//                  `rollback_json`, the operator's signed rollback instruction.
+struct ReleaseRecord {
+  uint64_t version = 0;
+  std::string release_id;
+  std::string segment = "global";
+  std::string base_model_sha256;
+  std::string manifest_json;  // the signed manifest, as published
+  std::string bundle_sha256;  // hex; the blob holding the bundle
+  uint64_t bundle_bytes = 0;
+  int64_t published_unix = 0;
+  std::string state = "rolling";
+  double percent = 0;         // 0..100
+  std::string rollback_json;  // set with state "rolled_back"
+};
+
+// One operator action on a release, kept for the record ("publish", "promote", "halt",
+// "rollback").
+struct ReleaseEvent {
+  uint64_t version = 0;
+  std::string action;
+  double percent = 0;
+  int64_t unix = 0;
+};
+
+// What a device last reported about releases (versions only: nothing else leaves a device).
+struct DeviceReleaseReport {
+  std::string device_id;
+  uint64_t running_version = 0;  // 0 = none
+  uint64_t fell_back_from = 0;   // a version its health gate refused (0 = none)
+  int64_t unix = 0;
+};
+
 struct PrivacyCharge {
   uint64_t round = 0;
   std::string mechanism;  // opaque bytes the caller serializes (JSON)
@@ -127,6 +165,26 @@ class Store {
   // Device id -> number of charged rounds it participated in.
   virtual absl::StatusOr<std::map<std::string, int>> ParticipationCounts() const = 0;
 
+  // ---- Releases (schema version 2).
+  // Writes the bundle blob, then inserts the release and a "publish" event in one transaction.
+  // ALREADY_EXISTS: the version or release id is taken; FAILED_PRECONDITION: the version is
+  // not above every published version of its segment, or the segment has a release still
+  // rolling or halted (finish, roll back or halt-and-roll-back that one first);
+  // INVALID_ARGUMENT: version 0, empty id, percent outside [0, 100].
+  virtual absl::Status PublishRelease(const ReleaseRecord& release, const std::string& bundle) = 0;
+  // Records a new rollout state and percent for `version` and the event `action` in one
+  // transaction. The caller (release_rollout.h) decides what transitions are legal.
+  // NOT_FOUND: no such release.
+  virtual absl::Status UpdateRelease(const ReleaseRecord& release, const std::string& action) = 0;
+  // All releases, ascending by version.
+  virtual absl::StatusOr<std::vector<ReleaseRecord>> ListReleases() const = 0;
+  // All events, in the order they happened.
+  virtual absl::StatusOr<std::vector<ReleaseEvent>> ListReleaseEvents() const = 0;
+  // Keeps the device's latest report (one row per device). INVALID_ARGUMENT: empty id.
+  virtual absl::Status RecordDeviceRelease(const DeviceReleaseReport& report) = 0;
+  // Every device's latest report, ordered by device id.
+  virtual absl::StatusOr<std::vector<DeviceReleaseReport>> ListDeviceReleases() const = 0;
+
   // ---- Small config values (the run's recipe as JSON, the coordinator id), any bytes.
   // INVALID_ARGUMENT: empty key.
   virtual absl::Status PutMeta(const std::string& key, const std::string& value) = 0;
@@ -135,7 +193,8 @@ class Store {
 };
 
 // The schema version this build writes (PRAGMA user_version of coordinator.db).
-inline constexpr int kStoreSchemaVersion = 1;
+// Version 2 added the release tables; a version-1 folder is migrated when it is opened.
+inline constexpr int kStoreSchemaVersion = 2;
 
 // Opens or creates the state folder `dir` (mode 0700 when created) with its database and
 // blobs folder. Errors carry a hint: PERMISSION_DENIED (folder not writable),

@@ -49,6 +49,13 @@ class CoordinatorClient {
   // the partial file. DATA_LOSS for a hash mismatch (the partial file is discarded).
   absl::StatusOr<std::string> Download(uint64_t version, const std::string& sha256_hex,
                                        const std::string& partial_path, absl::Duration timeout);
+  // Reports the release this device runs and asks which one it should run.
+  absl::StatusOr<v1::ReleaseOffer> GetRelease(const v1::ReleaseRequest& request,
+                                              absl::Duration timeout);
+  // As Download, for the bundle of release `version`.
+  absl::StatusOr<std::string> DownloadRelease(uint64_t version, const std::string& sha256_hex,
+                                              const std::string& partial_path,
+                                              absl::Duration timeout);
   absl::StatusOr<v1::SecAggDownload> SecAgg(secagg::Phase phase, const v1::SecAggUpload& upload,
                                             absl::Duration timeout);
   absl::Status Report(const v1::ReportRequest& request, absl::Duration timeout);
@@ -59,6 +66,10 @@ class CoordinatorClient {
   uint64_t bytes_received() const { return bytes_received_; }
 
  private:
+  absl::StatusOr<std::string> DownloadBlob(bool release, uint64_t version,
+                                           const std::string& sha256_hex,
+                                           const std::string& partial_path,
+                                           absl::Duration timeout);
   // Adds the signature metadata for `method` over `request`.
   absl::Status Sign(grpc::ClientContext* ctx, const std::string& method,
                     const google::protobuf::MessageLite& request);
