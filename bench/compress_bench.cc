@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -57,7 +58,8 @@ struct Args {
   std::string text = std::string(FEDLORA_SHARED_DIR) + "/data/wikitext2/valid.txt";
   int64_t eval_tokens = 16384, calib_tokens = 8192, train_steps = 20;
   std::string methods =
-      "float,int8,rtn4,rtn3,rtn2,nf4,gptq4,gptq3,gptq2,caldera2,caldera3,gptq4-2:4";
+      "float,int8,rtn4,rtn3,rtn2,nf4,gptq4,gptq3,gptq2,caldera2,caldera3,caldera2g128,"
+      "caldera3g128,gptq4-2:4";
   bool json = false, train = true;
   std::string train_child;  // internal: train on this model dir and print JSON
 };
@@ -95,6 +97,12 @@ CompressOptions MethodOptions(const std::string& name) {
   if (auto at = name.find('-'); at != std::string::npos) {
     o.prune = name.substr(at + 1);
     base = name.substr(0, at);
+  }
+  // "<method><bits>[g<group>]", e.g. gptq3, caldera2g128.
+  if (auto g = base.find('g', 1); g != std::string::npos && g + 1 < base.size() &&
+                                   std::isdigit(static_cast<unsigned char>(base[g + 1]))) {
+    o.group = std::stoi(base.substr(g + 1));
+    base = base.substr(0, g);
   }
   for (const char* m : {"int8", "rtn", "nf4", "gptq", "caldera"}) {
     if (base.rfind(m, 0) == 0) {

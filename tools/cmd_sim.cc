@@ -38,6 +38,7 @@ void PrintTable(const sim::Summary& s) {
   if (!s.privacy_assumption.empty())
     std::printf("epsilon assumes: %s\n", s.privacy_assumption.c_str());
   if (!s.randomness.empty()) std::printf("randomness: %s\n", s.randomness.c_str());
+  if (!s.base_model_scheme.empty()) std::printf("base model: %s\n", s.base_model_scheme.c_str());
 }
 
 }  // namespace
@@ -137,9 +138,11 @@ void RegisterCommand_sim(CLI::App& app) {
     if (!c.json) {
       std::fprintf(
           stderr,
-          "fedlora sim: %d devices (+%d held-out users), %d rounds, cohort %d, dp %s, model %s\n",
+          "fedlora sim: %d devices (+%d held-out users), %d rounds, cohort %d, dp %s, model %s "
+          "(%s)\n",
           (*simulator)->num_train_devices(), (*simulator)->num_heldout_users(), c.rounds, c.cohort,
-          privacy::DpModeName(c.dp), (*simulator)->model_dir().c_str());
+          privacy::DpModeName(c.dp), (*simulator)->model_dir().c_str(),
+          (*simulator)->base_description().c_str());
     }
     ProgressBar bar("rounds", c.rounds, c.progress && !c.json);
     absl::Status write_status;
@@ -162,6 +165,8 @@ void RegisterCommand_sim(CLI::App& app) {
       return (void)Fail(s);
     }
     result->summary.adapter_dir = adapter_dir;
+    result->summary.base_model_dir = (*simulator)->model_dir();
+    result->summary.base_model_scheme = (*simulator)->base_description();
     if (auto s = report->Finish(result->summary); !s.ok()) return (void)Fail(s);
     if (c.json) {
       PrintJson(result->summary.ToJson());

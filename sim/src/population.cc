@@ -7,12 +7,15 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "fedlora/common/file_util.h"
 #include "fedlora/common/random.h"
 #include "fedlora/common/status_macros.h"
 #include "fedlora/data/load.h"
 #include "fedlora/data/personas.h"
+#include "fedlora/compress/checkpoint.h"
+#include "fedlora/compress/compress_model.h"
 #include "fedlora/device/pretrain.h"
 #include "fedlora/sim/cohort_trainer.h"
 #include "sim_state.h"
@@ -47,6 +50,52 @@ absl::StatusOr<std::string> WritePublicCorpus(Simulator::State* s) {
   }
   FEDLORA_RETURN_IF_ERROR(WriteFileAtomic(path, text));
   return path;
+}
+
+// Compresses the float base at s->model_dir into <out>/base-model-<method><bits> and points
+// s->model_dir there: the devices then run the packed base, as a phone would.
+absl::Status CompressBase(Simulator::State* s) {
+  const SimConfig& c = s->config;
+  if (c.compress == "none") {
+    s->base_description = "float32";
+    return absl::OkStatus();
+  }
+  if (compress::IsCompressedDir(s->model_dir)) {
+    FEDLORA_ASSIGN_OR_RETURN(nlohmann::json info, compress::ReadCompressionJson(s->model_dir));
+    s->base_description = absl::StrCat(info.value("method", std::string("?")), ", ",
+                                       info.value("linear_bits_per_weight", 0.0),
+                                       " bits per projection weight (given compressed)");
+    return absl::OkStatus();
+  }
+  FEDLORA_ASSIGN_OR_RETURN(device::Runtime rt, device::LoadRuntime(s->model_dir));
+  compress::CompressOptions o;
+  o.method = c.compress;
+  o.bits = c.compress_bits;
+  o.group = c.compress_group;
+  o.progress = false;
+  if (o.method == "gptq" || o.method == "caldera") {
+    // Calibration on public text only: never the federated users' text.
+    FEDLORA_ASSIGN_OR_RETURN(std::string corpus, WritePublicCorpus(s));
+    FEDLORA_ASSIGN_OR_RETURN(std::string text, ReadFileToString(corpus));
+    o.calib_ids = rt.tokenizer->EncodeWithBos(text);
+    o.calib.max_tokens = 8192;
+  }
+  FEDLORA_ASSIGN_OR_RETURN(compress::CompressReport report, compress::CompressModel(*rt.model, o));
+  const std::string out =
+      (fs::path(c.out) / absl::StrCat("base-model-", c.compress, c.compress_bits)).string();
+  std::error_code ec;
+  fs::remove_all(out, ec);  // our own output from an earlier run (run.out is ours)
+  nlohmann::json info = {{"method", o.method},
+                         {"options", {{"bits", o.bits}, {"group", o.group},
+                                      {"calib", o.calib_ids.empty() ? "" : "public corpus"},
+                                      {"calibration_tokens", report.calibration_tokens}}},
+                         {"source", s->model_dir},
+                         {"linear_bits_per_weight", report.bits_per_weight}};
+  FEDLORA_RETURN_IF_ERROR(compress::SaveCompressedModel(*rt.model, s->model_dir, out, info));
+  s->base_description = absl::StrFormat("%s %d-bit, group %d: %.3f bits per projection weight",
+                                        o.method, o.bits, o.group, report.bits_per_weight);
+  s->model_dir = out;
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -109,6 +158,7 @@ absl::Status LoadPopulation(Simulator::State* s) {
     s->model_dir = (fs::path(c.out) / "base-model").string();
     FEDLORA_RETURN_IF_ERROR(device::Pretrain({corpus}, s->model_dir, po).status());
   }
+  FEDLORA_RETURN_IF_ERROR(CompressBase(s));
   FEDLORA_ASSIGN_OR_RETURN(s->rt, device::LoadRuntime(s->model_dir));
 
   // Devices: windows are cut once; speeds are log-normal around 1.

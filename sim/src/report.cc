@@ -162,7 +162,8 @@ nlohmann::json Summary::ToJson() const {
           {"participants", OptionalJson(participants)},
           {"heldout", OptionalJson(heldout)},
           {"seconds", seconds},
-          {"adapter_dir", adapter_dir}};
+          {"adapter_dir", adapter_dir},
+          {"base_model", {{"dir", base_model_dir}, {"scheme", base_model_scheme}}}};
 }
 
 absl::Status PrepareOutputDir(const std::string& out_dir, bool force) {

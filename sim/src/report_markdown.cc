@@ -89,6 +89,10 @@ void PrivacySection(const Summary& summary, std::string* md) {
   if (!summary.randomness.empty()) {
     absl::StrAppend(md, "| randomness | ", summary.randomness, " |\n");
   }
+  if (!summary.base_model_scheme.empty()) {
+    absl::StrAppend(md, "| base model | ", summary.base_model_scheme, " (`",
+                    summary.base_model_dir, "`) |\n");
+  }
   absl::StrAppend(md, "\n");
 }
 

@@ -171,6 +171,12 @@ const std::vector<Field>& Fields() {
       F("model.model", &C::model,
         "Base model directory (HF Llama checkpoint + tokenizer.model). "
         "Empty = pretrain a small base on the public split first."),
+      F("model.compress", &C::compress,
+        "The base the devices run: none (float32) | int8 | rtn | nf4 | gptq | caldera. The "
+        "float base is compressed first (gptq and caldera calibrate on the public text), as "
+        "a phone would hold it; an already compressed model.model is used as it is."),
+      F("model.compress_bits", &C::compress_bits, "Bits of rtn / gptq codes (caldera: Q bits)."),
+      F("model.compress_group", &C::compress_group, "Input columns per scale group."),
       // [pretrain]
       F("pretrain.vocab", &C::pretrain_vocab, "Tokenizer vocabulary size of the pretrained base."),
       F("pretrain.hidden", &C::pretrain_hidden, "Hidden size of the pretrained base."),

@@ -44,6 +44,14 @@ absl::Status ValidateConfig(const SimConfig& c) {
   // [run]
   p.Check(c.threads >= 0, "run.threads", ">= 0", c.threads);
   p.Check(!c.out.empty(), "run.out", "a directory path", "''");
+  {
+    const std::set<std::string> methods = {"none", "int8", "rtn", "nf4", "gptq", "caldera"};
+    p.Check(methods.count(c.compress) > 0, "model.compress",
+            "one of none, int8, rtn, nf4, gptq, caldera", c.compress);
+    p.Check(c.compress_bits >= 2 && c.compress_bits <= 8, "model.compress_bits", "in [2, 8]",
+            c.compress_bits);
+    p.Check(c.compress_group >= 8, "model.compress_group", ">= 8", c.compress_group);
+  }
   if (c.transport == Transport::kGrpc) {
     // What the network coordinator runs: deltas leave devices only inside secure aggregation,
     // selection is one Poisson coin per check-in, the server step is FedAvg.

@@ -30,6 +30,7 @@ struct VirtualDevice {
 struct Simulator::State {
   SimConfig config;
   std::string model_dir;
+  std::string base_description;  // "float32" or the compression scheme the devices run
   device::Runtime rt;
   data::FederatedDataset dataset;
   std::vector<VirtualDevice> devices;  // the training population

@@ -31,6 +31,7 @@ Simulator::~Simulator() = default;
 int Simulator::num_train_devices() const { return static_cast<int>(s_->devices.size()); }
 int Simulator::num_heldout_users() const { return static_cast<int>(s_->heldout.size()); }
 const std::string& Simulator::model_dir() const { return s_->model_dir; }
+const std::string& Simulator::base_description() const { return s_->base_description; }
 
 absl::StatusOr<std::unique_ptr<Simulator>> Simulator::Create(const SimConfig& config) {
   FEDLORA_RETURN_IF_ERROR(ValidateConfig(config));

@@ -74,6 +74,8 @@ struct Summary {
   std::optional<EvalRecord> heldout;
   double seconds = 0;
   std::string adapter_dir;  // the final global adapter (PEFT)
+  std::string base_model_dir;     // the base the devices ran
+  std::string base_model_scheme;  // "float32" or its compression
   nlohmann::json ToJson() const;
 };
 

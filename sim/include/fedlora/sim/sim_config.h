@@ -34,6 +34,12 @@ struct SimConfig {
 
   // [model]
   std::string model;  // base model directory (required unless pretrain)
+  // The base devices run, as a phone would: compressed after pretraining (or from `model`).
+  // none | int8 | rtn | nf4 | gptq | caldera (docs/compress.md); an already compressed
+  // `model` is used as it is.
+  std::string compress = "gptq";
+  int compress_bits = 4;
+  int compress_group = 64;
   // [pretrain]: when model is empty, pretrain a base on the public split first
   int pretrain_vocab = 1024;
   int64_t pretrain_hidden = 128;

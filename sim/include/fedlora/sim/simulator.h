@@ -57,6 +57,8 @@ class Simulator {
   int num_train_devices() const;
   int num_heldout_users() const;
   const std::string& model_dir() const;
+  // "float32", or the compression of the base the devices run (model.compress).
+  const std::string& base_description() const;
 
   struct State;  // internal (sim/src/sim_state.h)
 
