@@ -32,9 +32,12 @@ void RegisterCommand_eval(CLI::App& app) {
     } else {
       std::printf(
           "tokens            %lld\nperplexity        %.3f\nnext-token top-1  %.4f\n"
-          "next-token top-3  %.4f\nnext-word top-3   %.4f (%lld words)\n",
+          "next-token top-3  %.4f\nnext-word top-3   %.4f (%lld words)\n"
+          "keystroke savings %.4f (%lld of %lld keystrokes)\n",
           static_cast<long long>(m.tokens), m.perplexity(), m.next_token_top1(),
-          m.next_token_top3(), m.next_word_top3(), static_cast<long long>(m.words));
+          m.next_token_top3(), m.next_word_top3(), static_cast<long long>(m.words),
+          m.keystroke_savings(), static_cast<long long>(m.key_saved),
+          static_cast<long long>(m.key_chars));
     }
   });
 }

@@ -21,17 +21,22 @@ std::string SelfExecutable() {
 
 void PrintTable(const sim::Summary& s) {
   auto row = [](const char* name, const sim::Metrics& m) {
-    std::printf("| %-13s | %10.2f | %15.4f | %14.4f |\n", name, m.perplexity, m.next_token_top1,
-                m.next_word_top3);
+    std::printf("| %-13s | %10.2f | %15.4f | %14.4f | %17.4f |\n", name, m.perplexity,
+                m.next_token_top1, m.next_word_top3, m.keystroke_savings);
   };
   for (const auto* e : {&s.participants, &s.heldout}) {
     if (!e->has_value()) continue;
     std::printf("\n%s (%d users)\n", (*e)->population.c_str(), (*e)->users);
-    std::printf("| model         | perplexity | next-token top1 | next-word top3 |\n");
-    std::printf("|---------------|------------|-----------------|----------------|\n");
+    std::printf("| model         | perplexity | next-token top1 | next-word top3 | keystroke savings |\n");
+    std::printf("|---------------|------------|-----------------|----------------|-------------------|\n");
     row("base", (*e)->base);
     row("federated", (*e)->global);
     row("personalized", (*e)->personalized);
+    const auto& u = **e;
+    std::printf("users helped/hurt (keystroke savings): federated vs base %d/%d, personalized vs "
+                "federated %d/%d\n",
+                u.global_vs_base_keystrokes.gain, u.global_vs_base_keystrokes.lose,
+                u.personalized_vs_global_keystrokes.gain, u.personalized_vs_global_keystrokes.lose);
   }
   std::printf("\nepsilon %.4g at delta %.3g after %d rounds%s%s\n", s.epsilon, s.delta,
               s.rounds_completed, s.stop_reason.empty() ? "" : "; ", s.stop_reason.c_str());

@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+#include "fedlora/device/keystrokes.h"
+
 namespace fedlora::device {
 namespace {
 
@@ -23,9 +25,10 @@ std::vector<std::vector<int64_t>> Windows(const std::vector<int64_t>& ids, int64
 // Scores one window given its logits [T, V] (CPU float).
 void ScoreWindow(const std::vector<int64_t>& ids, const torch::Tensor& logits,
                  const torch::Tensor& word_start_mask, const model::Tokenizer& tok,
-                 TextMetrics* m) {
+                 const KeyboardVocab& kv, TextMetrics* m) {
   const int64_t t = static_cast<int64_t>(ids.size());
-  torch::Tensor logp = torch::log_softmax(logits.narrow(0, 0, t), -1);
+  torch::Tensor logp = torch::log_softmax(logits.narrow(0, 0, t), -1).contiguous();
+  const int64_t vocab = std::min<int64_t>(logp.size(1), static_cast<int64_t>(kv.text.size()));
   torch::Tensor top3 = std::get<1>(logp.topk(3, -1));  // [T, 3]
   torch::Tensor argmax = top3.select(1, 0).contiguous();
   // Most likely word-starting tokens (the suggestion strip's first tokens).
@@ -48,6 +51,19 @@ void ScoreWindow(const std::vector<int64_t>& ids, const torch::Tensor& logits,
     while (j < t && !ends_word(ids[j])) ++j;
     if (j >= t) continue;  // word runs past the window: not scored
     m->words += 1;
+    {
+      const std::vector<int64_t> word(ids.begin() + i + 1, ids.begin() + j);
+      std::vector<const float*> rows;
+      std::vector<int64_t> greedy;
+      for (int64_t k = i; k < j; ++k) {
+        rows.push_back(logp.data_ptr<float>() + k * logp.size(1));
+        greedy.push_back(am[k]);
+      }
+      rows.pop_back();  // row j-1 predicts what follows the word: only its argmax is used
+      const WordKeystrokes ks = WordKeystrokeSavings(word, rows.data(), vocab, greedy, kv);
+      m->key_chars += ks.chars;
+      m->key_saved += ks.saved;
+    }
     bool first_in_strip = wt[i][0] == target || wt[i][1] == target || wt[i][2] == target;
     if (!first_in_strip) continue;
     // Greedy completion from the true first token must reproduce the word and then stop.
@@ -66,6 +82,8 @@ void TextMetrics::Add(const TextMetrics& o) {
   top3 += o.top3;
   words += o.words;
   word_top3 += o.word_top3;
+  key_chars += o.key_chars;
+  key_saved += o.key_saved;
 }
 
 double TextMetrics::perplexity() const { return std::exp(mean_nll()); }
@@ -77,7 +95,8 @@ nlohmann::json TextMetrics::ToJson() const {
           {"next_token_top1", next_token_top1()},
           {"next_token_top3", next_token_top3()},
           {"words", words},
-          {"next_word_top3", next_word_top3()}};
+          {"next_word_top3", next_word_top3()},
+          {"keystroke_savings", keystroke_savings()}};
 }
 
 TextMetrics EvaluateIds(const model::LlamaModel& model, const model::Tokenizer& tokenizer,
@@ -94,6 +113,7 @@ TextMetrics EvaluateIds(const model::LlamaModel& model, const model::Tokenizer& 
   for (int64_t id = 0; id < std::min<int64_t>(vocab, tokenizer.vocab_size()); ++id) {
     if (tokenizer.StartsWord(id)) word_start[id] = true;
   }
+  const KeyboardVocab kv = KeyboardVocab::FromTokenizer(tokenizer);
   TextMetrics m;
   const size_t bs = static_cast<size_t>(std::max<int64_t>(options.batch_size, 1));
   for (size_t b = 0; b < windows.size(); b += bs) {
@@ -113,7 +133,7 @@ TextMetrics EvaluateIds(const model::LlamaModel& model, const model::Tokenizer& 
     fo.attention_mask = mask;
     torch::Tensor logits = model.Forward(ids, fo);
     for (int64_t r = 0; r < n; ++r)
-      ScoreWindow(windows[b + r], logits[r], word_start, tokenizer, &m);
+      ScoreWindow(windows[b + r], logits[r], word_start, tokenizer, kv, &m);
   }
   return m;
 }

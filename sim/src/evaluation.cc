@@ -12,10 +12,40 @@ Metrics ToMetrics(const device::TextMetrics& m) {
   out.perplexity = m.perplexity();
   out.next_token_top1 = m.next_token_top1();
   out.next_word_top3 = m.next_word_top3();
+  out.keystroke_savings = m.keystroke_savings();
   out.tokens = m.tokens;
   out.words = m.words;
   return out;
 }
+
+namespace {
+
+void Count(double before, double after, UserShift* shift) {
+  if (after > before + 1e-12) {
+    ++shift->gain;
+  } else if (after < before - 1e-12) {
+    ++shift->lose;
+  } else {
+    ++shift->same;
+  }
+}
+
+// Per-user metrics of the model as it is now.
+std::vector<device::TextMetrics> PerUser(const model::LlamaModel& model,
+                                         const model::Tokenizer& tok,
+                                         const std::vector<std::vector<std::string>>& tests) {
+  std::vector<device::TextMetrics> out;
+  for (const auto& t : tests) out.push_back(device::EvaluateTexts(model, tok, t));
+  return out;
+}
+
+device::TextMetrics Sum(const std::vector<device::TextMetrics>& per_user) {
+  device::TextMetrics sum;
+  for (const auto& m : per_user) sum.Add(m);
+  return sum;
+}
+
+}  // namespace
 
 absl::StatusOr<EvalRecord> Evaluate(Simulator::State* s, const std::string& population,
                                     const std::vector<int>& users,
@@ -35,18 +65,24 @@ absl::StatusOr<EvalRecord> Evaluate(Simulator::State* s, const std::string& popu
     tests.push_back(ud.test);
     windows.push_back(RepeatWindows(device::MakeWindows(tok, ud.train, c.seq_len), c.local_batch));
   }
-  std::vector<std::string> all_tests;
-  for (const auto& t : tests) all_tests.insert(all_tests.end(), t.begin(), t.end());
-
-  if (!base_cache->has_value())
-    *base_cache = ToMetrics(device::EvaluateTexts(model, tok, all_tests));
+  // Per user, so that the share of users a step helps or hurts can be counted.
+  std::vector<device::TextMetrics>& base_per_user = s->base_per_user[population];
+  if (base_per_user.size() != users.size()) base_per_user = PerUser(model, tok, tests);
+  if (!base_cache->has_value()) *base_cache = ToMetrics(Sum(base_per_user));
   rec.base = **base_cache;
 
   adapters::LoraAdapter& work = *s->work;
   FEDLORA_RETURN_IF_ERROR(work.Unflatten(s->global.data(), s->global.size()));
   FEDLORA_RETURN_IF_ERROR(work.Attach(model));
-  rec.global = ToMetrics(device::EvaluateTexts(model, tok, all_tests));
+  const std::vector<device::TextMetrics> global_per_user = PerUser(model, tok, tests);
   work.Detach(model);
+  rec.global = ToMetrics(Sum(global_per_user));
+  for (size_t k = 0; k < users.size(); ++k) {
+    Count(base_per_user[k].next_word_top3(), global_per_user[k].next_word_top3(),
+          &rec.global_vs_base_top3);
+    Count(base_per_user[k].keystroke_savings(), global_per_user[k].keystroke_savings(),
+          &rec.global_vs_base_keystrokes);
+  }
 
   // Personalized: global + a few local steps on the user's own train text.
   if (c.personalize_steps > 0) {
@@ -74,12 +110,19 @@ absl::StatusOr<EvalRecord> Evaluate(Simulator::State* s, const std::string& popu
       }
       FEDLORA_RETURN_IF_ERROR(work.Unflatten(flat.data(), flat.size()));
       FEDLORA_RETURN_IF_ERROR(work.Attach(model));
-      sum.Add(device::EvaluateTexts(model, tok, tests[k]));
+      const device::TextMetrics mine = device::EvaluateTexts(model, tok, tests[k]);
       work.Detach(model);
+      sum.Add(mine);
+      Count(global_per_user[k].next_word_top3(), mine.next_word_top3(),
+            &rec.personalized_vs_global_top3);
+      Count(global_per_user[k].keystroke_savings(), mine.keystroke_savings(),
+            &rec.personalized_vs_global_keystrokes);
     }
     rec.personalized = ToMetrics(sum);
   } else {
     rec.personalized = rec.global;
+    rec.personalized_vs_global_top3.same = rec.users;
+    rec.personalized_vs_global_keystrokes.same = rec.users;
   }
   return rec;
 }

@@ -113,8 +113,18 @@ nlohmann::json Metrics::ToJson() const {
   return {{"perplexity", perplexity},
           {"next_token_top1", next_token_top1},
           {"next_word_top3", next_word_top3},
+          {"keystroke_savings", keystroke_savings},
           {"tokens", tokens},
           {"words", words}};
+}
+
+nlohmann::json UserShift::ToJson() const {
+  const int n = gain + lose + same;
+  return {{"gain", gain},
+          {"lose", lose},
+          {"same", same},
+          {"share_gain", n ? double(gain) / n : 0.0},
+          {"share_lose", n ? double(lose) / n : 0.0}};
 }
 
 nlohmann::json EvalRecord::ToJson() const {
@@ -122,7 +132,13 @@ nlohmann::json EvalRecord::ToJson() const {
           {"users", users},
           {"base", base.ToJson()},
           {"global", global.ToJson()},
-          {"personalized", personalized.ToJson()}};
+          {"personalized", personalized.ToJson()},
+          {"users_global_vs_base",
+           {{"next_word_top3", global_vs_base_top3.ToJson()},
+            {"keystroke_savings", global_vs_base_keystrokes.ToJson()}}},
+          {"users_personalized_vs_global",
+           {{"next_word_top3", personalized_vs_global_top3.ToJson()},
+            {"keystroke_savings", personalized_vs_global_keystrokes.ToJson()}}}};
 }
 
 nlohmann::json DropRecord::ToJson() const {

@@ -51,8 +51,9 @@ void ResultsTable(const Summary& summary, const std::vector<RoundRecord>& rounds
                   ". *base* = pretrained model, *federated* = base + the global "
                   "adapter, *personalized* = federated + a few local steps on each user's own "
                   "training text. Scored on each user's test text.\n\n"
-                  "| users | model | perplexity | next-token top-1 | next-word top-3 |\n"
-                  "|---|---|---:|---:|---:|\n");
+                  "| users | model | perplexity | next-token top-1 | next-word top-3 | "
+                  "keystroke savings |\n"
+                  "|---|---|---:|---:|---:|---:|\n");
   for (const auto* eval : {&summary.participants, &summary.heldout}) {
     if (!eval->has_value()) continue;
     const EvalRecord& e = **eval;
@@ -62,8 +63,22 @@ void ResultsTable(const Summary& summary, const std::vector<RoundRecord>& rounds
         {"base", &e.base}, {"federated", &e.global}, {"personalized", &e.personalized}};
     for (const auto& [name, m] : rows) {
       absl::StrAppend(md, "| ", Cellify(who), " | ", name, " | ", Num(m->perplexity), " | ",
-                      Percent(m->next_token_top1), " | ", Percent(m->next_word_top3), " |\n");
+                      Percent(m->next_token_top1), " | ", Percent(m->next_word_top3), " | ",
+                      Percent(m->keystroke_savings), " |\n");
     }
+  }
+  absl::StrAppend(md, "\nUsers helped / hurt / unchanged, each on their own test text:\n\n"
+                      "| users | step | next-word top-3 | keystroke savings |\n|---|---|---|---|\n");
+  auto shift = [](const UserShift& u) { return absl::StrCat(u.gain, " / ", u.lose, " / ", u.same); };
+  for (const auto* eval : {&summary.participants, &summary.heldout}) {
+    if (!eval->has_value()) continue;
+    const EvalRecord& e = **eval;
+    const std::string who = e.population == "heldout" ? "held-out" : e.population;
+    absl::StrAppend(md, "| ", who, " | federated vs base | ", shift(e.global_vs_base_top3), " | ",
+                    shift(e.global_vs_base_keystrokes), " |\n");
+    absl::StrAppend(md, "| ", who, " | personalized vs federated | ",
+                    shift(e.personalized_vs_global_top3), " | ",
+                    shift(e.personalized_vs_global_keystrokes), " |\n");
   }
   absl::StrAppend(md, "\n");
 }

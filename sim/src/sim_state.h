@@ -2,6 +2,7 @@
 #ifndef FEDLORA_SIM_SRC_SIM_STATE_H_
 #define FEDLORA_SIM_SRC_SIM_STATE_H_
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -30,7 +31,9 @@ struct VirtualDevice {
 struct Simulator::State {
   SimConfig config;
   std::string model_dir;
-  std::string base_description;  // "float32" or the compression scheme the devices run
+  std::string base_description;
+  // The base model's metrics per evaluated user, per population (the base never changes).
+  std::map<std::string, std::vector<device::TextMetrics>> base_per_user;  // "float32" or the compression scheme the devices run
   device::Runtime rt;
   data::FederatedDataset dataset;
   std::vector<VirtualDevice> devices;  // the training population

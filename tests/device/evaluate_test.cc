@@ -187,11 +187,22 @@ TEST_F(MemorizedTest, NextWordTop3IsPerfectAndWordsCounted) {
   for (int64_t id : tok.Encode(*sentence_)) starts += tok.StartsWord(id);
   EXPECT_EQ(mt.words, starts - 1);
   EXPECT_DOUBLE_EQ(mt.next_word_top3(), 1.0);
+  // Every scored word is in the strip before its first letter: each saves all but one
+  // keystroke, so saved = characters - words exactly.
+  int64_t chars = 0;
+  for (size_t i = 0; i + 1 < words.size(); ++i) chars += static_cast<int64_t>(words[i].size());
+  EXPECT_EQ(mt.key_chars, chars);
+  EXPECT_EQ(mt.key_saved, chars - mt.words);
+  EXPECT_NEAR(mt.keystroke_savings(), double(chars - mt.words) / chars, 1e-12);
+  EXPECT_TRUE(mt.ToJson().contains("keystroke_savings"));
 
   // A sentence the model never saw scores worse on every metric.
   TextMetrics other = EvaluateTexts(*model_, tok, {"cheers zoe see you at the beach"});
   EXPECT_GT(other.perplexity(), 2 * mt.perplexity());
   EXPECT_LT(other.next_word_top3(), 1.0);
+  EXPECT_LT(other.keystroke_savings(), mt.keystroke_savings());
+  EXPECT_GE(other.key_saved, 0);
+  EXPECT_LE(other.key_saved, other.key_chars - other.words);
 }
 
 TEST_F(MemorizedTest, SuggestNextWordsPutsTrueWordFirst) {

@@ -91,6 +91,21 @@ TEST(SimulatorTest, DistributedDpRunReportsMetricsAndEpsilon) {
   EXPECT_GT(r->summary.participants->base.perplexity, 1.0);
   EXPECT_GT(r->summary.participants->global.tokens, 0);
   EXPECT_NEAR(r->summary.delta, 1.0 / std::pow(12.0, 1.1), 1e-12);
+  // The keyboard metrics, and the per-user counts that add up to the evaluated users.
+  for (const auto* e : {&*r->summary.participants, &*r->summary.heldout}) {
+    for (const Metrics* m : {&e->base, &e->global, &e->personalized}) {
+      EXPECT_GE(m->keystroke_savings, 0.0);
+      EXPECT_LT(m->keystroke_savings, 1.0);
+    }
+    for (const UserShift* u : {&e->global_vs_base_top3, &e->global_vs_base_keystrokes,
+                               &e->personalized_vs_global_top3,
+                               &e->personalized_vs_global_keystrokes}) {
+      EXPECT_EQ(u->gain + u->lose + u->same, e->users) << e->population;
+    }
+    const nlohmann::json j = e->ToJson();
+    EXPECT_TRUE(j["global"].contains("keystroke_savings"));
+    EXPECT_TRUE(j["users_personalized_vs_global"]["keystroke_savings"].contains("share_gain"));
+  }
 }
 
 TEST(SimulatorTest, SameSeedRepeatsMetrics) {

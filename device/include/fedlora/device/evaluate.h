@@ -20,6 +20,8 @@ struct TextMetrics {
   int64_t top3 = 0;       // target among the 3 most likely tokens
   int64_t words = 0;      // word starts scored
   int64_t word_top3 = 0;  // the whole next word among the 3 suggestions
+  int64_t key_chars = 0;  // characters of the scored words (keystrokes without a strip)
+  int64_t key_saved = 0;  // keystrokes the strip saved on them (keystrokes.h)
 
   void Add(const TextMetrics& o);
   double mean_nll() const { return tokens ? nll_sum / tokens : 0; }
@@ -27,6 +29,7 @@ struct TextMetrics {
   double next_token_top1() const { return tokens ? double(top1) / tokens : 0; }
   double next_token_top3() const { return tokens ? double(top3) / tokens : 0; }
   double next_word_top3() const { return words ? double(word_top3) / words : 0; }
+  double keystroke_savings() const { return key_chars ? double(key_saved) / key_chars : 0; }
   nlohmann::json ToJson() const;
 };
 
@@ -38,7 +41,8 @@ struct EvalOptions {
 // Scores each text as [BOS] + ids, in windows of `window` tokens overlapping by one so each
 // token is predicted exactly once. The next-word metric follows the suggestion strip of
 // SuggestNextWords: the 3 most likely word-starting tokens, each completed greedily to the end
-// of its word; a word counts as a hit when it equals one of the three.
+// of its word; a word counts as a hit when it equals one of the three. Keystroke savings count
+// the same words as keystrokes.h defines.
 TextMetrics EvaluateTexts(const model::LlamaModel& model, const model::Tokenizer& tokenizer,
                           const std::vector<std::string>& texts, const EvalOptions& options = {});
 

@@ -18,6 +18,7 @@ struct Metrics {
   double perplexity = 0;
   double next_token_top1 = 0;
   double next_word_top3 = 0;
+  double keystroke_savings = 0;  // device/keystrokes.h
   int64_t tokens = 0;
   int64_t words = 0;
   nlohmann::json ToJson() const;
@@ -25,10 +26,20 @@ struct Metrics {
 
 // base = pretrained model; global = base + current global adapter; personalized = global +
 // a few local steps on each user's own train text.
+// How many users a step helped, hurt or left as they were, on one metric (per user, on the
+// user's own test text).
+struct UserShift {
+  int gain = 0, lose = 0, same = 0;
+  nlohmann::json ToJson() const;
+};
+
 struct EvalRecord {
   std::string population;  // "participants" or "heldout"
   int users = 0;
   Metrics base, global, personalized;
+  // Per user: federated against base, personalized against federated.
+  UserShift global_vs_base_top3, global_vs_base_keystrokes;
+  UserShift personalized_vs_global_top3, personalized_vs_global_keystrokes;
   nlohmann::json ToJson() const;
 };
 
