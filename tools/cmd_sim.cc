@@ -34,9 +34,10 @@ void PrintTable(const sim::Summary& s) {
     row("personalized", (*e)->personalized);
     const auto& u = **e;
     std::printf("users helped/hurt (keystroke savings): federated vs base %d/%d, personalized vs "
-                "federated %d/%d\n",
+                "federated %d/%d; %d of %d kept their personal adapter\n",
                 u.global_vs_base_keystrokes.gain, u.global_vs_base_keystrokes.lose,
-                u.personalized_vs_global_keystrokes.gain, u.personalized_vs_global_keystrokes.lose);
+                u.personalized_vs_global_keystrokes.gain, u.personalized_vs_global_keystrokes.lose,
+                u.personalized_kept, u.users);
   }
   std::printf("\nepsilon %.4g at delta %.3g after %d rounds%s%s\n", s.epsilon, s.delta,
               s.rounds_completed, s.stop_reason.empty() ? "" : "; ", s.stop_reason.c_str());

@@ -1,4 +1,6 @@
 // Evaluation of base, global and personalized models on users' test text.
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "fedlora/common/random.h"
 #include "fedlora/common/status_macros.h"
@@ -57,13 +59,21 @@ absl::StatusOr<EvalRecord> Evaluate(Simulator::State* s, const std::string& popu
   if (users.empty()) return rec;
   model::LlamaModel& model = *s->rt.model;
   const model::Tokenizer& tok = *s->rt.tokenizer;
-  // Test text and training windows of each evaluated user.
-  std::vector<std::vector<std::string>> tests;
+  // Test text, personalization windows and validation lines of each evaluated user: the last
+  // personalize_val_fraction of the train lines (at least one, when the user has 5 or more)
+  // decide whether personalizing helped; the rest are trained on.
+  std::vector<std::vector<std::string>> tests, vals;
   std::vector<device::TokenWindows> windows;
   for (int u : users) {
     const data::UserData& ud = s->dataset.users[u];
     tests.push_back(ud.test);
-    windows.push_back(RepeatWindows(device::MakeWindows(tok, ud.train, c.seq_len), c.local_batch));
+    size_t n_val = 0;
+    if (c.personalize_val_fraction > 0 && ud.train.size() >= 5) {
+      n_val = std::max<size_t>(1, static_cast<size_t>(c.personalize_val_fraction * ud.train.size()));
+    }
+    const std::vector<std::string> fit(ud.train.begin(), ud.train.end() - n_val);
+    vals.emplace_back(ud.train.end() - n_val, ud.train.end());
+    windows.push_back(RepeatWindows(device::MakeWindows(tok, fit, c.seq_len), c.local_batch));
   }
   // Per user, so that the share of users a step helps or hurts can be counted.
   std::vector<device::TextMetrics>& base_per_user = s->base_per_user[population];
@@ -75,6 +85,7 @@ absl::StatusOr<EvalRecord> Evaluate(Simulator::State* s, const std::string& popu
   FEDLORA_RETURN_IF_ERROR(work.Unflatten(s->global.data(), s->global.size()));
   FEDLORA_RETURN_IF_ERROR(work.Attach(model));
   const std::vector<device::TextMetrics> global_per_user = PerUser(model, tok, tests);
+  const std::vector<device::TextMetrics> global_val = PerUser(model, tok, vals);
   work.Detach(model);
   rec.global = ToMetrics(Sum(global_per_user));
   for (size_t k = 0; k < users.size(); ++k) {
@@ -110,7 +121,18 @@ absl::StatusOr<EvalRecord> Evaluate(Simulator::State* s, const std::string& popu
       }
       FEDLORA_RETURN_IF_ERROR(work.Unflatten(flat.data(), flat.size()));
       FEDLORA_RETURN_IF_ERROR(work.Attach(model));
-      const device::TextMetrics mine = device::EvaluateTexts(model, tok, tests[k]);
+      device::TextMetrics mine = device::EvaluateTexts(model, tok, tests[k]);
+      if (!vals[k].empty()) {
+        // Keep the personal adapter only if it beats the global one on the user's own
+        // held-back lines (what a device can check without any text leaving it).
+        const device::TextMetrics v = device::EvaluateTexts(model, tok, vals[k]);
+        const device::TextMetrics& g = global_val[k];
+        const bool better = v.keystroke_savings() > g.keystroke_savings() ||
+                            (v.keystroke_savings() == g.keystroke_savings() &&
+                             v.mean_nll() < g.mean_nll());
+        if (!better) mine = global_per_user[k];
+        rec.personalized_kept += better;
+      }
       work.Detach(model);
       sum.Add(mine);
       Count(global_per_user[k].next_word_top3(), mine.next_word_top3(),

@@ -133,6 +133,7 @@ nlohmann::json EvalRecord::ToJson() const {
           {"base", base.ToJson()},
           {"global", global.ToJson()},
           {"personalized", personalized.ToJson()},
+          {"personalized_kept", personalized_kept},
           {"users_global_vs_base",
            {{"next_word_top3", global_vs_base_top3.ToJson()},
             {"keystroke_savings", global_vs_base_keystrokes.ToJson()}}},

@@ -213,6 +213,10 @@ const std::vector<Field>& Fields() {
         "Participants and held-out users scored per evaluation (each)."),
       F("rounds.personalize_steps", &C::personalize_steps,
         "Local steps on a user's own train text for the \"personalized\" metric."),
+      F("rounds.personalize_val_fraction", &C::personalize_val_fraction,
+        "Share of a user's train lines held back from personalization to check, on the user's "
+        "own text, that the personalized adapter beats the global one (keystroke savings, "
+        "then loss); otherwise the device keeps the global adapter. 0 = always personalize."),
       // [local]
       F("local.mode", &C::train_mode,
         "batched (many devices per pass, same result) | sequential (one device at a time)."),

@@ -105,6 +105,8 @@ absl::Status ValidateConfig(const SimConfig& c) {
   p.Check(c.eval_every > 0, "rounds.eval_every", "> 0", c.eval_every);
   p.Check(c.eval_users > 0, "rounds.eval_users", "> 0", c.eval_users);
   p.Check(c.personalize_steps >= 0, "rounds.personalize_steps", ">= 0", c.personalize_steps);
+  p.Check(c.personalize_val_fraction >= 0 && c.personalize_val_fraction < 1,
+          "rounds.personalize_val_fraction", "in [0, 1)", c.personalize_val_fraction);
   // [local]
   p.Check(c.local_steps >= 0, "local.steps", ">= 0", c.local_steps);
   p.Check(c.local_epochs >= 0, "local.epochs", ">= 0", c.local_epochs);

@@ -40,6 +40,9 @@ struct EvalRecord {
   // Per user: federated against base, personalized against federated.
   UserShift global_vs_base_top3, global_vs_base_keystrokes;
   UserShift personalized_vs_global_top3, personalized_vs_global_keystrokes;
+  // Users whose personal adapter beat the global one on their held-back train lines and was
+  // kept (rounds.personalize_val_fraction); the others run the global adapter.
+  int personalized_kept = 0;
   nlohmann::json ToJson() const;
 };
 
