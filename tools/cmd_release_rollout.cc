@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
@@ -77,6 +78,22 @@ void AddStateFlags(CLI::App* cmd, StateOpts* o, bool version_flag) {
   cmd->add_flag("--json", o->json, "print the release's rollout as JSON");
 }
 
+// Opens the store, finds the release (--version, else the live one), applies `step` and
+// records the result as `action`.
+void ApplyStep(const StateOpts& o, const std::string& action, const std::string& verb,
+               const std::function<absl::StatusOr<ReleaseRecord>(const ReleaseRecord&)>& step) {
+  auto store = coordinator::OpenSqliteStore(o.state);
+  if (!store.ok()) return (void)Fail(store.status());
+  auto all = (*store)->ListReleases();
+  if (!all.ok()) return (void)Fail(all.status());
+  auto target = Target(*all, o.version, o.segment);
+  if (!target.ok()) return (void)Fail(target.status());
+  auto next = step(*target);
+  if (!next.ok()) return (void)Fail(next.status());
+  if (auto s = (*store)->UpdateRelease(*next, action); !s.ok()) return (void)Fail(s);
+  Report(o.json, *next, verb);
+}
+
 void RegisterPublish(CLI::App* parent) {
   struct Opts : StateOpts {
     std::string dir;
@@ -145,16 +162,8 @@ void RegisterPromote(CLI::App* parent) {
   AddStateFlags(cmd, o.get(), true);
   cmd->add_option("--percent", o->percent, "new share of the fleet, in (0, 100]")->required();
   cmd->callback([o] {
-    auto store = coordinator::OpenSqliteStore(o->state);
-    if (!store.ok()) return (void)Fail(store.status());
-    auto all = (*store)->ListReleases();
-    if (!all.ok()) return (void)Fail(all.status());
-    auto target = Target(*all, o->version, o->segment);
-    if (!target.ok()) return (void)Fail(target.status());
-    auto next = coordinator::Promote(*target, o->percent);
-    if (!next.ok()) return (void)Fail(next.status());
-    if (auto s = (*store)->UpdateRelease(*next, "promote"); !s.ok()) return (void)Fail(s);
-    Report(o->json, *next, "promoted");
+    ApplyStep(*o, "promote", "promoted",
+              [&](const ReleaseRecord& r) { return coordinator::Promote(r, o->percent); });
   });
 }
 
@@ -166,18 +175,7 @@ void RegisterHalt(CLI::App* parent) {
       "Devices that already run it keep it; `release promote` resumes, `release rollback` takes\n"
       "it back.");
   AddStateFlags(cmd, o.get(), true);
-  cmd->callback([o] {
-    auto store = coordinator::OpenSqliteStore(o->state);
-    if (!store.ok()) return (void)Fail(store.status());
-    auto all = (*store)->ListReleases();
-    if (!all.ok()) return (void)Fail(all.status());
-    auto target = Target(*all, o->version, o->segment);
-    if (!target.ok()) return (void)Fail(target.status());
-    auto next = coordinator::Halt(*target);
-    if (!next.ok()) return (void)Fail(next.status());
-    if (auto s = (*store)->UpdateRelease(*next, "halt"); !s.ok()) return (void)Fail(s);
-    Report(o->json, *next, "halted");
-  });
+  cmd->callback([o] { ApplyStep(*o, "halt", "halted", coordinator::Halt); });
 }
 
 // Signs the instruction from `from` back to `to` (both published or folders).

@@ -14,12 +14,21 @@
 namespace fedlora::sim {
 namespace {
 
+// The tensors to train: all of them, or (FFA-LoRA) the B matrices only. Parameters() lists
+// A, B per slot.
+std::vector<torch::Tensor> Trainable(std::vector<torch::Tensor> params, bool freeze_a) {
+  if (!freeze_a) return params;
+  std::vector<torch::Tensor> b;
+  for (size_t i = 1; i < params.size(); i += 2) b.push_back(params[i]);
+  return b;
+}
+
 // Trains devices [b, e) as one group (batched) or one by one (sequential) on `model`.
 absl::Status TrainGroup(model::LlamaModel& model, const adapters::LoraConfig& lora,
                         const std::vector<float>& start,
                         const std::vector<const device::TokenWindows*>& windows,
                         const std::vector<uint64_t>& seeds, const device::TrainOptions& options,
-                        TrainMode mode, size_t b, size_t e, CohortResult* r,
+                        TrainMode mode, bool freeze_a, size_t b, size_t e, CohortResult* r,
                         std::atomic<int64_t>* tokens) {
   if (mode == TrainMode::kSequential) {
     FEDLORA_ASSIGN_OR_RETURN(adapters::LoraAdapter adapter,
@@ -32,7 +41,7 @@ absl::Status TrainGroup(model::LlamaModel& model, const adapters::LoraConfig& lo
       if (!status.ok()) break;
       device::TrainOptions o = options;
       o.seed = seeds[i];
-      auto stats = device::Train(model, adapter.Parameters(), *windows[i], o);
+      auto stats = device::Train(model, Trainable(adapter.Parameters(), freeze_a), *windows[i], o);
       if (!stats.ok()) {
         status = stats.status();
         break;
@@ -56,7 +65,8 @@ absl::Status TrainGroup(model::LlamaModel& model, const adapters::LoraConfig& lo
     per_group.push_back(*windows[i]);
     group_seeds.push_back(seeds[i]);
   }
-  auto stats = device::TrainGrouped(model, stacked.Parameters(), per_group, group_seeds, options);
+  auto stats = device::TrainGrouped(model, Trainable(stacked.Parameters(), freeze_a), per_group,
+                                    group_seeds, options);
   if (!stats.ok()) {
     stacked.Detach(model);
     return stats.status();
@@ -89,7 +99,7 @@ absl::StatusOr<CohortResult> TrainCohort(const model::LlamaModel& base,
                                          const std::vector<const device::TokenWindows*>& windows,
                                          const std::vector<uint64_t>& seeds,
                                          const device::TrainOptions& options, TrainMode mode,
-                                         int max_group, int workers) {
+                                         int max_group, int workers, bool freeze_a) {
   auto t0 = std::chrono::steady_clock::now();
   CohortResult r;
   const size_t n = windows.size();
@@ -112,8 +122,8 @@ absl::StatusOr<CohortResult> TrainCohort(const model::LlamaModel& base,
       for (auto& lin : layer.proj) lin.loras.clear();
     }
     for (size_t u = next++; u < units.size() && status[id].ok(); u = next++) {
-      status[id] = TrainGroup(local, lora, start, windows, seeds, options, mode, units[u].first,
-                              units[u].second, &r, &tokens);
+      status[id] = TrainGroup(local, lora, start, windows, seeds, options, mode, freeze_a,
+                              units[u].first, units[u].second, &r, &tokens);
     }
   };
   if (w <= 1) {
@@ -128,6 +138,17 @@ absl::StatusOr<CohortResult> TrainCohort(const model::LlamaModel& base,
   r.tokens = tokens.load();
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
+}
+
+std::vector<size_t> FlatBIndices(const adapters::LoraAdapter& adapter) {
+  std::vector<size_t> out;
+  size_t offset = 0;
+  for (const auto& slot : adapter.slots()) {
+    offset += static_cast<size_t>(slot.A.numel());
+    for (int64_t j = 0; j < slot.B.numel(); ++j) out.push_back(offset + static_cast<size_t>(j));
+    offset += static_cast<size_t>(slot.B.numel());
+  }
+  return out;
 }
 
 }  // namespace fedlora::sim

@@ -110,7 +110,8 @@ absl::StatusOr<EvalRecord> Evaluate(Simulator::State* s, const std::string& popu
     o.max_steps = c.personalize_steps;
     FEDLORA_ASSIGN_OR_RETURN(
         CohortResult personal,
-        TrainCohort(model, s->lora, s->global, wp, seeds, o, c.train_mode, c.max_group, c.workers));
+        TrainCohort(model, s->lora, s->global, wp, seeds, o, c.train_mode, c.max_group, c.workers,
+                    s->freeze_a));
     device::TextMetrics sum;
     std::vector<float> flat(s->global.size());
     for (size_t k = 0; k < users.size(); ++k) {

@@ -236,6 +236,10 @@ const std::vector<Field>& Fields() {
         "Training threads, each taking whole groups with single-threaded BLAS (0 = one per core)."),
       // [lora]
       F("lora.rank", &C::rank, "LoRA rank r."),
+      F("lora.method", &C::lora_method,
+        "lora: A and B train and are shared. ffa: FFA-LoRA (Sun et al., ICLR 2024): A stays at "
+        "its seeded random init everywhere, only B trains and is shared, noised and "
+        "aggregated (half the upload)."),
       F("lora.alpha", &C::alpha, "LoRA alpha (scaling alpha / r)."),
       F("lora.targets", &C::targets,
         "Comma list of projections: q_proj k_proj v_proj o_proj gate_proj up_proj down_proj."),

@@ -59,6 +59,7 @@ absl::Status ValidateConfig(const SimConfig& c) {
     if (c.dp != DpMode::kDistributed) {
       p.Add(absl::StrCat("privacy.dp: must be distributed", why));
     }
+    if (c.lora_method != "lora") p.Add(absl::StrCat("lora.method: must be lora", why));
     if (c.sampling != SamplingMode::kPoisson) {
       p.Add(absl::StrCat("rounds.sampling: must be poisson", why));
     }
@@ -104,6 +105,8 @@ absl::Status ValidateConfig(const SimConfig& c) {
           c.poisson_rate);
   p.Check(c.eval_every > 0, "rounds.eval_every", "> 0", c.eval_every);
   p.Check(c.eval_users > 0, "rounds.eval_users", "> 0", c.eval_users);
+  p.Check(c.lora_method == "lora" || c.lora_method == "ffa", "lora.method", "lora or ffa",
+          c.lora_method);
   p.Check(c.personalize_steps >= 0, "rounds.personalize_steps", ">= 0", c.personalize_steps);
   p.Check(c.personalize_val_fraction >= 0 && c.personalize_val_fraction < 1,
           "rounds.personalize_val_fraction", "in [0, 1)", c.personalize_val_fraction);

@@ -41,7 +41,9 @@ struct Simulator::State {
   std::vector<int> eval_participants;  // indices into devices
   std::vector<int> eval_heldout;       // dataset user indices
   adapters::LoraConfig lora;
-  size_t dim = 0;
+  size_t dim = 0;  // values each device shares (the whole adapter, or B only for FFA-LoRA)
+  std::vector<size_t> shared;  // FFA-LoRA: positions of the shared values in `global`
+  bool freeze_a = false;
   std::vector<float> global;  // copy of training->global(), refreshed after every round
   // The coordinator's round logic (global adapter, optimizer, aggregation, accountant).
   std::unique_ptr<coordinator::FederatedTraining> training;

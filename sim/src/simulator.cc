@@ -62,6 +62,14 @@ absl::StatusOr<std::unique_ptr<Simulator>> Simulator::Create(const SimConfig& co
                            adapters::LoraAdapter::Create(s->rt.model->config(), s->lora, c.seed));
   s->global = init.Flatten();
   s->dim = s->global.size();
+  std::vector<float> shared_init = s->global;
+  if (c.lora_method == "ffa") {
+    s->freeze_a = true;
+    s->shared = FlatBIndices(init);
+    s->dim = s->shared.size();
+    shared_init.resize(s->dim);
+    for (size_t i = 0; i < s->dim; ++i) shared_init[i] = s->global[s->shared[i]];
+  }
   s->work = std::make_unique<adapters::LoraAdapter>(std::move(init));
 
   FEDLORA_ASSIGN_OR_RETURN(auto kind, device::ParseOptimizer(c.local_optimizer));
@@ -78,7 +86,7 @@ absl::StatusOr<std::unique_ptr<Simulator>> Simulator::Create(const SimConfig& co
   so.beta2 = c.server_beta2;
   so.eps = c.server_eps;
   FEDLORA_ASSIGN_OR_RETURN(
-      s->training, coordinator::FederatedTraining::Create(MakeRecipe(c, s->dim, n), so, s->global));
+      s->training, coordinator::FederatedTraining::Create(MakeRecipe(c, s->dim, n), so, shared_init));
   if (c.dp != DpMode::kNone && c.epsilon_budget > 0) {
     FEDLORA_ASSIGN_OR_RETURN(double first, s->training->FirstRoundEpsilon());
     if (first > c.epsilon_budget) {
@@ -148,8 +156,9 @@ absl::StatusOr<SimResult> Simulator::Run(const std::function<void(const RoundRec
     }
     CohortResult trained;
     if (!cohort.empty()) {
-      FEDLORA_ASSIGN_OR_RETURN(trained, TrainCohort(*s.rt.model, s.lora, s.global, windows, seeds,
-                                                    s.local, c.train_mode, c.max_group, c.workers));
+      FEDLORA_ASSIGN_OR_RETURN(trained,
+                               TrainCohort(*s.rt.model, s.lora, s.global, windows, seeds, s.local,
+                                           c.train_mode, c.max_group, c.workers, s.freeze_a));
     }
     rec.train_seconds = trained.seconds;
     double loss_sum = 0;
@@ -160,6 +169,13 @@ absl::StatusOr<SimResult> Simulator::Run(const std::function<void(const RoundRec
     AggregationInput in;
     in.devices = cohort;
     in.deltas = std::move(trained.deltas);
+    if (!s.shared.empty()) {  // FFA-LoRA: only B leaves the device
+      for (auto& d : in.deltas) {
+        std::vector<float> b(s.shared.size());
+        for (size_t i = 0; i < b.size(); ++i) b[i] = d[s.shared[i]];
+        d = std::move(b);
+      }
+    }
     in.round_seed = round_seed;
     const double tokens_per_device = static_cast<double>(c.local_steps * c.local_batch * c.seq_len);
     for (int d : cohort) {
@@ -178,7 +194,12 @@ absl::StatusOr<SimResult> Simulator::Run(const std::function<void(const RoundRec
     rec.clipped_fraction = agg.clipped_fraction;
     rec.clip = c.dp == DpMode::kNone ? 0.0 : agg.outcome.clip_used;
     rec.epsilon = agg.outcome.epsilon;
-    s.global = s.training->global();
+    if (s.shared.empty()) {
+      s.global = s.training->global();
+    } else {
+      const std::vector<float>& b = s.training->global();
+      for (size_t i = 0; i < s.shared.size(); ++i) s.global[s.shared[i]] = b[i];
+    }
 
     // Evaluation every K rounds and after the last.
     if ((c.eval_every > 0 && round % c.eval_every == 0) || round == c.rounds) {

@@ -1,10 +1,13 @@
 // End-to-end tests of the simulator on a tiny model over synthetic personas.
 #include "fedlora/sim/simulator.h"
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
+#include "fedlora/adapters/lora_adapter.h"
 #include "fedlora/data/personas.h"
+#include "fedlora/sim/cohort_trainer.h"
 #include "fedlora/model/checkpoint.h"
 #include "fedlora/model/tokenizer.h"
 #include "gmock/gmock.h"
@@ -105,6 +108,39 @@ TEST(SimulatorTest, DistributedDpRunReportsMetricsAndEpsilon) {
     const nlohmann::json j = e->ToJson();
     EXPECT_TRUE(j["global"].contains("keystroke_savings"));
     EXPECT_TRUE(j["users_personalized_vs_global"]["keystroke_savings"].contains("share_gain"));
+  }
+}
+
+// FFA-LoRA: A stays bit-identical to its seeded init through local training, noise, secure
+// aggregation and the server step; only B moves. Plain LoRA moves A (so the check can fail).
+TEST(SimulatorTest, FfaLoraKeepsABitIdenticalAndMovesOnlyB) {
+  auto config = model::LoadLlamaConfig(TinyModelDir() + "/config.json");
+  ASSERT_TRUE(config.ok()) << config.status();
+  adapters::LoraConfig lc;
+  lc.rank = 2;
+  lc.alpha = 4;
+  for (const std::string method : {"ffa", "lora"}) {
+    SimConfig c = SmallConfig("fedlora_sim_" + method);
+    c.lora_method = method;
+    auto r = RunSim(c);
+    ASSERT_TRUE(r.ok()) << r.status();
+    auto init = adapters::LoraAdapter::Create(*config, lc, c.seed);
+    ASSERT_TRUE(init.ok());
+    const std::vector<float> start = init->Flatten();
+    ASSERT_EQ(r->global_adapter.size(), start.size());
+    std::vector<bool> is_b(start.size(), false);
+    for (size_t i : FlatBIndices(*init)) is_b[i] = true;
+    size_t a_moved = 0, b_moved = 0;
+    for (size_t i = 0; i < start.size(); ++i) {
+      const bool same = std::memcmp(&start[i], &r->global_adapter[i], sizeof(float)) == 0;
+      (is_b[i] ? b_moved : a_moved) += !same;
+    }
+    EXPECT_GT(b_moved, 0u) << method;
+    if (method == "ffa") {
+      EXPECT_EQ(a_moved, 0u) << "FFA-LoRA changed A";
+    } else {
+      EXPECT_GT(a_moved, 0u) << "plain LoRA should train A";
+    }
   }
 }
 

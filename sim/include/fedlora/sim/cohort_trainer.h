@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "fedlora/adapters/lora_adapter.h"
 #include "fedlora/adapters/lora_config.h"
 #include "fedlora/device/trainer.h"
 #include "fedlora/model/llama.h"
@@ -29,13 +30,18 @@ struct CohortResult {
 // on small models this keeps every core busy (element-wise kernels included). A device's
 // result does not depend on the number of workers. Adapters attached to `base` are ignored.
 // Each device needs at least options.batch_size windows (pad with RepeatWindows).
+// `freeze_a` (FFA-LoRA): only the B matrices train; every A stays bit-identical to `start`.
 absl::StatusOr<CohortResult> TrainCohort(const model::LlamaModel& base,
                                          const adapters::LoraConfig& lora,
                                          const std::vector<float>& start,
                                          const std::vector<const device::TokenWindows*>& windows,
                                          const std::vector<uint64_t>& seeds,
                                          const device::TrainOptions& options, TrainMode mode,
-                                         int max_group, int workers = 0);
+                                         int max_group, int workers = 0, bool freeze_a = false);
+
+// The positions of the B matrices in a flat adapter of `adapter`'s layout (what FFA-LoRA
+// shares), ascending.
+std::vector<size_t> FlatBIndices(const adapters::LoraAdapter& adapter);
 
 // Repeats rows of `w` until it has at least `min_rows` windows.
 device::TokenWindows RepeatWindows(const device::TokenWindows& w, int64_t min_rows);

@@ -87,6 +87,9 @@ struct SimConfig {
   int rank = 8;
   double alpha = 16;
   std::vector<std::string> targets = {"q_proj", "v_proj"};
+  // lora: A and B train and are shared. ffa: FFA-LoRA (Sun et al., ICLR 2024): A stays at its
+  // random init on every device and the server, only B trains and is shared (half the upload).
+  std::string lora_method = "lora";
 
   // [server]
   ServerOptimizerKind server_optimizer = ServerOptimizerKind::kFedAvg;
