@@ -38,6 +38,19 @@ void PrintTable(const sim::Summary& s) {
                 u.global_vs_base_keystrokes.gain, u.global_vs_base_keystrokes.lose,
                 u.personalized_vs_global_keystrokes.gain, u.personalized_vs_global_keystrokes.lose,
                 u.personalized_kept, u.users);
+    if (u.suggest_calls > 0) {
+      std::printf("suggestion strip (%s): p50 %.1f ms, p95 %.1f ms over %d calls\n",
+                  u.personalize_method.c_str(), u.suggest_p50_ms, u.suggest_p95_ms,
+                  u.suggest_calls);
+    }
+    if (!u.methods.empty()) {
+      std::printf("| method        | perplexity | next-word top3 | keystroke savings | kept |\n");
+      for (const auto& m : u.methods) {
+        std::printf("| %-13s | %10.2f | %14.4f | %17.4f | %4d |\n", m.method.c_str(),
+                    m.metrics.perplexity, m.metrics.next_word_top3, m.metrics.keystroke_savings,
+                    m.kept);
+      }
+    }
   }
   std::printf("\nepsilon %.4g at delta %.3g after %d rounds%s%s\n", s.epsilon, s.delta,
               s.rounds_completed, s.stop_reason.empty() ? "" : "; ", s.stop_reason.c_str());

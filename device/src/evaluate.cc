@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <functional>
 
 #include "fedlora/device/keystrokes.h"
 
@@ -99,22 +100,26 @@ nlohmann::json TextMetrics::ToJson() const {
           {"keystroke_savings", keystroke_savings()}};
 }
 
-TextMetrics EvaluateIds(const model::LlamaModel& model, const model::Tokenizer& tokenizer,
-                        const std::vector<std::vector<int64_t>>& sequences,
-                        const EvalOptions& options) {
+namespace {
+
+torch::Tensor WordStartMask(const model::Tokenizer& tokenizer, int64_t vocab) {
+  torch::Tensor word_start = torch::zeros({vocab}, torch::kBool);
+  for (int64_t id = 0; id < std::min<int64_t>(vocab, tokenizer.vocab_size()); ++id) {
+    if (tokenizer.StartsWord(id)) word_start[id] = true;
+  }
+  return word_start;
+}
+
+// Runs `model` over the windows of `sequences` in batches; `each(window, logits [T', V])`.
+void ForEachWindow(const model::LlamaModel& model,
+                   const std::vector<std::vector<int64_t>>& sequences, const EvalOptions& options,
+                   const std::function<void(const std::vector<int64_t>&, const torch::Tensor&)>& each) {
   torch::NoGradGuard no_grad;
   const int64_t w = options.window > 0 ? options.window : model.config().max_position_embeddings;
   std::vector<std::vector<int64_t>> windows;
   for (const auto& seq : sequences) {
     for (auto& win : Windows(seq, w)) windows.push_back(std::move(win));
   }
-  const int64_t vocab = model.config().vocab_size;
-  torch::Tensor word_start = torch::zeros({vocab}, torch::kBool);
-  for (int64_t id = 0; id < std::min<int64_t>(vocab, tokenizer.vocab_size()); ++id) {
-    if (tokenizer.StartsWord(id)) word_start[id] = true;
-  }
-  const KeyboardVocab kv = KeyboardVocab::FromTokenizer(tokenizer);
-  TextMetrics m;
   const size_t bs = static_cast<size_t>(std::max<int64_t>(options.batch_size, 1));
   for (size_t b = 0; b < windows.size(); b += bs) {
     size_t e = std::min(windows.size(), b + bs);
@@ -132,8 +137,58 @@ TextMetrics EvaluateIds(const model::LlamaModel& model, const model::Tokenizer& 
     model::ForwardOptions fo;
     fo.attention_mask = mask;
     torch::Tensor logits = model.Forward(ids, fo);
-    for (int64_t r = 0; r < n; ++r)
-      ScoreWindow(windows[b + r], logits[r], word_start, tokenizer, kv, &m);
+    for (int64_t r = 0; r < n; ++r) each(windows[b + r], logits[r]);
+  }
+}
+
+}  // namespace
+
+TextMetrics EvaluateIds(const model::LlamaModel& model, const model::Tokenizer& tokenizer,
+                        const std::vector<std::vector<int64_t>>& sequences,
+                        const EvalOptions& options) {
+  const torch::Tensor word_start = WordStartMask(tokenizer, model.config().vocab_size);
+  const KeyboardVocab kv = KeyboardVocab::FromTokenizer(tokenizer);
+  TextMetrics m;
+  ForEachWindow(model, sequences, options,
+                [&](const std::vector<int64_t>& win, const torch::Tensor& logits) {
+                  ScoreWindow(win, logits, word_start, tokenizer, kv, &m);
+                });
+  return m;
+}
+
+WindowLogProbs ForwardWindows(const model::LlamaModel& model,
+                              const std::vector<std::vector<int64_t>>& sequences,
+                              const EvalOptions& options) {
+  WindowLogProbs out;
+  ForEachWindow(model, sequences, options,
+                [&](const std::vector<int64_t>& win, const torch::Tensor& logits) {
+                  const int64_t t = static_cast<int64_t>(win.size());
+                  out.windows.push_back(win);
+                  out.logp.push_back(torch::log_softmax(logits.narrow(0, 0, t), -1).contiguous());
+                });
+  return out;
+}
+
+TextMetrics ScoreMixture(const WindowLogProbs& a, const WindowLogProbs& b, double w,
+                         const model::Tokenizer& tokenizer) {
+  TORCH_CHECK(a.windows == b.windows, "ScoreMixture: predictions of different windows");
+  TextMetrics m;
+  if (a.logp.empty()) return m;
+  const torch::Tensor word_start = WordStartMask(tokenizer, a.logp[0].size(1));
+  const KeyboardVocab kv = KeyboardVocab::FromTokenizer(tokenizer);
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < a.windows.size(); ++i) {
+    torch::Tensor mixed;
+    if (w >= 1) {
+      mixed = a.logp[i];
+    } else if (w <= 0) {
+      mixed = b.logp[i];
+    } else {
+      // log(w e^a + (1-w) e^b), stable; already normalized, so ScoreWindow's log_softmax
+      // leaves it unchanged.
+      mixed = torch::logaddexp(a.logp[i] + std::log(w), b.logp[i] + std::log1p(-w));
+    }
+    ScoreWindow(a.windows[i], mixed, word_start, tokenizer, kv, &m);
   }
   return m;
 }

@@ -10,6 +10,7 @@
 #include "fedlora/common/adapter_blob.h"
 #include "fedlora/common/file_util.h"
 #include "fedlora/common/status_macros.h"
+#include "fedlora/device/personal_adapter.h"
 #include "fedlora/privacy/params_wire.h"
 #include "fedlora/secagg/device.h"
 
@@ -171,37 +172,25 @@ absl::StatusOr<ParticipationResult> Participate(CoordinatorClient& client, Devic
   }
   FEDLORA_ASSIGN_OR_RETURN(adapters::LoraConfig lora,
                            adapters::LoraConfig::FromPeftJson(blob.lora, "global adapter"));
-  model::LlamaModel& model = *data.runtime->model;
-  std::vector<float> delta;
-  int64_t num_windows = 0;
-  {
-    FEDLORA_ASSIGN_OR_RETURN(adapters::LoraAdapter adapter,
-                             adapters::LoraAdapter::Create(model.config(), lora, 0));
-    FEDLORA_RETURN_IF_ERROR(adapter.Unflatten(blob.values.data(), blob.values.size()));
-    if (blob.values.size() != params.dim) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "the adapter has ", blob.values.size(), " values, the round's dim is ", params.dim));
-    }
-    FEDLORA_RETURN_IF_ERROR(adapter.Attach(model));
-    adapter.SetTrainable(true);
-    TokenWindows windows = MakeWindows(*data.runtime->tokenizer, data.texts,
-                                       static_cast<int64_t>(task.recipe().seq_len()));
-    num_windows = windows.size();
-    TrainOptions options;
-    options.optimizer.lr = task.recipe().lr();
-    options.batch_size = std::max<int64_t>(1, task.recipe().batch_size());
-    options.max_steps = std::max<int64_t>(1, task.recipe().steps());
-    options.seed = task.task_seed();
-    auto stats = Train(model, adapter.Parameters(), windows, options);
-    std::vector<float> after = adapter.Flatten();
-    adapter.Detach(model);
-    if (!stats.ok()) return stats.status();
-    result.steps = stats->steps;
-    result.mean_loss = stats->mean_loss;
-    result.train_seconds = stats->seconds;
-    delta.resize(after.size());
-    for (size_t i = 0; i < after.size(); ++i) delta[i] = after[i] - blob.values[i];
+  if (blob.values.size() != params.dim) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the adapter has ", blob.values.size(), " values, the round's dim is ", params.dim));
   }
+  TrainOptions options;
+  options.optimizer.lr = task.recipe().lr();
+  options.batch_size = std::max<int64_t>(1, task.recipe().batch_size());
+  options.max_steps = std::max<int64_t>(1, task.recipe().steps());
+  options.seed = task.task_seed();
+  // The global adapter alone over the base: a personal adapter never shapes the upload.
+  FEDLORA_ASSIGN_OR_RETURN(
+      GlobalDelta trained,
+      TrainGlobalDelta(*data.runtime->model, *data.runtime->tokenizer, lora, blob.values,
+                       data.texts, options, static_cast<int64_t>(task.recipe().seq_len())));
+  result.steps = trained.stats.steps;
+  result.mean_loss = trained.stats.mean_loss;
+  result.train_seconds = trained.stats.seconds;
+  const int64_t num_windows = trained.windows;
+  const std::vector<float>& delta = trained.delta;
   v1::ReportRequest report;
   report.set_round(task.round());
   report.set_mean_loss(result.mean_loss);

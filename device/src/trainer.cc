@@ -154,6 +154,11 @@ absl::StatusOr<TrainStats> TrainGrouped(const model::LlamaModel& model,
           "training diverged at step ", step, " (loss ", mean_loss,
           "); parameters restored (hint: lower the learning rate or enable clipping)"));
     }
+    if (o.prox_mu > 0) {
+      torch::Tensor prox = torch::zeros({}, loss.options());
+      for (size_t i = 0; i < params.size(); ++i) prox = prox + (params[i] - start[i]).pow(2).sum();
+      loss = loss + 0.5 * o.prox_mu * prox;
+    }
     opt.ZeroGrad();
     loss.backward();
     opt.Step();

@@ -99,7 +99,8 @@ absl::StatusOr<CohortResult> TrainCohort(const model::LlamaModel& base,
                                          const std::vector<const device::TokenWindows*>& windows,
                                          const std::vector<uint64_t>& seeds,
                                          const device::TrainOptions& options, TrainMode mode,
-                                         int max_group, int workers, bool freeze_a) {
+                                         int max_group, int workers, bool freeze_a,
+                                         bool keep_attached) {
   auto t0 = std::chrono::steady_clock::now();
   CohortResult r;
   const size_t n = windows.size();
@@ -118,8 +119,10 @@ absl::StatusOr<CohortResult> TrainCohort(const model::LlamaModel& base,
   auto work = [&](int id) {
     // A shallow copy: shares the frozen weights, owns its own adapter slots.
     model::LlamaModel local = base;
-    for (auto& layer : local.layers) {
-      for (auto& lin : layer.proj) lin.loras.clear();
+    if (!keep_attached) {
+      for (auto& layer : local.layers) {
+        for (auto& lin : layer.proj) lin.loras.clear();
+      }
     }
     for (size_t u = next++; u < units.size() && status[id].ok(); u = next++) {
       status[id] = TrainGroup(local, lora, start, windows, seeds, options, mode, freeze_a,

@@ -1,5 +1,6 @@
 // Evaluation of base, global and personalized models on users' test text.
 #include <algorithm>
+#include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "fedlora/common/random.h"
@@ -49,9 +50,38 @@ device::TextMetrics Sum(const std::vector<device::TextMetrics>& per_user) {
 
 }  // namespace
 
+namespace {
+
+double Percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t i = std::min(v.size() - 1, static_cast<size_t>(std::ceil(q * v.size())) - 1);
+  return v[i];
+}
+
+// One method's per-user results as a record against the global adapter.
+MethodRecord ToRecord(const std::string& method, const PersonalizeOutput& p,
+                      const std::vector<device::TextMetrics>& global_per_user) {
+  MethodRecord r;
+  r.method = method;
+  device::TextMetrics sum;
+  for (size_t k = 0; k < p.per_user.size(); ++k) {
+    sum.Add(p.per_user[k]);
+    r.kept += p.use_personal[k];
+    Count(global_per_user[k].next_word_top3(), p.per_user[k].next_word_top3(), &r.vs_global_top3);
+    Count(global_per_user[k].keystroke_savings(), p.per_user[k].keystroke_savings(),
+          &r.vs_global_keystrokes);
+  }
+  r.metrics = ToMetrics(sum);
+  r.seconds = p.seconds;
+  return r;
+}
+
+}  // namespace
+
 absl::StatusOr<EvalRecord> Evaluate(Simulator::State* s, const std::string& population,
                                     const std::vector<int>& users,
-                                    std::optional<Metrics>* base_cache) {
+                                    std::optional<Metrics>* base_cache, bool final_eval) {
   const SimConfig& c = s->config;
   EvalRecord rec;
   rec.population = population;
@@ -62,92 +92,80 @@ absl::StatusOr<EvalRecord> Evaluate(Simulator::State* s, const std::string& popu
   // Test text, personalization windows and validation lines of each evaluated user: the last
   // personalize_val_fraction of the train lines (at least one, when the user has 5 or more)
   // decide whether personalizing helped; the rest are trained on.
-  std::vector<std::vector<std::string>> tests, vals;
-  std::vector<device::TokenWindows> windows;
+  PersonalizeInput in;
+  in.users = users;
   for (int u : users) {
     const data::UserData& ud = s->dataset.users[u];
-    tests.push_back(ud.test);
+    in.tests.push_back(ud.test);
     size_t n_val = 0;
     if (c.personalize_val_fraction > 0 && ud.train.size() >= 5) {
       n_val = std::max<size_t>(1, static_cast<size_t>(c.personalize_val_fraction * ud.train.size()));
     }
     const std::vector<std::string> fit(ud.train.begin(), ud.train.end() - n_val);
-    vals.emplace_back(ud.train.end() - n_val, ud.train.end());
-    windows.push_back(RepeatWindows(device::MakeWindows(tok, fit, c.seq_len), c.local_batch));
+    in.vals.emplace_back(ud.train.end() - n_val, ud.train.end());
+    in.windows.push_back(RepeatWindows(device::MakeWindows(tok, fit, c.seq_len), c.local_batch));
   }
   // Per user, so that the share of users a step helps or hurts can be counted.
   std::vector<device::TextMetrics>& base_per_user = s->base_per_user[population];
-  if (base_per_user.size() != users.size()) base_per_user = PerUser(model, tok, tests);
+  if (base_per_user.size() != users.size()) base_per_user = PerUser(model, tok, in.tests);
   if (!base_cache->has_value()) *base_cache = ToMetrics(Sum(base_per_user));
   rec.base = **base_cache;
 
   adapters::LoraAdapter& work = *s->work;
   FEDLORA_RETURN_IF_ERROR(work.Unflatten(s->global.data(), s->global.size()));
   FEDLORA_RETURN_IF_ERROR(work.Attach(model));
-  const std::vector<device::TextMetrics> global_per_user = PerUser(model, tok, tests);
-  const std::vector<device::TextMetrics> global_val = PerUser(model, tok, vals);
+  in.global_test = PerUser(model, tok, in.tests);
+  in.global_val = PerUser(model, tok, in.vals);
   work.Detach(model);
-  rec.global = ToMetrics(Sum(global_per_user));
+  rec.global = ToMetrics(Sum(in.global_test));
   for (size_t k = 0; k < users.size(); ++k) {
-    Count(base_per_user[k].next_word_top3(), global_per_user[k].next_word_top3(),
+    Count(base_per_user[k].next_word_top3(), in.global_test[k].next_word_top3(),
           &rec.global_vs_base_top3);
-    Count(base_per_user[k].keystroke_savings(), global_per_user[k].keystroke_savings(),
+    Count(base_per_user[k].keystroke_savings(), in.global_test[k].keystroke_savings(),
           &rec.global_vs_base_keystrokes);
   }
 
-  // Personalized: global + a few local steps on the user's own train text.
-  if (c.personalize_steps > 0) {
-    std::vector<const device::TokenWindows*> wp;
-    std::vector<uint64_t> seeds;
-    std::vector<size_t> trainable;
-    for (size_t i = 0; i < users.size(); ++i) {
-      if (windows[i].size() == 0) continue;
-      trainable.push_back(i);
-      wp.push_back(&windows[i]);
-      seeds.push_back(DeriveSeed(c.seed, 0xE0000000ULL + users[i]));
-    }
-    device::TrainOptions o = s->local;
-    o.max_steps = c.personalize_steps;
-    FEDLORA_ASSIGN_OR_RETURN(
-        CohortResult personal,
-        TrainCohort(model, s->lora, s->global, wp, seeds, o, c.train_mode, c.max_group, c.workers,
-                    s->freeze_a));
-    device::TextMetrics sum;
-    std::vector<float> flat(s->global.size());
-    for (size_t k = 0; k < users.size(); ++k) {
-      auto it = std::find(trainable.begin(), trainable.end(), k);
-      for (size_t j = 0; j < flat.size(); ++j) {
-        flat[j] = s->global[j] +
-                  (it != trainable.end() ? personal.deltas[it - trainable.begin()][j] : 0.0f);
-      }
-      FEDLORA_RETURN_IF_ERROR(work.Unflatten(flat.data(), flat.size()));
-      FEDLORA_RETURN_IF_ERROR(work.Attach(model));
-      device::TextMetrics mine = device::EvaluateTexts(model, tok, tests[k]);
-      if (!vals[k].empty()) {
-        // Keep the personal adapter only if it beats the global one on the user's own
-        // held-back lines (what a device can check without any text leaving it).
-        const device::TextMetrics v = device::EvaluateTexts(model, tok, vals[k]);
-        const device::TextMetrics& g = global_val[k];
-        const bool better = v.keystroke_savings() > g.keystroke_savings() ||
-                            (v.keystroke_savings() == g.keystroke_savings() &&
-                             v.mean_nll() < g.mean_nll());
-        if (!better) mine = global_per_user[k];
-        rec.personalized_kept += better;
-      }
-      work.Detach(model);
-      sum.Add(mine);
-      Count(global_per_user[k].next_word_top3(), mine.next_word_top3(),
-            &rec.personalized_vs_global_top3);
-      Count(global_per_user[k].keystroke_savings(), mine.keystroke_savings(),
-            &rec.personalized_vs_global_keystrokes);
-    }
-    rec.personalized = ToMetrics(sum);
-  } else {
+  rec.personalize_method = c.personalize;
+  if (c.personalize_steps <= 0) {
+    rec.personalize_method = "none";
     rec.personalized = rec.global;
     rec.personalized_vs_global_top3.same = rec.users;
     rec.personalized_vs_global_keystrokes.same = rec.users;
+    return rec;
+  }
+  FEDLORA_ASSIGN_OR_RETURN(PersonalizeOutput chosen,
+                           Personalize(s, c.personalize, in, /*time_suggestions=*/final_eval));
+  const MethodRecord mine = ToRecord(c.personalize, chosen, in.global_test);
+  rec.personalized = mine.metrics;
+  rec.personalized_vs_global_top3 = mine.vs_global_top3;
+  rec.personalized_vs_global_keystrokes = mine.vs_global_keystrokes;
+  rec.personalized_kept = mine.kept;
+  rec.suggest_calls = static_cast<int>(chosen.latency_ms.size());
+  rec.suggest_p50_ms = Percentile(chosen.latency_ms, 0.5);
+  rec.suggest_p95_ms = Percentile(chosen.latency_ms, 0.95);
+  if (final_eval && c.personalize_compare) {
+    for (const char* method : {"finetune", "dual", "ditto", "interpolate"}) {
+      if (method == c.personalize) {
+        rec.methods.push_back(mine);
+        continue;
+      }
+      FEDLORA_ASSIGN_OR_RETURN(PersonalizeOutput other, Personalize(s, method, in, false));
+      rec.methods.push_back(ToRecord(method, other, in.global_test));
+    }
   }
   return rec;
+}
+
+absl::Status EvaluatePopulations(Simulator::State* s, bool last,
+                                 std::optional<EvalRecord>* participants,
+                                 std::optional<EvalRecord>* heldout) {
+  std::vector<int> users;
+  for (int d : s->eval_participants) users.push_back(s->devices[d].user);
+  FEDLORA_ASSIGN_OR_RETURN(*participants,
+                           Evaluate(s, "participants", users, &s->base_participants, last));
+  FEDLORA_ASSIGN_OR_RETURN(*heldout,
+                           Evaluate(s, "heldout", s->eval_heldout, &s->base_heldout, last));
+  return absl::OkStatus();
 }
 
 }  // namespace fedlora::sim

@@ -295,12 +295,8 @@ absl::StatusOr<SimResult> Simulator::RunOverGrpc(
     for (const auto& ch : charges) rec.epsilon = std::max(rec.epsilon, ch.epsilon_after);
 
     if ((c.eval_every > 0 && round % c.eval_every == 0) || round == c.rounds) {
-      std::vector<int> users;
-      for (int d : s.eval_participants) users.push_back(s.devices[d].user);
-      FEDLORA_ASSIGN_OR_RETURN(rec.eval_participants,
-                               Evaluate(&s, "participants", users, &s.base_participants));
-      FEDLORA_ASSIGN_OR_RETURN(rec.eval_heldout,
-                               Evaluate(&s, "heldout", s.eval_heldout, &s.base_heldout));
+      FEDLORA_RETURN_IF_ERROR(
+          EvaluatePopulations(&s, round == c.rounds, &rec.eval_participants, &rec.eval_heldout));
       result.summary.participants = rec.eval_participants;
       result.summary.heldout = rec.eval_heldout;
     }
@@ -311,12 +307,8 @@ absl::StatusOr<SimResult> Simulator::RunOverGrpc(
     if (on_round) on_round(rec);
   }
   if (!result.rounds.empty() && !result.rounds.back().eval_participants) {
-    std::vector<int> users;
-    for (int d : s.eval_participants) users.push_back(s.devices[d].user);
-    FEDLORA_ASSIGN_OR_RETURN(result.summary.participants,
-                             Evaluate(&s, "participants", users, &s.base_participants));
-    FEDLORA_ASSIGN_OR_RETURN(result.summary.heldout,
-                             Evaluate(&s, "heldout", s.eval_heldout, &s.base_heldout));
+    FEDLORA_RETURN_IF_ERROR(
+        EvaluatePopulations(&s, true, &result.summary.participants, &result.summary.heldout));
   }
   coordinator.Kill(SIGTERM);
   if (coordinator.Wait(30) != 0) {

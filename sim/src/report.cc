@@ -127,8 +127,24 @@ nlohmann::json UserShift::ToJson() const {
           {"share_lose", n ? double(lose) / n : 0.0}};
 }
 
+nlohmann::json MethodRecord::ToJson() const {
+  return {{"method", method},
+          {"metrics", metrics.ToJson()},
+          {"kept", kept},
+          {"seconds", seconds},
+          {"users_vs_global",
+           {{"next_word_top3", vs_global_top3.ToJson()},
+            {"keystroke_savings", vs_global_keystrokes.ToJson()}}}};
+}
+
 nlohmann::json EvalRecord::ToJson() const {
+  nlohmann::json m = nlohmann::json::array();
+  for (const auto& r : methods) m.push_back(r.ToJson());
   return {{"population", population},
+          {"personalize_method", personalize_method},
+          {"suggest_latency_ms", {{"p50", suggest_p50_ms}, {"p95", suggest_p95_ms},
+                                  {"calls", suggest_calls}}},
+          {"methods", m},
           {"users", users},
           {"base", base.ToJson()},
           {"global", global.ToJson()},

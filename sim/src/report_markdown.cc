@@ -36,6 +36,39 @@ std::string Cellify(const std::string& s) {
   return out;
 }
 
+// Every personalization method on the same users and global adapter (final evaluation), and
+// the suggestion latency of the method the run uses.
+void MethodsTable(const Summary& summary, std::string* md) {
+  for (const auto* eval : {&summary.participants, &summary.heldout}) {
+    if (!eval->has_value() || (*eval)->suggest_calls == 0) continue;
+    absl::StrAppend(md, "Suggestion strip latency (", (*eval)->population, ", ",
+                    (*eval)->personalize_method, ", ", (*eval)->suggest_calls,
+                    " calls): p50 ", absl::StrFormat("%.1f", (*eval)->suggest_p50_ms),
+                    " ms, p95 ", absl::StrFormat("%.1f", (*eval)->suggest_p95_ms), " ms.\n\n");
+  }
+  if (!summary.participants || summary.participants->methods.empty()) return;
+  absl::StrAppend(md, "### Personalization methods (same users, same global adapter)\n\n"
+                      "| users | method | perplexity | next-word top-3 | keystroke savings | "
+                      "kept personal | helped / hurt (keystrokes) |\n"
+                      "|---|---|---:|---:|---:|---:|---|\n");
+  for (const auto* eval : {&summary.participants, &summary.heldout}) {
+    if (!eval->has_value()) continue;
+    const EvalRecord& e = **eval;
+    const std::string who = e.population == "heldout" ? "held-out" : e.population;
+    absl::StrAppend(md, "| ", who, " | (federated) | ", Num(e.global.perplexity), " | ",
+                    Percent(e.global.next_word_top3), " | ",
+                    Percent(e.global.keystroke_savings), " | | |\n");
+    for (const MethodRecord& m : e.methods) {
+      absl::StrAppend(md, "| ", who, " | ", m.method, " | ", Num(m.metrics.perplexity), " | ",
+                      Percent(m.metrics.next_word_top3), " | ",
+                      Percent(m.metrics.keystroke_savings), " | ", m.kept, " of ", e.users,
+                      " | ", m.vs_global_keystrokes.gain, " / ", m.vs_global_keystrokes.lose,
+                      " |\n");
+    }
+  }
+  absl::StrAppend(md, "\n");
+}
+
 void ResultsTable(const Summary& summary, const std::vector<RoundRecord>& rounds, std::string* md) {
   absl::StrAppend(md, "## Base vs federated vs personalized\n\n");
   if (!summary.participants && !summary.heldout) {
@@ -49,8 +82,11 @@ void ResultsTable(const Summary& summary, const std::vector<RoundRecord>& rounds
   absl::StrAppend(md, "Last evaluation",
                   last_eval > 0 ? absl::StrCat(" (after round ", last_eval, ")") : "",
                   ". *base* = pretrained model, *federated* = base + the global "
-                  "adapter, *personalized* = federated + a few local steps on each user's own "
-                  "training text. Scored on each user's test text.\n\n"
+                  "adapter, *personalized* = what each user's device runs after personalizing "
+                  "on its own training text (method: ",
+                  summary.participants ? summary.participants->personalize_method
+                                       : summary.heldout->personalize_method,
+                  "). Scored on each user's test text.\n\n"
                   "| users | model | perplexity | next-token top-1 | next-word top-3 | "
                   "keystroke savings |\n"
                   "|---|---|---:|---:|---:|---:|\n");
@@ -81,6 +117,7 @@ void ResultsTable(const Summary& summary, const std::vector<RoundRecord>& rounds
                     shift(e.personalized_vs_global_keystrokes), " |\n");
   }
   absl::StrAppend(md, "\n");
+  MethodsTable(summary, md);
 }
 
 void PrivacySection(const Summary& summary, std::string* md) {

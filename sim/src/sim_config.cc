@@ -217,6 +217,17 @@ const std::vector<Field>& Fields() {
         "Share of a user's train lines held back from personalization to check, on the user's "
         "own text, that the personalized adapter beats the global one (keystroke savings, "
         "then loss); otherwise the device keeps the global adapter. 0 = always personalize."),
+      F("rounds.personalize", &C::personalize,
+        "finetune (local steps from the global adapter) | dual (a private rank-"
+        "rounds.personal_rank adapter trained beside the frozen global one, never sent) | ditto "
+        "(fine-tuning with a proximal pull towards the global adapter, Li et al. ICML 2021) | "
+        "interpolate (per-user mixture of fine-tuned and global predictions, weight fitted on "
+        "the user's held-back lines)."),
+      F("rounds.personalize_compare", &C::personalize_compare,
+        "At the final evaluation, also score every other personalization method (methods "
+        "table)."),
+      F("rounds.personal_rank", &C::personal_rank, "dual: rank of the private adapter."),
+      F("rounds.ditto_mu", &C::ditto_mu, "ditto: weight mu of (mu/2)||v - global||^2."),
       // [local]
       F("local.mode", &C::train_mode,
         "batched (many devices per pass, same result) | sequential (one device at a time)."),

@@ -108,6 +108,11 @@ absl::Status ValidateConfig(const SimConfig& c) {
   p.Check(c.lora_method == "lora" || c.lora_method == "ffa", "lora.method", "lora or ffa",
           c.lora_method);
   p.Check(c.personalize_steps >= 0, "rounds.personalize_steps", ">= 0", c.personalize_steps);
+  p.Check(c.personalize == "finetune" || c.personalize == "dual" || c.personalize == "ditto" ||
+              c.personalize == "interpolate",
+          "rounds.personalize", "finetune, dual, ditto or interpolate", c.personalize);
+  p.Check(c.personal_rank >= 1, "rounds.personal_rank", ">= 1", c.personal_rank);
+  p.Check(c.ditto_mu >= 0, "rounds.ditto_mu", ">= 0", c.ditto_mu);
   p.Check(c.personalize_val_fraction >= 0 && c.personalize_val_fraction < 1,
           "rounds.personalize_val_fraction", "in [0, 1)", c.personalize_val_fraction);
   // [local]

@@ -59,8 +59,31 @@ absl::Status LoadPopulation(Simulator::State* s);
 // evaluation.cc
 absl::StatusOr<EvalRecord> Evaluate(Simulator::State* s, const std::string& population,
                                     const std::vector<int>& users,
-                                    std::optional<Metrics>* base_cache);
+                                    std::optional<Metrics>* base_cache, bool final_eval);
+// Both populations (participants, held-out); `last`: the final evaluation (suggestion
+// latency and the methods table).
+absl::Status EvaluatePopulations(Simulator::State* s, bool last,
+                                 std::optional<EvalRecord>* participants,
+                                 std::optional<EvalRecord>* heldout);
 Metrics ToMetrics(const device::TextMetrics& m);
+
+// personalize.cc: what a personalization method needs of the evaluated users.
+struct PersonalizeInput {
+  std::vector<int> users;                           // dataset user indices
+  std::vector<std::vector<std::string>> tests, vals;  // test text; held-back train lines
+  std::vector<device::TokenWindows> windows;          // the train lines left to fit on
+  std::vector<device::TextMetrics> global_test, global_val;  // the global adapter's metrics
+};
+struct PersonalizeOutput {
+  std::vector<device::TextMetrics> per_user;  // on the test text, of the model each user runs
+  std::vector<bool> use_personal;             // false: the user fell back to the global adapter
+  std::vector<double> latency_ms;             // suggestion strip calls (time_suggestions)
+  double seconds = 0;
+};
+// `method`: finetune | dual | ditto | interpolate (SimConfig::personalize). The model has no
+// adapter attached before and after.
+absl::StatusOr<PersonalizeOutput> Personalize(Simulator::State* s, const std::string& method,
+                                              const PersonalizeInput& in, bool time_suggestions);
 
 }  // namespace fedlora::sim
 

@@ -203,16 +203,10 @@ absl::StatusOr<SimResult> Simulator::Run(const std::function<void(const RoundRec
 
     // Evaluation every K rounds and after the last.
     if ((c.eval_every > 0 && round % c.eval_every == 0) || round == c.rounds) {
-      std::vector<int> users;
-      for (int d : s.eval_participants) users.push_back(s.devices[d].user);
-      FEDLORA_ASSIGN_OR_RETURN(EvalRecord part,
-                               Evaluate(&s, "participants", users, &s.base_participants));
-      rec.eval_participants = part;
-      FEDLORA_ASSIGN_OR_RETURN(EvalRecord held,
-                               Evaluate(&s, "heldout", s.eval_heldout, &s.base_heldout));
-      rec.eval_heldout = held;
-      result.summary.participants = part;
-      result.summary.heldout = held;
+      FEDLORA_RETURN_IF_ERROR(
+          EvaluatePopulations(&s, round == c.rounds, &rec.eval_participants, &rec.eval_heldout));
+      result.summary.participants = rec.eval_participants;
+      result.summary.heldout = rec.eval_heldout;
     }
     rec.seconds = Since(t0);
     result.summary.rounds_completed = round;
@@ -221,14 +215,8 @@ absl::StatusOr<SimResult> Simulator::Run(const std::function<void(const RoundRec
   }
   // A run stopped early by the budget still ends with an evaluation of what it released.
   if (!result.rounds.empty() && !result.rounds.back().eval_participants) {
-    std::vector<int> users;
-    for (int d : s.eval_participants) users.push_back(s.devices[d].user);
-    FEDLORA_ASSIGN_OR_RETURN(EvalRecord part,
-                             Evaluate(&s, "participants", users, &s.base_participants));
-    FEDLORA_ASSIGN_OR_RETURN(EvalRecord held,
-                             Evaluate(&s, "heldout", s.eval_heldout, &s.base_heldout));
-    result.summary.participants = part;
-    result.summary.heldout = held;
+    FEDLORA_RETURN_IF_ERROR(
+        EvaluatePopulations(&s, true, &result.summary.participants, &result.summary.heldout));
   }
   result.summary.epsilon = s.training->epsilon();
   result.summary.seconds = Since(run_start);

@@ -51,6 +51,22 @@ TextMetrics EvaluateIds(const model::LlamaModel& model, const model::Tokenizer& 
                         const std::vector<std::vector<int64_t>>& sequences,
                         const EvalOptions& options = {});
 
+// Mixing two models' predictions (interpolation personalization): the log-probabilities of
+// every scored window of `sequences`, computed once per model.
+struct WindowLogProbs {
+  std::vector<std::vector<int64_t>> windows;
+  std::vector<torch::Tensor> logp;  // per window [T, V], float32
+};
+WindowLogProbs ForwardWindows(const model::LlamaModel& model,
+                              const std::vector<std::vector<int64_t>>& sequences,
+                              const EvalOptions& options = {});
+
+// The metrics of the mixture p = w * p_a + (1 - w) * p_b (0 <= w <= 1) on the windows both
+// were computed on (the same sequences and options). INVALID_ARGUMENT-free by contract: a and
+// b must come from ForwardWindows on the same input (checked, aborts otherwise).
+TextMetrics ScoreMixture(const WindowLogProbs& a, const WindowLogProbs& b, double w,
+                         const model::Tokenizer& tokenizer);
+
 }  // namespace fedlora::device
 
 #endif  // FEDLORA_DEVICE_EVALUATE_H_

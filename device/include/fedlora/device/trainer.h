@@ -36,6 +36,10 @@ struct TrainOptions {
   int64_t max_steps = 0;  // > 0: stop after this many steps (cycling epochs as needed)
   uint64_t seed = 0;      // window order
   bool progress = false;  // progress bar on a TTY
+  // > 0: adds (prox_mu / 2) * ||params - params at the start||^2 to the loss, a proximal pull
+  // towards the starting point (Ditto's personal objective when starting from the global
+  // adapter; Li et al., ICML 2021). Reported losses exclude it.
+  double prox_mu = 0;
 };
 
 struct TrainStats {

@@ -28,7 +28,8 @@ struct CohortResult {
 // sequential mode one at a time. `workers` threads (0 = one per core) each take whole groups,
 // over a shallow copy of `base` that shares its weights, with single-threaded matrix products:
 // on small models this keeps every core busy (element-wise kernels included). A device's
-// result does not depend on the number of workers. Adapters attached to `base` are ignored.
+// result does not depend on the number of workers. Adapters attached to `base` are ignored,
+// unless `keep_attached` (dual adapters): then they stay, frozen, under the trained one.
 // Each device needs at least options.batch_size windows (pad with RepeatWindows).
 // `freeze_a` (FFA-LoRA): only the B matrices train; every A stays bit-identical to `start`.
 absl::StatusOr<CohortResult> TrainCohort(const model::LlamaModel& base,
@@ -37,7 +38,8 @@ absl::StatusOr<CohortResult> TrainCohort(const model::LlamaModel& base,
                                          const std::vector<const device::TokenWindows*>& windows,
                                          const std::vector<uint64_t>& seeds,
                                          const device::TrainOptions& options, TrainMode mode,
-                                         int max_group, int workers = 0, bool freeze_a = false);
+                                         int max_group, int workers = 0, bool freeze_a = false,
+                                         bool keep_attached = false);
 
 // The positions of the B matrices in a flat adapter of `adapter`'s layout (what FFA-LoRA
 // shares), ascending.

@@ -33,6 +33,16 @@ struct UserShift {
   nlohmann::json ToJson() const;
 };
 
+// One personalization method (rounds.personalize) on one population.
+struct MethodRecord {
+  std::string method;  // finetune | dual | ditto | interpolate
+  Metrics metrics;
+  UserShift vs_global_top3, vs_global_keystrokes;  // per user, against the global adapter
+  int kept = 0;        // users running a personal model (the others fell back to the global)
+  double seconds = 0;  // local training and scoring, all users
+  nlohmann::json ToJson() const;
+};
+
 struct EvalRecord {
   std::string population;  // "participants" or "heldout"
   int users = 0;
@@ -43,6 +53,13 @@ struct EvalRecord {
   // Users whose personal adapter beat the global one on their held-back train lines and was
   // kept (rounds.personalize_val_fraction); the others run the global adapter.
   int personalized_kept = 0;
+  std::string personalize_method;  // the method behind `personalized`
+  // Suggestion strip latency on the personalized model, per call of device::SuggestNextWords
+  // (the 3-word strip after a prefix of the user's test text), in milliseconds.
+  double suggest_p50_ms = 0, suggest_p95_ms = 0;
+  int suggest_calls = 0;
+  // rounds.personalize_compare, final evaluation: every method on the same users and adapter.
+  std::vector<MethodRecord> methods;
   nlohmann::json ToJson() const;
 };
 

@@ -70,6 +70,14 @@ struct SimConfig {
   // own text, whether the personalized adapter beats the global one (keystroke savings, then
   // loss); the device keeps the global adapter otherwise. 0 = always personalize.
   double personalize_val_fraction = 0.2;
+  // How a device personalizes (docs/sim.md, "Personalization methods"): finetune | dual |
+  // ditto | interpolate. The "personalized" metric uses this one.
+  std::string personalize = "interpolate";
+  // At the final evaluation, also score every other method on the same users and adapter
+  // (the methods table of summary.json and the report).
+  bool personalize_compare = true;
+  int personal_rank = 4;       // dual: rank of the private adapter beside the global one
+  double ditto_mu = 0.01;      // ditto: weight of the proximal term towards the global adapter
 
   // [local]
   TrainMode train_mode = TrainMode::kBatched;

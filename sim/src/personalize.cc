@@ -1,0 +1,220 @@
+// Personalization methods of the evaluation (docs/sim.md, "Personalization methods").
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "fedlora/common/random.h"
+#include "fedlora/common/status_macros.h"
+#include "fedlora/device/generate.h"
+#include "fedlora/sim/cohort_trainer.h"
+#include "sim_state.h"
+
+namespace fedlora::sim {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Keep-if-better on the user's held-back lines: keystroke savings, then loss.
+bool Better(const device::TextMetrics& v, const device::TextMetrics& g) {
+  return v.keystroke_savings() > g.keystroke_savings() ||
+         (v.keystroke_savings() == g.keystroke_savings() && v.mean_nll() < g.mean_nll());
+}
+
+std::vector<std::vector<int64_t>> Encode(const model::Tokenizer& tok,
+                                         const std::vector<std::string>& texts) {
+  std::vector<std::vector<int64_t>> out;
+  for (const auto& t : texts) out.push_back(tok.EncodeWithBos(t));
+  return out;
+}
+
+// Prefixes of the user's test text for the latency measurement: the first half of the words
+// of up to 3 lines.
+std::vector<std::string> Prefixes(const std::vector<std::string>& test) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < test.size() && out.size() < 3; ++i) {
+    std::vector<std::string> words = absl::StrSplit(test[i], ' ', absl::SkipEmpty());
+    if (words.size() < 2) continue;
+    words.resize(words.size() / 2);
+    out.push_back(absl::StrJoin(words, " "));
+  }
+  return out;
+}
+
+// Local training of every user from `start` (flat adapter of `lora`); deltas per user, empty
+// for users without training windows.
+absl::StatusOr<std::vector<std::vector<float>>> TrainUsers(
+    Simulator::State* s, const PersonalizeInput& in, const adapters::LoraConfig& lora,
+    const std::vector<float>& start, double prox_mu, bool freeze_a, bool keep_attached) {
+  const SimConfig& c = s->config;
+  std::vector<const device::TokenWindows*> wp;
+  std::vector<uint64_t> seeds;
+  std::vector<size_t> trainable;
+  for (size_t i = 0; i < in.users.size(); ++i) {
+    if (in.windows[i].size() == 0) continue;
+    trainable.push_back(i);
+    wp.push_back(&in.windows[i]);
+    seeds.push_back(DeriveSeed(c.seed, 0xE0000000ULL + in.users[i]));
+  }
+  std::vector<std::vector<float>> deltas(in.users.size());
+  if (wp.empty()) return deltas;
+  device::TrainOptions o = s->local;
+  o.max_steps = c.personalize_steps;
+  o.prox_mu = prox_mu;
+  FEDLORA_ASSIGN_OR_RETURN(CohortResult r,
+                           TrainCohort(*s->rt.model, lora, start, wp, seeds, o, c.train_mode,
+                                       c.max_group, c.workers, freeze_a, keep_attached));
+  for (size_t k = 0; k < trainable.size(); ++k) deltas[trainable[k]] = std::move(r.deltas[k]);
+  return deltas;
+}
+
+std::vector<float> Plus(const std::vector<float>& a, const std::vector<float>& d) {
+  std::vector<float> out = a;
+  for (size_t j = 0; j < d.size() && j < out.size(); ++j) out[j] += d[j];
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<PersonalizeOutput> Personalize(Simulator::State* s, const std::string& method,
+                                              const PersonalizeInput& in, bool time_suggestions) {
+  const SimConfig& c = s->config;
+  const auto t0 = Clock::now();
+  model::LlamaModel& model = *s->rt.model;
+  const model::Tokenizer& tok = *s->rt.tokenizer;
+  adapters::LoraAdapter& work = *s->work;
+  const size_t n = in.users.size();
+  PersonalizeOutput out;
+  out.per_user.resize(n);
+  out.use_personal.assign(n, false);
+  // Suggestion latency of the model attached now, per prefix of user k's test text.
+  auto strip_ms = [&](size_t k) -> absl::StatusOr<std::vector<double>> {
+    std::vector<double> ms;
+    if (!time_suggestions) return ms;
+    for (const std::string& p : Prefixes(in.tests[k])) {
+      const auto a = Clock::now();
+      FEDLORA_ASSIGN_OR_RETURN(auto strip, device::SuggestNextWords(model, tok, p, 3));
+      (void)strip;
+      ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - a).count());
+    }
+    return ms;
+  };
+  auto time_strip = [&](size_t k) -> absl::Status {
+    FEDLORA_ASSIGN_OR_RETURN(std::vector<double> ms, strip_ms(k));
+    out.latency_ms.insert(out.latency_ms.end(), ms.begin(), ms.end());
+    return absl::OkStatus();
+  };
+
+  if (method == "finetune" || method == "ditto") {
+    FEDLORA_ASSIGN_OR_RETURN(
+        auto deltas, TrainUsers(s, in, s->lora, s->global, method == "ditto" ? c.ditto_mu : 0.0,
+                                s->freeze_a, false));
+    for (size_t k = 0; k < n; ++k) {
+      const std::vector<float> flat = Plus(s->global, deltas[k]);
+      FEDLORA_RETURN_IF_ERROR(work.Unflatten(flat.data(), flat.size()));
+      FEDLORA_RETURN_IF_ERROR(work.Attach(model));
+      out.per_user[k] = device::EvaluateTexts(model, tok, in.tests[k]);
+      bool keep = true;
+      if (!in.vals[k].empty()) keep = Better(device::EvaluateTexts(model, tok, in.vals[k]),
+                                             in.global_val[k]);
+      absl::Status st = keep ? time_strip(k) : absl::OkStatus();
+      work.Detach(model);
+      FEDLORA_RETURN_IF_ERROR(st);
+      if (!keep) out.per_user[k] = in.global_test[k];
+      out.use_personal[k] = keep;
+    }
+  } else if (method == "dual") {
+    // The global adapter stays attached and frozen; a private adapter of rank personal_rank
+    // (same alpha / r scaling) starts at zero output on top of it and trains alone.
+    adapters::LoraConfig mine = s->lora;
+    mine.rank = c.personal_rank;
+    mine.alpha = s->lora.alpha * c.personal_rank / s->lora.rank;
+    FEDLORA_ASSIGN_OR_RETURN(
+        adapters::LoraAdapter personal,
+        adapters::LoraAdapter::Create(model.config(), mine, DeriveSeed(c.seed, 0xD0A1ULL)));
+    const std::vector<float> start = personal.Flatten();
+    FEDLORA_RETURN_IF_ERROR(work.Unflatten(s->global.data(), s->global.size()));
+    FEDLORA_RETURN_IF_ERROR(work.Attach(model));
+    auto deltas = TrainUsers(s, in, mine, start, 0.0, false, /*keep_attached=*/true);
+    absl::Status st = deltas.status();
+    for (size_t k = 0; k < n && st.ok(); ++k) {
+      const std::vector<float> flat = Plus(start, (*deltas)[k]);
+      st = personal.Unflatten(flat.data(), flat.size());
+      if (st.ok()) st = personal.Attach(model);
+      if (!st.ok()) break;
+      out.per_user[k] = device::EvaluateTexts(model, tok, in.tests[k]);
+      bool keep = true;
+      if (!in.vals[k].empty()) keep = Better(device::EvaluateTexts(model, tok, in.vals[k]),
+                                             in.global_val[k]);
+      if (keep) st = time_strip(k);
+      personal.Detach(model);
+      if (!keep) out.per_user[k] = in.global_test[k];
+      out.use_personal[k] = keep;
+    }
+    work.Detach(model);
+    FEDLORA_RETURN_IF_ERROR(st);
+  } else if (method == "interpolate") {
+    // p = w * p_finetuned + (1 - w) * p_global, w per user from {0, 0.1, ..., 1} by keystroke
+    // savings (then loss) on the user's held-back lines; 0.5 for users too short to hold any.
+    FEDLORA_ASSIGN_OR_RETURN(auto deltas,
+                             TrainUsers(s, in, s->lora, s->global, 0.0, s->freeze_a, false));
+    for (size_t k = 0; k < n; ++k) {
+      const auto test_ids = Encode(tok, in.tests[k]);
+      const auto val_ids = Encode(tok, in.vals[k]);
+      FEDLORA_RETURN_IF_ERROR(work.Unflatten(s->global.data(), s->global.size()));
+      FEDLORA_RETURN_IF_ERROR(work.Attach(model));
+      const device::WindowLogProbs g_test = device::ForwardWindows(model, test_ids);
+      const device::WindowLogProbs g_val = device::ForwardWindows(model, val_ids);
+      work.Detach(model);
+      const std::vector<float> flat = Plus(s->global, deltas[k]);
+      FEDLORA_RETURN_IF_ERROR(work.Unflatten(flat.data(), flat.size()));
+      FEDLORA_RETURN_IF_ERROR(work.Attach(model));
+      const device::WindowLogProbs p_test = device::ForwardWindows(model, test_ids);
+      const device::WindowLogProbs p_val = device::ForwardWindows(model, val_ids);
+      double w = 0.5;
+      if (!val_ids.empty()) {
+        device::TextMetrics best = in.global_val[k];
+        w = 0;
+        for (int step = 1; step <= 10; ++step) {
+          const device::TextMetrics v = device::ScoreMixture(p_val, g_val, step / 10.0, tok);
+          if (Better(v, best)) {
+            best = v;
+            w = step / 10.0;
+          }
+        }
+      }
+      absl::Status st = absl::OkStatus();
+      if (w > 0) {
+        out.per_user[k] = device::ScoreMixture(p_test, g_test, w, tok);
+        // The strip of a mixture needs both models' predictions: time both, per prefix.
+        auto mine = strip_ms(k);
+        work.Detach(model);
+        st = mine.status();
+        if (st.ok()) st = work.Unflatten(s->global.data(), s->global.size());
+        if (st.ok()) st = work.Attach(model);
+        if (st.ok()) {
+          auto global_ms = strip_ms(k);
+          st = global_ms.status();
+          for (size_t j = 0; st.ok() && j < global_ms->size(); ++j) {
+            out.latency_ms.push_back((*mine)[j] + (*global_ms)[j]);
+          }
+        }
+      } else {
+        out.per_user[k] = in.global_test[k];
+      }
+      work.Detach(model);
+      FEDLORA_RETURN_IF_ERROR(st);
+      out.use_personal[k] = w > 0;
+    }
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "rounds.personalize: unknown method '", method,
+        "' (hint: finetune, dual, ditto or interpolate)"));
+  }
+  out.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  return out;
+}
+
+}  // namespace fedlora::sim
