@@ -116,6 +116,36 @@ TEST(EvaluateTest, EmptyAndSingleTokenInputsScoreNothing) {
   EXPECT_EQ(bos_only.next_word_top3(), 0);
 }
 
+// Interpolation: the mixture at w = 1 and w = 0 scores exactly as each model alone, and in
+// between its loss is at most the weighted mean of the two (Jensen: log is concave).
+TEST(EvaluateTest, ScoreMixtureEndpointsAndConvexity) {
+  const auto& tok = SharedTokenizer();
+  model::LlamaModel a = SmallModel(31), b = SmallModel(32);
+  std::vector<std::vector<int64_t>> seqs;
+  for (const auto& line : MakeLines(4, 6, 2)) seqs.push_back(tok.EncodeWithBos(line));
+  EvalOptions o;
+  o.window = 16;
+  const WindowLogProbs la = ForwardWindows(a, seqs, o), lb = ForwardWindows(b, seqs, o);
+  const TextMetrics ma = EvaluateIds(a, tok, seqs, o), mb = EvaluateIds(b, tok, seqs, o);
+  const TextMetrics at1 = ScoreMixture(la, lb, 1.0, tok), at0 = ScoreMixture(la, lb, 0.0, tok);
+  // Same counts; the loss to float rounding (log_softmax of log-probabilities).
+  for (const auto& [mix, alone] : {std::pair{at1, ma}, std::pair{at0, mb}}) {
+    EXPECT_EQ(mix.tokens, alone.tokens);
+    EXPECT_EQ(mix.top1, alone.top1);
+    EXPECT_EQ(mix.top3, alone.top3);
+    EXPECT_EQ(mix.word_top3, alone.word_top3);
+    EXPECT_EQ(mix.key_saved, alone.key_saved);
+    EXPECT_EQ(mix.key_chars, alone.key_chars);
+    EXPECT_NEAR(mix.mean_nll(), alone.mean_nll(), 1e-6);
+  }
+  EXPECT_NE(ma.nll_sum, mb.nll_sum);
+  for (double w : {0.25, 0.5, 0.75}) {
+    const TextMetrics mix = ScoreMixture(la, lb, w, tok);
+    EXPECT_EQ(mix.tokens, ma.tokens);
+    EXPECT_LE(mix.mean_nll(), w * ma.mean_nll() + (1 - w) * mb.mean_nll() + 1e-6) << w;
+  }
+}
+
 TEST(TextMetricsTest, AddSumsCounts) {
   TextMetrics a;
   a.tokens = 10;
