@@ -25,7 +25,7 @@ std::vector<torch::Tensor> Trainable(std::vector<torch::Tensor> params, bool fre
 
 // Trains devices [b, e) as one group (batched) or one by one (sequential) on `model`.
 absl::Status TrainGroup(model::LlamaModel& model, const adapters::LoraConfig& lora,
-                        const std::vector<float>& start,
+                        const std::vector<const std::vector<float>*>& start,
                         const std::vector<const device::TokenWindows*>& windows,
                         const std::vector<uint64_t>& seeds, const device::TrainOptions& options,
                         TrainMode mode, bool freeze_a, size_t b, size_t e, CohortResult* r,
@@ -37,7 +37,7 @@ absl::Status TrainGroup(model::LlamaModel& model, const adapters::LoraConfig& lo
     adapter.SetTrainable(true);
     absl::Status status;
     for (size_t i = b; i < e && status.ok(); ++i) {
-      status = adapter.Unflatten(start.data(), start.size());
+      status = adapter.Unflatten(start[i]->data(), start[i]->size());
       if (!status.ok()) break;
       device::TrainOptions o = options;
       o.seed = seeds[i];
@@ -47,7 +47,7 @@ absl::Status TrainGroup(model::LlamaModel& model, const adapters::LoraConfig& lo
         break;
       }
       std::vector<float> after = adapter.Flatten();
-      for (size_t j = 0; j < after.size(); ++j) after[j] -= start[j];
+      for (size_t j = 0; j < after.size(); ++j) after[j] -= (*start[i])[j];
       r->deltas[i] = std::move(after);
       r->losses[i] = stats->mean_loss;
       *tokens += stats->tokens;
@@ -55,7 +55,8 @@ absl::Status TrainGroup(model::LlamaModel& model, const adapters::LoraConfig& lo
     adapter.Detach(model);
     return status;
   }
-  std::vector<std::vector<float>> flats(e - b, start);
+  std::vector<std::vector<float>> flats;
+  for (size_t i = b; i < e; ++i) flats.push_back(*start[i]);
   FEDLORA_ASSIGN_OR_RETURN(adapters::StackedLora stacked,
                            adapters::StackedLora::Create(model.config(), lora, flats));
   FEDLORA_RETURN_IF_ERROR(stacked.Attach(model));
@@ -73,7 +74,7 @@ absl::Status TrainGroup(model::LlamaModel& model, const adapters::LoraConfig& lo
   }
   for (size_t i = b; i < e; ++i) {
     std::vector<float> after = stacked.Flatten(static_cast<int>(i - b));
-    for (size_t j = 0; j < after.size(); ++j) after[j] -= start[j];
+    for (size_t j = 0; j < after.size(); ++j) after[j] -= (*start[i])[j];
     r->deltas[i] = std::move(after);
     r->losses[i] = stats->mean_loss;  // the group's mean
   }
@@ -100,10 +101,16 @@ absl::StatusOr<CohortResult> TrainCohort(const model::LlamaModel& base,
                                          const std::vector<uint64_t>& seeds,
                                          const device::TrainOptions& options, TrainMode mode,
                                          int max_group, int workers, bool freeze_a,
-                                         bool keep_attached) {
+                                         bool keep_attached,
+                                         const std::vector<std::vector<float>>* starts) {
   auto t0 = std::chrono::steady_clock::now();
   CohortResult r;
   const size_t n = windows.size();
+  if (starts != nullptr && starts->size() != n) {
+    return absl::InvalidArgumentError("TrainCohort: one start per device");
+  }
+  std::vector<const std::vector<float>*> start_of(n, &start);
+  for (size_t i = 0; starts != nullptr && i < n; ++i) start_of[i] = &(*starts)[i];
   r.deltas.resize(n);
   r.losses.resize(n);
   // Units of work: groups of devices (batched) or chunks of devices (sequential).
@@ -125,7 +132,7 @@ absl::StatusOr<CohortResult> TrainCohort(const model::LlamaModel& base,
       }
     }
     for (size_t u = next++; u < units.size() && status[id].ok(); u = next++) {
-      status[id] = TrainGroup(local, lora, start, windows, seeds, options, mode, freeze_a,
+      status[id] = TrainGroup(local, lora, start_of, windows, seeds, options, mode, freeze_a,
                               units[u].first, units[u].second, &r, &tokens);
     }
   };

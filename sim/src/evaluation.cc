@@ -97,6 +97,7 @@ absl::StatusOr<EvalRecord> Evaluate(Simulator::State* s, const std::string& popu
   for (int u : users) {
     const data::UserData& ud = s->dataset.users[u];
     in.tests.push_back(ud.test);
+    in.starts.push_back(StartFor(*s, u));
     size_t n_val = 0;
     if (c.personalize_val_fraction > 0 && ud.train.size() >= 5) {
       n_val = std::max<size_t>(1, static_cast<size_t>(c.personalize_val_fraction * ud.train.size()));
@@ -154,6 +155,14 @@ absl::StatusOr<EvalRecord> Evaluate(Simulator::State* s, const std::string& popu
     }
   }
   return rec;
+}
+
+std::vector<float> StartFor(const Simulator::State& s, int user) {
+  std::vector<float> start = s.global;
+  auto it = s.own_b.find(user);
+  if (it == s.own_b.end()) return start;
+  for (size_t j = 0; j < s.personal_b.size(); ++j) start[s.personal_b[j]] = it->second[j];
+  return start;
 }
 
 absl::Status EvaluatePopulations(Simulator::State* s, bool last,

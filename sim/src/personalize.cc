@@ -45,16 +45,19 @@ std::vector<std::string> Prefixes(const std::vector<std::string>& test) {
 
 // Local training of every user from `start` (flat adapter of `lora`); deltas per user, empty
 // for users without training windows.
+// `start` == nullptr: each user from in.starts.
 absl::StatusOr<std::vector<std::vector<float>>> TrainUsers(
     Simulator::State* s, const PersonalizeInput& in, const adapters::LoraConfig& lora,
-    const std::vector<float>& start, double prox_mu, bool freeze_a, bool keep_attached) {
+    const std::vector<float>* start, double prox_mu, bool freeze_a, bool keep_attached) {
   const SimConfig& c = s->config;
   std::vector<const device::TokenWindows*> wp;
   std::vector<uint64_t> seeds;
   std::vector<size_t> trainable;
+  std::vector<std::vector<float>> starts;
   for (size_t i = 0; i < in.users.size(); ++i) {
     if (in.windows[i].size() == 0) continue;
     trainable.push_back(i);
+    if (start == nullptr) starts.push_back(in.starts[i]);
     wp.push_back(&in.windows[i]);
     seeds.push_back(DeriveSeed(c.seed, 0xE0000000ULL + in.users[i]));
   }
@@ -64,8 +67,9 @@ absl::StatusOr<std::vector<std::vector<float>>> TrainUsers(
   o.max_steps = c.personalize_steps;
   o.prox_mu = prox_mu;
   FEDLORA_ASSIGN_OR_RETURN(CohortResult r,
-                           TrainCohort(*s->rt.model, lora, start, wp, seeds, o, c.train_mode,
-                                       c.max_group, c.workers, freeze_a, keep_attached));
+                           TrainCohort(*s->rt.model, lora, start ? *start : s->global, wp, seeds,
+                                       o, c.train_mode, c.max_group, c.workers, freeze_a,
+                                       keep_attached, start ? nullptr : &starts));
   for (size_t k = 0; k < trainable.size(); ++k) deltas[trainable[k]] = std::move(r.deltas[k]);
   return deltas;
 }
@@ -109,10 +113,10 @@ absl::StatusOr<PersonalizeOutput> Personalize(Simulator::State* s, const std::st
 
   if (method == "finetune" || method == "ditto") {
     FEDLORA_ASSIGN_OR_RETURN(
-        auto deltas, TrainUsers(s, in, s->lora, s->global, method == "ditto" ? c.ditto_mu : 0.0,
+        auto deltas, TrainUsers(s, in, s->lora, nullptr, method == "ditto" ? c.ditto_mu : 0.0,
                                 s->freeze_a, false));
     for (size_t k = 0; k < n; ++k) {
-      const std::vector<float> flat = Plus(s->global, deltas[k]);
+      const std::vector<float> flat = Plus(in.starts[k], deltas[k]);
       FEDLORA_RETURN_IF_ERROR(work.Unflatten(flat.data(), flat.size()));
       FEDLORA_RETURN_IF_ERROR(work.Attach(model));
       out.per_user[k] = device::EvaluateTexts(model, tok, in.tests[k]);
@@ -137,7 +141,7 @@ absl::StatusOr<PersonalizeOutput> Personalize(Simulator::State* s, const std::st
     const std::vector<float> start = personal.Flatten();
     FEDLORA_RETURN_IF_ERROR(work.Unflatten(s->global.data(), s->global.size()));
     FEDLORA_RETURN_IF_ERROR(work.Attach(model));
-    auto deltas = TrainUsers(s, in, mine, start, 0.0, false, /*keep_attached=*/true);
+    auto deltas = TrainUsers(s, in, mine, &start, 0.0, false, /*keep_attached=*/true);
     absl::Status st = deltas.status();
     for (size_t k = 0; k < n && st.ok(); ++k) {
       const std::vector<float> flat = Plus(start, (*deltas)[k]);
@@ -159,7 +163,7 @@ absl::StatusOr<PersonalizeOutput> Personalize(Simulator::State* s, const std::st
     // p = w * p_finetuned + (1 - w) * p_global, w per user from {0, 0.1, ..., 1} by keystroke
     // savings (then loss) on the user's held-back lines; 0.5 for users too short to hold any.
     FEDLORA_ASSIGN_OR_RETURN(auto deltas,
-                             TrainUsers(s, in, s->lora, s->global, 0.0, s->freeze_a, false));
+                             TrainUsers(s, in, s->lora, nullptr, 0.0, s->freeze_a, false));
     for (size_t k = 0; k < n; ++k) {
       const auto test_ids = Encode(tok, in.tests[k]);
       const auto val_ids = Encode(tok, in.vals[k]);
@@ -168,7 +172,7 @@ absl::StatusOr<PersonalizeOutput> Personalize(Simulator::State* s, const std::st
       const device::WindowLogProbs g_test = device::ForwardWindows(model, test_ids);
       const device::WindowLogProbs g_val = device::ForwardWindows(model, val_ids);
       work.Detach(model);
-      const std::vector<float> flat = Plus(s->global, deltas[k]);
+      const std::vector<float> flat = Plus(in.starts[k], deltas[k]);
       FEDLORA_RETURN_IF_ERROR(work.Unflatten(flat.data(), flat.size()));
       FEDLORA_RETURN_IF_ERROR(work.Attach(model));
       const device::WindowLogProbs p_test = device::ForwardWindows(model, test_ids);

@@ -250,7 +250,10 @@ const std::vector<Field>& Fields() {
       F("lora.method", &C::lora_method,
         "lora: A and B train and are shared. ffa: FFA-LoRA (Sun et al., ICLR 2024): A stays at "
         "its seeded random init everywhere, only B trains and is shared, noised and "
-        "aggregated (half the upload)."),
+        "aggregated (half the upload). fedsa: FedSA-LoRA (Guo et al., ICLR 2025): A trains "
+        "and is shared, each device keeps its own B across rounds (never sent); the global "
+        "adapter's B stays zero, so 'federated' equals the base and personalization starts "
+        "from the user's own B."),
       F("lora.alpha", &C::alpha, "LoRA alpha (scaling alpha / r)."),
       F("lora.targets", &C::targets,
         "Comma list of projections: q_proj k_proj v_proj o_proj gate_proj up_proj down_proj."),

@@ -105,8 +105,8 @@ absl::Status ValidateConfig(const SimConfig& c) {
           c.poisson_rate);
   p.Check(c.eval_every > 0, "rounds.eval_every", "> 0", c.eval_every);
   p.Check(c.eval_users > 0, "rounds.eval_users", "> 0", c.eval_users);
-  p.Check(c.lora_method == "lora" || c.lora_method == "ffa", "lora.method", "lora or ffa",
-          c.lora_method);
+  p.Check(c.lora_method == "lora" || c.lora_method == "ffa" || c.lora_method == "fedsa",
+          "lora.method", "lora, ffa or fedsa", c.lora_method);
   p.Check(c.personalize_steps >= 0, "rounds.personalize_steps", ">= 0", c.personalize_steps);
   p.Check(c.personalize == "finetune" || c.personalize == "dual" || c.personalize == "ditto" ||
               c.personalize == "interpolate",

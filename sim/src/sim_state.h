@@ -42,8 +42,12 @@ struct Simulator::State {
   std::vector<int> eval_heldout;       // dataset user indices
   adapters::LoraConfig lora;
   size_t dim = 0;  // values each device shares (the whole adapter, or B only for FFA-LoRA)
-  std::vector<size_t> shared;  // FFA-LoRA: positions of the shared values in `global`
+  std::vector<size_t> shared;  // FFA / FedSA-LoRA: positions of the shared values in `global`
   bool freeze_a = false;
+  // FedSA-LoRA: the positions of B in `global`, and each user's own B (dataset user index;
+  // absent = B at its init, zero). Never aggregated.
+  std::vector<size_t> personal_b;
+  std::map<int, std::vector<float>> own_b;
   std::vector<float> global;  // copy of training->global(), refreshed after every round
   // The coordinator's round logic (global adapter, optimizer, aggregation, accountant).
   std::unique_ptr<coordinator::FederatedTraining> training;
@@ -53,6 +57,10 @@ struct Simulator::State {
   std::unique_ptr<SeededRandom> rng;
   std::optional<Metrics> base_participants, base_heldout;
 };
+
+// The adapter a user's device starts from: the global one, with the user's own B under
+// FedSA-LoRA (evaluation.cc).
+std::vector<float> StartFor(const Simulator::State& s, int user);
 
 // population.cc
 absl::Status LoadPopulation(Simulator::State* s);
@@ -73,6 +81,7 @@ struct PersonalizeInput {
   std::vector<std::vector<std::string>> tests, vals;  // test text; held-back train lines
   std::vector<device::TokenWindows> windows;          // the train lines left to fit on
   std::vector<device::TextMetrics> global_test, global_val;  // the global adapter's metrics
+  std::vector<std::vector<float>> starts;  // each user's start (StartFor)
 };
 struct PersonalizeOutput {
   std::vector<device::TextMetrics> per_user;  // on the test text, of the model each user runs

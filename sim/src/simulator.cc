@@ -66,6 +66,16 @@ absl::StatusOr<std::unique_ptr<Simulator>> Simulator::Create(const SimConfig& co
   if (c.lora_method == "ffa") {
     s->freeze_a = true;
     s->shared = FlatBIndices(init);
+  } else if (c.lora_method == "fedsa") {
+    // FedSA-LoRA: A is shared, each device keeps its own B.
+    s->personal_b = FlatBIndices(init);
+    std::vector<bool> is_b(s->global.size(), false);
+    for (size_t i : s->personal_b) is_b[i] = true;
+    for (size_t i = 0; i < is_b.size(); ++i) {
+      if (!is_b[i]) s->shared.push_back(i);
+    }
+  }
+  if (!s->shared.empty()) {
     s->dim = s->shared.size();
     shared_init.resize(s->dim);
     for (size_t i = 0; i < s->dim; ++i) shared_init[i] = s->global[s->shared[i]];
@@ -155,10 +165,22 @@ absl::StatusOr<SimResult> Simulator::Run(const std::function<void(const RoundRec
       seeds.push_back(DeriveSeed(round_seed, static_cast<uint64_t>(d)));
     }
     CohortResult trained;
+    std::vector<std::vector<float>> starts;  // FedSA-LoRA: the global A with each device's B
+    for (int d : cohort) {
+      if (!s.personal_b.empty()) starts.push_back(StartFor(s, s.devices[d].user));
+    }
     if (!cohort.empty()) {
-      FEDLORA_ASSIGN_OR_RETURN(trained,
-                               TrainCohort(*s.rt.model, s.lora, s.global, windows, seeds, s.local,
-                                           c.train_mode, c.max_group, c.workers, s.freeze_a));
+      FEDLORA_ASSIGN_OR_RETURN(
+          trained, TrainCohort(*s.rt.model, s.lora, s.global, windows, seeds, s.local,
+                               c.train_mode, c.max_group, c.workers, s.freeze_a, false,
+                               starts.empty() ? nullptr : &starts));
+    }
+    for (size_t k = 0; k < starts.size(); ++k) {  // each device keeps its trained B
+      std::vector<float>& own = s.own_b[s.devices[cohort[k]].user];
+      own.resize(s.personal_b.size());
+      for (size_t j = 0; j < own.size(); ++j) {
+        own[j] = starts[k][s.personal_b[j]] + trained.deltas[k][s.personal_b[j]];
+      }
     }
     rec.train_seconds = trained.seconds;
     double loss_sum = 0;
@@ -169,7 +191,7 @@ absl::StatusOr<SimResult> Simulator::Run(const std::function<void(const RoundRec
     AggregationInput in;
     in.devices = cohort;
     in.deltas = std::move(trained.deltas);
-    if (!s.shared.empty()) {  // FFA-LoRA: only B leaves the device
+    if (!s.shared.empty()) {  // FFA-LoRA: only B leaves the device; FedSA-LoRA: only A
       for (auto& d : in.deltas) {
         std::vector<float> b(s.shared.size());
         for (size_t i = 0; i < b.size(); ++i) b[i] = d[s.shared[i]];

@@ -8,21 +8,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "testutil/tiny_llama.h"
 
 namespace fedlora::adapters::testing {
 
-model::LlamaConfig TinyConfig() {
-  model::LlamaConfig c;
-  c.vocab_size = 64;
-  c.hidden_size = 16;
-  c.intermediate_size = 24;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 4;
-  c.max_position_embeddings = 64;
-  return c;
-}
+model::LlamaConfig TinyConfig() { return fedlora::testing::TinyLlamaConfig(64, 16); }
 
 model::LlamaModel TinyModel(uint64_t seed) { return TinyModel(TinyConfig(), seed); }
 

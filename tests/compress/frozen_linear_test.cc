@@ -7,6 +7,7 @@
 #include "fedlora/compress/compress_model.h"
 #include "fedlora/compress/rtn.h"
 #include "fedlora/model/llama.h"
+#include "testutil/tiny_llama.h"
 
 namespace fedlora::compress {
 namespace {
@@ -15,18 +16,7 @@ using model::Linear;
 using model::LoraWeights;
 using testing::TestMatrix;
 
-model::LlamaConfig SmallConfig() {
-  model::LlamaConfig c;
-  c.vocab_size = 60;
-  c.hidden_size = 32;
-  c.intermediate_size = 48;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 8;
-  c.max_position_embeddings = 64;
-  return c;
-}
+model::LlamaConfig SmallConfig() { return fedlora::testing::TinyLlamaConfig(60, 32); }
 
 // Counts expansions and remembers the last dense tensor weakly.
 class CountingWeight : public model::FrozenWeight {

@@ -5,20 +5,13 @@
 #include <gtest/gtest.h>
 
 #include "fedlora/compress/compress_model.h"
+#include "testutil/tiny_llama.h"
 
 namespace fedlora::compress {
 namespace {
 
 TEST(LoraInitTest, FactorsAreTheTopSingularDirectionsOfTheResidual) {
-  model::LlamaConfig c;
-  c.vocab_size = 40;
-  c.hidden_size = 32;
-  c.intermediate_size = 48;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 4;
-  c.head_dim = 8;
-  c.max_position_embeddings = 32;
+  const model::LlamaConfig c = fedlora::testing::TinyLlamaConfig(40, 32, 4, 32);
   model::LlamaModel float_model = model::LlamaModel::RandomInit(c, 3);
   model::LlamaModel packed = model::LlamaModel::RandomInit(c, 3);
   CompressOptions o;

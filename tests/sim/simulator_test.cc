@@ -113,13 +113,15 @@ TEST(SimulatorTest, DistributedDpRunReportsMetricsAndEpsilon) {
 
 // FFA-LoRA: A stays bit-identical to its seeded init through local training, noise, secure
 // aggregation and the server step; only B moves. Plain LoRA moves A (so the check can fail).
-TEST(SimulatorTest, FfaLoraKeepsABitIdenticalAndMovesOnlyB) {
+// FedSA-LoRA: the other way round on the server: devices keep their B, the global B stays at
+// its init, only A is aggregated.
+TEST(SimulatorTest, FfaAndFedSaLoraShareOnlyTheirHalf) {
   auto config = model::LoadLlamaConfig(TinyModelDir() + "/config.json");
   ASSERT_TRUE(config.ok()) << config.status();
   adapters::LoraConfig lc;
   lc.rank = 2;
   lc.alpha = 4;
-  for (const std::string method : {"ffa", "lora"}) {
+  for (const std::string method : {"ffa", "lora", "fedsa"}) {
     SimConfig c = SmallConfig("fedlora_sim_" + method);
     c.lora_method = method;
     auto r = RunSim(c);
@@ -134,6 +136,14 @@ TEST(SimulatorTest, FfaLoraKeepsABitIdenticalAndMovesOnlyB) {
     for (size_t i = 0; i < start.size(); ++i) {
       const bool same = std::memcmp(&start[i], &r->global_adapter[i], sizeof(float)) == 0;
       (is_b[i] ? b_moved : a_moved) += !same;
+    }
+    if (method == "fedsa") {
+      EXPECT_EQ(b_moved, 0u) << "FedSA-LoRA aggregated B";
+      EXPECT_GT(a_moved, 0u);
+      // Participants personalize from their own B: not the global adapter's numbers.
+      EXPECT_NE(r->summary.participants->personalized.perplexity,
+                r->summary.participants->global.perplexity);
+      continue;
     }
     EXPECT_GT(b_moved, 0u) << method;
     if (method == "ffa") {

@@ -32,6 +32,8 @@ struct CohortResult {
 // unless `keep_attached` (dual adapters): then they stay, frozen, under the trained one.
 // Each device needs at least options.batch_size windows (pad with RepeatWindows).
 // `freeze_a` (FFA-LoRA): only the B matrices train; every A stays bit-identical to `start`.
+// `starts` (FedSA-LoRA: each device its own B): one start per device instead of `start`; the
+// deltas are then against each device's own start.
 absl::StatusOr<CohortResult> TrainCohort(const model::LlamaModel& base,
                                          const adapters::LoraConfig& lora,
                                          const std::vector<float>& start,
@@ -39,7 +41,8 @@ absl::StatusOr<CohortResult> TrainCohort(const model::LlamaModel& base,
                                          const std::vector<uint64_t>& seeds,
                                          const device::TrainOptions& options, TrainMode mode,
                                          int max_group, int workers = 0, bool freeze_a = false,
-                                         bool keep_attached = false);
+                                         bool keep_attached = false,
+                                         const std::vector<std::vector<float>>* starts = nullptr);
 
 // The positions of the B matrices in a flat adapter of `adapter`'s layout (what FFA-LoRA
 // shares), ascending.

@@ -97,6 +97,7 @@ struct SimConfig {
   std::vector<std::string> targets = {"q_proj", "v_proj"};
   // lora: A and B train and are shared. ffa: FFA-LoRA (Sun et al., ICLR 2024): A stays at its
   // random init on every device and the server, only B trains and is shared (half the upload).
+  // fedsa: FedSA-LoRA (Guo et al., ICLR 2025): A is shared, each device keeps its own B.
   std::string lora_method = "lora";
 
   // [server]
