@@ -17,7 +17,7 @@ namespace {
 struct DeviceOpts : DeviceConnection {
   std::string model, token;
   std::vector<std::string> data;
-  int rounds = 1, threads = 0;
+  int rounds = 1, threads = 0, max_failures = 8;
   double max_seconds = 3600, min_noise = 0.3;
 };
 
@@ -73,6 +73,9 @@ void RegisterCommand_device(CLI::App& app) {
       ->capture_default_str()->check(GreaterThan(0));
   run->add_option("--min-noise-multiplier", o->min_noise,
                   "refuse tasks with less noise than this")->capture_default_str();
+  run->add_option("--max-failures", o->max_failures,
+                  "give up after this many transient errors in a row (backoff grows with each)")
+      ->capture_default_str()->check(GreaterThan(0));
   AddThreadsOption(run, &o->threads);
   run->callback([o] {
     model::ConfigureThreads({o->threads, 1});
@@ -92,6 +95,7 @@ void RegisterCommand_device(CLI::App& app) {
     lo.rounds = o->rounds;
     lo.max_time = absl::Seconds(o->max_seconds);
     lo.policy.min_noise_multiplier = o->min_noise;
+    lo.max_transient_failures = o->max_failures;
     const bool json = o->json;
     lo.log = [json](const std::string& l) { Log(json, l); };
     SecureRandom rng;
