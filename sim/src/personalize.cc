@@ -110,6 +110,15 @@ absl::StatusOr<PersonalizeOutput> Personalize(Simulator::State* s, const std::st
     out.latency_ms.insert(out.latency_ms.end(), ms.begin(), ms.end());
     return absl::OkStatus();
   };
+  // With user k's personal model attached: its test metrics when it beats the global adapter
+  // on the user's held-back lines (then its strip is timed), else the global adapter's.
+  auto keep_if_better = [&](size_t k) -> absl::Status {
+    const bool keep = in.vals[k].empty() ||
+                      Better(device::EvaluateTexts(model, tok, in.vals[k]), in.global_val[k]);
+    out.use_personal[k] = keep;
+    out.per_user[k] = keep ? device::EvaluateTexts(model, tok, in.tests[k]) : in.global_test[k];
+    return keep ? time_strip(k) : absl::OkStatus();
+  };
 
   if (method == "finetune" || method == "ditto") {
     FEDLORA_ASSIGN_OR_RETURN(
@@ -119,15 +128,9 @@ absl::StatusOr<PersonalizeOutput> Personalize(Simulator::State* s, const std::st
       const std::vector<float> flat = Plus(in.starts[k], deltas[k]);
       FEDLORA_RETURN_IF_ERROR(work.Unflatten(flat.data(), flat.size()));
       FEDLORA_RETURN_IF_ERROR(work.Attach(model));
-      out.per_user[k] = device::EvaluateTexts(model, tok, in.tests[k]);
-      bool keep = true;
-      if (!in.vals[k].empty()) keep = Better(device::EvaluateTexts(model, tok, in.vals[k]),
-                                             in.global_val[k]);
-      absl::Status st = keep ? time_strip(k) : absl::OkStatus();
+      const absl::Status st = keep_if_better(k);
       work.Detach(model);
       FEDLORA_RETURN_IF_ERROR(st);
-      if (!keep) out.per_user[k] = in.global_test[k];
-      out.use_personal[k] = keep;
     }
   } else if (method == "dual") {
     // The global adapter stays attached and frozen; a private adapter of rank personal_rank
@@ -148,14 +151,8 @@ absl::StatusOr<PersonalizeOutput> Personalize(Simulator::State* s, const std::st
       st = personal.Unflatten(flat.data(), flat.size());
       if (st.ok()) st = personal.Attach(model);
       if (!st.ok()) break;
-      out.per_user[k] = device::EvaluateTexts(model, tok, in.tests[k]);
-      bool keep = true;
-      if (!in.vals[k].empty()) keep = Better(device::EvaluateTexts(model, tok, in.vals[k]),
-                                             in.global_val[k]);
-      if (keep) st = time_strip(k);
+      st = keep_if_better(k);
       personal.Detach(model);
-      if (!keep) out.per_user[k] = in.global_test[k];
-      out.use_personal[k] = keep;
     }
     work.Detach(model);
     FEDLORA_RETURN_IF_ERROR(st);
