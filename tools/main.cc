@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "cli_common.h"
+#include "fedlora/model/threads.h"
 #include "exception_line.h"
 #include "help_conventions.h"
 #include "suggest_option.h"
@@ -34,6 +35,7 @@ std::terminate_handler g_default_terminate = nullptr;
 
 int main(int argc, char** argv) {
   g_default_terminate = std::set_terminate(OnTerminate);
+  fedlora::model::SelectBlasCore();  // before any matrix product (docs/device.md, "Threads")
   CLI::App app{"fedlora: federated LoRA personalization of Llama-family models"};
   try {
     app.require_subcommand(1);

@@ -15,7 +15,7 @@ struct ThreadSettings {
 
 // Applies the settings (OpenBLAS via openblas_set_num_threads when the loaded BLAS is
 // OpenBLAS) and keeps large freed buffers in the heap (mallopt) instead of unmapping them. Returns
-// a description such as "blas=openblas(2) torch=1".
+// a description such as "blas=openblas(2, SkylakeX) torch=1".
 std::string ConfigureThreads(const ThreadSettings& settings);
 
 // Sets OpenBLAS to `threads` for the lifetime of the object and restores the previous count.
@@ -30,6 +30,15 @@ class ScopedBlasThreads {
  private:
   int previous_ = 0;
 };
+
+// OpenBLAS 0.3.21 (Debian 12) picks its kernels from the CPU's model number and falls back to
+// its SSE3 "Prescott" kernels on a CPU newer than it knows (measured: model 0xCF, an
+// AVX-512 Xeon, ran float32 GEMM 4.4x slower). When the loaded OpenBLAS chose a narrower core
+// than cpuid reports, this switches it to the widest core the CPU runs (SkylakeX for AVX-512,
+// Haswell for AVX2 + FMA) and exports OPENBLAS_CORETYPE for child processes. An
+// OPENBLAS_CORETYPE already set is left alone. Runs once, before the first matrix product
+// (ConfigureThreads calls it). Returns the core in use ("" when the BLAS is not OpenBLAS).
+std::string SelectBlasCore();
 
 // Number of online cores.
 int NumCores();
