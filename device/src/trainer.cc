@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "fedlora/common/progress.h"
 #include "fedlora/common/random.h"
+#include "fedlora/model/fused_ops.h"
 
 namespace fedlora::device {
 namespace {
@@ -44,6 +45,27 @@ class BatchSampler {
   std::vector<int64_t> order_;
   size_t pos_ = 0;
 };
+
+// Per predicted token: -log p(ids[:, i + 1] | ids[:, :i + 1]), [N * (T - 1)], 0 where the
+// target is padding. A frozen LM head takes the fused path (no [N, T, vocab] logits, and the
+// head's gradient formed with its softmax); a trainable one (pretraining) the plain one.
+torch::Tensor TokenNll(const model::LlamaModel& model, const torch::Tensor& ids,
+                       const torch::Tensor& mask, const model::ForwardOptions& fo) {
+  const int64_t t = ids.size(1);
+  torch::Tensor target = ids.narrow(1, 1, t - 1).masked_fill(
+      mask.narrow(1, 1, t - 1).eq(0), -100).reshape({-1});
+  torch::Tensor hidden = model.Hidden(ids, fo).narrow(1, 0, t - 1);
+  if (model::FusedKernelsEnabled() && !model.HeadWeight().requires_grad() &&
+      hidden.scalar_type() == torch::kFloat && model.HeadWeight().scalar_type() == torch::kFloat) {
+    return model::FusedLinearCrossEntropy(hidden.reshape({-1, hidden.size(-1)}),
+                                          model.HeadWeight(), target);
+  }
+  torch::Tensor logits = model.Logits(hidden);
+  return torch::nn::functional::cross_entropy(
+      logits.reshape({-1, logits.size(-1)}), target,
+      torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone).ignore_index(
+          -100));
+}
 
 }  // namespace
 
@@ -136,13 +158,9 @@ absl::StatusOr<TrainStats> TrainGrouped(const model::LlamaModel& model,
     model::ForwardOptions fo;
     fo.training = true;
     fo.attention_mask = mask;
-    torch::Tensor logits = model.Forward(ids, fo);
-    const int64_t t = ids.size(1), v = logits.size(-1);
-    torch::Tensor target = ids.narrow(1, 1, t - 1);
+    torch::Tensor nll = TokenNll(model, ids, mask, fo);
+    const int64_t t = ids.size(1);
     torch::Tensor valid = mask.narrow(1, 1, t - 1).to(torch::kFloat);
-    torch::Tensor nll = torch::nn::functional::cross_entropy(
-        logits.narrow(1, 0, t - 1).reshape({-1, v}), target.reshape({-1}),
-        torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
     nll = nll.view({groups, -1}) * valid.view({groups, -1});
     torch::Tensor per_group_loss = nll.sum(1) / valid.view({groups, -1}).sum(1).clamp_min(1);
     torch::Tensor loss = per_group_loss.sum();

@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+#include "fedlora/model/fused_ops.h"
+
 namespace fedlora::model {
 namespace {
 
@@ -11,6 +13,10 @@ constexpr const char* kProjNames[kNumProj] = {"q_proj",    "k_proj",  "v_proj", 
                                               "gate_proj", "up_proj", "down_proj"};
 
 torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
+  if (FusedKernelsEnabled() && x.scalar_type() == torch::kFloat &&
+      weight.scalar_type() == torch::kFloat) {
+    return FusedRmsNorm(x, weight, eps);
+  }
   torch::Tensor var = x.pow(2).mean(-1, /*keepdim=*/true);
   return weight * (x * torch::rsqrt(var + eps));
 }
@@ -90,14 +96,22 @@ torch::Tensor LlamaModel::Attention(const DecoderLayer& layer, int index, const 
                                     const ForwardOptions& options) const {
   const int64_t n = x.size(0), t = x.size(1), hd = config_.head_dim;
   const int64_t heads = config_.num_attention_heads, kv = config_.num_key_value_heads;
-  torch::Tensor q =
-      layer.Get(Proj::kQ).Forward(x, options.training).view({n, t, heads, hd}).transpose(1, 2);
-  torch::Tensor k =
-      layer.Get(Proj::kK).Forward(x, options.training).view({n, t, kv, hd}).transpose(1, 2);
+  torch::Tensor q = layer.Get(Proj::kQ).Forward(x, options.training).view({n, t, heads, hd});
+  torch::Tensor k = layer.Get(Proj::kK).Forward(x, options.training).view({n, t, kv, hd});
   torch::Tensor v =
       layer.Get(Proj::kV).Forward(x, options.training).view({n, t, kv, hd}).transpose(1, 2);
-  q = q * cos + RotateHalf(q) * sin;
-  k = k * cos + RotateHalf(k) * sin;
+  const bool fused = FusedKernelsEnabled();
+  if (fused && cos.size(0) == 1 && q.scalar_type() == torch::kFloat) {
+    // Positions shared by the whole batch: the fused kernel on [N, T, H, D].
+    const torch::Tensor c = cos.view({t, hd}), s = sin.view({t, hd});
+    q = FusedRope(q, c, s).transpose(1, 2);
+    k = FusedRope(k, c, s).transpose(1, 2);
+  } else {
+    q = q.transpose(1, 2);
+    k = k.transpose(1, 2);
+    q = q * cos + RotateHalf(q) * sin;
+    k = k * cos + RotateHalf(k) * sin;
+  }
   if (options.cache != nullptr) {
     KvCache& cache = *options.cache;
     if (static_cast<int>(cache.k.size()) <= index) {
@@ -184,15 +198,18 @@ torch::Tensor LlamaModel::Hidden(const torch::Tensor& input_ids,
     x = x + Attention(layer, static_cast<int>(i), RmsNorm(x, layer.input_layernorm, eps), cos, sin,
                       mask, options);
     torch::Tensor h = RmsNorm(x, layer.post_attention_layernorm, eps);
-    torch::Tensor gated = torch::silu(layer.Get(Proj::kGate).Forward(h, options.training)) *
-                          layer.Get(Proj::kUp).Forward(h, options.training);
+    torch::Tensor gate = layer.Get(Proj::kGate).Forward(h, options.training);
+    torch::Tensor up = layer.Get(Proj::kUp).Forward(h, options.training);
+    torch::Tensor gated = FusedKernelsEnabled() && gate.scalar_type() == torch::kFloat
+                              ? FusedSwiGlu(gate, up)
+                              : torch::silu(gate) * up;
     x = x + layer.Get(Proj::kDown).Forward(gated, options.training);
   }
   return RmsNorm(x, norm, eps);
 }
 
 torch::Tensor LlamaModel::Logits(const torch::Tensor& hidden) const {
-  return at::linear(hidden, lm_head.defined() ? lm_head : embed_tokens);
+  return at::linear(hidden, HeadWeight());
 }
 
 torch::Tensor LlamaModel::Forward(const torch::Tensor& input_ids,

@@ -66,6 +66,8 @@ class LlamaModel {
 
   // The output projection applied to hidden states.
   torch::Tensor Logits(const torch::Tensor& hidden) const;
+  // The LM head's weight [vocab, hidden]: lm_head, or embed_tokens when they are tied.
+  const torch::Tensor& HeadWeight() const { return lm_head.defined() ? lm_head : embed_tokens; }
 
   // Every base tensor under its Hugging Face name ("model.layers.0.self_attn.q_proj.weight",
   // "lm_head.weight" only when untied). Pointers stay valid while the model lives.

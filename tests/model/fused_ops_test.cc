@@ -1,0 +1,132 @@
+// The fused kernels (model/fused_ops.h) against libtorch's reference ops: values and gradients
+// of random inputs, odd sizes (not a multiple of any vector width) included.
+#include "fedlora/model/fused_ops.h"
+
+#include <torch/torch.h>
+
+#include "gtest/gtest.h"
+
+namespace fedlora::model {
+namespace {
+
+torch::Tensor Leaf(std::vector<int64_t> shape, double scale = 1.0) {
+  return (torch::randn(shape) * scale).requires_grad_(true);
+}
+
+// Gradients of sum(out * probe) with respect to `inputs`.
+std::vector<torch::Tensor> Grads(const torch::Tensor& out, const torch::Tensor& probe,
+                                 const std::vector<torch::Tensor>& inputs) {
+  return torch::autograd::grad({(out * probe).sum()}, inputs);
+}
+
+void ExpectClose(const torch::Tensor& a, const torch::Tensor& b, double atol, const char* what) {
+  ASSERT_EQ(a.sizes(), b.sizes()) << what;
+  const double diff = (a - b).abs().max().item<double>();
+  EXPECT_LE(diff, atol) << what << ": max |difference| " << diff;
+}
+
+torch::Tensor RmsNormReference(const torch::Tensor& x, const torch::Tensor& w, double eps) {
+  return w * (x * torch::rsqrt(x.pow(2).mean(-1, true) + eps));
+}
+
+TEST(FusedOpsTest, RmsNormMatchesReferenceValuesAndGradients) {
+  torch::manual_seed(1);
+  for (int64_t d : {7, 64, 131}) {
+    torch::Tensor x = Leaf({3, 5, d}, 2.0), w = Leaf({d});
+    torch::Tensor probe = torch::randn({3, 5, d});
+    torch::Tensor ref = RmsNormReference(x, w, 1e-5);
+    torch::Tensor got = FusedRmsNorm(x, w, 1e-5);
+    ExpectClose(got, ref, 1e-5, "rmsnorm values");
+    auto gr = Grads(ref, probe, {x, w});
+    auto gg = Grads(got, probe, {x, w});
+    ExpectClose(gg[0], gr[0], 1e-4, "rmsnorm d/dx");
+    ExpectClose(gg[1], gr[1], 1e-3, "rmsnorm d/dweight");
+  }
+  // A frozen weight gets no gradient; the input still does.
+  torch::Tensor x = Leaf({4, 16}), w = torch::randn({16});
+  torch::Tensor y = FusedRmsNorm(x, w, 1e-6);
+  y.sum().backward();
+  EXPECT_TRUE(x.grad().defined());
+  EXPECT_FALSE(w.grad().defined());
+  EXPECT_THROW(FusedRmsNorm(x, torch::randn({15}), 1e-6), c10::Error);
+}
+
+torch::Tensor RopeReference(const torch::Tensor& x, const torch::Tensor& cos,
+                            const torch::Tensor& sin) {
+  // x [N, T, H, D], cos/sin [T, D] -> broadcast over N and H.
+  const int64_t half = x.size(3) / 2;
+  torch::Tensor rot = torch::cat({-x.narrow(3, half, half), x.narrow(3, 0, half)}, 3);
+  return x * cos.unsqueeze(1) + rot * sin.unsqueeze(1);
+}
+
+TEST(FusedOpsTest, RopeMatchesReferenceValuesAndGradients) {
+  torch::manual_seed(2);
+  for (int64_t d : {8, 64, 18}) {
+    const int64_t n = 2, t = 5, h = 3;
+    torch::Tensor x = Leaf({n, t, h, d});
+    torch::Tensor freqs = torch::rand({t, d / 2}) * 3;
+    torch::Tensor emb = torch::cat({freqs, freqs}, -1);
+    torch::Tensor cos = emb.cos(), sin = emb.sin();
+    torch::Tensor probe = torch::randn({n, t, h, d});
+    torch::Tensor ref = RopeReference(x, cos, sin);
+    torch::Tensor got = FusedRope(x, cos, sin);
+    ExpectClose(got, ref, 1e-6, "rope values");
+    ExpectClose(Grads(got, probe, {x})[0], Grads(ref, probe, {x})[0], 1e-5, "rope d/dx");
+  }
+  // A rotation keeps norms: a check that does not rely on the reference.
+  torch::Tensor x = torch::randn({1, 4, 2, 16});
+  torch::Tensor freqs = torch::rand({4, 8});
+  torch::Tensor emb = torch::cat({freqs, freqs}, -1);
+  torch::Tensor y = FusedRope(x, emb.cos(), emb.sin());
+  ExpectClose(y.norm(2, -1), x.norm(2, -1), 1e-5, "rope preserves norms");
+  EXPECT_THROW(FusedRope(x, emb.cos().narrow(0, 0, 3), emb.sin().narrow(0, 0, 3)), c10::Error);
+}
+
+TEST(FusedOpsTest, SwiGluMatchesReferenceValuesAndGradients) {
+  torch::manual_seed(3);
+  torch::Tensor g = Leaf({4, 7, 37}, 3.0), u = Leaf({4, 7, 37});
+  torch::Tensor probe = torch::randn({4, 7, 37});
+  torch::Tensor ref = torch::silu(g) * u;
+  torch::Tensor got = FusedSwiGlu(g, u);
+  ExpectClose(got, ref, 1e-5, "swiglu values");
+  auto gr = Grads(ref, probe, {g, u});
+  auto gg = Grads(got, probe, {g, u});
+  ExpectClose(gg[0], gr[0], 1e-5, "swiglu d/dgate");
+  ExpectClose(gg[1], gr[1], 1e-5, "swiglu d/dup");
+  EXPECT_THROW(FusedSwiGlu(g, torch::randn({4, 7, 36})), c10::Error);
+}
+
+TEST(FusedOpsTest, LinearCrossEntropyMatchesReferenceInEveryChunking) {
+  torch::manual_seed(4);
+  const int64_t m = 23, d = 16, v = 301;
+  torch::Tensor w = torch::randn({v, d}) * 0.3;
+  torch::Tensor targets = torch::randint(0, v, {m}, torch::kInt64);
+  targets[3] = -100;
+  targets[17] = -100;
+  torch::Tensor weights = torch::rand({m});  // per-row upstream gradients
+  torch::Tensor h_ref = Leaf({m, d});
+  torch::Tensor ref = torch::nn::functional::cross_entropy(
+      at::linear(h_ref, w), targets,
+      torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone).ignore_index(
+          -100));
+  (ref * weights).sum().backward();
+  for (int64_t chunk : {1, 5, 23, 64}) {
+    torch::Tensor h = h_ref.detach().clone().requires_grad_(true);
+    torch::Tensor got = FusedLinearCrossEntropy(h, w, targets, chunk);
+    ExpectClose(got, ref.detach(), 2e-5, "nll values");
+    EXPECT_EQ(got[3].item<float>(), 0.0f);
+    (got * weights).sum().backward();
+    ExpectClose(h.grad(), h_ref.grad(), 2e-5, "nll d/dhidden");
+    EXPECT_EQ(h.grad()[17].abs().sum().item<float>(), 0.0f) << "an ignored row has no gradient";
+  }
+  // Without grad it only scores; a trainable LM head is refused with a hint.
+  {
+    torch::NoGradGuard ng;
+    ExpectClose(FusedLinearCrossEntropy(h_ref, w, targets), ref.detach(), 2e-5, "no-grad");
+  }
+  torch::Tensor trainable = w.clone().requires_grad_(true);
+  EXPECT_THROW(FusedLinearCrossEntropy(h_ref, trainable, targets), c10::Error);
+}
+
+}  // namespace
+}  // namespace fedlora::model
