@@ -1,11 +1,15 @@
 // Model and on-device training throughput for the ~30M-parameter config (hidden 512, 8 layers,
 // 8 heads, vocab 8000, context 256), beside the machine's measured float32 matmul peak.
 //   bench_model [--json] [--batch B] [--seq T] [--iters N] [--threads N] [--torch-threads N]
+//               [--no-peer] [--profile]
 // Figures: forward tokens/s, LoRA training tokens/s (rank 8 on q,v and on all seven
-// projections; windows of 128 predicted tokens, batch 4, as the peer), achieved GFLOP/s as a
-// fraction of the matmul peak, and peak RSS; beside the same training loop in PyTorch eager
-// (../shared/peers/pytorch_per_client.py --hidden 512 --layers 8 --heads 8 --ff 1376
-// --vocab 8000 --cohort 5 --rounds 1), run in the same invocation (--no-peer skips it).
+// projections; windows of 128 predicted tokens, batch 4, as the peer) with libtorch's
+// reference ops and with the fused kernels, achieved GFLOP/s as a fraction of the matmul peak,
+// the tensor memory a training step adds at its peak, peak RSS, and one line per fused kernel;
+// beside the same training loop in PyTorch eager (../shared/peers/pytorch_per_client.py
+// --hidden 512 --layers 8 --heads 8 --ff 1376 --vocab 8000 --cohort 5 --rounds 1), with the
+// same OpenBLAS kernels and as installed, in the same invocation (--no-peer skips it).
+// --profile adds libtorch's self time per op of the training steps.
 #include <sys/resource.h>
 #include <torch/torch.h>
 
@@ -13,13 +17,17 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <string>
 
 #include "fedlora/adapters/lora_adapter.h"
 #include "fedlora/device/trainer.h"
+#include "fedlora/model/fused_ops.h"
 #include "fedlora/model/llama.h"
 #include "fedlora/model/threads.h"
 #include "nlohmann/json.hpp"
+#include "alloc_tracker.h"
+#include "op_profile.h"
 #include "peer.h"
 
 namespace {
@@ -31,6 +39,69 @@ double PeakRssMb() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   return ru.ru_maxrss / 1024.0;
+}
+
+// Seconds per call of fn (fastest of `reps` after a warm-up).
+double TimeIt(const std::function<void()>& fn, int reps = 5) {
+  fn();
+  double best = 1e30;
+  for (int r = 0; r < reps; ++r) {
+    auto t0 = Clock::now();
+    fn();
+    best = std::min(best, Secs(t0));
+  }
+  return best;
+}
+
+// Forward + backward of each fused kernel against libtorch's reference ops at the config's
+// training shapes (batch 4 x 128 tokens): milliseconds per call and the speedup.
+nlohmann::json KernelLines(const fedlora::model::LlamaConfig& c, int64_t tokens) {
+  using namespace fedlora::model;
+  const int64_t d = c.hidden_size, ff = c.intermediate_size, hd = c.head_dim;
+  const int64_t h = c.num_attention_heads, n = 4, t = tokens / 4;
+  auto grad_of = [](const torch::Tensor& out, const std::vector<torch::Tensor>& in) {
+    torch::autograd::grad({out.sum()}, in);
+  };
+  nlohmann::json k;
+  auto line = [&](const char* name, const std::function<void()>& ref,
+                  const std::function<void()>& fused) {
+    const double r = TimeIt(ref) * 1e3, f = TimeIt(fused) * 1e3;
+    k[name] = {{"reference_ms", r}, {"fused_ms", f}, {"speedup", r / f}};
+  };
+  {
+    torch::Tensor x = torch::randn({n, t, d}).requires_grad_(true), w = torch::ones({d});
+    line("rmsnorm", [&] {
+      grad_of(w * (x * torch::rsqrt(x.pow(2).mean(-1, true) + 1e-5)), {x});
+    }, [&] { grad_of(FusedRmsNorm(x, w, 1e-5), {x}); });
+  }
+  {
+    torch::Tensor x = torch::randn({n, t, h, hd}).requires_grad_(true);
+    torch::Tensor f = torch::rand({t, hd / 2});
+    torch::Tensor e = torch::cat({f, f}, -1), cs = e.cos(), sn = e.sin();
+    line("rope", [&] {
+      torch::Tensor q = x.transpose(1, 2);
+      torch::Tensor rot = torch::cat({-q.narrow(3, hd / 2, hd / 2), q.narrow(3, 0, hd / 2)}, 3);
+      grad_of(q * cs + rot * sn, {x});
+    }, [&] { grad_of(FusedRope(x, cs, sn).transpose(1, 2), {x}); });
+  }
+  {
+    torch::Tensor g = torch::randn({n, t, ff}).requires_grad_(true);
+    torch::Tensor u = torch::randn({n, t, ff}).requires_grad_(true);
+    line("swiglu", [&] { grad_of(torch::silu(g) * u, {g, u}); },
+         [&] { grad_of(FusedSwiGlu(g, u), {g, u}); });
+  }
+  {
+    torch::Tensor hid = torch::randn({tokens, d}).requires_grad_(true);
+    torch::Tensor w = torch::randn({c.vocab_size, d}) * 0.02;
+    torch::Tensor tg = torch::randint(0, c.vocab_size, {tokens}, torch::kInt64);
+    line("lm_head_cross_entropy", [&] {
+      grad_of(torch::nn::functional::cross_entropy(
+                  at::linear(hid, w), tg,
+                  torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone)),
+              {hid});
+    }, [&] { grad_of(FusedLinearCrossEntropy(hid, w, tg), {hid}); });
+  }
+  return k;
 }
 
 // float32 GEMM GFLOP/s at n x n x n (best of a few runs).
@@ -59,7 +130,7 @@ double ForwardFlopsPerToken(const fedlora::model::LlamaConfig& c, int64_t seq) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool json = false, peer = true;
+  bool json = false, peer = true, profile = false;
   int64_t batch = 4, seq = 256, iters = 5;
   int threads = 0, torch_threads = 1;
   for (int i = 1; i < argc; ++i) {
@@ -69,6 +140,8 @@ int main(int argc, char** argv) {
       json = true;
     else if (a == "--no-peer")
       peer = false;
+    else if (a == "--profile")
+      profile = true;
     else if (a == "--batch")
       batch = next();
     else if (a == "--seq")
@@ -84,9 +157,12 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  // Counts tensor bytes from here on: the training step's own peak (activations, gradients,
+  // optimizer state) beside the speed.
+  fedlora::bench::TrackingCpuAllocator* tracker = fedlora::bench::TrackingCpuAllocator::Install();
   std::string thread_desc = fedlora::model::ConfigureThreads({threads, torch_threads});
   torch::manual_seed(0);
-  const double peak = MatmulPeak(1024);
+  double peak = MatmulPeak(1024);
 
   fedlora::model::LlamaConfig c;
   c.vocab_size = 8000;
@@ -118,7 +194,8 @@ int main(int argc, char** argv) {
                       {"gflops", tps * fpt / 1e9},
                       {"fraction_of_peak", tps * fpt / 1e9 / peak}};
   }
-  auto bench_lora = [&](std::vector<fedlora::model::Proj> targets) {
+  auto bench_lora = [&](std::vector<fedlora::model::Proj> targets, bool fused) {
+    fedlora::model::SetFusedKernels(fused);
     fedlora::adapters::LoraConfig lc;
     lc.rank = 8;
     lc.alpha = 16;
@@ -139,45 +216,118 @@ int main(int argc, char** argv) {
     to.max_steps = 1;
     auto warm = fedlora::device::Train(model, adapter->Parameters(), w, to);  // warm-up step
     to.max_steps = iters;
-    auto st = fedlora::device::Train(model, adapter->Parameters(), w, to);
+    const double held_before = tracker->CurrentBytes() / 1048576.0;
+    tracker->ResetPeak();
+    // Best of 3 runs of `iters` steps: this machine's speed drifts between runs.
+    double seconds = 1e30;
+    for (int rep = 0; rep < 3; ++rep) {
+      auto st = fedlora::device::Train(model, adapter->Parameters(), w, to);
+      if (!st.ok()) {
+        std::fprintf(stderr, "%s\n", st.status().ToString().c_str());
+        std::exit(1);
+      }
+      seconds = std::min(seconds, st->seconds);
+    }
+    const double step_peak = tracker->PeakBytes() / 1048576.0;
+    nlohmann::json prof;
+    if (profile) {
+      prof = fedlora::bench::ProfileJson(fedlora::bench::ProfileOps([&] {
+        (void)fedlora::device::Train(model, adapter->Parameters(), w, to);
+      }), 25);
+    }
     adapter->Detach(model);
-    double tps = 4.0 * 128 * iters / st->seconds;  // predicted tokens per second
+    double tps = 4.0 * 128 * iters / seconds;  // predicted tokens per second
     // Backward through frozen weights costs one more forward-sized product (input grads).
     double flops = 2.0 * ForwardFlopsPerToken(c, 128);
-    return nlohmann::json{{"tokens_per_s", tps},
-                          {"gflops", tps * flops / 1e9},
-                          {"fraction_of_peak", tps * flops / 1e9 / peak},
-                          {"trainable_params", adapter->NumParameters()}};
+    nlohmann::json r{{"tokens_per_s", tps},
+                     {"gflops", tps * flops / 1e9},
+                     {"fraction_of_peak", tps * flops / 1e9 / peak},
+                     {"trainable_params", adapter->NumParameters()},
+                     {"kernels", fused ? "fused" : "reference"},
+                     {"tensor_peak_mb", step_peak},
+                     {"step_tensor_peak_mb", step_peak - held_before}};
+    if (profile) r["profile"] = prof;
+    fedlora::model::SetFusedKernels(true);
+    return r;
   };
   using P = fedlora::model::Proj;
-  out["lora_train_qv_r8"] = bench_lora({P::kQ, P::kV});
-  out["lora_train_all7_r8"] = bench_lora({P::kQ, P::kK, P::kV, P::kO, P::kGate, P::kUp, P::kDown});
+  const std::vector<P> qv = {P::kQ, P::kV};
+  const std::vector<P> all7 = {P::kQ, P::kK, P::kV, P::kO, P::kGate, P::kUp, P::kDown};
+  // libtorch's reference ops first, then the fused kernels, in the same process.
+  out["lora_train_qv_r8_reference"] = bench_lora(qv, false);
+  out["lora_train_qv_r8"] = bench_lora(qv, true);
+  out["lora_train_all7_r8_reference"] = bench_lora(all7, false);
+  out["lora_train_all7_r8"] = bench_lora(all7, true);
+  out["fused_speedup_qv_r8"] = out["lora_train_qv_r8"]["tokens_per_s"].get<double>() /
+                               out["lora_train_qv_r8_reference"]["tokens_per_s"].get<double>();
+  out["kernels"] = KernelLines(c, 4 * 128);
   out["peak_rss_mb"] = PeakRssMb();
+  // The peak again after the runs; the higher of the two counts (drift only lowers a run).
+  peak = std::max(peak, MatmulPeak(1024));
+  out["matmul_peak_gflops"] = peak;
+  for (const char* k : {"forward", "lora_train_qv_r8_reference", "lora_train_qv_r8",
+                        "lora_train_all7_r8_reference", "lora_train_all7_r8"}) {
+    out[k]["fraction_of_peak"] =
+        out[k]["gflops"].get<double>() / out["matmul_peak_gflops"].get<double>();
+  }
   if (peer) {
-    nlohmann::json pj = fedlora::bench::RunPytorchPeer(
-        "--hidden 512 --layers 8 --heads 8 --ff 1376 --vocab 8000 --cohort 5 --rounds 1");
-    if (pj.contains("tokens_per_s")) {
-      double tps = pj["tokens_per_s"].get<double>();
-      double g = tps * 2.0 * ForwardFlopsPerToken(c, 128) / 1e9;
-      pj["gflops"] = g;
-      pj["fraction_of_peak"] = g / peak;
-      out["lora_qv_speedup_vs_peer"] = out["lora_train_qv_r8"]["tokens_per_s"].get<double>() / tps;
+    // The peer inherits OPENBLAS_CORETYPE from SelectBlasCore (the same GEMM kernels as ours);
+    // "as installed" is what its user gets from Debian's OpenBLAS on this CPU without it.
+    const std::string args =
+        "--hidden 512 --layers 8 --heads 8 --ff 1376 --vocab 8000 --cohort 5 --rounds 1";
+    for (const auto& [key, env] :
+         std::vector<std::pair<std::string, std::string>>{{"peer_pytorch_qv_r8", ""},
+                                                          {"peer_pytorch_qv_r8_as_installed",
+                                                           "env -u OPENBLAS_CORETYPE"}}) {
+      nlohmann::json pj = fedlora::bench::RunPytorchPeer(args, env);
+      if (pj.contains("tokens_per_s")) {
+        double tps = pj["tokens_per_s"].get<double>();
+        double g = tps * 2.0 * ForwardFlopsPerToken(c, 128) / 1e9;
+        pj["gflops"] = g;
+        pj["fraction_of_peak"] = g / peak;
+        pj["speedup_of_ours"] = out["lora_train_qv_r8"]["tokens_per_s"].get<double>() / tps;
+      }
+      out[key] = pj;
     }
-    out["peer_pytorch_qv_r8"] = pj;
+    if (out["peer_pytorch_qv_r8"].contains("speedup_of_ours")) {
+      out["lora_qv_speedup_vs_peer"] = out["peer_pytorch_qv_r8"]["speedup_of_ours"];
+    }
   }
   if (json) {
     std::printf("%s\n", out.dump().c_str());
   } else {
     std::printf("threads            %s\nmatmul peak        %.1f GFLOP/s\nparameters         %lld\n",
-                thread_desc.c_str(), peak, static_cast<long long>(c.NumParameters()));
-    for (const char* k :
-         {"forward", "lora_train_qv_r8", "lora_train_all7_r8", "peer_pytorch_qv_r8"}) {
+                thread_desc.c_str(), out["matmul_peak_gflops"].get<double>(), static_cast<long long>(c.NumParameters()));
+    for (const char* k : {"forward", "lora_train_qv_r8_reference", "lora_train_qv_r8",
+                          "lora_train_all7_r8_reference", "lora_train_all7_r8",
+                          "peer_pytorch_qv_r8", "peer_pytorch_qv_r8_as_installed"}) {
       if (!out.contains(k) || !out[k].contains("gflops")) continue;
-      std::printf("%-18s %8.0f tokens/s  %6.1f GFLOP/s  %4.0f%% of peak\n", k,
+      std::printf("%-32s %8.0f tokens/s  %6.1f GFLOP/s  %4.0f%% of peak", k,
                   out[k]["tokens_per_s"].get<double>(), out[k]["gflops"].get<double>(),
                   100 * out[k]["fraction_of_peak"].get<double>());
+      if (out[k].contains("step_tensor_peak_mb")) {
+        std::printf("  step +%.0f MB of tensors", out[k]["step_tensor_peak_mb"].get<double>());
+      }
+      std::printf("\n");
     }
     std::printf("peak RSS           %.0f MB\n", out["peak_rss_mb"].get<double>());
+    for (const auto& [name, kl] : out["kernels"].items()) {
+      std::printf("kernel %-22s reference %7.2f ms  fused %7.2f ms  %.2fx\n", name.c_str(),
+                  kl["reference_ms"].get<double>(), kl["fused_ms"].get<double>(),
+                  kl["speedup"].get<double>());
+    }
+    for (const char* k : {"lora_train_qv_r8_reference", "lora_train_qv_r8",
+                          "lora_train_all7_r8_reference", "lora_train_all7_r8"}) {
+      if (!out[k].contains("profile")) continue;
+      const auto& p = out[k]["profile"];
+      std::printf("\n%s, self time per op (GEMM %.0f%% of %.0f ms):\n", k,
+                  100 * p["gemm_share"].get<double>(), p["wall_ms"].get<double>());
+      for (const auto& o : p["ops"]) {
+        std::printf("  %-40s %8.1f ms %5.1f%% %6lld calls\n", o["op"].get<std::string>().c_str(),
+                    o["self_ms"].get<double>(), 100 * o["share"].get<double>(),
+                    static_cast<long long>(o["calls"].get<int64_t>()));
+      }
+    }
   }
   return 0;
 }

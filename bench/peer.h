@@ -12,13 +12,14 @@
 
 namespace fedlora::bench {
 
-// `args` are the script's flags. Returns its JSON line, or {"skipped": why}.
-inline nlohmann::json RunPytorchPeer(const std::string& args) {
+// `args` are the script's flags; `env` is prepended to the command (e.g. "env -u VAR").
+// Returns its JSON line, or {"skipped": why}.
+inline nlohmann::json RunPytorchPeer(const std::string& args, const std::string& env = "") {
   std::string script = std::string(FEDLORA_SHARED_DIR) + "/peers/pytorch_per_client.py";
   if (!std::filesystem::exists(script) || !std::filesystem::exists("/usr/bin/python3")) {
     return {{"skipped", "peer script or /usr/bin/python3 missing"}};
   }
-  std::string cmd = "/usr/bin/python3 " + script + " " + args + " 2>/dev/null";
+  std::string cmd = env + (env.empty() ? "" : " ") + "/usr/bin/python3 " + script + " " + args + " 2>/dev/null";
   FILE* p = popen(cmd.c_str(), "r");
   if (p == nullptr) return {{"skipped", "popen failed"}};
   std::string out;
