@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -78,6 +79,92 @@ std::vector<float> Plus(const std::vector<float>& a, const std::vector<float>& d
   std::vector<float> out = a;
   for (size_t j = 0; j < d.size() && j < out.size(); ++j) out[j] += d[j];
   return out;
+}
+
+
+using StripTimer = std::function<absl::StatusOr<std::vector<double>>(size_t)>;
+
+// interpolate: p = w * p_finetuned + (1 - w) * p_global per next token, w from {0, 0.1, ..., 1}
+// fitted on the held-back lines: per user by keystroke savings then loss (keystrokes), per user
+// by loss (loss), or one w for the whole group by the keystroke savings summed over every
+// user's held-back lines (pooled: what a federated evaluation of the 11 weights returns).
+// Users too short to hold any lines back get 0.5 (per-user fits).
+absl::Status Interpolate(Simulator::State* s, const PersonalizeInput& in,
+                         const StripTimer& strip_ms, PersonalizeOutput* out) {
+  const SimConfig& c = s->config;
+  model::LlamaModel& model = *s->rt.model;
+  const model::Tokenizer& tok = *s->rt.tokenizer;
+  adapters::LoraAdapter& work = *s->work;
+  const size_t n = in.users.size();
+  constexpr int kGrid = 10;
+  FEDLORA_ASSIGN_OR_RETURN(auto deltas,
+                           TrainUsers(s, in, s->lora, nullptr, 0.0, s->freeze_a, false));
+  auto attach = [&](const std::vector<float>& flat) -> absl::Status {
+    FEDLORA_RETURN_IF_ERROR(work.Unflatten(flat.data(), flat.size()));
+    return work.Attach(model);
+  };
+  // Pass 1: each user's test predictions under both models and held-back metrics per weight.
+  std::vector<device::WindowLogProbs> g_test(n), p_test(n);
+  std::vector<std::vector<device::TextMetrics>> val(n);  // [user][step], step 0 = global
+  std::vector<double> w(n, 0.5);
+  for (size_t k = 0; k < n; ++k) {
+    const auto test_ids = Encode(tok, in.tests[k]);
+    const auto val_ids = Encode(tok, in.vals[k]);
+    FEDLORA_RETURN_IF_ERROR(attach(s->global));
+    g_test[k] = device::ForwardWindows(model, test_ids);
+    const device::WindowLogProbs g_val = device::ForwardWindows(model, val_ids);
+    work.Detach(model);
+    FEDLORA_RETURN_IF_ERROR(attach(Plus(in.starts[k], deltas[k])));
+    p_test[k] = device::ForwardWindows(model, test_ids);
+    const device::WindowLogProbs p_val = device::ForwardWindows(model, val_ids);
+    work.Detach(model);
+    if (val_ids.empty()) continue;
+    val[k].push_back(in.global_val[k]);
+    for (int step = 1; step <= kGrid; ++step) {
+      val[k].push_back(device::ScoreMixture(p_val, g_val, step / double(kGrid), tok));
+    }
+    w[k] = 0;
+    for (int step = 1; step <= kGrid; ++step) {
+      const device::TextMetrics& v = val[k][step];
+      const device::TextMetrics& best = val[k][static_cast<int>(std::lround(w[k] * kGrid))];
+      if (c.interpolate_fit == "loss" ? v.mean_nll() < best.mean_nll() : Better(v, best)) {
+        w[k] = step / double(kGrid);
+      }
+    }
+  }
+  if (c.interpolate_fit == "pooled") {
+    std::vector<device::TextMetrics> pooled(kGrid + 1);
+    for (size_t k = 0; k < n; ++k) {
+      for (size_t step = 0; step < val[k].size(); ++step) pooled[step].Add(val[k][step]);
+    }
+    int best = 0;
+    for (int step = 1; step <= kGrid; ++step) {
+      if (Better(pooled[step], pooled[best])) best = step;
+    }
+    w.assign(n, best / double(kGrid));
+  }
+  // Pass 2: score the test text with each user's weight; time the strip of a mixture, which
+  // needs both models' predictions, per prefix.
+  for (size_t k = 0; k < n; ++k) {
+    out->use_personal[k] = w[k] > 0;
+    if (w[k] <= 0) {
+      out->per_user[k] = in.global_test[k];
+      continue;
+    }
+    out->per_user[k] = device::ScoreMixture(p_test[k], g_test[k], w[k], tok);
+    FEDLORA_RETURN_IF_ERROR(attach(Plus(in.starts[k], deltas[k])));
+    auto mine = strip_ms(k);
+    work.Detach(model);
+    FEDLORA_RETURN_IF_ERROR(mine.status());
+    FEDLORA_RETURN_IF_ERROR(attach(s->global));
+    auto global_ms = strip_ms(k);
+    work.Detach(model);
+    FEDLORA_RETURN_IF_ERROR(global_ms.status());
+    for (size_t j = 0; j < global_ms->size(); ++j) {
+      out->latency_ms.push_back((*mine)[j] + (*global_ms)[j]);
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -157,58 +244,7 @@ absl::StatusOr<PersonalizeOutput> Personalize(Simulator::State* s, const std::st
     work.Detach(model);
     FEDLORA_RETURN_IF_ERROR(st);
   } else if (method == "interpolate") {
-    // p = w * p_finetuned + (1 - w) * p_global, w per user from {0, 0.1, ..., 1} by keystroke
-    // savings (then loss) on the user's held-back lines; 0.5 for users too short to hold any.
-    FEDLORA_ASSIGN_OR_RETURN(auto deltas,
-                             TrainUsers(s, in, s->lora, nullptr, 0.0, s->freeze_a, false));
-    for (size_t k = 0; k < n; ++k) {
-      const auto test_ids = Encode(tok, in.tests[k]);
-      const auto val_ids = Encode(tok, in.vals[k]);
-      FEDLORA_RETURN_IF_ERROR(work.Unflatten(s->global.data(), s->global.size()));
-      FEDLORA_RETURN_IF_ERROR(work.Attach(model));
-      const device::WindowLogProbs g_test = device::ForwardWindows(model, test_ids);
-      const device::WindowLogProbs g_val = device::ForwardWindows(model, val_ids);
-      work.Detach(model);
-      const std::vector<float> flat = Plus(in.starts[k], deltas[k]);
-      FEDLORA_RETURN_IF_ERROR(work.Unflatten(flat.data(), flat.size()));
-      FEDLORA_RETURN_IF_ERROR(work.Attach(model));
-      const device::WindowLogProbs p_test = device::ForwardWindows(model, test_ids);
-      const device::WindowLogProbs p_val = device::ForwardWindows(model, val_ids);
-      double w = 0.5;
-      if (!val_ids.empty()) {
-        device::TextMetrics best = in.global_val[k];
-        w = 0;
-        for (int step = 1; step <= 10; ++step) {
-          const device::TextMetrics v = device::ScoreMixture(p_val, g_val, step / 10.0, tok);
-          if (Better(v, best)) {
-            best = v;
-            w = step / 10.0;
-          }
-        }
-      }
-      absl::Status st = absl::OkStatus();
-      if (w > 0) {
-        out.per_user[k] = device::ScoreMixture(p_test, g_test, w, tok);
-        // The strip of a mixture needs both models' predictions: time both, per prefix.
-        auto mine = strip_ms(k);
-        work.Detach(model);
-        st = mine.status();
-        if (st.ok()) st = work.Unflatten(s->global.data(), s->global.size());
-        if (st.ok()) st = work.Attach(model);
-        if (st.ok()) {
-          auto global_ms = strip_ms(k);
-          st = global_ms.status();
-          for (size_t j = 0; st.ok() && j < global_ms->size(); ++j) {
-            out.latency_ms.push_back((*mine)[j] + (*global_ms)[j]);
-          }
-        }
-      } else {
-        out.per_user[k] = in.global_test[k];
-      }
-      work.Detach(model);
-      FEDLORA_RETURN_IF_ERROR(st);
-      out.use_personal[k] = w > 0;
-    }
+    FEDLORA_RETURN_IF_ERROR(Interpolate(s, in, strip_ms, &out));
   } else {
     return absl::InvalidArgumentError(absl::StrCat(
         "rounds.personalize: unknown method '", method,

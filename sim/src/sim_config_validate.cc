@@ -112,6 +112,9 @@ absl::Status ValidateConfig(const SimConfig& c) {
               c.personalize == "interpolate",
           "rounds.personalize", "finetune, dual, ditto or interpolate", c.personalize);
   p.Check(c.personal_rank >= 1, "rounds.personal_rank", ">= 1", c.personal_rank);
+  p.Check(c.interpolate_fit == "keystrokes" || c.interpolate_fit == "loss" ||
+              c.interpolate_fit == "pooled",
+          "rounds.interpolate_fit", "keystrokes, loss or pooled", c.interpolate_fit);
   p.Check(c.ditto_mu >= 0, "rounds.ditto_mu", ">= 0", c.ditto_mu);
   p.Check(c.personalize_val_fraction >= 0 && c.personalize_val_fraction < 1,
           "rounds.personalize_val_fraction", "in [0, 1)", c.personalize_val_fraction);

@@ -188,6 +188,35 @@ TEST(SimulatorTest, PersonalizationMethodsSideBySide) {
   }
 }
 
+TEST(SimulatorTest, InterpolationWeightPerUserOrPooled) {
+  SimConfig c = SmallConfig("fedlora_sim_interp_fit");
+  c.personalize = "interpolate";
+  c.personalize_compare = false;
+  c.personalize_val_fraction = 0.3;
+  c.personalize_steps = 20;  // enough for each user's own lines to pull the loss down
+  c.eval_users = 6;
+  // Pooled: one weight for the whole group, so every user or none runs the mixture.
+  c.interpolate_fit = "pooled";
+  auto pooled = RunSim(c);
+  ASSERT_TRUE(pooled.ok()) << pooled.status();
+  // Per user by held-back loss.
+  c.interpolate_fit = "loss";
+  auto by_loss = RunSim(c);
+  ASSERT_TRUE(by_loss.ok()) << by_loss.status();
+  for (const auto* p : {&pooled->summary.participants, &pooled->summary.heldout}) {
+    ASSERT_TRUE(p->has_value());
+    EXPECT_TRUE((*p)->personalized_kept == 0 || (*p)->personalized_kept == (*p)->users)
+        << (*p)->personalized_kept << " of " << (*p)->users;
+  }
+  // Participants' own lines pull the loss down: the loss fit keeps mixtures and lowers
+  // their test perplexity.
+  EXPECT_GT(by_loss->summary.participants->personalized_kept, 0);
+  EXPECT_LT(by_loss->summary.participants->personalized.perplexity,
+            by_loss->summary.participants->global.perplexity);
+  c.interpolate_fit = "median";
+  EXPECT_FALSE(RunSim(c).ok());
+}
+
 TEST(SimulatorTest, SameSeedRepeatsMetrics) {
   SimConfig c = SmallConfig("fedlora_sim_repeat");
   auto a = RunSim(c);

@@ -78,6 +78,10 @@ struct SimConfig {
   bool personalize_compare = true;
   int personal_rank = 4;       // dual: rank of the private adapter beside the global one
   double ditto_mu = 0.01;      // ditto: weight of the proximal term towards the global adapter
+  // interpolate: what the per-user weight is fitted to on the held-back lines: keystrokes
+  // (keystroke savings, then loss) | loss (mean next-token loss) | pooled (one weight for the
+  // group, by keystroke savings over all its users' held-back lines).
+  std::string interpolate_fit = "keystrokes";
 
   // [local]
   TrainMode train_mode = TrainMode::kBatched;
