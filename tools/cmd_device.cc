@@ -6,6 +6,7 @@
 #include "cli_common.h"
 #include "device_flags.h"
 #include "fedlora/common/random.h"
+#include "fedlora/device/device_conditions.h"
 #include "fedlora/device/device_loop.h"
 #include "fedlora/io/model_identity.h"
 #include "fedlora/model/threads.h"
@@ -19,7 +20,22 @@ struct DeviceOpts : DeviceConnection {
   std::vector<std::string> data;
   int rounds = 1, threads = 0, max_failures = 8;
   double max_seconds = 3600, min_noise = 0.3;
+  // Device conditions (docs/device.md, "Device policy"): flags override what the OS shows.
+  bool on_battery = false, charging = false, metered = false, busy = false;
+  int battery = -1, min_battery = 20;
 };
+
+// The conditions now: /sys/class/power_supply where there is a battery, then the flags.
+device::DeviceConditions Conditions(const DeviceOpts& o) {
+  device::DeviceConditions c;
+  if (auto sys = device::ReadPowerSupply()) c = *sys;
+  if (o.charging) c.charging = true;
+  if (o.on_battery) c.charging = false;
+  if (o.battery >= 0) c.battery_percent = o.battery;
+  c.unmetered = !o.metered;
+  c.idle = !o.busy;
+  return c;
+}
 
 void Log(bool json, const std::string& line) {
   if (json) return;
@@ -76,8 +92,28 @@ void RegisterCommand_device(CLI::App& app) {
   run->add_option("--max-failures", o->max_failures,
                   "give up after this many transient errors in a row (backoff grows with each)")
       ->capture_default_str()->check(GreaterThan(0));
+  run->add_flag("--charging", o->charging, "the device is charging (else: what the OS shows)");
+  run->add_flag("--on-battery", o->on_battery, "the device is not charging (else: what the OS shows)")
+      ->excludes("--charging");
+  run->add_flag("--metered", o->metered, "the network is metered: do not train or upload");
+  run->add_flag("--busy", o->busy, "the user is using the device: do not train");
+  run->add_option("--battery", o->battery, "battery level in percent (else: what the OS shows)")
+      ->check(CLI::Range(0, 100));
+  run->add_option("--min-battery", o->min_battery, "train only above this battery level")
+      ->capture_default_str()->check(CLI::Range(0, 100));
   AddThreadsOption(run, &o->threads);
   run->callback([o] {
+    device::ConditionRules rules;
+    rules.min_battery_percent = o->min_battery;
+    // Checked first: a device that may not train loads nothing and contacts no one.
+    if (const std::string no = device::ConditionRefusal(rules, Conditions(*o)); !no.empty()) {
+      if (o->json) {
+        return PrintJson({{"completed", 0}, {"rounds", nlohmann::json::array()},
+                          {"stopped_because", "device conditions: " + no}, {"bytes_sent", 0},
+                          {"bytes_received", 0}});
+      }
+      return Log(false, absl::StrCat("not training or uploading now: ", no));
+    }
     model::ConfigureThreads({o->threads, 1});
     auto identity = device::LoadIdentity(o->state);
     if (!identity.ok()) return (void)Fail(identity.status());
@@ -96,6 +132,8 @@ void RegisterCommand_device(CLI::App& app) {
     lo.max_time = absl::Seconds(o->max_seconds);
     lo.policy.min_noise_multiplier = o->min_noise;
     lo.max_transient_failures = o->max_failures;
+    lo.rules = rules;
+    lo.conditions = [o] { return Conditions(*o); };
     const bool json = o->json;
     lo.log = [json](const std::string& l) { Log(json, l); };
     SecureRandom rng;

@@ -103,6 +103,14 @@ absl::StatusOr<LoopResult> RunDeviceLoop(CoordinatorClient& client, DeviceData& 
       result.stopped_because = absl::StrCat(result.completed, " rounds completed");
       return result;
     }
+    if (options.conditions) {
+      const std::string no = ConditionRefusal(options.rules, options.conditions());
+      if (!no.empty()) {
+        result.stopped_because = absl::StrCat("device conditions: ", no);
+        log(absl::StrCat("not training or uploading now: ", no));
+        return result;
+      }
+    }
     auto reply = client.CheckIn(request, options.checkin_timeout);
     if (!reply.ok()) {
       if (!IsTransient(reply.status())) return reply.status();

@@ -26,27 +26,22 @@ constexpr size_t kTag = secagg::kGcmTagSize;
 constexpr size_t kMinSealed = secagg::kGcmNonceSize + kTag + 8;
 constexpr int64_t kDay = 86400;
 
-void PutU64(std::string* out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+// Little-endian fixed-width integers (the record length and the record fields).
+template <typename T>
+void PutLe(std::string* out, T v) {
+  for (size_t i = 0; i < sizeof(T); ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
-uint64_t GetU64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
-  return v;
-}
-void PutU32(std::string* out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-uint32_t GetU32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+template <typename T>
+T GetLe(const char* p) {
+  T v = 0;
+  for (size_t i = sizeof(T); i-- > 0;) v = static_cast<T>((v << 8) | static_cast<uint8_t>(p[i]));
   return v;
 }
 
 std::string Aad(const std::string& store_id, uint64_t index, const std::string& prev_tag) {
   std::string aad = "fedlora-text-v1";
   aad += store_id;
-  PutU64(&aad, index);
+  PutLe<uint64_t>(&aad, index);
   aad += prev_tag;
   return aad;
 }
@@ -55,13 +50,13 @@ std::string Aad(const std::string& store_id, uint64_t index, const std::string& 
 std::string SealRecord(const secagg::Secret32& key, const std::string& store_id, uint64_t index,
                        std::string* prev_tag, const TextEntry& e) {
   std::string plain;
-  PutU64(&plain, static_cast<uint64_t>(e.unix_seconds));
+  PutLe<uint64_t>(&plain, static_cast<uint64_t>(e.unix_seconds));
   plain += e.text;
   SecureRandom rng;
   const std::string sealed = secagg::AeadSeal(key, Aad(store_id, index, *prev_tag), plain, rng);
   secagg::CleanseString(plain);
   std::string out;
-  PutU32(&out, static_cast<uint32_t>(sealed.size()));
+  PutLe<uint32_t>(&out, static_cast<uint32_t>(sealed.size()));
   out += sealed;
   *prev_tag = sealed.substr(sealed.size() - kTag);
   return out;
@@ -160,8 +155,8 @@ absl::StatusOr<TextStore> TextStore::Open(const TextStoreOptions& options, int64
   size_t pos = kHeaderSize;
   uint64_t index = 0;
   while (pos < d.size()) {
-    if (d.size() - pos < 4 || d.size() - pos - 4 < GetU32(d.data() + pos)) break;  // torn
-    const uint32_t len = GetU32(d.data() + pos);
+    if (d.size() - pos < 4 || d.size() - pos - 4 < GetLe<uint32_t>(d.data() + pos)) break;  // torn
+    const uint32_t len = GetLe<uint32_t>(d.data() + pos);
     if (len < kMinSealed) {
       return absl::DataLossError(absl::StrCat(s.path_, ": record ", index,
                                               " is malformed (the file was altered)"));
@@ -175,7 +170,7 @@ absl::StatusOr<TextStore> TextStore::Open(const TextStoreOptions& options, int64
           "restore the store and its key together; nothing was changed)"));
     }
     s.entries_.push_back(
-        {static_cast<int64_t>(GetU64(plain->data())), plain->substr(8)});
+        {static_cast<int64_t>(GetLe<uint64_t>(plain->data())), plain->substr(8)});
     secagg::CleanseString(*plain);
     s.last_tag_ = sealed.substr(sealed.size() - kTag);
     pos += 4 + len;

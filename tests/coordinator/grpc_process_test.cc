@@ -93,7 +93,7 @@ class CoordinatorProcessTest : public ::testing::Test {
     std::vector<std::string> args = {"device", "run", "--state", Phone(i), "--model", Model(),
                                      "--data", WriteUserText(i), "--rounds",
                                      std::to_string(rounds), "--max-seconds", "240",
-                                     "--max-failures", "20"};
+                                     "--max-failures", "20", "--charging"};
     auto c = Conn(port, insecure);
     args.insert(args.end(), c.begin(), c.end());
     return StartFedlora(args, dir_ + "/device" + std::to_string(i));

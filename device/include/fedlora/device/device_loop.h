@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "fedlora/common/ed25519.h"
+#include "fedlora/device/device_conditions.h"
 #include "fedlora/device/participation.h"
 
 namespace fedlora::device {
@@ -33,6 +34,10 @@ struct LoopOptions {
   absl::Duration checkin_timeout = absl::Seconds(60);
   int max_transient_failures = 8;          // in a row, then UNAVAILABLE
   DevicePolicy policy;
+  // Asked before every check-in; when the rules refuse, the loop stops without contacting
+  // the coordinator and says why (stopped_because "device conditions: ..."). Unset: always.
+  std::function<DeviceConditions()> conditions;
+  ConditionRules rules;
   std::function<void(const std::string&)> log;
 };
 
