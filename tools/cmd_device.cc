@@ -1,5 +1,6 @@
 // fedlora device enroll|run: one phone's side of federated training, over gRPC.
 #include <cstdio>
+#include <ctime>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -8,6 +9,7 @@
 #include "fedlora/common/random.h"
 #include "fedlora/device/device_conditions.h"
 #include "fedlora/device/device_loop.h"
+#include "fedlora/device/text_store.h"
 #include "fedlora/io/model_identity.h"
 #include "fedlora/model/threads.h"
 #include "text_input.h"
@@ -21,7 +23,7 @@ struct DeviceOpts : DeviceConnection {
   int rounds = 1, threads = 0, max_failures = 8;
   double max_seconds = 3600, min_noise = 0.3;
   // Device conditions (docs/device.md, "Device policy"): flags override what the OS shows.
-  bool on_battery = false, charging = false, metered = false, busy = false;
+  bool on_battery = false, charging = false, metered = false, busy = false, from_store = false;
   int battery = -1, min_battery = 20;
 };
 
@@ -35,6 +37,30 @@ device::DeviceConditions Conditions(const DeviceOpts& o) {
   c.unmetered = !o.metered;
   c.idle = !o.busy;
   return c;
+}
+
+// --data, or the texts of the local store (--from-store), as of now.
+absl::StatusOr<std::vector<std::string>> UserText(const DeviceOpts& o) {
+  if (!o.from_store) {
+    if (o.data.empty()) {
+      return absl::InvalidArgumentError(
+          "no user text (hint: --data FILE, or --from-store after `fedlora device observe`)");
+    }
+    return ReadTextLines(o.data);
+  }
+  auto store = device::TextStore::Open(device::TextStoreOptions::ForState(o.state),
+                                       std::time(nullptr));
+  if (!store.ok()) return store.status();
+  auto entries = store->ReadAll(std::time(nullptr));
+  if (!entries.ok()) return entries.status();
+  std::vector<std::string> lines;
+  for (auto& e : *entries) lines.push_back(std::move(e.text));
+  if (lines.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the local text store in ", o.state,
+        "/text is empty (hint: `fedlora device observe --state ", o.state, " --text ...`)"));
+  }
+  return lines;
 }
 
 void Log(bool json, const std::string& line) {
@@ -78,11 +104,17 @@ void RegisterCommand_device(CLI::App& app) {
       "run", "check in, train on the user's text, send only a masked noised update");
   run->footer(
       "Example:\n  fedlora device run --coordinator localhost:50051 --ca coord/tls/ca.pem \\\n"
-      "      --state phone1 --model M --data my-messages.txt --rounds 3");
+      "      --state phone1 --model M --data my-messages.txt --rounds 3\n"
+      "  fedlora device run ... --state phone1 --model M --from-store --rounds 3");
   AddConnectionFlags(run, o.get());
   run->add_option("--model", o->model, "base model directory")->required();
-  run->add_option("--data", o->data, "the user's text: file(s) or directory, one message per line")
-      ->required();
+  auto* data_opt = run->add_option("--data", o->data,
+                               "the user's text: file(s) or directory, one message per line");
+  auto* from_store = run->add_flag(
+      "--from-store", o->from_store,
+      "train on the encrypted local text store (<state>/text, `fedlora device observe`)");
+  data_opt->excludes(from_store);
+  from_store->excludes(data_opt);
   run->add_option("--rounds", o->rounds, "stop after this many completed rounds (0 = no limit)")
       ->capture_default_str()->check(AtLeast(0));
   run->add_option("--max-seconds", o->max_seconds, "stop after this long")
@@ -117,7 +149,7 @@ void RegisterCommand_device(CLI::App& app) {
     model::ConfigureThreads({o->threads, 1});
     auto identity = device::LoadIdentity(o->state);
     if (!identity.ok()) return (void)Fail(identity.status());
-    auto lines = ReadTextLines(o->data);
+    auto lines = UserText(*o);
     if (!lines.ok()) return (void)Fail(lines.status());
     auto sha = io::ModelSha256(o->model);
     if (!sha.ok()) return (void)Fail(sha.status());

@@ -260,11 +260,11 @@ absl::Status TextStore::ApplyLimits(int64_t now_unix) {
   return absl::OkStatus();
 }
 
-absl::Status TextStore::Forget() {
-  if (!open_) return absl::OkStatus();
+absl::Status TextStore::Erase(const TextStoreOptions& options) {
+  const std::string path = options.dir + "/text.fls";
   struct stat st{};
-  if (::stat(path_.c_str(), &st) == 0) {
-    const int fd = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (::stat(path.c_str(), &st) == 0) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd >= 0) {
       const std::string zeros(64 << 10, '\0');
       for (off_t off = 0; off < st.st_size; off += static_cast<off_t>(zeros.size())) {
@@ -274,11 +274,20 @@ absl::Status TextStore::Forget() {
       (void)::fsync(fd);
       ::close(fd);
     }
-    if (::unlink(path_.c_str()) != 0) return Errno("cannot remove", path_);
+    if (::unlink(path.c_str()) != 0) return Errno("cannot remove", path);
   }
-  if (!key_path_.empty() && ::unlink(key_path_.c_str()) != 0 && errno != ENOENT) {
-    return Errno("cannot remove key file", key_path_);
+  if (!options.key.has_value() && !options.key_file.empty() &&
+      ::unlink(options.key_file.c_str()) != 0 && errno != ENOENT) {
+    return Errno("cannot remove key file", options.key_file);
   }
+  return absl::OkStatus();
+}
+
+absl::Status TextStore::Forget() {
+  if (!open_) return absl::OkStatus();
+  TextStoreOptions o = options_;
+  o.key_file = key_path_;  // only a key file this store used; a handed-in key is the app's
+  FEDLORA_RETURN_IF_ERROR(Erase(o));
   for (auto& e : entries_) secagg::CleanseString(e.text);
   entries_.clear();
   key_.Clear();

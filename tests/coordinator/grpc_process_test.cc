@@ -89,11 +89,23 @@ class CoordinatorProcessTest : public ::testing::Test {
 
   // Devices keep retrying while a coordinator restarts under a loaded CI machine (the default
   // of 8 transient errors in a row gives up after about a minute); --max-seconds bounds them.
-  ChildProcess StartDevice(int i, int port, bool insecure, int rounds) {
+  // from_store: the user's text goes through `device observe` into the encrypted local
+  // store first, and the device trains from there (--from-store).
+  ChildProcess StartDevice(int i, int port, bool insecure, int rounds, bool from_store = false) {
     std::vector<std::string> args = {"device", "run", "--state", Phone(i), "--model", Model(),
-                                     "--data", WriteUserText(i), "--rounds",
-                                     std::to_string(rounds), "--max-seconds", "240",
+                                     "--rounds", std::to_string(rounds), "--max-seconds", "240",
                                      "--max-failures", "20", "--charging"};
+    if (from_store) {
+      auto r = testing::RunFedlora("device observe --state " + Phone(i) + " --file " +
+                                       WriteUserText(i) + " --json",
+                                   dir_);
+      EXPECT_EQ(r.exit_code, 0) << r.err;
+      EXPECT_THAT(r.out, HasSubstr("\"entries\":30"));
+      args.push_back("--from-store");
+    } else {
+      args.push_back("--data");
+      args.push_back(WriteUserText(i));
+    }
     auto c = Conn(port, insecure);
     args.insert(args.end(), c.begin(), c.end());
     return StartFedlora(args, dir_ + "/device" + std::to_string(i));
@@ -121,10 +133,12 @@ TEST_F(CoordinatorProcessTest, TwoDevicesTwoRoundsOverTls) {
   Enroll(0, port, false);
   Enroll(1, port, false);
   auto d0 = StartDevice(0, port, false, 2);
-  auto d1 = StartDevice(1, port, false, 2);
+  auto d1 = StartDevice(1, port, false, 2, /*from_store=*/true);
   ASSERT_EQ(d0.Wait(240), 0) << d0.Out() << d0.Err() << coord.Out();
   ASSERT_EQ(d1.Wait(240), 0) << d1.Out() << d1.Err();
   EXPECT_THAT(d0.Out(), HasSubstr("2 rounds completed"));
+  EXPECT_THAT(d1.Out(), HasSubstr("2 rounds completed"));
+  EXPECT_THAT(d1.Out(), HasSubstr("30 lines of local text"));
   // Scrape /metrics before the coordinator exits.
   httplib::Client http("127.0.0.1", metrics_port);
   auto res = http.Get("/metrics");

@@ -7,12 +7,14 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 
 #include "fedlora/common/file_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "testutil/cli_runner.h"
 
 namespace fedlora::device {
 namespace {
@@ -213,6 +215,31 @@ TEST(TextStoreTest, ForgetErasesTextAndKeySoCopiesStayUnreadable) {
   h.options.key.reset();
   EXPECT_EQ(TextStore::Open(h.options, kNow).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST(TextStoreTest, CliObservesAndForgets) {
+  TempStore t("cli");
+  const std::string state = t.dir + "/phone";
+  fs::create_directories(state);
+  auto r = testing::RunFedlora("device observe --state " + state +
+                                   " --text 'the ferry leaves at nine' --text 'call grandma' --json",
+                               t.dir);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("\"entries\":2"));
+  EXPECT_EQ(Slurp(state + "/text/text.fls").find("ferry"), std::string::npos);
+  // The CLI stamps entries with the clock; open as of now (kNow would be past retention).
+  auto opened = TextStore::Open(TextStoreOptions::ForState(state), std::time(nullptr));
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  EXPECT_EQ(opened->entries(), 2);
+  auto none = testing::RunFedlora("device observe --state " + state, t.dir);
+  EXPECT_NE(none.exit_code, 0);
+  EXPECT_THAT(none.err, HasSubstr("--text"));
+  // A damaged store (and a key that no longer matches) is still erased.
+  Spit(state + "/text/text.fls", "garbage");
+  auto f = testing::RunFedlora("device forget --state " + state + " --json", t.dir);
+  ASSERT_EQ(f.exit_code, 0) << f.err;
+  EXPECT_FALSE(fs::exists(state + "/text/text.fls"));
+  EXPECT_FALSE(fs::exists(state + "/text.key"));
 }
 
 }  // namespace

@@ -30,6 +30,15 @@ struct TextStoreOptions {
   std::optional<secagg::Secret32> key;  // from the platform key store; wins over key_file
   int64_t retention_days = 30;          // older text is dropped; 0 = keep forever
   int64_t max_bytes = 4 << 20;          // text bytes kept, oldest dropped first; 0 = no limit
+
+  // The store of a device state folder (`fedlora device observe|forget|run --from-store`):
+  // <state>/text with the key file <state>/text.key.
+  static TextStoreOptions ForState(const std::string& state_dir) {
+    TextStoreOptions o;
+    o.dir = state_dir + "/text";
+    o.key_file = state_dir + "/text.key";
+    return o;
+  }
 };
 
 struct TextEntry {
@@ -55,6 +64,10 @@ class TextStore {
   // this store created or read is removed too (so copies of the old file cannot be read).
   // The object is then closed: open a new store to keep typing.
   absl::Status Forget();
+
+  // Forget() without opening: for a store that no longer opens (a lost key, a damaged file).
+  // OK when there is nothing to erase.
+  static absl::Status Erase(const TextStoreOptions& options);
 
   int64_t entries() const { return static_cast<int64_t>(entries_.size()); }
   int64_t text_bytes() const;
