@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <functional>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -88,7 +89,8 @@ using StripTimer = std::function<absl::StatusOr<std::vector<double>>(size_t)>;
 // fitted on the held-back lines: per user by keystroke savings then loss (keystrokes), per user
 // by loss (loss), or one w for the whole group by the keystroke savings summed over every
 // user's held-back lines (pooled: what a federated evaluation of the 11 weights returns).
-// Users too short to hold any lines back get 0.5 (per-user fits).
+// Users too short to hold any lines back get 0.5 (per-user fits). p_finetuned is the dual
+// model (global + private adapter) with rounds.interpolate_with = dual.
 absl::Status Interpolate(Simulator::State* s, const PersonalizeInput& in,
                          const StripTimer& strip_ms, PersonalizeOutput* out) {
   const SimConfig& c = s->config;
@@ -97,11 +99,43 @@ absl::Status Interpolate(Simulator::State* s, const PersonalizeInput& in,
   adapters::LoraAdapter& work = *s->work;
   const size_t n = in.users.size();
   constexpr int kGrid = 10;
-  FEDLORA_ASSIGN_OR_RETURN(auto deltas,
-                           TrainUsers(s, in, s->lora, nullptr, 0.0, s->freeze_a, false));
   auto attach = [&](const std::vector<float>& flat) -> absl::Status {
     FEDLORA_RETURN_IF_ERROR(work.Unflatten(flat.data(), flat.size()));
     return work.Attach(model);
+  };
+  // The personal model: the fine-tuned global adapter (finetune), or the frozen global
+  // adapter plus a private rank-personal_rank adapter trained on top of it (dual).
+  const bool dual = c.interpolate_with == "dual";
+  std::optional<adapters::LoraAdapter> personal;
+  std::vector<float> personal_start;
+  std::vector<std::vector<float>> deltas;
+  if (dual) {
+    adapters::LoraConfig mine = s->lora;
+    mine.rank = c.personal_rank;
+    mine.alpha = s->lora.alpha * c.personal_rank / s->lora.rank;
+    FEDLORA_ASSIGN_OR_RETURN(
+        adapters::LoraAdapter p,
+        adapters::LoraAdapter::Create(model.config(), mine, DeriveSeed(c.seed, 0xD0A1ULL)));
+    personal.emplace(std::move(p));
+    personal_start = personal->Flatten();
+    FEDLORA_RETURN_IF_ERROR(attach(s->global));
+    auto trained = TrainUsers(s, in, mine, &personal_start, 0.0, false, /*keep_attached=*/true);
+    work.Detach(model);
+    FEDLORA_ASSIGN_OR_RETURN(deltas, std::move(trained));
+  } else {
+    FEDLORA_ASSIGN_OR_RETURN(deltas,
+                             TrainUsers(s, in, s->lora, nullptr, 0.0, s->freeze_a, false));
+  }
+  auto attach_personal = [&](size_t k) -> absl::Status {
+    if (!dual) return attach(Plus(in.starts[k], deltas[k]));
+    FEDLORA_RETURN_IF_ERROR(attach(s->global));
+    const std::vector<float> flat = Plus(personal_start, deltas[k]);
+    FEDLORA_RETURN_IF_ERROR(personal->Unflatten(flat.data(), flat.size()));
+    return personal->Attach(model);
+  };
+  auto detach_personal = [&] {
+    if (dual) personal->Detach(model);
+    work.Detach(model);
   };
   // Pass 1: each user's test predictions under both models and held-back metrics per weight.
   std::vector<device::WindowLogProbs> g_test(n), p_test(n);
@@ -114,10 +148,10 @@ absl::Status Interpolate(Simulator::State* s, const PersonalizeInput& in,
     g_test[k] = device::ForwardWindows(model, test_ids);
     const device::WindowLogProbs g_val = device::ForwardWindows(model, val_ids);
     work.Detach(model);
-    FEDLORA_RETURN_IF_ERROR(attach(Plus(in.starts[k], deltas[k])));
+    FEDLORA_RETURN_IF_ERROR(attach_personal(k));
     p_test[k] = device::ForwardWindows(model, test_ids);
     const device::WindowLogProbs p_val = device::ForwardWindows(model, val_ids);
-    work.Detach(model);
+    detach_personal();
     if (val_ids.empty()) continue;
     val[k].push_back(in.global_val[k]);
     for (int step = 1; step <= kGrid; ++step) {
@@ -152,9 +186,9 @@ absl::Status Interpolate(Simulator::State* s, const PersonalizeInput& in,
       continue;
     }
     out->per_user[k] = device::ScoreMixture(p_test[k], g_test[k], w[k], tok);
-    FEDLORA_RETURN_IF_ERROR(attach(Plus(in.starts[k], deltas[k])));
+    FEDLORA_RETURN_IF_ERROR(attach_personal(k));
     auto mine = strip_ms(k);
-    work.Detach(model);
+    detach_personal();
     FEDLORA_RETURN_IF_ERROR(mine.status());
     FEDLORA_RETURN_IF_ERROR(attach(s->global));
     auto global_ms = strip_ms(k);

@@ -228,6 +228,10 @@ const std::vector<Field>& Fields() {
         "table)."),
       F("rounds.personal_rank", &C::personal_rank, "dual: rank of the private adapter."),
       F("rounds.ditto_mu", &C::ditto_mu, "ditto: weight mu of (mu/2)||v - global||^2."),
+      F("rounds.interpolate_with", &C::interpolate_with,
+        "interpolate: the personal side of the mixture: finetune (the global adapter "
+        "fine-tuned) | dual (global adapter frozen + a private rank-rounds.personal_rank "
+        "adapter)."),
       F("rounds.interpolate_fit", &C::interpolate_fit,
         "interpolate: fit each user's weight on the held-back lines by keystrokes (keystroke "
         "savings, then loss) | loss (mean next-token loss) | pooled (one weight for the whole "

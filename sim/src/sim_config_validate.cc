@@ -115,6 +115,8 @@ absl::Status ValidateConfig(const SimConfig& c) {
   p.Check(c.interpolate_fit == "keystrokes" || c.interpolate_fit == "loss" ||
               c.interpolate_fit == "pooled",
           "rounds.interpolate_fit", "keystrokes, loss or pooled", c.interpolate_fit);
+  p.Check(c.interpolate_with == "finetune" || c.interpolate_with == "dual",
+          "rounds.interpolate_with", "finetune or dual", c.interpolate_with);
   p.Check(c.ditto_mu >= 0, "rounds.ditto_mu", ">= 0", c.ditto_mu);
   p.Check(c.personalize_val_fraction >= 0 && c.personalize_val_fraction < 1,
           "rounds.personalize_val_fraction", "in [0, 1)", c.personalize_val_fraction);

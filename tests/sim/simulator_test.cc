@@ -195,6 +195,7 @@ TEST(SimulatorTest, InterpolationWeightPerUserOrPooled) {
   c.personalize_val_fraction = 0.3;
   c.personalize_steps = 20;  // enough for each user's own lines to pull the loss down
   c.eval_users = 6;
+  c.interpolate_with = "finetune";
   // Pooled: one weight for the whole group, so every user or none runs the mixture.
   c.interpolate_fit = "pooled";
   auto pooled = RunSim(c);
@@ -213,7 +214,17 @@ TEST(SimulatorTest, InterpolationWeightPerUserOrPooled) {
   EXPECT_GT(by_loss->summary.participants->personalized_kept, 0);
   EXPECT_LT(by_loss->summary.participants->personalized.perplexity,
             by_loss->summary.participants->global.perplexity);
+  // The dual model as the personal side: another mixture of the same users.
+  c.interpolate_with = "dual";
+  auto with_dual = RunSim(c);
+  ASSERT_TRUE(with_dual.ok()) << with_dual.status();
+  EXPECT_NE(with_dual->summary.participants->personalized.perplexity,
+            by_loss->summary.participants->personalized.perplexity);
+  c.interpolate_with = "finetune";
   c.interpolate_fit = "median";
+  EXPECT_FALSE(RunSim(c).ok());
+  c.interpolate_fit = "loss";
+  c.interpolate_with = "both";
   EXPECT_FALSE(RunSim(c).ok());
 }
 

@@ -82,6 +82,9 @@ struct SimConfig {
   // (keystroke savings, then loss) | loss (mean next-token loss) | pooled (one weight for the
   // group, by keystroke savings over all its users' held-back lines).
   std::string interpolate_fit = "keystrokes";
+  // interpolate: the personal side of the mixture: finetune (the global adapter fine-tuned) |
+  // dual (the frozen global adapter plus a private rank-personal_rank adapter).
+  std::string interpolate_with = "dual";
 
   // [local]
   TrainMode train_mode = TrainMode::kBatched;
