@@ -83,6 +83,19 @@ std::vector<float> Plus(const std::vector<float>& a, const std::vector<float>& d
 }
 
 
+// dual: the private adapter beside the frozen global one: rank personal_rank with the same
+// alpha / r scaling, seeded init (B = 0, so it starts at zero output).
+adapters::LoraConfig PrivateConfig(const Simulator::State& s) {
+  adapters::LoraConfig mine = s.lora;
+  mine.rank = s.config.personal_rank;
+  mine.alpha = s.lora.alpha * s.config.personal_rank / s.lora.rank;
+  return mine;
+}
+absl::StatusOr<adapters::LoraAdapter> NewPrivateAdapter(const Simulator::State& s) {
+  return adapters::LoraAdapter::Create(s.rt.model->config(), PrivateConfig(s),
+                                       DeriveSeed(s.config.seed, 0xD0A1ULL));
+}
+
 using StripTimer = std::function<absl::StatusOr<std::vector<double>>(size_t)>;
 
 // interpolate: p = w * p_finetuned + (1 - w) * p_global per next token, w from {0, 0.1, ..., 1}
@@ -110,12 +123,8 @@ absl::Status Interpolate(Simulator::State* s, const PersonalizeInput& in,
   std::vector<float> personal_start;
   std::vector<std::vector<float>> deltas;
   if (dual) {
-    adapters::LoraConfig mine = s->lora;
-    mine.rank = c.personal_rank;
-    mine.alpha = s->lora.alpha * c.personal_rank / s->lora.rank;
-    FEDLORA_ASSIGN_OR_RETURN(
-        adapters::LoraAdapter p,
-        adapters::LoraAdapter::Create(model.config(), mine, DeriveSeed(c.seed, 0xD0A1ULL)));
+    const adapters::LoraConfig mine = PrivateConfig(*s);
+    FEDLORA_ASSIGN_OR_RETURN(adapters::LoraAdapter p, NewPrivateAdapter(*s));
     personal.emplace(std::move(p));
     personal_start = personal->Flatten();
     FEDLORA_RETURN_IF_ERROR(attach(s->global));
@@ -256,12 +265,8 @@ absl::StatusOr<PersonalizeOutput> Personalize(Simulator::State* s, const std::st
   } else if (method == "dual") {
     // The global adapter stays attached and frozen; a private adapter of rank personal_rank
     // (same alpha / r scaling) starts at zero output on top of it and trains alone.
-    adapters::LoraConfig mine = s->lora;
-    mine.rank = c.personal_rank;
-    mine.alpha = s->lora.alpha * c.personal_rank / s->lora.rank;
-    FEDLORA_ASSIGN_OR_RETURN(
-        adapters::LoraAdapter personal,
-        adapters::LoraAdapter::Create(model.config(), mine, DeriveSeed(c.seed, 0xD0A1ULL)));
+    const adapters::LoraConfig mine = PrivateConfig(*s);
+    FEDLORA_ASSIGN_OR_RETURN(adapters::LoraAdapter personal, NewPrivateAdapter(*s));
     const std::vector<float> start = personal.Flatten();
     FEDLORA_RETURN_IF_ERROR(work.Unflatten(s->global.data(), s->global.size()));
     FEDLORA_RETURN_IF_ERROR(work.Attach(model));
