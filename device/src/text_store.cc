@@ -86,10 +86,9 @@ absl::StatusOr<secagg::Secret32> LoadOrCreateKey(const std::string& key_file) {
     secagg::Secret32 key;
     SecureRandom rng;
     rng.Fill(key.data(), key.size());
-    const std::string raw(reinterpret_cast<const char*>(key.data()), key.size());
+    std::string raw(reinterpret_cast<const char*>(key.data()), key.size());
     absl::Status st = WriteFileWithMode(key_file, raw, 0600, ExistingFile::kRefuse);
-    std::string scrub = raw;
-    secagg::CleanseString(scrub);
+    secagg::CleanseString(raw);  // the key bytes do not outlive the write
     if (st.ok()) return key;
     if (!absl::IsAlreadyExists(st)) return st;
     bytes = ReadPrivateFile(key_file);  // another process created it first
