@@ -12,4 +12,7 @@ function(fedlora_library folder)
     PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
   target_link_libraries(fedlora_${folder} PUBLIC ${ARG_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
   target_compile_options(fedlora_${folder} PRIVATE ${FEDLORA_WARNINGS})
+  # Each library also goes into libfedlora.so (the C API, capi/): position-independent code.
+  # Executables keep the compiler's default (PIE on Debian).
+  set_target_properties(fedlora_${folder} PROPERTIES POSITION_INDEPENDENT_CODE ON)
 endfunction()

@@ -138,6 +138,7 @@ absl::StatusOr<TrainStats> TrainGrouped(const model::LlamaModel& model,
   TrainStats stats;
   ProgressBar bar("train", steps, o.progress);
   auto t0 = std::chrono::steady_clock::now();
+  int64_t done = 0;
   for (int64_t step = 0; step < steps; ++step) {
     std::vector<torch::Tensor> ids_parts, mask_parts;
     int64_t b = 0;
@@ -183,9 +184,15 @@ absl::StatusOr<TrainStats> TrainGrouped(const model::LlamaModel& model,
     stats.tokens += mask.sum().item<int64_t>();
     stats.losses.push_back(mean_loss);
     bar.Update(step + 1, absl::StrFormat("loss %.3f", mean_loss));
+    done = step + 1;
+    if (o.max_seconds > 0 &&
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() >=
+            o.max_seconds) {
+      break;
+    }
   }
   bar.Finish();
-  stats.steps = steps;
+  stats.steps = done;
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!stats.losses.empty()) {
     stats.first_loss = stats.losses.front();

@@ -36,6 +36,10 @@ int CoreLevel(std::string core) {
 
 // The widest OpenBLAS core this CPU can run (cpuid, via the compiler's feature probe).
 const char* BestCoreForCpu(int* level) {
+#if !defined(__x86_64__)
+  *level = 0;  // ARM and others: OpenBLAS's own choice stands
+  return nullptr;
+#else
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
@@ -48,6 +52,7 @@ const char* BestCoreForCpu(int* level) {
   }
   *level = 0;
   return nullptr;
+#endif
 }
 
 std::string SelectBlasCoreOnce() {

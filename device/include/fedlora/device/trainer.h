@@ -34,6 +34,9 @@ struct TrainOptions {
   int64_t batch_size = 8;  // windows per step (per group in batched training)
   int epochs = 1;
   int64_t max_steps = 0;  // > 0: stop after this many steps (cycling epochs as needed)
+  // > 0: also stop after the first step that ends past this many seconds (a device's time
+  // budget; at least one step runs). TrainStats::steps says how many ran.
+  double max_seconds = 0;
   uint64_t seed = 0;      // window order
   bool progress = false;  // progress bar on a TTY
   // > 0: adds (prox_mu / 2) * ||params - params at the start||^2 to the loss, a proximal pull

@@ -1,0 +1,196 @@
+// fedlora_enroll and fedlora_participate: the runtime's calls that reach the coordinator.
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "capi_runtime.h"
+#include "capi_status.h"
+#include "fedlora/common/ed25519.h"
+#include "fedlora/common/random.h"
+#include "fedlora/device/coordinator_client.h"
+#include "fedlora/device/device_conditions.h"
+#include "fedlora/device/device_loop.h"
+#include "fedlora/device/release_update.h"
+
+using fedlora::capi::FromStatus;
+using fedlora::capi::Guarded;
+using fedlora::capi::SetError;
+
+namespace {
+
+// The coordinator's address and TLS settings as a channel.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> Channel(const fedlora_coordinator& c) {
+  if (c.address == nullptr || *c.address == '\0') {
+    return absl::InvalidArgumentError("fedlora_coordinator.address is empty (hint: host:port)");
+  }
+  if (c.timeout_seconds <= 0) {
+    return absl::InvalidArgumentError("fedlora_coordinator.timeout_seconds must be > 0");
+  }
+  fedlora::device::ChannelOptions o;
+  o.address = c.address;
+  o.insecure = c.insecure != 0;
+  if (c.ca_pem_path != nullptr) o.ca_pem_path = c.ca_pem_path;
+  if (c.server_name != nullptr) o.server_name = c.server_name;
+  return fedlora::device::MakeChannel(o);
+}
+
+// A state folder without an identity: the C API's hint rather than the CLI's.
+absl::Status Unenrolled(const absl::Status& s, const std::string& state_dir) {
+  if (s.code() != absl::StatusCode::kNotFound) return s;
+  return absl::NotFoundError(absl::StrCat(
+      state_dir, " is not enrolled with a coordinator (hint: fedlora_enroll with a token from "
+      "the operator first)"));
+}
+
+int Participate(fedlora_runtime* rt, const fedlora_coordinator* coordinator_in,
+                const fedlora_policy* policy_in, fedlora_participation* out) {
+  fedlora_coordinator coordinator;
+  fedlora_policy policy;
+  int code = FEDLORA_OK;
+  if (!fedlora::capi::ReadStruct(coordinator_in, fedlora_coordinator_init, "fedlora_coordinator",
+                                 &coordinator, &code) ||
+      !fedlora::capi::ReadStruct(policy_in, fedlora_policy_init, "fedlora_policy", &policy,
+                                 &code)) {
+    return code;
+  }
+  if (policy.rounds < 1 || policy.max_seconds <= 0) {
+    return SetError(FEDLORA_INVALID_ARGUMENT,
+                    "fedlora_policy: rounds must be >= 1 and max_seconds > 0");
+  }
+  fedlora_participation result;
+  fedlora_participation_init(&result);
+  fedlora::device::ConditionRules rules;
+  rules.require_charging = policy.require_charging != 0;
+  rules.require_unmetered = policy.require_unmetered != 0;
+  rules.require_idle = policy.require_idle != 0;
+  rules.min_battery_percent = policy.min_battery_percent;
+  const fedlora::device::DeviceConditions now{policy.charging != 0, policy.unmetered != 0,
+                                              policy.idle != 0, policy.battery_percent};
+  // Checked first: a device that may not train loads nothing and contacts no one.
+  if (std::string no = fedlora::device::ConditionRefusal(rules, now); !no.empty()) {
+    fedlora::capi::CopyUtf8("device conditions: " + no, result.stopped_because,
+                            sizeof(result.stopped_because));
+    std::lock_guard<std::mutex> lock(rt->mu);
+    result.release_version = rt->release_version;
+    fedlora::capi::WriteStruct(result, out);
+    return SetError(FEDLORA_REFUSED_BY_POLICY, "not training or uploading now: " + no);
+  }
+  std::lock_guard<std::mutex> lock(rt->mu);
+  auto identity = fedlora::device::LoadIdentity(rt->state_dir);
+  if (!identity.ok()) return FromStatus(Unenrolled(identity.status(), rt->state_dir));
+  auto texts = rt->StoredTexts();
+  if (!texts.ok()) return FromStatus(texts.status());
+  auto sha = rt->BaseSha256();
+  if (!sha.ok()) return FromStatus(sha.status());
+  auto channel = Channel(coordinator);
+  if (!channel.ok()) return FromStatus(channel.status());
+  const absl::Duration timeout = absl::Seconds(coordinator.timeout_seconds);
+  fedlora::device::CoordinatorClient client(*channel, &identity->key, identity->device_id);
+  fedlora::SecureRandom rng;
+  absl::StatusOr<fedlora::device::LoopResult> loop;
+  {
+    // Rounds train the global adapter's delta on the base alone; what the device sends does
+    // not depend on the release or the personal adapter attached for suggestions.
+    fedlora::capi::DetachedScope bare(rt);
+    fedlora::device::DeviceData data{&rt->rt, *sha, std::move(*texts), rt->state_dir};
+    fedlora::device::LoopOptions lo;
+    lo.rounds = policy.rounds;
+    lo.max_time = absl::Seconds(policy.max_seconds);
+    lo.checkin_timeout = timeout;
+    lo.policy.min_noise_multiplier = policy.min_noise_multiplier;
+    lo.rules = rules;
+    lo.conditions = [now] { return now; };
+    loop = fedlora::device::RunDeviceLoop(client, data, lo, rng);
+  }
+  auto finish = [&](int status) {
+    result.bytes_sent = client.bytes_sent();
+    result.bytes_received = client.bytes_received();
+    result.release_version = rt->release_version;
+    fedlora::capi::WriteStruct(result, out);
+    return status;
+  };
+  if (!loop.ok()) return finish(FromStatus(Unenrolled(loop.status(), rt->state_dir)));
+  result.completed = loop->completed;
+  for (const auto& r : loop->rounds) {
+    result.last_round = std::max<uint64_t>(result.last_round, r.round);
+    if (r.completed) {
+      result.epsilon = r.epsilon_if_released;
+      result.delta = r.delta;
+    }
+  }
+  fedlora::capi::CopyUtf8(loop->stopped_because, result.stopped_because,
+                          sizeof(result.stopped_because));
+  if (!rt->has_trust) return finish(FEDLORA_OK);
+  // The release: installed only when the signature, base and files verify (UpdateRelease).
+  fedlora::device::ReleaseUpdateOptions uo;
+  uo.state_dir = rt->state_dir;
+  uo.base_model_sha256 = *sha;
+  uo.trust = &rt->trust;
+  uo.timeout = timeout;
+  auto update = fedlora::device::UpdateRelease(client, uo);
+  if (!update.ok()) {
+    return finish(SetError(static_cast<int>(update.status().code()),
+                           absl::StrCat("rounds done (", result.completed,
+                                        " completed); the release was not applied: ",
+                                        update.status().message())));
+  }
+  fedlora::capi::CopyUtf8(update->action, result.release_action, sizeof(result.release_action));
+  if (update->running_version != rt->release_version) {
+    rt->DetachAll();
+    absl::Status s = rt->LoadRelease();
+    absl::Status a = rt->AttachAll();
+    if (!s.ok()) return finish(FromStatus(s));
+    if (!a.ok()) return finish(FromStatus(a));
+  }
+  return finish(FEDLORA_OK);
+}
+
+}  // namespace
+
+extern "C" {
+
+int fedlora_enroll(fedlora_runtime* rt, const fedlora_coordinator* coordinator_in,
+                   const char* token) {
+  return Guarded("fedlora_enroll", [&]() -> int {
+    if (rt == nullptr) return SetError(FEDLORA_INVALID_ARGUMENT, "the runtime is NULL");
+    if (token == nullptr || *token == '\0') {
+      return SetError(FEDLORA_INVALID_ARGUMENT,
+                      "the enrolment token is empty (hint: the operator's `coordinator init` "
+                      "writes them)");
+    }
+    fedlora_coordinator coordinator;
+    int code = FEDLORA_OK;
+    if (!fedlora::capi::ReadStruct(coordinator_in, fedlora_coordinator_init,
+                                   "fedlora_coordinator", &coordinator, &code)) {
+      return code;
+    }
+    std::lock_guard<std::mutex> lock(rt->mu);
+    if (fedlora::device::LoadIdentity(rt->state_dir).ok()) {
+      return SetError(FEDLORA_ALREADY_EXISTS,
+                      absl::StrCat(rt->state_dir, " is already enrolled (hint: one state folder "
+                                   "per device; enrol a new folder)"));
+    }
+    auto channel = Channel(coordinator);
+    if (!channel.ok()) return FromStatus(channel.status());
+    auto key = fedlora::Ed25519Key::Generate();
+    if (!key.ok()) return FromStatus(key.status());
+    fedlora::v1::EnrollRequest req;
+    req.set_token(token);
+    req.set_public_key(key->PublicRaw());
+    auto resp = fedlora::device::CoordinatorClient::Enroll(
+        *channel, req, absl::Seconds(coordinator.timeout_seconds));
+    if (!resp.ok()) return FromStatus(resp.status());
+    fedlora::device::DeviceIdentity id{resp->device_id(), resp->coordinator_id(),
+                                       std::move(*key)};
+    return FromStatus(fedlora::device::SaveIdentity(rt->state_dir, id));
+  });
+}
+
+int fedlora_participate(fedlora_runtime* rt, const fedlora_coordinator* coordinator,
+                        const fedlora_policy* policy, fedlora_participation* out) {
+  return Guarded("fedlora_participate", [&]() -> int {
+    if (rt == nullptr) return SetError(FEDLORA_INVALID_ARGUMENT, "the runtime is NULL");
+    return Participate(rt, coordinator, policy, out);
+  });
+}
+
+}  // extern "C"

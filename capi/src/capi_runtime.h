@@ -1,0 +1,61 @@
+// The object behind fedlora_runtime*: a loaded base model with the installed release's adapter
+// and the personal adapter attached, the encrypted text store, and the trust store.
+#ifndef FEDLORA_CAPI_RUNTIME_H_
+#define FEDLORA_CAPI_RUNTIME_H_
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "fedlora/adapters/lora_adapter.h"
+#include "fedlora/common/release.h"
+#include "fedlora/device/runtime.h"
+#include "fedlora/device/text_store.h"
+
+struct fedlora_runtime {
+  std::mutex mu;  // one call at a time
+  std::string model_dir;
+  std::string state_dir;
+  fedlora::device::Runtime rt;  // base + tokenizer; adapters are managed below
+  std::unique_ptr<fedlora::adapters::LoraAdapter> release;   // installed release, if any
+  uint64_t release_version = 0;
+  std::unique_ptr<fedlora::adapters::LoraAdapter> personal;  // <state>/personal, if any
+  bool attached = false;
+  fedlora::device::TextStoreOptions store_options;
+  std::optional<fedlora::device::TextStore> store;
+  bool has_trust = false;
+  fedlora::TrustStore trust;
+  std::string base_sha256;  // computed at the first network call
+
+  // Release first, then the personal adapter (the order suggest and training assume).
+  absl::Status AttachAll();
+  void DetachAll();
+  // (Re)reads <state>/release.json and loads the current release's adapter (detached).
+  absl::Status LoadRelease();
+  // The store's texts, oldest first; FAILED_PRECONDITION with a hint when there are none.
+  absl::StatusOr<std::vector<std::string>> StoredTexts();
+  absl::StatusOr<std::string> BaseSha256();
+};
+
+namespace fedlora::capi {
+
+// Detaches every adapter for its lifetime (training the global delta and the personal
+// adapter need the bare base), then attaches them again.
+class DetachedScope {
+ public:
+  explicit DetachedScope(fedlora_runtime* rt) : rt_(rt) { rt_->DetachAll(); }
+  ~DetachedScope() { (void)rt_->AttachAll(); }
+  DetachedScope(const DetachedScope&) = delete;
+  DetachedScope& operator=(const DetachedScope&) = delete;
+
+ private:
+  fedlora_runtime* rt_;
+};
+
+}  // namespace fedlora::capi
+
+#endif  // FEDLORA_CAPI_RUNTIME_H_
