@@ -1,9 +1,10 @@
 // Compressed base models: for each method, bits per weight (everything counted), file size,
 // resident bytes of the loaded weights, WikiText-2 perplexity and next-token top-3 accuracy,
 // and the change against float32; then LoRA training tokens/s and peak RSS on a 4-bit base
-// beside the float32 base (each in its own child process, so peaks do not mix).
+// beside the float32 base (each in its own child process, so peaks do not mix); and the
+// product of one decoded token with a 4-bit weight from its codes against float32.
 //   bench_compress [--json] [--model DIR] [--eval-tokens N] [--calib-tokens N]
-//                  [--train-steps N] [--methods a,b,...] [--no-train]
+//                  [--train-steps N] [--methods a,b,...] [--no-train] [--decode-only]
 // Evaluation text: the first --eval-tokens tokens of ../shared/data/wikitext2/valid.txt;
 // calibration text: the last --calib-tokens tokens of the same file (disjoint).
 #include <sys/resource.h>
@@ -16,6 +17,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 
@@ -23,8 +25,10 @@
 #include "fedlora/adapters/lora_adapter.h"
 #include "fedlora/compress/checkpoint.h"
 #include "fedlora/compress/compress_model.h"
+#include "fedlora/compress/rtn.h"
 #include "fedlora/device/runtime.h"
 #include "fedlora/device/trainer.h"
+#include "fedlora/model/threads.h"
 #include "nlohmann/json.hpp"
 
 namespace {
@@ -60,7 +64,7 @@ struct Args {
   std::string methods =
       "float,int8,rtn4,rtn3,rtn2,nf4,gptq4,gptq3,gptq2,caldera2,caldera3,caldera2g128,"
       "caldera3g128,gptq4-2:4";
-  bool json = false, train = true;
+  bool json = false, train = true, decode_only = false;  // --decode-only: the decode lines alone
   std::string train_child;  // internal: train on this model dir and print JSON
 };
 
@@ -149,6 +153,44 @@ int TrainChild(const Args& a) {
   return 0;
 }
 
+// Decoding a token: y = x W^T for 1 and 4 rows of x at the 30M config's projection shapes,
+// float32 against 4-bit RTN (group 64) from the codes (RtnWeight::Apply) and expanded first
+// (Dense() then the BLAS, what every product did before). Microseconds per product, best of 7
+// runs of 50.
+nlohmann::json DecodeLines(bool json) {
+  nlohmann::json lines = nlohmann::json::array();
+  for (auto [out, in] : {std::pair<int64_t, int64_t>{1376, 512}, {512, 1376}}) {
+    torch::Tensor w = torch::randn({out, in}) * 0.05;
+    auto q = fedlora::compress::RtnWeight::Quantize(w, 4, 64);
+    if (!q.ok()) continue;
+    for (int64_t rows : {1, 4}) {
+      torch::Tensor x = torch::randn({rows, in});
+      auto time_us = [&](const std::function<torch::Tensor()>& f) {
+        double best = 1e30;
+        for (int rep = 0; rep < 7; ++rep) {
+          auto t0 = std::chrono::steady_clock::now();
+          for (int k = 0; k < 50; ++k) f();
+          best = std::min(best, Secs(t0) / 50);
+        }
+        return best * 1e6;
+      };
+      const double f32 = time_us([&] { return at::linear(x, w); });
+      const double fused = time_us([&] { return (*q)->Apply(x); });
+      const double expand = time_us([&] { return at::linear(x, (*q)->Dense()); });
+      lines.push_back({{"shape", {out, in}}, {"rows", rows}, {"float32_us", f32},
+                       {"rtn4_from_codes_us", fused}, {"rtn4_expanded_us", expand},
+                       {"rtn4_speedup_vs_float32", f32 / fused}});
+      if (!json) {
+        std::printf("decode %4lldx%-4lld rows %lld: float32 %7.1f us, 4-bit from codes %7.1f us "
+                    "(%.2fx), 4-bit expanded %7.1f us\n",
+                    static_cast<long long>(out), static_cast<long long>(in),
+                    static_cast<long long>(rows), f32, fused, f32 / fused, expand);
+      }
+    }
+  }
+  return lines;
+}
+
 nlohmann::json RunChild(const std::string& self, const Args& a, const std::string& dir) {
   std::string cmd = self + " --train-child '" + dir + "' --train-steps " +
                     std::to_string(a.train_steps) + " --text '" + a.text + "'";
@@ -184,6 +226,8 @@ int main(int argc, char** argv) {
       a.train_steps = std::stoll(next());
     else if (s == "--methods")
       a.methods = next();
+    else if (s == "--decode-only")
+      a.decode_only = true;
     else if (s == "--train-child")
       a.train_child = next();
     else {
@@ -191,7 +235,12 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  fedlora::model::SelectBlasCore();  // float32 on the CPU's own OpenBLAS kernels
   if (!a.train_child.empty()) return TrainChild(a);
+  if (a.decode_only) {
+    DecodeLines(a.json);
+    return 0;
+  }
   auto base = fedlora::device::LoadRuntime(a.model);
   if (!base.ok()) {
     std::fprintf(stderr, "%s\n", base.status().ToString().c_str());
@@ -258,6 +307,7 @@ int main(int argc, char** argv) {
                         {"eval_tokens", eval.size()},
                         {"calib_tokens", calib.size()},
                         {"methods", rows}};
+  out["decode"] = DecodeLines(a.json);
   if (a.train) {
     const std::string self = fs::canonical("/proc/self/exe").string();
     if (!fs::exists(tmp + "/rtn4")) {

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "fedlora/common/status_macros.h"
+#include "packed_gemv.h"
 
 namespace fedlora::compress {
 
@@ -69,6 +70,22 @@ std::shared_ptr<RtnWeight> RtnWeight::FromCodes(const torch::Tensor& codes,
   return r;
 }
 
+torch::Tensor RtnWeight::Apply(const torch::Tensor& x) const {
+  const int64_t rows = in_ > 0 ? x.numel() / in_ : 0;
+  if (bits_ != 4 || in_ % 2 != 0 || group_ % 2 != 0 || x.scalar_type() != torch::kFloat ||
+      x.dim() < 1 || x.size(-1) != in_ || rows < 1 || rows > internal::kPackedGemvMaxRows) {
+    return FrozenWeight::Apply(x);
+  }
+  torch::Tensor xc = x.reshape({rows, in_}).contiguous();
+  torch::Tensor y = torch::empty({rows, out_}, torch::kFloat);
+  internal::Gemv4(xc.data_ptr<float>(), rows, in_, packed_.data_ptr<uint8_t>(),
+                  scales_.data_ptr<at::Half>(), mins_.data_ptr<at::Half>(), out_, group_,
+                  y.data_ptr<float>());
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape.back() = out_;
+  return y.view(shape);
+}
+
 torch::Tensor RtnWeight::Dense() const {
   torch::Tensor out = torch::empty({out_, in_}, torch::kFloat);
   float* dst = out.data_ptr<float>();
@@ -78,21 +95,12 @@ torch::Tensor RtnWeight::Dense() const {
   const at::Half* mn = mins_.data_ptr<at::Half>();
   const int64_t groups = scales_.size(1), in = in_, group = group_;
   const int bits = bits_;
-  if (bits == 4 && in % 2 == 0) {
+  if (bits == 4 && in % 2 == 0 && group % 2 == 0) {
     // Fast path: rows start on a byte boundary; two codes per byte, low nibble first.
     at::parallel_for(0, out_, 8, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
-        const uint8_t* row = p + r * (in / 2);
-        float* drow = dst + r * in;
-        for (int64_t g = 0; g < groups; ++g) {
-          const float s = static_cast<float>(sc[r * groups + g]);
-          const float m = static_cast<float>(mn[r * groups + g]);
-          const int64_t c1 = std::min(in, (g + 1) * group);
-          for (int64_t c = g * group; c < c1; ++c) {
-            const uint32_t code = (row[c >> 1] >> ((c & 1) * 4)) & 15u;
-            drow[c] = m + s * static_cast<float>(code);
-          }
-        }
+        internal::ExpandRow4(p + r * (in / 2), sc + r * groups, mn + r * groups, in, group,
+                             dst + r * in);
       }
     });
     return out;

@@ -5,20 +5,16 @@
 #include <atomic>
 #include <cmath>
 
+#include "fedlora/common/simd.h"
+
 namespace fedlora::model {
 namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// The row loops are compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time
-// (GCC function multi-versioning); `omp simd` lets the reductions vectorize (-fopenmp-simd).
-// Elsewhere (an ARM phone) the compiler's baseline (NEON on arm64) is used.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define FEDLORA_SIMD __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define FEDLORA_SIMD
-#endif
+// The row loops are multi-versioned (FEDLORA_SIMD, fedlora/common/simd.h); `omp simd` lets
+// the reductions vectorize (-fopenmp-simd).
 
 FEDLORA_SIMD void RmsNormRows(const float* x, const float* w, float* y, float* rstd,
                               int64_t rows, int64_t d, float eps) {

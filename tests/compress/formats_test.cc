@@ -93,6 +93,30 @@ TEST(RtnTest, MoreBitsLessError) {
   }
 }
 
+// Apply on a few rows (decoding) works from the 4-bit codes without expanding W; it must equal
+// x Dense()^T: whole and short last groups, 1..8 rows in any leading shape, and the shapes it
+// hands to the BLAS path (more rows, 3 bits, an odd group) too.
+TEST(RtnTest, ApplyFromCodesMatchesDense) {
+  struct Case { int64_t out, in; int bits, group; std::vector<int64_t> lead; };
+  const std::vector<Case> cases = {
+      {37, 96, 4, 32, {1}},       {37, 96, 4, 32, {8}},      {64, 100, 4, 64, {2, 3}},
+      {5, 130, 4, 64, {1, 1}},    {33, 96, 4, 32, {9}},      {16, 96, 3, 32, {2}},
+      {16, 96, 4, 33, {2}}};
+  for (const Case& c : cases) {
+    auto q = RtnWeight::Quantize(TestMatrix(c.out, c.in, 3), c.bits, c.group);
+    ASSERT_TRUE(q.ok());
+    std::vector<int64_t> shape = c.lead;
+    shape.push_back(c.in);
+    torch::Tensor x = torch::randn(shape, torch::TensorOptions().dtype(torch::kFloat));
+    torch::Tensor want = at::linear(x, (*q)->Dense());
+    torch::Tensor got = (*q)->Apply(x);
+    ASSERT_EQ(got.sizes(), want.sizes()) << c.out << "x" << c.in;
+    EXPECT_TRUE(torch::allclose(got, want, 1e-4, 1e-4))
+        << c.out << "x" << c.in << " b" << c.bits << " g" << c.group << ": max diff "
+        << (got - want).abs().max().item<float>();
+  }
+}
+
 TEST(RtnTest, RefusesNonFinite) {
   torch::Tensor w = TestMatrix(4, 64, 1);
   w[1][3] = std::numeric_limits<float>::infinity();

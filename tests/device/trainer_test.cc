@@ -84,6 +84,29 @@ TEST(TrainerTest, SameSeedRepeatsExactly) {
   EXPECT_EQ(results[0], results[1]);
 }
 
+// A device's time budget: training stops after the step that crosses max_seconds (at least
+// one step), and the stats say how many steps ran; without a budget all steps run.
+TEST(TrainerTest, TimeBudgetStopsEarly) {
+  const auto& tok = SharedTokenizer();
+  model::LlamaModel m = SmallModel(3);
+  auto adapter = MakeAdapter(m, 1);
+  ASSERT_TRUE(adapter.Attach(m).ok());
+  adapter.SetTrainable(true);
+  TrainOptions o;
+  o.batch_size = 2;
+  o.max_steps = 100000;
+  o.max_seconds = 1e-9;  // crossed by the first step
+  auto stats = Train(m, adapter.Parameters(), MakeWindows(tok, MakeLines(1, 20, 1), 32), o);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->steps, 1);
+  EXPECT_EQ(stats->losses.size(), 1u);
+  o.max_steps = 3;
+  o.max_seconds = 0;
+  stats = Train(m, adapter.Parameters(), MakeWindows(tok, MakeLines(1, 20, 1), 32), o);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->steps, 3);
+}
+
 TEST(TrainerTest, GroupedTrainingEqualsSequentialPerDevice) {
   const auto& tok = SharedTokenizer();
   model::LlamaModel m = SmallModel(4);

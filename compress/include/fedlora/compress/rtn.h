@@ -35,6 +35,9 @@ class RtnWeight : public PackedWeight {
   int64_t out_features() const override { return out_; }
   int64_t in_features() const override { return in_; }
   torch::Tensor Dense() const override;
+  // For a few rows of float32 x with 4-bit codes (decoding a token): straight from the codes,
+  // without expanding W (compress/src/packed_gemv.h); otherwise Dense() and the BLAS.
+  torch::Tensor Apply(const torch::Tensor& x) const override;
   int64_t bytes() const override;
   std::string scheme() const override;
   void Export(const std::string& prefix, NamedTensors* out) const override;
