@@ -108,7 +108,7 @@ int Participate(fedlora_runtime* rt, const fedlora_coordinator* coordinator_in,
     fedlora::capi::WriteStruct(result, out);
     return status;
   };
-  if (!loop.ok()) return finish(FromStatus(Unenrolled(loop.status(), rt->state_dir)));
+  if (!loop.ok()) return finish(FromStatus(loop.status()));
   result.completed = loop->completed;
   for (const auto& r : loop->rounds) {
     result.last_round = std::max<uint64_t>(result.last_round, r.round);

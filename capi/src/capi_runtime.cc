@@ -22,6 +22,7 @@ using fedlora::capi::SetError;
 
 absl::Status fedlora_runtime::AttachAll() {
   if (attached) return absl::OkStatus();
+  suggest_state.Clear();
   for (auto* a : {release.get(), personal.get()}) {
     if (a == nullptr) continue;
     if (auto s = a->Attach(*rt.model); !s.ok()) {
@@ -34,6 +35,7 @@ absl::Status fedlora_runtime::AttachAll() {
 }
 
 void fedlora_runtime::DetachAll() {
+  suggest_state.Clear();
   // Detach tolerates an adapter that is not attached.
   for (auto* a : {personal.get(), release.get()}) {
     if (a != nullptr) a->Detach(*rt.model);
@@ -188,7 +190,8 @@ int fedlora_suggest(fedlora_runtime* rt, const char* prefix, int k, fedlora_sugg
     }
     *n = 0;
     std::lock_guard<std::mutex> lock(rt->mu);
-    auto words = fedlora::device::SuggestNextWords(*rt->rt.model, *rt->rt.tokenizer, prefix, k);
+    auto words = fedlora::device::SuggestNextWords(*rt->rt.model, *rt->rt.tokenizer, prefix, k,
+                                                   8, &rt->suggest_state);
     if (!words.ok()) return FromStatus(words.status());
     for (const auto& w : *words) {
       fedlora::capi::CopyUtf8(w.word, out[*n].word, sizeof(out[*n].word));

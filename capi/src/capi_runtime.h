@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "fedlora/adapters/lora_adapter.h"
 #include "fedlora/common/release.h"
+#include "fedlora/device/generate.h"
 #include "fedlora/device/runtime.h"
 #include "fedlora/device/text_store.h"
 
@@ -30,6 +31,9 @@ struct fedlora_runtime {
   bool has_trust = false;
   fedlora::TrustStore trust;
   std::string base_sha256;  // computed at the first network call
+  // The last suggestion's prefix and KV cache (device/generate.h); cleared whenever the
+  // attached adapters change.
+  fedlora::device::SuggestState suggest_state;
 
   // Release first, then the personal adapter (the order suggest and training assume).
   absl::Status AttachAll();

@@ -2,6 +2,9 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "fedlora/common/random.h"
@@ -76,7 +79,8 @@ absl::StatusOr<GenerateResult> Generate(const model::LlamaModel& model,
 absl::StatusOr<std::vector<Suggestion>> SuggestNextWords(const model::LlamaModel& model,
                                                          const model::Tokenizer& tokenizer,
                                                          const std::string& prefix, int k,
-                                                         int max_word_tokens) {
+                                                         int max_word_tokens,
+                                                         SuggestState* state) {
   if (k <= 0) return absl::InvalidArgumentError("-k must be positive");
   torch::NoGradGuard no_grad;
   std::string p(absl::StripTrailingAsciiWhitespace(prefix));
@@ -86,42 +90,96 @@ absl::StatusOr<std::vector<Suggestion>> SuggestNextWords(const model::LlamaModel
   const int64_t keep = std::max<int64_t>(1, ctx - max_word_tokens - 1);
   if (static_cast<int64_t>(ids.size()) > keep + 1) ids.erase(ids.begin() + 1, ids.end() - keep);
   model::KvCache prefix_cache;
+  // Tokens whose keys and values the last call left in `state`: the shared prefix, but at
+  // least one token runs (its logits are the answer).
+  int64_t reuse = 0;
+  if (state != nullptr) {
+    const size_t n = std::min(state->ids.size(), ids.size() - 1);
+    while (reuse < static_cast<int64_t>(n) && state->ids[reuse] == ids[reuse]) ++reuse;
+    if (reuse > state->cache.length()) reuse = 0;  // a state from elsewhere: start again
+    if (reuse > 0) {
+      for (size_t l = 0; l < state->cache.k.size(); ++l) {
+        prefix_cache.k.push_back(state->cache.k[l].narrow(2, 0, reuse));
+        prefix_cache.v.push_back(state->cache.v[l].narrow(2, 0, reuse));
+      }
+    }
+    state->reused_tokens = reuse;
+  }
   model::ForwardOptions fo;
   fo.cache = &prefix_cache;
   fo.last_only = true;
+  std::vector<int64_t> fresh(ids.begin() + reuse, ids.end());
   torch::Tensor logp =
-      torch::log_softmax(model.Forward(torch::tensor(ids).unsqueeze(0), fo)[0][0], -1);
-  const int64_t vocab = logp.size(0);
-  torch::Tensor mask = torch::zeros({vocab}, torch::kBool);
-  for (int64_t id = 0; id < std::min<int64_t>(vocab, tokenizer.vocab_size()); ++id) {
-    if (tokenizer.StartsWord(id)) mask[id] = true;
+      torch::log_softmax(model.Forward(torch::tensor(fresh).unsqueeze(0), fo)[0][0], -1);
+  if (state != nullptr) {
+    state->ids = ids;
+    state->cache = prefix_cache;
   }
+  const int64_t vocab = logp.size(0);
+  // Word-starting pieces, gathered on the host first: one tensor write per piece would cost
+  // more than the model's forward pass for an 8000-piece vocabulary.
+  std::vector<uint8_t> starts(static_cast<size_t>(vocab), 0);
+  for (int64_t id = 0; id < std::min<int64_t>(vocab, tokenizer.vocab_size()); ++id) {
+    starts[static_cast<size_t>(id)] = tokenizer.StartsWord(id) ? 1 : 0;
+  }
+  torch::Tensor mask = torch::from_blob(starts.data(), {vocab}, torch::kUInt8).to(torch::kBool);
   const int64_t candidates = std::min<int64_t>(vocab, 4 * static_cast<int64_t>(k));
   auto [vals, firsts] = logp.masked_fill(mask.logical_not(), -INFINITY).topk(candidates);
   std::vector<Suggestion> out;
-  for (int64_t i = 0; i < candidates && static_cast<int>(out.size()) < k; ++i) {
-    if (!std::isfinite(vals[i].item<double>())) break;
-    // Continue greedily from a copy of the prefix cache.
-    model::KvCache cache = prefix_cache;
+  // The candidates are completed together, one row each, so that every decoding step reads
+  // the weights once for all of them; a batch takes as many as the strip still lacks (a
+  // duplicate or empty word makes another batch take the next ones).
+  int64_t next = 0;
+  while (static_cast<int>(out.size()) < k && next < candidates) {
+    std::vector<std::vector<int64_t>> words;
+    std::vector<double> lps;
+    while (static_cast<int>(words.size() + out.size()) < k && next < candidates) {
+      const double v = vals[next].item<double>();
+      if (!std::isfinite(v)) {
+        next = candidates;
+        break;
+      }
+      words.push_back({firsts[next].item<int64_t>()});
+      lps.push_back(v);
+      ++next;
+    }
+    const int64_t b = static_cast<int64_t>(words.size());
+    if (b == 0) break;
+    model::KvCache cache;  // the prefix's, one copy per row
+    for (size_t l = 0; l < prefix_cache.k.size(); ++l) {
+      cache.k.push_back(prefix_cache.k[l].expand({b, -1, -1, -1}));
+      cache.v.push_back(prefix_cache.v[l].expand({b, -1, -1, -1}));
+    }
     model::ForwardOptions step;
     step.cache = &cache;
     step.last_only = true;
-    std::vector<int64_t> word = {firsts[i].item<int64_t>()};
-    double lp = vals[i].item<double>();
+    std::vector<bool> done(static_cast<size_t>(b), false);
     for (int t = 1; t < max_word_tokens; ++t) {
+      if (std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;
+      std::vector<int64_t> last;
+      for (const auto& w : words) last.push_back(w.back());
       torch::Tensor l = torch::log_softmax(
-          model.Forward(torch::tensor({word.back()}).unsqueeze(0), step)[0][0], -1);
-      int64_t next = l.argmax().item<int64_t>();
-      if (tokenizer.StartsWord(next) || tokenizer.IsSpecial(next)) break;
-      word.push_back(next);
-      lp += l[next].item<double>();
+          model.Forward(torch::tensor(last).view({b, 1}), step).select(1, 0), -1);
+      torch::Tensor best = l.argmax(-1);
+      for (int64_t i = 0; i < b; ++i) {
+        if (done[i]) continue;
+        const int64_t tok = best[i].item<int64_t>();
+        if (tokenizer.StartsWord(tok) || tokenizer.IsSpecial(tok)) {
+          done[i] = true;
+          continue;
+        }
+        words[i].push_back(tok);
+        lps[i] += l[i][tok].item<double>();
+      }
     }
-    std::string text(absl::StripAsciiWhitespace(tokenizer.Decode(word)));
-    // A bare word-start piece can decode to nothing; duplicates add nothing to the strip.
-    bool dup = false;
-    for (const auto& s : out) dup = dup || s.word == text;
-    if (text.empty() || dup) continue;
-    out.push_back({text, lp});
+    for (int64_t i = 0; i < b && static_cast<int>(out.size()) < k; ++i) {
+      std::string text(absl::StripAsciiWhitespace(tokenizer.Decode(words[i])));
+      // A bare word-start piece can decode to nothing; duplicates add nothing to the strip.
+      bool dup = false;
+      for (const auto& s : out) dup = dup || s.word == text;
+      if (text.empty() || dup) continue;
+      out.push_back({text, lps[i]});
+    }
   }
   return out;
 }

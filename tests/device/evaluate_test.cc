@@ -255,6 +255,45 @@ TEST_F(MemorizedTest, SuggestNextWordsPutsTrueWordFirst) {
   EXPECT_FALSE(SuggestNextWords(*model_, tok, "hey", 0).ok());
 }
 
+// A keyboard's strip keeps the prefix's KV cache between calls: typing on reuses all but the
+// new tokens, going back (a deleted word) reuses the shared part, and the words and their
+// log-probabilities are those of a call without the state.
+TEST_F(MemorizedTest, SuggestStateReusesThePrefixAndChangesNothing) {
+  ASSERT_NE(model_, nullptr);
+  const auto& tok = SharedTokenizer();
+  const std::vector<std::string> words = SplitWords(*sentence_);
+  SuggestState state;
+  std::vector<std::string> prefixes;
+  for (size_t cut = 1; cut + 1 < words.size(); ++cut) {
+    std::string p;
+    for (size_t i = 0; i < cut; ++i) p += (i ? " " : "") + words[i];
+    prefixes.push_back(p);
+  }
+  prefixes.push_back(prefixes[1]);  // back to an earlier prefix
+  prefixes.push_back("cheers zoe");  // something else altogether
+  int64_t reused = 0;
+  for (const std::string& p : prefixes) {
+    auto plain = SuggestNextWords(*model_, tok, p, 3);
+    auto kept = SuggestNextWords(*model_, tok, p, 3, 8, &state);
+    ASSERT_TRUE(plain.ok() && kept.ok()) << p;
+    ASSERT_EQ(plain->size(), kept->size()) << p;
+    for (size_t i = 0; i < plain->size(); ++i) {
+      EXPECT_EQ((*plain)[i].word, (*kept)[i].word) << p;
+      EXPECT_NEAR((*plain)[i].log_prob, (*kept)[i].log_prob, 1e-4) << p;
+    }
+    EXPECT_EQ(state.cache.length(), static_cast<int64_t>(state.ids.size()));
+    EXPECT_LT(state.reused_tokens, static_cast<int64_t>(state.ids.size()));
+    reused += state.reused_tokens;
+  }
+  EXPECT_GT(reused, 0);
+  // Typing on from the last long prefix reuses every token it had.
+  SuggestState s2;
+  ASSERT_TRUE(SuggestNextWords(*model_, tok, prefixes[2], 3, 8, &s2).ok());
+  const size_t had = s2.ids.size();
+  ASSERT_TRUE(SuggestNextWords(*model_, tok, prefixes[3], 3, 8, &s2).ok());
+  EXPECT_EQ(s2.reused_tokens, static_cast<int64_t>(had));
+}
+
 TEST_F(MemorizedTest, GreedyGenerationRecitesTheSentence) {
   ASSERT_NE(model_, nullptr);
   const auto& tok = SharedTokenizer();

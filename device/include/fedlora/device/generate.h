@@ -40,13 +40,30 @@ struct Suggestion {
   double log_prob = 0;  // log-probability of the whole word (its tokens)
 };
 
+// What a keyboard's last SuggestNextWords call computed: the prefix's tokens and the model's
+// KV cache after them. The next call runs only the tokens past the longest prefix the two
+// share (a keystroke costs a few tokens, not the whole text again). Clear() it whenever the
+// model or its attached adapters change.
+struct SuggestState {
+  std::vector<int64_t> ids;
+  model::KvCache cache;
+  int64_t reused_tokens = 0;  // of the last call (tests, benches)
+  void Clear() {
+    ids.clear();
+    cache.Clear();
+  }
+};
+
 // The k most likely next words after `prefix` (a keyboard's suggestion strip): the k most
 // likely word-starting tokens, each completed greedily (with a shared KV cache of the prefix)
-// until the model would start another word.
+// until the model would start another word. With `state`, the prefix's KV cache is kept
+// between calls (see SuggestState); the words are the same as without, the log-probabilities
+// equal up to float rounding.
 absl::StatusOr<std::vector<Suggestion>> SuggestNextWords(const model::LlamaModel& model,
                                                          const model::Tokenizer& tokenizer,
                                                          const std::string& prefix, int k,
-                                                         int max_word_tokens = 8);
+                                                         int max_word_tokens = 8,
+                                                         SuggestState* state = nullptr);
 
 }  // namespace fedlora::device
 
