@@ -25,6 +25,14 @@ adapters::LoraAdapter MakeAdapter(const model::LlamaModel& m, uint64_t seed) {
   return std::move(*a);
 }
 
+// MakeAdapter, attached to `m` and trainable.
+adapters::LoraAdapter TrainableAdapter(model::LlamaModel& m, uint64_t seed) {
+  adapters::LoraAdapter a = MakeAdapter(m, seed);
+  EXPECT_TRUE(a.Attach(m).ok());
+  a.SetTrainable(true);
+  return a;
+}
+
 TEST(MakeWindowsTest, CutsStreamIntoPaddedWindows) {
   const auto& tok = SharedTokenizer();
   TokenWindows w = MakeWindows(tok, {"hey maya", "cheers otto"}, 4);
@@ -71,9 +79,7 @@ TEST(TrainerTest, SameSeedRepeatsExactly) {
   std::vector<std::vector<float>> results;
   for (int run = 0; run < 2; ++run) {
     model::LlamaModel m = SmallModel(3);
-    auto adapter = MakeAdapter(m, 1);
-    ASSERT_TRUE(adapter.Attach(m).ok());
-    adapter.SetTrainable(true);
+    auto adapter = TrainableAdapter(m, 1);
     TrainOptions o;
     o.batch_size = 2;
     o.max_steps = 5;
@@ -89,9 +95,7 @@ TEST(TrainerTest, SameSeedRepeatsExactly) {
 TEST(TrainerTest, TimeBudgetStopsEarly) {
   const auto& tok = SharedTokenizer();
   model::LlamaModel m = SmallModel(3);
-  auto adapter = MakeAdapter(m, 1);
-  ASSERT_TRUE(adapter.Attach(m).ok());
-  adapter.SetTrainable(true);
+  auto adapter = TrainableAdapter(m, 1);
   TrainOptions o;
   o.batch_size = 2;
   o.max_steps = 100000;
