@@ -13,7 +13,8 @@
  *
  * Every call returns a status (FEDLORA_OK = 0, else a fedlora_status code) and, on failure,
  * fedlora_last_error() gives a message for this thread that says what is wrong and what to
- * do. No call aborts the process on bad input.
+ * do; only the fedlora_*_init functions, which fill a struct with defaults, and the version
+ * and message getters return nothing else. No call aborts the process on bad input.
  *
  * Threads: calls on one runtime are serialized by the runtime (a suggest waits while a
  * participate on the same runtime runs); different runtimes run in parallel.
@@ -102,8 +103,9 @@ FEDLORA_API void fedlora_config_init(fedlora_config* config);
  * NOT_FOUND / INVALID_ARGUMENT naming the file at fault; DATA_LOSS for a tampered store;
  * FAILED_PRECONDITION for a key file others can read. *out is NULL on failure. */
 FEDLORA_API int fedlora_runtime_open(const fedlora_config* config, fedlora_runtime** out);
-/* Frees everything; NULL is allowed. The key bytes are wiped. */
-FEDLORA_API void fedlora_runtime_close(fedlora_runtime* rt);
+/* Waits for a call in progress on `rt`, then frees everything and wipes the key bytes.
+ * NULL is allowed (FEDLORA_OK). */
+FEDLORA_API int fedlora_runtime_close(fedlora_runtime* rt);
 /* The installed release's version (0 = none: the base model alone). */
 FEDLORA_API int fedlora_runtime_release(fedlora_runtime* rt, uint64_t* version);
 

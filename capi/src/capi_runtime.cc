@@ -157,9 +157,9 @@ int fedlora_runtime_open(const fedlora_config* config, fedlora_runtime** out) {
   return Guarded("fedlora_runtime_open", [&]() -> int { return Open(config, out); });
 }
 
-void fedlora_runtime_close(fedlora_runtime* rt) {
-  if (rt == nullptr) return;
-  (void)Guarded("fedlora_runtime_close", [&]() -> int {
+int fedlora_runtime_close(fedlora_runtime* rt) {
+  if (rt == nullptr) return FEDLORA_OK;
+  return Guarded("fedlora_runtime_close", [&]() -> int {
     { std::lock_guard<std::mutex> lock(rt->mu); }
     rt->store_options.key.reset();  // Secret32 wipes its bytes
     delete rt;

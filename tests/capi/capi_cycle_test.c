@@ -123,7 +123,7 @@ static void check_bad_input(void) {
   CHECK_STATUS(fedlora_runtime_open(&cfg, &rt), FEDLORA_INVALID_ARGUMENT);
   CHECK(contains(fedlora_last_error(), "32 bytes"));
   CHECK_STATUS(fedlora_observe(NULL, "x"), FEDLORA_INVALID_ARGUMENT);
-  fedlora_runtime_close(NULL);
+  CHECK_STATUS(fedlora_runtime_close(NULL), FEDLORA_OK);
 
   /* An app built against an older, shorter fedlora_config: the fields past its struct_size
    * are garbage here and must be ignored (their defaults apply). */
@@ -301,8 +301,8 @@ int main(int argc, char** argv) {
   CHECK_STATUS(fedlora_train(dev[0], &budget, &policy, &trained), FEDLORA_FAILED_PRECONDITION);
   CHECK_STATUS(fedlora_observe(dev[0], "a new line after forgetting"), FEDLORA_OK);
 
-  fedlora_runtime_close(dev[0]);
-  fedlora_runtime_close(dev[1]);
+  CHECK_STATUS(fedlora_runtime_close(dev[0]), FEDLORA_OK);
+  CHECK_STATUS(fedlora_runtime_close(dev[1]), FEDLORA_OK);
   /* The installed release survives a restart. */
   dev[0] = open_device("device0", trusted);
   if (dev[0] != NULL) {
