@@ -86,15 +86,9 @@ void RegisterCommand_device(CLI::App& app) {
   enroll->callback([o] {
     auto channel = DeviceChannel(*o);
     if (!channel.ok()) return (void)Fail(channel.status());
-    auto key = Ed25519Key::Generate();
-    if (!key.ok()) return (void)Fail(key.status());
-    v1::EnrollRequest req;
-    req.set_token(o->token);
-    req.set_public_key(key->PublicRaw());
-    auto resp = device::CoordinatorClient::Enroll(*channel, req, absl::Seconds(30));
-    if (!resp.ok()) return (void)Fail(resp.status());
-    device::DeviceIdentity id{resp->device_id(), resp->coordinator_id(), std::move(*key)};
-    if (auto s = device::SaveIdentity(o->state, id); !s.ok()) return (void)Fail(s);
+    auto enrolled = device::EnrollDevice(*channel, o->token, o->state, absl::Seconds(30));
+    if (!enrolled.ok()) return (void)Fail(enrolled.status());
+    const device::DeviceIdentity& id = *enrolled;
     if (o->json) return PrintJson({{"device_id", id.device_id}, {"coordinator_id", id.coordinator_id}});
     std::printf("enrolled as %s with %s; key in %s/device.key\n", id.device_id.c_str(),
                 id.coordinator_id.c_str(), o->state.c_str());

@@ -4,7 +4,6 @@
 #include "absl/strings/str_cat.h"
 #include "capi_runtime.h"
 #include "capi_status.h"
-#include "fedlora/common/ed25519.h"
 #include "fedlora/common/random.h"
 #include "fedlora/device/coordinator_client.h"
 #include "fedlora/device/device_conditions.h"
@@ -58,13 +57,8 @@ int Participate(fedlora_runtime* rt, const fedlora_coordinator* coordinator_in,
   }
   fedlora_participation result;
   fedlora_participation_init(&result);
-  fedlora::device::ConditionRules rules;
-  rules.require_charging = policy.require_charging != 0;
-  rules.require_unmetered = policy.require_unmetered != 0;
-  rules.require_idle = policy.require_idle != 0;
-  rules.min_battery_percent = policy.min_battery_percent;
-  const fedlora::device::DeviceConditions now{policy.charging != 0, policy.unmetered != 0,
-                                              policy.idle != 0, policy.battery_percent};
+  const fedlora::device::ConditionRules rules = fedlora::capi::RulesOf(policy);
+  const fedlora::device::DeviceConditions now = fedlora::capi::ConditionsOf(policy);
   // Checked first: a device that may not train loads nothing and contacts no one.
   if (std::string no = fedlora::device::ConditionRefusal(rules, now); !no.empty()) {
     fedlora::capi::CopyUtf8("device conditions: " + no, result.stopped_because,
@@ -164,24 +158,11 @@ int fedlora_enroll(fedlora_runtime* rt, const fedlora_coordinator* coordinator_i
       return code;
     }
     std::lock_guard<std::mutex> lock(rt->mu);
-    if (fedlora::device::LoadIdentity(rt->state_dir).ok()) {
-      return SetError(FEDLORA_ALREADY_EXISTS,
-                      absl::StrCat(rt->state_dir, " is already enrolled (hint: one state folder "
-                                   "per device; enrol a new folder)"));
-    }
     auto channel = Channel(coordinator);
     if (!channel.ok()) return FromStatus(channel.status());
-    auto key = fedlora::Ed25519Key::Generate();
-    if (!key.ok()) return FromStatus(key.status());
-    fedlora::v1::EnrollRequest req;
-    req.set_token(token);
-    req.set_public_key(key->PublicRaw());
-    auto resp = fedlora::device::CoordinatorClient::Enroll(
-        *channel, req, absl::Seconds(coordinator.timeout_seconds));
-    if (!resp.ok()) return FromStatus(resp.status());
-    fedlora::device::DeviceIdentity id{resp->device_id(), resp->coordinator_id(),
-                                       std::move(*key)};
-    return FromStatus(fedlora::device::SaveIdentity(rt->state_dir, id));
+    return FromStatus(fedlora::device::EnrollDevice(*channel, token, rt->state_dir,
+                                                    absl::Seconds(coordinator.timeout_seconds))
+                          .status());
   });
 }
 

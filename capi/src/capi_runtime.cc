@@ -262,14 +262,11 @@ int fedlora_train(fedlora_runtime* rt, const fedlora_budget* budget_in,
       return SetError(FEDLORA_INVALID_ARGUMENT,
                       "fedlora_budget: max_steps must be >= 1 and max_seconds >= 0");
     }
-    fedlora::device::ConditionRules rules;
-    rules.require_charging = policy.require_charging != 0;
+    fedlora::device::ConditionRules rules = fedlora::capi::RulesOf(policy);
     rules.require_unmetered = false;  // local training sends nothing
-    rules.require_idle = policy.require_idle != 0;
-    rules.min_battery_percent = policy.min_battery_percent;
-    fedlora::device::DeviceConditions now{policy.charging != 0, policy.unmetered != 0,
-                                          policy.idle != 0, policy.battery_percent};
-    if (std::string no = fedlora::device::ConditionRefusal(rules, now); !no.empty()) {
+    const std::string no =
+        fedlora::device::ConditionRefusal(rules, fedlora::capi::ConditionsOf(policy));
+    if (!no.empty()) {
       return SetError(FEDLORA_REFUSED_BY_POLICY, "not training now: " + no);
     }
     std::lock_guard<std::mutex> lock(rt->mu);

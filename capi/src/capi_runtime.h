@@ -11,8 +11,10 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "fedlora.h"
 #include "fedlora/adapters/lora_adapter.h"
 #include "fedlora/common/release.h"
+#include "fedlora/device/device_conditions.h"
 #include "fedlora/device/generate.h"
 #include "fedlora/device/runtime.h"
 #include "fedlora/device/text_store.h"
@@ -46,6 +48,19 @@ struct fedlora_runtime {
 };
 
 namespace fedlora::capi {
+
+// The app's policy as the device's rules and conditions (device/device_conditions.h).
+inline device::ConditionRules RulesOf(const fedlora_policy& p) {
+  device::ConditionRules r;
+  r.require_charging = p.require_charging != 0;
+  r.require_unmetered = p.require_unmetered != 0;
+  r.require_idle = p.require_idle != 0;
+  r.min_battery_percent = p.min_battery_percent;
+  return r;
+}
+inline device::DeviceConditions ConditionsOf(const fedlora_policy& p) {
+  return {p.charging != 0, p.unmetered != 0, p.idle != 0, p.battery_percent};
+}
 
 // Detaches every adapter for its lifetime (training the global delta and the personal
 // adapter need the bare base), then attaches them again.

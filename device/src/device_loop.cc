@@ -39,18 +39,24 @@ void AppendLedger(const std::string& state_dir, const ParticipationResult& r) {
 
 }  // namespace
 
+// ALREADY_EXISTS when `state_dir` holds an enrolled device.
+absl::Status RefuseEnrolled(const std::string& state_dir) {
+  if (!std::filesystem::exists(std::filesystem::path(state_dir) / "device.json")) {
+    return absl::OkStatus();
+  }
+  auto existing = LoadIdentity(state_dir);
+  return absl::AlreadyExistsError(absl::StrCat(
+      state_dir, " is already enrolled",
+      existing.ok() ? absl::StrCat(" as ", existing->device_id) : std::string(),
+      " (hint: one state folder per device: use another, or delete it to enrol again)"));
+}
+
 absl::Status SaveIdentity(const std::string& state_dir, const DeviceIdentity& id) {
   namespace fs = std::filesystem;
   FEDLORA_RETURN_IF_ERROR(MakeDirs(state_dir));
   std::error_code ec;
   fs::permissions(state_dir, fs::perms::owner_all, ec);
-  if (fs::exists(fs::path(state_dir) / "device.json")) {
-    auto existing = LoadIdentity(state_dir);
-    return absl::AlreadyExistsError(absl::StrCat(
-        state_dir, " is already enrolled",
-        existing.ok() ? absl::StrCat(" as ", existing->device_id) : std::string(),
-        " (hint: use another --state, or delete it to enrol again)"));
-  }
+  FEDLORA_RETURN_IF_ERROR(RefuseEnrolled(state_dir));
   FEDLORA_RETURN_IF_ERROR(id.key.SavePrivate(state_dir + "/device.key"));
   nlohmann::json j = {{"device_id", id.device_id}, {"coordinator_id", id.coordinator_id}};
   return WriteFileAtomic(state_dir + "/device.json", j.dump(2) + "\n");
@@ -71,6 +77,22 @@ absl::StatusOr<DeviceIdentity> LoadIdentity(const std::string& state_dir) {
   FEDLORA_ASSIGN_OR_RETURN(Ed25519Key key, Ed25519Key::LoadPrivate(state_dir + "/device.key"));
   return DeviceIdentity{j["device_id"].get<std::string>(),
                         j.value("coordinator_id", std::string()), std::move(key)};
+}
+
+absl::StatusOr<DeviceIdentity> EnrollDevice(const std::shared_ptr<grpc::Channel>& channel,
+                                            const std::string& token,
+                                            const std::string& state_dir,
+                                            absl::Duration timeout) {
+  FEDLORA_RETURN_IF_ERROR(RefuseEnrolled(state_dir));
+  FEDLORA_ASSIGN_OR_RETURN(Ed25519Key key, Ed25519Key::Generate());
+  v1::EnrollRequest req;
+  req.set_token(token);
+  req.set_public_key(key.PublicRaw());
+  FEDLORA_ASSIGN_OR_RETURN(v1::EnrollResponse resp,
+                           CoordinatorClient::Enroll(channel, req, timeout));
+  DeviceIdentity id{resp.device_id(), resp.coordinator_id(), std::move(key)};
+  FEDLORA_RETURN_IF_ERROR(SaveIdentity(state_dir, id));
+  return id;
 }
 
 absl::StatusOr<LoopResult> RunDeviceLoop(CoordinatorClient& client, DeviceData& data,

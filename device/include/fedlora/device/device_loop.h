@@ -28,6 +28,15 @@ absl::Status SaveIdentity(const std::string& state_dir, const DeviceIdentity& id
 // NOT_FOUND with the hint to run `fedlora device enroll` first.
 absl::StatusOr<DeviceIdentity> LoadIdentity(const std::string& state_dir);
 
+// Generates a device key, enrols it with a single-use `token` and saves the identity under
+// `state_dir` (SaveIdentity). An enrolled folder is refused (ALREADY_EXISTS) before anyone is
+// contacted, so the token stays unused; the coordinator's refusals come back as they are
+// (PERMISSION_DENIED for an unknown or used token).
+absl::StatusOr<DeviceIdentity> EnrollDevice(const std::shared_ptr<grpc::Channel>& channel,
+                                            const std::string& token,
+                                            const std::string& state_dir,
+                                            absl::Duration timeout);
+
 struct LoopOptions {
   int rounds = 1;                          // stop after this many completed rounds (0 = no limit)
   absl::Duration max_time = absl::Hours(1);
