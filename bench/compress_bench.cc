@@ -140,6 +140,7 @@ int TrainChild(const Args& a) {
   fedlora::device::TrainOptions to;
   to.batch_size = 4;
   to.max_steps = a.train_steps;
+  to.shards = 0;  // as a device trains: a shard per core
   auto stats = fedlora::device::Train(*rt->model, adapter->Parameters(), windows, to);
   if (!stats.ok()) return 1;
   nlohmann::json j = {

@@ -1,13 +1,15 @@
 // Model and on-device training throughput for the ~30M-parameter config (hidden 512, 8 layers,
-// 8 heads, vocab 8000, context 256), beside the machine's measured float32 matmul peak.
-//   bench_model [--json] [--batch B] [--seq T] [--iters N] [--threads N] [--torch-threads N]
-//               [--no-peer] [--profile]
+// 8 heads, vocab 8000, context 256) or the keyboard-sized one (--config keyboard: hidden 256,
+// 4 layers, 4 heads, vocab 2048), beside the machine's measured float32 matmul peak.
+//   bench_model [--json] [--config 30m|keyboard] [--batch B] [--seq T] [--iters N]
+//               [--threads N] [--torch-threads N] [--shards N] [--no-peer] [--profile]
 // Figures: forward tokens/s, LoRA training tokens/s (rank 8 on q,v and on all seven
 // projections; windows of 128 predicted tokens, batch 4, as the peer) with libtorch's
-// reference ops and with the fused kernels, achieved GFLOP/s as a fraction of the matmul peak,
-// the tensor memory a training step adds at its peak, peak RSS, and one line per fused kernel;
-// beside the same training loop in PyTorch eager (../shared/peers/pytorch_per_client.py
-// --hidden 512 --layers 8 --heads 8 --ff 1376 --vocab 8000 --cohort 5 --rounds 1), with the
+// reference ops, with the fused kernels in one pass, and as a device trains (fused, the batch
+// in --shards data-parallel parts, 0 = one per core; the variants timed in turn), achieved
+// GFLOP/s as a fraction of the matmul peak, the tensor memory a training step adds at its
+// peak, peak RSS, and one line per fused kernel; beside the same training loop in PyTorch
+// eager (../shared/peers/pytorch_per_client.py with the same config), with the
 // same OpenBLAS kernels and as installed, in the same invocation (--no-peer skips it).
 // --profile adds libtorch's self time per op of the training steps.
 #include <sys/resource.h>
@@ -20,6 +22,7 @@
 #include <functional>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "fedlora/adapters/lora_adapter.h"
 #include "fedlora/device/trainer.h"
 #include "fedlora/model/fused_ops.h"
@@ -132,7 +135,8 @@ double ForwardFlopsPerToken(const fedlora::model::LlamaConfig& c, int64_t seq) {
 int main(int argc, char** argv) {
   bool json = false, peer = true, profile = false;
   int64_t batch = 4, seq = 256, iters = 5;
-  int threads = 0, torch_threads = 1;
+  int threads = 0, torch_threads = 1, shards = 0;
+  std::string config_name = "30m";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&] { return i + 1 < argc ? std::stoll(argv[++i]) : 0; };
@@ -150,6 +154,10 @@ int main(int argc, char** argv) {
       iters = next();
     else if (a == "--threads")
       threads = static_cast<int>(next());
+    else if (a == "--config")
+      config_name = i + 1 < argc ? argv[++i] : "";
+    else if (a == "--shards")
+      shards = static_cast<int>(next());
     else if (a == "--torch-threads")
       torch_threads = static_cast<int>(next());
     else {
@@ -164,14 +172,21 @@ int main(int argc, char** argv) {
   torch::manual_seed(0);
   double peak = MatmulPeak(1024);
 
+  // The 30M config, or the keyboard-sized one (the peer's default and bench_sim's config a:
+  // hidden 256, 4 layers, 4 heads, ff 688, vocab 2048; 4.2M parameters).
+  const bool keyboard = config_name == "keyboard";
+  if (!keyboard && config_name != "30m") {
+    std::fprintf(stderr, "unknown --config %s (use 30m or keyboard)\n", config_name.c_str());
+    return 2;
+  }
   fedlora::model::LlamaConfig c;
-  c.vocab_size = 8000;
-  c.hidden_size = 512;
-  c.num_hidden_layers = 8;
-  c.num_attention_heads = 8;
-  c.num_key_value_heads = 8;
+  c.vocab_size = keyboard ? 2048 : 8000;
+  c.hidden_size = keyboard ? 256 : 512;
+  c.num_hidden_layers = keyboard ? 4 : 8;
+  c.num_attention_heads = keyboard ? 4 : 8;
+  c.num_key_value_heads = c.num_attention_heads;
   c.head_dim = 64;
-  c.intermediate_size = 1376;
+  c.intermediate_size = keyboard ? 688 : 1376;
   c.max_position_embeddings = seq;
   c.tie_word_embeddings = true;
   auto model = fedlora::model::LlamaModel::RandomInit(c, 1);
@@ -180,6 +195,7 @@ int main(int argc, char** argv) {
 
   nlohmann::json out = {{"threads", thread_desc},
                         {"matmul_peak_gflops", peak},
+                        {"config", config_name},
                         {"params", c.NumParameters()},
                         {"batch", batch},
                         {"seq", seq}};
@@ -194,8 +210,15 @@ int main(int argc, char** argv) {
                       {"gflops", tps * fpt / 1e9},
                       {"fraction_of_peak", tps * fpt / 1e9 / peak}};
   }
-  auto bench_lora = [&](std::vector<fedlora::model::Proj> targets, bool fused) {
-    fedlora::model::SetFusedKernels(fused);
+  // One LoRA target set, several variants (kernels, shards) timed in turn: each rep runs every
+  // variant once, and each keeps its best of 3 reps, so the machine's drift hits all alike.
+  struct Variant {
+    std::string key;
+    bool fused;
+    int shards;  // TrainOptions::shards (0 = one per core)
+  };
+  auto bench_lora = [&](const std::vector<fedlora::model::Proj>& targets,
+                        const std::vector<Variant>& variants) {
     fedlora::adapters::LoraConfig lc;
     lc.rank = 8;
     lc.alpha = 16;
@@ -211,70 +234,89 @@ int main(int argc, char** argv) {
     // As the peer: windows of 129 tokens (128 predictions), batch 4.
     w.ids = torch::randint(0, c.vocab_size, {4 * (iters + 1), 129}, torch::kInt64);
     w.mask = torch::ones_like(w.ids);
-    fedlora::device::TrainOptions to;
-    to.batch_size = 4;
-    to.max_steps = 1;
-    auto warm = fedlora::device::Train(model, adapter->Parameters(), w, to);  // warm-up step
-    to.max_steps = iters;
-    const double held_before = tracker->CurrentBytes() / 1048576.0;
-    tracker->ResetPeak();
-    // Best of 3 runs of `iters` steps: this machine's speed drifts between runs.
-    double seconds = 1e30;
-    for (int rep = 0; rep < 3; ++rep) {
-      auto st = fedlora::device::Train(model, adapter->Parameters(), w, to);
+    auto options = [&](const Variant& v, int64_t steps) {
+      fedlora::device::TrainOptions to;
+      to.batch_size = 4;
+      to.shards = v.shards;
+      to.max_steps = steps;
+      return to;
+    };
+    auto run = [&](const Variant& v, int64_t steps) {
+      fedlora::model::SetFusedKernels(v.fused);
+      auto st = fedlora::device::Train(model, adapter->Parameters(), w, options(v, steps));
+      fedlora::model::SetFusedKernels(true);
       if (!st.ok()) {
         std::fprintf(stderr, "%s\n", st.status().ToString().c_str());
         std::exit(1);
       }
-      seconds = std::min(seconds, st->seconds);
+      return st->seconds;
+    };
+    for (const auto& v : variants) run(v, 1);  // warm-up steps
+    const double held_before = tracker->CurrentBytes() / 1048576.0;
+    std::vector<double> seconds(variants.size(), 1e30), peak_mb(variants.size(), 0);
+    for (int rep = 0; rep < 3; ++rep) {
+      for (size_t i = 0; i < variants.size(); ++i) {
+        tracker->ResetPeak();
+        seconds[i] = std::min(seconds[i], run(variants[i], iters));
+        peak_mb[i] = std::max(peak_mb[i], tracker->PeakBytes() / 1048576.0);
+      }
     }
-    const double step_peak = tracker->PeakBytes() / 1048576.0;
-    nlohmann::json prof;
-    if (profile) {
-      prof = fedlora::bench::ProfileJson(fedlora::bench::ProfileOps([&] {
-        (void)fedlora::device::Train(model, adapter->Parameters(), w, to);
-      }), 25);
+    for (size_t i = 0; i < variants.size(); ++i) {
+      const Variant& v = variants[i];
+      double tps = 4.0 * 128 * iters / seconds[i];  // predicted tokens per second
+      // Backward through frozen weights costs one more forward-sized product (input grads).
+      double flops = 2.0 * ForwardFlopsPerToken(c, 128);
+      nlohmann::json r{{"tokens_per_s", tps},
+                       {"gflops", tps * flops / 1e9},
+                       {"fraction_of_peak", tps * flops / 1e9 / peak},
+                       {"trainable_params", adapter->NumParameters()},
+                       {"kernels", v.fused ? "fused" : "reference"},
+                       {"shards", v.shards},
+                       {"tensor_peak_mb", peak_mb[i]},
+                       {"step_tensor_peak_mb", peak_mb[i] - held_before}};
+      if (profile) {
+        fedlora::model::SetFusedKernels(v.fused);
+        r["profile"] = fedlora::bench::ProfileJson(fedlora::bench::ProfileOps([&] {
+          (void)fedlora::device::Train(model, adapter->Parameters(), w, options(v, iters));
+        }), 25);
+        fedlora::model::SetFusedKernels(true);
+      }
+      out[v.key] = r;
     }
     adapter->Detach(model);
-    double tps = 4.0 * 128 * iters / seconds;  // predicted tokens per second
-    // Backward through frozen weights costs one more forward-sized product (input grads).
-    double flops = 2.0 * ForwardFlopsPerToken(c, 128);
-    nlohmann::json r{{"tokens_per_s", tps},
-                     {"gflops", tps * flops / 1e9},
-                     {"fraction_of_peak", tps * flops / 1e9 / peak},
-                     {"trainable_params", adapter->NumParameters()},
-                     {"kernels", fused ? "fused" : "reference"},
-                     {"tensor_peak_mb", step_peak},
-                     {"step_tensor_peak_mb", step_peak - held_before}};
-    if (profile) r["profile"] = prof;
-    fedlora::model::SetFusedKernels(true);
-    return r;
   };
   using P = fedlora::model::Proj;
   const std::vector<P> qv = {P::kQ, P::kV};
   const std::vector<P> all7 = {P::kQ, P::kK, P::kV, P::kO, P::kGate, P::kUp, P::kDown};
-  // libtorch's reference ops first, then the fused kernels, in the same process.
-  out["lora_train_qv_r8_reference"] = bench_lora(qv, false);
-  out["lora_train_qv_r8"] = bench_lora(qv, true);
-  out["lora_train_all7_r8_reference"] = bench_lora(all7, false);
-  out["lora_train_all7_r8"] = bench_lora(all7, true);
-  out["fused_speedup_qv_r8"] = out["lora_train_qv_r8"]["tokens_per_s"].get<double>() /
+  // libtorch's reference ops, the fused kernels in one pass with threaded matrix products
+  // (shards 1), and the trainer as a device runs it (`--shards`, 0 = one per core).
+  bench_lora(qv, {{"lora_train_qv_r8_reference", false, 1},
+                  {"lora_train_qv_r8_one_pass", true, 1},
+                  {"lora_train_qv_r8", true, shards}});
+  bench_lora(all7, {{"lora_train_all7_r8_reference", false, 1},
+                    {"lora_train_all7_r8", true, shards}});
+  out["shards_speedup_qv_r8"] = out["lora_train_qv_r8"]["tokens_per_s"].get<double>() /
+                                out["lora_train_qv_r8_one_pass"]["tokens_per_s"].get<double>();
+  out["fused_speedup_qv_r8"] = out["lora_train_qv_r8_one_pass"]["tokens_per_s"].get<double>() /
                                out["lora_train_qv_r8_reference"]["tokens_per_s"].get<double>();
   out["kernels"] = KernelLines(c, 4 * 128);
   out["peak_rss_mb"] = PeakRssMb();
   // The peak again after the runs; the higher of the two counts (drift only lowers a run).
   peak = std::max(peak, MatmulPeak(1024));
   out["matmul_peak_gflops"] = peak;
-  for (const char* k : {"forward", "lora_train_qv_r8_reference", "lora_train_qv_r8",
-                        "lora_train_all7_r8_reference", "lora_train_all7_r8"}) {
+  for (const char* k : {"forward", "lora_train_qv_r8_reference", "lora_train_qv_r8_one_pass",
+                        "lora_train_qv_r8", "lora_train_all7_r8_reference",
+                        "lora_train_all7_r8"}) {
     out[k]["fraction_of_peak"] =
         out[k]["gflops"].get<double>() / out["matmul_peak_gflops"].get<double>();
   }
   if (peer) {
     // The peer inherits OPENBLAS_CORETYPE from SelectBlasCore (the same GEMM kernels as ours);
     // "as installed" is what its user gets from Debian's OpenBLAS on this CPU without it.
-    const std::string args =
-        "--hidden 512 --layers 8 --heads 8 --ff 1376 --vocab 8000 --cohort 5 --rounds 1";
+    const std::string args = absl::StrCat(
+        "--hidden ", c.hidden_size, " --layers ", c.num_hidden_layers, " --heads ",
+        c.num_attention_heads, " --ff ", c.intermediate_size, " --vocab ", c.vocab_size,
+        keyboard ? " --cohort 20 --rounds 1" : " --cohort 5 --rounds 1");
     for (const auto& [key, env] :
          std::vector<std::pair<std::string, std::string>>{{"peer_pytorch_qv_r8", ""},
                                                           {"peer_pytorch_qv_r8_as_installed",
@@ -298,8 +340,8 @@ int main(int argc, char** argv) {
   } else {
     std::printf("threads            %s\nmatmul peak        %.1f GFLOP/s\nparameters         %lld\n",
                 thread_desc.c_str(), out["matmul_peak_gflops"].get<double>(), static_cast<long long>(c.NumParameters()));
-    for (const char* k : {"forward", "lora_train_qv_r8_reference", "lora_train_qv_r8",
-                          "lora_train_all7_r8_reference", "lora_train_all7_r8",
+    for (const char* k : {"forward", "lora_train_qv_r8_reference", "lora_train_qv_r8_one_pass",
+                          "lora_train_qv_r8", "lora_train_all7_r8_reference", "lora_train_all7_r8",
                           "peer_pytorch_qv_r8", "peer_pytorch_qv_r8_as_installed"}) {
       if (!out.contains(k) || !out[k].contains("gflops")) continue;
       std::printf("%-32s %8.0f tokens/s  %6.1f GFLOP/s  %4.0f%% of peak", k,
@@ -316,8 +358,9 @@ int main(int argc, char** argv) {
                   kl["reference_ms"].get<double>(), kl["fused_ms"].get<double>(),
                   kl["speedup"].get<double>());
     }
-    for (const char* k : {"lora_train_qv_r8_reference", "lora_train_qv_r8",
-                          "lora_train_all7_r8_reference", "lora_train_all7_r8"}) {
+    for (const char* k : {"lora_train_qv_r8_reference", "lora_train_qv_r8_one_pass",
+                          "lora_train_qv_r8", "lora_train_all7_r8_reference",
+                          "lora_train_all7_r8"}) {
       if (!out[k].contains("profile")) continue;
       const auto& p = out[k]["profile"];
       std::printf("\n%s, self time per op (GEMM %.0f%% of %.0f ms):\n", k,

@@ -21,6 +21,7 @@ struct TrainFlags {
   int epochs = 1;
   int64_t steps = 0;
   uint64_t seed = 0;
+  int shards = 0;
 };
 
 inline void AddTrainFlags(CLI::App* cmd, TrainFlags* f) {
@@ -37,6 +38,11 @@ inline void AddTrainFlags(CLI::App* cmd, TrainFlags* f) {
   cmd->add_option("--epochs", f->epochs, "passes over the data")->capture_default_str();
   cmd->add_option("--steps", f->steps, "max steps (0 = by epochs)")->capture_default_str();
   cmd->add_option("--seed", f->seed, "seed")->capture_default_str();
+  cmd->add_option("--shards", f->shards,
+                  "data-parallel parts of each step, one thread each (0 = one per core; "
+                  "1 = one pass, matrix products threaded)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
 }
 
 inline absl::Status ToTrainOptions(const TrainFlags& f, device::TrainOptions* o) {
@@ -55,6 +61,7 @@ inline absl::Status ToTrainOptions(const TrainFlags& f, device::TrainOptions* o)
   o->epochs = f.epochs;
   o->max_steps = f.steps;
   o->seed = f.seed;
+  o->shards = f.shards;
   return absl::OkStatus();
 }
 

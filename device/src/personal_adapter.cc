@@ -58,6 +58,7 @@ PersonalOptions::PersonalOptions() {
   train.optimizer.lr = 5e-3;
   train.max_steps = 20;
   train.batch_size = 4;
+  train.shards = 0;  // a device trains alone: one shard per core
 }
 
 absl::StatusOr<PersonalResult> TrainPersonalAdapter(model::LlamaModel& model,

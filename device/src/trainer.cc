@@ -4,12 +4,16 @@
 
 #include <chrono>
 #include <cmath>
+#include <exception>
+#include <optional>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "fedlora/common/progress.h"
 #include "fedlora/common/random.h"
 #include "fedlora/model/fused_ops.h"
+#include "fedlora/model/threads.h"
 
 namespace fedlora::device {
 namespace {
@@ -49,8 +53,10 @@ class BatchSampler {
 // Per predicted token: -log p(ids[:, i + 1] | ids[:, :i + 1]), [N * (T - 1)], 0 where the
 // target is padding. A frozen LM head takes the fused path (no [N, T, vocab] logits, and the
 // head's gradient formed with its softmax); a trainable one (pretraining) the plain one.
+// `head_chunk`: rows of logits the fused path holds at a time.
 torch::Tensor TokenNll(const model::LlamaModel& model, const torch::Tensor& ids,
-                       const torch::Tensor& mask, const model::ForwardOptions& fo) {
+                       const torch::Tensor& mask, const model::ForwardOptions& fo,
+                       int64_t head_chunk) {
   const int64_t t = ids.size(1);
   torch::Tensor target = ids.narrow(1, 1, t - 1).masked_fill(
       mask.narrow(1, 1, t - 1).eq(0), -100).reshape({-1});
@@ -58,13 +64,87 @@ torch::Tensor TokenNll(const model::LlamaModel& model, const torch::Tensor& ids,
   if (model::FusedKernelsEnabled() && !model.HeadWeight().requires_grad() &&
       hidden.scalar_type() == torch::kFloat && model.HeadWeight().scalar_type() == torch::kFloat) {
     return model::FusedLinearCrossEntropy(hidden.reshape({-1, hidden.size(-1)}),
-                                          model.HeadWeight(), target);
+                                          model.HeadWeight(), target, head_chunk);
   }
   torch::Tensor logits = model.Logits(hidden);
   return torch::nn::functional::cross_entropy(
       logits.reshape({-1, logits.size(-1)}), target,
       torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone).ignore_index(
           -100));
+}
+
+// One step's loss (the sum over groups of each group's mean NLL over its real targets) and its
+// gradient, left in each parameter's grad. With `shards` > 1 the windows of every group are
+// split into `shards` parts (group-major order kept, as StackedLora expects), each part runs
+// forward and backward in its own thread, and the parts' gradients are added in shard order:
+// each part's loss is its NLL sum over the group's whole denominator, so the parts add up to
+// the loss of one pass.
+constexpr int64_t kHeadChunk = 256;
+
+double LossAndGradients(const model::LlamaModel& model, const std::vector<torch::Tensor>& params,
+                        const torch::Tensor& ids, const torch::Tensor& mask, int64_t groups,
+                        int shards) {
+  const int64_t t = ids.size(1), per_group = ids.size(0) / groups;
+  torch::Tensor valid_all = mask.narrow(1, 1, t - 1).to(torch::kFloat).view({groups, -1});
+  torch::Tensor denom = valid_all.sum(1).clamp_min(1);  // [groups]
+  std::vector<double> losses(shards, 0.0);
+  std::vector<std::vector<torch::Tensor>> grads(shards);
+  std::vector<std::exception_ptr> errors(shards);
+  auto run = [&](int s) {
+    try {
+      const int64_t lo = per_group * s / shards, hi = per_group * (s + 1) / shards;
+      torch::Tensor part_ids = ids, part_mask = mask;
+      if (shards > 1) {
+        std::vector<int64_t> rows;
+        for (int64_t g = 0; g < groups; ++g) {
+          for (int64_t r = lo; r < hi; ++r) rows.push_back(g * per_group + r);
+        }
+        torch::Tensor index = torch::tensor(rows, torch::kInt64);
+        part_ids = ids.index_select(0, index);
+        part_mask = mask.index_select(0, index);
+      }
+      model::ForwardOptions fo;
+      fo.training = true;
+      fo.attention_mask = part_mask;
+      // Shards side by side hold together as many logits rows as one pass.
+      torch::Tensor nll = TokenNll(model, part_ids, part_mask, fo,
+                                   std::max<int64_t>(64, kHeadChunk / shards));
+      torch::Tensor valid = part_mask.narrow(1, 1, t - 1).to(torch::kFloat).view({groups, -1});
+      torch::Tensor loss = ((nll.view({groups, -1}) * valid).sum(1) / denom).sum();
+      losses[s] = loss.item<double>();
+      grads[s] = torch::autograd::grad({loss}, params, /*grad_outputs=*/{},
+                                       /*retain_graph=*/false, /*create_graph=*/false,
+                                       /*allow_unused=*/true);
+    } catch (...) {
+      errors[s] = std::current_exception();
+    }
+  };
+  if (shards == 1) {
+    run(0);
+  } else {
+    std::vector<std::thread> threads;
+    for (int s = 1; s < shards; ++s) threads.emplace_back(run, s);
+    run(0);
+    for (auto& th : threads) th.join();
+  }
+  for (const auto& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+  torch::NoGradGuard ng;
+  double total = 0;
+  for (int s = 0; s < shards; ++s) {
+    total += losses[s];
+    for (size_t i = 0; i < params.size(); ++i) {
+      const torch::Tensor& g = grads[s][i];
+      if (!g.defined()) continue;
+      if (!params[i].grad().defined()) {
+        params[i].mutable_grad() = g;
+      } else {
+        params[i].mutable_grad().add_(g);
+      }
+    }
+  }
+  return total;
 }
 
 }  // namespace
@@ -135,6 +215,13 @@ absl::StatusOr<TrainStats> TrainGrouped(const model::LlamaModel& model,
   for (int64_t g = 0; g < groups; ++g) {
     samplers.emplace_back(per_group[g].size(), o.batch_size, group_seeds[g]);
   }
+  // Data-parallel shards: never more than the windows of a batch; matrix products go
+  // single-threaded while shards run side by side.
+  const int64_t per_batch = std::min(o.batch_size, per_group[0].size());
+  const int shards = static_cast<int>(std::max<int64_t>(
+      1, std::min<int64_t>(o.shards > 0 ? o.shards : model::NumCores(), per_batch)));
+  std::optional<model::ScopedBlasThreads> single_blas;
+  if (shards > 1) single_blas.emplace(1);
   TrainStats stats;
   ProgressBar bar("train", steps, o.progress);
   auto t0 = std::chrono::steady_clock::now();
@@ -156,16 +243,9 @@ absl::StatusOr<TrainStats> TrainGrouped(const model::LlamaModel& model,
     }
     torch::Tensor ids = torch::cat(ids_parts, 0);
     torch::Tensor mask = torch::cat(mask_parts, 0);
-    model::ForwardOptions fo;
-    fo.training = true;
-    fo.attention_mask = mask;
-    torch::Tensor nll = TokenNll(model, ids, mask, fo);
-    const int64_t t = ids.size(1);
-    torch::Tensor valid = mask.narrow(1, 1, t - 1).to(torch::kFloat);
-    nll = nll.view({groups, -1}) * valid.view({groups, -1});
-    torch::Tensor per_group_loss = nll.sum(1) / valid.view({groups, -1}).sum(1).clamp_min(1);
-    torch::Tensor loss = per_group_loss.sum();
-    double mean_loss = loss.item<double>() / static_cast<double>(groups);
+    opt.ZeroGrad();
+    const double loss_sum = LossAndGradients(model, params, ids, mask, groups, shards);
+    const double mean_loss = loss_sum / static_cast<double>(groups);
     if (!std::isfinite(mean_loss)) {
       torch::NoGradGuard ng;
       for (size_t i = 0; i < params.size(); ++i) params[i].detach().copy_(start[i]);
@@ -174,12 +254,17 @@ absl::StatusOr<TrainStats> TrainGrouped(const model::LlamaModel& model,
           "); parameters restored (hint: lower the learning rate or enable clipping)"));
     }
     if (o.prox_mu > 0) {
-      torch::Tensor prox = torch::zeros({}, loss.options());
-      for (size_t i = 0; i < params.size(); ++i) prox = prox + (params[i] - start[i]).pow(2).sum();
-      loss = loss + 0.5 * o.prox_mu * prox;
+      // d/dp of (mu / 2) ||p - start||^2.
+      torch::NoGradGuard ng;
+      for (size_t i = 0; i < params.size(); ++i) {
+        torch::Tensor pull = (params[i].detach() - start[i]) * o.prox_mu;
+        if (params[i].grad().defined()) {
+          params[i].mutable_grad().add_(pull);
+        } else {
+          params[i].mutable_grad() = pull;
+        }
+      }
     }
-    opt.ZeroGrad();
-    loss.backward();
     opt.Step();
     stats.tokens += mask.sum().item<int64_t>();
     stats.losses.push_back(mean_loss);

@@ -189,6 +189,91 @@ TEST(TrainerTest, ProximalTermPullsTowardsTheStart) {
   EXPECT_LT(moved[1], 0.5 * moved[0]);
 }
 
+// Data-parallel shards (TrainOptions::shards): the batch split over 2 or 3 threads (an
+// uneven split of 4 windows into 1 + 1 + 2 included) gives the losses and the adapter of one
+// pass, with padded windows (the loss is normalised by the whole batch's real targets, not
+// each shard's), gradient clipping and the proximal term on.
+TEST(TrainerTest, ShardedStepsEqualOnePass) {
+  const auto& tok = SharedTokenizer();
+  TokenWindows w = MakeWindows(tok, MakeLines(2, 30, 4), 24);
+  // Pad the second half of window 1 so the shards hold different numbers of real targets.
+  w.mask[1].narrow(0, 12, 12).fill_(0);
+  ASSERT_GE(w.size(), 4);
+  std::vector<std::vector<float>> adapters;
+  std::vector<std::vector<double>> losses;
+  for (int threads : {1, 2, 3}) {
+    model::LlamaModel m = SmallModel(5);
+    auto a = TrainableAdapter(m, 7);
+    std::vector<float> flat = a.Flatten();
+    for (size_t i = 0; i < flat.size(); ++i) flat[i] += 0.01f * std::cos(0.3f * i);
+    ASSERT_TRUE(a.Unflatten(flat.data(), flat.size()).ok());
+    TrainOptions o;
+    o.optimizer.lr = 1e-2;
+    o.optimizer.max_grad_norm = 0.5;
+    o.prox_mu = 0.5;
+    o.batch_size = 4;
+    o.max_steps = 5;
+    o.seed = 3;
+    o.shards = threads;
+    auto stats = Train(m, a.Parameters(), w, o);
+    ASSERT_TRUE(stats.ok()) << stats.status();
+    adapters.push_back(a.Flatten());
+    losses.push_back(stats->losses);
+    EXPECT_NE(adapters.back(), flat) << threads << " threads did not train";
+  }
+  for (size_t k = 1; k < adapters.size(); ++k) {
+    double max_diff = 0;
+    for (size_t i = 0; i < adapters[0].size(); ++i) {
+      max_diff = std::max(max_diff, std::abs(double(adapters[k][i]) - adapters[0][i]));
+    }
+    EXPECT_LT(max_diff, 1e-5) << k + 1 << " threads";
+    ASSERT_EQ(losses[k].size(), losses[0].size());
+    for (size_t i = 0; i < losses[0].size(); ++i) EXPECT_NEAR(losses[k][i], losses[0][i], 1e-5);
+  }
+}
+
+// The same for batched multi-device training: every group's windows are split across the
+// shards and each group still trains as it would alone.
+TEST(TrainerTest, ShardedGroupedStepsEqualOnePass) {
+  const auto& tok = SharedTokenizer();
+  model::LlamaModel m = SmallModel(4);
+  auto global = MakeAdapter(m, 2);
+  std::vector<float> flat = global.Flatten();
+  for (size_t i = 0; i < flat.size(); ++i) flat[i] += 0.01f * std::sin(0.1f * i);
+  const int groups = 3;
+  std::vector<TokenWindows> windows;
+  std::vector<uint64_t> seeds;
+  for (int g = 0; g < groups; ++g) {
+    windows.push_back(MakeWindows(tok, MakeLines(g, 16, 3), 24));
+    seeds.push_back(100 + g);
+  }
+  std::vector<std::vector<std::vector<float>>> results;
+  for (int threads : {1, 2}) {
+    auto stacked = adapters::StackedLora::Create(m.config(), global.config(),
+                                                 std::vector<std::vector<float>>(groups, flat));
+    ASSERT_TRUE(stacked.ok()) << stacked.status();
+    ASSERT_TRUE(stacked->Attach(m).ok());
+    TrainOptions o;
+    o.optimizer.lr = 5e-3;
+    o.optimizer.max_grad_norm = 0.5;
+    o.batch_size = 2;
+    o.max_steps = 4;
+    o.shards = threads;
+    ASSERT_TRUE(TrainGrouped(m, stacked->Parameters(), windows, seeds, o).ok());
+    results.emplace_back();
+    for (int g = 0; g < groups; ++g) results.back().push_back(stacked->Flatten(g));
+    stacked->Detach(m);
+  }
+  for (int g = 0; g < groups; ++g) {
+    double max_diff = 0;
+    for (size_t i = 0; i < flat.size(); ++i) {
+      max_diff = std::max(max_diff, std::abs(double(results[1][g][i]) - results[0][g][i]));
+    }
+    EXPECT_LT(max_diff, 1e-5) << "group " << g;
+    EXPECT_NE(results[1][g], flat) << "group " << g << " did not train";
+  }
+}
+
 TEST(TrainerTest, RefusesEmptyDataAndNoParameters) {
   model::LlamaModel m = SmallModel(3);
   auto adapter = MakeAdapter(m, 1);

@@ -23,7 +23,7 @@ std::string PersonalAdapterDir(const std::string& state_dir);
 
 struct PersonalOptions {
   adapters::LoraConfig lora;  // default rank 4, alpha 8 (scaling 2), q_proj and v_proj
-  TrainOptions train;         // default 20 steps of AdamW at 5e-3, batch 4
+  TrainOptions train;         // default 20 steps of AdamW at 5e-3, batch 4, a shard per core
   int64_t seq_len = 64;
   PersonalOptions();
 };

@@ -43,6 +43,13 @@ struct TrainOptions {
   // towards the starting point (Ditto's personal objective when starting from the global
   // adapter; Li et al., ICML 2021). Reported losses exclude it.
   double prox_mu = 0;
+  // Data-parallel shards of each step: the batch's windows are split into this many parts,
+  // each run forward and backward in its own thread with single-threaded matrix products, and
+  // the gradients are summed in shard order (the same loss and gradient as one pass, up to
+  // float rounding). 0: one per core (what a device wants). 1: one pass on the calling thread,
+  // matrix products threaded by the BLAS (what callers that already run one trainer per core
+  // want, such as the simulator's workers). Never more shards than windows per batch.
+  int shards = 1;
 };
 
 struct TrainStats {
