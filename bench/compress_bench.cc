@@ -4,7 +4,8 @@
 // beside the float32 base (each in its own child process, so peaks do not mix); and the
 // product of one decoded token with a 4-bit weight from its codes against float32.
 //   bench_compress [--json] [--model DIR] [--eval-tokens N] [--calib-tokens N]
-//                  [--train-steps N] [--methods a,b,...] [--no-train] [--decode-only]
+//                  [--train-steps N] [--shards N] [--methods a,b,...] [--no-train]
+//                  [--decode-only]
 // Evaluation text: the first --eval-tokens tokens of ../shared/data/wikitext2/valid.txt;
 // calibration text: the last --calib-tokens tokens of the same file (disjoint).
 #include <sys/resource.h>
@@ -61,6 +62,7 @@ struct Args {
   std::string model = std::string(FEDLORA_SHARED_DIR) + "/fixtures/hf-tiny-llama/base";
   std::string text = std::string(FEDLORA_SHARED_DIR) + "/data/wikitext2/valid.txt";
   int64_t eval_tokens = 16384, calib_tokens = 8192, train_steps = 20;
+  int shards = 0;  // TrainOptions::shards (0 = one per core, as a device trains)
   std::string methods =
       "float,int8,rtn4,rtn3,rtn2,nf4,gptq4,gptq3,gptq2,caldera2,caldera3,caldera2g128,"
       "caldera3g128,gptq4-2:4";
@@ -140,7 +142,7 @@ int TrainChild(const Args& a) {
   fedlora::device::TrainOptions to;
   to.batch_size = 4;
   to.max_steps = a.train_steps;
-  to.shards = 0;  // as a device trains: a shard per core
+  to.shards = a.shards;
   auto stats = fedlora::device::Train(*rt->model, adapter->Parameters(), windows, to);
   if (!stats.ok()) return 1;
   nlohmann::json j = {
@@ -194,7 +196,8 @@ nlohmann::json DecodeLines(bool json) {
 
 nlohmann::json RunChild(const std::string& self, const Args& a, const std::string& dir) {
   std::string cmd = self + " --train-child '" + dir + "' --train-steps " +
-                    std::to_string(a.train_steps) + " --text '" + a.text + "'";
+                    std::to_string(a.train_steps) + " --shards " + std::to_string(a.shards) +
+                    " --text '" + a.text + "'";
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
   char buf[4096];
@@ -229,6 +232,8 @@ int main(int argc, char** argv) {
       a.methods = next();
     else if (s == "--decode-only")
       a.decode_only = true;
+    else if (s == "--shards")
+      a.shards = static_cast<int>(std::stoll(next()));
     else if (s == "--train-child")
       a.train_child = next();
     else {

@@ -11,7 +11,8 @@
 // peak, peak RSS, and one line per fused kernel; beside the same training loop in PyTorch
 // eager (../shared/peers/pytorch_per_client.py with the same config), with the
 // same OpenBLAS kernels and as installed, in the same invocation (--no-peer skips it).
-// --profile adds libtorch's self time per op of the training steps.
+// --profile adds libtorch's self time per op of the training steps. The "GEMMs of a step alone"
+// lines are the ceiling: a step's matrix products with nothing else (bench/gemm_ceiling.h).
 #include <sys/resource.h>
 #include <torch/torch.h>
 
@@ -30,6 +31,7 @@
 #include "fedlora/model/threads.h"
 #include "nlohmann/json.hpp"
 #include "alloc_tracker.h"
+#include "gemm_ceiling.h"
 #include "op_profile.h"
 #include "peer.h"
 
@@ -274,7 +276,8 @@ int main(int argc, char** argv) {
                        {"shards", v.shards},
                        {"tensor_peak_mb", peak_mb[i]},
                        {"step_tensor_peak_mb", peak_mb[i] - held_before}};
-      if (profile) {
+      // libtorch's profiler sees the calling thread only: one-pass variants.
+      if (profile && v.shards == 1) {
         fedlora::model::SetFusedKernels(v.fused);
         r["profile"] = fedlora::bench::ProfileJson(fedlora::bench::ProfileOps([&] {
           (void)fedlora::device::Train(model, adapter->Parameters(), w, options(v, iters));
@@ -309,6 +312,19 @@ int main(int argc, char** argv) {
                         "lora_train_all7_r8"}) {
     out[k]["fraction_of_peak"] =
         out[k]["gflops"].get<double>() / out["matmul_peak_gflops"].get<double>();
+  }
+  // The GEMM ceiling: the step's products alone (bench/gemm_ceiling.h), in one pass and split
+  // as the trainer splits it; the fractions use the same FLOPs and peak as the rows above.
+  {
+    const double step_flops = 4.0 * 128 * 2.0 * ForwardFlopsPerToken(c, 128);
+    const int sharded = shards > 0 ? shards : fedlora::model::NumCores();
+    for (const auto& [key, n] : std::vector<std::pair<std::string, int>>{{"one_pass", 1},
+                                                                        {"sharded", sharded}}) {
+      const double sec = fedlora::bench::StepGemmSeconds(c, 4, 128, n);
+      out["gemm_ceiling"][key] = {{"shards", n},
+                                  {"step_gemm_ms", sec * 1e3},
+                                  {"fraction_of_peak", step_flops / sec / 1e9 / peak}};
+    }
   }
   if (peer) {
     // The peer inherits OPENBLAS_CORETYPE from SelectBlasCore (the same GEMM kernels as ours);
@@ -351,6 +367,11 @@ int main(int argc, char** argv) {
         std::printf("  step +%.0f MB of tensors", out[k]["step_tensor_peak_mb"].get<double>());
       }
       std::printf("\n");
+    }
+    for (const auto& [key, g] : out["gemm_ceiling"].items()) {
+      std::printf("GEMMs of a step alone, %-9s %7.1f ms      %4.0f%% of peak (the ceiling)\n",
+                  key.c_str(), g["step_gemm_ms"].get<double>(),
+                  100 * g["fraction_of_peak"].get<double>());
     }
     std::printf("peak RSS           %.0f MB\n", out["peak_rss_mb"].get<double>());
     for (const auto& [name, kl] : out["kernels"].items()) {
