@@ -21,6 +21,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -88,6 +89,25 @@ nlohmann::json KernelLines(const fedlora::model::LlamaConfig& c, int64_t tokens)
       torch::Tensor rot = torch::cat({-q.narrow(3, hd / 2, hd / 2), q.narrow(3, 0, hd / 2)}, 3);
       grad_of(q * cs + rot * sn, {x});
     }, [&] { grad_of(FusedRope(x, cs, sn).transpose(1, 2), {x}); });
+  }
+  {
+    // Attention as the model ran it before (heads transposed out, baddbmm with the mask,
+    // softmax, bmm, transposed back) against the fused kernel on [N, T, H, D].
+    torch::Tensor q = torch::randn({n, t, h, hd}).requires_grad_(true);
+    torch::Tensor kk = torch::randn({n, t, h, hd}).requires_grad_(true);
+    torch::Tensor v = torch::randn({n, t, h, hd}).requires_grad_(true);
+    torch::Tensor mask = torch::zeros({1, 1, t, t}).masked_fill(
+        torch::ones({t, t}).triu(1).to(torch::kBool), -std::numeric_limits<float>::infinity());
+    const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+    line("attention", [&] {
+      torch::Tensor q3 = q.transpose(1, 2).reshape({n * h, t, hd});
+      torch::Tensor k3 = kk.transpose(1, 2).reshape({n * h, t, hd});
+      torch::Tensor v3 = v.transpose(1, 2).reshape({n * h, t, hd});
+      torch::Tensor s = at::baddbmm(mask.reshape({1, t, t}).expand({n * h, t, t}), q3,
+                                    k3.transpose(1, 2), 1.0, scale);
+      torch::Tensor o = at::bmm(torch::softmax(s, -1), v3).view({n, h, t, hd});
+      grad_of(o.transpose(1, 2).reshape({n, t, h * hd}), {q, kk, v});
+    }, [&] { grad_of(FusedAttention(q, kk, v, mask, scale), {q, kk, v}); });
   }
   {
     torch::Tensor g = torch::randn({n, t, ff}).requires_grad_(true);

@@ -98,9 +98,17 @@ torch::Tensor LlamaModel::Attention(const DecoderLayer& layer, int index, const 
   const int64_t heads = config_.num_attention_heads, kv = config_.num_key_value_heads;
   torch::Tensor q = layer.Get(Proj::kQ).Forward(x, options.training).view({n, t, heads, hd});
   torch::Tensor k = layer.Get(Proj::kK).Forward(x, options.training).view({n, t, kv, hd});
-  torch::Tensor v =
-      layer.Get(Proj::kV).Forward(x, options.training).view({n, t, kv, hd}).transpose(1, 2);
+  torch::Tensor v = layer.Get(Proj::kV).Forward(x, options.training).view({n, t, kv, hd});
   const bool fused = FusedKernelsEnabled();
+  if (fused && cos.size(0) == 1 && q.scalar_type() == torch::kFloat &&
+      options.cache == nullptr && FusedAttentionAvailable()) {
+    // The whole block on [N, T, H, D]: RoPE and attention fused, no transposes.
+    const torch::Tensor c = cos.view({t, hd}), s = sin.view({t, hd});
+    torch::Tensor out = FusedAttention(FusedRope(q, c, s), FusedRope(k, c, s), v, mask,
+                                       1.0 / std::sqrt(static_cast<double>(hd)));
+    return layer.Get(Proj::kO).Forward(out, options.training);
+  }
+  v = v.transpose(1, 2);
   if (fused && cos.size(0) == 1 && q.scalar_type() == torch::kFloat) {
     // Positions shared by the whole batch: the fused kernel on [N, T, H, D].
     const torch::Tensor c = cos.view({t, hd}), s = sin.view({t, hd});

@@ -4,6 +4,9 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
+#include <limits>
+
 #include "gtest/gtest.h"
 
 namespace fedlora::model {
@@ -94,6 +97,60 @@ TEST(FusedOpsTest, SwiGluMatchesReferenceValuesAndGradients) {
   ExpectClose(gg[0], gr[0], 1e-5, "swiglu d/dgate");
   ExpectClose(gg[1], gr[1], 1e-5, "swiglu d/dup");
   EXPECT_THROW(FusedSwiGlu(g, torch::randn({4, 7, 36})), c10::Error);
+}
+
+// softmax(scale q k^T + mask) v with libtorch's ops, heads repeated for grouped queries.
+torch::Tensor AttentionReference(const torch::Tensor& q, const torch::Tensor& k,
+                                 const torch::Tensor& v, const torch::Tensor& mask,
+                                 double scale) {
+  const int64_t n = q.size(0), t = q.size(1), h = q.size(2), d = q.size(3);
+  const int64_t rep = h / k.size(2);
+  torch::Tensor qh = q.transpose(1, 2);                                 // [N, H, T, D]
+  torch::Tensor kh = k.transpose(1, 2).repeat_interleave(rep, 1);
+  torch::Tensor vh = v.transpose(1, 2).repeat_interleave(rep, 1);
+  torch::Tensor m = mask.reshape({-1, 1, t, t});
+  torch::Tensor p = torch::softmax(torch::matmul(qh, kh.transpose(2, 3)) * scale + m, -1);
+  return torch::matmul(p, vh).transpose(1, 2).reshape({n, t, h * d});
+}
+
+// Causal masks shared by the batch and per window (padding), grouped-query heads, odd sizes.
+TEST(FusedOpsTest, AttentionMatchesReferenceValuesAndGradients) {
+  ASSERT_TRUE(FusedAttentionAvailable());
+  torch::manual_seed(3);
+  const float neg = -std::numeric_limits<float>::infinity();
+  struct Case {
+    int64_t n, t, h, kv, d;
+    bool per_window;
+  };
+  for (const Case& c : {Case{2, 7, 4, 4, 8, false}, Case{3, 13, 6, 2, 5, true},
+                        Case{1, 32, 2, 1, 16, false}}) {
+    torch::Tensor q = Leaf({c.n, c.t, c.h, c.d}), k = Leaf({c.n, c.t, c.kv, c.d});
+    torch::Tensor v = Leaf({c.n, c.t, c.kv, c.d});
+    torch::Tensor causal = torch::ones({c.t, c.t}).triu(1).to(torch::kBool);
+    torch::Tensor mask;
+    if (c.per_window) {
+      // Window 1 also hides its first two keys from every later query (padding).
+      torch::Tensor hide = causal.unsqueeze(0).repeat({c.n, 1, 1});
+      hide[1].narrow(1, 0, 2).narrow(0, 2, c.t - 2).fill_(true);
+      mask = torch::zeros({c.n, 1, c.t, c.t}).masked_fill(hide.unsqueeze(1), neg);
+    } else {
+      mask = torch::zeros({1, 1, c.t, c.t}).masked_fill(causal, neg);
+    }
+    const double scale = 1.0 / std::sqrt(static_cast<double>(c.d));
+    torch::Tensor probe = torch::randn({c.n, c.t, c.h * c.d});
+    torch::Tensor ref = AttentionReference(q, k, v, mask, scale);
+    torch::Tensor got = FusedAttention(q, k, v, mask, scale);
+    ExpectClose(got, ref, 1e-5, "attention values");
+    auto gr = Grads(ref, probe, {q, k, v});
+    auto gg = Grads(got, probe, {q, k, v});
+    ExpectClose(gg[0], gr[0], 1e-4, "attention d/dq");
+    ExpectClose(gg[1], gr[1], 1e-4, "attention d/dk");
+    ExpectClose(gg[2], gr[2], 1e-4, "attention d/dv");
+  }
+  // Shapes that do not fit are refused with a message, not read out of bounds.
+  torch::Tensor q = torch::randn({1, 4, 3, 8}), k = torch::randn({1, 4, 2, 8});
+  EXPECT_THROW(FusedAttention(q, k, k, torch::zeros({4, 4}), 1.0), c10::Error);
+  EXPECT_THROW(FusedAttention(q, q, q, torch::zeros({5, 5}), 1.0), c10::Error);
 }
 
 TEST(FusedOpsTest, LinearCrossEntropyMatchesReferenceInEveryChunking) {

@@ -1,7 +1,7 @@
-// Fused forward + backward kernels for the decoder's non-GEMM work (docs/device.md, "Where
-// training time goes"). Each is one autograd node with a hand-written backward in place of
-// the 3-10 libtorch ops (and their temporaries) it replaces; values and gradients match
-// libtorch's reference ops to float32 rounding (tests/model/fused_ops_test.cc).
+// Fused forward + backward kernels for the decoder's non-GEMM work and attention
+// (docs/device.md, "Where training time goes"). Each is one autograd node with a hand-written
+// backward in place of the 3-10 libtorch ops (and their temporaries) it replaces; values and
+// gradients match libtorch's reference ops to float32 rounding (tests/model/fused_ops_test.cc).
 #ifndef FEDLORA_MODEL_FUSED_OPS_H_
 #define FEDLORA_MODEL_FUSED_OPS_H_
 
@@ -33,6 +33,18 @@ torch::Tensor FusedSwiGlu(const torch::Tensor& gate, const torch::Tensor& up);
 // frozen LM head); use the unfused path to train it. Returns [M].
 torch::Tensor FusedLinearCrossEntropy(const torch::Tensor& hidden, const torch::Tensor& weight,
                                       const torch::Tensor& targets, int64_t chunk = 256);
+
+// Attention for training on the projections' layout: q [N, T, H, D], k and v [N, T, KV, D]
+// (H a multiple of KV: grouped-query heads share keys and values), `mask` additive, [T, T] or
+// [N, T, T] with any leading ones (-inf where a query may not look); returns
+// softmax(scale q k^T + mask) v as [N, T, H * D]. Each head's products call the BLAS directly
+// with strides that skip the other heads (no per-head transposes, copies or slices); the
+// backward pass (gradients for q, k, v) fuses the softmax backward between its products.
+// Every query row must allow at least one key. Needs cblas_sgemm in the loaded BLAS
+// (FusedAttentionAvailable; libtorch's OpenBLAS has it).
+torch::Tensor FusedAttention(const torch::Tensor& q, const torch::Tensor& k,
+                             const torch::Tensor& v, const torch::Tensor& mask, double scale);
+bool FusedAttentionAvailable();
 
 }  // namespace fedlora::model
 
