@@ -33,6 +33,29 @@ adapters::LoraAdapter TrainableAdapter(model::LlamaModel& m, uint64_t seed) {
   return a;
 }
 
+// `flat` with small non-zero values added everywhere (B too), so every path carries gradient.
+std::vector<float> Perturbed(std::vector<float> flat) {
+  for (size_t i = 0; i < flat.size(); ++i) flat[i] += 0.01f * std::sin(0.1f * i);
+  return flat;
+}
+
+double MaxAbsDiff(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double d = 0;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+    d = std::max(d, std::abs(double(a[i]) - b[i]));
+  }
+  return d;
+}
+
+// Three devices' windows (lines of 3 speakers) and seeds for batched-training tests.
+void ThreeDevices(int lines, std::vector<TokenWindows>* windows, std::vector<uint64_t>* seeds) {
+  for (int g = 0; g < 3; ++g) {
+    windows->push_back(MakeWindows(SharedTokenizer(), MakeLines(g, lines, 3), 24));
+    seeds->push_back(100 + g);
+  }
+}
+
 TEST(MakeWindowsTest, CutsStreamIntoPaddedWindows) {
   const auto& tok = SharedTokenizer();
   TokenWindows w = MakeWindows(tok, {"hey maya", "cheers otto"}, 4);
@@ -112,12 +135,9 @@ TEST(TrainerTest, TimeBudgetStopsEarly) {
 }
 
 TEST(TrainerTest, GroupedTrainingEqualsSequentialPerDevice) {
-  const auto& tok = SharedTokenizer();
   model::LlamaModel m = SmallModel(4);
   auto global = MakeAdapter(m, 2);
-  // Give B non-zero values so every path carries gradient.
-  std::vector<float> flat = global.Flatten();
-  for (size_t i = 0; i < flat.size(); ++i) flat[i] += 0.01f * std::sin(0.1f * i);
+  const std::vector<float> flat = Perturbed(global.Flatten());
   ASSERT_TRUE(global.Unflatten(flat.data(), flat.size()).ok());
   TrainOptions o;
   o.optimizer.lr = 5e-3;
@@ -127,10 +147,7 @@ TEST(TrainerTest, GroupedTrainingEqualsSequentialPerDevice) {
   const int groups = 3;
   std::vector<TokenWindows> windows;
   std::vector<uint64_t> seeds;
-  for (int g = 0; g < groups; ++g) {
-    windows.push_back(MakeWindows(tok, MakeLines(g, 12, 3), 24));
-    seeds.push_back(100 + g);
-  }
+  ThreeDevices(12, &windows, &seeds);
   // Sequential: one device at a time.
   std::vector<std::vector<float>> sequential;
   for (int g = 0; g < groups; ++g) {
@@ -151,12 +168,7 @@ TEST(TrainerTest, GroupedTrainingEqualsSequentialPerDevice) {
   ASSERT_TRUE(TrainGrouped(m, stacked->Parameters(), windows, seeds, o).ok());
   for (int g = 0; g < groups; ++g) {
     std::vector<float> batched = stacked->Flatten(g);
-    ASSERT_EQ(batched.size(), sequential[g].size());
-    double max_diff = 0;
-    for (size_t i = 0; i < batched.size(); ++i) {
-      max_diff = std::max(max_diff, std::abs(double(batched[i]) - sequential[g][i]));
-    }
-    EXPECT_LT(max_diff, 1e-5) << "group " << g;
+    EXPECT_LT(MaxAbsDiff(batched, sequential[g]), 1e-5) << "group " << g;
     EXPECT_NE(batched, flat) << "group " << g << " did not train";
   }
   stacked->Detach(m);
@@ -204,8 +216,7 @@ TEST(TrainerTest, ShardedStepsEqualOnePass) {
   for (int threads : {1, 2, 3}) {
     model::LlamaModel m = SmallModel(5);
     auto a = TrainableAdapter(m, 7);
-    std::vector<float> flat = a.Flatten();
-    for (size_t i = 0; i < flat.size(); ++i) flat[i] += 0.01f * std::cos(0.3f * i);
+    const std::vector<float> flat = Perturbed(a.Flatten());
     ASSERT_TRUE(a.Unflatten(flat.data(), flat.size()).ok());
     TrainOptions o;
     o.optimizer.lr = 1e-2;
@@ -222,11 +233,7 @@ TEST(TrainerTest, ShardedStepsEqualOnePass) {
     EXPECT_NE(adapters.back(), flat) << threads << " threads did not train";
   }
   for (size_t k = 1; k < adapters.size(); ++k) {
-    double max_diff = 0;
-    for (size_t i = 0; i < adapters[0].size(); ++i) {
-      max_diff = std::max(max_diff, std::abs(double(adapters[k][i]) - adapters[0][i]));
-    }
-    EXPECT_LT(max_diff, 1e-5) << k + 1 << " threads";
+    EXPECT_LT(MaxAbsDiff(adapters[k], adapters[0]), 1e-5) << k + 1 << " threads";
     ASSERT_EQ(losses[k].size(), losses[0].size());
     for (size_t i = 0; i < losses[0].size(); ++i) EXPECT_NEAR(losses[k][i], losses[0][i], 1e-5);
   }
@@ -235,18 +242,13 @@ TEST(TrainerTest, ShardedStepsEqualOnePass) {
 // The same for batched multi-device training: every group's windows are split across the
 // shards and each group still trains as it would alone.
 TEST(TrainerTest, ShardedGroupedStepsEqualOnePass) {
-  const auto& tok = SharedTokenizer();
   model::LlamaModel m = SmallModel(4);
   auto global = MakeAdapter(m, 2);
-  std::vector<float> flat = global.Flatten();
-  for (size_t i = 0; i < flat.size(); ++i) flat[i] += 0.01f * std::sin(0.1f * i);
+  const std::vector<float> flat = Perturbed(global.Flatten());
   const int groups = 3;
   std::vector<TokenWindows> windows;
   std::vector<uint64_t> seeds;
-  for (int g = 0; g < groups; ++g) {
-    windows.push_back(MakeWindows(tok, MakeLines(g, 16, 3), 24));
-    seeds.push_back(100 + g);
-  }
+  ThreeDevices(16, &windows, &seeds);
   std::vector<std::vector<std::vector<float>>> results;
   for (int threads : {1, 2}) {
     auto stacked = adapters::StackedLora::Create(m.config(), global.config(),
@@ -265,11 +267,7 @@ TEST(TrainerTest, ShardedGroupedStepsEqualOnePass) {
     stacked->Detach(m);
   }
   for (int g = 0; g < groups; ++g) {
-    double max_diff = 0;
-    for (size_t i = 0; i < flat.size(); ++i) {
-      max_diff = std::max(max_diff, std::abs(double(results[1][g][i]) - results[0][g][i]));
-    }
-    EXPECT_LT(max_diff, 1e-5) << "group " << g;
+    EXPECT_LT(MaxAbsDiff(results[1][g], results[0][g]), 1e-5) << "group " << g;
     EXPECT_NE(results[1][g], flat) << "group " << g << " did not train";
   }
 }
