@@ -39,7 +39,7 @@ inline void AddTrainFlags(CLI::App* cmd, TrainFlags* f) {
   cmd->add_option("--steps", f->steps, "max steps (0 = by epochs)")->capture_default_str();
   cmd->add_option("--seed", f->seed, "seed")->capture_default_str();
   cmd->add_option("--shards", f->shards,
-                  "data-parallel parts of each step, one thread each (0 = one per core; "
+                  "data-parallel parts of each step, one thread each (0 = one per --threads; "
                   "1 = one pass, matrix products threaded)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);

@@ -181,7 +181,7 @@ absl::StatusOr<ParticipationResult> Participate(CoordinatorClient& client, Devic
   options.batch_size = std::max<int64_t>(1, task.recipe().batch_size());
   options.max_steps = std::max<int64_t>(1, task.recipe().steps());
   options.seed = task.task_seed();
-  options.shards = 0;  // one per core: a device trains alone
+  options.shards = 0;  // one per BLAS thread: a device trains alone
   // The global adapter alone over the base: a personal adapter never shapes the upload.
   FEDLORA_ASSIGN_OR_RETURN(
       GlobalDelta trained,

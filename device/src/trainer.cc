@@ -73,14 +73,15 @@ torch::Tensor TokenNll(const model::LlamaModel& model, const torch::Tensor& ids,
           -100));
 }
 
+// Rows of logits the fused LM head + cross-entropy holds at a time in one pass.
+constexpr int64_t kHeadChunk = 256;
+
 // One step's loss (the sum over groups of each group's mean NLL over its real targets) and its
 // gradient, left in each parameter's grad. With `shards` > 1 the windows of every group are
 // split into `shards` parts (group-major order kept, as StackedLora expects), each part runs
 // forward and backward in its own thread, and the parts' gradients are added in shard order:
 // each part's loss is its NLL sum over the group's whole denominator, so the parts add up to
 // the loss of one pass.
-constexpr int64_t kHeadChunk = 256;
-
 double LossAndGradients(const model::LlamaModel& model, const std::vector<torch::Tensor>& params,
                         const torch::Tensor& ids, const torch::Tensor& mask, int64_t groups,
                         int shards) {
@@ -215,14 +216,16 @@ absl::StatusOr<TrainStats> TrainGrouped(const model::LlamaModel& model,
   for (int64_t g = 0; g < groups; ++g) {
     samplers.emplace_back(per_group[g].size(), o.batch_size, group_seeds[g]);
   }
-  // Data-parallel shards: never more than the windows of a batch; matrix products go
-  // single-threaded while shards run side by side.
+  // Data-parallel shards: by default one per BLAS thread (the caller's thread budget), never
+  // more than the windows of a batch; matrix products go single-threaded while shards run
+  // side by side.
   const int64_t per_batch = std::min(o.batch_size, per_group[0].size());
   const int shards = static_cast<int>(std::max<int64_t>(
-      1, std::min<int64_t>(o.shards > 0 ? o.shards : model::NumCores(), per_batch)));
+      1, std::min<int64_t>(o.shards > 0 ? o.shards : model::BlasThreads(), per_batch)));
   std::optional<model::ScopedBlasThreads> single_blas;
   if (shards > 1) single_blas.emplace(1);
   TrainStats stats;
+  stats.shards = shards;
   ProgressBar bar("train", steps, o.progress);
   auto t0 = std::chrono::steady_clock::now();
   int64_t done = 0;

@@ -109,6 +109,12 @@ std::string ConfigureThreads(const ThreadSettings& settings) {
 
 int NumCores() { return static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)); }
 
+int BlasThreads() {
+  auto get = reinterpret_cast<GetThreadsFn>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  const int n = get != nullptr ? get() : 0;
+  return n > 0 ? n : NumCores();
+}
+
 ScopedBlasThreads::ScopedBlasThreads(int threads) {
   auto set = reinterpret_cast<SetThreadsFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
   auto get = reinterpret_cast<GetThreadsFn>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));

@@ -6,6 +6,7 @@
 #include "fedlora/adapters/lora_adapter.h"
 #include "fedlora/adapters/stacked_lora.h"
 #include "fedlora/device/evaluate.h"
+#include "fedlora/model/threads.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -237,6 +238,30 @@ TEST(TrainerTest, ShardedStepsEqualOnePass) {
     ASSERT_EQ(losses[k].size(), losses[0].size());
     for (size_t i = 0; i < losses[0].size(); ++i) EXPECT_NEAR(losses[k][i], losses[0][i], 1e-5);
   }
+}
+
+// How many shards a step runs in: by default one per BLAS thread (the caller's thread budget),
+// never more than the windows of a batch.
+TEST(TrainerTest, ShardCountFollowsTheThreadBudgetAndTheBatch) {
+  TokenWindows w = MakeWindows(SharedTokenizer(), MakeLines(1, 30, 4), 24);
+  ASSERT_GE(w.size(), 4);
+  model::LlamaModel m = SmallModel(3);
+  auto a = TrainableAdapter(m, 1);
+  auto shards_of = [&](int shards, int blas_threads) {
+    model::ScopedBlasThreads budget(blas_threads);
+    TrainOptions o;
+    o.batch_size = 4;
+    o.max_steps = 1;
+    o.shards = shards;
+    auto stats = Train(m, a.Parameters(), w, o);
+    EXPECT_TRUE(stats.ok()) << stats.status();
+    return stats.ok() ? stats->shards : -1;
+  };
+  EXPECT_EQ(shards_of(0, 1), 1);
+  EXPECT_EQ(shards_of(0, 2), 2);
+  EXPECT_EQ(shards_of(2, 1), 2);
+  EXPECT_EQ(shards_of(8, 1), 4);  // capped at the batch's 4 windows
+  EXPECT_EQ(shards_of(1, 2), 1);
 }
 
 // The same for batched multi-device training: every group's windows are split across the

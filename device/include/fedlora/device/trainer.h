@@ -46,7 +46,8 @@ struct TrainOptions {
   // Data-parallel shards of each step: the batch's windows are split into this many parts,
   // each run forward and backward in its own thread with single-threaded matrix products, and
   // the gradients are summed in shard order (the same loss and gradient as one pass, up to
-  // float rounding). 0: one per core (what a device wants). 1: one pass on the calling thread,
+  // float rounding). 0: one per BLAS thread, i.e. the `--threads` / fedlora_config.threads
+  // budget, all cores by default (what a device wants). 1: one pass on the calling thread,
   // matrix products threaded by the BLAS (what callers that already run one trainer per core
   // want, such as the simulator's workers). Never more shards than windows per batch.
   int shards = 1;
@@ -59,6 +60,7 @@ struct TrainStats {
   double last_loss = 0;
   double mean_loss = 0;
   double seconds = 0;
+  int shards = 1;              // data-parallel parts each step ran in (TrainOptions::shards)
   std::vector<double> losses;  // per step (mean over groups)
 };
 

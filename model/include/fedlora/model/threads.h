@@ -43,6 +43,10 @@ std::string SelectBlasCore();
 // Number of online cores.
 int NumCores();
 
+// Threads OpenBLAS runs its products on now (ConfigureThreads, ScopedBlasThreads); the number
+// of cores when the BLAS is not OpenBLAS.
+int BlasThreads();
+
 // The BLAS libtorch resolved at run time: "openblas" or "reference/unknown".
 std::string BlasName();
 
