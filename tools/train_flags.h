@@ -42,7 +42,7 @@ inline void AddTrainFlags(CLI::App* cmd, TrainFlags* f) {
                   "data-parallel parts of each step, one thread each (0 = one per --threads; "
                   "1 = one pass, matrix products threaded)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 1024));
 }
 
 inline absl::Status ToTrainOptions(const TrainFlags& f, device::TrainOptions* o) {
