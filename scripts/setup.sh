@@ -8,7 +8,7 @@ PKGS=(
   libssl-dev libabsl-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   libsentencepiece-dev nlohmann-json3-dev libsqlite3-dev libcli11-dev
-  sentencepiece gnuplot-nox python3-torch libcpp-httplib-dev
+  sentencepiece gnuplot-nox python3-torch libcpp-httplib-dev libdnnl-dev
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -9,6 +9,7 @@
 #include "fedlora/common/encoding.h"
 #include "fedlora/common/file_util.h"
 #include "fedlora/common/status_macros.h"
+#include "fedlora/compress/int8_compute.h"
 #include "fedlora/compress/packed_weight.h"
 #include "fedlora/io/model_identity.h"
 #include "fedlora/io/safetensors.h"
@@ -137,6 +138,7 @@ absl::StatusOr<nlohmann::json> ReadCompressionJson(const std::string& dir) {
 }
 
 absl::StatusOr<std::unique_ptr<model::LlamaModel>> LoadCompressedModel(const std::string& dir) {
+  FEDLORA_ASSIGN_OR_RETURN(const Int8Mode int8_mode, Int8ModeFromEnv());
   FEDLORA_ASSIGN_OR_RETURN(nlohmann::json info, ReadCompressionJson(dir));
   FEDLORA_ASSIGN_OR_RETURN(model::LlamaConfig config,
                            model::LoadLlamaConfig((fs::path(dir) / "config.json").string()));
@@ -226,6 +228,7 @@ absl::StatusOr<std::unique_ptr<model::LlamaModel>> LoadCompressedModel(const std
     }
   }
   if (config.tie_word_embeddings) m->lm_head = torch::Tensor();
+  if (Int8ComputeEnabled(int8_mode)) UseInt8Compute(*m);
   return m;
 }
 

@@ -14,8 +14,7 @@ struct FrozenLinearBackward : public torch::autograd::Node {
   torch::autograd::variable_list apply(torch::autograd::variable_list&& grads) override {
     torch::autograd::variable_list out(1);
     if (!grads[0].defined() || !should_compute_output(0)) return out;
-    torch::Tensor dense = weight->Dense();
-    out[0] = at::matmul(grads[0], dense);
+    out[0] = weight->ApplyTransposed(grads[0]);
     return out;
   }
   std::string name() const override { return "FrozenLinearBackward"; }
@@ -28,6 +27,11 @@ struct FrozenLinearBackward : public torch::autograd::Node {
 torch::Tensor FrozenWeight::Apply(const torch::Tensor& x) const {
   torch::Tensor dense = Dense();
   return at::linear(x, dense);
+}
+
+torch::Tensor FrozenWeight::ApplyTransposed(const torch::Tensor& dy) const {
+  torch::Tensor dense = Dense();
+  return at::matmul(dy, dense);
 }
 
 torch::Tensor FrozenLinear(const torch::Tensor& x, const std::shared_ptr<const FrozenWeight>& w) {

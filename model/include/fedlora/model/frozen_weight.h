@@ -25,6 +25,10 @@ class FrozenWeight {
   // x [..., in] -> x W^T [..., out]. The default expands Dense() for this one call.
   virtual torch::Tensor Apply(const torch::Tensor& x) const;
 
+  // dy [..., out] -> dy W [..., in]: the input gradient of Apply. The default expands Dense()
+  // for this one call.
+  virtual torch::Tensor ApplyTransposed(const torch::Tensor& dy) const;
+
   // Bytes held in memory by this object (codes, scales, factors: everything).
   virtual int64_t bytes() const = 0;
 

@@ -1,0 +1,223 @@
+#include "int8_matmul.h"
+
+#include <omp.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <dnnl.hpp>
+#include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <tuple>
+#include <vector>
+
+#include "fedlora/common/simd.h"
+#include "fedlora/model/threads.h"
+
+namespace fedlora::compress::internal {
+namespace {
+
+dnnl::engine& Engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+// One matmul primitive per shape and thread count (oneDNN sizes its blocking for both).
+struct Prim {
+  dnnl::matmul::primitive_desc pd;
+  dnnl::matmul matmul;
+};
+
+using PrimKey = std::tuple<int64_t, int64_t, int64_t, bool, int>;
+
+// A [M, K] s8 times B [K, N] s8 -> C [M, N] f32. `b_transposed`: B is stored as [N, K]
+// row-major (the weight itself, for x W^T); otherwise as [K, N] row-major (W, for dy W).
+std::shared_ptr<const Prim> GetPrim(int64_t m, int64_t k, int64_t n, bool b_transposed,
+                                    int threads) {
+  static std::mutex mu;
+  static std::map<PrimKey, std::shared_ptr<const Prim>> cache;
+  const PrimKey key{m, k, n, b_transposed, threads};
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  // Window lengths vary little, but a long-running process must not grow without bound.
+  if (cache.size() >= 512) cache.clear();
+  using dt = dnnl::memory::data_type;
+  using tag = dnnl::memory::format_tag;
+  dnnl::memory::desc a({m, k}, dt::s8, tag::ab);
+  dnnl::memory::desc b({k, n}, dt::s8, b_transposed ? tag::ba : tag::ab);
+  dnnl::memory::desc c({m, n}, dt::f32, tag::ab);
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);  // per-thread buffers, below
+  auto prim = std::make_shared<Prim>();
+  prim->pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, b, c), attr, Engine());
+  prim->matmul = dnnl::matmul(prim->pd);
+  cache.emplace(key, prim);
+  return prim;
+}
+
+// Quantizes each row of x [m, k] (times col_scale [k] when given) to int8 on its own
+// symmetric scale: q = round(127 x / max|x|), row_scale = max|x| / 127. A row holding a NaN
+// or an infinity gets codes 0 and a NaN scale, so the product's row is NaN, as it would be
+// in float32.
+FEDLORA_SIMD void QuantizeRows(const float* x, const float* col_scale, int64_t m, int64_t k,
+                               int8_t* q, float* row_scale) {
+  for (int64_t r = 0; r < m; ++r) {
+    const float* xr = x + r * k;
+    int8_t* qr = q + r * k;
+    float mx = 0, poison = 0;
+    if (col_scale != nullptr) {
+#pragma omp simd reduction(max : mx) reduction(+ : poison)
+      for (int64_t j = 0; j < k; ++j) {
+        const float v = xr[j] * col_scale[j];
+        mx = std::max(mx, std::fabs(v));
+        poison += v * 0.0f;  // NaN for a NaN or infinite v, else 0
+      }
+    } else {
+#pragma omp simd reduction(max : mx) reduction(+ : poison)
+      for (int64_t j = 0; j < k; ++j) {
+        mx = std::max(mx, std::fabs(xr[j]));
+        poison += xr[j] * 0.0f;
+      }
+    }
+    if (poison != 0.0f || !(mx <= std::numeric_limits<float>::max())) {
+      row_scale[r] = std::numeric_limits<float>::quiet_NaN();
+      std::fill(qr, qr + k, int8_t{0});
+      continue;
+    }
+    row_scale[r] = mx / 127.0f;
+    const float inv = mx > 0 ? 127.0f / mx : 0.0f;
+    if (col_scale != nullptr) {
+#pragma omp simd
+      for (int64_t j = 0; j < k; ++j) {
+        const float t = xr[j] * col_scale[j] * inv;
+        qr[j] = static_cast<int8_t>(static_cast<int>(t >= 0 ? t + 0.5f : t - 0.5f));
+      }
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < k; ++j) {
+        const float t = xr[j] * inv;
+        qr[j] = static_cast<int8_t>(static_cast<int>(t >= 0 ? t + 0.5f : t - 0.5f));
+      }
+    }
+  }
+}
+
+// y[r, j] *= row_scale[r] * col_scale[j] (col_scale may be null: 1).
+FEDLORA_SIMD void ScaleRows(float* y, const float* row_scale, const float* col_scale, int64_t m,
+                            int64_t n) {
+  for (int64_t r = 0; r < m; ++r) {
+    float* yr = y + r * n;
+    const float s = row_scale[r];
+    if (col_scale != nullptr) {
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) yr[j] *= s * col_scale[j];
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) yr[j] *= s;
+    }
+  }
+}
+
+// C [m, n] = A [m, k] s8 . B s8 (see GetPrim), on the calling thread's share of the BLAS
+// thread budget (model::BlasThreads(): 1 inside a training shard, every core otherwise).
+void Run(const int8_t* a, const int8_t* b, float* c, int64_t m, int64_t k, int64_t n,
+         bool b_transposed) {
+  const int threads = std::max(1, model::BlasThreads());
+  omp_set_num_threads(threads);  // this thread's OpenMP setting only
+  try {
+    std::shared_ptr<const Prim> p = GetPrim(m, k, n, b_transposed, threads);
+    thread_local std::unique_ptr<dnnl::stream> stream;
+    thread_local std::vector<uint8_t> scratch;
+    if (!stream) stream = std::make_unique<dnnl::stream>(Engine());
+    const dnnl::memory::desc sd = p->pd.scratchpad_desc();
+    if (scratch.size() < sd.get_size()) scratch.resize(sd.get_size());
+    dnnl::memory am(p->pd.src_desc(), Engine(), const_cast<int8_t*>(a));
+    dnnl::memory bm(p->pd.weights_desc(), Engine(), const_cast<int8_t*>(b));
+    dnnl::memory cm(p->pd.dst_desc(), Engine(), c);
+    dnnl::memory sm(sd, Engine(), scratch.data());
+    p->matmul.execute(*stream, {{DNNL_ARG_SRC, am},
+                                {DNNL_ARG_WEIGHTS, bm},
+                                {DNNL_ARG_DST, cm},
+                                {DNNL_ARG_SCRATCHPAD, sm}});
+    stream->wait();
+  } catch (const dnnl::error& e) {
+    TORCH_CHECK(false, "oneDNN int8 matmul [", m, " x ", k, "] x [", k, " x ", n,
+                "] failed: ", e.what(), " (hint: set FEDLORA_INT8_COMPUTE=off)");
+  }
+}
+
+torch::Tensor Rows(const torch::Tensor& x, int64_t k) {
+  TORCH_CHECK(x.dim() >= 1 && x.size(-1) == k, "int8 product: input's last dimension is ",
+              x.dim() >= 1 ? x.size(-1) : 0, ", expected ", k);
+  return x.reshape({-1, k}).to(torch::kFloat).contiguous();
+}
+
+std::vector<int64_t> OutShape(const torch::Tensor& x, int64_t n) {
+  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+  shape.back() = n;
+  return shape;
+}
+
+}  // namespace
+
+std::string Int8Isa() {
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::avx2:
+      return "avx2";
+    case dnnl::cpu_isa::avx2_vnni:
+      return "avx2_vnni";
+    case dnnl::cpu_isa::avx512_core:
+      return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni:
+      return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16:
+      return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx:
+      return "avx512_core_amx";
+    default:
+      return "";
+  }
+}
+
+Int8Matrix Int8Matrix::FromDense(const torch::Tensor& w) {
+  TORCH_CHECK(w.dim() == 2, "Int8Matrix::FromDense: expected a 2-D weight");
+  torch::NoGradGuard no_grad;
+  torch::Tensor wf = w.to(torch::kFloat).contiguous();
+  torch::Tensor mx = wf.abs().amax(1);
+  Int8Matrix out;
+  out.scales_ = mx / 127.0f;
+  torch::Tensor inv = torch::where(mx > 0, 127.0f / mx, torch::zeros_like(mx));
+  out.codes_ = (wf * inv.unsqueeze(1)).round().clamp(-127, 127).to(torch::kChar).contiguous();
+  return out;
+}
+
+torch::Tensor Int8Matrix::MulTransposed(const torch::Tensor& x) const {
+  const int64_t n = rows(), k = cols();
+  torch::Tensor x2 = Rows(x, k);
+  const int64_t m = x2.size(0);
+  torch::Tensor q = torch::empty({m, k}, torch::kChar);
+  torch::Tensor rs = torch::empty({m}, torch::kFloat);
+  QuantizeRows(x2.data_ptr<float>(), nullptr, m, k, q.data_ptr<int8_t>(), rs.data_ptr<float>());
+  torch::Tensor y = torch::empty({m, n}, torch::kFloat);
+  if (m > 0) Run(q.data_ptr<int8_t>(), codes_.data_ptr<int8_t>(), y.data_ptr<float>(), m, k, n, true);
+  ScaleRows(y.data_ptr<float>(), rs.data_ptr<float>(), scales_.data_ptr<float>(), m, n);
+  return y.view(OutShape(x, n));
+}
+
+torch::Tensor Int8Matrix::Mul(const torch::Tensor& dy) const {
+  const int64_t n = rows(), k = cols();
+  torch::Tensor d2 = Rows(dy, n);
+  const int64_t m = d2.size(0);
+  torch::Tensor q = torch::empty({m, n}, torch::kChar);
+  torch::Tensor rs = torch::empty({m}, torch::kFloat);
+  QuantizeRows(d2.data_ptr<float>(), scales_.data_ptr<float>(), m, n, q.data_ptr<int8_t>(),
+               rs.data_ptr<float>());
+  torch::Tensor dx = torch::empty({m, k}, torch::kFloat);
+  if (m > 0) Run(q.data_ptr<int8_t>(), codes_.data_ptr<int8_t>(), dx.data_ptr<float>(), m, n, k, false);
+  ScaleRows(dx.data_ptr<float>(), rs.data_ptr<float>(), nullptr, m, k);
+  return dx.view(OutShape(dy, k));
+}
+
+}  // namespace fedlora::compress::internal
