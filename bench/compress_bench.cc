@@ -1,7 +1,9 @@
 // Compressed base models: for each method, bits per weight (everything counted), file size,
 // resident bytes of the loaded weights, WikiText-2 perplexity and next-token top-3 accuracy,
-// and the change against float32; then LoRA training tokens/s and peak RSS on a 4-bit base
-// beside the float32 base (each in its own child process, so peaks do not mix); and the
+// and the change against float32, and again with int8 arithmetic (fedlora/compress/
+// int8_compute.h); then LoRA training tokens/s, losses and peak RSS on a 4-bit base, with its
+// own arithmetic and with int8 arithmetic, beside the float32 base (each in its own child
+// process, so peaks do not mix; FEDLORA_INT8_COMPUTE decides a --train-child run); and the
 // product of one decoded token with a 4-bit weight from its codes against float32.
 //   bench_compress [--json] [--model DIR] [--eval-tokens N] [--calib-tokens N]
 //                  [--train-steps N] [--shards N] [--methods a,b,...] [--no-train]
@@ -26,6 +28,7 @@
 #include "fedlora/adapters/lora_adapter.h"
 #include "fedlora/compress/checkpoint.h"
 #include "fedlora/compress/compress_model.h"
+#include "fedlora/compress/int8_compute.h"
 #include "fedlora/compress/rtn.h"
 #include "fedlora/device/runtime.h"
 #include "fedlora/device/trainer.h"
@@ -145,9 +148,18 @@ int TrainChild(const Args& a) {
   to.shards = a.shards;
   auto stats = fedlora::device::Train(*rt->model, adapter->Parameters(), windows, to);
   if (!stats.ok()) return 1;
+  bool int8 = false;
+  for (const auto& layer : rt->model->layers) {
+    int8 |= dynamic_cast<const fedlora::compress::Int8ComputeWeight*>(
+                layer.proj[0].frozen.get()) != nullptr;
+  }
   nlohmann::json j = {
       {"tokens_per_second", stats->tokens / stats->seconds},
       {"steps", stats->steps},
+      {"int8_arithmetic", int8},
+      {"first_loss", stats->first_loss},
+      {"last_loss", stats->last_loss},
+      {"mean_loss", stats->mean_loss},
       {"rss_start_mb", rss0},
       {"rss_after_load_mb", rss_loaded},
       {"peak_rss_mb", PeakRssMb()},
@@ -194,8 +206,11 @@ nlohmann::json DecodeLines(bool json) {
   return lines;
 }
 
-nlohmann::json RunChild(const std::string& self, const Args& a, const std::string& dir) {
-  std::string cmd = self + " --train-child '" + dir + "' --train-steps " +
+// Trains in a child process (its own peak RSS); `int8` sets FEDLORA_INT8_COMPUTE for it.
+nlohmann::json RunChild(const std::string& self, const Args& a, const std::string& dir,
+                        const std::string& int8 = "off") {
+  std::string cmd = "FEDLORA_INT8_COMPUTE=" + int8 + " " + self + " --train-child '" + dir +
+                    "' --train-steps " +
                     std::to_string(a.train_steps) + " --shards " + std::to_string(a.shards) +
                     " --text '" + a.text + "'";
   FILE* p = popen(cmd.c_str(), "r");
@@ -243,6 +258,8 @@ int main(int argc, char** argv) {
   }
   fedlora::model::SelectBlasCore();  // float32 on the CPU's own OpenBLAS kernels
   if (!a.train_child.empty()) return TrainChild(a);
+  // The formats' table is their own arithmetic; int8 arithmetic is a column of its own.
+  setenv("FEDLORA_INT8_COMPUTE", "off", 1);
   if (a.decode_only) {
     DecodeLines(a.json);
     return 0;
@@ -297,6 +314,16 @@ int main(int argc, char** argv) {
     row["perplexity"] = std::exp(nll);
     row["top3"] = top3;
     row["perplexity_change_pct"] = float_nll != 0 ? 100.0 * (std::exp(nll - float_nll) - 1) : 0.0;
+    if (name != "float" && fedlora::compress::UseInt8Compute(*m->model) > 0) {
+      double nll8 = 0, top3_8 = 0;
+      Evaluate(*m->model, eval, &nll8, &top3_8);
+      row["perplexity_int8_arithmetic"] = std::exp(nll8);
+      row["top3_int8_arithmetic"] = top3_8;
+      if (!a.json) {
+        std::printf("%-12s with int8 arithmetic: ppl %9.3f (%+6.2f%% against its own)  top3 %.4f\n",
+                    name.c_str(), std::exp(nll8), 100.0 * (std::exp(nll8 - nll) - 1), top3_8);
+      }
+    }
     row["seconds"] = Secs(t0);
     rows.push_back(row);
     if (!a.json) {
@@ -323,11 +350,16 @@ int main(int argc, char** argv) {
       if (!fedlora::compress::SaveCompressedModel(*rt->model, a.model, tmp + "/rtn4", {}).ok())
         return 1;
     }
-    nlohmann::json f = RunChild(self, a, a.model), q = RunChild(self, a, tmp + "/rtn4");
-    out["train"] = {{"float32", f}, {"rtn4", q}};
-    if (f.contains("tokens_per_second") && q.contains("tokens_per_second")) {
+    nlohmann::json f = RunChild(self, a, a.model), q = RunChild(self, a, tmp + "/rtn4"),
+                   q8 = RunChild(self, a, tmp + "/rtn4", "on");
+    out["train"] = {{"float32", f}, {"rtn4", q}, {"rtn4_int8", q8},
+                    {"int8_isa", fedlora::compress::Int8ComputeIsa()}};
+    if (f.contains("tokens_per_second") && q.contains("tokens_per_second") &&
+        q8.contains("tokens_per_second")) {
       out["train"]["speed_ratio"] =
           q["tokens_per_second"].get<double>() / f["tokens_per_second"].get<double>();
+      out["train"]["int8_speed_ratio"] =
+          q8["tokens_per_second"].get<double>() / f["tokens_per_second"].get<double>();
       out["train"]["weight_memory_ratio"] =
           q["resident_weight_bytes"].get<double>() / f["resident_weight_bytes"].get<double>();
     }

@@ -57,6 +57,10 @@ std::shared_ptr<const Prim> GetPrim(int64_t m, int64_t k, int64_t n, bool b_tran
   return prim;
 }
 
+// Adding and subtracting 1.5 * 2^23 rounds a float of magnitude below 2^22 to the nearest
+// integer (ties to even, as torch::round), branch-free, so the loop vectorizes.
+constexpr float kRound = 12582912.0f;
+
 // Quantizes each row of x [m, k] (times col_scale [k] when given) to int8 on its own
 // symmetric scale: q = round(127 x / max|x|), row_scale = max|x| / 127. A row holding a NaN
 // or an infinity gets codes 0 and a NaN scale, so the product's row is NaN, as it would be
@@ -91,14 +95,14 @@ FEDLORA_SIMD void QuantizeRows(const float* x, const float* col_scale, int64_t m
     if (col_scale != nullptr) {
 #pragma omp simd
       for (int64_t j = 0; j < k; ++j) {
-        const float t = xr[j] * col_scale[j] * inv;
-        qr[j] = static_cast<int8_t>(static_cast<int>(t >= 0 ? t + 0.5f : t - 0.5f));
+        const float r = (xr[j] * col_scale[j] * inv + kRound) - kRound;
+        qr[j] = static_cast<int8_t>(static_cast<int32_t>(r));
       }
     } else {
 #pragma omp simd
       for (int64_t j = 0; j < k; ++j) {
-        const float t = xr[j] * inv;
-        qr[j] = static_cast<int8_t>(static_cast<int>(t >= 0 ? t + 0.5f : t - 0.5f));
+        const float r = (xr[j] * inv + kRound) - kRound;
+        qr[j] = static_cast<int8_t>(static_cast<int32_t>(r));
       }
     }
   }
