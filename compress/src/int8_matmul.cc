@@ -13,7 +13,6 @@
 #include <vector>
 
 #include "fedlora/common/simd.h"
-#include "fedlora/model/threads.h"
 
 namespace fedlora::compress::internal {
 namespace {
@@ -124,11 +123,14 @@ FEDLORA_SIMD void ScaleRows(float* y, const float* row_scale, const float* col_s
   }
 }
 
-// C [m, n] = A [m, k] s8 . B s8 (see GetPrim), on the calling thread's share of the BLAS
-// thread budget (model::BlasThreads(): 1 inside a training shard, every core otherwise).
+// C [m, n] = A [m, k] s8 . B s8 (see GetPrim), on the calling thread alone. Training gets its
+// parallelism from shards (a thread each); a product spread over OpenMP threads as well left
+// them spinning against OpenBLAS's threads between products (measured with perf on a 2-core
+// machine: libgomp's spin-wait took 20% of a one-pass step, which then ran no faster than
+// float32), while one core of int8 outruns two of float32 several times over.
 void Run(const int8_t* a, const int8_t* b, float* c, int64_t m, int64_t k, int64_t n,
          bool b_transposed) {
-  const int threads = std::max(1, model::BlasThreads());
+  const int threads = 1;
   omp_set_num_threads(threads);  // this thread's OpenMP setting only
   try {
     std::shared_ptr<const Prim> p = GetPrim(m, k, n, b_transposed, threads);
