@@ -69,7 +69,7 @@ struct Args {
   std::string methods =
       "float,int8,rtn4,rtn3,rtn2,nf4,gptq4,gptq3,gptq2,caldera2,caldera3,caldera2g128,"
       "caldera3g128,gptq4-2:4";
-  bool json = false, train = true, decode_only = false;  // --decode-only: the decode lines alone
+  bool json = false, train = true, decode_only = false;  // --decode-only: the kernel lines alone
   std::string train_child;  // internal: train on this model dir and print JSON
 };
 
@@ -207,6 +207,52 @@ nlohmann::json DecodeLines(bool json) {
 }
 
 // Trains in a child process (its own peak RSS); `int8` sets FEDLORA_INT8_COMPUTE for it.
+// One projection's product as training runs it inside a shard (one thread): float32
+// (OpenBLAS) against int8 arithmetic (Int8ComputeWeight: quantizing the rows, oneDNN's
+// matmul, scaling), forward x W^T and input gradient dy W, at the 25.7M base's shapes with
+// 256 and 512 rows. GFLOP/s counted as 2 M K N over the whole call, best of 9 runs of 10.
+nlohmann::json Int8KernelLines(bool json) {
+  fedlora::model::ScopedBlasThreads one(1);
+  nlohmann::json lines = nlohmann::json::array();
+  for (auto [out, in] : {std::pair<int64_t, int64_t>{512, 512}, {1368, 512}, {512, 1368}}) {
+    auto q = fedlora::compress::RtnWeight::Quantize(torch::randn({out, in}) * 0.05, 4, 64);
+    if (!q.ok()) continue;
+    fedlora::compress::Int8ComputeWeight w8(*q);
+    torch::Tensor dense = (*q)->Dense();
+    for (int64_t rows : {256, 512}) {
+      torch::Tensor x = torch::randn({rows, in}), dy = torch::randn({rows, out});
+      auto gflops = [&](const std::function<torch::Tensor()>& f) {
+        double best = 1e30;
+        f();
+        for (int rep = 0; rep < 9; ++rep) {
+          auto t0 = std::chrono::steady_clock::now();
+          for (int k = 0; k < 10; ++k) f();
+          best = std::min(best, Secs(t0) / 10);
+        }
+        return 2.0 * rows * in * out / best / 1e9;
+      };
+      nlohmann::json l = {
+          {"shape", {out, in}},
+          {"rows", rows},
+          {"float32_forward_gflops", gflops([&] { return at::linear(x, dense); })},
+          {"int8_forward_gflops", gflops([&] { return w8.Apply(x); })},
+          {"float32_input_grad_gflops", gflops([&] { return at::matmul(dy, dense); })},
+          {"int8_input_grad_gflops", gflops([&] { return w8.ApplyTransposed(dy); })}};
+      lines.push_back(l);
+      if (!json) {
+        std::printf("int8 kernel %4lldx%-4lld rows %lld: forward %6.1f -> %6.1f GFLOP/s, input "
+                    "gradient %6.1f -> %6.1f GFLOP/s (one thread, float32 -> int8)\n",
+                    static_cast<long long>(out), static_cast<long long>(in),
+                    static_cast<long long>(rows), l["float32_forward_gflops"].get<double>(),
+                    l["int8_forward_gflops"].get<double>(),
+                    l["float32_input_grad_gflops"].get<double>(),
+                    l["int8_input_grad_gflops"].get<double>());
+      }
+    }
+  }
+  return lines;
+}
+
 nlohmann::json RunChild(const std::string& self, const Args& a, const std::string& dir,
                         const std::string& int8 = "off") {
   std::string cmd = "FEDLORA_INT8_COMPUTE=" + int8 + " " + self + " --train-child '" + dir +
@@ -261,7 +307,10 @@ int main(int argc, char** argv) {
   // The formats' table is their own arithmetic; int8 arithmetic is a column of its own.
   setenv("FEDLORA_INT8_COMPUTE", "off", 1);
   if (a.decode_only) {
-    DecodeLines(a.json);
+    nlohmann::json lines = {{"decode", DecodeLines(a.json)},
+                            {"int8_kernel", Int8KernelLines(a.json)},
+                            {"int8_isa", fedlora::compress::Int8ComputeIsa()}};
+    if (a.json) std::printf("%s\n", lines.dump(1).c_str());
     return 0;
   }
   auto base = fedlora::device::LoadRuntime(a.model);
@@ -341,6 +390,8 @@ int main(int argc, char** argv) {
                         {"calib_tokens", calib.size()},
                         {"methods", rows}};
   out["decode"] = DecodeLines(a.json);
+  out["int8_kernel"] = Int8KernelLines(a.json);
+  out["int8_isa"] = fedlora::compress::Int8ComputeIsa();
   if (a.train) {
     const std::string self = fs::canonical("/proc/self/exe").string();
     if (!fs::exists(tmp + "/rtn4")) {

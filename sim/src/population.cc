@@ -16,6 +16,7 @@
 #include "fedlora/data/personas.h"
 #include "fedlora/compress/checkpoint.h"
 #include "fedlora/compress/compress_model.h"
+#include "fedlora/compress/int8_compute.h"
 #include "fedlora/device/pretrain.h"
 #include "fedlora/sim/cohort_trainer.h"
 #include "sim_state.h"
@@ -52,6 +53,14 @@ absl::StatusOr<std::string> WritePublicCorpus(Simulator::State* s) {
   return path;
 }
 
+// How a packed base multiplies (fedlora/compress/int8_compute.h), for the report.
+absl::StatusOr<std::string> Arithmetic() {
+  FEDLORA_ASSIGN_OR_RETURN(compress::Int8Mode mode, compress::Int8ModeFromEnv());
+  if (!compress::Int8ComputeEnabled(mode)) return std::string("; products in float32");
+  const std::string isa = compress::Int8ComputeIsa();
+  return absl::StrCat("; int8 arithmetic (", isa.empty() ? "forced on" : isa, ")");
+}
+
 // Compresses the float base at s->model_dir into <out>/base-model-<method><bits> and points
 // s->model_dir there: the devices then run the packed base, as a phone would.
 absl::Status CompressBase(Simulator::State* s) {
@@ -62,9 +71,11 @@ absl::Status CompressBase(Simulator::State* s) {
   }
   if (compress::IsCompressedDir(s->model_dir)) {
     FEDLORA_ASSIGN_OR_RETURN(nlohmann::json info, compress::ReadCompressionJson(s->model_dir));
+    FEDLORA_ASSIGN_OR_RETURN(std::string arithmetic, Arithmetic());
     s->base_description = absl::StrCat(info.value("method", std::string("?")), ", ",
                                        info.value("linear_bits_per_weight", 0.0),
-                                       " bits per projection weight (given compressed)");
+                                       " bits per projection weight (given compressed)",
+                                       arithmetic);
     return absl::OkStatus();
   }
   FEDLORA_ASSIGN_OR_RETURN(device::Runtime rt, device::LoadRuntime(s->model_dir));
@@ -92,8 +103,10 @@ absl::Status CompressBase(Simulator::State* s) {
                          {"source", s->model_dir},
                          {"linear_bits_per_weight", report.bits_per_weight}};
   FEDLORA_RETURN_IF_ERROR(compress::SaveCompressedModel(*rt.model, s->model_dir, out, info));
-  s->base_description = absl::StrFormat("%s %d-bit, group %d: %.3f bits per projection weight",
-                                        o.method, o.bits, o.group, report.bits_per_weight);
+  FEDLORA_ASSIGN_OR_RETURN(std::string arithmetic, Arithmetic());
+  s->base_description = absl::StrFormat("%s %d-bit, group %d: %.3f bits per projection weight%s",
+                                        o.method, o.bits, o.group, report.bits_per_weight,
+                                        arithmetic);
   s->model_dir = out;
   return absl::OkStatus();
 }

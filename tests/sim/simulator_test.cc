@@ -329,6 +329,25 @@ TEST(SimulatorTest, ReportStatesTheAccountingAssumptionAndSeededNoise) {
   EXPECT_THAT(poisson->summary.privacy_assumption, ::testing::HasSubstr("add/remove"));
 }
 
+// The report says how the packed base multiplies (int8 or float32), and a bad switch is named.
+TEST(SimulatorTest, ReportNamesThePackedBasesArithmetic) {
+  SimConfig c = SmallConfig("fedlora_sim_arith");
+  c.compress = "rtn";
+  setenv("FEDLORA_INT8_COMPUTE", "on", 1);
+  auto on = Simulator::Create(c);
+  ASSERT_TRUE(on.ok()) << on.status();
+  EXPECT_THAT((*on)->base_description(), ::testing::HasSubstr("int8 arithmetic"));
+  setenv("FEDLORA_INT8_COMPUTE", "off", 1);
+  auto off = Simulator::Create(c);
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_THAT((*off)->base_description(), ::testing::HasSubstr("products in float32"));
+  setenv("FEDLORA_INT8_COMPUTE", "fast", 1);
+  auto bad = Simulator::Create(c);
+  unsetenv("FEDLORA_INT8_COMPUTE");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), ::testing::HasSubstr("FEDLORA_INT8_COMPUTE='fast'"));
+}
+
 // Rounds whose survivors fall below min_clients are neither applied nor charged.
 TEST(SimulatorTest, RoundsBelowMinClientsAreNotReleasedNorCharged) {
   SimConfig c = SmallConfig("fedlora_sim_minclients");
