@@ -17,9 +17,9 @@ absl::StatusOr<Int8Mode> Int8ModeFromEnv() {
   if (s.empty() || s == "auto") return Int8Mode::kAuto;
   if (s == "on" || s == "1") return Int8Mode::kOn;
   if (s == "off" || s == "0") return Int8Mode::kOff;
-  return absl::InvalidArgumentError(
-      absl::StrCat("FEDLORA_INT8_COMPUTE='", s, "' is not one of auto, on, off (hint: unset it "
-                   "for the default, auto)"));
+  return absl::InvalidArgumentError(absl::StrCat("FEDLORA_INT8_COMPUTE='", s,
+                                                 "' is not one of auto, on, off (hint: unset it "
+                                                 "for the default, auto)"));
 }
 
 std::string Int8ComputeIsa() { return internal::Int8Isa(); }

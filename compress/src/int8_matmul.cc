@@ -131,7 +131,12 @@ FEDLORA_SIMD void ScaleRows(float* y, const float* row_scale, const float* col_s
 void Run(const int8_t* a, const int8_t* b, float* c, int64_t m, int64_t k, int64_t n,
          bool b_transposed) {
   const int threads = 1;
-  omp_set_num_threads(threads);  // this thread's OpenMP setting only
+  // This thread's OpenMP setting only, restored after the call (libtorch reads it too).
+  struct OmpThreads {
+    int previous = omp_get_max_threads();
+    explicit OmpThreads(int n) { omp_set_num_threads(n); }
+    ~OmpThreads() { omp_set_num_threads(previous); }
+  } scoped(threads);
   try {
     std::shared_ptr<const Prim> p = GetPrim(m, k, n, b_transposed, threads);
     thread_local std::unique_ptr<dnnl::stream> stream;
@@ -200,30 +205,31 @@ Int8Matrix Int8Matrix::FromDense(const torch::Tensor& w) {
 }
 
 torch::Tensor Int8Matrix::MulTransposed(const torch::Tensor& x) const {
-  const int64_t n = rows(), k = cols();
-  torch::Tensor x2 = Rows(x, k);
-  const int64_t m = x2.size(0);
-  torch::Tensor q = torch::empty({m, k}, torch::kChar);
-  torch::Tensor rs = torch::empty({m}, torch::kFloat);
-  QuantizeRows(x2.data_ptr<float>(), nullptr, m, k, q.data_ptr<int8_t>(), rs.data_ptr<float>());
-  torch::Tensor y = torch::empty({m, n}, torch::kFloat);
-  if (m > 0) Run(q.data_ptr<int8_t>(), codes_.data_ptr<int8_t>(), y.data_ptr<float>(), m, k, n, true);
-  ScaleRows(y.data_ptr<float>(), rs.data_ptr<float>(), scales_.data_ptr<float>(), m, n);
-  return y.view(OutShape(x, n));
+  return Product(x, /*transposed=*/true);
 }
 
 torch::Tensor Int8Matrix::Mul(const torch::Tensor& dy) const {
-  const int64_t n = rows(), k = cols();
-  torch::Tensor d2 = Rows(dy, n);
-  const int64_t m = d2.size(0);
-  torch::Tensor q = torch::empty({m, n}, torch::kChar);
+  return Product(dy, /*transposed=*/false);
+}
+
+// x W^T (transposed: x [M, K], W's row scales applied to the output's columns) or x W (x
+// [M, N], W's row scales folded into x's columns before its rows are quantized).
+torch::Tensor Int8Matrix::Product(const torch::Tensor& x, bool transposed) const {
+  const int64_t in = transposed ? cols() : rows(), out = transposed ? rows() : cols();
+  const float* in_scale = transposed ? nullptr : scales_.data_ptr<float>();
+  const float* out_scale = transposed ? scales_.data_ptr<float>() : nullptr;
+  torch::Tensor x2 = Rows(x, in);
+  const int64_t m = x2.size(0);
+  torch::Tensor q = torch::empty({m, in}, torch::kChar);
   torch::Tensor rs = torch::empty({m}, torch::kFloat);
-  QuantizeRows(d2.data_ptr<float>(), scales_.data_ptr<float>(), m, n, q.data_ptr<int8_t>(),
-               rs.data_ptr<float>());
-  torch::Tensor dx = torch::empty({m, k}, torch::kFloat);
-  if (m > 0) Run(q.data_ptr<int8_t>(), codes_.data_ptr<int8_t>(), dx.data_ptr<float>(), m, n, k, false);
-  ScaleRows(dx.data_ptr<float>(), rs.data_ptr<float>(), nullptr, m, k);
-  return dx.view(OutShape(dy, k));
+  QuantizeRows(x2.data_ptr<float>(), in_scale, m, in, q.data_ptr<int8_t>(), rs.data_ptr<float>());
+  torch::Tensor y = torch::empty({m, out}, torch::kFloat);
+  if (m > 0) {
+    Run(q.data_ptr<int8_t>(), codes_.data_ptr<int8_t>(), y.data_ptr<float>(), m, in, out,
+        transposed);
+  }
+  ScaleRows(y.data_ptr<float>(), rs.data_ptr<float>(), out_scale, m, out);
+  return y.view(OutShape(x, out));
 }
 
 }  // namespace fedlora::compress::internal

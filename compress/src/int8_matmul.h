@@ -35,6 +35,8 @@ class Int8Matrix {
   const torch::Tensor& scales() const { return scales_; }
 
  private:
+  torch::Tensor Product(const torch::Tensor& x, bool transposed) const;
+
   torch::Tensor codes_;   // int8 [N, K]
   torch::Tensor scales_;  // float32 [N]
 };
