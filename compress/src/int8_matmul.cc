@@ -196,11 +196,13 @@ Int8Matrix Int8Matrix::FromDense(const torch::Tensor& w) {
   TORCH_CHECK(w.dim() == 2, "Int8Matrix::FromDense: expected a 2-D weight");
   torch::NoGradGuard no_grad;
   torch::Tensor wf = w.to(torch::kFloat).contiguous();
-  torch::Tensor mx = wf.abs().amax(1);
   Int8Matrix out;
-  out.scales_ = mx / 127.0f;
-  torch::Tensor inv = torch::where(mx > 0, 127.0f / mx, torch::zeros_like(mx));
-  out.codes_ = (wf * inv.unsqueeze(1)).round().clamp(-127, 127).to(torch::kChar).contiguous();
+  out.codes_ = torch::empty({wf.size(0), wf.size(1)}, torch::kChar);
+  out.scales_ = torch::empty({wf.size(0)}, torch::kFloat);
+  // The same rounding as the inputs' rows, in place: no float temporaries beside `wf` (they
+  // would raise the heap's high-water mark, which the allocator keeps; docs/device.md).
+  QuantizeRows(wf.data_ptr<float>(), nullptr, wf.size(0), wf.size(1),
+               out.codes_.data_ptr<int8_t>(), out.scales_.data_ptr<float>());
   return out;
 }
 
