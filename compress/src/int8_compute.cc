@@ -24,6 +24,8 @@ absl::StatusOr<Int8Mode> Int8ModeFromEnv() {
 
 std::string Int8ComputeIsa() { return internal::Int8Isa(); }
 
+int Int8WeightLevels() { return internal::WeightLevels(); }
+
 bool Int8ComputeEnabled(Int8Mode mode) {
   switch (mode) {
     case Int8Mode::kOn:

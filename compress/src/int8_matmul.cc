@@ -61,11 +61,11 @@ std::shared_ptr<const Prim> GetPrim(int64_t m, int64_t k, int64_t n, bool b_tran
 constexpr float kRound = 12582912.0f;
 
 // Quantizes each row of x [m, k] (times col_scale [k] when given) to int8 on its own
-// symmetric scale: q = round(127 x / max|x|), row_scale = max|x| / 127. A row holding a NaN
+// symmetric scale: q = round(levels x / max|x|), row_scale = max|x| / levels. A row holding a NaN
 // or an infinity gets codes 0 and a NaN scale, so the product's row is NaN, as it would be
 // in float32.
 FEDLORA_SIMD void QuantizeRows(const float* x, const float* col_scale, int64_t m, int64_t k,
-                               int8_t* q, float* row_scale) {
+                               float levels, int8_t* q, float* row_scale) {
   for (int64_t r = 0; r < m; ++r) {
     const float* xr = x + r * k;
     int8_t* qr = q + r * k;
@@ -89,8 +89,8 @@ FEDLORA_SIMD void QuantizeRows(const float* x, const float* col_scale, int64_t m
       std::fill(qr, qr + k, int8_t{0});
       continue;
     }
-    row_scale[r] = mx / 127.0f;
-    const float inv = mx > 0 ? 127.0f / mx : 0.0f;
+    row_scale[r] = mx / levels;
+    const float inv = mx > 0 ? levels / mx : 0.0f;
     if (col_scale != nullptr) {
 #pragma omp simd
       for (int64_t j = 0; j < k; ++j) {
@@ -192,6 +192,25 @@ std::string Int8Isa() {
   }
 }
 
+int WeightLevels() {
+  // Without VNNI (AVX2, AVX-512 without VNNI), oneDNN multiplies u8 by s8 with vpmaddubsw,
+  // which adds pairs of products in 16 bits and saturates: 2 * 255 * 127 > 32767 (measured:
+  // with DNNL_MAX_CPU_ISA=AVX2 the products left the emulation). Weights of at most 63
+  // keep every pair below 2^15 (2 * 255 * 63 = 32130). VNNI and AMX add in 32 bits.
+  static const int levels = [] {
+    switch (dnnl::get_effective_cpu_isa()) {
+      case dnnl::cpu_isa::avx2_vnni:
+      case dnnl::cpu_isa::avx512_core_vnni:
+      case dnnl::cpu_isa::avx512_core_bf16:
+      case dnnl::cpu_isa::avx512_core_amx:
+        return 127;
+      default:
+        return 63;
+    }
+  }();
+  return levels;
+}
+
 Int8Matrix Int8Matrix::FromDense(const torch::Tensor& w) {
   TORCH_CHECK(w.dim() == 2, "Int8Matrix::FromDense: expected a 2-D weight");
   torch::NoGradGuard no_grad;
@@ -202,7 +221,8 @@ Int8Matrix Int8Matrix::FromDense(const torch::Tensor& w) {
   // The same rounding as the inputs' rows, in place: no float temporaries beside `wf` (they
   // would raise the heap's high-water mark, which the allocator keeps; docs/device.md).
   QuantizeRows(wf.data_ptr<float>(), nullptr, wf.size(0), wf.size(1),
-               out.codes_.data_ptr<int8_t>(), out.scales_.data_ptr<float>());
+               static_cast<float>(WeightLevels()), out.codes_.data_ptr<int8_t>(),
+               out.scales_.data_ptr<float>());
   return out;
 }
 
@@ -224,7 +244,8 @@ torch::Tensor Int8Matrix::Product(const torch::Tensor& x, bool transposed) const
   const int64_t m = x2.size(0);
   torch::Tensor q = torch::empty({m, in}, torch::kChar);
   torch::Tensor rs = torch::empty({m}, torch::kFloat);
-  QuantizeRows(x2.data_ptr<float>(), in_scale, m, in, q.data_ptr<int8_t>(), rs.data_ptr<float>());
+  QuantizeRows(x2.data_ptr<float>(), in_scale, m, in, 127.0f, q.data_ptr<int8_t>(),
+               rs.data_ptr<float>());
   torch::Tensor y = torch::empty({m, out}, torch::kFloat);
   if (m > 0) {
     Run(q.data_ptr<int8_t>(), codes_.data_ptr<int8_t>(), y.data_ptr<float>(), m, in, out,

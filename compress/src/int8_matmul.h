@@ -15,10 +15,16 @@ namespace fedlora::compress::internal {
 // "" when it has nothing wider than SSE4.1 (int8 would not beat float32 there).
 std::string Int8Isa();
 
+// The largest weight code: 127 where oneDNN's int8 kernels add in 32 bits (VNNI, AMX), 63
+// where they add pairs of products in 16 bits (AVX2, AVX-512 without VNNI), which would
+// saturate with larger codes.
+int WeightLevels();
+
 // A weight W [N, K] held as int8 codes with one symmetric scale per row: W ~ diag(scale) Q.
 class Int8Matrix {
  public:
-  // Quantizes a float32 [N, K] weight, each row to 127 levels of its largest magnitude.
+  // Quantizes a float32 [N, K] weight, each row to WeightLevels() levels of its largest
+  // magnitude.
   static Int8Matrix FromDense(const torch::Tensor& w);
 
   // x [M, K] -> x W^T [M, N]. Each row of x is quantized to int8 on its own scale, so a

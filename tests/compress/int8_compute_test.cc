@@ -83,24 +83,25 @@ TEST(Int8ComputeTest, ProductAndInputGradientFollowTheFloatProductRowByRow) {
   EXPECT_EQ(w.Scheme(), inner->Scheme());  // saved exactly as the inner format
 }
 
-// The same arithmetic written with libtorch's ops: rows of x and of W rounded to 127 levels of
-// their own largest magnitude, the integer product (exact in float32 at this size), then both
+// The same arithmetic written with libtorch's ops: rows of x rounded to 127 levels of their
+// own largest magnitude, rows of W to Int8WeightLevels() (63 without VNNI: run the suite with
+// DNNL_MAX_CPU_ISA=AVX2 to check that path on a VNNI machine), the integer product (exact in float32 at this size), then both
 // scales. Agreement to float rounding shows the kernel computes exactly this.
 TEST(Int8ComputeTest, MatchesAnEmulationOfItsQuantization) {
   auto inner = Packed(40, 72, 21);
   Int8ComputeWeight w(inner);
-  auto quantize_rows = [](const torch::Tensor& t) {
-    torch::Tensor s = t.abs().amax(1, true) / 127;
+  auto quantize_rows = [](const torch::Tensor& t, double levels) {
+    torch::Tensor s = t.abs().amax(1, true) / levels;
     return std::make_pair(torch::round(t / s), s);
   };
   torch::Tensor x = SpreadRows(24, 72, 22);
-  auto [xq, xs] = quantize_rows(x);
-  auto [wq, ws] = quantize_rows(inner->Dense());
+  auto [xq, xs] = quantize_rows(x, 127);
+  auto [wq, ws] = quantize_rows(inner->Dense(), Int8WeightLevels());
   torch::Tensor want = at::linear(xq, wq) * xs * ws.t();
   EXPECT_TRUE(torch::allclose(w.Apply(x), want, 1e-5, 1e-9));
   // The input gradient: the weight's row scales folded into dy, then dy's rows rounded.
   torch::Tensor dy = SpreadRows(24, 40, 23);
-  auto [dq, ds] = quantize_rows(dy * ws.t());
+  auto [dq, ds] = quantize_rows(dy * ws.t(), 127);
   EXPECT_TRUE(torch::allclose(w.ApplyTransposed(dy), at::matmul(dq, wq) * ds, 1e-5, 1e-9));
 }
 

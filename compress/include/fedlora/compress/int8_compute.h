@@ -43,6 +43,10 @@ absl::StatusOr<Int8Mode> Int8ModeFromEnv();
 // none of them (auto then stays off).
 std::string Int8ComputeIsa();
 
+// The largest int8 weight code on this machine: 127 with VNNI or AMX, 63 on AVX2 and
+// AVX-512 without VNNI, whose kernels add pairs of products in 16 bits and would saturate.
+int Int8WeightLevels();
+
 // Whether `mode` turns int8 arithmetic on on this machine.
 bool Int8ComputeEnabled(Int8Mode mode);
 
