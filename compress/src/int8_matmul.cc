@@ -22,21 +22,21 @@ dnnl::engine& Engine() {
   return engine;
 }
 
-// One matmul primitive per shape and thread count (oneDNN sizes its blocking for both).
+// One matmul primitive per shape (oneDNN picks its kernel and blocking for it); every product
+// runs on one thread (Run).
 struct Prim {
   dnnl::matmul::primitive_desc pd;
   dnnl::matmul matmul;
 };
 
-using PrimKey = std::tuple<int64_t, int64_t, int64_t, bool, int>;
+using PrimKey = std::tuple<int64_t, int64_t, int64_t, bool>;
 
 // A [M, K] s8 times B [K, N] s8 -> C [M, N] f32. `b_transposed`: B is stored as [N, K]
 // row-major (the weight itself, for x W^T); otherwise as [K, N] row-major (W, for dy W).
-std::shared_ptr<const Prim> GetPrim(int64_t m, int64_t k, int64_t n, bool b_transposed,
-                                    int threads) {
+std::shared_ptr<const Prim> GetPrim(int64_t m, int64_t k, int64_t n, bool b_transposed) {
   static std::mutex mu;
   static std::map<PrimKey, std::shared_ptr<const Prim>> cache;
-  const PrimKey key{m, k, n, b_transposed, threads};
+  const PrimKey key{m, k, n, b_transposed};
   std::lock_guard<std::mutex> lock(mu);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
@@ -130,15 +130,15 @@ FEDLORA_SIMD void ScaleRows(float* y, const float* row_scale, const float* col_s
 // float32), while one core of int8 outruns two of float32 several times over.
 void Run(const int8_t* a, const int8_t* b, float* c, int64_t m, int64_t k, int64_t n,
          bool b_transposed) {
-  const int threads = 1;
-  // This thread's OpenMP setting only, restored after the call (libtorch reads it too).
+  // This thread's OpenMP setting only, restored after the call (libtorch reads it too). Set
+  // before the primitive is made too: oneDNN sizes its blocking for the thread count.
   struct OmpThreads {
     int previous = omp_get_max_threads();
     explicit OmpThreads(int n) { omp_set_num_threads(n); }
     ~OmpThreads() { omp_set_num_threads(previous); }
-  } scoped(threads);
+  } scoped(1);
   try {
-    std::shared_ptr<const Prim> p = GetPrim(m, k, n, b_transposed, threads);
+    std::shared_ptr<const Prim> p = GetPrim(m, k, n, b_transposed);
     thread_local std::unique_ptr<dnnl::stream> stream;
     thread_local std::vector<uint8_t> scratch;
     if (!stream) stream = std::make_unique<dnnl::stream>(Engine());
@@ -173,43 +173,42 @@ std::vector<int64_t> OutShape(const torch::Tensor& x, int64_t n) {
 
 }  // namespace
 
-std::string Int8Isa() {
-  switch (dnnl::get_effective_cpu_isa()) {
-    case dnnl::cpu_isa::avx2:
-      return "avx2";
-    case dnnl::cpu_isa::avx2_vnni:
-      return "avx2_vnni";
-    case dnnl::cpu_isa::avx512_core:
-      return "avx512_core";
-    case dnnl::cpu_isa::avx512_core_vnni:
-      return "avx512_core_vnni";
-    case dnnl::cpu_isa::avx512_core_bf16:
-      return "avx512_core_bf16";
-    case dnnl::cpu_isa::avx512_core_amx:
-      return "avx512_core_amx";
-    default:
-      return "";
-  }
+namespace {
+
+// The instruction sets oneDNN runs int8 products on, and the largest weight code each allows.
+// Without VNNI (AVX2, AVX-512 without VNNI), oneDNN multiplies u8 by s8 with vpmaddubsw,
+// which adds pairs of products in 16 bits and saturates: 2 * 255 * 127 > 32767 (measured:
+// with DNNL_MAX_CPU_ISA=AVX2 the products left the emulation). Weights of at most 63 keep
+// every pair below 2^15 (2 * 255 * 63 = 32130). VNNI and AMX add in 32 bits.
+struct IsaInfo {
+  dnnl::cpu_isa isa;
+  const char* name;
+  int weight_levels;
+};
+constexpr IsaInfo kIsas[] = {{dnnl::cpu_isa::avx2, "avx2", 63},
+                             {dnnl::cpu_isa::avx2_vnni, "avx2_vnni", 127},
+                             {dnnl::cpu_isa::avx512_core, "avx512_core", 63},
+                             {dnnl::cpu_isa::avx512_core_vnni, "avx512_core_vnni", 127},
+                             {dnnl::cpu_isa::avx512_core_bf16, "avx512_core_bf16", 127},
+                             {dnnl::cpu_isa::avx512_core_amx, "avx512_core_amx", 127}};
+
+// The entry of the ISA oneDNN runs here; null when it is narrower than AVX2.
+const IsaInfo* EffectiveIsa() {
+  static const IsaInfo* info = [] {
+    const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
+    for (const IsaInfo& i : kIsas) {
+      if (i.isa == isa) return &i;
+    }
+    return static_cast<const IsaInfo*>(nullptr);
+  }();
+  return info;
 }
 
-int WeightLevels() {
-  // Without VNNI (AVX2, AVX-512 without VNNI), oneDNN multiplies u8 by s8 with vpmaddubsw,
-  // which adds pairs of products in 16 bits and saturates: 2 * 255 * 127 > 32767 (measured:
-  // with DNNL_MAX_CPU_ISA=AVX2 the products left the emulation). Weights of at most 63
-  // keep every pair below 2^15 (2 * 255 * 63 = 32130). VNNI and AMX add in 32 bits.
-  static const int levels = [] {
-    switch (dnnl::get_effective_cpu_isa()) {
-      case dnnl::cpu_isa::avx2_vnni:
-      case dnnl::cpu_isa::avx512_core_vnni:
-      case dnnl::cpu_isa::avx512_core_bf16:
-      case dnnl::cpu_isa::avx512_core_amx:
-        return 127;
-      default:
-        return 63;
-    }
-  }();
-  return levels;
-}
+}  // namespace
+
+std::string Int8Isa() { return EffectiveIsa() != nullptr ? EffectiveIsa()->name : ""; }
+
+int WeightLevels() { return EffectiveIsa() != nullptr ? EffectiveIsa()->weight_levels : 63; }
 
 Int8Matrix Int8Matrix::FromDense(const torch::Tensor& w) {
   TORCH_CHECK(w.dim() == 2, "Int8Matrix::FromDense: expected a 2-D weight");
