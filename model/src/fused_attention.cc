@@ -8,9 +8,12 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <limits>
+#include <vector>
 
 #include "fedlora/common/simd.h"
 #include "fedlora/model/fused_ops.h"
+#include "fast_exp.h"
 
 namespace fedlora::model {
 namespace {
@@ -36,11 +39,53 @@ inline void Gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
           static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
 }
 
-// dS = P * (dP - rowsum(P * dP)), in place in dp.
-FEDLORA_SIMD void SoftmaxBackwardRows(const float* p, float* dp, int64_t rows, int64_t cols) {
+// Query rows are handled in blocks of this many (see KeyLimits).
+constexpr int64_t kRowBlock = 32;
+
+// For each block of kRowBlock query rows of the [T, T] additive mask m: one past the last key
+// that any row of the block may see. Keys from there on are -inf for the whole block, so their
+// softmax weight is exactly 0 and their products are skipped (a causal mask skips nearly half
+// of every product). At least 1: a row that sees no key comes out NaN, as in the reference.
+std::vector<int64_t> KeyLimits(const float* m, int64_t t) {
+  const float neg = -std::numeric_limits<float>::infinity();
+  std::vector<int64_t> lims;
+  for (int64_t r0 = 0; r0 < t; r0 += kRowBlock) {
+    int64_t lim = 1;
+    for (int64_t r = r0; r < std::min(t, r0 + kRowBlock); ++r) {
+      int64_t j = t;
+      while (j > lim && m[r * t + j - 1] == neg) --j;
+      lim = j;
+    }
+    lims.push_back(lim);
+  }
+  return lims;
+}
+
+// softmax over the first `cols` entries of each of `rows` rows (leading dimension ld), in place.
+FEDLORA_SIMD void SoftmaxRows(float* s, int64_t rows, int64_t cols, int64_t ld) {
   for (int64_t r = 0; r < rows; ++r) {
-    const float* pr = p + r * cols;
-    float* gr = dp + r * cols;
+    float* x = s + r * ld;
+    float mx = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : mx)
+    for (int64_t j = 0; j < cols; ++j) mx = x[j] > mx ? x[j] : mx;
+    float sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < cols; ++j) {
+      x[j] = internal::ExpForSimd(x[j] - mx);
+      sum += x[j];
+    }
+    const float inv = 1.0f / sum;
+#pragma omp simd
+    for (int64_t j = 0; j < cols; ++j) x[j] *= inv;
+  }
+}
+
+// dS = P * (dP - rowsum(P * dP)), in place in dp, over the first `cols` of each row.
+FEDLORA_SIMD void SoftmaxBackwardRows(const float* p, float* dp, int64_t rows, int64_t cols,
+                                      int64_t ld) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* pr = p + r * ld;
+    float* gr = dp + r * ld;
     float dot = 0;
 #pragma omp simd reduction(+ : dot)
     for (int64_t j = 0; j < cols; ++j) dot += pr[j] * gr[j];
@@ -49,6 +94,7 @@ FEDLORA_SIMD void SoftmaxBackwardRows(const float* p, float* dp, int64_t rows, i
   }
 }
 
+// Entries of probs past a block's key limit are never written nor read.
 struct AttentionFn : public torch::autograd::Function<AttentionFn> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& q_in,
                                const torch::Tensor& k_in, const torch::Tensor& v_in,
@@ -57,35 +103,39 @@ struct AttentionFn : public torch::autograd::Function<AttentionFn> {
     torch::Tensor mask = mask_in.contiguous();
     const int64_t n = q.size(0), t = q.size(1), h = q.size(2), d = q.size(3), kv = k.size(2);
     const int64_t rep = h / kv, mask_n = mask.numel() / (t * t);
-    torch::Tensor scores = torch::empty({n, h, t, t}, q.options());
+    torch::Tensor probs = torch::empty({n, h, t, t}, q.options());
     torch::Tensor out = torch::empty({n, t, h * d}, q.options());
     const float* qp = q.data_ptr<float>();
     const float* kp = k.data_ptr<float>();
     const float* vp = v.data_ptr<float>();
     const float* mp = mask.data_ptr<float>();
-    float* sp = scores.data_ptr<float>();
+    float* pp = probs.data_ptr<float>();
+    float* op = out.data_ptr<float>();
+    std::vector<std::vector<int64_t>> lims(mask_n);
+    for (int64_t b = 0; b < mask_n; ++b) lims[b] = KeyLimits(mp + b * t * t, t);
     for (int64_t b = 0; b < n; ++b) {
       const float* m = mp + (mask_n == 1 ? 0 : b) * t * t;
+      const std::vector<int64_t>& lim = lims[mask_n == 1 ? 0 : b];
       for (int64_t hh = 0; hh < h; ++hh) {
-        float* s = sp + (b * h + hh) * t * t;
-        std::copy(m, m + t * t, s);
-        Gemm(false, true, t, t, d, static_cast<float>(scale), qp + b * t * h * d + hh * d, h * d,
-             kp + b * t * kv * d + (hh / rep) * d, kv * d, 1.0f, s, t);
+        const float* kh = kp + b * t * kv * d + (hh / rep) * d;
+        const float* vh = vp + b * t * kv * d + (hh / rep) * d;
+        for (size_t blk = 0; blk < lim.size(); ++blk) {
+          const int64_t r0 = static_cast<int64_t>(blk) * kRowBlock;
+          const int64_t rows = std::min(kRowBlock, t - r0), cols = lim[blk];
+          // scores = mask + scale q k^T (the mask is the GEMM's C input), softmax, then P V.
+          float* s = pp + (b * h + hh) * t * t + r0 * t;
+          for (int64_t r = 0; r < rows; ++r) {
+            std::copy(m + (r0 + r) * t, m + (r0 + r) * t + cols, s + r * t);
+          }
+          Gemm(false, true, rows, cols, d, static_cast<float>(scale),
+               qp + (b * t + r0) * h * d + hh * d, h * d, kh, kv * d, 1.0f, s, t);
+          SoftmaxRows(s, rows, cols, t);
+          Gemm(false, false, rows, d, cols, 1.0f, s, t, vh, kv * d, 0.0f,
+               op + (b * t + r0) * h * d + hh * d, h * d);
+        }
       }
     }
-    // libtorch's vectorized softmax, once over every head.
-    torch::Tensor probs = torch::softmax(scores, -1);
-    scores = torch::Tensor();
-    const float* pp = probs.data_ptr<float>();
-    float* op = out.data_ptr<float>();
-    for (int64_t b = 0; b < n; ++b) {
-      for (int64_t hh = 0; hh < h; ++hh) {
-        Gemm(false, false, t, d, t, 1.0f, pp + (b * h + hh) * t * t, t,
-             vp + b * t * kv * d + (hh / rep) * d, kv * d, 0.0f, op + b * t * h * d + hh * d,
-             h * d);
-      }
-    }
-    ctx->save_for_backward({q, k, v, probs});
+    ctx->save_for_backward({q, k, v, probs, mask});
     ctx->saved_data["scale"] = scale;
     return out;
   }
@@ -93,34 +143,42 @@ struct AttentionFn : public torch::autograd::Function<AttentionFn> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     const torch::Tensor &q = saved[0], &k = saved[1], &v = saved[2], &probs = saved[3];
+    const torch::Tensor& mask = saved[4];
     const float scale = static_cast<float>(ctx->saved_data["scale"].toDouble());
     torch::Tensor dout = grads[0].contiguous();
     const int64_t n = q.size(0), t = q.size(1), h = q.size(2), d = q.size(3), kv = k.size(2);
-    const int64_t rep = h / kv;
+    const int64_t rep = h / kv, mask_n = mask.numel() / (t * t);
     torch::Tensor dq = torch::empty_like(q), dk = torch::zeros_like(k), dv = torch::zeros_like(v);
-    torch::Tensor scratch = torch::empty({t, t}, q.options());
+    torch::Tensor scratch = torch::empty({kRowBlock, t}, q.options());
     const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>();
     const float *pp = probs.data_ptr<float>(), *gp = dout.data_ptr<float>();
     float *dqp = dq.data_ptr<float>(), *dkp = dk.data_ptr<float>(), *dvp = dv.data_ptr<float>();
     float* ds = scratch.data_ptr<float>();
+    std::vector<std::vector<int64_t>> lims(mask_n);
+    for (int64_t b = 0; b < mask_n; ++b) lims[b] = KeyLimits(mask.data_ptr<float>() + b * t * t, t);
     for (int64_t b = 0; b < n; ++b) {
+      const std::vector<int64_t>& lim = lims[mask_n == 1 ? 0 : b];
       for (int64_t hh = 0; hh < h; ++hh) {
         const int64_t g = hh / rep;
-        const float* p = pp + (b * h + hh) * t * t;
-        const float* go = gp + b * t * h * d + hh * d;
-        const float* qh = qp + b * t * h * d + hh * d;
         const float* kh = kp + b * t * kv * d + g * d;
         const float* vh = vp + b * t * kv * d + g * d;
-        // dP = dO V^T; dV += P^T dO.
-        Gemm(false, true, t, t, d, 1.0f, go, h * d, vh, kv * d, 0.0f, ds, t);
-        Gemm(true, false, t, d, t, 1.0f, p, t, go, h * d, 1.0f, dvp + b * t * kv * d + g * d,
-             kv * d);
-        SoftmaxBackwardRows(p, ds, t, t);
-        // dQ = scale dS K; dK += scale dS^T Q.
-        Gemm(false, false, t, d, t, scale, ds, t, kh, kv * d, 0.0f,
-             dqp + b * t * h * d + hh * d, h * d);
-        Gemm(true, false, t, d, t, scale, ds, t, qh, h * d, 1.0f, dkp + b * t * kv * d + g * d,
-             kv * d);
+        float* dkh = dkp + b * t * kv * d + g * d;
+        float* dvh = dvp + b * t * kv * d + g * d;
+        for (size_t blk = 0; blk < lim.size(); ++blk) {
+          const int64_t r0 = static_cast<int64_t>(blk) * kRowBlock;
+          const int64_t rows = std::min(kRowBlock, t - r0), cols = lim[blk];
+          const float* p = pp + (b * h + hh) * t * t + r0 * t;
+          const float* go = gp + (b * t + r0) * h * d + hh * d;
+          const float* qh = qp + (b * t + r0) * h * d + hh * d;
+          // dP = dO V^T; dV += P^T dO.
+          Gemm(false, true, rows, cols, d, 1.0f, go, h * d, vh, kv * d, 0.0f, ds, t);
+          Gemm(true, false, cols, d, rows, 1.0f, p, t, go, h * d, 1.0f, dvh, kv * d);
+          SoftmaxBackwardRows(p, ds, rows, cols, t);
+          // dQ = scale dS K; dK += scale dS^T Q.
+          Gemm(false, false, rows, d, cols, scale, ds, t, kh, kv * d, 0.0f,
+               dqp + (b * t + r0) * h * d + hh * d, h * d);
+          Gemm(true, false, cols, d, rows, scale, ds, t, qh, h * d, 1.0f, dkh, kv * d);
+        }
       }
     }
     return {dq, dk, dv, torch::Tensor(), torch::Tensor()};

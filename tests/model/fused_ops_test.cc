@@ -113,27 +113,37 @@ torch::Tensor AttentionReference(const torch::Tensor& q, const torch::Tensor& k,
   return torch::matmul(p, vh).transpose(1, 2).reshape({n, t, h * d});
 }
 
-// Causal masks shared by the batch and per window (padding), grouped-query heads, odd sizes.
+// Causal masks shared by the batch and per window (padding), grouped-query heads, odd sizes;
+// windows longer than the kernel's 32-row blocks, where it skips the keys a whole block of
+// queries may not see: causal, a full (unmasked) window, and a block that sees fewer keys
+// than the block before it.
 TEST(FusedOpsTest, AttentionMatchesReferenceValuesAndGradients) {
   ASSERT_TRUE(FusedAttentionAvailable());
   torch::manual_seed(3);
   const float neg = -std::numeric_limits<float>::infinity();
+  enum Kind { kCausal, kPadded, kFull, kShortMiddle };
   struct Case {
     int64_t n, t, h, kv, d;
-    bool per_window;
+    Kind kind;
   };
-  for (const Case& c : {Case{2, 7, 4, 4, 8, false}, Case{3, 13, 6, 2, 5, true},
-                        Case{1, 32, 2, 1, 16, false}}) {
+  for (const Case& c : {Case{2, 7, 4, 4, 8, kCausal}, Case{3, 13, 6, 2, 5, kPadded},
+                        Case{1, 32, 2, 1, 16, kCausal}, Case{2, 77, 4, 2, 8, kCausal},
+                        Case{3, 45, 2, 2, 8, kPadded}, Case{2, 40, 2, 1, 8, kFull},
+                        Case{1, 100, 2, 2, 8, kShortMiddle}}) {
+    SCOPED_TRACE(testing::Message() << "t=" << c.t << " kind=" << c.kind);
     torch::Tensor q = Leaf({c.n, c.t, c.h, c.d}), k = Leaf({c.n, c.t, c.kv, c.d});
     torch::Tensor v = Leaf({c.n, c.t, c.kv, c.d});
     torch::Tensor causal = torch::ones({c.t, c.t}).triu(1).to(torch::kBool);
     torch::Tensor mask;
-    if (c.per_window) {
+    if (c.kind == kPadded) {
       // Window 1 also hides its first two keys from every later query (padding).
       torch::Tensor hide = causal.unsqueeze(0).repeat({c.n, 1, 1});
       hide[1].narrow(1, 0, 2).narrow(0, 2, c.t - 2).fill_(true);
       mask = torch::zeros({c.n, 1, c.t, c.t}).masked_fill(hide.unsqueeze(1), neg);
+    } else if (c.kind == kFull) {
+      mask = torch::zeros({c.t, c.t});
     } else {
+      if (c.kind == kShortMiddle) causal.narrow(0, 32, 32).narrow(1, 6, c.t - 6).fill_(true);
       mask = torch::zeros({1, 1, c.t, c.t}).masked_fill(causal, neg);
     }
     const double scale = 1.0 / std::sqrt(static_cast<double>(c.d));
