@@ -277,6 +277,9 @@ int main(int argc, char** argv) {
     const double held_before = tracker->CurrentBytes() / 1048576.0;
     std::vector<double> seconds(variants.size(), 1e30), peak_mb(variants.size(), 0);
     for (int rep = 0; rep < 3; ++rep) {
+      // The peak is sampled between the reps too, so that a slow spell of the machine at the
+      // start cannot understate it (the highest sample counts: fractions only go down).
+      peak = std::max(peak, MatmulPeak(1024));
       for (size_t i = 0; i < variants.size(); ++i) {
         tracker->ResetPeak();
         seconds[i] = std::min(seconds[i], run(variants[i], iters));

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "fedlora/common/simd.h"
+#include "fast_exp.h"
 
 namespace fedlora::model {
 namespace {
@@ -84,19 +85,24 @@ FEDLORA_SIMD void RopeRows(const float* x, const float* cos, const float* sin, f
   }
 }
 
-FEDLORA_SIMD void SwiGluForward(const float* g, const float* u, const float* s, float* y,
-                                int64_t n) {
+// sigmoid(g) with the vectorizable exp (fast_exp.h); exp(-g) overflows to a large finite
+// value for very negative g, so s -> 0 as it should.
+inline float SigmoidForSimd(float g) { return 1.0f / (1.0f + internal::ExpForSimd(-g)); }
+
+// y = silu(g) * u, the sigmoid formed in the same pass (nothing kept for backward but g, u).
+FEDLORA_SIMD void SwiGluForward(const float* g, const float* u, float* y, int64_t n) {
 #pragma omp simd
-  for (int64_t i = 0; i < n; ++i) y[i] = g[i] * s[i] * u[i];
+  for (int64_t i = 0; i < n; ++i) y[i] = g[i] * SigmoidForSimd(g[i]) * u[i];
 }
 
-// d/dg silu(g) = s * (1 + g * (1 - s)), s = sigmoid(g).
-FEDLORA_SIMD void SwiGluBackward(const float* g, const float* u, const float* s,
-                                 const float* dy, float* dg, float* du, int64_t n) {
+// d/dg silu(g) = s * (1 + g * (1 - s)), s = sigmoid(g) recomputed from g.
+FEDLORA_SIMD void SwiGluBackward(const float* g, const float* u, const float* dy, float* dg,
+                                 float* du, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
-    const float silu = g[i] * s[i];
-    dg[i] = dy[i] * u[i] * (s[i] + silu * (1.0f - s[i]));
+    const float s = SigmoidForSimd(g[i]);
+    const float silu = g[i] * s;
+    dg[i] = dy[i] * u[i] * (s + silu * (1.0f - s));
     du[i] = dy[i] * silu;
   }
 }
@@ -165,20 +171,17 @@ struct SwiGluFn : public torch::autograd::Function<SwiGluFn> {
     const torch::Tensor u = u_in.contiguous();
     TORCH_CHECK(g.sizes() == u.sizes(), "FusedSwiGlu: gate ", g.sizes(), " and up ", u.sizes(),
                 " differ");
-    const torch::Tensor s = torch::sigmoid(g);
     torch::Tensor y = torch::empty_like(g);
-    SwiGluForward(g.data_ptr<float>(), u.data_ptr<float>(), s.data_ptr<float>(),
-                  y.data_ptr<float>(), g.numel());
-    ctx->save_for_backward({g, u, s});
+    SwiGluForward(g.data_ptr<float>(), u.data_ptr<float>(), y.data_ptr<float>(), g.numel());
+    ctx->save_for_backward({g, u});
     return y;
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const torch::Tensor dy = grads[0].contiguous();
     torch::Tensor dg = torch::empty_like(dy), du = torch::empty_like(dy);
-    SwiGluBackward(saved[0].data_ptr<float>(), saved[1].data_ptr<float>(),
-                   saved[2].data_ptr<float>(), dy.data_ptr<float>(), dg.data_ptr<float>(),
-                   du.data_ptr<float>(), dy.numel());
+    SwiGluBackward(saved[0].data_ptr<float>(), saved[1].data_ptr<float>(), dy.data_ptr<float>(),
+                   dg.data_ptr<float>(), du.data_ptr<float>(), dy.numel());
     return {dg, du};
   }
 };
