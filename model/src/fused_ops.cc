@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <limits>
 
 #include "fedlora/common/simd.h"
 #include "fast_exp.h"
@@ -186,6 +187,36 @@ struct SwiGluFn : public torch::autograd::Function<SwiGluFn> {
   }
 };
 
+// Per row of logits [rows, vocab]: nll = logsumexp - logit[target] (0 where the target is
+// -100), in three passes over the row; with_grad turns the row into d nll / d logits
+// (softmax minus one-hot, 0 for an ignored row) in place.
+FEDLORA_SIMD void CrossEntropyRows(float* logits, const int64_t* targets, float* nll,
+                                   int64_t rows, int64_t vocab, bool with_grad) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* x = logits + r * vocab;
+    const int64_t t = targets[r];
+    const bool valid = t != -100;
+    TORCH_CHECK(!valid || (t >= 0 && t < vocab), "FusedLinearCrossEntropy: target ", t,
+                " outside the vocabulary of ", vocab);
+    const float target_logit = valid ? x[t] : 0.0f;
+    float mx = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : mx)
+    for (int64_t j = 0; j < vocab; ++j) mx = x[j] > mx ? x[j] : mx;
+    float sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < vocab; ++j) {
+      x[j] = internal::ExpForSimd(x[j] - mx);
+      sum += x[j];
+    }
+    nll[r] = valid ? std::log(sum) + mx - target_logit : 0.0f;
+    if (!with_grad) continue;
+    const float inv = valid ? 1.0f / sum : 0.0f;
+#pragma omp simd
+    for (int64_t j = 0; j < vocab; ++j) x[j] *= inv;
+    if (valid) x[t] -= 1.0f;
+  }
+}
+
 struct LinearCrossEntropyFn : public torch::autograd::Function<LinearCrossEntropyFn> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& hidden,
                                const torch::Tensor& weight, const torch::Tensor& targets,
@@ -194,24 +225,18 @@ struct LinearCrossEntropyFn : public torch::autograd::Function<LinearCrossEntrop
     torch::Tensor nll = torch::empty({m}, hidden.options());
     torch::Tensor grad_h = with_grad ? torch::empty_like(hidden) : torch::Tensor();
     const torch::Tensor wt = weight.t();
+    const torch::Tensor tg = targets.to(torch::kLong).contiguous();
+    const int64_t* tp = tg.data_ptr<int64_t>();
+    float* np = nll.data_ptr<float>();
+    const int64_t vocab = weight.size(0);
     for (int64_t a = 0; a < m; a += chunk) {
       const int64_t c = std::min(chunk, m - a);
       torch::Tensor logits = at::mm(hidden.narrow(0, a, c), wt);  // [c, V]
-      const torch::Tensor tgt = targets.narrow(0, a, c);
-      const torch::Tensor valid = tgt.ne(-100);
-      const torch::Tensor safe = tgt.clamp_min(0).unsqueeze(1);
-      const torch::Tensor target_logit = logits.gather(1, safe).squeeze(1);
-      const torch::Tensor mx = std::get<0>(logits.max(1, /*keepdim=*/true));
-      logits.sub_(mx).exp_();  // now e = exp(logit - max)
-      const torch::Tensor sum = logits.sum(1, /*keepdim=*/true);
-      const torch::Tensor lse = (sum.log() + mx).squeeze(1);
-      nll.narrow(0, a, c).copy_((lse - target_logit) * valid.to(torch::kFloat));
+      CrossEntropyRows(logits.data_ptr<float>(), tp + a, np + a, c, vocab, with_grad);
+      // softmax - one_hot(target), rows of ignored targets 0, times the head: d nll / d hidden.
       if (with_grad) {
-        // d nll / d logits = softmax - one_hot(target); rows of ignored targets are 0.
-        logits.div_(sum);
-        logits.scatter_add_(1, safe, -torch::ones({c, 1}, logits.options()));
-        logits.mul_(valid.to(torch::kFloat).unsqueeze(1));
-        grad_h.narrow(0, a, c).copy_(at::mm(logits, weight));
+        torch::Tensor rows = grad_h.narrow(0, a, c);
+        at::mm_out(rows, logits, weight);
       }
     }
     if (with_grad) ctx->save_for_backward({grad_h});

@@ -199,6 +199,10 @@ TEST(FusedOpsTest, LinearCrossEntropyMatchesReferenceInEveryChunking) {
   }
   torch::Tensor trainable = w.clone().requires_grad_(true);
   EXPECT_THROW(FusedLinearCrossEntropy(h_ref, trainable, targets), c10::Error);
+  // A target outside the vocabulary is refused, not read out of bounds.
+  torch::Tensor bad = targets.clone();
+  bad[5] = v;
+  EXPECT_THROW(FusedLinearCrossEntropy(h_ref, w, bad), c10::Error);
 }
 
 }  // namespace
