@@ -22,7 +22,8 @@ torch::Tensor FusedRmsNorm(const torch::Tensor& x, const torch::Tensor& weight, 
 // cos/sin: [T, D] (contiguous, one row per position of x's T axis).
 torch::Tensor FusedRope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
 
-// silu(gate) * up, elementwise (same shapes, float32).
+// silu(gate) * up, elementwise (same shapes, float32). The sigmoid is formed in the kernel and
+// formed again in backward from gate, so only gate and up are kept for backward.
 torch::Tensor FusedSwiGlu(const torch::Tensor& gate, const torch::Tensor& up);
 
 // Next-token negative log-likelihood of `targets` [M] (int64; -100 = ignored, scores 0) under
@@ -30,7 +31,8 @@ torch::Tensor FusedSwiGlu(const torch::Tensor& gate, const torch::Tensor& up);
 // in chunks of `chunk`, and when hidden requires grad the gradient of each row's loss with
 // respect to hidden is formed in the same pass (the logits' softmax minus one-hot, times
 // weight) and scaled by the incoming gradient in backward. weight must not require grad (a
-// frozen LM head); use the unfused path to train it. Returns [M].
+// frozen LM head); use the unfused path to train it. A target outside [0, V) other than -100
+// is refused. Returns [M].
 torch::Tensor FusedLinearCrossEntropy(const torch::Tensor& hidden, const torch::Tensor& weight,
                                       const torch::Tensor& targets, int64_t chunk = 256);
 
@@ -40,6 +42,9 @@ torch::Tensor FusedLinearCrossEntropy(const torch::Tensor& hidden, const torch::
 // softmax(scale q k^T + mask) v as [N, T, H * D]. Each head's products call the BLAS directly
 // with strides that skip the other heads (no per-head transposes, copies or slices); the
 // backward pass (gradients for q, k, v) fuses the softmax backward between its products.
+// Queries go in blocks of 32 rows; keys that the mask hides (-inf) from every row of a block,
+// from some column to the end, are left out of that block's products (exact: their weight is
+// 0), so a causal mask costs a little over half of the full products.
 // Every query row must allow at least one key. Needs cblas_sgemm in the loaded BLAS
 // (FusedAttentionAvailable; libtorch's OpenBLAS has it).
 torch::Tensor FusedAttention(const torch::Tensor& q, const torch::Tensor& k,
