@@ -127,6 +127,26 @@ TEST(Int8ComputeTest, ANonFiniteRowStaysNonFiniteAndLeavesTheOthers) {
   EXPECT_EQ(finite_rows.sum().item<int64_t>(), 18);
 }
 
+// A mis-shaped input is refused with both sizes named, in either direction, before oneDNN
+// sees it (Linear checks shapes first; this is the weight's own guard).
+TEST(Int8ComputeTest, AMisShapedInputIsRefusedWithBothSizes) {
+  Int8ComputeWeight w(Packed(32, 64, 12));
+  try {
+    w.Apply(TestMatrix(20, 63, 13));
+    ADD_FAILURE() << "a [20 x 63] input to a [32 x 64] weight was accepted";
+  } catch (const c10::Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("63"));
+    EXPECT_THAT(e.what(), HasSubstr("64"));
+  }
+  try {
+    w.ApplyTransposed(TestMatrix(20, 31, 14));
+    ADD_FAILURE() << "a [20 x 31] gradient to a [32 x 64] weight was accepted";
+  } catch (const c10::Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("31"));
+    EXPECT_THAT(e.what(), HasSubstr("32"));
+  }
+}
+
 TEST(Int8ComputeTest, ConcurrentFirstUseBuildsOnceAndAgreesWithSerial) {
   auto inner = Packed(64, 96, 9);
   Int8ComputeWeight serial(inner), shared(inner);
