@@ -2,8 +2,9 @@
 // ([N, T, heads, D] in, [N, T, heads * D] out). Each head's products go straight to the BLAS
 // (cblas_sgemm, resolved from the libblas libtorch loaded) with leading dimensions that step
 // over the other heads, so nothing is transposed, copied or sliced per head; the additive mask
-// is the scores GEMM's C input, one vectorized softmax covers every head, and its backward is
-// fused with the products around it.
+// is the scores GEMM's C input, and the softmax and its backward run between the products of
+// each block of query rows. Keys that the mask hides from a whole block are left out of that
+// block's products (KeyLimits).
 #include <dlfcn.h>
 #include <torch/torch.h>
 
@@ -44,8 +45,9 @@ constexpr int64_t kRowBlock = 32;
 
 // For each block of kRowBlock query rows of the [T, T] additive mask m: one past the last key
 // that any row of the block may see. Keys from there on are -inf for the whole block, so their
-// softmax weight is exactly 0 and their products are skipped (a causal mask skips nearly half
-// of every product). At least 1: a row that sees no key comes out NaN, as in the reference.
+// softmax weight is exactly 0 and their products are skipped (a causal mask: 37.5% of each
+// product at 128 tokens, towards half for longer windows). At least 1: a row that sees no key
+// comes out NaN, as in the reference.
 std::vector<int64_t> KeyLimits(const float* m, int64_t t) {
   const float neg = -std::numeric_limits<float>::infinity();
   std::vector<int64_t> lims;
