@@ -11,10 +11,14 @@ namespace fedlora::model::internal {
 // Cephes' expf: x = n ln2 + r with |r| <= ln2 / 2 (ln2 split in two for exactness), a degree-5
 // polynomial for e^r, and 2^n put into the exponent bits. Relative error about 2 ulp on
 // [-87.3, 88.4]; below that (including -inf) exactly 0, as a masked softmax entry must be;
-// NaN stays NaN. Rounding to the nearest n uses the 1.5 * 2^23 trick (no libm call).
+// above it the largest value at 88.4 (about 2.4e38, not inf: callers only feed x <= 0, or
+// -g for a sigmoid, where that still gives 0); NaN stays NaN. Rounding to the nearest n uses the 1.5 * 2^23 trick (no libm call).
 inline float ExpForSimd(float x) {
   constexpr float kLo = -87.33654f, kHi = 88.37626f;
-  const float xc = x < kLo ? kLo : (x > kHi ? kHi : x);
+  // Written so that NaN clamps to kLo here (comparisons with NaN are false): the conversion to
+  // int below then never sees NaN, and NaN is returned as such at the end.
+  float xc = x > kLo ? x : kLo;
+  xc = xc < kHi ? xc : kHi;
   constexpr float kRound = 12582912.0f;  // 1.5 * 2^23
   const float n = (xc * 1.44269504088896341f + kRound) - kRound;
   const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
@@ -27,7 +31,8 @@ inline float ExpForSimd(float x) {
   p = p * r * r + r + 1.0f;
   const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
   const float scale = __builtin_bit_cast(float, bits);
-  return x < kLo ? 0.0f : p * scale;
+  const float y = x < kLo ? 0.0f : p * scale;
+  return x == x ? y : x;
 }
 
 }  // namespace fedlora::model::internal

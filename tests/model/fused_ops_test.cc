@@ -103,6 +103,12 @@ TEST(FusedOpsTest, SwiGluMatchesReferenceValuesAndGradients) {
   ExpectClose(gg[0], gr[0], 1e-5, "swiglu d/dgate");
   ExpectClose(gg[1], gr[1], 1e-5, "swiglu d/dup");
   EXPECT_THROW(FusedSwiGlu(g, torch::randn({4, 7, 36})), c10::Error);
+  // A NaN gate gives NaN there and leaves the rest alone, so the trainer's check still fires.
+  torch::Tensor gn = g.detach().clone();
+  gn[1][2][3] = std::numeric_limits<float>::quiet_NaN();
+  torch::Tensor yn = FusedSwiGlu(gn, u.detach());
+  EXPECT_TRUE(std::isnan(yn[1][2][3].item<float>()));
+  EXPECT_EQ(torch::isnan(yn).sum().item<int64_t>(), 1);
 }
 
 // softmax(scale q k^T + mask) v with libtorch's ops, heads repeated for grouped queries.
