@@ -14,7 +14,7 @@
 
 #include "fedlora/common/simd.h"
 #include "fedlora/model/fused_ops.h"
-#include "fast_exp.h"
+#include "exp_rows.h"
 
 namespace fedlora::model {
 namespace {
@@ -67,16 +67,8 @@ std::vector<int64_t> KeyLimits(const float* m, int64_t t) {
 FEDLORA_SIMD void SoftmaxRows(float* s, int64_t rows, int64_t cols, int64_t ld) {
   for (int64_t r = 0; r < rows; ++r) {
     float* x = s + r * ld;
-    float mx = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : mx)
-    for (int64_t j = 0; j < cols; ++j) mx = x[j] > mx ? x[j] : mx;
-    float sum = 0;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t j = 0; j < cols; ++j) {
-      x[j] = internal::ExpForSimd(x[j] - mx);
-      sum += x[j];
-    }
-    const float inv = 1.0f / sum;
+    float mx;
+    const float inv = 1.0f / internal::ExpMinusMaxInPlace(x, cols, &mx);
 #pragma omp simd
     for (int64_t j = 0; j < cols; ++j) x[j] *= inv;
   }

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "fedlora/common/simd.h"
+#include "exp_rows.h"
 #include "fast_exp.h"
 
 namespace fedlora::model {
@@ -199,15 +200,8 @@ FEDLORA_SIMD void CrossEntropyRows(float* logits, const int64_t* targets, float*
     TORCH_CHECK(!valid || (t >= 0 && t < vocab), "FusedLinearCrossEntropy: target ", t,
                 " outside the vocabulary of ", vocab);
     const float target_logit = valid ? x[t] : 0.0f;
-    float mx = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : mx)
-    for (int64_t j = 0; j < vocab; ++j) mx = x[j] > mx ? x[j] : mx;
-    float sum = 0;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t j = 0; j < vocab; ++j) {
-      x[j] = internal::ExpForSimd(x[j] - mx);
-      sum += x[j];
-    }
+    float mx;
+    const float sum = internal::ExpMinusMaxInPlace(x, vocab, &mx);
     nll[r] = valid ? std::log(sum) + mx - target_logit : 0.0f;
     if (!with_grad) continue;
     const float inv = valid ? 1.0f / sum : 0.0f;
