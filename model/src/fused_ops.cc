@@ -196,9 +196,7 @@ FEDLORA_SIMD void CrossEntropyRows(float* logits, const int64_t* targets, float*
   for (int64_t r = 0; r < rows; ++r) {
     float* x = logits + r * vocab;
     const int64_t t = targets[r];
-    const bool valid = t != -100;
-    TORCH_CHECK(!valid || (t >= 0 && t < vocab), "FusedLinearCrossEntropy: target ", t,
-                " outside the vocabulary of ", vocab);
+    const bool valid = t != -100;  // else in [0, vocab): checked by FusedLinearCrossEntropy
     const float target_logit = valid ? x[t] : 0.0f;
     float mx;
     const float sum = internal::ExpMinusMaxInPlace(x, vocab, &mx);
@@ -219,7 +217,7 @@ struct LinearCrossEntropyFn : public torch::autograd::Function<LinearCrossEntrop
     torch::Tensor nll = torch::empty({m}, hidden.options());
     torch::Tensor grad_h = with_grad ? torch::empty_like(hidden) : torch::Tensor();
     const torch::Tensor wt = weight.t();
-    const torch::Tensor tg = targets.to(torch::kLong).contiguous();
+    const torch::Tensor tg = targets.contiguous();
     const int64_t* tp = tg.data_ptr<int64_t>();
     float* np = nll.data_ptr<float>();
     const int64_t vocab = weight.size(0);
@@ -288,6 +286,12 @@ torch::Tensor FusedLinearCrossEntropy(const torch::Tensor& hidden, const torch::
               "FusedLinearCrossEntropy: the LM head must be frozen (hint: train it through "
               "Logits() and cross_entropy)");
   TORCH_CHECK(chunk > 0, "FusedLinearCrossEntropy: chunk must be positive");
+  const torch::Tensor scored = targets.masked_select(targets.ne(-100));
+  TORCH_CHECK(scored.numel() == 0 ||
+                  (scored.min().item<int64_t>() >= 0 &&
+                   scored.max().item<int64_t>() < weight.size(0)),
+              "FusedLinearCrossEntropy: a target is outside the vocabulary of ", weight.size(0),
+              " (targets are token ids, or -100 to skip a position)");
   const bool with_grad = torch::autograd::GradMode::is_enabled() && hidden.requires_grad();
   return LinearCrossEntropyFn::apply(hidden.contiguous(), weight, targets, chunk, with_grad);
 }

@@ -131,20 +131,12 @@ TEST(Int8ComputeTest, ANonFiniteRowStaysNonFiniteAndLeavesTheOthers) {
 // sees it (Linear checks shapes first; this is the weight's own guard).
 TEST(Int8ComputeTest, AMisShapedInputIsRefusedWithBothSizes) {
   Int8ComputeWeight w(Packed(32, 64, 12));
-  try {
-    w.Apply(TestMatrix(20, 63, 13));
-    ADD_FAILURE() << "a [20 x 63] input to a [32 x 64] weight was accepted";
-  } catch (const c10::Error& e) {
-    EXPECT_THAT(e.what(), HasSubstr("63"));
-    EXPECT_THAT(e.what(), HasSubstr("64"));
-  }
-  try {
-    w.ApplyTransposed(TestMatrix(20, 31, 14));
-    ADD_FAILURE() << "a [20 x 31] gradient to a [32 x 64] weight was accepted";
-  } catch (const c10::Error& e) {
-    EXPECT_THAT(e.what(), HasSubstr("31"));
-    EXPECT_THAT(e.what(), HasSubstr("32"));
-  }
+  using ::testing::AllOf;
+  using ::testing::ThrowsMessage;
+  EXPECT_THAT([&] { w.Apply(TestMatrix(20, 63, 13)); },
+              ThrowsMessage<c10::Error>(AllOf(HasSubstr("63"), HasSubstr("64"))));
+  EXPECT_THAT([&] { w.ApplyTransposed(TestMatrix(20, 31, 14)); },
+              ThrowsMessage<c10::Error>(AllOf(HasSubstr("31"), HasSubstr("32"))));
 }
 
 TEST(Int8ComputeTest, ConcurrentFirstUseBuildsOnceAndAgreesWithSerial) {
