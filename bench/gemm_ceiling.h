@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "fedlora/model/float_gemm.h"
 #include "fedlora/model/llama.h"
 #include "fedlora/model/threads.h"
 
@@ -49,9 +50,10 @@ inline double StepGemmSeconds(const model::LlamaConfig& c, int64_t windows, int6
     torch::Tensor hdy = torch::randn({t, c.vocab_size});
     auto once = [&] {
       for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+        // The frozen weights' products go where the trainer sends them (float_gemm.h).
         for (size_t i = 0; i < projs.size(); ++i) {
-          torch::mm(x[i], w[i].t());
-          torch::mm(dy[i], w[i]);
+          model::FrozenGemm(x[i], w[i], /*w_transposed=*/true);
+          model::FrozenGemm(dy[i], w[i], /*w_transposed=*/false);
         }
         torch::bmm(q, k.transpose(1, 2));  // scores
         torch::bmm(s, k);                  // probabilities x values
@@ -60,8 +62,8 @@ inline double StepGemmSeconds(const model::LlamaConfig& c, int64_t windows, int6
         torch::bmm(s.transpose(1, 2), q);  // probabilities^T x d out -> dv
         torch::bmm(q, k.transpose(1, 2));  // d out x values^T -> d probabilities
       }
-      torch::mm(hx, head.t());
-      torch::mm(hdy, head);
+      model::FrozenGemm(hx, head, /*w_transposed=*/true);
+      model::FrozenGemm(hdy, head, /*w_transposed=*/false);
     };
     once();  // warm-up (allocations, OpenBLAS buffers)
     double best = 1e30;

@@ -23,10 +23,13 @@
 #include <functional>
 #include <limits>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "fedlora/adapters/lora_adapter.h"
 #include "fedlora/device/trainer.h"
+#include "fedlora/model/float_gemm.h"
 #include "fedlora/model/fused_ops.h"
 #include "fedlora/model/llama.h"
 #include "fedlora/model/threads.h"
@@ -126,10 +129,38 @@ nlohmann::json KernelLines(const fedlora::model::LlamaConfig& c, int64_t tokens)
               {hid});
     }, [&] { grad_of(FusedLinearCrossEntropy(hid, w, tg), {hid}); });
   }
+  {
+    // A shard's frozen products (one per core, so half the rows on two cores): every
+    // projection's forward and input gradient, one thread, libtorch's mm (OpenBLAS) against
+    // FrozenGemm (oneDNN where float_gemm.h sends them).
+    ScopedBlasThreads single(1);
+    const int64_t rows = tokens / std::max(1, NumCores());
+    std::vector<std::pair<torch::Tensor, torch::Tensor>> xw;  // (x, W [out, in])
+    for (auto [in, out] : std::vector<std::pair<int64_t, int64_t>>{
+             {d, h * hd}, {d, h * hd}, {d, h * hd}, {h * hd, d}, {d, ff}, {d, ff}, {ff, d}}) {
+      xw.emplace_back(torch::randn({rows, in}), torch::randn({out, in}));
+    }
+    std::vector<torch::Tensor> dy;
+    for (auto& [x, w] : xw) dy.push_back(torch::randn({rows, w.size(0)}));
+    line("frozen_products", [&] {
+      for (size_t i = 0; i < xw.size(); ++i) {
+        torch::mm(xw[i].first, xw[i].second.t());
+        torch::mm(dy[i], xw[i].second);
+      }
+    }, [&] {
+      for (size_t i = 0; i < xw.size(); ++i) {
+        FrozenGemm(xw[i].first, xw[i].second, true);
+        FrozenGemm(dy[i], xw[i].second, false);
+      }
+    });
+  }
   return k;
 }
 
-// float32 GEMM GFLOP/s at n x n x n (best of a few runs).
+// The machine's float32 GEMM GFLOP/s at n x n x n: the better of libtorch's mm on every core
+// (threaded OpenBLAS) and a single-threaded product per core, all at once, through the frozen
+// products' own path (oneDNN's brgemm where it has it, else OpenBLAS). Best of a few runs of
+// each, so a fraction of it is a fraction of the fastest arrangement either library offers.
 double MatmulPeak(int64_t n) {
   torch::Tensor a = torch::randn({n, n}), b = torch::randn({n, n});
   torch::Tensor c = torch::mm(a, b);
@@ -139,6 +170,23 @@ double MatmulPeak(int64_t n) {
     c = torch::mm(a, b);
     double s = Secs(t0);
     best = std::max(best, 2.0 * n * n * n / s / 1e9);
+  }
+  const int cores = fedlora::model::NumCores();
+  fedlora::model::ScopedBlasThreads single(1);
+  std::vector<torch::Tensor> as, bs;
+  for (int t = 0; t < cores; ++t) {
+    as.push_back(torch::randn({n, n}));
+    bs.push_back(torch::randn({n, n}));
+    fedlora::model::FrozenGemm(as[t], bs[t], false);  // warm-up: the primitive, the buffers
+  }
+  for (int r = 0; r < 3; ++r) {
+    std::vector<std::thread> threads;
+    auto t0 = Clock::now();
+    for (int t = 0; t < cores; ++t) {
+      threads.emplace_back([&, t] { fedlora::model::FrozenGemm(as[t], bs[t], false); });
+    }
+    for (auto& th : threads) th.join();
+    best = std::max(best, cores * 2.0 * n * n * n / Secs(t0) / 1e9);
   }
   return best;
 }
@@ -216,6 +264,7 @@ int main(int argc, char** argv) {
   const double fpt = ForwardFlopsPerToken(c, seq);
 
   nlohmann::json out = {{"threads", thread_desc},
+                        {"frozen_products", fedlora::model::FloatGemmDescription()},
                         {"matmul_peak_gflops", peak},
                         {"config", config_name},
                         {"params", c.NumParameters()},
@@ -238,7 +287,9 @@ int main(int argc, char** argv) {
     std::string key;
     bool fused;
     int shards;  // TrainOptions::shards (0 = one per core)
+    fedlora::model::FloatGemm gemm = fedlora::model::FloatGemm::kAuto;
   };
+  const fedlora::model::FloatGemm default_gemm = fedlora::model::GetFloatGemm();
   auto bench_lora = [&](const std::vector<fedlora::model::Proj>& targets,
                         const std::vector<Variant>& variants) {
     fedlora::adapters::LoraConfig lc;
@@ -265,8 +316,10 @@ int main(int argc, char** argv) {
     };
     auto run = [&](const Variant& v, int64_t steps) {
       fedlora::model::SetFusedKernels(v.fused);
+      fedlora::model::SetFloatGemm(v.gemm);
       auto st = fedlora::device::Train(model, adapter->Parameters(), w, options(v, steps));
       fedlora::model::SetFusedKernels(true);
+      fedlora::model::SetFloatGemm(default_gemm);
       if (!st.ok()) {
         std::fprintf(stderr, "%s\n", st.status().ToString().c_str());
         std::exit(1);
@@ -297,6 +350,9 @@ int main(int argc, char** argv) {
                        {"trainable_params", adapter->NumParameters()},
                        {"kernels", v.fused ? "fused" : "reference"},
                        {"shards", v.shards},
+                       {"float_gemm", v.gemm == fedlora::model::FloatGemm::kOpenBlas
+                                          ? "openblas"
+                                          : fedlora::model::FloatGemmDescription()},
                        {"tensor_peak_mb", peak_mb[i]},
                        {"step_tensor_peak_mb", peak_mb[i] - held_before}};
       // libtorch's profiler sees the calling thread only: one-pass variants.
@@ -316,9 +372,12 @@ int main(int argc, char** argv) {
   const std::vector<P> all7 = {P::kQ, P::kK, P::kV, P::kO, P::kGate, P::kUp, P::kDown};
   // libtorch's reference ops, the fused kernels in one pass with threaded matrix products
   // (shards 1), and the trainer as a device runs it (`--shards`, 0 = one per core).
+  // The last row is the default's twin with every frozen product on OpenBLAS, for the gain
+  // of oneDNN's kernels in the same run (the same where oneDNN has none here).
   bench_lora(qv, {{"lora_train_qv_r8_reference", false, 1},
                   {"lora_train_qv_r8_one_pass", true, 1},
-                  {"lora_train_qv_r8", true, shards}});
+                  {"lora_train_qv_r8", true, shards},
+                  {"lora_train_qv_r8_openblas", true, shards, fedlora::model::FloatGemm::kOpenBlas}});
   bench_lora(all7, {{"lora_train_all7_r8_reference", false, 1},
                     {"lora_train_all7_r8", true, shards}});
   out["shards_speedup_qv_r8"] = out["lora_train_qv_r8"]["tokens_per_s"].get<double>() /
@@ -331,8 +390,8 @@ int main(int argc, char** argv) {
   peak = std::max(peak, MatmulPeak(1024));
   out["matmul_peak_gflops"] = peak;
   for (const char* k : {"forward", "lora_train_qv_r8_reference", "lora_train_qv_r8_one_pass",
-                        "lora_train_qv_r8", "lora_train_all7_r8_reference",
-                        "lora_train_all7_r8"}) {
+                        "lora_train_qv_r8", "lora_train_qv_r8_openblas",
+                        "lora_train_all7_r8_reference", "lora_train_all7_r8"}) {
     out[k]["fraction_of_peak"] =
         out[k]["gflops"].get<double>() / out["matmul_peak_gflops"].get<double>();
   }
@@ -377,10 +436,11 @@ int main(int argc, char** argv) {
   if (json) {
     std::printf("%s\n", out.dump().c_str());
   } else {
-    std::printf("threads            %s\nmatmul peak        %.1f GFLOP/s\nparameters         %lld\n",
-                thread_desc.c_str(), out["matmul_peak_gflops"].get<double>(), static_cast<long long>(c.NumParameters()));
+    std::printf("threads            %s\nfrozen products    %s\nmatmul peak        %.1f GFLOP/s\nparameters         %lld\n",
+                thread_desc.c_str(), fedlora::model::FloatGemmDescription().c_str(), out["matmul_peak_gflops"].get<double>(), static_cast<long long>(c.NumParameters()));
     for (const char* k : {"forward", "lora_train_qv_r8_reference", "lora_train_qv_r8_one_pass",
-                          "lora_train_qv_r8", "lora_train_all7_r8_reference", "lora_train_all7_r8",
+                          "lora_train_qv_r8", "lora_train_qv_r8_openblas",
+                          "lora_train_all7_r8_reference", "lora_train_all7_r8",
                           "peer_pytorch_qv_r8", "peer_pytorch_qv_r8_as_installed"}) {
       if (!out.contains(k) || !out[k].contains("gflops")) continue;
       std::printf("%-32s %8.0f tokens/s  %6.1f GFLOP/s  %4.0f%% of peak", k,

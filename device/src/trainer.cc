@@ -60,7 +60,16 @@ torch::Tensor TokenNll(const model::LlamaModel& model, const torch::Tensor& ids,
   const int64_t t = ids.size(1);
   torch::Tensor target = ids.narrow(1, 1, t - 1).masked_fill(
       mask.narrow(1, 1, t - 1).eq(0), -100).reshape({-1});
-  torch::Tensor hidden = model.Hidden(ids, fo).narrow(1, 0, t - 1);
+  // The last token is only a target: its hidden state predicts nothing, and under the causal
+  // mask no earlier position sees it (positions come from the mask's prefix sums), so the model
+  // runs on the first t - 1 tokens: the same hidden states, 1/t less work, and row counts that
+  // are whole multiples of the window (a 129-token window fed 258-row products to a shard).
+  model::ForwardOptions prefix = fo;
+  if (prefix.attention_mask.defined()) {
+    prefix.attention_mask = fo.attention_mask.narrow(1, 0, t - 1);
+  }
+  torch::Tensor hidden = t >= 2 ? model.Hidden(ids.narrow(1, 0, t - 1), prefix)
+                                : model.Hidden(ids, fo).narrow(1, 0, 0);  // no targets at all
   if (model::FusedKernelsEnabled() && !model.HeadWeight().requires_grad() &&
       hidden.scalar_type() == torch::kFloat && model.HeadWeight().scalar_type() == torch::kFloat) {
     return model::FusedLinearCrossEntropy(hidden.reshape({-1, hidden.size(-1)}),

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "fedlora/common/simd.h"
+#include "fedlora/model/float_gemm.h"
 #include "exp_rows.h"
 #include "fast_exp.h"
 
@@ -216,19 +217,19 @@ struct LinearCrossEntropyFn : public torch::autograd::Function<LinearCrossEntrop
     const int64_t m = hidden.size(0);
     torch::Tensor nll = torch::empty({m}, hidden.options());
     torch::Tensor grad_h = with_grad ? torch::empty_like(hidden) : torch::Tensor();
-    const torch::Tensor wt = weight.t();
     const torch::Tensor tg = targets.contiguous();
     const int64_t* tp = tg.data_ptr<int64_t>();
     float* np = nll.data_ptr<float>();
     const int64_t vocab = weight.size(0);
     for (int64_t a = 0; a < m; a += chunk) {
       const int64_t c = std::min(chunk, m - a);
-      torch::Tensor logits = at::mm(hidden.narrow(0, a, c), wt);  // [c, V]
+      torch::Tensor logits = torch::empty({c, vocab}, hidden.options());
+      FrozenGemmOut(hidden.narrow(0, a, c), weight, /*w_transposed=*/true, logits);  // [c, V]
       CrossEntropyRows(logits.data_ptr<float>(), tp + a, np + a, c, vocab, with_grad);
       // softmax - one_hot(target), rows of ignored targets 0, times the head: d nll / d hidden.
       if (with_grad) {
         torch::Tensor rows = grad_h.narrow(0, a, c);
-        at::mm_out(rows, logits, weight);
+        FrozenGemmOut(logits, weight, /*w_transposed=*/false, rows);
       }
     }
     if (with_grad) ctx->save_for_backward({grad_h});

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "fedlora/model/float_gemm.h"
+
 namespace fedlora::model {
 
 void Linear::SetFrozen(std::shared_ptr<const FrozenWeight> w) {
@@ -27,6 +29,9 @@ torch::Tensor Linear::Forward(const torch::Tensor& x, bool training) const {
   if (frozen) {
     y = FrozenLinear(x, frozen);
     if (!IsPlaceholder()) y = y + at::linear(x, weight);
+  } else if (!weight.requires_grad() && weight.scalar_type() == torch::kFloat &&
+             x.scalar_type() == torch::kFloat) {
+    y = FrozenDenseLinear(x, weight);  // the frozen base: oneDNN or OpenBLAS (float_gemm.h)
   } else {
     y = at::linear(x, weight);
   }

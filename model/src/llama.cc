@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "fedlora/model/float_gemm.h"
 #include "fedlora/model/fused_ops.h"
 
 namespace fedlora::model {
@@ -217,7 +218,12 @@ torch::Tensor LlamaModel::Hidden(const torch::Tensor& input_ids,
 }
 
 torch::Tensor LlamaModel::Logits(const torch::Tensor& hidden) const {
-  return at::linear(hidden, HeadWeight());
+  const torch::Tensor w = HeadWeight();
+  if (!w.requires_grad() && w.scalar_type() == torch::kFloat &&
+      hidden.scalar_type() == torch::kFloat) {
+    return FrozenDenseLinear(hidden, w);
+  }
+  return at::linear(hidden, w);
 }
 
 torch::Tensor LlamaModel::Forward(const torch::Tensor& input_ids,

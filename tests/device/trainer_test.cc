@@ -240,6 +240,35 @@ TEST(TrainerTest, ShardedStepsEqualOnePass) {
   }
 }
 
+// The trainer runs the model on each window's first T - 1 tokens only (the last one is only a
+// target). Its first loss must still be the loss of the whole windows through the model's
+// full forward pass and NextTokenLoss, padded windows included.
+TEST(TrainerTest, FirstLossEqualsTheFullWindowsLoss) {
+  const auto& tok = SharedTokenizer();
+  TokenWindows w = MakeWindows(tok, MakeLines(2, 30, 4), 24);
+  w.mask[1].narrow(0, 10, 14).fill_(0);  // padding at the end of a window
+  for (int shards : {1, 2}) {
+    model::LlamaModel m = SmallModel(5);
+    auto a = TrainableAdapter(m, 7);
+    const std::vector<float> flat = Perturbed(a.Flatten());
+    ASSERT_TRUE(a.Unflatten(flat.data(), flat.size()).ok());
+    model::ForwardOptions fo;
+    fo.attention_mask = w.mask;
+    double expected;
+    {
+      torch::NoGradGuard no_grad;
+      expected = model::NextTokenLoss(m.Forward(w.ids, fo), w.ids, w.mask).item<double>();
+    }
+    TrainOptions o;
+    o.batch_size = w.size();  // one step over every window: the order does not matter
+    o.max_steps = 1;
+    o.shards = shards;
+    auto stats = Train(m, a.Parameters(), w, o);
+    ASSERT_TRUE(stats.ok()) << stats.status();
+    EXPECT_NEAR(stats->first_loss, expected, 1e-5 * std::abs(expected)) << shards << " shards";
+  }
+}
+
 // How many shards a step runs in: by default one per BLAS thread (the caller's thread budget),
 // never more than the windows of a batch.
 TEST(TrainerTest, ShardCountFollowsTheThreadBudgetAndTheBatch) {

@@ -1,0 +1,59 @@
+// Float32 matrix products with a frozen weight: the base model's projections and LM head,
+// forward (x W^T) and input gradient (dy W). These are most of a training step's arithmetic.
+//
+// Where the calling thread runs its products alone (a training shard, a simulated device: the
+// trainer sets OpenBLAS to one thread there), both the product's inner and output sizes are
+// 512 or more, and oneDNN has its brgemm kernels for the shape (AVX-512 and newer), the
+// product runs on oneDNN: 8-16% faster than OpenBLAS 0.3.21's single-threaded SGEMM at a
+// shard's shapes on an AVX-512 EPYC, and the 30M config's sharded step 7.5% faster. Everywhere
+// else it runs on OpenBLAS through libtorch, as before: at hidden 256 the step ran slower on
+// oneDNN (src/float_gemm.cc has the figures), oneDNN's non-brgemm float kernels were slower
+// than OpenBLAS at some of these shapes, and a product spread over OpenMP threads spins against
+// OpenBLAS's own threads (compress/src/int8_matmul.cc). The choice depends only on the
+// machine, the shape and the thread setting, never on timing, so a seeded run repeats itself
+// on the same machine.
+#ifndef FEDLORA_MODEL_FLOAT_GEMM_H_
+#define FEDLORA_MODEL_FLOAT_GEMM_H_
+
+#include <torch/types.h>
+
+#include <cstdint>
+#include <string>
+
+namespace fedlora::model {
+
+enum class FloatGemm {
+  kAuto,      // oneDNN where it has brgemm kernels and the thread runs alone, else OpenBLAS
+  kOpenBlas,  // always OpenBLAS (libtorch's mm)
+};
+
+// Process-wide; the default is kAuto, or kOpenBlas when the environment sets
+// FEDLORA_FLOAT_GEMM=openblas (read once, at the first product).
+void SetFloatGemm(FloatGemm g);
+FloatGemm GetFloatGemm();
+
+// True when a product of these sizes would run on oneDNN from the calling thread now: a
+// [m, k] x [k, n] product, `w_transposed` as below.
+bool FloatGemmUsesOneDnn(int64_t m, int64_t k, int64_t n, bool w_transposed);
+
+// One line for logs and bench reports, e.g. "onednn brgemm (avx512_core) on single-threaded
+// shards, openblas otherwise" or "openblas".
+std::string FloatGemmDescription();
+
+// out [m, n] = a [m, k] W^T with W [n, k] (w_transposed), or a [m, k] W with W [k, n].
+// float32 throughout; `out` must be contiguous and of that shape (it is overwritten). Errors
+// (wrong dtype or shape) are thrown as c10::Error naming the sizes.
+void FrozenGemmOut(const torch::Tensor& a, const torch::Tensor& w, bool w_transposed,
+                   torch::Tensor& out);
+
+// The same into a fresh tensor; `a` may have leading dimensions ([..., k] -> [..., n]).
+torch::Tensor FrozenGemm(const torch::Tensor& a, const torch::Tensor& w, bool w_transposed);
+
+// y = x W^T for a float32 weight W [out, in] that is not trained: differentiable with
+// respect to x only (dx = dy W, through FrozenGemm). The backward node holds W itself, not a
+// copy.
+torch::Tensor FrozenDenseLinear(const torch::Tensor& x, const torch::Tensor& w);
+
+}  // namespace fedlora::model
+
+#endif  // FEDLORA_MODEL_FLOAT_GEMM_H_
