@@ -3,6 +3,7 @@
 // 4 layers, 4 heads, vocab 2048), beside the machine's measured float32 matmul peak.
 //   bench_model [--json] [--config 30m|keyboard] [--batch B] [--seq T] [--iters N]
 //               [--threads N] [--torch-threads N] [--shards N] [--no-peer] [--profile]
+//               [--float-gemm auto|openblas]
 // Figures: forward tokens/s, LoRA training tokens/s (rank 8 on q,v and on all seven
 // projections; windows of 128 predicted tokens, batch 4, as the peer) with libtorch's
 // reference ops, with the fused kernels in one pass, and as a device trains (fused, the batch
@@ -11,7 +12,9 @@
 // peak, peak RSS, and one line per fused kernel; beside the same training loop in PyTorch
 // eager (../shared/peers/pytorch_per_client.py with the same config), with the
 // same OpenBLAS kernels and as installed, in the same invocation (--no-peer skips it).
-// --profile adds libtorch's self time per op of the training steps. The "GEMMs of a step alone"
+// --profile adds libtorch's self time per op of the training steps. --float-gemm picks where
+// the default rows' frozen products run (model/float_gemm.h); a `_openblas` twin row always
+// runs them on OpenBLAS, for the difference in the same run. The "GEMMs of a step alone"
 // lines are the ceiling: a step's matrix products with nothing else (bench/gemm_ceiling.h).
 #include <sys/resource.h>
 #include <torch/torch.h>
@@ -204,7 +207,10 @@ double ForwardFlopsPerToken(const fedlora::model::LlamaConfig& c, int64_t seq) {
 
 int main(int argc, char** argv) {
   bool json = false, peer = true, profile = false;
-  int64_t batch = 4, seq = 256, iters = 5;
+  int64_t batch = 4, seq = 256, iters = 0;  // 0: 5 steps per timed run on 30M, 20 on keyboard
+  // The frozen products of the default (sharded) rows: float_gemm.h's choice unless
+  // --float-gemm says otherwise; the `_openblas` twin row is always OpenBLAS.
+  fedlora::model::FloatGemm default_variant_gemm = fedlora::model::FloatGemm::kAuto;
   int threads = 0, torch_threads = 1, shards = 0;
   std::string config_name = "30m";
   for (int i = 1; i < argc; ++i) {
@@ -212,7 +218,15 @@ int main(int argc, char** argv) {
     auto next = [&] { return i + 1 < argc ? std::stoll(argv[++i]) : 0; };
     if (a == "--json")
       json = true;
-    else if (a == "--no-peer")
+    else if (a == "--float-gemm") {
+      const std::string g = i + 1 < argc ? argv[++i] : "";
+      if (g != "auto" && g != "openblas") {
+        std::fprintf(stderr, "--float-gemm takes auto or openblas\n");
+        return 2;
+      }
+      default_variant_gemm = g == "openblas" ? fedlora::model::FloatGemm::kOpenBlas
+                                             : fedlora::model::FloatGemm::kAuto;
+    } else if (a == "--no-peer")
       peer = false;
     else if (a == "--profile")
       profile = true;
@@ -245,6 +259,9 @@ int main(int argc, char** argv) {
   // The 30M config, or the keyboard-sized one (the peer's default and bench_sim's config a:
   // hidden 256, 4 layers, 4 heads, ff 688, vocab 2048; 4.2M parameters).
   const bool keyboard = config_name == "keyboard";
+  // A keyboard step takes a fifth of a 30M one; at 5 steps per run two rows running the very
+  // same code measured 8% apart, at 20 within 1%.
+  if (iters <= 0) iters = keyboard ? 20 : 5;
   if (!keyboard && config_name != "30m") {
     std::fprintf(stderr, "unknown --config %s (use 30m or keyboard)\n", config_name.c_str());
     return 2;
@@ -333,7 +350,13 @@ int main(int argc, char** argv) {
       // The peak is sampled between the reps too, so that a slow spell of the machine at the
       // start cannot understate it (the highest sample counts: fractions only go down).
       peak = std::max(peak, MatmulPeak(1024));
-      for (size_t i = 0; i < variants.size(); ++i) {
+      // Each rep starts one variant later, and each run starts after a pause: the variant
+      // after a threaded one-pass run used to lose 15% to OpenBLAS's worker threads, which
+      // keep spinning for a while after their last product (measured: two variants running
+      // the very same code 10,035 and 8,577 tokens/s apart, in that order).
+      for (size_t j = 0; j < variants.size(); ++j) {
+        const size_t i = (j + rep) % variants.size();
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
         tracker->ResetPeak();
         seconds[i] = std::min(seconds[i], run(variants[i], iters));
         peak_mb[i] = std::max(peak_mb[i], tracker->PeakBytes() / 1048576.0);
@@ -350,9 +373,8 @@ int main(int argc, char** argv) {
                        {"trainable_params", adapter->NumParameters()},
                        {"kernels", v.fused ? "fused" : "reference"},
                        {"shards", v.shards},
-                       {"float_gemm", v.gemm == fedlora::model::FloatGemm::kOpenBlas
-                                          ? "openblas"
-                                          : fedlora::model::FloatGemmDescription()},
+                       {"float_gemm", v.gemm == fedlora::model::FloatGemm::kOpenBlas ? "openblas"
+                                                                                   : "auto"},
                        {"tensor_peak_mb", peak_mb[i]},
                        {"step_tensor_peak_mb", peak_mb[i] - held_before}};
       // libtorch's profiler sees the calling thread only: one-pass variants.
@@ -376,10 +398,10 @@ int main(int argc, char** argv) {
   // of oneDNN's kernels in the same run (the same where oneDNN has none here).
   bench_lora(qv, {{"lora_train_qv_r8_reference", false, 1},
                   {"lora_train_qv_r8_one_pass", true, 1},
-                  {"lora_train_qv_r8", true, shards},
+                  {"lora_train_qv_r8", true, shards, default_variant_gemm},
                   {"lora_train_qv_r8_openblas", true, shards, fedlora::model::FloatGemm::kOpenBlas}});
   bench_lora(all7, {{"lora_train_all7_r8_reference", false, 1},
-                    {"lora_train_all7_r8", true, shards}});
+                    {"lora_train_all7_r8", true, shards, default_variant_gemm}});
   out["shards_speedup_qv_r8"] = out["lora_train_qv_r8"]["tokens_per_s"].get<double>() /
                                 out["lora_train_qv_r8_one_pass"]["tokens_per_s"].get<double>();
   out["fused_speedup_qv_r8"] = out["lora_train_qv_r8_one_pass"]["tokens_per_s"].get<double>() /

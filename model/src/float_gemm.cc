@@ -29,8 +29,9 @@ FloatGemm Mode() {
   int m = g_mode.load(std::memory_order_relaxed);
   if (m < 0) {
     const char* env = std::getenv("FEDLORA_FLOAT_GEMM");
-    m = static_cast<int>(env != nullptr && std::strcmp(env, "openblas") == 0 ? FloatGemm::kOpenBlas
-                                                                             : FloatGemm::kAuto);
+    FloatGemm g = FloatGemm::kAuto;
+    if (env != nullptr && std::strcmp(env, "openblas") == 0) g = FloatGemm::kOpenBlas;
+    m = static_cast<int>(g);
     int expected = -1;
     g_mode.compare_exchange_strong(expected, m);
     m = g_mode.load();
@@ -98,16 +99,6 @@ std::shared_ptr<const Prim> GetPrim(int64_t m, int64_t k, int64_t n, bool w_tran
 
 bool ThreadRunsAlone() { return BlasThreads() == 1 || NumCores() == 1; }
 
-// Products whose inner and output sizes are both at least this go to oneDNN. Measured on an
-// AVX-512 EPYC, in the same bench_model runs: at hidden 512 (the 30M config) a shard's step
-// ran 7.5% faster with every frozen product on oneDNN (1,526 and 1,543 against 1,419 and
-// 1,436 tokens/s), 2-3% with all but the LM head; at hidden 256 (the keyboard config) it ran
-// 6-10% slower, though each of its products alone ran 8-10% faster on oneDNN (the
-// frozen_products kernel line), and the LM head alone on oneDNN cost 10-16%. So only the
-// larger products take it.
-constexpr int64_t kOneDnnMinSize = 512;
-
-bool SizedForOneDnn(int64_t k, int64_t n) { return k >= kOneDnnMinSize && n >= kOneDnnMinSize; }
 
 // A stream and a scratchpad for one product at a time. The trainer starts new shard threads
 // every step, so these outlive threads: a thread-local buffer was allocated and paged in
@@ -205,7 +196,7 @@ void SetFloatGemm(FloatGemm g) { g_mode.store(static_cast<int>(g)); }
 FloatGemm GetFloatGemm() { return Mode(); }
 
 bool FloatGemmUsesOneDnn(int64_t m, int64_t k, int64_t n, bool w_transposed) {
-  if (Mode() != FloatGemm::kAuto || m <= 0 || !SizedForOneDnn(k, n) || !ThreadRunsAlone()) {
+  if (Mode() == FloatGemm::kOpenBlas || m <= 0 || k <= 0 || n <= 0 || !ThreadRunsAlone()) {
     return false;
   }
   return GetPrim(m, k, n, w_transposed) != nullptr;
@@ -215,8 +206,7 @@ std::string FloatGemmDescription() {
   if (Mode() == FloatGemm::kOpenBlas) return "openblas (FEDLORA_FLOAT_GEMM=openblas)";
   // A representative shard shape: whether oneDNN has brgemm kernels here at all.
   if (GetPrim(256, 512, 512, true) == nullptr) return "openblas (no oneDNN brgemm kernels here)";
-  return "onednn brgemm for products of 512 x 512 and up on single-threaded shards, openblas "
-         "otherwise";
+  return "onednn brgemm on single-threaded shards, openblas otherwise";
 }
 
 void FrozenGemmOut(const torch::Tensor& a, const torch::Tensor& w, bool w_transposed,
@@ -230,9 +220,7 @@ void FrozenGemmOut(const torch::Tensor& a, const torch::Tensor& w, bool w_transp
               out.sizes());
   if (m == 0 || n == 0) return;
   std::shared_ptr<const Prim> p;
-  if (Mode() == FloatGemm::kAuto && SizedForOneDnn(k, n) && ThreadRunsAlone()) {
-    p = GetPrim(m, k, n, w_transposed);
-  }
+  if (FloatGemmUsesOneDnn(m, k, n, w_transposed)) p = GetPrim(m, k, n, w_transposed);
   if (p == nullptr) {
     at::mm_out(out, a, w_transposed ? w.t() : w);
     return;

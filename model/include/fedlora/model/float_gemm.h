@@ -2,12 +2,11 @@
 // forward (x W^T) and input gradient (dy W). These are most of a training step's arithmetic.
 //
 // Where the calling thread runs its products alone (a training shard, a simulated device: the
-// trainer sets OpenBLAS to one thread there), both the product's inner and output sizes are
-// 512 or more, and oneDNN has its brgemm kernels for the shape (AVX-512 and newer), the
-// product runs on oneDNN: 8-16% faster than OpenBLAS 0.3.21's single-threaded SGEMM at a
-// shard's shapes on an AVX-512 EPYC, and the 30M config's sharded step 7.5% faster. Everywhere
-// else it runs on OpenBLAS through libtorch, as before: at hidden 256 the step ran slower on
-// oneDNN (src/float_gemm.cc has the figures), oneDNN's non-brgemm float kernels were slower
+// trainer sets OpenBLAS to one thread there) and oneDNN has its brgemm kernels for the shape
+// (AVX-512 and newer), the product runs on oneDNN: 8-16% faster than OpenBLAS 0.3.21's
+// single-threaded SGEMM at a shard's shapes on an AVX-512 EPYC, and a sharded training step
+// 6-14% faster (bench_model's `_openblas` twin rows; docs/device.md). Everywhere else it runs on
+// OpenBLAS through libtorch, as before: oneDNN's non-brgemm float kernels (AVX2) were slower
 // than OpenBLAS at some of these shapes, and a product spread over OpenMP threads spins against
 // OpenBLAS's own threads (compress/src/int8_matmul.cc). The choice depends only on the
 // machine, the shape and the thread setting, never on timing, so a seeded run repeats itself
