@@ -160,10 +160,20 @@ int main(int argc, char** argv) {
     nlohmann::json r;
     r["batched"] = RunOurs(b, fedlora::sim::TrainMode::kBatched, rounds, group, workers);
     r["sequential"] = RunOurs(b, fedlora::sim::TrainMode::kSequential, rounds, group, workers);
+    // What the simulator's default (local.mode = auto) runs at this config's size.
+    fedlora::model::LlamaConfig size;
+    size.hidden_size = b.hidden;
+    r["auto_mode"] = fedlora::sim::ResolveTrainMode(fedlora::sim::TrainMode::kAuto, size) ==
+                             fedlora::sim::TrainMode::kBatched
+                         ? "batched"
+                         : "sequential";
     if (peer) r["peer"] = RunPeer(b, rounds);
     if (r.contains("peer") && r["peer"].contains("device_rounds_per_s")) {
       r["batched_speedup_vs_peer"] = r["batched"]["device_rounds_per_s"].get<double>() /
                                      r["peer"]["device_rounds_per_s"].get<double>();
+      r["auto_speedup_vs_peer"] =
+          r[r["auto_mode"].get<std::string>()]["device_rounds_per_s"].get<double>() /
+          r["peer"]["device_rounds_per_s"].get<double>();
     }
     out[b.name] = r;
     if (!json) std::fprintf(stderr, "config %s: %s\n", b.name.c_str(), r.dump().c_str());

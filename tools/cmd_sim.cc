@@ -99,7 +99,7 @@ void RegisterCommand_sim(CLI::App& app) {
   auto* dp = cmd->add_option("--dp", o->dp, "none|central|distributed")->capture_default_str();
   auto* seed = cmd->add_option("--seed", o->seed, "seed")->capture_default_str();
   auto* out = cmd->add_option("--out", o->out, "output directory")->capture_default_str();
-  auto* mode = cmd->add_option("--mode", o->mode, "batched|sequential local training")
+  auto* mode = cmd->add_option("--mode", o->mode, "auto|batched|sequential local training (auto: batched at hidden size 128 or less)")
                    ->capture_default_str();
   auto* transport =
       cmd->add_option("--transport", o->transport,

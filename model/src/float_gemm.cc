@@ -195,11 +195,20 @@ struct FrozenDenseBackward : public torch::autograd::Node {
 void SetFloatGemm(FloatGemm g) { g_mode.store(static_cast<int>(g)); }
 FloatGemm GetFloatGemm() { return Mode(); }
 
-bool FloatGemmUsesOneDnn(int64_t m, int64_t k, int64_t n, bool w_transposed) {
+namespace {
+
+// The primitive a product of these sizes runs on from the calling thread now; null: OpenBLAS.
+std::shared_ptr<const Prim> OneDnnPrimFor(int64_t m, int64_t k, int64_t n, bool w_transposed) {
   if (Mode() == FloatGemm::kOpenBlas || m <= 0 || k <= 0 || n <= 0 || !ThreadRunsAlone()) {
-    return false;
+    return nullptr;
   }
-  return GetPrim(m, k, n, w_transposed) != nullptr;
+  return GetPrim(m, k, n, w_transposed);
+}
+
+}  // namespace
+
+bool FloatGemmUsesOneDnn(int64_t m, int64_t k, int64_t n, bool w_transposed) {
+  return OneDnnPrimFor(m, k, n, w_transposed) != nullptr;
 }
 
 std::string FloatGemmDescription() {
@@ -219,8 +228,7 @@ void FrozenGemmOut(const torch::Tensor& a, const torch::Tensor& w, bool w_transp
               "FrozenGemmOut: the output must be contiguous float32 [", m, ", ", n, "], got ",
               out.sizes());
   if (m == 0 || n == 0) return;
-  std::shared_ptr<const Prim> p;
-  if (FloatGemmUsesOneDnn(m, k, n, w_transposed)) p = GetPrim(m, k, n, w_transposed);
+  const std::shared_ptr<const Prim> p = OneDnnPrimFor(m, k, n, w_transposed);
   if (p == nullptr) {
     at::mm_out(out, a, w_transposed ? w.t() : w);
     return;

@@ -94,6 +94,11 @@ device::TokenWindows RepeatWindows(const device::TokenWindows& w, int64_t min_ro
   return out;
 }
 
+TrainMode ResolveTrainMode(TrainMode mode, const model::LlamaConfig& config) {
+  if (mode != TrainMode::kAuto) return mode;
+  return config.hidden_size <= kBatchedMaxHidden ? TrainMode::kBatched : TrainMode::kSequential;
+}
+
 absl::StatusOr<CohortResult> TrainCohort(const model::LlamaModel& base,
                                          const adapters::LoraConfig& lora,
                                          const std::vector<float>& start,
@@ -104,6 +109,7 @@ absl::StatusOr<CohortResult> TrainCohort(const model::LlamaModel& base,
                                          bool keep_attached,
                                          const std::vector<std::vector<float>>* starts) {
   auto t0 = std::chrono::steady_clock::now();
+  mode = ResolveTrainMode(mode, base.config());
   CohortResult r;
   const size_t n = windows.size();
   if (starts != nullptr && starts->size() != n) {

@@ -48,7 +48,9 @@ const std::vector<EnumName<SamplingMode>>& Names(SamplingMode*) {
 }
 const std::vector<EnumName<TrainMode>>& Names(TrainMode*) {
   static const auto* n = new std::vector<EnumName<TrainMode>>{
-      {TrainMode::kBatched, "batched"}, {TrainMode::kSequential, "sequential"}};
+      {TrainMode::kBatched, "batched"},
+      {TrainMode::kSequential, "sequential"},
+      {TrainMode::kAuto, "auto"}};
   return *n;
 }
 const std::vector<EnumName<Transport>>& Names(Transport*) {
@@ -238,6 +240,7 @@ const std::vector<Field>& Fields() {
         "group, by keystroke savings summed over every user's held-back lines)."),
       // [local]
       F("local.mode", &C::train_mode,
+        "auto (batched at hidden size 128 or less, where it measured faster; sequential above) | "
         "batched (many devices per pass, same result) | sequential (one device at a time)."),
       F("local.steps", &C::local_steps,
         "Local optimizer steps per device per round; 0 = use "

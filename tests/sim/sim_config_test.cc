@@ -291,7 +291,7 @@ TEST(SimConfigTest, EnumValuesListAllowed) {
        {Case{"privacy.dp", "none, central, distributed"},
         Case{"server.optimizer", "fedavg, fedadam, fedyogi"},
         Case{"privacy.clip_mode", "fixed, adaptive"}, Case{"rounds.sampling", "fixed, poisson"},
-        Case{"local.mode", "batched, sequential"}, Case{"secagg.graph", "complete, kregular"}}) {
+        Case{"local.mode", "batched, sequential, auto"}, Case{"secagg.graph", "complete, kregular"}}) {
     SimConfig c;
     absl::Status s = ApplyConfigText(absl::StrCat(k.key, " = bogus\n"), "e.ini", &c);
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << k.key;

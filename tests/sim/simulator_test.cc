@@ -266,6 +266,19 @@ TEST(SimulatorTest, BatchedAndSequentialGiveTheSameGlobalAdapter) {
               sequential->summary.participants->global.perplexity, 1e-3);
 }
 
+// local.mode = auto (the default) batches devices on small models, where batching measured
+// faster, and trains them one by one above; explicit modes are kept as they are.
+TEST(SimulatorTest, AutoModeBatchesOnlySmallModels) {
+  EXPECT_EQ(SimConfig().train_mode, TrainMode::kAuto);
+  model::LlamaConfig small, large;
+  small.hidden_size = kBatchedMaxHidden;
+  large.hidden_size = 2 * kBatchedMaxHidden;
+  EXPECT_EQ(ResolveTrainMode(TrainMode::kAuto, small), TrainMode::kBatched);
+  EXPECT_EQ(ResolveTrainMode(TrainMode::kAuto, large), TrainMode::kSequential);
+  EXPECT_EQ(ResolveTrainMode(TrainMode::kBatched, large), TrainMode::kBatched);
+  EXPECT_EQ(ResolveTrainMode(TrainMode::kSequential, small), TrainMode::kSequential);
+}
+
 TEST(SimulatorTest, DropoutsAreReportedAndSurvivorsAggregated) {
   SimConfig c = SmallConfig("fedlora_sim_drop");
   c.rounds = 2;

@@ -21,7 +21,9 @@ using DpMode = privacy::DpMode;
 using ServerOptimizerKind = coordinator::ServerOptimizerKind;
 enum class ClipMode { kFixed, kAdaptive };
 enum class SamplingMode { kFixed, kPoisson };
-enum class TrainMode { kBatched, kSequential };
+// kAuto: batched where the model's hidden size is at most kBatchedMaxHidden, sequential above
+// (sim/cohort_trainer.h, ResolveTrainMode).
+enum class TrainMode { kBatched, kSequential, kAuto };
 enum class GraphMode { kComplete, kKRegular };
 enum class Transport { kInProcess, kGrpc };
 
@@ -87,7 +89,7 @@ struct SimConfig {
   std::string interpolate_with = "dual";
 
   // [local]
-  TrainMode train_mode = TrainMode::kBatched;
+  TrainMode train_mode = TrainMode::kAuto;
   int local_steps = 4;  // steps per device per round (0 = local_epochs)
   int local_epochs = 0;
   int64_t local_batch = 4;
