@@ -1,26 +1,19 @@
 #include "int8_matmul.h"
 
-#include <omp.h>
 #include <torch/torch.h>
 
 #include <cmath>
 #include <dnnl.hpp>
 #include <limits>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <tuple>
 #include <vector>
 
 #include "fedlora/common/simd.h"
+#include "fedlora/model/onednn.h"
 
 namespace fedlora::compress::internal {
 namespace {
-
-dnnl::engine& Engine() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
 
 // One matmul primitive per shape (oneDNN picks its kernel and blocking for it); every product
 // runs on one thread (Run).
@@ -34,26 +27,21 @@ using PrimKey = std::tuple<int64_t, int64_t, int64_t, bool>;
 // A [M, K] s8 times B [K, N] s8 -> C [M, N] f32. `b_transposed`: B is stored as [N, K]
 // row-major (the weight itself, for x W^T); otherwise as [K, N] row-major (W, for dy W).
 std::shared_ptr<const Prim> GetPrim(int64_t m, int64_t k, int64_t n, bool b_transposed) {
-  static std::mutex mu;
-  static std::map<PrimKey, std::shared_ptr<const Prim>> cache;
-  const PrimKey key{m, k, n, b_transposed};
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = cache.find(key);
-  if (it != cache.end()) return it->second;
-  // Window lengths vary little, but a long-running process must not grow without bound.
-  if (cache.size() >= 512) cache.clear();
-  using dt = dnnl::memory::data_type;
-  using tag = dnnl::memory::format_tag;
-  dnnl::memory::desc a({m, k}, dt::s8, tag::ab);
-  dnnl::memory::desc b({k, n}, dt::s8, b_transposed ? tag::ba : tag::ab);
-  dnnl::memory::desc c({m, n}, dt::f32, tag::ab);
-  dnnl::primitive_attr attr;
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);  // per-thread buffers, below
-  auto prim = std::make_shared<Prim>();
-  prim->pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, b, c), attr, Engine());
-  prim->matmul = dnnl::matmul(prim->pd);
-  cache.emplace(key, prim);
-  return prim;
+  static auto* cache = new model::onednn::PrimitiveCache<PrimKey, Prim>();
+  return cache->Get({m, k, n, b_transposed}, [&] {
+    using dt = dnnl::memory::data_type;
+    using tag = dnnl::memory::format_tag;
+    dnnl::memory::desc a({m, k}, dt::s8, tag::ab);
+    dnnl::memory::desc b({k, n}, dt::s8, b_transposed ? tag::ba : tag::ab);
+    dnnl::memory::desc c({m, n}, dt::f32, tag::ab);
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);  // pooled: onednn::Execute
+    auto prim = std::make_shared<Prim>();
+    prim->pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, b, c), attr,
+                                            model::onednn::Engine());
+    prim->matmul = dnnl::matmul(prim->pd);
+    return std::shared_ptr<const Prim>(prim);
+  });
 }
 
 // Adding and subtracting 1.5 * 2^23 rounds a float of magnitude below 2^22 to the nearest
@@ -94,14 +82,14 @@ FEDLORA_SIMD void QuantizeRows(const float* x, const float* col_scale, int64_t m
     if (col_scale != nullptr) {
 #pragma omp simd
       for (int64_t j = 0; j < k; ++j) {
-        const float r = (xr[j] * col_scale[j] * inv + kRound) - kRound;
-        qr[j] = static_cast<int8_t>(static_cast<int32_t>(r));
+        const float rounded = (xr[j] * col_scale[j] * inv + kRound) - kRound;
+        qr[j] = static_cast<int8_t>(static_cast<int32_t>(rounded));
       }
     } else {
 #pragma omp simd
       for (int64_t j = 0; j < k; ++j) {
-        const float r = (xr[j] * inv + kRound) - kRound;
-        qr[j] = static_cast<int8_t>(static_cast<int32_t>(r));
+        const float rounded = (xr[j] * inv + kRound) - kRound;
+        qr[j] = static_cast<int8_t>(static_cast<int32_t>(rounded));
       }
     }
   }
@@ -130,29 +118,14 @@ FEDLORA_SIMD void ScaleRows(float* y, const float* row_scale, const float* col_s
 // float32), while one core of int8 outruns two of float32 several times over.
 void Run(const int8_t* a, const int8_t* b, float* c, int64_t m, int64_t k, int64_t n,
          bool b_transposed) {
-  // This thread's OpenMP setting only, restored after the call (libtorch reads it too). Set
-  // before the primitive is made too: oneDNN sizes its blocking for the thread count.
-  struct OmpThreads {
-    int previous = omp_get_max_threads();
-    explicit OmpThreads(int n) { omp_set_num_threads(n); }
-    ~OmpThreads() { omp_set_num_threads(previous); }
-  } scoped(1);
   try {
     std::shared_ptr<const Prim> p = GetPrim(m, k, n, b_transposed);
-    thread_local std::unique_ptr<dnnl::stream> stream;
-    thread_local std::vector<uint8_t> scratch;
-    if (!stream) stream = std::make_unique<dnnl::stream>(Engine());
-    const dnnl::memory::desc sd = p->pd.scratchpad_desc();
-    if (scratch.size() < sd.get_size()) scratch.resize(sd.get_size());
-    dnnl::memory am(p->pd.src_desc(), Engine(), const_cast<int8_t*>(a));
-    dnnl::memory bm(p->pd.weights_desc(), Engine(), const_cast<int8_t*>(b));
-    dnnl::memory cm(p->pd.dst_desc(), Engine(), c);
-    dnnl::memory sm(sd, Engine(), scratch.data());
-    p->matmul.execute(*stream, {{DNNL_ARG_SRC, am},
-                                {DNNL_ARG_WEIGHTS, bm},
-                                {DNNL_ARG_DST, cm},
-                                {DNNL_ARG_SCRATCHPAD, sm}});
-    stream->wait();
+    const dnnl::engine& e = model::onednn::Engine();
+    model::onednn::Execute(
+        p->matmul, p->pd.scratchpad_desc(),
+        {{DNNL_ARG_SRC, dnnl::memory(p->pd.src_desc(), e, const_cast<int8_t*>(a))},
+         {DNNL_ARG_WEIGHTS, dnnl::memory(p->pd.weights_desc(), e, const_cast<int8_t*>(b))},
+         {DNNL_ARG_DST, dnnl::memory(p->pd.dst_desc(), e, c)}});
   } catch (const dnnl::error& e) {
     TORCH_CHECK(false, "oneDNN int8 matmul [", m, " x ", k, "] x [", k, " x ", n,
                 "] failed: ", e.what(), " (hint: set FEDLORA_INT8_COMPUTE=off)");

@@ -2,7 +2,6 @@
 // fedlora/model/float_gemm.h for when each runs and why).
 #include "fedlora/model/float_gemm.h"
 
-#include <omp.h>
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/functions/utils.h>
 #include <torch/csrc/autograd/grad_mode.h>
@@ -12,12 +11,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <dnnl.hpp>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <tuple>
 #include <vector>
 
+#include "fedlora/model/onednn.h"
 #include "fedlora/model/threads.h"
 
 namespace fedlora::model {
@@ -39,20 +37,6 @@ FloatGemm Mode() {
   return static_cast<FloatGemm>(m);
 }
 
-dnnl::engine& Engine() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
-
-// oneDNN sizes its blocking for the calling thread's OpenMP setting, so it is set to one
-// thread while a primitive is made and while it runs; the previous value (which libtorch
-// reads too) comes back after.
-struct OneOmpThread {
-  int previous = omp_get_max_threads();
-  OneOmpThread() { omp_set_num_threads(1); }
-  ~OneOmpThread() { omp_set_num_threads(previous); }
-};
-
 // A shape's primitive, or none when oneDNN has no brgemm kernel for it (OpenBLAS runs it).
 struct Prim {
   dnnl::matmul::primitive_desc pd;
@@ -63,14 +47,13 @@ using Key = std::tuple<int64_t, int64_t, int64_t, bool>;
 std::shared_ptr<const Prim> MakePrim(int64_t m, int64_t k, int64_t n, bool w_transposed) {
   using dt = dnnl::memory::data_type;
   using tag = dnnl::memory::format_tag;
-  OneOmpThread one;
   try {
     dnnl::memory::desc a({m, k}, dt::f32, tag::ab);
     dnnl::memory::desc b({k, n}, dt::f32, w_transposed ? tag::ba : tag::ab);
     dnnl::memory::desc c({m, n}, dt::f32, tag::ab);
     dnnl::primitive_attr attr;
-    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);  // a buffer per thread, in Run
-    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), attr, Engine());
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);  // pooled: onednn::Execute
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), attr, onednn::Engine());
     // Only the brgemm kernels beat OpenBLAS (measured); "gemm:jit" and the reference
     // kernels were slower at some of a step's shapes.
     if (std::strncmp(pd.impl_info_str(), "brg", 3) != 0) return nullptr;
@@ -83,87 +66,25 @@ std::shared_ptr<const Prim> MakePrim(int64_t m, int64_t k, int64_t n, bool w_tra
   }
 }
 
+// Made under one OpenMP thread (onednn::PrimitiveCache), as they run.
 std::shared_ptr<const Prim> GetPrim(int64_t m, int64_t k, int64_t n, bool w_transposed) {
-  static std::mutex mu;
-  static std::map<Key, std::shared_ptr<const Prim>> cache;
-  const Key key{m, k, n, w_transposed};
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = cache.find(key);
-  if (it != cache.end()) return it->second;
-  // Window lengths vary little, but a long-running process must not grow without bound.
-  if (cache.size() >= 512) cache.clear();
-  std::shared_ptr<const Prim> p = MakePrim(m, k, n, w_transposed);
-  cache.emplace(key, p);
-  return p;
+  static auto* cache = new onednn::PrimitiveCache<Key, Prim>();
+  return cache->Get({m, k, n, w_transposed}, [&] { return MakePrim(m, k, n, w_transposed); });
 }
 
 bool ThreadRunsAlone() { return BlasThreads() == 1 || NumCores() == 1; }
 
-
-// A stream and a scratchpad for one product at a time. The trainer starts new shard threads
-// every step, so these outlive threads: a thread-local buffer was allocated and paged in
-// again at every step (measured: the keyboard config's step ran 6% slower on oneDNN than on
-// OpenBLAS that way, though every product alone ran faster).
-struct Workspace {
-  std::unique_ptr<dnnl::stream> stream;
-  std::unique_ptr<uint8_t[]> scratch;
-  size_t size = 0;
-};
-
-class WorkspacePool {
- public:
-  std::unique_ptr<Workspace> Take() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!free_.empty()) {
-        std::unique_ptr<Workspace> w = std::move(free_.back());
-        free_.pop_back();
-        return w;
-      }
-    }
-    auto w = std::make_unique<Workspace>();
-    w->stream = std::make_unique<dnnl::stream>(Engine());
-    return w;
-  }
-  void Give(std::unique_ptr<Workspace> w) {
-    std::lock_guard<std::mutex> lock(mu_);
-    free_.push_back(std::move(w));
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<std::unique_ptr<Workspace>> free_;  // at most as many as products ever at once
-};
-
-WorkspacePool& Pool() {
-  static WorkspacePool* pool = new WorkspacePool;  // never destroyed: used until exit
-  return *pool;
-}
-
 void RunOneDnn(const Prim& p, const float* a, const float* w, float* c) {
-  OneOmpThread one;
-  std::unique_ptr<Workspace> ws;
   try {
-    ws = Pool().Take();
-    const dnnl::memory::desc sd = p.pd.scratchpad_desc();
-    if (ws->size < sd.get_size()) {
-      ws->scratch.reset(new uint8_t[sd.get_size()]);  // uninitialized: oneDNN writes it first
-      ws->size = sd.get_size();
-    }
-    dnnl::memory am(p.pd.src_desc(), Engine(), const_cast<float*>(a));
-    dnnl::memory bm(p.pd.weights_desc(), Engine(), const_cast<float*>(w));
-    dnnl::memory cm(p.pd.dst_desc(), Engine(), c);
-    dnnl::memory sm(sd, Engine(), ws->scratch.get());
-    p.matmul.execute(*ws->stream, {{DNNL_ARG_SRC, am},
-                                   {DNNL_ARG_WEIGHTS, bm},
-                                   {DNNL_ARG_DST, cm},
-                                   {DNNL_ARG_SCRATCHPAD, sm}});
-    ws->stream->wait();
+    const dnnl::engine& e = onednn::Engine();
+    onednn::Execute(p.matmul, p.pd.scratchpad_desc(),
+                    {{DNNL_ARG_SRC, dnnl::memory(p.pd.src_desc(), e, const_cast<float*>(a))},
+                     {DNNL_ARG_WEIGHTS, dnnl::memory(p.pd.weights_desc(), e, const_cast<float*>(w))},
+                     {DNNL_ARG_DST, dnnl::memory(p.pd.dst_desc(), e, c)}});
   } catch (const dnnl::error& e) {
     TORCH_CHECK(false, "oneDNN float32 matmul failed: ", e.what(),
                 " (hint: FEDLORA_FLOAT_GEMM=openblas runs these products on OpenBLAS)");
   }
-  Pool().Give(std::move(ws));
 }
 
 void CheckOperands(const torch::Tensor& a, const torch::Tensor& w, bool w_transposed) {

@@ -37,8 +37,8 @@ struct CohortResult {
 // The mode TrainCohort runs for `mode` on a model of `config`: kAuto becomes kBatched at a
 // hidden size of kBatchedMaxHidden or less and kSequential above; the others stay. Measured
 // with bench_sim (2 cores, device-rounds/s, batched against sequential in the same run): at
-// hidden 128 (config b) batched was faster in every run (1.00-1.25x); at hidden 256 (config a)
-// the two were even (0.92-1.02x over eleven runs), so there the simpler path runs.
+// hidden 128 (config b) batched was faster in every run (1.00-1.26x over fourteen); at hidden
+// 256 (config a) the two were even (0.92-1.02x over fifteen), so there the simpler path runs.
 inline constexpr int64_t kBatchedMaxHidden = 128;
 TrainMode ResolveTrainMode(TrainMode mode, const model::LlamaConfig& config);
 
