@@ -5,7 +5,7 @@
 // trainer sets OpenBLAS to one thread there) and oneDNN has its brgemm kernels for the shape
 // (AVX-512 and newer), the product runs on oneDNN: 8-16% faster than OpenBLAS 0.3.21's
 // single-threaded SGEMM at a shard's shapes on an AVX-512 EPYC, and a sharded training step
-// 6-14% faster (bench_model's `_openblas` twin rows; docs/device.md). Everywhere else it runs on
+// 5-12% faster (bench_model's `_openblas` twin rows; docs/device.md). Everywhere else it runs on
 // OpenBLAS through libtorch, as before: oneDNN's non-brgemm float kernels (AVX2) were slower
 // than OpenBLAS at some of these shapes, and a product spread over OpenMP threads spins against
 // OpenBLAS's own threads (compress/src/int8_matmul.cc). The choice depends only on the
