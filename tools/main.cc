@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "cli_common.h"
+#include "fedlora/model/float_gemm.h"
 #include "fedlora/model/threads.h"
 #include "exception_line.h"
 #include "help_conventions.h"
@@ -36,6 +37,15 @@ std::terminate_handler g_default_terminate = nullptr;
 int main(int argc, char** argv) {
   g_default_terminate = std::set_terminate(OnTerminate);
   fedlora::model::SelectBlasCore();  // before any matrix product (docs/device.md, "Threads")
+  // Where the frozen products run (model/float_gemm.h): a misspelt value is refused before any
+  // work, not at the first product.
+  if (const char* g = std::getenv("FEDLORA_FLOAT_GEMM")) {
+    const auto mode = fedlora::model::ParseFloatGemm(g);
+    if (!mode.ok()) {
+      std::cerr << "fedlora: error: " << mode.status().message() << std::endl;
+      return 2;
+    }
+  }
   CLI::App app{"fedlora: federated LoRA personalization of Llama-family models"};
   try {
     app.require_subcommand(1);

@@ -2,9 +2,6 @@
 // fedlora/model/float_gemm.h for when each runs and why).
 #include "fedlora/model/float_gemm.h"
 
-#include <torch/csrc/autograd/function.h>
-#include <torch/csrc/autograd/functions/utils.h>
-#include <torch/csrc/autograd/grad_mode.h>
 #include <torch/torch.h>
 
 #include <atomic>
@@ -15,6 +12,7 @@
 #include <tuple>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "fedlora/model/onednn.h"
 #include "fedlora/model/threads.h"
 
@@ -27,11 +25,10 @@ FloatGemm Mode() {
   int m = g_mode.load(std::memory_order_relaxed);
   if (m < 0) {
     const char* env = std::getenv("FEDLORA_FLOAT_GEMM");
-    FloatGemm g = FloatGemm::kAuto;
-    if (env != nullptr && std::strcmp(env, "openblas") == 0) g = FloatGemm::kOpenBlas;
-    m = static_cast<int>(g);
+    absl::StatusOr<FloatGemm> g = ParseFloatGemm(env == nullptr ? "" : env);
+    TORCH_CHECK(g.ok(), std::string(g.status().message()));
     int expected = -1;
-    g_mode.compare_exchange_strong(expected, m);
+    g_mode.compare_exchange_strong(expected, static_cast<int>(*g));
     m = g_mode.load();
   }
   return static_cast<FloatGemm>(m);
@@ -97,21 +94,15 @@ void CheckOperands(const torch::Tensor& a, const torch::Tensor& w, bool w_transp
               a.dim() >= 1 ? a.size(-1) : 0, ", the weight ", w.sizes(), " needs ", k);
 }
 
-// Backward of y = x W^T with respect to x: dx = dy W. Holds W (not a copy).
-struct FrozenDenseBackward : public torch::autograd::Node {
-  explicit FrozenDenseBackward(torch::Tensor w) : weight(std::move(w)) {}
-  torch::autograd::variable_list apply(torch::autograd::variable_list&& grads) override {
-    torch::autograd::variable_list out(1);
-    if (!grads[0].defined() || !should_compute_output(0)) return out;
-    out[0] = FrozenGemm(grads[0], weight, /*w_transposed=*/false);
-    return out;
-  }
-  std::string name() const override { return "FrozenDenseBackward"; }
-  void release_variables() override { weight.reset(); }
-  torch::Tensor weight;
-};
-
 }  // namespace
+
+absl::StatusOr<FloatGemm> ParseFloatGemm(std::string_view name) {
+  if (name.empty() || name == "auto") return FloatGemm::kAuto;
+  if (name == "openblas") return FloatGemm::kOpenBlas;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "FEDLORA_FLOAT_GEMM='", std::string(name),
+      "' is not one of auto, openblas (hint: unset it for the default, auto)"));
+}
 
 void SetFloatGemm(FloatGemm g) { g_mode.store(static_cast<int>(g)); }
 FloatGemm GetFloatGemm() { return Mode(); }
@@ -168,21 +159,6 @@ torch::Tensor FrozenGemm(const torch::Tensor& a, const torch::Tensor& w, bool w_
   torch::Tensor out = torch::empty({rows, n}, a.options());
   FrozenGemmOut(a.reshape({rows, k}), w, w_transposed, out);
   return out.view(shape);
-}
-
-torch::Tensor FrozenDenseLinear(const torch::Tensor& x, const torch::Tensor& w) {
-  torch::Tensor y;
-  {
-    torch::autograd::AutoGradMode no_grad(false);
-    y = FrozenGemm(x.detach(), w.detach(), /*w_transposed=*/true);
-  }
-  if (torch::autograd::GradMode::is_enabled() && x.requires_grad()) {
-    auto node = std::shared_ptr<FrozenDenseBackward>(new FrozenDenseBackward(w.detach()),
-                                                     torch::autograd::deleteNode);
-    node->set_next_edges(torch::autograd::collect_next_edges(x));
-    torch::autograd::set_history(y, node);
-  }
-  return y;
 }
 
 }  // namespace fedlora::model

@@ -5,6 +5,8 @@
 
 #include "fedlora/model/frozen_weight.h"
 
+#include "fedlora/model/float_gemm.h"
+
 namespace fedlora::model {
 namespace {
 
@@ -22,16 +24,48 @@ struct FrozenLinearBackward : public torch::autograd::Node {
   std::shared_ptr<const FrozenWeight> weight;
 };
 
+// A dense float32 weight [out, in] seen as a FrozenWeight, so that a frozen float base takes
+// the same autograd path as a packed one (FrozenDenseLinear). Shares the tensor.
+class DenseWeight final : public FrozenWeight {
+ public:
+  explicit DenseWeight(torch::Tensor w) : w_(std::move(w)) {}
+  int64_t out_features() const override { return w_.size(0); }
+  int64_t in_features() const override { return w_.size(1); }
+  torch::Tensor Dense() const override { return w_.clone(); }
+  torch::Tensor Apply(const torch::Tensor& x) const override {
+    return FrozenGemm(x, w_, /*w_transposed=*/true);
+  }
+  torch::Tensor ApplyTransposed(const torch::Tensor& dy) const override {
+    return FrozenGemm(dy, w_, /*w_transposed=*/false);
+  }
+  int64_t bytes() const override { return 0; }  // the model's own tensor, not a copy
+  std::string scheme() const override { return "float32"; }
+
+ private:
+  torch::Tensor w_;
+};
+
 }  // namespace
 
+// The expanded weight goes through FrozenGemm like a float base's (oneDNN on a shard where it
+// has kernels); inputs of another dtype keep libtorch's ops.
 torch::Tensor FrozenWeight::Apply(const torch::Tensor& x) const {
   torch::Tensor dense = Dense();
-  return at::linear(x, dense);
+  if (x.scalar_type() != torch::kFloat) return at::linear(x, dense);
+  return FrozenGemm(x, dense, /*w_transposed=*/true);
 }
 
 torch::Tensor FrozenWeight::ApplyTransposed(const torch::Tensor& dy) const {
   torch::Tensor dense = Dense();
-  return at::matmul(dy, dense);
+  if (dy.scalar_type() != torch::kFloat) return at::matmul(dy, dense);
+  return FrozenGemm(dy, dense, /*w_transposed=*/false);
+}
+
+torch::Tensor FrozenDenseLinear(const torch::Tensor& x, const torch::Tensor& w) {
+  TORCH_CHECK(w.dim() == 2 && w.scalar_type() == torch::kFloat,
+              "FrozenDenseLinear: expected a float32 [out, in] weight, got ", w.scalar_type(),
+              " ", w.sizes());
+  return FrozenLinear(x, std::make_shared<const DenseWeight>(w.detach()));
 }
 
 torch::Tensor FrozenLinear(const torch::Tensor& x, const std::shared_ptr<const FrozenWeight>& w) {

@@ -2,7 +2,7 @@
 
 #include <torch/torch.h>
 
-#include "fedlora/model/float_gemm.h"
+#include "fedlora/model/frozen_weight.h"
 
 namespace fedlora::model {
 

@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "fedlora/model/float_gemm.h"
+#include "fedlora/model/frozen_weight.h"
 #include "fedlora/model/fused_ops.h"
 
 namespace fedlora::model {

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "fedlora/model/frozen_weight.h"
 #include "fedlora/model/threads.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -17,6 +18,7 @@
 namespace fedlora::model {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::ThrowsMessage;
 
@@ -141,6 +143,17 @@ TEST(FloatGemmTest, ConcurrentCallersGetTheirOwnProducts) {
   for (int t = 0; t < 4; ++t) EXPECT_LT(RelativeError(out[t], in[t], w, true), 1e-5) << t;
 }
 
+TEST(FloatGemmTest, TheEnvironmentsChoiceIsParsedStrictly) {
+  EXPECT_EQ(*ParseFloatGemm(""), FloatGemm::kAuto);
+  EXPECT_EQ(*ParseFloatGemm("auto"), FloatGemm::kAuto);
+  EXPECT_EQ(*ParseFloatGemm("openblas"), FloatGemm::kOpenBlas);
+  absl::StatusOr<FloatGemm> bad = ParseFloatGemm("OpenBLAS");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()),
+              AllOf(HasSubstr("'OpenBLAS'"), HasSubstr("auto, openblas")));
+}
+
 TEST(FloatGemmTest, BadOperandsAreRefusedWithTheirSizes) {
   torch::Tensor w = torch::randn({24, 16});
   EXPECT_THAT([&] { FrozenGemm(torch::randn({3, 15}), w, true); },
@@ -150,6 +163,8 @@ TEST(FloatGemmTest, BadOperandsAreRefusedWithTheirSizes) {
   torch::Tensor out = torch::empty({3, 23});
   EXPECT_THAT([&] { FrozenGemmOut(torch::randn({3, 16}), w, true, out); },
               ThrowsMessage<c10::Error>(HasSubstr("[3, 24]")));
+  EXPECT_THAT([&] { FrozenDenseLinear(torch::randn({3, 16}), w.to(torch::kDouble)); },
+              ThrowsMessage<c10::Error>(HasSubstr("float32 [out, in] weight")));
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // `fedlora sim` checks everything before it writes: a bad config or a taken --out never
 // touches an earlier run's files, and an unwritable --out fails before any training.
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -80,6 +81,19 @@ TEST(CliSimTest, UnwritableOutFailsBeforeAnyTraining) {
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_THAT(r.output, HasSubstr(out));
   EXPECT_THAT(r.output, ::testing::Not(HasSubstr("preparing model")));
+  fs::remove_all(d);
+}
+
+// A misspelt FEDLORA_FLOAT_GEMM is refused before any work, naming the value and the choices.
+TEST(CliSimTest, AMisspeltFloatGemmIsRefusedBeforeAnyWork) {
+  const fs::path d = FreshDir("fedlora_cli_sim_float_gemm");
+  ::setenv("FEDLORA_FLOAT_GEMM", "OpenBLAS", 1);  // the child inherits it
+  CliRun r = Fedlora("sim --out " + (d / "out").string());
+  ::unsetenv("FEDLORA_FLOAT_GEMM");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("FEDLORA_FLOAT_GEMM='OpenBLAS' is not one of auto, openblas"));
+  EXPECT_THAT(r.output, ::testing::Not(HasSubstr("preparing model")));
+  EXPECT_FALSE(fs::exists(d / "out"));
   fs::remove_all(d);
 }
 

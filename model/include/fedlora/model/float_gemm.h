@@ -18,6 +18,9 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
 
 namespace fedlora::model {
 
@@ -26,17 +29,20 @@ enum class FloatGemm {
   kOpenBlas,  // always OpenBLAS (libtorch's mm)
 };
 
-// Process-wide; the default is kAuto, or kOpenBlas when the environment sets
-// FEDLORA_FLOAT_GEMM=openblas (read once, at the first product).
+// Process-wide; the default is what FEDLORA_FLOAT_GEMM names (read once, at the first
+// product): unset or "auto" kAuto, "openblas" kOpenBlas; any other value makes the first
+// product throw ParseFloatGemm's error.
 void SetFloatGemm(FloatGemm g);
+// "auto" or "openblas"; INVALID_ARGUMENT naming the value and the choices otherwise.
+absl::StatusOr<FloatGemm> ParseFloatGemm(std::string_view name);
 FloatGemm GetFloatGemm();
 
 // True when a product of these sizes would run on oneDNN from the calling thread now: a
 // [m, k] x [k, n] product, `w_transposed` as below.
 bool FloatGemmUsesOneDnn(int64_t m, int64_t k, int64_t n, bool w_transposed);
 
-// One line for logs and bench reports, e.g. "onednn brgemm (avx512_core) on single-threaded
-// shards, openblas otherwise" or "openblas".
+// One line for logs and bench reports: "onednn brgemm on single-threaded shards, openblas
+// otherwise", or "openblas (...)" saying why.
 std::string FloatGemmDescription();
 
 // out [m, n] = a [m, k] W^T with W [n, k] (w_transposed), or a [m, k] W with W [k, n].
@@ -47,11 +53,6 @@ void FrozenGemmOut(const torch::Tensor& a, const torch::Tensor& w, bool w_transp
 
 // The same into a fresh tensor; `a` may have leading dimensions ([..., k] -> [..., n]).
 torch::Tensor FrozenGemm(const torch::Tensor& a, const torch::Tensor& w, bool w_transposed);
-
-// y = x W^T for a float32 weight W [out, in] that is not trained: differentiable with
-// respect to x only (dx = dy W, through FrozenGemm). The backward node holds W itself, not a
-// copy.
-torch::Tensor FrozenDenseLinear(const torch::Tensor& x, const torch::Tensor& w);
 
 }  // namespace fedlora::model
 

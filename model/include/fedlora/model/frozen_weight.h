@@ -41,6 +41,11 @@ class FrozenWeight {
 // backward, so a training step never holds more than one layer's dense weight.
 torch::Tensor FrozenLinear(const torch::Tensor& x, const std::shared_ptr<const FrozenWeight>& w);
 
+// FrozenLinear for a float32 weight W [out, in] that is not trained (a float base): its
+// products go through FrozenGemm (fedlora/model/float_gemm.h), and the backward holds W
+// itself, not a copy.
+torch::Tensor FrozenDenseLinear(const torch::Tensor& x, const torch::Tensor& w);
+
 }  // namespace fedlora::model
 
 #endif  // FEDLORA_MODEL_FROZEN_WEIGHT_H_
