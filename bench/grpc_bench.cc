@@ -112,7 +112,6 @@ void MakeState(const std::string& dir, const Args& a) {
   c.recipe.bits = a.bits;
   c.recipe.min_survivors = 0.8;
   c.recipe.delta = 1e-6;
-  c.over_selection = 1;
   c.max_rounds = 1;
   c.selection_window = absl::Seconds(5);
   c.train_deadline = absl::Seconds(300);

@@ -22,7 +22,8 @@ struct InitOpts {
   std::vector<std::string> targets = {"q_proj", "v_proj"};
   int tokens = 10;
   int goal = 2, population = 2, rounds = 3;
-  double sampling_rate = 0, over_selection = 1.3;
+  int max_cohort = 0;
+  double sampling_rate = 0;
   double noise = 1.0, clip = 0.5, epsilon_budget = 0, delta = 0, min_survivors = 0.8;
   bool adaptive_clip = false;
   int bits = 20;
@@ -61,8 +62,8 @@ absl::StatusOr<nlohmann::json> Init(const InitOpts& o) {
       {"population", o.population},
       {"sampling_rate", o.sampling_rate > 0
                             ? o.sampling_rate
-                            : std::min(1.0, o.over_selection * o.goal / std::max(1, o.population))},
-      {"over_selection", o.over_selection},
+                            : std::min(1.0, double(o.goal) / std::max(1, o.population))},
+      {"max_cohort", o.max_cohort},  // 0: derived when the folder is created (below)
       {"noise_multiplier", o.noise},
       {"clip", o.clip},
       {"adaptive_clip", o.adaptive_clip},
@@ -121,15 +122,19 @@ void RegisterCommand_coordinator_init(CLI::App& app) {
   cmd->add_option("--targets", o->targets, "projections")->capture_default_str();
   cmd->add_option("--tokens", o->tokens, "single-use enrolment tokens to create")
       ->capture_default_str()->check(AtLeast(0));
-  cmd->add_option("--goal", o->goal, "devices summed per round (reporting goal)")
+  cmd->add_option("--goal", o->goal,
+                  "expected devices per round (public): the noise is calibrated for "
+                  "min_survivors of it and the mean divides by it")
       ->capture_default_str()->check(AtLeast(2));
   cmd->add_option("--population", o->population, "fleet size (sets the default rate and delta)")
       ->capture_default_str()->check(AtLeast(1));
   cmd->add_option("--sampling-rate", o->sampling_rate,
-                  "Poisson rate q per check-in (0 = over_selection * goal / population)")
+                  "Poisson rate q per check-in (0 = goal / population)")
       ->capture_default_str()->check(AtLeast(0));
-  cmd->add_option("--over-selection", o->over_selection, "cohort target = goal x this")
-      ->capture_default_str()->check(AtLeast(1));
+  cmd->add_option("--max-cohort", o->max_cohort,
+                  "largest sample a round may sum; a larger one aborts the round, charged "
+                  "(0 = min(population, ceil(mu + 5 sqrt(mu) + 2)), mu = q x population)")
+      ->capture_default_str()->check(AtLeast(0));
   cmd->add_option("--noise-multiplier", o->noise, "total noise multiplier z")
       ->capture_default_str()->check(GreaterThan(0));
   cmd->add_option("--clip", o->clip, "L2 clip of a device's delta")->capture_default_str()->check(GreaterThan(0));
@@ -149,8 +154,9 @@ void RegisterCommand_coordinator_init(CLI::App& app) {
   cmd->add_option("--server-lr", o->server_lr, "FedAvg server learning rate")->capture_default_str();
   cmd->add_option("--min-examples", o->min_examples, "windows a device needs to take part")
       ->capture_default_str();
-  cmd->add_option("--selection-window", o->selection_window, "seconds to wait for the target cohort")
-      ->capture_default_str();
+  cmd->add_option("--selection-window", o->selection_window,
+                  "seconds of each round's selection window, from the round's opening")
+      ->capture_default_str()->check(GreaterThan(0));
   cmd->add_option("--train-deadline", o->train_deadline, "seconds from task to AdvertiseKeys")
       ->capture_default_str();
   cmd->add_option("--phase-deadline", o->phase_deadline, "seconds per later phase")

@@ -44,9 +44,11 @@ absl::StatusOr<nlohmann::json> Status(coordinator::Store& store, int last) {
   }
   for (size_t i = rounds->size() > size_t(last) ? rounds->size() - last : 0; i < rounds->size(); ++i) {
     const auto& r = (*rounds)[i];
+    // No sample size or number summed: both are private (a committed round summed at least
+    // the minimum the noise is calibrated for; that is all the operator may know).
     rs.push_back({{"round", r.round}, {"state", r.state}, {"phase", r.phase},
-                  {"selected", r.selected}, {"summed", r.summed}, {"charged", r.charged},
-                  {"epsilon_after", r.epsilon_after}, {"abort_reason", r.abort_reason}});
+                  {"charged", r.charged}, {"epsilon_after", r.epsilon_after},
+                  {"abort_reason", r.abort_reason}});
   }
   for (const auto& d : *devices) revoked += d.revoked;
   // Participation per enrolled device (0 for those never selected).
@@ -138,10 +140,10 @@ void Print(const nlohmann::json& j) {
                 history.c_str());
   }
   for (const auto& r : j["rounds"]) {
-    std::printf("  round %-4llu %-9s %-14s selected %-4d summed %-4d eps %-8.4g %s\n",
+    std::printf("  round %-4llu %-9s %-14s %-9s eps %-8.4g %s\n",
                 (unsigned long long)r["round"].get<uint64_t>(), r["state"].get<std::string>().c_str(),
-                r["phase"].get<std::string>().c_str(), r["selected"].get<int>(),
-                r["summed"].get<int>(), r["epsilon_after"].get<double>(),
+                r["phase"].get<std::string>().c_str(),
+                r["charged"].get<bool>() ? "charged" : "uncharged", r["epsilon_after"].get<double>(),
                 r["abort_reason"].get<std::string>().c_str());
   }
 }

@@ -1,5 +1,6 @@
 #include "fedlora/coordinator/coordinator_config.h"
 
+#include <algorithm>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -13,7 +14,7 @@ nlohmann::json CoordinatorOptionsToJson(const CoordinatorOptions& o) {
       {"goal", r.expected_cohort},
       {"population", r.population},
       {"sampling_rate", r.poisson_rate},
-      {"over_selection", o.over_selection},
+      {"max_cohort", r.max_cohort},
       {"noise_multiplier", r.noise_multiplier},
       {"clip", r.clip},
       {"adaptive_clip", r.adaptive_clip},
@@ -31,7 +32,6 @@ nlohmann::json CoordinatorOptionsToJson(const CoordinatorOptions& o) {
       {"lr", o.training.lr()},
       {"min_examples", o.training.min_examples()},
       {"selection_window_s", absl::ToDoubleSeconds(o.selection_window)},
-      {"selection_timeout_s", absl::ToDoubleSeconds(o.selection_timeout)},
       {"train_deadline_s", absl::ToDoubleSeconds(o.train_deadline)},
       {"phase_deadline_s", absl::ToDoubleSeconds(o.phase_deadline)},
       {"retry_min_s", absl::ToDoubleSeconds(o.retry_min)},
@@ -53,6 +53,12 @@ absl::StatusOr<CoordinatorOptions> CoordinatorOptionsFromJson(const nlohmann::js
   o.training.set_min_examples(1);
   const nlohmann::json defaults = CoordinatorOptionsToJson(o);
   for (auto it = j.begin(); it != j.end(); ++it) {
+    if (it.key() == "over_selection" || it.key() == "selection_timeout_s") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "coordinator config: \"", it.key(),
+          "\" is no longer used: selection is Poisson sampling over a fixed window "
+          "(hint: delete the key; set sampling_rate, max_cohort and selection_window_s)"));
+    }
     if (!defaults.contains(it.key())) {
       return absl::InvalidArgumentError(
           absl::StrCat("coordinator config: unknown key \"", it.key(), "\""));
@@ -72,7 +78,7 @@ absl::StatusOr<CoordinatorOptions> CoordinatorOptionsFromJson(const nlohmann::js
   r.expected_cohort = get("goal").get<int>();
   r.population = get("population").get<int>();
   r.poisson_rate = get("sampling_rate").get<double>();
-  o.over_selection = get("over_selection").get<double>();
+  r.max_cohort = get("max_cohort").get<int>();
   r.noise_multiplier = get("noise_multiplier").get<double>();
   r.clip = get("clip").get<double>();
   r.adaptive_clip = get("adaptive_clip").get<bool>();
@@ -90,7 +96,6 @@ absl::StatusOr<CoordinatorOptions> CoordinatorOptionsFromJson(const nlohmann::js
   o.training.set_lr(get("lr").get<double>());
   o.training.set_min_examples(get("min_examples").get<uint32_t>());
   o.selection_window = absl::Seconds(get("selection_window_s").get<double>());
-  o.selection_timeout = absl::Seconds(get("selection_timeout_s").get<double>());
   o.train_deadline = absl::Seconds(get("train_deadline_s").get<double>());
   o.phase_deadline = absl::Seconds(get("phase_deadline_s").get<double>());
   o.retry_min = absl::Seconds(get("retry_min_s").get<double>());
@@ -101,8 +106,8 @@ absl::StatusOr<CoordinatorOptions> CoordinatorOptionsFromJson(const nlohmann::js
   }
   o.graph = graph == "complete" ? proto::SECAGG_GRAPH_COMPLETE : proto::SECAGG_GRAPH_KREGULAR;
   o.base_model_sha256 = get("base_model_sha256").get<std::string>();
-  if (o.over_selection < 1) {
-    return absl::InvalidArgumentError("coordinator config: \"over_selection\" must be >= 1");
+  if (!(o.selection_window > absl::ZeroDuration())) {
+    return absl::InvalidArgumentError("coordinator config: \"selection_window_s\" must be > 0");
   }
   if (o.retry_max < o.retry_min) {
     return absl::InvalidArgumentError("coordinator config: retry_max_s < retry_min_s");
@@ -114,6 +119,12 @@ absl::StatusOr<CoordinatorOptions> CoordinatorOptionsFromJson(const nlohmann::js
   r.dim = 1;  // set from the adapter when the run starts
   absl::Status s = ValidateRecipe(r);
   if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat("coordinator config: ", s.message()));
+  if (r.max_cohort == 0) r.max_cohort = DefaultMaxCohort(r);  // 0 = derived from q and N
+  if (r.max_cohort < std::max(2, MinClients(r))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "coordinator config: \"max_cohort\" ", r.max_cohort, " is below the minimum cohort ",
+        std::max(2, MinClients(r)), " (hint: raise max_cohort; 0 derives it from the rate)"));
+  }
   return o;
 }
 

@@ -78,6 +78,10 @@ absl::StatusOr<RoundOutcome> FederatedTraining::CompleteDistributed(
   }
   FEDLORA_ASSIGN_OR_RETURN(AggregateResult agg,
                            aggregator_.FinishDistributed(plan.privacy, sum, num_summed));
+  if (!agg.rejected.empty()) {
+    // Decided on the noisy sum (a DP release): charged whatever the sampling.
+    return AbortRound(plan, agg.rejected, /*charge=*/true);
+  }
   return Release(plan, agg);
 }
 
@@ -92,13 +96,19 @@ absl::StatusOr<RoundOutcome> FederatedTraining::CompleteCentral(
 
 absl::StatusOr<RoundOutcome> FederatedTraining::Abort(const RoundPlan& plan,
                                                       const std::string& reason) {
+  // Under Poisson sampling whether a round is released depends on the private number of
+  // sampled devices: charge it as if released.
+  return AbortRound(plan, reason, aggregator_.recipe().sampling == privacy::Sampling::kPoisson);
+}
+
+absl::StatusOr<RoundOutcome> FederatedTraining::AbortRound(const RoundPlan& plan,
+                                                           const std::string& reason,
+                                                           bool charge) {
   RoundOutcome out;
   out.abort_reason = reason;
   out.clip_used = plan.privacy.clip;
   out.next_clip = aggregator_.clip();
-  // Under Poisson sampling whether a round is released depends on the private number of
-  // sampled devices: charge it as if released (conservative).
-  if (plan.mechanism && aggregator_.recipe().sampling == privacy::Sampling::kPoisson) {
+  if (plan.mechanism && charge) {
     FEDLORA_RETURN_IF_ERROR(accountant_.Charge(*plan.mechanism));
     out.charged = true;
   }

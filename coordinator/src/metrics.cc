@@ -299,9 +299,9 @@ void DefineCoordinatorMetrics(MetricsRegistry& registry) {
                          "Devices that dropped out of a round after joining it, by reason.",
                          {"reason"});
   registry.DefineCounter(kMetricCheckinsTotal,
-                         "Device check-ins, by result (task: given work; rejected: turned away).",
+                         "Device check-ins turned away (result=rejected). Check-ins that get "
+                         "a sampling coin are not counted: their numbers are private.",
                          {"result"});
-  registry.Increment(kMetricCheckinsTotal, {"task"}, 0);
   registry.Increment(kMetricCheckinsTotal, {"rejected"}, 0);
   registry.DefineCounter(kMetricRejectionsTotal, "Check-ins or uploads rejected, by reason.",
                          {"reason"});

@@ -16,6 +16,16 @@ int MinClients(const PrivacyRecipe& r) {
   return std::max(1, static_cast<int>(std::ceil(r.min_survivors * r.expected_cohort - 1e-9)));
 }
 
+int MaxCohort(const PrivacyRecipe& r) {
+  return r.max_cohort > 0 ? r.max_cohort : r.expected_cohort;
+}
+
+int DefaultMaxCohort(const PrivacyRecipe& r) {
+  const double mu = SamplingRate(r) * std::max(r.population, 0);
+  const int tail = static_cast<int>(std::ceil(mu + 5 * std::sqrt(mu) + 2));
+  return std::max(r.expected_cohort, std::min(r.population, tail));
+}
+
 absl::Status ValidateRecipe(const PrivacyRecipe& r) {
   auto bad = [](const char* field, const std::string& what) {
     return absl::InvalidArgumentError(absl::StrFormat("privacy recipe: %s %s", field, what));
@@ -25,6 +35,11 @@ absl::Status ValidateRecipe(const PrivacyRecipe& r) {
   if (r.expected_cohort < 1 || r.expected_cohort > r.population) {
     return bad("expected_cohort", absl::StrFormat("must be in [1, population = %d], got %d",
                                                   r.population, r.expected_cohort));
+  }
+  if (r.max_cohort != 0 && r.max_cohort < r.expected_cohort) {
+    return bad("max_cohort", absl::StrFormat("must be 0 (= expected_cohort) or >= expected_cohort "
+                                             "= %d, got %d",
+                                             r.expected_cohort, r.max_cohort));
   }
   if (r.sampling == privacy::Sampling::kPoisson && !(r.poisson_rate >= 0 && r.poisson_rate <= 1)) {
     return bad("poisson_rate", absl::StrFormat("must be in [0, 1], got %g", r.poisson_rate));

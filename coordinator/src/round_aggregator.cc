@@ -59,7 +59,7 @@ absl::Status RoundAggregator::RestoreClip(double c) {
 privacy::DdgConfig RoundAggregator::ValueConfig(double clip) const {
   privacy::DdgConfig d;
   d.dim = recipe_.dim;
-  d.expected_clients = recipe_.expected_cohort;
+  d.expected_clients = MaxCohort(recipe_);  // bit headroom for the largest cohort summed
   d.min_clients = min_clients();
   d.l2_clip = clip;
   d.noise_multiplier = value_noise_;
@@ -81,7 +81,7 @@ absl::StatusOr<privacy::RoundPrivacyParams> RoundAggregator::NextRoundParams(
     p.rotation_seed = rotation_seed;
     if (p.send_clip_bit) {
       FEDLORA_ASSIGN_OR_RETURN(privacy::CountDdgParams c,
-                               privacy::ChooseCountDdgParams(count_stddev_, recipe_.expected_cohort,
+                               privacy::ChooseCountDdgParams(count_stddev_, MaxCohort(recipe_),
                                                              min_clients(), recipe_.bits));
       p.count = c;
     }
@@ -121,6 +121,15 @@ absl::StatusOr<secagg::SessionParams> RoundAggregator::SessionFor(
   return s;
 }
 
+double DecodedNormBound(const privacy::DdgParams& p, int num_summed) {
+  const double n = std::max(num_summed, 0);
+  const double dim = static_cast<double>(p.padded_dim);
+  const double x = std::log(1 / kNormBoundTailProbability);
+  const double noise_var = p.local_sigma2_scaled > 0 ? n * p.local_sigma2_scaled : 0.0;
+  const double noise = std::sqrt(noise_var * (dim + 2 * std::sqrt(dim * x) + 2 * x));
+  return p.gamma * (n * p.scaled_l2_bound + noise);
+}
+
 double RoundAggregator::Denominator(int num_summed) const {
   // Poisson: the realized cohort size is private; divide by the public expected cohort.
   if (recipe_.sampling == privacy::Sampling::kPoisson) return recipe_.expected_cohort;
@@ -149,6 +158,18 @@ absl::StatusOr<AggregateResult> RoundAggregator::FinishDistributed(
   AggregateResult r;
   r.summed = num_summed;
   r.clip_used = params.clip;
+  // A device's masked input can be any vector mod 2^b: refuse a sum larger than honest
+  // devices can produce (nothing is updated; the caller aborts the round and charges it).
+  // The message names no count and no norm (both would reveal the private number summed).
+  if (privacy::L2Norm(total.data(), total.size()) > DecodedNormBound(codec.params(), num_summed)) {
+    r.rejected = absl::StrFormat(
+        "the decoded sum's L2 norm exceeds what the summed devices' clip and the noise allow "
+        "(tail probability %g): a device sent an input outside its clip (hint: find it with the "
+        "drop and revocation records; the round is charged, nothing applied)",
+        kNormBoundTailProbability);
+    r.next_clip = clip();
+    return r;
+  }
   const double denom = Denominator(num_summed);
   r.mean_delta.resize(total.size());
   for (size_t j = 0; j < total.size(); ++j) r.mean_delta[j] = static_cast<float>(total[j] / denom);

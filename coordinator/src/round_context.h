@@ -38,8 +38,7 @@ struct PendingReply {
 // One round, from its first check-in to its commit or abort.
 struct RoundData {
   uint64_t round = 0;
-  absl::Time opened;
-  std::optional<absl::Time> min_cohort_at;     // when the cohort first reached its minimum
+  absl::Time opened;                           // the selection window starts here
   std::vector<std::string> cohort;             // secure-aggregation id -> device id
   std::map<std::string, uint32_t> ids;         // device id -> secure-aggregation id
   std::map<std::string, RoundManager::CheckInDone> waiting;  // selected, awaiting the task
@@ -49,8 +48,8 @@ struct RoundData {
   std::unique_ptr<CollectingSender> sender;
   std::unique_ptr<secagg::SecAggServer> server;
   std::map<uint32_t, PendingReply> pending;    // replies owed when the phase closes
-  int masked_received = 0;
-  bool charged = false;
+  bool charged = false;   // the charge is in the store (ChargeInStore)
+  bool accounted = false;  // the accountant already charged an aborted round
 };
 
 // Everything a state may touch. Built by the manager under its mutex for one call.
@@ -67,9 +66,8 @@ struct RoundContext {
   // The global adapter devices train from.
   const AdapterVersion& adapter;
   const std::string& lora_json;   // PEFT config of the adapter
-  int goal = 0;                   // reporting goal (recipe.expected_cohort)
-  int target = 0;                 // cohort target (over-selection)
-  int min_cohort = 0;             // max(2, min_clients)
+  int min_cohort = 0;             // max(2, min_clients): a smaller sample aborts (charged)
+  int max_cohort = 0;             // MaxCohort(recipe): a larger sample aborts (charged)
   int rounds_done = 0;            // committed rounds of the run (aborted ones do not count)
   // Set by states: the adapter version a commit produced, the round log line.
   std::optional<AdapterVersion> committed;

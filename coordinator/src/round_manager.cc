@@ -28,7 +28,7 @@ struct RoundManager::Impl {
   std::unique_ptr<FederatedTraining> training;
   AdapterVersion adapter;
   std::string lora_json;
-  int goal = 0, target = 0, min_cohort = 0, rounds_done = 0;
+  int min_cohort = 0, max_cohort = 0, rounds_done = 0;
 
   mutable std::mutex mu;
   std::condition_variable cv;
@@ -79,8 +79,8 @@ struct RoundManager::Impl {
 
   RoundContext Context(std::vector<std::function<void()>>& completions, absl::Time now) {
     return RoundContext{options, *store,    *metrics, *rng,   *training,  round,
-                        completions, now,   adapter,  lora_json, goal,     target,
-                        min_cohort,  rounds_done, std::nullopt, false, std::string()};
+                        completions, now,   adapter,  lora_json, min_cohort, max_cohort,
+                        rounds_done, std::nullopt, false, std::string()};
   }
 
   // Switches to `next`; records the phase and honours the crash hook.
@@ -165,10 +165,18 @@ absl::StatusOr<std::unique_ptr<RoundManager>> RoundManager::Create(
     last = std::max(last, r.round);
     impl->rounds_done += r.state == "committed";
   }
-  impl->goal = options.recipe.expected_cohort;
-  impl->target = static_cast<int>(std::ceil(impl->goal * std::max(1.0, options.over_selection)));
   impl->min_cohort = std::max(2, MinClients(impl->options.recipe));
-  impl->target = std::max(impl->target, impl->min_cohort);
+  impl->max_cohort = MaxCohort(impl->options.recipe);
+  if (impl->max_cohort < impl->min_cohort) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "coordinator: max_cohort ", impl->max_cohort, " is below the minimum cohort ",
+        impl->min_cohort, " (max(2, min_clients)): no round could proceed (hint: raise "
+        "max_cohort or goal)"));
+  }
+  if (options.selection_window <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "coordinator: selection_window must be > 0 (hint: selection_window_s in coordinator.json)");
+  }
   impl->round.round = last + 1;
   impl->round.opened = absl::Now();
   metrics->Set("fedlora_epsilon", impl->training->epsilon());
@@ -323,7 +331,7 @@ bool RoundManager::WaitUntilFinished(absl::Duration timeout) {
 
 RoundSummary RoundManager::Current() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  return {impl_->round.round, impl_->state->name(), static_cast<int>(impl_->round.cohort.size())};
+  return {impl_->round.round, impl_->state->name()};
 }
 
 double RoundManager::epsilon() const {

@@ -32,21 +32,28 @@ class RoundState {
   virtual bool terminal() const { return false; }
 };
 
-// Devices check in and get a Poisson coin; selected ones wait for the cohort.
+// A fixed selection window from the round's opening: every eligible check-in gets one Poisson
+// coin; sampled devices wait for the window's end.
 std::unique_ptr<RoundState> MakeSelectingState();
 // Training is over (round limit reached or the privacy budget spent).
 std::unique_ptr<RoundState> MakeFinishedState(std::string why);
 
-// Ends the round: replies to everyone still waiting, charges an aborted Poisson round in the
-// accountant (the store was charged at configuring), records the reason. Returns the next
-// round's first state.
+// Commits the round's privacy charge (r.plan's mechanism) and its participants to the store,
+// once; sets r.charged. The store's error otherwise (nothing charged).
+absl::Status ChargeInStore(RoundContext& ctx);
+// Ends the round: replies to everyone still waiting; a round charged in the store is charged
+// in the accountant too (unless already) and recorded aborted with the reason. Returns the
+// next round's first state.
 std::unique_ptr<RoundState> AbortRound(RoundContext& ctx, const std::string& reason);
 // The state after a finished round: selecting, or finished at the round limit.
 std::unique_ptr<RoundState> NextRound(RoundContext& ctx);
 
 // Rejection helpers (pace steering: the window starts when the current round should end).
+// `counted` = false keeps the rejection out of the metrics (replies to coin flips and to
+// sampled devices: their numbers are private).
 v1::CheckInResponse Reject(const RoundContext& ctx, v1::RejectionReason reason,
-                           const std::string& detail, absl::Duration earliest);
+                           const std::string& detail, absl::Duration earliest,
+                           bool counted = true);
 
 }  // namespace fedlora::coordinator
 

@@ -1,6 +1,8 @@
 // The four secure-aggregation phases and the commit. The protocol logic is the secagg
 // library's SecAggServer (its own per-phase states); these states add what a network needs:
-// who may speak, deadlines, the reporting goal, retries, and the replies.
+// who may speak, deadlines, retries, and the replies. Every sampled device's message that
+// arrives before its phase's deadline is taken (no reporting goal cuts a phase short: that
+// would let one device's input displace another's).
 #include <csignal>
 
 #include "absl/strings/str_cat.h"
@@ -31,8 +33,7 @@ class SecAggPhaseState : public RoundState {
               RoundManager::SecAggDone done) override;
   bool Ready(const RoundContext& ctx) const override {
     const RoundData& r = ctx.round;
-    if (ctx.now >= deadline_ || r.server->NumPending() == 0) return true;
-    return phase_ == secagg::Phase::kMaskedInput && r.masked_received >= ctx.goal;
+    return ctx.now >= deadline_ || r.server->NumPending() == 0;
   }
   std::unique_ptr<RoundState> Close(RoundContext& ctx) override;
 
@@ -40,6 +41,21 @@ class SecAggPhaseState : public RoundState {
   secagg::Phase phase_;
   absl::Time deadline_;
 };
+
+// The secure-aggregation server's abort messages carry counts (survivors, thresholds, device
+// indices) that reveal the private sample size; the round's recorded reason keeps only the
+// phase and the kind of failure.
+std::string PublicAbortReason(const char* phase, const absl::Status& why) {
+  if (why.code() == absl::StatusCode::kFailedPrecondition ||
+      why.code() == absl::StatusCode::kDeadlineExceeded) {
+    return absl::StrCat("secure aggregation aborted in ", phase,
+                        ": too few devices remained (below the secure-aggregation threshold or "
+                        "the minimum the noise is calibrated for); nothing released");
+  }
+  return absl::StrCat("secure aggregation aborted in ", phase, ": ",
+                      absl::StatusCodeToString(why.code()),
+                      " (details withheld: they name private counts); nothing released");
+}
 
 void Fail(RoundContext& ctx, RoundManager::SecAggDone& done, absl::Status s) {
   ctx.completions.push_back([done, s] { done(s, {}); });
@@ -82,18 +98,12 @@ void SecAggPhaseState::SecAgg(RoundContext& ctx, const std::string& device, seca
     pending->second.done = std::move(done);
     return;
   }
-  if (phase_ == secagg::Phase::kMaskedInput && r.masked_received >= ctx.goal) {
-    return Fail(ctx, done, absl::FailedPreconditionError(absl::StrCat(
-                               "the reporting goal (", ctx.goal,
-                               ") is reached; this input is not needed this round")));
-  }
   absl::Status s = r.server->HandleMessage(upload.message());
   if (!s.ok()) {
     auto outcome = r.server->Outcome(id->second);
     ctx.metrics.Increment("fedlora_device_drops_total", {secagg::DropReasonName(outcome.reason)});
     return Fail(ctx, done, s);
   }
-  if (phase_ == secagg::Phase::kMaskedInput) r.masked_received++;
   r.pending[id->second] = PendingReply{std::move(done), bytes};
 }
 
@@ -121,8 +131,7 @@ std::unique_ptr<RoundState> SecAggPhaseState::Close(RoundContext& ctx) {
   }
   if (!s.ok() || aborted) {
     const absl::Status why = s.ok() ? r.server->abort_status() : s;
-    return AbortRound(ctx, absl::StrCat("secure aggregation aborted in ", name(), ": ",
-                                        why.message()));
+    return AbortRound(ctx, PublicAbortReason(name(), why));
   }
   if (completed) return std::make_unique<CommittingState>();
   const auto next = static_cast<secagg::Phase>(static_cast<int>(phase_) + 1);
@@ -136,6 +145,7 @@ std::unique_ptr<RoundState> CommittingState::Close(RoundContext& ctx) {
   const auto included = r.server->IncludedDevices();
   auto outcome = ctx.training.CompleteDistributed(*r.plan, *sum, static_cast<int>(included.size()));
   if (!outcome.ok() || !outcome->released) {
+    if (outcome.ok() && outcome->charged) r.accounted = true;  // AbortRound must not charge twice
     return AbortRound(ctx, outcome.ok() ? outcome->abort_reason
                                         : std::string(outcome.status().message()));
   }
@@ -165,8 +175,9 @@ std::unique_ptr<RoundState> CommittingState::Close(RoundContext& ctx) {
   ctx.metrics.Increment("fedlora_rounds_total", {"committed"});
   ctx.metrics.Set("fedlora_epsilon", ctx.training.epsilon());
   ctx.metrics.Set("fedlora_adapter_version", static_cast<double>(version->version));
-  ctx.log = absl::StrFormat("round %d committed: %d devices summed, adapter version %d, epsilon %.4g",
-                            r.round, included.size(), version->version, ctx.training.epsilon());
+  // The number summed is private: the log and the metrics do not carry it.
+  ctx.log = absl::StrFormat("round %d committed: adapter version %d, epsilon %.4g", r.round,
+                            version->version, ctx.training.epsilon());
   ctx.rounds_done++;
   return NextRound(ctx);
 }

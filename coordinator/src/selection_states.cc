@@ -13,7 +13,7 @@ namespace fedlora::coordinator {
 std::unique_ptr<RoundState> MakeAdvertiseKeysState(absl::Time deadline);  // secagg_states.cc
 
 v1::CheckInResponse Reject(const RoundContext& ctx, v1::RejectionReason reason,
-                           const std::string& detail, absl::Duration earliest) {
+                           const std::string& detail, absl::Duration earliest, bool counted) {
   v1::CheckInResponse r;
   auto* rej = r.mutable_rejection();
   rej->set_reason(reason);
@@ -23,8 +23,10 @@ v1::CheckInResponse Reject(const RoundContext& ctx, v1::RejectionReason reason,
                                          absl::Milliseconds(100));
   rej->set_retry_min_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(lo)));
   rej->set_retry_max_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(lo + spread)));
-  ctx.metrics.Increment("fedlora_checkins_total", {"rejected"});
-  ctx.metrics.Increment("fedlora_rejections_total", {v1::RejectionReason_Name(reason)});
+  if (counted) {
+    ctx.metrics.Increment("fedlora_checkins_total", {"rejected"});
+    ctx.metrics.Increment("fedlora_rejections_total", {v1::RejectionReason_Name(reason)});
+  }
   return r;
 }
 
@@ -50,11 +52,27 @@ void RoundState::SecAgg(RoundContext& ctx, const std::string&, secagg::Phase pha
   ctx.completions.push_back([done, s] { done(s, {}); });
 }
 
+absl::Status ChargeInStore(RoundContext& ctx) {
+  RoundData& r = ctx.round;
+  if (r.charged) return absl::OkStatus();
+  absl::Status s = ctx.store.BeginRound(r.round, static_cast<int>(r.cohort.size()));
+  PrivacyCharge charge;
+  charge.round = r.round;
+  charge.mechanism = MechanismToJson(*r.plan->mechanism);
+  charge.epsilon_after = r.plan->epsilon_if_released.value_or(0);
+  charge.unix = absl::ToUnixSeconds(ctx.now);
+  if (s.ok()) s = ctx.store.ChargeRound(charge, r.cohort);
+  if (s.ok()) r.charged = true;
+  return s;
+}
+
 std::unique_ptr<RoundState> AbortRound(RoundContext& ctx, const std::string& reason) {
   RoundData& r = ctx.round;
+  // Replies to sampled devices are not counted in the metrics (their number is private).
   for (auto& [device, done] : r.waiting) {
     auto reply = Reject(ctx, v1::REJECTION_NO_ROUND_OPEN,
-                        absl::StrCat("round ", r.round, " aborted: ", reason), absl::ZeroDuration());
+                        absl::StrCat("round ", r.round, " aborted: ", reason), absl::ZeroDuration(),
+                        /*counted=*/false);
     ctx.completions.push_back([done = done, reply] { done(absl::OkStatus(), reply); });
   }
   r.waiting.clear();
@@ -65,10 +83,13 @@ std::unique_ptr<RoundState> AbortRound(RoundContext& ctx, const std::string& rea
     ctx.completions.push_back([done = p.done, d] { done(absl::OkStatus(), d); });
   }
   r.pending.clear();
-  if (r.plan) {
-    // The store was charged at configuring; the accountant charges an aborted Poisson round.
-    auto outcome = ctx.training.Abort(*r.plan, reason);
-    (void)outcome;
+  if (r.charged) {
+    // Charged in the store (ChargeInStore); the accountant charges the aborted Poisson round
+    // unless CompleteDistributed already did.
+    if (!r.accounted) {
+      auto outcome = ctx.training.Abort(*r.plan, reason);
+      if (!outcome.ok()) ctx.log += absl::StrCat(" (accountant: ", outcome.status().message(), ")");
+    }
     absl::Status s = ctx.store.AbortRound(r.round, reason);
     if (!s.ok()) ctx.log += absl::StrCat(" (store: ", s.message(), ")");
     ctx.metrics.Increment("fedlora_rounds_total", {"aborted"});
@@ -120,31 +141,23 @@ class ConfiguringState : public RoundState {
 
 std::unique_ptr<RoundState> ConfiguringState::Close(RoundContext& ctx) {
   RoundData& r = ctx.round;
+  // The charge is committed before any device is told to train: no crash and no abort can
+  // release an uncharged sum, and every later abort of this round stays charged.
+  if (absl::Status s = ChargeInStore(ctx); !s.ok()) {
+    return AbortRound(ctx, absl::StrCat("store: ", s.message()));
+  }
   // Devices whose check-in was superseded or cancelled are still in the cohort: they simply
   // never advertise keys and are dropped like any dropout.
-  auto plan = ctx.training.PlanRound(ctx.rng.NextU64());
-  if (!plan.ok()) {
-    if (plan.status().code() == absl::StatusCode::kFailedPrecondition) {
-      for (auto& [device, done] : r.waiting) {
-        auto reply = Reject(ctx, v1::REJECTION_BUDGET_EXHAUSTED,
-                            std::string(plan.status().message()), absl::Hours(1));
-        ctx.completions.push_back([done = done, reply] { done(absl::OkStatus(), reply); });
-      }
-      r.waiting.clear();
-      ctx.log = absl::StrCat("privacy budget spent: ", plan.status().message());
-      return MakeFinishedState(std::string(plan.status().message()));
-    }
-    return AbortRound(ctx, absl::StrCat("cannot plan the round: ", plan.status().message()));
-  }
   const uint32_t n = static_cast<uint32_t>(r.cohort.size());
-  auto params = ctx.training.aggregator().SessionFor(plan->privacy, n);
+  auto params = ctx.training.aggregator().SessionFor(r.plan->privacy, n);
   if (!params.ok()) return AbortRound(ctx, std::string(params.status().message()));
   params->graph = ctx.options.graph;
-  // Expected dropout (derives the threshold and degree): what over-selection anticipates,
-  // capped so that the complete graph's honest-majority threshold stays reachable for small n.
+  // Expected dropout (derives the threshold and degree): what the noise calibration tolerates
+  // (1 - min_survivors), capped so that the complete graph's honest-majority threshold stays
+  // reachable for small n.
   const double majority = 1 - (std::floor(n / 2.0) + 1) / std::max(1.0, double(n));
-  params->expected_dropout_rate =
-      std::max(0.0, std::min({0.45, majority, 1 - 1 / ctx.options.over_selection}));
+  params->expected_dropout_rate = std::max(
+      0.0, std::min({0.45, majority, std::max(0.05, 1 - ctx.options.recipe.min_survivors)}));
   auto config = secagg::MakeSessionConfig(*params, ctx.rng);
   if (!config.ok() && params->graph == proto::SECAGG_GRAPH_KREGULAR) {
     params->graph = proto::SECAGG_GRAPH_COMPLETE;  // too few devices for SecAgg+
@@ -156,73 +169,96 @@ std::unique_ptr<RoundState> ConfiguringState::Close(RoundContext& ctx) {
   if (!server.ok()) return AbortRound(ctx, std::string(server.status().message()));
   r.server = std::move(*server);
   r.session = *config;
-  // The charge is committed before any device is told to train: no crash and no abort can
-  // release an uncharged sum (Poisson: an aborted round is charged too).
-  absl::Status s = ctx.store.BeginRound(r.round, static_cast<int>(n));
-  PrivacyCharge charge;
-  charge.round = r.round;
-  charge.mechanism = MechanismToJson(*plan->mechanism);
-  charge.epsilon_after = plan->epsilon_if_released.value_or(0);
-  charge.unix = absl::ToUnixSeconds(ctx.now);
-  if (s.ok()) s = ctx.store.ChargeRound(charge, r.cohort);
-  r.plan = *plan;
-  if (!s.ok()) {
-    r.plan.reset();  // nothing charged in the store: nothing to charge in memory either
-    return AbortRound(ctx, absl::StrCat("store: ", s.message()));
-  }
-  r.charged = true;
+  const double epsilon_after = r.plan->epsilon_if_released.value_or(0);
   v1::Task task;
   task.set_round(r.round);
   task.set_adapter_version(ctx.adapter.version);
   task.set_adapter_sha256(ctx.adapter.sha256);
   task.set_adapter_bytes(ctx.adapter.bytes);
   *task.mutable_recipe() = ctx.options.training;
-  *task.mutable_privacy() = privacy::ParamsToProto(plan->privacy);
+  *task.mutable_privacy() = privacy::ParamsToProto(r.plan->privacy);
   *task.mutable_secagg() = r.session;
-  task.set_epsilon_if_released(charge.epsilon_after);
+  task.set_epsilon_if_released(epsilon_after);
   task.set_delta(ctx.training.aggregator().recipe().delta);
   task.set_advertise_deadline_ms(
       static_cast<uint32_t>(absl::ToInt64Milliseconds(ctx.options.train_deadline)));
+  // Tasks are not counted in the metrics: their number is the private sample size.
   for (auto& [device, done] : r.waiting) {
     v1::CheckInResponse reply;
     *reply.mutable_task() = task;
     reply.mutable_task()->set_secagg_id(r.ids[device]);
     reply.mutable_task()->set_task_seed(ctx.rng.NextU64());
-    ctx.metrics.Increment("fedlora_checkins_total", {"task"});
     ctx.completions.push_back([done = done, reply] { done(absl::OkStatus(), reply); });
   }
   r.waiting.clear();
-  ctx.log = absl::StrFormat("round %d: %d devices selected, epsilon if released %.4g", r.round, n,
-                            charge.epsilon_after);
+  ctx.log = absl::StrFormat(
+      "round %d: sample within [minimum, max_cohort], tasks sent; charged, epsilon %.4g", r.round,
+      epsilon_after);
   return MakeAdvertiseKeysState(ctx.now + ctx.options.train_deadline);
 }
 
+// Poisson sampling: the window is fixed, [opened, opened + selection_window), whoever checks
+// in; every eligible device checking in during it gets exactly one coin with the published
+// rate q, and nothing that depends on arrival order (no target, no cap) decides who is
+// sampled. The size test comes only at the window's end.
 class SelectingState : public RoundState {
  public:
   const char* name() const override { return "selecting"; }
   void CheckIn(RoundContext& ctx, const std::string& device, const v1::CheckInRequest& request,
                RoundManager::CheckInDone done) override;
-  bool Ready(const RoundContext& ctx) const override {
-    const int n = static_cast<int>(ctx.round.cohort.size());
-    if (n >= ctx.target) return true;
-    if (ctx.now >= ctx.round.opened + ctx.options.selection_timeout) return true;
-    return n >= ctx.min_cohort && ctx.round.min_cohort_at &&
-           ctx.now >= *ctx.round.min_cohort_at + ctx.options.selection_window;
-  }
-  std::unique_ptr<RoundState> Close(RoundContext& ctx) override {
-    const int n = static_cast<int>(ctx.round.cohort.size());
-    if (n < ctx.min_cohort) {
-      // Nothing was charged and no task went out: the sampled devices are told to come back.
-      return AbortRound(ctx, absl::StrFormat(
-                                 "selection timed out after %.0f s: %d of the minimum %d devices "
-                                 "sampled (%d checked in; hint: more devices, a higher "
-                                 "sampling_rate or a longer selection_timeout_s)",
-                                 absl::ToDoubleSeconds(ctx.options.selection_timeout), n,
-                                 ctx.min_cohort, static_cast<int>(ctx.round.flipped.size())));
-    }
-    return std::make_unique<ConfiguringState>();
+  bool Ready(const RoundContext& ctx) const override { return ctx.now >= WindowEnd(ctx); }
+  std::unique_ptr<RoundState> Close(RoundContext& ctx) override;
+
+ private:
+  static absl::Time WindowEnd(const RoundContext& ctx) {
+    return ctx.round.opened + ctx.options.selection_window;
   }
 };
+
+std::unique_ptr<RoundState> SelectingState::Close(RoundContext& ctx) {
+  RoundData& r = ctx.round;
+  if (r.flipped.empty()) {
+    // No device checked in, so no coin was flipped and nothing depends on a sample: the same
+    // round opens a new window (nothing charged, nothing recorded).
+    r.opened = ctx.now;
+    return MakeSelectingState();
+  }
+  // The plan does not depend on the sample; past the budget the run stops whatever was drawn.
+  auto plan = ctx.training.PlanRound(ctx.rng.NextU64());
+  if (!plan.ok()) {
+    if (plan.status().code() == absl::StatusCode::kFailedPrecondition) {
+      for (auto& [device, done] : r.waiting) {
+        auto reply = Reject(ctx, v1::REJECTION_BUDGET_EXHAUSTED,
+                            std::string(plan.status().message()), absl::Hours(1),
+                            /*counted=*/false);
+        ctx.completions.push_back([done = done, reply] { done(absl::OkStatus(), reply); });
+      }
+      r.waiting.clear();
+      ctx.log = absl::StrCat("privacy budget spent: ", plan.status().message());
+      return MakeFinishedState(std::string(plan.status().message()));
+    }
+    return AbortRound(ctx, absl::StrCat("cannot plan the round: ", plan.status().message()));
+  }
+  r.plan = *plan;
+  // Whether the round goes on depends on the private sample size: from here on the round is
+  // charged whatever happens (the same mechanism it would have had if released). Neither the
+  // reason nor the log names a count.
+  const int n = static_cast<int>(r.cohort.size());
+  std::string why;
+  if (n < ctx.min_cohort) {
+    why = "fewer than the minimum cohort were sampled in the selection window (hint: more "
+          "devices checking in, a higher sampling_rate or a longer selection_window_s)";
+  } else if (n > ctx.max_cohort) {
+    why = "more devices were sampled than max_cohort allows (hint: raise max_cohort; the noise "
+          "headroom and the secure-aggregation session are sized for it)";
+  } else {
+    return std::make_unique<ConfiguringState>();
+  }
+  if (absl::Status s = ChargeInStore(ctx); !s.ok()) {
+    return AbortRound(ctx, absl::StrCat(why, "; store: ", s.message()));
+  }
+  return AbortRound(ctx, why);
+}
 
 void SelectingState::CheckIn(RoundContext& ctx, const std::string& device,
                              const v1::CheckInRequest&, RoundManager::CheckInDone done) {
@@ -239,34 +275,35 @@ void SelectingState::CheckIn(RoundContext& ctx, const std::string& device,
     r.waiting[device] = std::move(done);
     return;
   }
-  if (r.flipped.count(device)) {
-    auto reply = Reject(ctx, v1::REJECTION_NOT_SELECTED,
-                        absl::StrCat("not sampled for round ", r.round, " (one coin per round)"),
-                        ctx.options.retry_max);
+  if (ctx.now >= WindowEnd(ctx)) {
+    // The window closed (the driver has not ticked yet): no coin after the window.
+    auto reply = Reject(ctx, v1::REJECTION_NO_ROUND_OPEN,
+                        absl::StrCat("round ", r.round,
+                                     "'s selection window has closed; the next one opens after it"),
+                        absl::ZeroDuration());
     ctx.completions.push_back([done, reply] { done(absl::OkStatus(), reply); });
     return;
   }
-  if (static_cast<int>(r.cohort.size()) >= ctx.target) {
-    auto reply = Reject(ctx, v1::REJECTION_NO_ROUND_OPEN,
-                        absl::StrCat("round ", r.round, " has its cohort"), absl::ZeroDuration());
+  // Coin outcomes are not counted in the metrics (their numbers are private).
+  const double q = SamplingRate(ctx.training.aggregator().recipe());
+  if (r.flipped.count(device)) {
+    auto reply = Reject(ctx, v1::REJECTION_NOT_SELECTED,
+                        absl::StrCat("not sampled for round ", r.round, " (one coin per round)"),
+                        ctx.options.retry_max, /*counted=*/false);
     ctx.completions.push_back([done, reply] { done(absl::OkStatus(), reply); });
     return;
   }
   r.flipped.insert(device);
-  const double q = SamplingRate(ctx.training.aggregator().recipe());
   if (q < 1 && ctx.rng.UniformDouble() >= q) {
     auto reply = Reject(ctx, v1::REJECTION_NOT_SELECTED,
                         absl::StrFormat("not sampled for round %d (rate %g)", r.round, q),
-                        ctx.options.retry_max);
+                        ctx.options.retry_max, /*counted=*/false);
     ctx.completions.push_back([done, reply] { done(absl::OkStatus(), reply); });
     return;
   }
   r.ids[device] = static_cast<uint32_t>(r.cohort.size());
   r.cohort.push_back(device);
   r.waiting[device] = std::move(done);
-  if (!r.min_cohort_at && static_cast<int>(r.cohort.size()) >= ctx.min_cohort) {
-    r.min_cohort_at = ctx.now;
-  }
 }
 
 }  // namespace

@@ -52,8 +52,10 @@ absl::StatusOr<StateFolderInfo> CreateStateFolder(const StateFolderSpec& spec) {
       WriteFileWithMode(info.tokens_file, token_file, 0600, ExistingFile::kRefuse));
   FEDLORA_RETURN_IF_ERROR(CreateDemoPki(dir + "/tls", spec.tls_names, spec.tls_ips));
   info.ca_pem = dir + "/tls/ca.pem";
-  // Written last: its presence marks a complete folder.
-  FEDLORA_RETURN_IF_ERROR(WriteFileWithMode(dir + "/coordinator.json", spec.config.dump(2) + "\n",
+  // Written last: its presence marks a complete folder. A derived max_cohort is written out.
+  nlohmann::json config = spec.config;
+  config["max_cohort"] = parsed.recipe.max_cohort;
+  FEDLORA_RETURN_IF_ERROR(WriteFileWithMode(dir + "/coordinator.json", config.dump(2) + "\n",
                                             0644, ExistingFile::kRefuse));
   return info;
 }

@@ -50,7 +50,6 @@ nlohmann::json CoordinatorJson(const SimConfig& c, const coordinator::PrivacyRec
   o.training.set_lr(c.local_lr);
   o.training.set_min_examples(1);
   o.selection_window = absl::Seconds(1);
-  o.selection_timeout = absl::Seconds(20);
   o.train_deadline = absl::Seconds(300);
   o.phase_deadline = absl::Seconds(15);
   o.retry_min = absl::ZeroDuration();
@@ -160,28 +159,32 @@ absl::StatusOr<SimResult> Simulator::RunOverGrpc(
     auto t0 = Clock::now();
     RoundRecord rec;
     rec.round = round;
-    // Every device checks in; the coordinator flips one coin each and answers the sampled ones
-    // with the task once selection closes.
+    // Every device checks in; the coordinator flips one coin each during its fixed selection
+    // window and answers the sampled ones with the task when the window ends. The check-ins
+    // may straddle two windows (each then holds too few devices and is aborted, charged): the
+    // whole population checks in again, at most three times.
     std::vector<absl::StatusOr<v1::CheckInResponse>> replies(n, absl::UnknownError("unset"));
-    ForEachParallel(n, [&](int i) {
-      v1::CheckInRequest req;
-      req.set_num_examples(static_cast<uint64_t>(s.devices[i].windows.size()));
-      req.set_base_model_sha256(base_sha);
-      replies[i] = net[i].client->CheckIn(req, absl::Seconds(120));
-    });
     std::vector<int> cohort;
     std::string over, last_rejection;
-    for (int i = 0; i < n; ++i) {
-      if (!replies[i].ok()) {
-        return absl::UnavailableError(absl::StrCat("device ", i, " could not check in: ",
-                                                   replies[i].status().message()));
-      }
-      if (replies[i]->has_task()) {
-        cohort.push_back(i);
-      } else {
-        const auto& rej = replies[i]->rejection();
-        if (rej.reason() == v1::REJECTION_BUDGET_EXHAUSTED) over = rej.detail();
-        if (rej.reason() != v1::REJECTION_NOT_SELECTED) last_rejection = rej.detail();
+    for (int attempt = 0; attempt < 3 && cohort.empty() && over.empty(); ++attempt) {
+      ForEachParallel(n, [&](int i) {
+        v1::CheckInRequest req;
+        req.set_num_examples(static_cast<uint64_t>(s.devices[i].windows.size()));
+        req.set_base_model_sha256(base_sha);
+        replies[i] = net[i].client->CheckIn(req, absl::Seconds(120));
+      });
+      for (int i = 0; i < n; ++i) {
+        if (!replies[i].ok()) {
+          return absl::UnavailableError(absl::StrCat("device ", i, " could not check in: ",
+                                                     replies[i].status().message()));
+        }
+        if (replies[i]->has_task()) {
+          cohort.push_back(i);
+        } else {
+          const auto& rej = replies[i]->rejection();
+          if (rej.reason() == v1::REJECTION_BUDGET_EXHAUSTED) over = rej.detail();
+          if (rej.reason() != v1::REJECTION_NOT_SELECTED) last_rejection = rej.detail();
+        }
       }
     }
     if (cohort.empty() && !over.empty()) {

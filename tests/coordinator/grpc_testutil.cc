@@ -2,6 +2,7 @@
 
 #include <grpcpp/generic/generic_stub.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
@@ -39,15 +40,15 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> StartTestCoordinator(
   c.recipe.sampling = privacy::Sampling::kPoisson;
   c.recipe.population = t.devices;
   c.recipe.expected_cohort = t.goal;
-  c.recipe.poisson_rate = 1;
+  c.recipe.poisson_rate = t.sampling_rate;
+  c.recipe.max_cohort = t.max_cohort > 0 ? t.max_cohort : std::max(t.devices, t.goal);
   c.recipe.noise_multiplier = 1;
   c.recipe.clip = 1;
   c.recipe.bits = 20;
-  c.recipe.min_survivors = 0.5;
+  c.recipe.min_survivors = t.min_survivors;
   c.recipe.delta = 1e-5;
-  c.over_selection = double(t.devices) / t.goal;
   c.selection_window = t.selection_window;
-  c.selection_timeout = t.selection_timeout;
+  c.log = t.log;
   c.phase_deadline = absl::Seconds(3);
   c.train_deadline = absl::Seconds(10);
   c.max_rounds = 1;

@@ -5,6 +5,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -14,20 +15,24 @@
 namespace fedlora::coordinator::testing {
 
 struct TestCoordinatorOptions {
-  int goal = 2;        // reporting goal
-  int devices = 3;     // population; over-selection takes them all
+  int goal = 2;        // expected cohort (noise calibration, the mean's denominator)
+  int devices = 3;     // population
   int tokens = 5;      // enrolment tokens created
   size_t dim = 1000;   // adapter values (0.01 each)
+  double sampling_rate = 1;  // Poisson q of each check-in's coin
+  int max_cohort = 0;        // 0 = devices (q = 1 samples them all)
+  double min_survivors = 0.5;
+  // Fixed from the round's opening (the server's start for round 1).
   absl::Duration selection_window = absl::Seconds(1);
-  absl::Duration selection_timeout = absl::Minutes(10);
+  std::function<void(const std::string&)> log;  // the coordinator's log lines (optional)
   absl::Duration download_timeout = absl::Seconds(120);
   proto::SecAggGraph graph = proto::SECAGG_GRAPH_KREGULAR;
 };
 
 std::string EnrolmentToken(int i);
 
-// Creates `dir` afresh and starts the server (distributed DP, Poisson q = 1, z = 1, clip 1,
-// 20 bits, min_survivors 0.5, one round, 3 s phase deadlines).
+// Creates `dir` afresh and starts the server (distributed DP, Poisson sampling at
+// options.sampling_rate, z = 1, clip 1, 20 bits, one round, 3 s phase deadlines).
 absl::StatusOr<std::unique_ptr<CoordinatorServer>> StartTestCoordinator(
     const std::string& dir, const TestCoordinatorOptions& options);
 

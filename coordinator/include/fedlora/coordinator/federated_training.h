@@ -9,8 +9,12 @@
 //   or training.Abort(plan, reason) when the round cannot be released.
 //
 // A completed round applies the server optimizer step and charges the accountant; an aborted
-// one changes nothing and is not charged (under Poisson sampling it is charged anyway: whether
-// the round was released depends on how many devices were sampled, which is private there).
+// one changes nothing. Under Poisson sampling every aborted round is charged as if released
+// (whether it is released depends on how many devices were sampled, which is private there);
+// under fixed-size sampling a round aborted for too few survivors is not (that depends only on
+// dropouts). A round whose decoded sum fails the norm bound (DecodedNormBound, a device sent
+// an input outside its clip) is aborted and charged under either sampling: the decision was
+// taken on the noisy sum.
 // The simulator and the gRPC coordinator both drive this class.
 #ifndef FEDLORA_COORDINATOR_FEDERATED_TRAINING_H_
 #define FEDLORA_COORDINATOR_FEDERATED_TRAINING_H_
@@ -61,12 +65,15 @@ class FederatedTraining {
   // Epsilon the first round alone would cost (for refusing a recipe up front).
   absl::StatusOr<double> FirstRoundEpsilon() const;
 
+  // Fewer than min_clients summed: Abort. A decoded sum above the norm bound: aborted and
+  // charged (outcome.released false, outcome.charged true, the reason names no count).
   absl::StatusOr<RoundOutcome> CompleteDistributed(const RoundPlan& plan,
                                                    const std::vector<uint32_t>& sum,
                                                    int num_summed);
   absl::StatusOr<RoundOutcome> CompleteCentral(
       const RoundPlan& plan, const std::vector<const privacy::PreparedUpdate*>& updates,
       RandomSource& rng);
+  // The round is not released; charged under Poisson sampling (see above).
   absl::StatusOr<RoundOutcome> Abort(const RoundPlan& plan, const std::string& reason);
 
   // Restores the run after a coordinator restart: the global adapter of the latest committed
@@ -88,6 +95,8 @@ class FederatedTraining {
         global_(std::move(global)),
         accountant_(delta) {}
   absl::StatusOr<RoundOutcome> Release(const RoundPlan& plan, const AggregateResult& agg);
+  absl::StatusOr<RoundOutcome> AbortRound(const RoundPlan& plan, const std::string& reason,
+                                          bool charge);
 
   RoundAggregator aggregator_;
   ServerOptimizer optimizer_;

@@ -94,7 +94,8 @@ inline constexpr char kMetricReleaseFallbacksTotal[] = "fedlora_release_fallback
 //   fedlora_rounds_total{outcome="committed|aborted"}      counter (both outcomes start at 0)
 //   fedlora_round_phase_seconds{phase}                      histogram, 0.05 s .. 1800 s
 //   fedlora_device_drops_total{reason}                      counter
-//   fedlora_checkins_total{result="task|rejected"}         counter (both results start at 0)
+//   fedlora_checkins_total{result="rejected"}              counter (starts at 0; check-ins
+//                                                           given a coin are not counted)
 //   fedlora_rejections_total{reason}                        counter
 //   fedlora_enrolled_devices, fedlora_epsilon, fedlora_adapter_version   gauges
 //   fedlora_rpc_errors_total{method,code}                   counter

@@ -17,6 +17,10 @@ struct PrivacyRecipe {
   size_t dim = 0;           // length of the flat adapter
   int population = 0;       // N: devices eligible each round (public)
   int expected_cohort = 0;  // devices per round: the fixed cohort, or N q under Poisson (public)
+  // The largest cohort a round may sum (public): the DDG codec's bit headroom (its
+  // expected_clients) and the count's are sized for it. 0 = expected_cohort. A Poisson sample
+  // above it cannot be summed safely; the gRPC coordinator aborts such a round (charged).
+  int max_cohort = 0;
   privacy::Sampling sampling = privacy::Sampling::kFixedSize;
   double poisson_rate = 0;  // q under Poisson sampling (0 = expected_cohort / population)
 
@@ -38,6 +42,12 @@ struct PrivacyRecipe {
 double SamplingRate(const PrivacyRecipe& recipe);
 // Devices whose shares must survive for the noise to reach its target (>= 1).
 int MinClients(const PrivacyRecipe& recipe);
+// The largest cohort summed: max_cohort, or expected_cohort when it is 0.
+int MaxCohort(const PrivacyRecipe& recipe);
+// A default max_cohort for Poisson sampling with mean mu = SamplingRate x population: the
+// smaller of the population and ceil(mu + 5 sqrt(mu) + 2), and at least expected_cohort (a
+// sample above it has probability below about 1e-6 for mu >= 10).
+int DefaultMaxCohort(const PrivacyRecipe& recipe);
 // INVALID_ARGUMENT naming the field for an inconsistent recipe.
 absl::Status ValidateRecipe(const PrivacyRecipe& recipe);
 

@@ -16,12 +16,14 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "fedlora/common/random.h"
 #include "fedlora/coordinator/privacy_recipe.h"
 #include "fedlora/privacy/clipping.h"
+#include "fedlora/privacy/ddg_codec.h"
 #include "fedlora/privacy/prepare_update.h"
 #include "fedlora/privacy/round_accounting.h"
 #include "fedlora/secagg/session_config.h"
@@ -35,7 +37,27 @@ struct AggregateResult {
   double next_clip = 0;
   // Adaptive clipping: the noisy estimate of the fraction of devices not clipped.
   std::optional<double> noisy_unclipped_fraction;
+  // Non-empty when the decoded sum failed the norm bound (DecodedNormBound): why, without
+  // counts. Then mean_delta is empty and the clip is unchanged; the round must be aborted and
+  // charged (the decision was made on the noisy sum).
+  std::string rejected;
 };
+
+// The tail probability of DecodedNormBound: an honest round fails the check with at most this
+// probability.
+inline constexpr double kNormBoundTailProbability = 1e-9;
+
+// The largest L2 norm the decoded sum of `num_summed` honest devices' inputs reaches, except
+// with probability kNormBoundTailProbability, with x = ln(1 / that probability):
+//   gamma * (n * scaled_l2_bound + sqrt(n * sigma2 * (D + 2 sqrt(D x) + 2 x)))
+// where D = padded_dim, sigma2 = local_sigma2_scaled, gamma = 1 / scale. The first term is
+// hard: conditional rounding keeps each device's scaled, rotated, clipped and rounded vector
+// within scaled_l2_bound (the clip C inflated by rounding). The second bounds the norm of the
+// sum of n D discrete Gaussians (each sigma2-sub-Gaussian, Canonne-Kamath-Steinke 2020): the
+// squared norm over n sigma2 is dominated by a chi-square with D degrees of freedom in its
+// moment generating function, so the Laurent-Massart bound applies. The rotation is
+// orthonormal and a modular wrap only shrinks a coordinate, so the decoded d entries obey it.
+double DecodedNormBound(const privacy::DdgParams& params, int num_summed);
 
 class RoundAggregator {
  public:
@@ -64,7 +86,8 @@ class RoundAggregator {
 
   // Distributed mode: `sum` is the unmasked mod-2^b sum of `num_summed` devices' inputs.
   // FAILED_PRECONDITION (nothing changes) if num_summed < min_clients(); INVALID_ARGUMENT for a
-  // sum of the wrong length. Updates the adaptive clip.
+  // sum of the wrong length. A decoded sum above DecodedNormBound comes back with `rejected`
+  // set (nothing changes). Otherwise updates the adaptive clip.
   absl::StatusOr<AggregateResult> FinishDistributed(const privacy::RoundPrivacyParams& params,
                                                     const std::vector<uint32_t>& sum,
                                                     int num_summed);

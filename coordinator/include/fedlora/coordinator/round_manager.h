@@ -3,13 +3,17 @@
 // The gRPC service (grpc_service.h) authenticates calls and forwards them here; tests may drive
 // it directly.
 //
-// A round: selecting (each checking-in device gets one Poisson coin with the recipe's rate q;
-// selected devices wait for the cohort) -> configuring (the plan, the privacy charge committed
-// to the store, the secure-aggregation session; each selected device gets its task) ->
-// advertise_keys (devices train, privatize, send keys; deadline = training deadline) ->
-// share_keys -> masked_input (closes at the reporting goal) -> unmasking -> committing (the new
-// adapter version, written after the charge). Any phase may abort the round; the reason is
-// kept in the store and the next round starts.
+// A round: selecting (a fixed window from the round's opening; every eligible device checking
+// in during it gets one Poisson coin with the recipe's rate q, and sampled devices wait for the
+// window's end; a sample below the minimum or above max_cohort aborts the round, charged) ->
+// configuring (the privacy charge committed to the store, the secure-aggregation session; each
+// sampled device gets its task) -> advertise_keys (devices train, privatize, send keys;
+// deadline = training deadline) -> share_keys -> masked_input -> unmasking (each closes at its
+// deadline or when no sampled device is pending; every input that arrives in time is summed)
+// -> committing (the decoded sum checked against the norm bound, the new adapter version,
+// written after the charge). Any phase may abort the round; once coins were flipped every
+// abort is charged, the reason (without private counts) is kept in the store and the next
+// round starts.
 //
 // Thread-safe: every entry point takes one mutex; replies are delivered through the callbacks,
 // outside the mutex, exactly once per call.
@@ -35,19 +39,18 @@ namespace fedlora::coordinator {
 
 struct CoordinatorOptions {
   // Distributed DP with Poisson sampling (the gRPC coordinator supports nothing else: deltas
-  // only ever leave devices masked). expected_cohort is the reporting goal.
+  // only ever leave devices masked). expected_cohort (`goal`) is the public expected sample:
+  // the noise is calibrated for min_survivors of it and the mean divides by it; max_cohort
+  // (MaxCohort) is the largest sample a round may sum.
   PrivacyRecipe recipe;
   ServerOptimizerConfig optimizer;  // FedAvg (resumable after a restart)
   v1::TrainingRecipe training;
   std::string base_model_sha256;  // hex; devices with another base are refused
-  double over_selection = 1.3;    // cohort target = ceil(goal * over_selection)
   int max_rounds = 0;  // committed rounds of the run (a restart counts on); 0 = until the budget
-  // Once the cohort reaches its minimum (max(2, min_clients)), selection closes at the target
-  // or after this much more time.
+  // Selection is a fixed window of this length from the round's opening (whoever checks in).
+  // At its end the round proceeds if the sample is within [max(2, min_clients), max_cohort]
+  // and is aborted, charged, otherwise; a window in which nobody checked in just restarts.
   absl::Duration selection_window = absl::Seconds(10);
-  // A round still short of its minimum cohort this long after it opened is aborted (nothing
-  // charged, no task sent) and the next one opens: every device gets a new coin.
-  absl::Duration selection_timeout = absl::Minutes(10);
   absl::Duration train_deadline = absl::Minutes(5);   // task -> AdvertiseKeys
   absl::Duration phase_deadline = absl::Seconds(60);  // each later phase
   // Rejected devices come back within [retry_min, retry_max], spread uniformly (pace steering).
@@ -62,11 +65,10 @@ struct CoordinatorOptions {
   std::function<void(const std::string&)> log;
 };
 
-// One line per round for `coordinator status` and the log.
+// Where the run is (the sample size is private and not part of it).
 struct RoundSummary {
   uint64_t round = 0;
   std::string phase;
-  int cohort = 0;
 };
 
 class RoundManager {
@@ -84,8 +86,8 @@ class RoundManager {
                                                              RandomSource* rng);
   ~RoundManager();
 
-  // `device_id` is authenticated by the caller. The reply may come later (a selected device
-  // waits for the cohort, at most the selection window).
+  // `device_id` is authenticated by the caller. The reply may come later (a sampled device
+  // waits for the end of the selection window).
   void CheckIn(const std::string& device_id, const v1::CheckInRequest& request, CheckInDone done);
   // `phase` is the RPC called. Replies when the phase closes. Errors: PERMISSION_DENIED (not
   // in this round's cohort, or a message for another device), FAILED_PRECONDITION (wrong
