@@ -68,11 +68,17 @@ absl::Status ChargeInStore(RoundContext& ctx) {
 
 std::unique_ptr<RoundState> AbortRound(RoundContext& ctx, const std::string& reason) {
   RoundData& r = ctx.round;
-  // Replies to sampled devices are not counted in the metrics (their number is private).
+  // Replies to sampled devices are not counted in the metrics (their number is private). They
+  // are asked back within the first half of the next selection window (it opens now), so that
+  // devices split by a window boundary meet in the next round instead of scattering.
   for (auto& [device, done] : r.waiting) {
     auto reply = Reject(ctx, v1::REJECTION_NO_ROUND_OPEN,
                         absl::StrCat("round ", r.round, " aborted: ", reason), absl::ZeroDuration(),
                         /*counted=*/false);
+    auto* rej = reply.mutable_rejection();
+    const int64_t half_window = absl::ToInt64Milliseconds(ctx.options.selection_window / 2);
+    rej->set_retry_max_ms(static_cast<uint32_t>(std::max<int64_t>(
+        rej->retry_min_ms() + 100, std::min<int64_t>(rej->retry_max_ms(), half_window))));
     ctx.completions.push_back([done = done, reply] { done(absl::OkStatus(), reply); });
   }
   r.waiting.clear();

@@ -3,7 +3,10 @@
 #include "fedlora/coordinator/federated_training.h"
 
 #include <cmath>
+#include <functional>
 
+#include "fedlora/privacy/clipping.h"
+#include "fedlora/privacy/ddg_codec.h"
 #include "fedlora/privacy/rdp.h"
 #include "fedlora/secagg/round_driver.h"
 #include "gmock/gmock.h"
@@ -45,7 +48,8 @@ struct RoundRun {
   RoundOutcome outcome;
 };
 RoundRun RunDistributed(FederatedTraining& t, int devices, const std::vector<uint32_t>& silent,
-                        float value) {
+                        float value,
+                        const std::function<void(std::vector<uint32_t>&)>& tamper_last = {}) {
   auto plan = t.PlanRound(123);
   EXPECT_TRUE(plan.ok()) << plan.status();
   std::vector<std::vector<uint32_t>> inputs;
@@ -58,6 +62,7 @@ RoundRun RunDistributed(FederatedTraining& t, int devices, const std::vector<uin
     EXPECT_TRUE(up.ok()) << up.status();
     inputs.push_back(up->secagg_input);
   }
+  if (tamper_last) tamper_last(inputs.back());  // a malicious device: any vector mod 2^b
   secagg::RoundConfig rc;
   auto session = t.aggregator().SessionFor(plan->privacy, devices);
   EXPECT_TRUE(session.ok()) << session.status();
@@ -223,6 +228,69 @@ TEST(FederatedTrainingTest, PoissonMeanDividesByTheExpectedCohort) {
   }
   ASSERT_TRUE(t->CompleteCentral(*plan, ptrs, rng).ok());
   EXPECT_NEAR(t->global()[0], 0.1, 1e-6);
+}
+
+// A device's masked input is any vector mod 2^b. One that adds a large vector to its input
+// makes the decoded sum exceed the bound of the summed devices' clip plus the noise tail: the
+// round is aborted, nothing applied, and charged (also for fixed-size cohorts: the decision
+// was taken on the noisy sum). Honest rounds with the same settings pass, and stay below the
+// bound with room to spare in neither direction (the bound is not vacuous).
+TEST(FederatedTrainingTest, AggregateAboveTheNormBoundAbortsCharged) {
+  for (privacy::Sampling sampling : {privacy::Sampling::kFixedSize, privacy::Sampling::kPoisson}) {
+    auto t = Make(Recipe(DpMode::kDistributed, sampling));
+    RoundRun bad = RunDistributed(*t, 20, {}, 0.05f, [](std::vector<uint32_t>& v) {
+      SeededRandom signs(99);
+      // +-(3/8) 2^20 per entry (random signs), mod 2^20.
+      for (uint32_t& x : v) x = (x + ((signs.NextU64() & 1) ? (3u << 17) : (5u << 17))) % (1u << 20);
+    });
+    ASSERT_FALSE(bad.secagg.aborted);  // secure aggregation cannot tell
+    EXPECT_FALSE(bad.outcome.released);
+    EXPECT_TRUE(bad.outcome.charged);
+    EXPECT_THAT(bad.outcome.abort_reason, HasSubstr("L2 norm exceeds"));
+    EXPECT_THAT(bad.outcome.abort_reason, HasSubstr("1e-09"));
+    EXPECT_EQ(t->accountant().rounds_charged(), 1);
+    EXPECT_GT(t->epsilon(), 0);
+    for (float g : t->global()) ASSERT_EQ(g, 0.0f);
+    RoundRun good = RunDistributed(*t, 20, {}, 0.05f);
+    EXPECT_TRUE(good.outcome.released) << good.outcome.abort_reason;
+    EXPECT_EQ(t->accountant().rounds_charged(), 2);
+  }
+}
+
+TEST(FederatedTrainingTest, TheNormBoundIsATailBoundOfHonestSums) {
+  auto t = Make(Recipe(DpMode::kDistributed, privacy::Sampling::kFixedSize));
+  auto plan = t->PlanRound(5);
+  ASSERT_TRUE(plan.ok());
+  auto codec = privacy::DdgCodec::Create(plan->privacy.value);
+  ASSERT_TRUE(codec.ok());
+  const privacy::DdgParams& p = codec->params();
+  const double bound = DecodedNormBound(p, 20);
+  // The formula: gamma (n * scaled_l2_bound + sqrt(n sigma2 (D + 2 sqrt(D x) + 2 x))).
+  const double x = std::log(1e9), d = static_cast<double>(p.padded_dim);
+  EXPECT_NEAR(bound,
+              p.gamma * (20 * p.scaled_l2_bound +
+                         std::sqrt(20 * p.local_sigma2_scaled * (d + 2 * std::sqrt(d * x) + 2 * x))),
+              1e-9 * bound);
+  EXPECT_GT(DecodedNormBound(p, 21), bound);
+  // Honest sums of 20 devices at the clip: the decoded norm stays under the bound, and the
+  // bound is within a small factor of what is observed (noise-dominated: ~ sqrt(n sigma2 D)).
+  privacy::PrepareOptions sim;
+  sim.allow_seeded_noise = true;
+  for (int trial = 0; trial < 5; ++trial) {
+    std::vector<uint32_t> sum(p.padded_dim, 0);
+    for (int dev = 0; dev < 20; ++dev) {
+      SeededRandom rng(100 * trial + dev);
+      std::vector<float> delta(64, 0.125f);  // norm 1 = the clip
+      auto up = privacy::PrepareUpdate(delta.data(), delta.size(), plan->privacy, rng, sim);
+      ASSERT_TRUE(up.ok());
+      for (size_t j = 0; j < sum.size(); ++j) sum[j] = (sum[j] + up->secagg_input[j]) % (1u << 20);
+    }
+    auto decoded = codec->Decode(sum, plan->privacy.rotation_seed);
+    ASSERT_TRUE(decoded.ok());
+    const double norm = privacy::L2Norm(decoded->data(), decoded->size());
+    EXPECT_LT(norm, bound) << trial;
+    EXPECT_GT(norm, bound / 4) << trial;
+  }
 }
 
 TEST(FederatedTrainingTest, BudgetStopsARoundBeforeItStarts) {

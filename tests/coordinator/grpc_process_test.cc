@@ -40,7 +40,7 @@ class CoordinatorProcessTest : public ::testing::Test {
     auto r = Run("coordinator init --state " + dir_ + "/coord --model " + Model() +
                  " --goal 2 --population 2 --rounds " + std::to_string(rounds) +
                  " --steps 2 --batch 2 --seq 32 --noise-multiplier 1.0 --tokens 4"
-                 " --selection-window 1 --phase-deadline 20 --train-deadline 60 " + extra);
+                 " --selection-window 3 --phase-deadline 20 --train-deadline 60 " + extra);
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
     std::ifstream in(dir_ + "/coord/enroll-tokens.txt");
     for (std::string t; std::getline(in, t);) tokens_.push_back(t);
@@ -119,6 +119,24 @@ class CoordinatorProcessTest : public ::testing::Test {
     return nlohmann::json::parse(r.out, nullptr, false);
   }
 
+  // Selection is a fixed window: two device processes whose first check-ins fall on either side
+  // of a window boundary are each sampled alone, below the minimum cohort of 2, and those rounds
+  // are aborted and charged. Returns the aborted rounds whose reason is not that one, and checks
+  // what holds for every round: charged, and no private count in the status.
+  std::vector<nlohmann::json> OtherAborts(const nlohmann::json& s) {
+    std::vector<nlohmann::json> other;
+    for (const auto& r : s["rounds"]) {
+      EXPECT_TRUE(r["charged"].get<bool>()) << r.dump();
+      EXPECT_FALSE(r.contains("selected") || r.contains("summed")) << r.dump();
+      if (r["state"] != "aborted") continue;
+      const std::string why = r["abort_reason"];
+      if (why.find("fewer than the minimum cohort") == std::string::npos) other.push_back(r);
+    }
+    EXPECT_EQ(s["rounds_charged"].get<int>(),
+              s["rounds_committed"].get<int>() + s["rounds_aborted"].get<int>());
+    return other;
+  }
+
   std::string dir_;
   std::vector<std::string> tokens_;
 };
@@ -149,21 +167,24 @@ TEST_F(CoordinatorProcessTest, TwoDevicesTwoRoundsOverTls) {
     EXPECT_THAT(res->body, HasSubstr("fedlora_checkins_total"));
   }
   ASSERT_EQ(coord.Wait(60), 0) << coord.Out() << coord.Err();
-  EXPECT_THAT(coord.Out(), HasSubstr("round 2 committed"));
+  EXPECT_THAT(coord.Out(), HasSubstr("committed: adapter version 3"));
 
   nlohmann::json s = Status();
   ASSERT_FALSE(s.is_discarded());
   EXPECT_EQ(s["rounds_committed"], 2);
-  EXPECT_EQ(s["rounds_aborted"], 0);
+  EXPECT_TRUE(OtherAborts(s).empty()) << s["rounds"].dump();
   EXPECT_EQ(s["devices"], 2);
   EXPECT_EQ(s["unused_tokens"], 2);
   ASSERT_EQ(s["adapter_versions"].size(), 3u);
   EXPECT_NE(s["adapter_versions"][0]["sha256"], s["adapter_versions"][2]["sha256"]);
-  // Both rounds charged; epsilon grows with the second charge.
-  ASSERT_EQ(s["rounds"].size(), 2u);
-  EXPECT_GT(s["rounds"][1]["epsilon_after"].get<double>(), s["rounds"][0]["epsilon_after"].get<double>());
-  EXPECT_DOUBLE_EQ(s["epsilon_per_user"].get<double>(), s["rounds"][1]["epsilon_after"].get<double>());
-  EXPECT_EQ(s["participation_max"], 2);
+  // Every round charged; epsilon grows with each charge.
+  const auto& rounds = s["rounds"];
+  ASSERT_GE(rounds.size(), 2u);
+  for (size_t i = 1; i < rounds.size(); ++i) {
+    EXPECT_GT(rounds[i]["epsilon_after"].get<double>(), rounds[i - 1]["epsilon_after"].get<double>());
+  }
+  EXPECT_DOUBLE_EQ(s["epsilon_per_user"].get<double>(), rounds.back()["epsilon_after"].get<double>());
+  EXPECT_GE(s["participation_max"], 2);
 }
 
 // The operator's release workflow through the CLI, against a running coordinator: publish at
@@ -303,22 +324,20 @@ TEST_F(CoordinatorProcessTest, SigkillAtEachPhaseThenResume) {
     ASSERT_FALSE(s.is_discarded());
     EXPECT_EQ(s["rounds_committed"], 2);
     EXPECT_EQ(s["adapter_versions"].size(), 3u);
-    const bool charged_before_crash = phase != "configuring";
-    if (!charged_before_crash) {
-      EXPECT_EQ(s["rounds_aborted"], 0);
-      EXPECT_EQ(s["rounds_charged"], 2);
+    // Besides rounds aborted at a window boundary (OtherAborts), only the killed round may be
+    // aborted: killed on entering configuring, nothing was charged or recorded for it yet.
+    const std::vector<nlohmann::json> other = OtherAborts(s);
+    if (phase == "configuring") {
+      EXPECT_TRUE(other.empty()) << s["rounds"].dump();
     } else if (phase == "committed") {
       // The commit reached the disk before the kill: nothing is lost or redone.
       EXPECT_EQ(before["rounds_committed"], 1);
-      EXPECT_EQ(s["rounds_aborted"], 0);
-      EXPECT_EQ(s["rounds_charged"], 2);
+      EXPECT_TRUE(other.empty()) << s["rounds"].dump();
     } else {
-      EXPECT_EQ(before["rounds_charged"], 1);  // the charge was durable before the kill
-      EXPECT_EQ(s["rounds_aborted"], 1);
-      EXPECT_EQ(s["rounds_charged"], 3);
-      EXPECT_EQ(s["rounds"][0]["state"], "aborted");
-      EXPECT_EQ(s["rounds"][0]["abort_reason"], "coordinator restarted during " + phase);
-      EXPECT_TRUE(s["rounds"][0]["charged"].get<bool>());
+      EXPECT_GE(before["rounds_charged"], 1);  // the charge was durable before the kill
+      ASSERT_EQ(other.size(), 1u) << s["rounds"].dump();
+      EXPECT_EQ(other[0]["abort_reason"], "coordinator restarted during " + phase);
+      EXPECT_TRUE(other[0]["charged"].get<bool>());
     }
     EXPECT_THAT(second.Out(), HasSubstr("resumed at adapter version"));
   }

@@ -1,6 +1,7 @@
 // The coordinator's privacy accountant for one training run: composes the RDP of every
 // released round (privacy::ComputeRoundRdp) and converts to epsilon at the run's delta.
-// A round that is aborted before release is not charged (see FederatedTraining).
+// Which aborted rounds are charged too is FederatedTraining's rule (every one under Poisson
+// sampling; under fixed-size cohorts those refused by the norm bound).
 #ifndef FEDLORA_COORDINATOR_ACCOUNTANT_H_
 #define FEDLORA_COORDINATOR_ACCOUNTANT_H_
 
