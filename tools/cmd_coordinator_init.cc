@@ -125,16 +125,19 @@ void RegisterCommand_coordinator_init(CLI::App& app) {
   cmd->add_option("--goal", o->goal,
                   "expected devices per round (public): the noise is calibrated for "
                   "min_survivors of it and the mean divides by it")
-      ->capture_default_str()->check(AtLeast(2));
+      ->capture_default_str()
+      ->check(AtLeast(2));
   cmd->add_option("--population", o->population, "fleet size (sets the default rate and delta)")
       ->capture_default_str()->check(AtLeast(1));
   cmd->add_option("--sampling-rate", o->sampling_rate,
                   "Poisson rate q per check-in (0 = goal / population)")
-      ->capture_default_str()->check(AtLeast(0));
+      ->capture_default_str()
+      ->check(AtLeast(0));
   cmd->add_option("--max-cohort", o->max_cohort,
                   "largest sample a round may sum; a larger one aborts the round, charged "
                   "(0 = min(population, ceil(mu + 5 sqrt(mu) + 2)), mu = q x population)")
-      ->capture_default_str()->check(AtLeast(0));
+      ->capture_default_str()
+      ->check(AtLeast(0));
   cmd->add_option("--noise-multiplier", o->noise, "total noise multiplier z")
       ->capture_default_str()->check(GreaterThan(0));
   cmd->add_option("--clip", o->clip, "L2 clip of a device's delta")->capture_default_str()->check(GreaterThan(0));
@@ -156,7 +159,8 @@ void RegisterCommand_coordinator_init(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--selection-window", o->selection_window,
                   "seconds of each round's selection window, from the round's opening")
-      ->capture_default_str()->check(GreaterThan(0));
+      ->capture_default_str()
+      ->check(GreaterThan(0));
   cmd->add_option("--train-deadline", o->train_deadline, "seconds from task to AdvertiseKeys")
       ->capture_default_str();
   cmd->add_option("--phase-deadline", o->phase_deadline, "seconds per later phase")

@@ -46,8 +46,11 @@ absl::StatusOr<nlohmann::json> Status(coordinator::Store& store, int last) {
     const auto& r = (*rounds)[i];
     // No sample size or number summed: both are private (a committed round summed at least
     // the minimum the noise is calibrated for; that is all the operator may know).
-    rs.push_back({{"round", r.round}, {"state", r.state}, {"phase", r.phase},
-                  {"charged", r.charged}, {"epsilon_after", r.epsilon_after},
+    rs.push_back({{"round", r.round},
+                  {"state", r.state},
+                  {"phase", r.phase},
+                  {"charged", r.charged},
+                  {"epsilon_after", r.epsilon_after},
                   {"abort_reason", r.abort_reason}});
   }
   for (const auto& d : *devices) revoked += d.revoked;
@@ -141,10 +144,10 @@ void Print(const nlohmann::json& j) {
   }
   for (const auto& r : j["rounds"]) {
     std::printf("  round %-4llu %-9s %-14s %-9s eps %-8.4g %s\n",
-                (unsigned long long)r["round"].get<uint64_t>(), r["state"].get<std::string>().c_str(),
-                r["phase"].get<std::string>().c_str(),
-                r["charged"].get<bool>() ? "charged" : "uncharged", r["epsilon_after"].get<double>(),
-                r["abort_reason"].get<std::string>().c_str());
+                (unsigned long long)r["round"].get<uint64_t>(),
+                r["state"].get<std::string>().c_str(), r["phase"].get<std::string>().c_str(),
+                r["charged"].get<bool>() ? "charged" : "uncharged",
+                r["epsilon_after"].get<double>(), r["abort_reason"].get<std::string>().c_str());
   }
 }
 

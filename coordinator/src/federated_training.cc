@@ -102,8 +102,7 @@ absl::StatusOr<RoundOutcome> FederatedTraining::Abort(const RoundPlan& plan,
 }
 
 absl::StatusOr<RoundOutcome> FederatedTraining::AbortRound(const RoundPlan& plan,
-                                                           const std::string& reason,
-                                                           bool charge) {
+                                                           const std::string& reason, bool charge) {
   RoundOutcome out;
   out.abort_reason = reason;
   out.clip_used = plan.privacy.clip;

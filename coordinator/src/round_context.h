@@ -48,8 +48,8 @@ struct RoundData {
   std::unique_ptr<CollectingSender> sender;
   std::unique_ptr<secagg::SecAggServer> server;
   std::map<uint32_t, PendingReply> pending;    // replies owed when the phase closes
-  bool charged = false;   // the charge is in the store (ChargeInStore)
-  bool accounted = false;  // the accountant already charged an aborted round
+  bool charged = false;                        // the charge is in the store (ChargeInStore)
+  bool accounted = false;                      // the accountant already charged an aborted round
 };
 
 // Everything a state may touch. Built by the manager under its mutex for one call.

@@ -78,9 +78,9 @@ struct RoundManager::Impl {
   }
 
   RoundContext Context(std::vector<std::function<void()>>& completions, absl::Time now) {
-    return RoundContext{options, *store,    *metrics, *rng,   *training,  round,
-                        completions, now,   adapter,  lora_json, min_cohort, max_cohort,
-                        rounds_done, std::nullopt, false, std::string()};
+    return RoundContext{options,     *store,       *metrics, *rng,         *training,  round,
+                        completions, now,          adapter,  lora_json,    min_cohort, max_cohort,
+                        rounds_done, std::nullopt, false,    std::string()};
   }
 
   // Switches to `next`; records the phase and honours the crash hook.
@@ -168,10 +168,11 @@ absl::StatusOr<std::unique_ptr<RoundManager>> RoundManager::Create(
   impl->min_cohort = std::max(2, MinClients(impl->options.recipe));
   impl->max_cohort = MaxCohort(impl->options.recipe);
   if (impl->max_cohort < impl->min_cohort) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "coordinator: max_cohort ", impl->max_cohort, " is below the minimum cohort ",
-        impl->min_cohort, " (max(2, min_clients)): no round could proceed (hint: raise "
-        "max_cohort or goal)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("coordinator: max_cohort ", impl->max_cohort, " is below the minimum cohort ",
+                     impl->min_cohort,
+                     " (max(2, min_clients)): no round could proceed (hint: raise "
+                     "max_cohort or goal)"));
   }
   if (options.selection_window <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(

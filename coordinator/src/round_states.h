@@ -52,8 +52,7 @@ std::unique_ptr<RoundState> NextRound(RoundContext& ctx);
 // `counted` = false keeps the rejection out of the metrics (replies to coin flips and to
 // sampled devices: their numbers are private).
 v1::CheckInResponse Reject(const RoundContext& ctx, v1::RejectionReason reason,
-                           const std::string& detail, absl::Duration earliest,
-                           bool counted = true);
+                           const std::string& detail, absl::Duration earliest, bool counted = true);
 
 }  // namespace fedlora::coordinator
 

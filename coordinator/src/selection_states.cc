@@ -252,11 +252,13 @@ std::unique_ptr<RoundState> SelectingState::Close(RoundContext& ctx) {
   const int n = static_cast<int>(r.cohort.size());
   std::string why;
   if (n < ctx.min_cohort) {
-    why = "fewer than the minimum cohort were sampled in the selection window (hint: more "
-          "devices checking in, a higher sampling_rate or a longer selection_window_s)";
+    why =
+        "fewer than the minimum cohort were sampled in the selection window (hint: more "
+        "devices checking in, a higher sampling_rate or a longer selection_window_s)";
   } else if (n > ctx.max_cohort) {
-    why = "more devices were sampled than max_cohort allows (hint: raise max_cohort; the noise "
-          "headroom and the secure-aggregation session are sized for it)";
+    why =
+        "more devices were sampled than max_cohort allows (hint: raise max_cohort; the noise "
+        "headroom and the secure-aggregation session are sized for it)";
   } else {
     return std::make_unique<ConfiguringState>();
   }

@@ -55,8 +55,8 @@ absl::StatusOr<StateFolderInfo> CreateStateFolder(const StateFolderSpec& spec) {
   // Written last: its presence marks a complete folder. A derived max_cohort is written out.
   nlohmann::json config = spec.config;
   config["max_cohort"] = parsed.recipe.max_cohort;
-  FEDLORA_RETURN_IF_ERROR(WriteFileWithMode(dir + "/coordinator.json", config.dump(2) + "\n",
-                                            0644, ExistingFile::kRefuse));
+  FEDLORA_RETURN_IF_ERROR(WriteFileWithMode(dir + "/coordinator.json", config.dump(2) + "\n", 0644,
+                                            ExistingFile::kRefuse));
   return info;
 }
 

@@ -175,8 +175,8 @@ absl::StatusOr<SimResult> Simulator::RunOverGrpc(
       });
       for (int i = 0; i < n; ++i) {
         if (!replies[i].ok()) {
-          return absl::UnavailableError(absl::StrCat("device ", i, " could not check in: ",
-                                                     replies[i].status().message()));
+          return absl::UnavailableError(
+              absl::StrCat("device ", i, " could not check in: ", replies[i].status().message()));
         }
         if (replies[i]->has_task()) {
           cohort.push_back(i);

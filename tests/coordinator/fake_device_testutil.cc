@@ -50,17 +50,17 @@ FakeResult RunFake(device::CoordinatorClient& client, const Behaviour& b, absl::
     }
   }
   device::ParticipationResult out;
-  r.status = device::RunSecAggClient(
-      client, task, std::move(up->secagg_input), absl::Seconds(30), rng, &out,
-      [&](int phase, v1::SecAggUpload* upload) {
-        if (phase == b.stop_before) return false;
-        if (phase == 2) absl::SleepFor(b.masked_delay);
-        if (phase == 2 && b.wrong_length) {
-          auto* m = upload->mutable_message()->mutable_masked_input();
-          m->set_dim(m->dim() - 1);
-        }
-        return true;
-      });
+  r.status = device::RunSecAggClient(client, task, std::move(up->secagg_input), absl::Seconds(30),
+                                     rng, &out, [&](int phase, v1::SecAggUpload* upload) {
+                                       if (phase == b.stop_before) return false;
+                                       if (phase == 2) absl::SleepFor(b.masked_delay);
+                                       if (phase == 2 && b.wrong_length) {
+                                         auto* m =
+                                             upload->mutable_message()->mutable_masked_input();
+                                         m->set_dim(m->dim() - 1);
+                                       }
+                                       return true;
+                                     });
   if (r.status.ok()) r.status = out.refused;
   r.completed = out.completed;
   r.detail = out.detail;

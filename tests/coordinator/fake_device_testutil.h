@@ -39,8 +39,8 @@ struct Behaviour {
 struct FakeResult {
   absl::Status status;
   bool completed = false;
-  std::string detail;     // why not completed
-  std::string rejection;  // the last check-in rejection's detail
+  std::string detail;                         // why not completed
+  std::string rejection;                      // the last check-in rejection's detail
   absl::Time task_at = absl::InfinitePast();  // when the task came
 };
 

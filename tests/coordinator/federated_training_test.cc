@@ -241,7 +241,8 @@ TEST(FederatedTrainingTest, AggregateAboveTheNormBoundAbortsCharged) {
     RoundRun bad = RunDistributed(*t, 20, {}, 0.05f, [](std::vector<uint32_t>& v) {
       SeededRandom signs(99);
       // +-(3/8) 2^20 per entry (random signs), mod 2^20.
-      for (uint32_t& x : v) x = (x + ((signs.NextU64() & 1) ? (3u << 17) : (5u << 17))) % (1u << 20);
+      for (uint32_t& x : v)
+        x = (x + ((signs.NextU64() & 1) ? (3u << 17) : (5u << 17))) % (1u << 20);
     });
     ASSERT_FALSE(bad.secagg.aborted);  // secure aggregation cannot tell
     EXPECT_FALSE(bad.outcome.released);
@@ -268,8 +269,8 @@ TEST(FederatedTrainingTest, TheNormBoundIsATailBoundOfHonestSums) {
   // The formula: gamma (n * scaled_l2_bound + sqrt(n sigma2 (D + 2 sqrt(D x) + 2 x))).
   const double x = std::log(1e9), d = static_cast<double>(p.padded_dim);
   EXPECT_NEAR(bound,
-              p.gamma * (20 * p.scaled_l2_bound +
-                         std::sqrt(20 * p.local_sigma2_scaled * (d + 2 * std::sqrt(d * x) + 2 * x))),
+              p.gamma * (20 * p.scaled_l2_bound + std::sqrt(20 * p.local_sigma2_scaled *
+                                                            (d + 2 * std::sqrt(d * x) + 2 * x))),
               1e-9 * bound);
   EXPECT_GT(DecodedNormBound(p, 21), bound);
   // Honest sums of 20 devices at the clip: the decoded norm stays under the bound, and the

@@ -40,7 +40,8 @@ class CoordinatorProcessTest : public ::testing::Test {
     auto r = Run("coordinator init --state " + dir_ + "/coord --model " + Model() +
                  " --goal 2 --population 2 --rounds " + std::to_string(rounds) +
                  " --steps 2 --batch 2 --seq 32 --noise-multiplier 1.0 --tokens 4"
-                 " --selection-window 3 --phase-deadline 20 --train-deadline 60 " + extra);
+                 " --selection-window 3 --phase-deadline 20 --train-deadline 60 " +
+                 extra);
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
     std::ifstream in(dir_ + "/coord/enroll-tokens.txt");
     for (std::string t; std::getline(in, t);) tokens_.push_back(t);
@@ -181,9 +182,11 @@ TEST_F(CoordinatorProcessTest, TwoDevicesTwoRoundsOverTls) {
   const auto& rounds = s["rounds"];
   ASSERT_GE(rounds.size(), 2u);
   for (size_t i = 1; i < rounds.size(); ++i) {
-    EXPECT_GT(rounds[i]["epsilon_after"].get<double>(), rounds[i - 1]["epsilon_after"].get<double>());
+    EXPECT_GT(rounds[i]["epsilon_after"].get<double>(),
+              rounds[i - 1]["epsilon_after"].get<double>());
   }
-  EXPECT_DOUBLE_EQ(s["epsilon_per_user"].get<double>(), rounds.back()["epsilon_after"].get<double>());
+  EXPECT_DOUBLE_EQ(s["epsilon_per_user"].get<double>(),
+                   rounds.back()["epsilon_after"].get<double>());
   EXPECT_GE(s["participation_max"], 2);
 }
 

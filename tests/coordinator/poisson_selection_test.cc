@@ -10,12 +10,12 @@
 namespace fedlora::coordinator {
 namespace {
 
-using ::testing::HasSubstr;
-using ::testing::Not;
 using testing::Behaviour;
 using testing::FakeResult;
 using testing::GrpcRoundTest;
 using testing::HasDigit;
+using ::testing::HasSubstr;
+using ::testing::Not;
 
 // Fast and slow devices, many more than the expected cohort: every sampled device whose
 // masked input arrives before the phase deadline is in the sum; none is refused as "not
@@ -54,8 +54,8 @@ TEST_F(GrpcRoundTest, CoinsForEveryCheckInOfTheFixedWindow) {
   for (int i = 2; i < 5; ++i) b[i].checkin_at = absl::Milliseconds(2500);  // after it
   auto results = RunAll(b);
   for (int i = 0; i < 5; ++i) {
-    EXPECT_TRUE(results[i].completed) << i << ": " << results[i].status << " "
-                                      << results[i].detail << " " << results[i].rejection;
+    EXPECT_TRUE(results[i].completed) << i << ": " << results[i].status << " " << results[i].detail
+                                      << " " << results[i].rejection;
     // Opened after started_ (so the task is not earlier than started_ + 4 s) and closed 4 s
     // later; a window counted from the minimum (1.5 s) would end at 5.5 s.
     EXPECT_GE(results[i].task_at, started_ + absl::Seconds(4)) << i;
