@@ -79,7 +79,7 @@ void GrpcRoundTest::Start(int goal, int devices, TestCoordinatorOptions t) {
   t.tokens = devices;
   t.dim = kFakeDim;
   if (t.selection_window == TestCoordinatorOptions().selection_window) {
-    t.selection_window = absl::Seconds(3);
+    t.selection_window = absl::Seconds(4);
   }
   t.graph = proto::SECAGG_GRAPH_COMPLETE;
   t.log = [this](const std::string& line) {

@@ -27,8 +27,9 @@ inline constexpr size_t kFakeDim = 500;
 struct Behaviour {
   int stop_before = -1;       // phase index the device silently never calls
   bool wrong_length = false;  // masked input one entry short
-  // First check-in at this offset from the coordinator's start (0: at once).
-  absl::Duration checkin_at = absl::ZeroDuration();
+  // First check-in at this offset from the coordinator's start: by default well inside the
+  // first selection window (4 s), so that all devices share it whatever enrolment took.
+  absl::Duration checkin_at = absl::Seconds(1);
   int checkins = 50;  // check-ins tried before giving up (100 ms apart)
   absl::Duration masked_delay = absl::ZeroDuration();  // a slow device's masked input
   // Adds +-2^(bits-2) (random signs) to every entry of its input: the same as adding that
@@ -53,7 +54,7 @@ bool HasDigit(const std::string& s);
 
 class GrpcRoundTest : public ::testing::Test {
  protected:
-  // A coordinator (complete graph, kFakeDim values, selection window 3 s unless `t` says
+  // A coordinator (complete graph, kFakeDim values, selection window 4 s unless `t` says
   // otherwise) and `devices` enrolled clients.
   void Start(int goal, int devices, TestCoordinatorOptions t = {});
   // Runs device i as behaviours[i], all at once; returns when all are done.

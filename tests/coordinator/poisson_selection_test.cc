@@ -46,9 +46,7 @@ TEST_F(GrpcRoundTest, EveryMaskedInputBeforeTheDeadlineIsSummed) {
 // minimum still get their coin (q = 1: all sampled), and everyone's task comes when the window
 // that opened with the round ends, not a window after the minimum was reached.
 TEST_F(GrpcRoundTest, CoinsForEveryCheckInOfTheFixedWindow) {
-  testing::TestCoordinatorOptions t;
-  t.selection_window = absl::Seconds(4);
-  Start(/*goal=*/2, /*devices=*/5, t);
+  Start(/*goal=*/2, /*devices=*/5);  // a 4 s window
   std::vector<Behaviour> b(5);
   for (int i = 0; i < 2; ++i) b[i].checkin_at = absl::Milliseconds(1500);  // the minimum
   for (int i = 2; i < 5; ++i) b[i].checkin_at = absl::Milliseconds(2500);  // after it
@@ -108,7 +106,7 @@ TEST_F(GrpcRoundTest, AnOverfullSampleAbortsCharged) {
   Start(/*goal=*/2, /*devices=*/3, t);
   std::vector<Behaviour> b(3);
   for (auto& x : b) {
-    x.checkin_at = absl::Milliseconds(4500);  // in the second window: the first was empty
+    x.checkin_at = absl::Seconds(6);  // in the second window (4 s to 8 s): the first was empty
     x.checkins = 1;
   }
   auto results = RunAll(b);
