@@ -48,6 +48,7 @@ struct RoundData {
   std::unique_ptr<CollectingSender> sender;
   std::unique_ptr<secagg::SecAggServer> server;
   std::map<uint32_t, PendingReply> pending;    // replies owed when the phase closes
+  bool begun = false;                          // recorded in the store (BeginRound)
   bool charged = false;                        // the charge is in the store (ChargeInStore)
   bool accounted = false;                      // the accountant already charged an aborted round
 };

@@ -55,7 +55,9 @@ void RoundState::SecAgg(RoundContext& ctx, const std::string&, secagg::Phase pha
 absl::Status ChargeInStore(RoundContext& ctx) {
   RoundData& r = ctx.round;
   if (r.charged) return absl::OkStatus();
-  absl::Status s = ctx.store.BeginRound(r.round, static_cast<int>(r.cohort.size()));
+  absl::Status s =
+      r.begun ? absl::OkStatus() : ctx.store.BeginRound(r.round, static_cast<int>(r.cohort.size()));
+  if (s.ok()) r.begun = true;
   PrivacyCharge charge;
   charge.round = r.round;
   charge.mechanism = MechanismToJson(*r.plan->mechanism);
@@ -99,6 +101,10 @@ std::unique_ptr<RoundState> AbortRound(RoundContext& ctx, const std::string& rea
     absl::Status s = ctx.store.AbortRound(r.round, reason);
     if (!s.ok()) ctx.log += absl::StrCat(" (store: ", s.message(), ")");
     ctx.metrics.Increment("fedlora_rounds_total", {"aborted"});
+  } else if (r.begun) {
+    // Recorded but the charge failed (a store error): not left running.
+    absl::Status s = ctx.store.AbortRound(r.round, reason);
+    if (!s.ok()) ctx.log += absl::StrCat(" (store: ", s.message(), ")");
   }
   ctx.log = absl::StrCat("round ", r.round, " aborted: ", reason, ctx.log);
   return NextRound(ctx);
