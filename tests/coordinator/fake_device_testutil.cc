@@ -1,5 +1,7 @@
 #include "fake_device_testutil.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <thread>
@@ -72,7 +74,7 @@ bool HasDigit(const std::string& s) {
 }
 
 void GrpcRoundTest::Start(int goal, int devices, TestCoordinatorOptions t) {
-  dir_ = ::testing::TempDir() + "/grpc_round_" +
+  dir_ = ::testing::TempDir() + "/grpc_round_" + std::to_string(getpid()) + "_" +
          ::testing::UnitTest::GetInstance()->current_test_info()->name();
   t.goal = goal;
   t.devices = devices;

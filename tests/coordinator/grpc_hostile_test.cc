@@ -3,6 +3,7 @@
 // devices that send wrong-length vectors or drop out at random phases. Each is refused with a
 // status that says why, and the coordinator keeps serving.
 #include <grpcpp/grpcpp.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
@@ -37,7 +38,7 @@ class HostileTest : public ::testing::Test {
  protected:
   void Start(int goal, int devices, size_t dim = kDim,
              absl::Duration download_timeout = absl::Seconds(120)) {
-    dir_ = ::testing::TempDir() + "/hostile_" +
+    dir_ = ::testing::TempDir() + "/hostile_" + std::to_string(getpid()) + "_" +
            ::testing::UnitTest::GetInstance()->current_test_info()->name();
     testing::TestCoordinatorOptions t;
     t.goal = goal;

@@ -1,12 +1,12 @@
 // Process-level tests: a real `fedlora coordinator run` and real `fedlora device run`
 // processes on loopback, with bounded time. What leaves a device is recorded by a TCP proxy.
+#include <httplib.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-
-#include <httplib.h>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -27,7 +27,7 @@ class CoordinatorProcessTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!std::filesystem::exists(Model())) GTEST_SKIP() << "no ../shared fixtures";
-    dir_ = ::testing::TempDir() + "/coord_proc_" +
+    dir_ = ::testing::TempDir() + "/coord_proc_" + std::to_string(getpid()) + "_" +
            ::testing::UnitTest::GetInstance()->current_test_info()->name();
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
