@@ -18,6 +18,7 @@
 #include "fedlora/common/random.h"
 #include "fedlora/common/status_macros.h"
 #include "fedlora/coordinator/metrics_http.h"
+#include "fedlora/coordinator/pinned_params.h"
 
 namespace fedlora::coordinator {
 
@@ -60,6 +61,13 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
   s->parts_ = std::make_unique<Parts>();
   Parts& p = *s->parts_;
   FEDLORA_ASSIGN_OR_RETURN(p.store, OpenSqliteStore(o.state_dir));
+  bool pinned_now = false;
+  FEDLORA_RETURN_IF_ERROR(CheckPinnedPrivacyParams(*p.store, o.coordinator, &pinned_now));
+  if (pinned_now && o.coordinator.log) {
+    o.coordinator.log(
+        "privacy parameters pinned for this population (a folder made before "
+        "pinning: its current coordinator.json is what it keeps)");
+  }
   s->metrics_ = std::make_unique<MetricsRegistry>();
   DefineCoordinatorMetrics(*s->metrics_);
   s->metrics_->DefineHistogram("fedlora_device_train_seconds",
@@ -133,9 +141,14 @@ void CoordinatorServer::Shutdown() {
   parts_->shut_down = true;
   parts_->stop = true;
   // Stop the rounds first: waiting calls are answered by gRPC's shutdown deadline.
-  rounds_->Stop();
-  rounds_->Drain();
-  parts_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  // Start may fail (and destroy a half-built server) before any of these exist.
+  if (rounds_) {
+    rounds_->Stop();
+    rounds_->Drain();
+  }
+  if (parts_->server) {
+    parts_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  }
   if (parts_->sweeper.joinable()) parts_->sweeper.join();
   parts_->http.reset();
 }

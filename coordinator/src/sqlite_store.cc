@@ -307,4 +307,20 @@ absl::StatusOr<std::map<std::string, int>> SqliteStore::ParticipationCounts() co
   return out;
 }
 
+absl::StatusOr<std::map<uint64_t, std::vector<std::string>>> SqliteStore::ParticipantsByRound()
+    const {
+  Lock lock(mu_);
+  std::map<uint64_t, std::vector<std::string>> out;
+  FEDLORA_ASSIGN_OR_RETURN(
+      Stmt st,
+      Stmt::Prepare(*db_, "SELECT round, device_id FROM participants ORDER BY round, device_id",
+                    "listing participants"));
+  for (;;) {
+    FEDLORA_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    out[static_cast<uint64_t>(st.Int(0))].push_back(st.Bytes(1));
+  }
+  return out;
+}
+
 }  // namespace fedlora::coordinator::internal

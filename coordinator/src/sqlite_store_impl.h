@@ -43,6 +43,7 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<RoundRecord>> RunningRounds() const override;
   absl::StatusOr<std::vector<PrivacyCharge>> Charges() const override;
   absl::StatusOr<std::map<std::string, int>> ParticipationCounts() const override;
+  absl::StatusOr<std::map<uint64_t, std::vector<std::string>>> ParticipantsByRound() const override;
 
   absl::Status PublishRelease(const ReleaseRecord& release, const std::string& bundle) override;
   absl::Status UpdateRelease(const ReleaseRecord& release, const std::string& action) override;

@@ -162,7 +162,16 @@ TEST_F(CoordinatorProcessTest, TwoDevicesTwoRoundsOverTls) {
   // Both rounds charged; epsilon grows with the second charge.
   ASSERT_EQ(s["rounds"].size(), 2u);
   EXPECT_GT(s["rounds"][1]["epsilon_after"].get<double>(), s["rounds"][0]["epsilon_after"].get<double>());
-  EXPECT_DOUBLE_EQ(s["epsilon_per_user"].get<double>(), s["rounds"][1]["epsilon_after"].get<double>());
+  const auto& p = s["privacy"];
+  EXPECT_DOUBLE_EQ(p["epsilon_observers"]["epsilon"].get<double>(),
+                   s["rounds"][1]["epsilon_after"].get<double>());
+  // Both devices took part in both rounds: against the coordinator they pay for two rounds
+  // in full, which is never less than the observers' figure.
+  EXPECT_EQ(p["epsilon_coordinator"]["max_rounds_per_device"], 2);
+  EXPECT_GE(p["epsilon_coordinator"]["epsilon"].get<double>(),
+            p["epsilon_observers"]["epsilon"].get<double>());
+  EXPECT_THAT(p["epsilon_coordinator"]["holds_against"].get<std::string>(),
+              HasSubstr("coordinator"));
   EXPECT_EQ(s["participation_max"], 2);
 }
 

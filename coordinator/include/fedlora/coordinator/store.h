@@ -164,6 +164,9 @@ class Store {
   virtual absl::StatusOr<std::vector<PrivacyCharge>> Charges() const = 0;
   // Device id -> number of charged rounds it participated in.
   virtual absl::StatusOr<std::map<std::string, int>> ParticipationCounts() const = 0;
+  // Round -> the device ids charged in it, ascending (rounds with no participant are absent).
+  virtual absl::StatusOr<std::map<uint64_t, std::vector<std::string>>> ParticipantsByRound()
+      const = 0;
 
   // ---- Releases (schema version 2).
   // Writes the bundle blob, then inserts the release and a "publish" event in one transaction.
