@@ -4,6 +4,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -15,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "fedlora/common/file_util.h"
 #include "fedlora/common/net_address.h"
+#include "fedlora/common/process_lock.h"
 #include "fedlora/common/random.h"
 #include "fedlora/common/status_macros.h"
 #include "fedlora/coordinator/metrics_http.h"
@@ -22,6 +24,7 @@
 namespace fedlora::coordinator {
 
 struct CoordinatorServer::Parts {
+  std::unique_ptr<ProcessLock> lock;  // the state folder's, held while the server lives
   SecureRandom rng;
   std::unique_ptr<Store> store;
   std::unique_ptr<CoordinatorService> service;
@@ -46,6 +49,17 @@ absl::StatusOr<std::pair<std::string, int>> SplitHostPort(const std::string& s) 
 
 }  // namespace
 
+absl::StatusOr<std::unique_ptr<ProcessLock>> LockStateFolder(const std::string& state_dir) {
+  pid_t holder = 0;
+  auto lock = ProcessLock::Acquire(state_dir + "/" + kStateLockFile, &holder);
+  if (lock.ok() || lock.status().code() != absl::StatusCode::kFailedPrecondition) return lock;
+  return absl::FailedPreconditionError(absl::StrCat(
+      "state folder ", state_dir, " is in use by another coordinator",
+      holder > 0 ? absl::StrCat(" (pid ", holder, ")") : std::string(),
+      " (hint: stop that coordinator first; only one `coordinator run` may serve a state "
+      "folder; `coordinator status` is safe alongside it)"));
+}
+
 absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(ServerOptions o) {
   // Debian's abseil is built with mutex deadlock detection on: it records every lock-order
   // edge in a global graph, a measurable cost on the hot path of thousands of calls per
@@ -60,6 +74,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
   s->parts_ = std::make_unique<Parts>();
   Parts& p = *s->parts_;
   FEDLORA_ASSIGN_OR_RETURN(p.store, OpenSqliteStore(o.state_dir));
+  // One coordinator per folder: a second one would recover (abort) the first one's running
+  // round and serve beside it. Taken before anything but the store's own checks and migration.
+  FEDLORA_ASSIGN_OR_RETURN(p.lock, LockStateFolder(o.state_dir));
   s->metrics_ = std::make_unique<MetricsRegistry>();
   DefineCoordinatorMetrics(*s->metrics_);
   s->metrics_->DefineHistogram("fedlora_device_train_seconds",
@@ -132,10 +149,15 @@ void CoordinatorServer::Shutdown() {
   if (!parts_ || parts_->shut_down) return;
   parts_->shut_down = true;
   parts_->stop = true;
-  // Stop the rounds first: waiting calls are answered by gRPC's shutdown deadline.
-  rounds_->Stop();
-  rounds_->Drain();
-  parts_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  // Stop the rounds first: waiting calls are answered by gRPC's shutdown deadline. A server
+  // whose Start failed part-way has only some of its parts.
+  if (rounds_) {
+    rounds_->Stop();
+    rounds_->Drain();
+  }
+  if (parts_->server) {
+    parts_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  }
   if (parts_->sweeper.joinable()) parts_->sweeper.join();
   parts_->http.reset();
 }

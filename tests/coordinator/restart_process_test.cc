@@ -112,5 +112,30 @@ TEST_F(RestartProcessTest, SameDevicesComeBackAfterCoordinatorRestart) {
   EXPECT_THAT(second.Out(), HasSubstr("round 3 committed"));  // round 1 aborted by the crash
 }
 
+// Two `coordinator run` on one state folder: the second exits non-zero at once, naming the
+// first one's pid, and the first keeps serving (a device enrols with it afterwards).
+TEST_F(RestartProcessTest, SecondCoordinatorOnTheSameStateFolderIsRefused) {
+  const int port = testing::FreeLoopbackPort();
+  auto first = StartCoordinator(port, "first");
+  ASSERT_THAT(first.WaitForLine("listening on", 30), HasSubstr("(TLS)")) << first.Err();
+  const int other_port = testing::FreeLoopbackPort();
+  auto second = StartCoordinator(other_port, "second");
+  const int rc = second.Wait(30);
+  EXPECT_NE(rc, 0) << second.Out();
+  EXPECT_NE(rc, -1) << "the second coordinator is still running:\n" << second.Out();
+  EXPECT_THAT(second.Err(), HasSubstr("in use by another coordinator"));
+  EXPECT_THAT(second.Err(), HasSubstr("pid " + std::to_string(first.pid())));
+  EXPECT_THAT(second.Out(), ::testing::Not(HasSubstr("listening on")));
+  ASSERT_TRUE(first.Running()) << first.Out() << first.Err();
+  Enroll(0, port);
+  first.Kill(SIGTERM);
+  EXPECT_EQ(first.Wait(30), 0) << first.Err();
+  // Once the first is gone, the folder can be served again.
+  auto third = StartCoordinator(other_port, "third");
+  EXPECT_THAT(third.WaitForLine("listening on", 30), HasSubstr("(TLS)")) << third.Err();
+  third.Kill(SIGTERM);
+  EXPECT_EQ(third.Wait(30), 0) << third.Err();
+}
+
 }  // namespace
 }  // namespace fedlora
