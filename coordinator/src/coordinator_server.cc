@@ -3,6 +3,8 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -45,6 +47,15 @@ absl::StatusOr<std::pair<std::string, int>> SplitHostPort(const std::string& s) 
     return absl::InvalidArgumentError(absl::StrCat("'", s, "' is not HOST:PORT"));
   }
   return std::make_pair(s.substr(0, colon), port);
+}
+
+// Memory gRPC may use for all calls together: what the limits ask for, else half of RAM
+// (at least 512 MiB).
+size_t MemoryQuota(const ServiceLimits& limits) {
+  if (limits.memory_quota_bytes > 0) return limits.memory_quota_bytes;
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  const size_t half = pages > 0 && page > 0 ? size_t(pages) * size_t(page) / 2 : 0;
+  return std::max<size_t>(half, size_t(512) << 20);
 }
 
 }  // namespace
@@ -113,10 +124,21 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(o.listen, creds, &s->port_);
+  // The largest request of any method; each method refuses more than its own limit before
+  // parsing (grpc_service.h).
   builder.SetMaxReceiveMessageSize(static_cast<int>(o.limits.secagg_message_bytes + 4096));
   builder.SetMaxSendMessageSize(static_cast<int>(o.limits.secagg_message_bytes + 4096));
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 32);
+  // What one peer can hold: streams per connection, the time a connection may take to
+  // handshake, and gRPC's memory for all calls together (beyond it, calls are refused with
+  // RESOURCE_EXHAUSTED, which devices retry). gRPC 1.51 has no per-address connection cap.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, o.limits.max_streams_per_connection);
+  builder.AddChannelArgument(
+      GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+      static_cast<int>(absl::ToInt64Milliseconds(o.limits.handshake_timeout)));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60000);
+  grpc::ResourceQuota quota("fedlora-coordinator");
+  quota.Resize(MemoryQuota(o.limits));
+  builder.SetResourceQuota(quota);
   builder.RegisterService(p.service.get());
   p.server = builder.BuildAndStart();
   if (!p.server || s->port_ == 0) {
