@@ -8,6 +8,7 @@
 #include <fstream>
 #include <thread>
 
+#include "fedlora/coordinator/fault_injection.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -89,6 +90,7 @@ class RestartProcessTest : public ::testing::Test {
 // were running keep retrying through the outage, reconnect to the new process over TLS and
 // complete both rounds.
 TEST_F(RestartProcessTest, SameDevicesComeBackAfterCoordinatorRestart) {
+  if (!coordinator::kFaultInjection) GTEST_SKIP() << "needs -DFEDLORA_FAULT_INJECTION=ON";
   const int port = testing::FreeLoopbackPort();
   auto first = StartCoordinator(port, "first", {{"FEDLORA_COORDINATOR_CRASH_AT", "masked_input"}});
   ASSERT_THAT(first.WaitForLine("listening on", 30), HasSubstr("(TLS)")) << first.Err();
@@ -135,6 +137,29 @@ TEST_F(RestartProcessTest, SecondCoordinatorOnTheSameStateFolderIsRefused) {
   EXPECT_THAT(third.WaitForLine("listening on", 30), HasSubstr("(TLS)")) << third.Err();
   third.Kill(SIGTERM);
   EXPECT_EQ(third.Wait(30), 0) << third.Err();
+}
+
+// The crash hook is compiled into the binary the tests run, and `fedlora --version` says so; a
+// build without it ignores FEDLORA_COORDINATOR_CRASH_AT with a warning and keeps serving.
+TEST_F(RestartProcessTest, VersionSaysWhetherFaultInjectionIsCompiledIn) {
+  auto v = testing::RunFedlora("--version", dir_);
+  ASSERT_EQ(v.exit_code, 0) << v.err;
+  const int port = testing::FreeLoopbackPort();
+  auto coord =
+      StartCoordinator(port, "coordinator", {{"FEDLORA_COORDINATOR_CRASH_AT", "selecting"}});
+  if (coordinator::kFaultInjection) {
+    EXPECT_THAT(v.out, HasSubstr("fault injection: on"));
+    // It crashes on entering the first round's selection.
+    EXPECT_EQ(coord.Wait(60), 128 + SIGKILL) << coord.Out() << coord.Err();
+  } else {
+    EXPECT_THAT(v.out, HasSubstr("fault injection: off"));
+    ASSERT_THAT(coord.WaitForLine("listening on", 30), HasSubstr("(TLS)")) << coord.Err();
+    EXPECT_THAT(coord.Err(), HasSubstr("FEDLORA_COORDINATOR_CRASH_AT is ignored"));
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    EXPECT_TRUE(coord.Running());
+    coord.Kill(SIGTERM);
+    EXPECT_EQ(coord.Wait(30), 0) << coord.Err();
+  }
 }
 
 }  // namespace
