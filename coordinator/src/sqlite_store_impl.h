@@ -25,6 +25,7 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<DeviceRecord>> ListDevices() const override;
   absl::Status RevokeDevice(const std::string& device_id, const std::string& reason) override;
   absl::StatusOr<int> CountUnusedTokens() const override;
+  absl::Status CheckTokenUnused(const std::string& token_sha256_hex) const override;
 
   absl::Status BeginRound(uint64_t round, int selected) override;
   absl::Status SetRoundPhase(uint64_t round, const std::string& phase) override;

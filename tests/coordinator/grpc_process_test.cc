@@ -8,6 +8,7 @@
 
 #include <httplib.h>
 
+#include "fedlora/coordinator/fault_injection.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -273,6 +274,7 @@ TEST_F(CoordinatorProcessTest, DeviceBytesCarryNoText) {
 // kept, the interrupted round is aborted with its reason (its charge stays), and training
 // finishes its rounds.
 TEST_F(CoordinatorProcessTest, SigkillAtEachPhaseThenResume) {
+  if (!coordinator::kFaultInjection) GTEST_SKIP() << "needs -DFEDLORA_FAULT_INJECTION=ON";
   const std::string root = dir_;
   for (const std::string phase : {"configuring", "advertise_keys", "share_keys", "masked_input",
                                   "unmasking", "committing", "committed"}) {

@@ -26,6 +26,9 @@ struct TestCoordinatorOptions {
 
 std::string EnrolmentToken(int i);
 
+// The options StartTestCoordinator serves `dir` with (to start another server on it).
+ServerOptions TestServerOptions(const std::string& dir, const TestCoordinatorOptions& options);
+
 // Creates `dir` afresh and starts the server (distributed DP, Poisson q = 1, z = 1, clip 1,
 // 20 bits, min_survivors 0.5, one round, 3 s phase deadlines).
 absl::StatusOr<std::unique_ptr<CoordinatorServer>> StartTestCoordinator(
