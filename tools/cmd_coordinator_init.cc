@@ -11,6 +11,7 @@
 #include "fedlora/coordinator/state_folder.h"
 #include "fedlora/device/runtime.h"
 #include "fedlora/io/model_identity.h"
+#include "fedlora/privacy/defaults.h"
 
 namespace fedlora::cli {
 namespace {
@@ -69,7 +70,7 @@ absl::StatusOr<nlohmann::json> Init(const InitOpts& o) {
       {"adaptive_clip", o.adaptive_clip},
       {"bits", o.bits},
       {"min_survivors", o.min_survivors},
-      {"delta", o.delta > 0 ? o.delta : std::min(1e-5, 1.0 / std::pow(o.population, 1.1))},
+      {"delta", o.delta > 0 ? o.delta : privacy::DefaultDelta(o.population)},
       {"epsilon_budget", o.epsilon_budget},
       {"server_lr", o.server_lr},
       {"rounds", o.rounds},
@@ -147,7 +148,9 @@ void RegisterCommand_coordinator_init(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--epsilon-budget", o->epsilon_budget, "stop before epsilon exceeds this (0 = none)")
       ->capture_default_str()->check(AtLeast(0));
-  cmd->add_option("--delta", o->delta, "target delta (0 = min(1e-5, 1/population^1.1))")->capture_default_str();
+  cmd->add_option("--delta", o->delta,
+                  "target delta (0 = min(1e-5, population^-1.1), privacy/defaults.h)")
+      ->capture_default_str();
   cmd->add_option("--rounds", o->rounds, "rounds to run (0 = until the budget)")
       ->capture_default_str()->check(AtLeast(0));
   cmd->add_option("--steps", o->steps, "local steps per round")->capture_default_str()->check(GreaterThan(0));

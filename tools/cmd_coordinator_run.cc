@@ -10,6 +10,7 @@
 #include "fedlora/common/file_util.h"
 #include "fedlora/coordinator/coordinator_config.h"
 #include "fedlora/coordinator/coordinator_server.h"
+#include "fedlora/coordinator/fault_injection.h"
 
 namespace fedlora::cli {
 namespace {
@@ -76,8 +77,15 @@ void RegisterCommand_coordinator_run(CLI::App& app) {
     so.metrics_listen = o->metrics;
     so.coordinator = *opts;
     if (o->rounds >= 0) so.coordinator.max_rounds = o->rounds;
-    if (const char* crash = std::getenv("FEDLORA_COORDINATOR_CRASH_AT")) {
-      so.coordinator.crash_at = crash;
+    if (const char* crash = std::getenv(coordinator::kCrashAtEnv)) {
+      if (coordinator::kFaultInjection) {
+        so.coordinator.crash_at = crash;
+      } else {
+        std::fprintf(stderr,
+                     "fedlora: warning: %s is ignored: this build has no fault injection "
+                     "(configured with -DFEDLORA_FAULT_INJECTION=OFF)\n",
+                     coordinator::kCrashAtEnv);
+      }
     }
     const bool json = o->json;
     so.coordinator.log = [json](const std::string& line) { Line(json, line); };

@@ -8,14 +8,29 @@
 #include "absl/strings/str_format.h"
 #include "cli_common.h"
 #include "fedlora/common/encoding.h"
+#include "fedlora/common/file_util.h"
 #include "fedlora/common/private_file.h"
 #include "fedlora/common/random.h"
+#include "fedlora/coordinator/run_epsilons.h"
 #include "fedlora/coordinator/store.h"
 
 namespace fedlora::cli {
 namespace {
 
-absl::StatusOr<nlohmann::json> Status(coordinator::Store& store, int last) {
+// The population's delta: pinned in the store, or coordinator.json's for an older folder.
+absl::StatusOr<double> RunDelta(const coordinator::Store& store, const std::string& state) {
+  if (auto d = coordinator::PinnedDelta(store); d.ok()) return *d;
+  auto text = ReadFileToString(state + "/coordinator.json");
+  if (!text.ok()) return text.status();
+  auto j = nlohmann::json::parse(*text, nullptr, false);
+  if (j.is_discarded() || !j.contains("delta") || !j["delta"].is_number()) {
+    return absl::InvalidArgumentError(state + "/coordinator.json has no delta");
+  }
+  return j["delta"].get<double>();
+}
+
+absl::StatusOr<nlohmann::json> Status(coordinator::Store& store, const std::string& state,
+                                      int last) {
   auto rounds = store.ListRounds();
   if (!rounds.ok()) return rounds.status();
   auto versions = store.ListAdapterVersions();
@@ -34,8 +49,10 @@ absl::StatusOr<nlohmann::json> Status(coordinator::Store& store, int last) {
   if (!events.ok()) return events.status();
   auto reports = store.ListDeviceReleases();
   if (!reports.ok()) return reports.status();
-  double eps = 0;
-  for (const auto& c : *charges) eps = std::max(eps, c.epsilon_after);
+  auto delta = RunDelta(store, state);
+  if (!delta.ok()) return delta.status();
+  auto eps = coordinator::ComputeRunEpsilons(store, *delta);
+  if (!eps.ok()) return eps.status();
   int committed = 0, aborted = 0, revoked = 0;
   nlohmann::json rs = nlohmann::json::array();
   for (const auto& r : *rounds) {
@@ -101,9 +118,8 @@ absl::StatusOr<nlohmann::json> Status(coordinator::Store& store, int last) {
       {"devices", devices->size()},
       {"devices_revoked", revoked},
       {"unused_tokens", *tokens},
-      // Under Poisson sampling every user of the population is charged every round, selected or
-      // not: the epsilon below holds for each user.
-      {"epsilon_per_user", eps},
+      // The two epsilons, each saying against whom it holds (docs/privacy.md, "Threat model").
+      {"privacy", eps->ToJson()},
       {"rounds_charged", charges->size()},
       {"participation_p50", pct(0.5)},
       {"participation_p90", pct(0.9)},
@@ -112,9 +128,23 @@ absl::StatusOr<nlohmann::json> Status(coordinator::Store& store, int last) {
 }
 
 void Print(const nlohmann::json& j) {
-  std::printf("rounds: %d committed, %d aborted; epsilon per user %.4g (%zu rounds charged)\n",
+  const auto& p = j["privacy"];
+  auto eps = [](const nlohmann::json& e) {
+    return e["epsilon"].is_number() ? absl::StrFormat("%.4g", e["epsilon"].get<double>())
+                                    : std::string("unbounded");
+  };
+  std::printf("rounds: %d committed, %d aborted, %zu charged (aborted rounds are charged too)\n",
               j["rounds_committed"].get<int>(), j["rounds_aborted"].get<int>(),
-              j["epsilon_per_user"].get<double>(), j["rounds_charged"].get<size_t>());
+              j["rounds_charged"].get<size_t>());
+  std::printf("epsilon %s against observers of the released adapters (%s), delta %.3g\n",
+              eps(p["epsilon_observers"]).c_str(),
+              p["epsilon_observers"]["assumes"].get<std::string>().c_str(),
+              p["delta"].get<double>());
+  std::printf(
+      "epsilon %s against this coordinator: the worst device (%d rounds, no "
+      "amplification); each device enforces its own budget\n",
+      eps(p["epsilon_coordinator"]).c_str(),
+      p["epsilon_coordinator"]["max_rounds_per_device"].get<int>());
   std::printf("devices: %zu enrolled (%d revoked), %d unused tokens; rounds per device p50 %d, "
               "p90 %d, max %d\n",
               j["devices"].get<size_t>(), j["devices_revoked"].get<int>(),
@@ -170,7 +200,7 @@ void RegisterCommand_coordinator_status(CLI::App& app) {
   status->callback([o] {
     auto store = coordinator::OpenSqliteStore(o->state);
     if (!store.ok()) return (void)Fail(store.status());
-    auto j = Status(**store, o->last);
+    auto j = Status(**store, o->state, o->last);
     if (!j.ok()) return (void)Fail(j.status());
     if (o->json) return PrintJson(*j);
     Print(*j);

@@ -2,6 +2,7 @@
 // verify, inspect and export are in cmd_release_check.cc; publish, promote, halt and rollback
 // in cmd_release_rollout.cc.
 #include <filesystem>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "cli_common.h"
@@ -24,13 +25,23 @@ absl::Status ReadSummary(const std::string& path, ReleaseProvenance* p) {
   auto text = ReadFileToString(path);
   if (!text.ok()) return text.status();
   auto j = nlohmann::json::parse(*text, nullptr, false);
-  if (j.is_discarded() || !j.contains("rounds_completed") || !j.contains("epsilon") ||
-      !j.contains("delta")) {
+  // "epsilon_observers" since the two epsilons were split; "epsilon" in older summaries.
+  const char* key =
+      j.is_object() && j.contains("epsilon_observers") ? "epsilon_observers" : "epsilon";
+  if (j.is_discarded() || !j.contains("rounds_completed") || !j.contains(key) ||
+      !j[key].is_number() || !j.contains("delta")) {
     return absl::InvalidArgumentError(absl::StrCat(
-        path, " is not a `fedlora sim` summary.json (needs rounds_completed, epsilon, delta)"));
+        path,
+        " is not a `fedlora sim` summary.json (needs rounds_completed, epsilon_observers, "
+        "delta)"));
   }
   p->rounds = j["rounds_completed"].get<int64_t>();
-  p->epsilon = j["epsilon"].get<double>();
+  p->epsilon = j[key].get<double>();
+  if (j.contains("epsilon_coordinator")) {  // null: unbounded (central DP)
+    const auto& ec = j["epsilon_coordinator"];
+    p->epsilon_coordinator =
+        ec.is_number() ? ec.get<double>() : std::numeric_limits<double>::infinity();
+  }
   p->delta = j["delta"].get<double>();
   return absl::OkStatus();
 }
@@ -40,7 +51,7 @@ void RegisterCreate(CLI::App* parent) {
     std::string adapter, base, key, out, segment = "global", release_id, summary;
     uint64_t version = 0;
     int64_t rounds = 0;
-    double epsilon = 0, delta = 0;
+    double epsilon = 0, delta = 0, epsilon_coordinator = -1;
     bool json = false;
   };
   auto o = std::make_shared<Opts>();
@@ -61,7 +72,10 @@ void RegisterCreate(CLI::App* parent) {
   cmd->add_option("--release-id", o->release_id, "id (default r<version>-<random hex>)");
   cmd->add_option("--summary", o->summary, "sim summary.json to take rounds/epsilon/delta from");
   cmd->add_option("--rounds", o->rounds, "training rounds (provenance)");
-  cmd->add_option("--epsilon", o->epsilon, "epsilon spent (provenance)");
+  cmd->add_option("--epsilon", o->epsilon,
+                  "epsilon spent, against observers of released adapters (provenance)");
+  cmd->add_option("--epsilon-coordinator", o->epsilon_coordinator,
+                  "epsilon spent against the coordinator, worst device (provenance; optional)");
   cmd->add_option("--delta", o->delta, "delta (provenance)");
   cmd->add_flag("--json", o->json, "print the manifest as JSON");
   cmd->callback([o] {
@@ -79,6 +93,7 @@ void RegisterCreate(CLI::App* parent) {
     c.provenance.rounds = o->rounds;
     c.provenance.epsilon = o->epsilon;
     c.provenance.delta = o->delta;
+    if (o->epsilon_coordinator >= 0) c.provenance.epsilon_coordinator = o->epsilon_coordinator;
     if (!o->summary.empty()) {
       if (auto s = ReadSummary(o->summary, &c.provenance); !s.ok()) return (void)Fail(s);
     }

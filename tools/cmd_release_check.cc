@@ -9,10 +9,11 @@
 #include "fedlora/adapters/export_merged.h"
 #include "fedlora/adapters/lora_adapter.h"
 #include "fedlora/common/file_util.h"
-#include "fedlora/device/runtime.h"
 #include "fedlora/common/release.h"
+#include "fedlora/device/runtime.h"
 #include "fedlora/io/model_identity.h"
 #include "fedlora/io/release_folder.h"
+#include "fedlora/privacy/participation_accountant.h"
 
 namespace fedlora::cli {
 namespace {
@@ -89,13 +90,19 @@ void RegisterInspect(CLI::App* parent) {
     auto m = io::ReadManifest(o->dir);
     if (!m.ok()) return (void)Fail(m.status());
     if (o->json) return PrintJson(ManifestToJson(*m));
-    std::printf("release     %s\nversion     %llu\nsegment     %s\nbase        %s\ncreated     %s\n"
-                "provenance  %lld rounds, epsilon %.4g at delta %.3g (%s)\nsigned by   %s\n",
-                m->release_id.c_str(), static_cast<unsigned long long>(m->version),
-                m->segment.c_str(), m->base_model_sha256.c_str(), m->created.c_str(),
-                static_cast<long long>(m->provenance.rounds), m->provenance.epsilon,
-                m->provenance.delta, m->provenance.date.c_str(),
-                m->key_id.empty() ? "(unsigned)" : m->key_id.c_str());
+    std::printf(
+        "release     %s\nversion     %llu\nsegment     %s\nbase        %s\ncreated     %s\n"
+        "provenance  %lld rounds (%s), delta %.3g\n"
+        "            epsilon %.4g against observers of released adapters\n"
+        "            epsilon %s against the coordinator (worst device)\nsigned by   %s\n",
+        m->release_id.c_str(), static_cast<unsigned long long>(m->version), m->segment.c_str(),
+        m->base_model_sha256.c_str(), m->created.c_str(),
+        static_cast<long long>(m->provenance.rounds), m->provenance.date.c_str(),
+        m->provenance.delta, m->provenance.epsilon,
+        m->provenance.epsilon_coordinator
+            ? privacy::FormatEpsilon(*m->provenance.epsilon_coordinator).c_str()
+            : "not recorded",
+        m->key_id.empty() ? "(unsigned)" : m->key_id.c_str());
     for (const auto& f : m->files) {
       std::printf("  %-40s %10llu  %s\n", f.path.c_str(), static_cast<unsigned long long>(f.bytes),
                   f.sha256.c_str());

@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "cli_common.h"
 #include "fedlora/common/progress.h"
+#include "fedlora/privacy/participation_accountant.h"
 #include "fedlora/sim/simulator.h"
 
 namespace fedlora::cli {
@@ -52,10 +53,15 @@ void PrintTable(const sim::Summary& s) {
       }
     }
   }
-  std::printf("\nepsilon %.4g at delta %.3g after %d rounds%s%s\n", s.epsilon, s.delta,
-              s.rounds_completed, s.stop_reason.empty() ? "" : "; ", s.stop_reason.c_str());
-  if (!s.privacy_assumption.empty())
-    std::printf("epsilon assumes: %s\n", s.privacy_assumption.c_str());
+  std::printf("\nafter %d rounds, at delta %.3g%s%s:\n", s.rounds_completed, s.delta,
+              s.stop_reason.empty() ? "" : "; ", s.stop_reason.c_str());
+  std::printf("  epsilon %.4g against observers of the released adapters%s%s%s\n", s.epsilon,
+              s.privacy_assumption.empty() ? "" : " (", s.privacy_assumption.c_str(),
+              s.privacy_assumption.empty() ? "" : ")");
+  std::printf(
+      "  epsilon %s against the coordinator itself (the worst device: %d rounds, no "
+      "amplification by sampling)\n",
+      privacy::FormatEpsilon(s.epsilon_coordinator).c_str(), s.max_rounds_per_device);
   if (!s.randomness.empty()) std::printf("randomness: %s\n", s.randomness.c_str());
   if (!s.base_model_scheme.empty()) std::printf("base model: %s\n", s.base_model_scheme.c_str());
 }
@@ -170,7 +176,8 @@ void RegisterCommand_sim(CLI::App& app) {
       if (c.json) {
         PrintJson(r.ToJson());
       } else {
-        bar.Update(r.round, absl::StrFormat("loss %.3f eps %.3g", r.train_loss, r.epsilon));
+        bar.Update(r.round, absl::StrFormat("loss %.3f eps %.3g / %s", r.train_loss, r.epsilon,
+                                            privacy::FormatEpsilon(r.epsilon_coordinator)));
       }
     };
     auto result = c.transport == sim::Transport::kGrpc

@@ -1,16 +1,21 @@
 #include "cli_common.h"
+#include "fedlora/coordinator/fault_injection.h"
 
 namespace fedlora::cli {
 
 namespace {
-constexpr char kVersionLine[] = "fedlora 0.1.0";
+constexpr char kVersion[] = "fedlora 0.1.0";
+// The version and whether this build has the coordinator's fault injection compiled in.
+std::string VersionLine() {
+  return std::string(kVersion) + " (" + coordinator::FaultInjectionNote() + ")";
+}
 }  // namespace
 
 void RegisterCommand_version(CLI::App& app) {
   auto* cmd = app.add_subcommand("version", "print the fedlora version");
-  cmd->callback([] { std::cout << kVersionLine << "\n"; });
+  cmd->callback([] { std::cout << VersionLine() << "\n"; });
   // `fedlora --version` prints the same line.
-  app.set_version_flag("--version", kVersionLine, "print the fedlora version and exit");
+  app.set_version_flag("--version", VersionLine(), "print the fedlora version and exit");
 }
 
 }  // namespace fedlora::cli

@@ -1,6 +1,8 @@
 #include "fedlora/common/release.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -81,6 +83,10 @@ std::string ReleaseCanonicalBytes(const ReleaseManifest& m) {
   absl::StrAppend(&out, absl::StrFormat("provenance %d %.17g %.17g %s\n", m.provenance.rounds,
                                         m.provenance.epsilon, m.provenance.delta,
                                         m.provenance.date));
+  if (const auto& ec = m.provenance.epsilon_coordinator) {
+    absl::StrAppend(&out, "provenance_coordinator ",
+                    std::isfinite(*ec) ? absl::StrFormat("%.17g", *ec) : "unbounded", "\n");
+  }
   absl::StrAppend(&out, "key_id ", m.key_id, "\n");
   std::vector<ReleaseFile> files = m.files;
   std::sort(files.begin(), files.end(),
@@ -135,6 +141,10 @@ nlohmann::json ManifestToJson(const ReleaseManifest& m) {
         {"date", m.provenance.date}}},
       {"files", files},
   };
+  if (const auto& ec = m.provenance.epsilon_coordinator) {
+    j["provenance"]["epsilon_coordinator"] =
+        std::isfinite(*ec) ? nlohmann::json(*ec) : nlohmann::json("unbounded");
+  }
   if (!m.key_id.empty()) {
     j["signature"] = {{"key_id", m.key_id}, {"ed25519", HexEncode(m.signature)}};
   }
@@ -167,6 +177,17 @@ absl::StatusOr<ReleaseManifest> ManifestFromJson(const nlohmann::json& j) {
   FEDLORA_ASSIGN_OR_RETURN(m.provenance.epsilon, Get<double>(p, "epsilon", "provenance"));
   FEDLORA_ASSIGN_OR_RETURN(m.provenance.delta, Get<double>(p, "delta", "provenance"));
   FEDLORA_ASSIGN_OR_RETURN(m.provenance.date, Get<std::string>(p, "date", "provenance"));
+  if (p.contains("epsilon_coordinator")) {
+    const auto& ec = p["epsilon_coordinator"];
+    if (ec.is_number() && ec.get<double>() >= 0) {
+      m.provenance.epsilon_coordinator = ec.get<double>();
+    } else if (ec == "unbounded") {
+      m.provenance.epsilon_coordinator = std::numeric_limits<double>::infinity();
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ": provenance.epsilon_coordinator is neither a number >= 0 nor \"unbounded\""));
+    }
+  }
   for (const auto& [name, v] : std::vector<std::pair<const char*, const std::string*>>{
            {"release_id", &m.release_id}, {"segment", &m.segment}, {"created", &m.created},
            {"provenance.date", &m.provenance.date}}) {

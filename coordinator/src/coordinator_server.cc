@@ -3,7 +3,10 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -15,13 +18,16 @@
 #include "absl/synchronization/mutex.h"
 #include "fedlora/common/file_util.h"
 #include "fedlora/common/net_address.h"
+#include "fedlora/common/process_lock.h"
 #include "fedlora/common/random.h"
 #include "fedlora/common/status_macros.h"
 #include "fedlora/coordinator/metrics_http.h"
+#include "fedlora/coordinator/pinned_params.h"
 
 namespace fedlora::coordinator {
 
 struct CoordinatorServer::Parts {
+  std::unique_ptr<ProcessLock> lock;  // the state folder's, held while the server lives
   SecureRandom rng;
   std::unique_ptr<Store> store;
   std::unique_ptr<CoordinatorService> service;
@@ -44,7 +50,27 @@ absl::StatusOr<std::pair<std::string, int>> SplitHostPort(const std::string& s) 
   return std::make_pair(s.substr(0, colon), port);
 }
 
+// Memory gRPC may use for all calls together: what the limits ask for, else half of RAM
+// (at least 512 MiB).
+size_t MemoryQuota(const ServiceLimits& limits) {
+  if (limits.memory_quota_bytes > 0) return limits.memory_quota_bytes;
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  const size_t half = pages > 0 && page > 0 ? size_t(pages) * size_t(page) / 2 : 0;
+  return std::max<size_t>(half, size_t(512) << 20);
+}
+
 }  // namespace
+
+absl::StatusOr<std::unique_ptr<ProcessLock>> LockStateFolder(const std::string& state_dir) {
+  pid_t holder = 0;
+  auto lock = ProcessLock::Acquire(state_dir + "/" + kStateLockFile, &holder);
+  if (lock.ok() || lock.status().code() != absl::StatusCode::kFailedPrecondition) return lock;
+  return absl::FailedPreconditionError(absl::StrCat(
+      "state folder ", state_dir, " is in use by another coordinator",
+      holder > 0 ? absl::StrCat(" (pid ", holder, ")") : std::string(),
+      " (hint: stop that coordinator first; only one `coordinator run` may serve a state "
+      "folder; `coordinator status` is safe alongside it)"));
+}
 
 absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(ServerOptions o) {
   // Debian's abseil is built with mutex deadlock detection on: it records every lock-order
@@ -60,6 +86,16 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
   s->parts_ = std::make_unique<Parts>();
   Parts& p = *s->parts_;
   FEDLORA_ASSIGN_OR_RETURN(p.store, OpenSqliteStore(o.state_dir));
+  // One coordinator per folder: a second one would recover (abort) the first one's running
+  // round and serve beside it. Taken before anything but the store's own checks and migration.
+  FEDLORA_ASSIGN_OR_RETURN(p.lock, LockStateFolder(o.state_dir));
+  bool pinned_now = false;
+  FEDLORA_RETURN_IF_ERROR(CheckPinnedPrivacyParams(*p.store, o.coordinator, &pinned_now));
+  if (pinned_now && o.coordinator.log) {
+    o.coordinator.log(
+        "privacy parameters pinned for this population (a folder made before "
+        "pinning: its current coordinator.json is what it keeps)");
+  }
   s->metrics_ = std::make_unique<MetricsRegistry>();
   DefineCoordinatorMetrics(*s->metrics_);
   s->metrics_->DefineHistogram("fedlora_device_train_seconds",
@@ -96,10 +132,21 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(o.listen, creds, &s->port_);
+  // The largest request of any method; each method refuses more than its own limit before
+  // parsing (grpc_service.h).
   builder.SetMaxReceiveMessageSize(static_cast<int>(o.limits.secagg_message_bytes + 4096));
   builder.SetMaxSendMessageSize(static_cast<int>(o.limits.secagg_message_bytes + 4096));
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 32);
+  // What one peer can hold: streams per connection, the time a connection may take to
+  // handshake, and gRPC's memory for all calls together (beyond it, calls are refused with
+  // RESOURCE_EXHAUSTED, which devices retry). gRPC 1.51 has no per-address connection cap.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, o.limits.max_streams_per_connection);
+  builder.AddChannelArgument(
+      GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+      static_cast<int>(absl::ToInt64Milliseconds(o.limits.handshake_timeout)));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60000);
+  grpc::ResourceQuota quota("fedlora-coordinator");
+  quota.Resize(MemoryQuota(o.limits));
+  builder.SetResourceQuota(quota);
   builder.RegisterService(p.service.get());
   p.server = builder.BuildAndStart();
   if (!p.server || s->port_ == 0) {
@@ -132,10 +179,15 @@ void CoordinatorServer::Shutdown() {
   if (!parts_ || parts_->shut_down) return;
   parts_->shut_down = true;
   parts_->stop = true;
-  // Stop the rounds first: waiting calls are answered by gRPC's shutdown deadline.
-  rounds_->Stop();
-  rounds_->Drain();
-  parts_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  // Stop the rounds first: waiting calls are answered by gRPC's shutdown deadline. A server
+  // whose Start failed part-way has only some of its parts.
+  if (rounds_) {
+    rounds_->Stop();
+    rounds_->Drain();
+  }
+  if (parts_->server) {
+    parts_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  }
   if (parts_->sweeper.joinable()) parts_->sweeper.join();
   parts_->http.reset();
 }

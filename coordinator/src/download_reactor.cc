@@ -8,10 +8,11 @@
 #include "absl/strings/str_cat.h"
 #include "fedlora/common/encoding.h"
 #include "fedlora/coordinator/grpc_service.h"
+#include "raw_call.h"
 
 namespace fedlora::coordinator {
 
-class CoordinatorService::DownloadReactor : public grpc::ServerWriteReactor<v1::AdapterChunk> {
+class CoordinatorService::DownloadReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   DownloadReactor(CoordinatorService* service, const char* method, std::string device,
                   std::string blob, std::string sha256_hex, uint64_t offset, uint32_t chunk)
@@ -52,7 +53,8 @@ class CoordinatorService::DownloadReactor : public grpc::ServerWriteReactor<v1::
     offset_ += n;
     service_->metrics_->Increment("fedlora_bytes_sent_total", {method_},
                                   static_cast<double>(chunk_.ByteSizeLong()));
-    StartWrite(&chunk_);
+    if (grpc::Status s = internal::SerializeReply(chunk_, &bytes_); !s.ok()) return Finish(s);
+    StartWrite(&bytes_);
   }
 
   CoordinatorService* service_;
@@ -63,12 +65,13 @@ class CoordinatorService::DownloadReactor : public grpc::ServerWriteReactor<v1::
   uint64_t offset_;
   uint32_t chunk_bytes_;
   v1::AdapterChunk chunk_;
+  grpc::ByteBuffer bytes_;  // chunk_ serialized; kept until the write is done
 };
 
 namespace {
 
-grpc::ServerWriteReactor<v1::AdapterChunk>* RefuseDownload(const absl::Status& s) {
-  class Refusal : public grpc::ServerWriteReactor<v1::AdapterChunk> {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* RefuseDownload(const absl::Status& s) {
+  class Refusal : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
    public:
     explicit Refusal(grpc::Status status) { Finish(status); }
     void OnDone() override { delete this; }
@@ -78,14 +81,18 @@ grpc::ServerWriteReactor<v1::AdapterChunk>* RefuseDownload(const absl::Status& s
 
 }  // namespace
 
-grpc::ServerWriteReactor<v1::AdapterChunk>* CoordinatorService::DownloadAdapter(
-    grpc::CallbackServerContext* ctx, const v1::DownloadRequest* request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* CoordinatorService::DownloadAdapter(
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw_request) {
   auto refuse = [&](const absl::Status& s) {
     CountError("DownloadAdapter", s);
     return RefuseDownload(s);
   };
-  if (request->ByteSizeLong() > limits_.small_message_bytes) {
-    return refuse(absl::InvalidArgumentError("download request too large"));
+  v1::DownloadRequest parsed;
+  const v1::DownloadRequest* request = &parsed;
+  if (absl::Status s = internal::ParseRequest(*raw_request, limits_.small_message_bytes,
+                                              "DownloadAdapter", &parsed);
+      !s.ok()) {
+    return refuse(s);
   }
   auto device = Authenticate(ctx, "/fedlora.v1.Coordinator/DownloadAdapter", *request);
   if (!device.ok()) return refuse(device.status());
@@ -100,17 +107,22 @@ grpc::ServerWriteReactor<v1::AdapterChunk>* CoordinatorService::DownloadAdapter(
   }
   auto blob = store_->ReadBlob(found->sha256);
   if (!blob.ok()) return refuse(blob.status());
-  return StartDownload(ctx, "DownloadAdapter", *device, request, std::move(*blob), found->sha256);
+  return StartDownload(ctx, "DownloadAdapter", *device, *request, std::move(*blob),
+                       found->sha256);
 }
 
-grpc::ServerWriteReactor<v1::AdapterChunk>* CoordinatorService::DownloadRelease(
-    grpc::CallbackServerContext* ctx, const v1::DownloadRequest* request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* CoordinatorService::DownloadRelease(
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw_request) {
   auto refuse = [&](const absl::Status& s) {
     CountError("DownloadRelease", s);
     return RefuseDownload(s);
   };
-  if (request->ByteSizeLong() > limits_.small_message_bytes) {
-    return refuse(absl::InvalidArgumentError("download request too large"));
+  v1::DownloadRequest parsed;
+  const v1::DownloadRequest* request = &parsed;
+  if (absl::Status s = internal::ParseRequest(*raw_request, limits_.small_message_bytes,
+                                              "DownloadRelease", &parsed);
+      !s.ok()) {
+    return refuse(s);
   }
   auto device = Authenticate(ctx, "/fedlora.v1.Coordinator/DownloadRelease", *request);
   if (!device.ok()) return refuse(device.status());
@@ -126,13 +138,14 @@ grpc::ServerWriteReactor<v1::AdapterChunk>* CoordinatorService::DownloadRelease(
   }
   auto blob = store_->ReadBlob(found->bundle_sha256);
   if (!blob.ok()) return refuse(blob.status());
-  return StartDownload(ctx, "DownloadRelease", *device, request, std::move(*blob),
+  return StartDownload(ctx, "DownloadRelease", *device, *request, std::move(*blob),
                        found->bundle_sha256);
 }
 
-grpc::ServerWriteReactor<v1::AdapterChunk>* CoordinatorService::StartDownload(
+grpc::ServerWriteReactor<grpc::ByteBuffer>* CoordinatorService::StartDownload(
     grpc::CallbackServerContext* ctx, const char* method, const std::string& device,
-    const v1::DownloadRequest* request, std::string blob, const std::string& sha256_hex) {
+    const v1::DownloadRequest& req, std::string blob, const std::string& sha256_hex) {
+  const v1::DownloadRequest* request = &req;
   auto refuse = [&](const absl::Status& s) {
     CountError(method, s);
     return RefuseDownload(s);

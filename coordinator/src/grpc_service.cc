@@ -10,6 +10,7 @@
 #include "fedlora/common/proto_bytes.h"
 #include "fedlora/common/random.h"
 #include "fedlora/coordinator/release_rollout.h"
+#include "raw_call.h"
 
 namespace fedlora::coordinator {
 namespace {
@@ -51,7 +52,8 @@ CoordinatorService::CoordinatorService(RoundManager* rounds, Store* store,
       metrics_(metrics),
       limits_(limits),
       coordinator_id_(std::move(coordinator_id)),
-      replay_(NowMs(), limits.clock_window_ms) {}
+      replay_(NowMs(), limits.clock_window_ms),
+      enroll_limiter_(limits.enroll_rate) {}
 
 CoordinatorService::~CoordinatorService() = default;
 
@@ -67,9 +69,8 @@ grpc::ServerUnaryReactor* CoordinatorService::Refuse(grpc::CallbackServerContext
   return reactor;
 }
 
-absl::StatusOr<std::string> CoordinatorService::Authenticate(
-    grpc::CallbackServerContext* ctx, const std::string& method,
-    const google::protobuf::MessageLite& request, std::string* body_sha256) {
+absl::StatusOr<CoordinatorService::CallMetadata> CoordinatorService::CheckCallMetadata(
+    grpc::CallbackServerContext* ctx) {
   auto device = Metadata(ctx, kCallDeviceMetadataKey);
   if (!device.ok()) return device.status();
   auto time = Metadata(ctx, kCallTimeMetadataKey);
@@ -78,146 +79,132 @@ absl::StatusOr<std::string> CoordinatorService::Authenticate(
   if (!nonce_hex.ok()) return nonce_hex.status();
   auto sig_hex = Metadata(ctx, kCallSignatureMetadataKey);
   if (!sig_hex.ok()) return sig_hex.status();
-  int64_t call_ms = 0;
-  if (!absl::SimpleAtoi(*time, &call_ms)) {
+  CallMetadata md;
+  md.device_id = *device;
+  if (!absl::SimpleAtoi(*time, &md.call_ms)) {
     return absl::UnauthenticatedError("x-fedlora-time-ms is not a decimal integer");
   }
   auto nonce = HexDecode(*nonce_hex);
   auto sig = HexDecode(*sig_hex);
   if (!nonce.ok() || !sig.ok()) return absl::UnauthenticatedError("nonce or signature is not hex");
-  auto record = store_->GetDevice(*device);
+  md.nonce = std::move(*nonce);
+  md.signature = std::move(*sig);
+  const int64_t now = NowMs();
+  if (md.call_ms < now - replay_.window_ms() || md.call_ms > now + replay_.window_ms()) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        "call time ", md.call_ms, " ms is ", (now - md.call_ms) / 1000,
+        " s away from the coordinator's clock, more than the window of ",
+        replay_.window_ms() / 1000, " s (hint: check the device clock)"));
+  }
+  auto record = store_->GetDevice(md.device_id);
   if (!record.ok()) {
     if (record.status().code() == absl::StatusCode::kNotFound) {
       return absl::UnauthenticatedError(absl::StrCat(
-          "unknown device ", *device, " (hint: enroll it with a token from the operator)"));
+          "unknown device ", md.device_id, " (hint: enroll it with a token from the operator)"));
     }
     return record.status();
   }
   if (record->revoked) {
     return absl::PermissionDeniedError(
-        absl::StrCat("device ", *device, " is revoked: ", record->revoked_reason));
+        absl::StrCat("device ", md.device_id, " is revoked: ", record->revoked_reason));
   }
+  md.public_key = std::move(record->public_key);
+  return md;
+}
+
+absl::StatusOr<std::string> CoordinatorService::VerifyCall(
+    const CallMetadata& md, const std::string& method,
+    const google::protobuf::MessageLite& request, std::string* body_sha256) {
   const std::string body = DeterministicBytes(request);
-  absl::Status v = VerifyEd25519(record->public_key,
-                                 CallSigningBytes(method, *device, call_ms, *nonce, body), *sig);
+  absl::Status v = VerifyEd25519(
+      md.public_key, CallSigningBytes(method, md.device_id, md.call_ms, md.nonce, body),
+      md.signature);
   if (body_sha256) *body_sha256 = Sha256(body);
   if (!v.ok()) {
     return absl::UnauthenticatedError(
-        absl::StrCat("bad call signature from device ", *device, ": ", v.message()));
+        absl::StrCat("bad call signature from device ", md.device_id, ": ", v.message()));
   }
-  absl::Status r = replay_.Check(*device, call_ms, *nonce, NowMs());
+  absl::Status r = replay_.Check(md.device_id, md.call_ms, md.nonce, NowMs());
   if (!r.ok()) return r;
-  return *device;
+  return md.device_id;
 }
 
-grpc::ServerUnaryReactor* CoordinatorService::Enroll(grpc::CallbackServerContext* ctx,
-                                                     const v1::EnrollRequest* request,
-                                                     v1::EnrollResponse* response) {
-  if (request->ByteSizeLong() > limits_.small_message_bytes) {
-    return Refuse(ctx, "Enroll", absl::InvalidArgumentError("enrol request too large"));
-  }
-  metrics_->Increment("fedlora_bytes_received_total", {"Enroll"}, request->ByteSizeLong());
-  if (request->public_key().size() != 32) {
-    return Refuse(ctx, "Enroll",
-                  absl::InvalidArgumentError("public_key must be a raw Ed25519 key (32 bytes)"));
-  }
-  if (request->token().empty() || request->token().size() > 256) {
-    return Refuse(ctx, "Enroll", absl::InvalidArgumentError("enrolment token missing"));
-  }
-  SecureRandom rng;
-  std::string id_bytes(8, '\0');
-  rng.Fill(reinterpret_cast<uint8_t*>(id_bytes.data()), id_bytes.size());
-  DeviceRecord device;
-  device.device_id = "dev-" + HexEncode(id_bytes);
-  device.public_key = request->public_key();
-  absl::Status s = store_->EnrollDevice(HexEncode(Sha256(request->token())), device);
-  if (s.code() == absl::StatusCode::kNotFound) {
-    s = absl::PermissionDeniedError("unknown enrolment token (hint: ask the operator for one; "
-                                    "`fedlora coordinator init` writes them)");
-  } else if (s.code() == absl::StatusCode::kAlreadyExists) {
-    s = absl::PermissionDeniedError("this enrolment token was already used (tokens are single-use)");
-  }
-  if (!s.ok()) return Refuse(ctx, "Enroll", s);
-  auto devices = store_->ListDevices();
-  if (devices.ok()) metrics_->Set("fedlora_enrolled_devices", static_cast<double>(devices->size()));
-  response->set_device_id(device.device_id);
-  response->set_coordinator_id(coordinator_id_);
-  auto* reactor = ctx->DefaultReactor();
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
+absl::StatusOr<std::string> CoordinatorService::Authenticate(
+    grpc::CallbackServerContext* ctx, const std::string& method,
+    const google::protobuf::MessageLite& request, std::string* body_sha256) {
+  auto md = CheckCallMetadata(ctx);
+  if (!md.ok()) return md.status();
+  return VerifyCall(*md, method, request, body_sha256);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::CheckIn(grpc::CallbackServerContext* ctx,
-                                                      const v1::CheckInRequest* request,
-                                                      v1::CheckInResponse* response) {
-  if (request->ByteSizeLong() > limits_.small_message_bytes) {
-    return Refuse(ctx, "CheckIn", absl::InvalidArgumentError("check-in request too large"));
-  }
-  auto device = Authenticate(ctx, Method("CheckIn"), *request);
-  if (!device.ok()) return Refuse(ctx, "CheckIn", device.status());
-  metrics_->Increment("fedlora_bytes_received_total", {"CheckIn"}, request->ByteSizeLong());
-  auto* reactor = ctx->DefaultReactor();
-  rounds_->CheckIn(*device, *request,
-                   [this, reactor, response](absl::Status s, v1::CheckInResponse reply) {
+                                                      const Raw* request, Raw* response) {
+  auto* call = new internal::UnaryCall<v1::CheckInRequest, v1::CheckInResponse>(response);
+  absl::Status parsed =
+      internal::ParseRequest(*request, limits_.small_message_bytes, "CheckIn", &call->request);
+  if (!parsed.ok()) return Refuse(call, "CheckIn", parsed);
+  auto device = Authenticate(ctx, Method("CheckIn"), call->request);
+  if (!device.ok()) return Refuse(call, "CheckIn", device.status());
+  metrics_->Increment("fedlora_bytes_received_total", {"CheckIn"}, request->Length());
+  rounds_->CheckIn(*device, call->request,
+                   [this, call](absl::Status s, v1::CheckInResponse reply) {
                      if (s.ok()) {
-                       *response = std::move(reply);
+                       call->response = std::move(reply);
                        metrics_->Increment("fedlora_bytes_sent_total", {"CheckIn"},
-                                           response->ByteSizeLong());
+                                           call->response.ByteSizeLong());
                      } else {
                        CountError("CheckIn", s);
                      }
-                     reactor->Finish(ToGrpcStatus(s));
+                     call->Reply(ToGrpcStatus(s));
                    });
-  return reactor;
+  return call;
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::SecAggCall(grpc::CallbackServerContext* ctx,
                                                          const char* method, secagg::Phase phase,
-                                                         const v1::SecAggUpload* request,
-                                                         v1::SecAggDownload* response) {
-  const size_t size = request->ByteSizeLong();
-  if (size > limits_.secagg_message_bytes) {
-    return Refuse(ctx, method, absl::InvalidArgumentError(absl::StrCat(
-                                   method, " message of ", size, " bytes exceeds the limit ",
-                                   limits_.secagg_message_bytes)));
-  }
+                                                         const Raw* request, Raw* response) {
+  auto* call = new SecAggCallData(response);
+  // Up to 64 MiB: the size and who sends it are checked before the bytes are parsed.
+  absl::Status refused =
+      internal::CheckRequestSize(*request, limits_.secagg_message_bytes, method);
+  if (!refused.ok()) return Refuse(call, method, refused);
+  auto md = CheckCallMetadata(ctx);
+  if (!md.ok()) return Refuse(call, method, md.status());
+  refused = internal::ParseRequest(*request, limits_.secagg_message_bytes, method, &call->request);
+  if (!refused.ok()) return Refuse(call, method, refused);
   std::string digest;
-  auto device = Authenticate(ctx, Method(method), *request, &digest);
-  if (!device.ok()) return Refuse(ctx, method, device.status());
-  metrics_->Increment("fedlora_bytes_received_total", {method}, static_cast<double>(size));
-  auto* reactor = ctx->DefaultReactor();
-  rounds_->SecAgg(*device, phase, *request, digest,
-                  [this, reactor, response, method](absl::Status s, v1::SecAggDownload reply) {
+  auto device = VerifyCall(*md, Method(method), call->request, &digest);
+  if (!device.ok()) return Refuse(call, method, device.status());
+  metrics_->Increment("fedlora_bytes_received_total", {method},
+                      static_cast<double>(request->Length()));
+  rounds_->SecAgg(*device, phase, call->request, digest,
+                  [this, call, method](absl::Status s, v1::SecAggDownload reply) {
                     if (s.ok()) {
-                      *response = std::move(reply);
+                      call->response = std::move(reply);
                       metrics_->Increment("fedlora_bytes_sent_total", {method},
-                                          static_cast<double>(response->ByteSizeLong()));
+                                          static_cast<double>(call->response.ByteSizeLong()));
                     } else {
                       CountError(method, s);
                     }
-                    reactor->Finish(ToGrpcStatus(s));
+                    call->Reply(ToGrpcStatus(s));
                   });
-  return reactor;
+  return call;
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::AdvertiseKeys(grpc::CallbackServerContext* ctx,
-                                                            const v1::SecAggUpload* request,
-                                                            v1::SecAggDownload* response) {
+                                                   const Raw* request, Raw* response) {
   return SecAggCall(ctx, "AdvertiseKeys", secagg::Phase::kAdvertiseKeys, request, response);
 }
 grpc::ServerUnaryReactor* CoordinatorService::ShareKeys(grpc::CallbackServerContext* ctx,
-                                                        const v1::SecAggUpload* request,
-                                                        v1::SecAggDownload* response) {
+                                                   const Raw* request, Raw* response) {
   return SecAggCall(ctx, "ShareKeys", secagg::Phase::kShareKeys, request, response);
 }
 grpc::ServerUnaryReactor* CoordinatorService::MaskedInput(grpc::CallbackServerContext* ctx,
-                                                          const v1::SecAggUpload* request,
-                                                          v1::SecAggDownload* response) {
+                                                   const Raw* request, Raw* response) {
   return SecAggCall(ctx, "MaskedInput", secagg::Phase::kMaskedInput, request, response);
 }
 grpc::ServerUnaryReactor* CoordinatorService::Unmasking(grpc::CallbackServerContext* ctx,
-                                                        const v1::SecAggUpload* request,
-                                                        v1::SecAggDownload* response) {
+                                                   const Raw* request, Raw* response) {
   return SecAggCall(ctx, "Unmasking", secagg::Phase::kUnmasking, request, response);
 }
 
@@ -237,24 +224,27 @@ grpc::ServerUnaryReactor* CoordinatorService::Report(grpc::CallbackServerContext
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::GetRelease(grpc::CallbackServerContext* ctx,
-                                                         const v1::ReleaseRequest* request,
-                                                         v1::ReleaseOffer* response) {
-  if (request->ByteSizeLong() > limits_.small_message_bytes) {
-    return Refuse(ctx, "GetRelease", absl::InvalidArgumentError("release request too large"));
-  }
+                                                         const Raw* raw_request,
+                                                         Raw* raw_response) {
+  auto* call = new internal::UnaryCall<v1::ReleaseRequest, v1::ReleaseOffer>(raw_response);
+  const v1::ReleaseRequest* request = &call->request;
+  v1::ReleaseOffer* response = &call->response;
+  absl::Status parsed = internal::ParseRequest(*raw_request, limits_.small_message_bytes,
+                                               "GetRelease", &call->request);
+  if (!parsed.ok()) return Refuse(call, "GetRelease", parsed);
   auto device = Authenticate(ctx, Method("GetRelease"), *request);
-  if (!device.ok()) return Refuse(ctx, "GetRelease", device.status());
-  metrics_->Increment("fedlora_bytes_received_total", {"GetRelease"}, request->ByteSizeLong());
+  if (!device.ok()) return Refuse(call, "GetRelease", device.status());
+  metrics_->Increment("fedlora_bytes_received_total", {"GetRelease"}, raw_request->Length());
   DeviceReleaseReport report;
   report.device_id = *device;
   report.running_version = request->running_version();
   report.fell_back_from = request->fell_back_from();
   if (absl::Status s = store_->RecordDeviceRelease(report); !s.ok()) {
-    return Refuse(ctx, "GetRelease", s);
+    return Refuse(call, "GetRelease", s);
   }
   if (report.fell_back_from != 0) metrics_->Increment(kMetricReleaseFallbacksTotal);
   auto releases = store_->ListReleases();
-  if (!releases.ok()) return Refuse(ctx, "GetRelease", releases.status());
+  if (!releases.ok()) return Refuse(call, "GetRelease", releases.status());
   DeviceReleaseQuery q;
   q.device_id = *device;
   q.base_model_sha256 = request->base_model_sha256();
@@ -273,9 +263,8 @@ grpc::ServerUnaryReactor* CoordinatorService::GetRelease(grpc::CallbackServerCon
   }
   metrics_->Increment(kMetricReleaseChecksTotal, {d.offered ? "offered" : "kept"});
   metrics_->Increment("fedlora_bytes_sent_total", {"GetRelease"}, response->ByteSizeLong());
-  auto* reactor = ctx->DefaultReactor();
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
+  call->Reply(grpc::Status::OK);
+  return call;
 }
 
 }  // namespace fedlora::coordinator

@@ -136,6 +136,27 @@ absl::Status SqliteStore::EnrollDevice(const std::string& token_hash, const Devi
   return txn->Commit();
 }
 
+absl::Status SqliteStore::CheckTokenUnused(const std::string& token_hash) const {
+  FEDLORA_RETURN_IF_ERROR(CheckTokenHash(token_hash));
+  Lock lock(mu_);
+  FEDLORA_ASSIGN_OR_RETURN(
+      Stmt st, Stmt::Prepare(*db_, "SELECT used_by IS NULL FROM enrollment_tokens "
+                                   "WHERE token_sha256 = ?",
+                             "looking up an enrolment token"));
+  FEDLORA_ASSIGN_OR_RETURN(bool row, st.BindText(1, token_hash).Step());
+  if (!row) {
+    return absl::NotFoundError(
+        "coordinator store: unknown enrolment token (hint: check for typos, or ask the "
+        "operator for a new token)");
+  }
+  if (st.Int(0) == 0) {
+    return absl::AlreadyExistsError(
+        "coordinator store: this enrolment token was already used; a token enrols one device "
+        "only (hint: ask the operator for a new token)");
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<DeviceRecord> SqliteStore::GetDevice(const std::string& device_id) const {
   Lock lock(mu_);
   FEDLORA_ASSIGN_OR_RETURN(Stmt st,
@@ -303,6 +324,22 @@ absl::StatusOr<std::map<std::string, int>> SqliteStore::ParticipationCounts() co
     FEDLORA_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) break;
     out[st.Bytes(0)] = static_cast<int>(st.Int(1));
+  }
+  return out;
+}
+
+absl::StatusOr<std::map<uint64_t, std::vector<std::string>>> SqliteStore::ParticipantsByRound()
+    const {
+  Lock lock(mu_);
+  std::map<uint64_t, std::vector<std::string>> out;
+  FEDLORA_ASSIGN_OR_RETURN(
+      Stmt st,
+      Stmt::Prepare(*db_, "SELECT round, device_id FROM participants ORDER BY round, device_id",
+                    "listing participants"));
+  for (;;) {
+    FEDLORA_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    out[static_cast<uint64_t>(st.Int(0))].push_back(st.Bytes(1));
   }
   return out;
 }

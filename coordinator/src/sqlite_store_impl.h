@@ -25,6 +25,7 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<DeviceRecord>> ListDevices() const override;
   absl::Status RevokeDevice(const std::string& device_id, const std::string& reason) override;
   absl::StatusOr<int> CountUnusedTokens() const override;
+  absl::Status CheckTokenUnused(const std::string& token_sha256_hex) const override;
 
   absl::Status BeginRound(uint64_t round, int selected) override;
   absl::Status SetRoundPhase(uint64_t round, const std::string& phase) override;
@@ -43,6 +44,7 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<RoundRecord>> RunningRounds() const override;
   absl::StatusOr<std::vector<PrivacyCharge>> Charges() const override;
   absl::StatusOr<std::map<std::string, int>> ParticipationCounts() const override;
+  absl::StatusOr<std::map<uint64_t, std::vector<std::string>>> ParticipantsByRound() const override;
 
   absl::Status PublishRelease(const ReleaseRecord& release, const std::string& bundle) override;
   absl::Status UpdateRelease(const ReleaseRecord& release, const std::string& action) override;

@@ -10,6 +10,7 @@
 #include "fedlora/coordinator/coordinator_config.h"
 #include "fedlora/coordinator/demo_pki.h"
 #include "fedlora/coordinator/federated_training.h"
+#include "fedlora/coordinator/pinned_params.h"
 #include "fedlora/coordinator/store.h"
 
 namespace fedlora::coordinator {
@@ -33,6 +34,8 @@ absl::StatusOr<StateFolderInfo> CreateStateFolder(const StateFolderSpec& spec) {
   FEDLORA_ASSIGN_OR_RETURN(auto store, OpenSqliteStore(dir));
   FEDLORA_ASSIGN_OR_RETURN(auto v1, store->PutInitialAdapter(EncodeAdapterBlob(spec.initial)));
   info.adapter_sha256 = v1.sha256;
+  // What the population's epsilon depends on is fixed from now on (pinned_params.h).
+  FEDLORA_RETURN_IF_ERROR(PinPrivacyParams(*store, parsed));
   SecureRandom rng;
   std::string id_bytes(8, '\0');
   rng.Fill(reinterpret_cast<uint8_t*>(id_bytes.data()), id_bytes.size());

@@ -55,11 +55,14 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ChannelOptions&
   // One connection per channel: many simulated devices in one process must not share (and
   // exhaust) one HTTP/2 connection's stream limit.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  // Reconnect quickly after a coordinator restart; the device loop's own backoff (with
-  // jitter, up to 30 s) paces the calls themselves.
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 250);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 250);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 4000);
+  // Reconnect soon after a coordinator restart: gRPC's reconnect backoff starts at 1 s and
+  // grows to 10 s (the device loop's own backoff, with jitter, paces the calls themselves).
+  // GRPC_ARG_MIN_RECONNECT_BACKOFF_MS is left at its default on purpose: gRPC uses it as the
+  // least time one connection attempt (TCP, TLS and HTTP/2 handshakes) is given (20 s). Set to
+  // 250 ms, a restarted coordinator's handshakes never finished in time ("Handshake read
+  // failed") and devices never came back.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 1000);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 10000);
   if (o.insecure) {
     if (!IsLoopbackAddress(o.address)) {
       return absl::InvalidArgumentError(absl::StrCat(

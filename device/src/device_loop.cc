@@ -102,16 +102,23 @@ absl::StatusOr<LoopResult> RunDeviceLoop(CoordinatorClient& client, DeviceData& 
     if (options.log) options.log(line);
   };
   const absl::Time end = absl::Now() + options.max_time;
-  int transient = 0;
+  int transient = 0;  // transient failures in a row, since outage_start
+  absl::Time outage_start;
   v1::CheckInRequest request;
   request.set_base_model_sha256(data.base_model_sha256);
   request.set_client_version("fedlora-device/1");
   // A count only (enough data to be eligible), never the data.
   request.set_num_examples(data.texts.size());
   auto backoff = [&](const absl::Status& s) -> absl::Status {
-    if (++transient > options.max_transient_failures) {
-      return absl::UnavailableError(absl::StrCat("coordinator unreachable after ", transient - 1,
-                                                 " attempts: ", s.message()));
+    if (transient++ == 0) outage_start = absl::Now();
+    const absl::Duration outage = absl::Now() - outage_start;
+    if (transient > options.max_transient_failures && outage >= options.min_retry_time) {
+      return absl::UnavailableError(absl::StrFormat(
+          "coordinator unreachable for %.0f s (%d attempts): %s (hint: check the address and "
+          "that the coordinator runs; devices retry for --max-failures attempts and at least "
+          "%.0f s)",
+          absl::ToDoubleSeconds(outage), transient - 1, s.message(),
+          absl::ToDoubleSeconds(options.min_retry_time)));
     }
     const absl::Duration cap = std::min(absl::Seconds(30), absl::Milliseconds(250) * (1 << std::min(transient, 7)));
     const absl::Duration wait = Jitter(absl::ZeroDuration(), cap, rng);  // full jitter

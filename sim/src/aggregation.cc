@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "fedlora/common/status_macros.h"
+#include "fedlora/privacy/defaults.h"
 #include "fedlora/privacy/prepare_update.h"
 #include "fedlora/secagg/round_driver.h"
 
@@ -41,7 +42,7 @@ coordinator::PrivacyRecipe MakeRecipe(const SimConfig& c, size_t dim, int popula
   r.bits = c.bits;
   r.min_survivors = c.min_survivors;
   r.modclip_prob = c.modclip_prob;
-  r.delta = c.delta > 0 ? c.delta : 1.0 / std::pow(static_cast<double>(population), 1.1);
+  r.delta = c.delta > 0 ? c.delta : privacy::DefaultDelta(static_cast<double>(population));
   r.epsilon_budget = c.epsilon_budget;
   return r;
 }

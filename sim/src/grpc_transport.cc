@@ -16,6 +16,7 @@
 #include "fedlora/common/child_process.h"
 #include "fedlora/common/status_macros.h"
 #include "fedlora/coordinator/coordinator_config.h"
+#include "fedlora/coordinator/run_epsilons.h"
 #include "fedlora/coordinator/state_folder.h"
 #include "fedlora/coordinator/store.h"
 #include "fedlora/device/coordinator_client.h"
@@ -293,9 +294,15 @@ absl::StatusOr<SimResult> Simulator::RunOverGrpc(
       FEDLORA_ASSIGN_OR_RETURN(AdapterBlob latest_blob, DecodeAdapterBlob(latest_bytes));
       s.global = std::move(latest_blob.values);
     }
-    // Epsilon as the coordinator's ledger has it (every charged round, aborted ones included).
-    FEDLORA_ASSIGN_OR_RETURN(auto charges, store->Charges());
-    for (const auto& ch : charges) rec.epsilon = std::max(rec.epsilon, ch.epsilon_after);
+    // Both epsilons from the coordinator's ledger (every charged round, aborted ones included).
+    FEDLORA_ASSIGN_OR_RETURN(coordinator::RunEpsilons eps,
+                             coordinator::ComputeRunEpsilons(*store, result.summary.delta));
+    rec.epsilon = eps.observers;
+    rec.epsilon_coordinator = eps.coordinator;
+    result.summary.max_rounds_per_device = eps.max_rounds_per_device;
+    if (!eps.observers_assumption.empty()) {
+      result.summary.privacy_assumption = eps.observers_assumption;
+    }
 
     if ((c.eval_every > 0 && round % c.eval_every == 0) || round == c.rounds) {
       FEDLORA_RETURN_IF_ERROR(
@@ -306,6 +313,7 @@ absl::StatusOr<SimResult> Simulator::RunOverGrpc(
     rec.seconds = Since(t0);
     result.summary.rounds_completed = round;
     result.summary.epsilon = rec.epsilon;
+    result.summary.epsilon_coordinator = rec.epsilon_coordinator;
     result.rounds.push_back(rec);
     if (on_round) on_round(rec);
   }

@@ -69,9 +69,10 @@ const char* const kPopulations[] = {"participants", "heldout"};
 const char* const kVariants[] = {"base", "global", "personalized"};
 
 std::string CsvHeader() {
-  std::vector<std::string> cols = {"round",   "sampled",    "survivors",        "dropped",
-                                   "aborted", "train_loss", "mean_update_norm", "clipped_fraction",
-                                   "clip",    "epsilon",    "seconds"};
+  std::vector<std::string> cols = {
+      "round",   "sampled",           "survivors",           "dropped",
+      "aborted", "train_loss",        "mean_update_norm",    "clipped_fraction",
+      "clip",    "epsilon_observers", "epsilon_coordinator", "seconds"};
   for (const char* pop : kPopulations) {
     for (const char* var : kVariants) {
       for (const char* m : {"ppl", "top1", "top3w"})
@@ -82,6 +83,16 @@ std::string CsvHeader() {
 }
 
 std::string G(double v) { return absl::StrFormat("%.6g", v); }
+
+}  // namespace
+
+// JSON has no infinity: an unbounded epsilon is null.
+nlohmann::json internal::EpsilonJson(double epsilon) {
+  if (std::isfinite(epsilon)) return epsilon;
+  return nullptr;
+}
+
+namespace {
 
 std::string CsvRow(const RoundRecord& r) {
   std::vector<std::string> cells = {absl::StrCat(r.round),
@@ -94,6 +105,7 @@ std::string CsvRow(const RoundRecord& r) {
                                     G(r.clipped_fraction),
                                     G(r.clip),
                                     G(r.epsilon),
+                                    G(r.epsilon_coordinator),
                                     G(r.seconds)};
   for (const auto* eval : {&r.eval_participants, &r.eval_heldout}) {
     for (const Metrics* m : {eval->has_value() ? &(*eval)->base : nullptr,
@@ -175,7 +187,8 @@ nlohmann::json RoundRecord::ToJson() const {
                       {"mean_update_norm", mean_update_norm},
                       {"clipped_fraction", clipped_fraction},
                       {"clip", clip},
-                      {"epsilon", epsilon},
+                      {"epsilon_observers", epsilon},
+                      {"epsilon_coordinator", internal::EpsilonJson(epsilon_coordinator)},
                       {"seconds", seconds},
                       {"train_seconds", train_seconds},
                       {"privacy_seconds", privacy_seconds}};
@@ -187,8 +200,16 @@ nlohmann::json RoundRecord::ToJson() const {
 nlohmann::json Summary::ToJson() const {
   return {{"config", config},
           {"rounds_completed", rounds_completed},
-          {"epsilon", epsilon},
+          {"epsilon_observers", epsilon},
+          {"epsilon_coordinator", internal::EpsilonJson(epsilon_coordinator)},
+          {"max_rounds_per_device", max_rounds_per_device},
           {"delta", delta},
+          {"epsilon_holds_against",
+           {{"epsilon_observers",
+             "anyone who sees only the released adapters (" + privacy_assumption + ")"},
+            {"epsilon_coordinator",
+             "the coordinator itself: each device's rounds without amplification by sampling; "
+             "the worst device"}}},
           {"privacy_assumption", privacy_assumption},
           {"randomness", randomness},
           {"stop_reason", stop_reason},

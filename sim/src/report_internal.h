@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "fedlora/sim/report.h"
+#include "nlohmann/json.hpp"
 
 namespace fedlora::sim::internal {
 
@@ -32,6 +33,9 @@ const std::string& GnuplotPngTerminal();
 // the rounds table, plots and the config echo.
 std::string RenderReportMarkdown(const Summary& summary, const std::vector<RoundRecord>& rounds,
                                  const PlotOutcome& plots);
+
+// An epsilon for JSON: the number, or null when it is unbounded (+inf).
+nlohmann::json EpsilonJson(double epsilon);
 
 // A number for tables: "%.4g", with "inf" / "nan" spelled out.
 std::string Num(double v);

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "fedlora/privacy/participation_accountant.h"
 #include "report_internal.h"
 
 namespace fedlora::sim::internal {
@@ -128,7 +129,10 @@ void PrivacySection(const Summary& summary, std::string* md) {
                     ConfigText(summary.config, "privacy.noise_multiplier"), " |\n| clipping | ",
                     ConfigText(summary.config, "privacy.clip_mode"), " |\n");
   }
-  absl::StrAppend(md, "| epsilon | ", Num(summary.epsilon), " |\n| delta | ",
+  absl::StrAppend(md, "| epsilon against observers of the released adapters | ",
+                  Num(summary.epsilon), " |\n| epsilon against the coordinator (worst device, ",
+                  summary.max_rounds_per_device, " rounds, no amplification) | ",
+                  privacy::FormatEpsilon(summary.epsilon_coordinator), " |\n| delta | ",
                   absl::StrFormat("%.3g", summary.delta), " |\n");
   const std::string budget = ConfigText(summary.config, "privacy.epsilon_budget");
   if (budget != "?") {
@@ -136,7 +140,8 @@ void PrivacySection(const Summary& summary, std::string* md) {
                     " |\n");
   }
   if (!summary.privacy_assumption.empty()) {
-    absl::StrAppend(md, "| epsilon assumes | ", summary.privacy_assumption, " |\n");
+    absl::StrAppend(md, "| epsilon against observers assumes | ", summary.privacy_assumption,
+                    " |\n");
   }
   if (!summary.randomness.empty()) {
     absl::StrAppend(md, "| randomness | ", summary.randomness, " |\n");

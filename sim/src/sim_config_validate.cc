@@ -169,7 +169,8 @@ absl::Status ValidateConfig(const SimConfig& c) {
             c.target_quantile);
     p.Check(c.clip_lr > 0, "privacy.clip_lr", "> 0", c.clip_lr);
   }
-  p.Check(InUnitOpen(c.delta), "privacy.delta", "in [0, 1) (0 = 1 / devices^1.1)", c.delta);
+  p.Check(InUnitOpen(c.delta), "privacy.delta",
+          "in [0, 1) (0 = min(1e-5, devices^-1.1), privacy/defaults.h)", c.delta);
   p.Check(c.epsilon_budget >= 0, "privacy.epsilon_budget", ">= 0 (0 = no budget)",
           c.epsilon_budget);
   p.Check(c.bits >= 8 && c.bits <= 32, "privacy.bits", "in [8, 32]", c.bits);

@@ -15,6 +15,7 @@
 #include "fedlora/device/evaluate.h"
 #include "fedlora/device/runtime.h"
 #include "fedlora/device/trainer.h"
+#include "fedlora/privacy/participation_accountant.h"
 #include "fedlora/sim/aggregation.h"
 #include "fedlora/sim/report.h"
 #include "fedlora/sim/simulator.h"
@@ -51,6 +52,9 @@ struct Simulator::State {
   std::vector<float> global;  // copy of training->global(), refreshed after every round
   // The coordinator's round logic (global adapter, optimizer, aggregation, accountant).
   std::unique_ptr<coordinator::FederatedTraining> training;
+  // Each virtual device's epsilon against the coordinator: the rounds it was sampled into,
+  // without amplification (what its own ledger would hold; charged for aborted rounds too).
+  std::unique_ptr<privacy::ParticipationAccountant> per_device;
   std::unique_ptr<adapters::LoraAdapter> work;  // scratch adapter for evaluation
   device::TrainOptions local;
   // Simulation only: cohort sampling, dropout dice and the central aggregator's noise.

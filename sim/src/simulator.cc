@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "fedlora/common/random.h"
@@ -97,6 +98,8 @@ absl::StatusOr<std::unique_ptr<Simulator>> Simulator::Create(const SimConfig& co
   so.eps = c.server_eps;
   FEDLORA_ASSIGN_OR_RETURN(
       s->training, coordinator::FederatedTraining::Create(MakeRecipe(c, s->dim, n), so, shared_init));
+  s->per_device =
+      std::make_unique<privacy::ParticipationAccountant>(s->training->accountant().delta());
   if (c.dp != DpMode::kNone && c.epsilon_budget > 0) {
     FEDLORA_ASSIGN_OR_RETURN(double first, s->training->FirstRoundEpsilon());
     if (first > c.epsilon_budget) {
@@ -156,6 +159,14 @@ absl::StatusOr<SimResult> Simulator::Run(const std::function<void(const RoundRec
       }
     }
     rec.sampled = static_cast<int>(cohort.size());
+    // Against the coordinator every sampled device pays for the round in full, released or not.
+    if (plan->mechanism) {
+      std::vector<std::string> ids;
+      for (int d : cohort) ids.push_back(absl::StrCat(d));
+      FEDLORA_RETURN_IF_ERROR(s.per_device->Charge(ids, *plan->mechanism));
+    }
+    rec.epsilon_coordinator = c.dp == DpMode::kNone ? std::numeric_limits<double>::infinity()
+                                                    : s.per_device->WorstEpsilon();
 
     // Local training.
     std::vector<const device::TokenWindows*> windows;
@@ -241,6 +252,10 @@ absl::StatusOr<SimResult> Simulator::Run(const std::function<void(const RoundRec
         EvaluatePopulations(&s, true, &result.summary.participants, &result.summary.heldout));
   }
   result.summary.epsilon = s.training->epsilon();
+  result.summary.epsilon_coordinator = c.dp == DpMode::kNone
+                                           ? std::numeric_limits<double>::infinity()
+                                           : s.per_device->WorstEpsilon();
+  result.summary.max_rounds_per_device = s.per_device->MaxRounds();
   result.summary.seconds = Since(run_start);
   result.global_adapter = s.global;
   return result;

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "fedlora/coordinator/fault_injection.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -185,8 +186,16 @@ TEST_F(CoordinatorProcessTest, TwoDevicesTwoRoundsOverTls) {
     EXPECT_GT(rounds[i]["epsilon_after"].get<double>(),
               rounds[i - 1]["epsilon_after"].get<double>());
   }
-  EXPECT_DOUBLE_EQ(s["epsilon_per_user"].get<double>(),
+  const auto& p = s["privacy"];
+  EXPECT_DOUBLE_EQ(p["epsilon_observers"]["epsilon"].get<double>(),
                    rounds.back()["epsilon_after"].get<double>());
+  // Both devices took part in both committed rounds (and in any aborted at a window boundary):
+  // against the coordinator they pay for each in full, never less than the observers' figure.
+  EXPECT_GE(p["epsilon_coordinator"]["max_rounds_per_device"], 2);
+  EXPECT_GE(p["epsilon_coordinator"]["epsilon"].get<double>(),
+            p["epsilon_observers"]["epsilon"].get<double>());
+  EXPECT_THAT(p["epsilon_coordinator"]["holds_against"].get<std::string>(),
+              HasSubstr("coordinator"));
   EXPECT_GE(s["participation_max"], 2);
 }
 
@@ -288,6 +297,7 @@ TEST_F(CoordinatorProcessTest, DeviceBytesCarryNoText) {
 // kept, the interrupted round is aborted with its reason (its charge stays), and training
 // finishes its rounds.
 TEST_F(CoordinatorProcessTest, SigkillAtEachPhaseThenResume) {
+  if (!coordinator::kFaultInjection) GTEST_SKIP() << "needs -DFEDLORA_FAULT_INJECTION=ON";
   const std::string root = dir_;
   for (const std::string phase : {"configuring", "advertise_keys", "share_keys", "masked_input",
                                   "unmasking", "committing", "committed"}) {

@@ -30,6 +30,10 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> StartTestCoordinator(
     for (int i = 0; i < t.tokens; ++i) hashes.push_back(HexEncode(Sha256(EnrolmentToken(i))));
     FEDLORA_RETURN_IF_ERROR(store->AddEnrollmentTokens(hashes));
   }
+  return CoordinatorServer::Start(TestServerOptions(dir, t));
+}
+
+ServerOptions TestServerOptions(const std::string& dir, const TestCoordinatorOptions& t) {
   ServerOptions o;
   o.state_dir = dir;
   o.listen = "127.0.0.1:0";
@@ -54,7 +58,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> StartTestCoordinator(
   c.max_rounds = 1;
   c.graph = t.graph;
   c.training.set_steps(1);
-  return CoordinatorServer::Start(o);
+  return o;
 }
 
 grpc::Status RawUnaryCall(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,

@@ -31,6 +31,9 @@ struct TestCoordinatorOptions {
 
 std::string EnrolmentToken(int i);
 
+// The options StartTestCoordinator serves `dir` with (to start another server on it).
+ServerOptions TestServerOptions(const std::string& dir, const TestCoordinatorOptions& options);
+
 // Creates `dir` afresh and starts the server (distributed DP, Poisson sampling at
 // options.sampling_rate, z = 1, clip 1, 20 bits, one round, 3 s phase deadlines).
 absl::StatusOr<std::unique_ptr<CoordinatorServer>> StartTestCoordinator(

@@ -1,12 +1,13 @@
 // Signed releases: a release verifies only when everything a device checks holds, and each
 // hostile case is refused with its own status and a message naming what is wrong.
-#include "fedlora/io/release_folder.h"
-
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "fedlora/common/encoding.h"
 #include "fedlora/common/file_util.h"
+#include "fedlora/io/release_folder.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -15,6 +16,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 const std::string kBase(64, 'a');
 const std::string kOtherBase(64, 'b');
@@ -80,6 +82,42 @@ TEST_F(ReleaseTest, AnIntactReleaseVerifiesAndRecordsItsProvenance) {
   EXPECT_THAT(canon, HasSubstr("\nprovenance 10 3.5 1.0000000000000001e-05 "));
   EXPECT_THAT(canon, HasSubstr(absl::StrCat("\nfile ", m->files[0].sha256, " ")));
   EXPECT_TRUE(VerifyEd25519(key_->PublicRaw(), canon, m->signature).ok());
+}
+
+TEST_F(ReleaseTest, BothEpsilonsAreSignedAndAnOlderManifestKeepsItsBytes) {
+  // Without the coordinator's epsilon the canonical bytes are exactly the older format's.
+  const std::string old_dir = Make(1, "old");
+  auto old = VerifyRelease(old_dir, trust_, Opts());
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_FALSE(old->provenance.epsilon_coordinator.has_value());
+  EXPECT_THAT(ReleaseCanonicalBytes(*old), Not(HasSubstr("provenance_coordinator")));
+  EXPECT_FALSE(ManifestToJson(*old)["provenance"].contains("epsilon_coordinator"));
+
+  for (double ec : {12.25, std::numeric_limits<double>::infinity()}) {
+    CreateReleaseOptions o;
+    o.adapter_dir = root_ + "/adapter";
+    o.base_model_sha256 = kBase;
+    o.version = 2;
+    o.provenance = {10, 3.5, 1e-5, "", ec};
+    o.out_dir = root_ + (std::isfinite(ec) ? "/finite" : "/unbounded");
+    ASSERT_TRUE(CreateRelease(o, *key_).ok());
+    auto m = VerifyRelease(o.out_dir, trust_, Opts());
+    ASSERT_TRUE(m.ok()) << m.status();
+    ASSERT_TRUE(m->provenance.epsilon_coordinator.has_value());
+    EXPECT_EQ(*m->provenance.epsilon_coordinator, ec);
+    EXPECT_THAT(ReleaseCanonicalBytes(*m),
+                HasSubstr(std::isfinite(ec) ? "\nprovenance_coordinator 12.25\n"
+                                            : "\nprovenance_coordinator unbounded\n"));
+    // The signature covers it: a smaller figure written into the manifest is refused.
+    EditManifest(o.out_dir,
+                 [](nlohmann::json& j) { j["provenance"]["epsilon_coordinator"] = 1.0; });
+    EXPECT_EQ(VerifyRelease(o.out_dir, trust_, Opts()).status().code(),
+              absl::StatusCode::kUnauthenticated);
+    EditManifest(o.out_dir,
+                 [](nlohmann::json& j) { j["provenance"]["epsilon_coordinator"] = "low"; });
+    EXPECT_EQ(VerifyRelease(o.out_dir, trust_, Opts()).status().code(),
+              absl::StatusCode::kInvalidArgument);
+  }
 }
 
 TEST_F(ReleaseTest, AFlippedByteInAnyFileIsRefused) {

@@ -9,6 +9,7 @@
 
 #include "fedlora/adapters/lora_adapter.h"
 #include "fedlora/common/adapter_blob.h"
+#include "fedlora/coordinator/run_epsilons.h"
 #include "fedlora/coordinator/store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -64,8 +65,15 @@ TEST(GrpcTransportTest, RoundsGoThroughARealCoordinatorProcess) {
   auto charges = (*store)->Charges();
   ASSERT_TRUE(charges.ok());
   ASSERT_FALSE(charges->empty());
-  EXPECT_DOUBLE_EQ(summary["epsilon"].get<double>(), charges->back().epsilon_after);
-  EXPECT_GT(summary["epsilon"].get<double>(), 0);
+  EXPECT_DOUBLE_EQ(summary["epsilon_observers"].get<double>(), charges->back().epsilon_after);
+  EXPECT_GT(summary["epsilon_observers"].get<double>(), 0);
+  // Against the coordinator a device pays for its rounds without amplification: the worst
+  // device's figure, recomputed from the same ledger, is never below the observers' one.
+  auto eps = coordinator::ComputeRunEpsilons(**store, summary["delta"].get<double>());
+  ASSERT_TRUE(eps.ok()) << eps.status();
+  EXPECT_DOUBLE_EQ(summary["epsilon_coordinator"].get<double>(), eps->coordinator);
+  EXPECT_GE(eps->coordinator, eps->observers);
+  EXPECT_GE(summary["max_rounds_per_device"].get<int>(), 1);
 
   // The saved adapter is the coordinator's latest version.
   auto latest = (*store)->LatestAdapter();

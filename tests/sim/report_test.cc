@@ -142,10 +142,11 @@ TEST(ReportTest, WritesCsvAndJsonlPerRound) {
   const std::vector<std::string> csv = Lines(ReadAll(dir + "/nested/rounds.csv"));
   ASSERT_EQ(csv.size(), 1 + rounds.size());
   const std::vector<std::string> header = absl::StrSplit(csv[0], ',');
-  EXPECT_THAT(header, testing::IsSupersetOf(
-                          {"round", "sampled", "survivors", "aborted", "train_loss",
-                           "mean_update_norm", "clipped_fraction", "clip", "epsilon", "seconds",
-                           "participants_global_ppl", "heldout_personalized_top3w"}));
+  EXPECT_THAT(header,
+              testing::IsSupersetOf({"round", "sampled", "survivors", "aborted", "train_loss",
+                                     "mean_update_norm", "clipped_fraction", "clip",
+                                     "epsilon_observers", "epsilon_coordinator", "seconds",
+                                     "participants_global_ppl", "heldout_personalized_top3w"}));
   for (size_t i = 1; i < csv.size(); ++i) {
     const std::vector<std::string> cells = absl::StrSplit(csv[i], ',');
     ASSERT_EQ(cells.size(), header.size()) << csv[i];

@@ -7,9 +7,10 @@
 
 #include "fedlora/adapters/lora_adapter.h"
 #include "fedlora/data/personas.h"
-#include "fedlora/sim/cohort_trainer.h"
 #include "fedlora/model/checkpoint.h"
 #include "fedlora/model/tokenizer.h"
+#include "fedlora/privacy/defaults.h"
+#include "fedlora/sim/cohort_trainer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -89,11 +90,16 @@ TEST(SimulatorTest, DistributedDpRunReportsMetricsAndEpsilon) {
   EXPECT_GT(r->rounds[0].epsilon, 0);
   EXPECT_GT(r->rounds[1].epsilon, r->rounds[0].epsilon);
   EXPECT_TRUE(std::isfinite(r->summary.epsilon));
+  // Against the coordinator: a device sampled into both rounds pays for both, unamplified.
+  EXPECT_EQ(r->summary.max_rounds_per_device, 2);
+  EXPECT_GT(r->rounds[1].epsilon_coordinator, r->rounds[0].epsilon_coordinator);
+  EXPECT_GE(r->summary.epsilon_coordinator, r->summary.epsilon);
+  EXPECT_TRUE(std::isfinite(r->summary.epsilon_coordinator));
   ASSERT_TRUE(r->summary.participants.has_value());
   ASSERT_TRUE(r->summary.heldout.has_value());
   EXPECT_GT(r->summary.participants->base.perplexity, 1.0);
   EXPECT_GT(r->summary.participants->global.tokens, 0);
-  EXPECT_NEAR(r->summary.delta, 1.0 / std::pow(12.0, 1.1), 1e-12);
+  EXPECT_EQ(r->summary.delta, privacy::DefaultDelta(12));  // the one default: 1e-5 here
   // The keyboard metrics, and the per-user counts that add up to the evaluated users.
   for (const auto* e : {&*r->summary.participants, &*r->summary.heldout}) {
     for (const Metrics* m : {&e->base, &e->global, &e->personalized}) {

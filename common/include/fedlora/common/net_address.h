@@ -7,8 +7,14 @@
 
 namespace fedlora {
 
-// True for 127.0.0.0/8, ::1 and localhost (with or without :port, IPv6 in brackets) and for
-// unix: addresses.
+// The host part of "host:port", "[v6]:port", "host" or "[v6]" (brackets removed).
+std::string HostOfAddress(const std::string& host_port);
+
+// True when the address can only reach this machine: unix: addresses, and hosts whose every
+// resolved address is loopback (127.0.0.0/8, ::1, ::ffff:127.0.0.0/104). A numeric address is
+// checked as it is; a name (e.g. localhost) is resolved with getaddrinfo, and a name that does
+// not resolve, or that resolves to any non-loopback address, is not loopback. So
+// "127.evil.example" is judged by what it resolves to, not by how it is spelt.
 bool IsLoopbackAddress(const std::string& host_port);
 
 }  // namespace fedlora

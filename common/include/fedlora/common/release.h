@@ -5,7 +5,8 @@
 // A release folder holds the adapter files (PEFT layout under adapter/) and manifest.json:
 //   {"format": "fedlora-release-1", "release_id": "...", "version": N, "segment": "global",
 //    "base_model_sha256": "<hex>", "created": "<RFC 3339 UTC>",
-//    "provenance": {"rounds": R, "epsilon": E, "delta": D, "date": "..."},
+//    "provenance": {"rounds": R, "epsilon": E, "delta": D, "date": "...",
+//                   "epsilon_coordinator": EC},   (optional: a number, or "unbounded")
 //    "files": [{"path": "adapter/adapter_config.json", "sha256": "<hex>", "bytes": B}, ...],
 //    "signature": {"key_id": "<16 hex>", "ed25519": "<128 hex>"}}
 //
@@ -18,6 +19,7 @@
 //   base_model_sha256 <lower-case hex>
 //   created <created>
 //   provenance <rounds decimal> <epsilon %.17g> <delta %.17g> <date>
+//   provenance_coordinator <epsilon_coordinator %.17g, or "unbounded">   (only when set)
 //   key_id <key_id>
 //   file <sha256 lower-case hex> <bytes decimal> <path>      (one per file, sorted by path)
 // A key id is the lower-case hex of the first 8 bytes of SHA-256(raw 32-byte public key).
@@ -27,6 +29,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,11 +49,16 @@ struct ReleaseFile {
   uint64_t bytes = 0;
 };
 
+// The two epsilons of the run that made the release (docs/privacy.md, "Threat model"), both at
+// `delta`: `epsilon` holds against observers of released adapters (amplified by sampling);
+// `epsilon_coordinator`, when known, against the coordinator itself (the worst device, no
+// amplification; +infinity = unbounded, e.g. central DP).
 struct ReleaseProvenance {
   int64_t rounds = 0;
   double epsilon = 0;
   double delta = 0;
   std::string date;
+  std::optional<double> epsilon_coordinator;
 };
 
 struct ReleaseManifest {

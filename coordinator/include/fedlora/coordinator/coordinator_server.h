@@ -12,10 +12,19 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "fedlora/common/process_lock.h"
 #include "fedlora/coordinator/grpc_service.h"
 #include "fedlora/coordinator/round_manager.h"
 
 namespace fedlora::coordinator {
+
+// The lock file in a state folder; holds the serving coordinator's pid.
+inline constexpr char kStateLockFile[] = "coordinator.lock";
+
+// Takes the exclusive lock on `state_dir` that a serving coordinator holds for its lifetime
+// (ProcessLock on DIR/coordinator.lock). FAILED_PRECONDITION when another coordinator holds
+// it: "state folder DIR is in use by another coordinator (pid N) (hint: ...)".
+absl::StatusOr<std::unique_ptr<ProcessLock>> LockStateFolder(const std::string& state_dir);
 
 struct ServerOptions {
   std::string state_dir;
@@ -31,7 +40,8 @@ struct ServerOptions {
 class CoordinatorServer {
  public:
   // Errors: the store's (unreadable folder), FAILED_PRECONDITION for a folder without an
-  // initial adapter or plaintext on a non-loopback address, NOT_FOUND for missing TLS files
+  // initial adapter, a folder another coordinator serves (LockStateFolder) or plaintext on a
+  // non-loopback address, NOT_FOUND for missing TLS files
   // (with the hint to run `coordinator init` or pass --tls-cert/--tls-key), UNAVAILABLE when
   // the port cannot be bound.
   static absl::StatusOr<std::unique_ptr<CoordinatorServer>> Start(ServerOptions options);

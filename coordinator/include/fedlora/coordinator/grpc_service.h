@@ -3,11 +3,19 @@
 // the metrics, and forwards to the RoundManager. Enrolment and the adapter download are served
 // here directly from the store.
 //
+// Every method but Report is registered raw: gRPC hands over the request's bytes, and the
+// service refuses a request longer than its method's limit before parsing it, then parses it
+// itself. Secure-aggregation uploads (up to 64 MiB) are parsed only once the call's metadata
+// names an enrolled, unrevoked device with a timestamp inside the clock window; the signature
+// is checked after parsing (it covers the message's bytes).
+//
 // Status codes a caller sees: UNAUTHENTICATED (missing/bad signature, unknown device, clock
-// skew, replay), PERMISSION_DENIED (revoked device, not in the round), INVALID_ARGUMENT
-// (malformed or oversized request, bad token), FAILED_PRECONDITION (wrong phase or round),
-// RESOURCE_EXHAUSTED (too many downloads), NOT_FOUND (unknown adapter or release version),
-// plus the secure-aggregation server's rejection codes.
+// skew, replay), PERMISSION_DENIED (revoked device, not in the round, unknown or used token),
+// INVALID_ARGUMENT (oversized request: "too large ... refused before parsing"; bytes that are
+// not the method's message: "request body is not a valid fedlora.v1.X (failed to parse)";
+// malformed fields), FAILED_PRECONDITION (wrong phase or round), RESOURCE_EXHAUSTED (too many
+// downloads; too many failed enrolments from one address), NOT_FOUND (unknown adapter or
+// release version), plus the secure-aggregation server's rejection codes.
 #ifndef FEDLORA_COORDINATOR_GRPC_SERVICE_H_
 #define FEDLORA_COORDINATOR_GRPC_SERVICE_H_
 
@@ -19,6 +27,7 @@
 
 #include "absl/status/statusor.h"
 #include "fedlora/coordinator/metrics.h"
+#include "fedlora/coordinator/peer_rate_limiter.h"
 #include "fedlora/coordinator/replay_guard.h"
 #include "fedlora/coordinator/round_manager.h"
 #include "fedlora/coordinator/store.h"
@@ -27,58 +36,91 @@
 namespace fedlora::coordinator {
 
 struct ServiceLimits {
-  size_t small_message_bytes = 4096;        // Enroll, CheckIn, Download requests, Report
+  size_t small_message_bytes = 4096;        // Enroll, CheckIn, GetRelease, Download requests,
+                                            // Report
   size_t secagg_message_bytes = 64u << 20;  // one secure-aggregation message
   uint32_t chunk_bytes = 256u << 10;        // default and maximum download chunk
   int max_downloads_per_device = 2;
   int max_downloads = 256;
   absl::Duration download_timeout = absl::Seconds(120);  // a stalled reader is cancelled
   int64_t clock_window_ms = ReplayGuard::kDefaultWindowMs;
+  // Enroll calls per peer address (PeerKey): a burst, then a steady rate; a successful
+  // enrolment gives its token back, so only refused ones (bad or used tokens) count.
+  RateLimit enroll_rate;
+  // Transport (coordinator_server.h): concurrent streams per connection, the time a new
+  // connection has to finish its TLS/HTTP2 handshake, and gRPC's memory for all calls
+  // (0 = half of RAM, at least 512 MiB).
+  int max_streams_per_connection = 32;
+  absl::Duration handshake_timeout = absl::Seconds(20);
+  size_t memory_quota_bytes = 0;
 };
 
 grpc::Status ToGrpcStatus(const absl::Status& s);
 
-class CoordinatorService final : public v1::Coordinator::CallbackService {
+namespace internal {
+template <class Request, class Response>
+class UnaryCall;
+// Every method but Report takes the request's bytes (raw callback methods).
+using RawCoordinatorService = v1::Coordinator::WithRawCallbackMethod_Enroll<
+    v1::Coordinator::WithRawCallbackMethod_CheckIn<
+        v1::Coordinator::WithRawCallbackMethod_DownloadAdapter<
+            v1::Coordinator::WithRawCallbackMethod_AdvertiseKeys<
+                v1::Coordinator::WithRawCallbackMethod_ShareKeys<
+                    v1::Coordinator::WithRawCallbackMethod_MaskedInput<
+                        v1::Coordinator::WithRawCallbackMethod_Unmasking<
+                            v1::Coordinator::WithRawCallbackMethod_GetRelease<
+                                v1::Coordinator::WithRawCallbackMethod_DownloadRelease<
+                                    v1::Coordinator::CallbackService>>>>>>>>>;
+}  // namespace internal
+
+class CoordinatorService final : public internal::RawCoordinatorService {
  public:
   // All pointers must outlive the service.
   CoordinatorService(RoundManager* rounds, Store* store, MetricsRegistry* metrics,
                      const ServiceLimits& limits, std::string coordinator_id);
   ~CoordinatorService() override;
 
-  grpc::ServerUnaryReactor* Enroll(grpc::CallbackServerContext* ctx,
-                                   const v1::EnrollRequest* request,
-                                   v1::EnrollResponse* response) override;
-  grpc::ServerUnaryReactor* CheckIn(grpc::CallbackServerContext* ctx,
-                                    const v1::CheckInRequest* request,
-                                    v1::CheckInResponse* response) override;
-  grpc::ServerWriteReactor<v1::AdapterChunk>* DownloadAdapter(
-      grpc::CallbackServerContext* ctx, const v1::DownloadRequest* request) override;
-  grpc::ServerUnaryReactor* AdvertiseKeys(grpc::CallbackServerContext* ctx,
-                                          const v1::SecAggUpload* request,
-                                          v1::SecAggDownload* response) override;
-  grpc::ServerUnaryReactor* ShareKeys(grpc::CallbackServerContext* ctx,
-                                      const v1::SecAggUpload* request,
-                                      v1::SecAggDownload* response) override;
-  grpc::ServerUnaryReactor* MaskedInput(grpc::CallbackServerContext* ctx,
-                                        const v1::SecAggUpload* request,
-                                        v1::SecAggDownload* response) override;
-  grpc::ServerUnaryReactor* Unmasking(grpc::CallbackServerContext* ctx,
-                                      const v1::SecAggUpload* request,
-                                      v1::SecAggDownload* response) override;
+  using Raw = grpc::ByteBuffer;
+  grpc::ServerUnaryReactor* Enroll(grpc::CallbackServerContext* ctx, const Raw* request,
+                                   Raw* response) override;
+  grpc::ServerUnaryReactor* CheckIn(grpc::CallbackServerContext* ctx, const Raw* request,
+                                    Raw* response) override;
+  grpc::ServerWriteReactor<Raw>* DownloadAdapter(grpc::CallbackServerContext* ctx,
+                                                 const Raw* request) override;
+  grpc::ServerUnaryReactor* AdvertiseKeys(grpc::CallbackServerContext* ctx, const Raw* request,
+                                          Raw* response) override;
+  grpc::ServerUnaryReactor* ShareKeys(grpc::CallbackServerContext* ctx, const Raw* request,
+                                      Raw* response) override;
+  grpc::ServerUnaryReactor* MaskedInput(grpc::CallbackServerContext* ctx, const Raw* request,
+                                        Raw* response) override;
+  grpc::ServerUnaryReactor* Unmasking(grpc::CallbackServerContext* ctx, const Raw* request,
+                                      Raw* response) override;
   grpc::ServerUnaryReactor* Report(grpc::CallbackServerContext* ctx,
                                    const v1::ReportRequest* request,
                                    v1::ReportResponse* response) override;
   // Records the device's release report in the store, answers release_rollout.h's decision.
-  grpc::ServerUnaryReactor* GetRelease(grpc::CallbackServerContext* ctx,
-                                       const v1::ReleaseRequest* request,
-                                       v1::ReleaseOffer* response) override;
-  grpc::ServerWriteReactor<v1::AdapterChunk>* DownloadRelease(
-      grpc::CallbackServerContext* ctx, const v1::DownloadRequest* request) override;
+  grpc::ServerUnaryReactor* GetRelease(grpc::CallbackServerContext* ctx, const Raw* request,
+                                       Raw* response) override;
+  grpc::ServerWriteReactor<Raw>* DownloadRelease(grpc::CallbackServerContext* ctx,
+                                                 const Raw* request) override;
 
   // Cancels downloads running longer than limits.download_timeout (a client that opened a
   // stream and never reads). Called periodically by the server.
   void SweepStalledDownloads();
 
+  // What a signed call's metadata says, checked without looking at the body.
+  struct CallMetadata {
+    std::string device_id;
+    int64_t call_ms = 0;
+    std::string nonce;
+    std::string signature;
+    std::string public_key;
+  };
+  // The metadata is present and well-formed, names an enrolled device that is not revoked,
+  // and its time is inside the clock window and not before this process started. Cheap (one
+  // store read, no signature check, nothing remembered): run before parsing a large body.
+  // UNAUTHENTICATED or PERMISSION_DENIED (revoked) as for Authenticate.
+  absl::StatusOr<CallMetadata> CheckCallMetadata(grpc::CallbackServerContext* ctx);
   // Verifies the call's signature metadata over `method` and `request`; returns the device id.
   // Also returns, through `body_sha256` when given, the SHA-256 of the request's bytes.
   absl::StatusOr<std::string> Authenticate(grpc::CallbackServerContext* ctx,
@@ -88,20 +130,25 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
 
  private:
   class DownloadReactor;
+  using SecAggCallData = internal::UnaryCall<v1::SecAggUpload, v1::SecAggDownload>;
   grpc::ServerUnaryReactor* SecAggCall(grpc::CallbackServerContext* ctx, const char* method,
-                                       secagg::Phase phase, const v1::SecAggUpload* request,
-                                       v1::SecAggDownload* response);
+                                       secagg::Phase phase, const Raw* request, Raw* response);
+  // Counts the error and finishes `call` with it.
+  template <class Call>
+  grpc::ServerUnaryReactor* Refuse(Call* call, const char* method, const absl::Status& s);
   grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* ctx, const char* method,
                                    const absl::Status& s);
+  // Verifies the signature of a call whose metadata CheckCallMetadata accepted.
+  absl::StatusOr<std::string> VerifyCall(const CallMetadata& md, const std::string& method,
+                                         const google::protobuf::MessageLite& request,
+                                         std::string* body_sha256);
   void CountError(const char* method, const absl::Status& s);
   void DownloadFinished(DownloadReactor* reactor, const std::string& device);
   // Streams `blob` (hash `sha256_hex`) from the request's offset, under the download limits.
-  grpc::ServerWriteReactor<v1::AdapterChunk>* StartDownload(grpc::CallbackServerContext* ctx,
-                                                            const char* method,
-                                                            const std::string& device,
-                                                            const v1::DownloadRequest* request,
-                                                            std::string blob,
-                                                            const std::string& sha256_hex);
+  grpc::ServerWriteReactor<Raw>* StartDownload(grpc::CallbackServerContext* ctx,
+                                               const char* method, const std::string& device,
+                                               const v1::DownloadRequest& request,
+                                               std::string blob, const std::string& sha256_hex);
 
   RoundManager* rounds_;
   Store* store_;
@@ -109,6 +156,7 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
   ServiceLimits limits_;
   std::string coordinator_id_;
   ReplayGuard replay_;
+  PeerRateLimiter enroll_limiter_;
   std::mutex downloads_mu_;
   std::map<std::string, int> downloads_per_device_;
   std::map<DownloadReactor*, std::pair<grpc::CallbackServerContext*, absl::Time>> downloads_;

@@ -110,6 +110,9 @@ class Store {
   // INVALID_ARGUMENT: malformed token hash, empty device id, public key not 32 bytes.
   virtual absl::Status EnrollDevice(const std::string& token_sha256_hex,
                                     const DeviceRecord& device) = 0;
+  // A read only (no write transaction): OK when the token is known and unused. NOT_FOUND:
+  // unknown token; ALREADY_EXISTS: already used; INVALID_ARGUMENT: malformed token hash.
+  virtual absl::Status CheckTokenUnused(const std::string& token_sha256_hex) const = 0;
   // NOT_FOUND: no such device.
   virtual absl::StatusOr<DeviceRecord> GetDevice(const std::string& device_id) const = 0;
   // All devices, ordered by device id.
@@ -164,6 +167,9 @@ class Store {
   virtual absl::StatusOr<std::vector<PrivacyCharge>> Charges() const = 0;
   // Device id -> number of charged rounds it participated in.
   virtual absl::StatusOr<std::map<std::string, int>> ParticipationCounts() const = 0;
+  // Round -> the device ids charged in it, ascending (rounds with no participant are absent).
+  virtual absl::StatusOr<std::map<uint64_t, std::vector<std::string>>> ParticipantsByRound()
+      const = 0;
 
   // ---- Releases (schema version 2).
   // Writes the bundle blob, then inserts the release and a "publish" event in one transaction.

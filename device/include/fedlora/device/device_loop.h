@@ -41,7 +41,12 @@ struct LoopOptions {
   int rounds = 1;                          // stop after this many completed rounds (0 = no limit)
   absl::Duration max_time = absl::Hours(1);
   absl::Duration checkin_timeout = absl::Seconds(60);
-  int max_transient_failures = 8;          // in a row, then UNAVAILABLE
+  // Transient errors in a row are retried (exponential backoff, full jitter, cap 30 s) until
+  // there were max_transient_failures of them AND they span at least min_retry_time, then
+  // the loop fails with UNAVAILABLE: a coordinator restart of a few minutes is ridden out
+  // however lucky the jitter, and a coordinator that is gone for good is given up on.
+  int max_transient_failures = 8;
+  absl::Duration min_retry_time = absl::Minutes(3);
   DevicePolicy policy;
   // Asked before every check-in; when the rules refuse, the loop stops without contacting
   // the coordinator and says why (stopped_because "device conditions: ..."). Unset: always.
@@ -58,8 +63,8 @@ struct LoopResult {
 
 // Runs until `rounds` rounds completed, training is over (the coordinator says the budget is
 // spent), or max_time. Errors: permanent ones (UNAUTHENTICATED, PERMISSION_DENIED, a base the
-// coordinator does not serve: FAILED_PRECONDITION) and UNAVAILABLE after too many transient
-// failures in a row.
+// coordinator does not serve: FAILED_PRECONDITION) and UNAVAILABLE after transient failures in
+// a row past both max_transient_failures and min_retry_time.
 absl::StatusOr<LoopResult> RunDeviceLoop(CoordinatorClient& client, DeviceData& data,
                                          const LoopOptions& options, RandomSource& rng);
 

@@ -83,7 +83,9 @@ struct RoundRecord {
   double mean_update_norm = 0;  // before clipping
   double clipped_fraction = 0;
   double clip = 0;     // bound used this round
-  double epsilon = 0;  // cumulative, after this round
+  double epsilon = 0;  // against observers of releases: cumulative, after this round
+  // Against the coordinator: the worst device's, after this round (+inf with central DP).
+  double epsilon_coordinator = 0;
   double seconds = 0;  // wall time of the round
   double train_seconds = 0;
   double privacy_seconds = 0;  // encode + secure aggregation + decode
@@ -96,9 +98,12 @@ struct RoundRecord {
 struct Summary {
   nlohmann::json config;  // echo of every key
   int rounds_completed = 0;
-  double epsilon = 0;
+  // The two epsilons (docs/privacy.md, "Threat model"), both at `delta`:
+  double epsilon = 0;              // against observers of the released adapters (amplified)
+  double epsilon_coordinator = 0;  // against the coordinator: the worst device (+inf: central)
+  int max_rounds_per_device = 0;   // the most rounds any one device was sampled into
   double delta = 0;
-  std::string privacy_assumption;          // neighbouring relation and sampling epsilon assumes
+  std::string privacy_assumption;          // neighbouring relation and sampling `epsilon` assumes
   std::string randomness;                  // where the noise came from (seeded in simulation)
   std::string stop_reason;                 // empty when all rounds ran
   std::optional<EvalRecord> participants;  // last evaluation

@@ -123,7 +123,7 @@ struct SimConfig {
   double clip = 0.5;  // fixed bound, or the initial bound when adaptive
   double target_quantile = 0.5;
   double clip_lr = 0.2;
-  double delta = 0;            // 0 = 1 / devices^1.1
+  double delta = 0;            // 0 = min(1e-5, devices^-1.1), privacy/defaults.h
   double epsilon_budget = 0;   // 0 = no budget; else refuse / stop before exceeding
   int bits = 20;               // modulus 2^bits of secure aggregation
   double min_survivors = 0.8;  // noise calibrated for this fraction of the cohort
