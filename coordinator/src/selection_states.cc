@@ -71,16 +71,19 @@ absl::Status ChargeInStore(RoundContext& ctx) {
 std::unique_ptr<RoundState> AbortRound(RoundContext& ctx, const std::string& reason) {
   RoundData& r = ctx.round;
   // Replies to sampled devices are not counted in the metrics (their number is private). They
-  // are asked back within the first half of the next selection window (it opens now), so that
-  // devices split by a window boundary meet in the next round instead of scattering.
+  // are asked back within the first half of the next selection window (it opens now; at the
+  // earliest retry_min or a quarter window), so that devices split by a window boundary meet in
+  // the next round instead of scattering or alternating between windows.
   for (auto& [device, done] : r.waiting) {
     auto reply = Reject(ctx, v1::REJECTION_NO_ROUND_OPEN,
                         absl::StrCat("round ", r.round, " aborted: ", reason), absl::ZeroDuration(),
                         /*counted=*/false);
     auto* rej = reply.mutable_rejection();
-    const int64_t half_window = absl::ToInt64Milliseconds(ctx.options.selection_window / 2);
-    rej->set_retry_max_ms(static_cast<uint32_t>(std::max<int64_t>(
-        rej->retry_min_ms() + 100, std::min<int64_t>(rej->retry_max_ms(), half_window))));
+    const int64_t window = absl::ToInt64Milliseconds(ctx.options.selection_window);
+    const int64_t lo = std::min<int64_t>(rej->retry_min_ms(), window / 4);
+    rej->set_retry_min_ms(static_cast<uint32_t>(lo));
+    rej->set_retry_max_ms(static_cast<uint32_t>(
+        std::max<int64_t>(lo + 100, std::min<int64_t>(rej->retry_max_ms(), window / 2))));
     ctx.completions.push_back([done = done, reply] { done(absl::OkStatus(), reply); });
   }
   r.waiting.clear();
