@@ -2,12 +2,15 @@
 // processes on loopback, with bounded time. What leaves a device is recorded by a TCP proxy.
 #include <signal.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include <httplib.h>
 
+#include "fedlora/device/device_ledger.h"
+#include "fedlora/device/task_privacy.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -35,12 +38,14 @@ class CoordinatorProcessTest : public ::testing::Test {
 
   testing::CliResult Run(const std::string& args) { return testing::RunFedlora(args, dir_); }
 
-  // `coordinator init` with a small, fast recipe.
-  void Init(int rounds, const std::string& extra = "") {
+  // `coordinator init` with a small, fast recipe (Poisson sampling at rate 1: every device
+  // that checks in is selected).
+  void Init(int rounds, const std::string& extra = "", int train_deadline = 60) {
     auto r = Run("coordinator init --state " + dir_ + "/coord --model " + Model() +
                  " --goal 2 --population 2 --rounds " + std::to_string(rounds) +
                  " --steps 2 --batch 2 --seq 32 --noise-multiplier 1.0 --tokens 4"
-                 " --selection-window 1 --phase-deadline 20 --train-deadline 60 " + extra);
+                 " --selection-window 1 --phase-deadline 20 --train-deadline " +
+                 std::to_string(train_deadline) + " " + extra);
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
     std::ifstream in(dir_ + "/coord/enroll-tokens.txt");
     for (std::string t; std::getline(in, t);) tokens_.push_back(t);
@@ -93,10 +98,14 @@ class CoordinatorProcessTest : public ::testing::Test {
   // of 8 transient errors in a row gives up after about a minute); --max-seconds bounds them.
   // from_store: the user's text goes through `device observe` into the encrypted local
   // store first, and the device trains from there (--from-store).
-  ChildProcess StartDevice(int i, int port, bool insecure, int rounds, bool from_store = false) {
+  // extra: more `device run` flags; env: the process's additions to the environment.
+  ChildProcess StartDevice(int i, int port, bool insecure, int rounds, bool from_store = false,
+                           const std::vector<std::string>& extra = {},
+                           const std::map<std::string, std::string>& env = {}) {
     std::vector<std::string> args = {"device", "run", "--state", Phone(i), "--model", Model(),
                                      "--rounds", std::to_string(rounds), "--max-seconds", "240",
                                      "--max-failures", "20", "--charging"};
+    args.insert(args.end(), extra.begin(), extra.end());
     if (from_store) {
       auto r = testing::RunFedlora("device observe --state " + Phone(i) + " --file " +
                                        WriteUserText(i) + " --json",
@@ -110,7 +119,16 @@ class CoordinatorProcessTest : public ::testing::Test {
     }
     auto c = Conn(port, insecure);
     args.insert(args.end(), c.begin(), c.end());
-    return StartFedlora(args, dir_ + "/device" + std::to_string(i));
+    return StartFedlora(args, dir_ + "/device" + std::to_string(i) + "_" +
+                                  std::to_string(device_starts_++),
+                        env);
+  }
+
+  // `fedlora device status --json` of phone i.
+  nlohmann::json DeviceStatus(int i, const std::string& extra = "") {
+    auto r = Run("device status --json --state " + Phone(i) + " " + extra);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return nlohmann::json::parse(r.out, nullptr, false);
   }
 
   nlohmann::json Status() {
@@ -121,6 +139,7 @@ class CoordinatorProcessTest : public ::testing::Test {
 
   std::string dir_;
   std::vector<std::string> tokens_;
+  int device_starts_ = 0;
 };
 
 // The README's scenario: init, a TLS coordinator, two devices enrolled and training two rounds.
@@ -235,9 +254,12 @@ TEST_F(CoordinatorProcessTest, ReleasePublishPromoteUpdateAndRollbackOverTls) {
   EXPECT_EQ(coord.Wait(30), 0) << coord.Err();
 }
 
-// Nothing a device sends contains its text: every byte from the device processes passes a
-// recording proxy (plaintext, loopback).
-TEST_F(CoordinatorProcessTest, DeviceBytesCarryNoText) {
+// Nothing a device sends contains its text, and no per-device training value: every byte
+// from the device processes passes a recording proxy (plaintext, loopback). Each device logs
+// its own loss, steps, seconds and training windows (`--json`); none of them, nor its count of
+// text lines, is in any request it sent (a double's 8 bytes anywhere; a count as a top-level
+// integer field of a request).
+TEST_F(CoordinatorProcessTest, DeviceBytesCarryNoTextAndNoTrainingValues) {
   Init(1);
   const int port = testing::FreeLoopbackPort();
   auto coord = StartCoordinator(port, "coordinator", {}, /*insecure=*/true);
@@ -246,8 +268,8 @@ TEST_F(CoordinatorProcessTest, DeviceBytesCarryNoText) {
   testing::RecordingProxy proxy(port);
   Enroll(0, proxy.port(), true);
   Enroll(1, proxy.port(), true);
-  auto d0 = StartDevice(0, proxy.port(), true, 1);
-  auto d1 = StartDevice(1, proxy.port(), true, 1);
+  auto d0 = StartDevice(0, proxy.port(), true, 1, false, {"--json"});
+  auto d1 = StartDevice(1, proxy.port(), true, 1, false, {"--json"});
   ASSERT_EQ(d0.Wait(240), 0) << d0.Out() << d0.Err();
   ASSERT_EQ(d1.Wait(240), 0) << d1.Out() << d1.Err();
   ASSERT_EQ(coord.Wait(60), 0) << coord.Out();
@@ -258,6 +280,125 @@ TEST_F(CoordinatorProcessTest, DeviceBytesCarryNoText) {
   for (const char* word : {"secretword", "harbour", "teashop", "meet me"}) {
     EXPECT_EQ(sent.find(word), std::string::npos) << word;
   }
+  // What each device logged about its round (its own log: it must not have been sent).
+  std::vector<double> doubles;
+  std::vector<uint64_t> counts = {30};  // the lines of text each device holds
+  for (ChildProcess* d : {&d0, &d1}) {
+    nlohmann::json j = nlohmann::json::parse(d->Out(), nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << d->Out();
+    ASSERT_EQ(j["rounds"].size(), 1u) << d->Out();
+    const nlohmann::json& r = j["rounds"][0];
+    ASSERT_TRUE(r["completed"].get<bool>()) << d->Out();
+    doubles.push_back(r["loss"].get<double>());
+    doubles.push_back(r["seconds"].get<double>());
+    counts.push_back(r["windows"].get<uint64_t>());
+    counts.push_back(r["steps"].get<uint64_t>());
+    EXPECT_GT(r["windows"].get<uint64_t>(), 1u);
+    EXPECT_GT(r["loss"].get<double>(), 0.0);
+  }
+  for (double v : doubles) {
+    std::string bytes(8, '\0');
+    std::memcpy(bytes.data(), &v, 8);  // little-endian, as protobuf writes a double
+    EXPECT_EQ(sent.find(bytes), std::string::npos) << "a device's double " << v << " was sent";
+  }
+  // Every request, parsed: no top-level integer field carries a device's count. The protocol's
+  // own integers in a one-round run are versions, the round number, offsets and the bit.
+  size_t messages = 0;
+  for (const std::string& connection : proxy.ClientConnections()) {
+    for (const std::string& m : testing::GrpcRequestMessages(connection)) {
+      ++messages;
+      testing::WireScalars scalars;
+      testing::TopLevelScalars(m, &scalars);
+      for (uint64_t v : scalars.varints) {
+        for (uint64_t c : counts) EXPECT_NE(v, c) << "a device's count was sent";
+      }
+    }
+  }
+  EXPECT_GE(messages, 2u * 6u);  // each device: check-in, download, four secure-aggregation phases
+}
+
+// The device's own ledger survives a kill -9 of `fedlora device run`: the round charged before
+// the kill (its masked input never left: the hook kills the process right after the charge is
+// durable) is still there, a torn write on top of it is dropped, and the restarted device
+// composes its next round onto it.
+TEST_F(CoordinatorProcessTest, DeviceLedgerSurvivesSigkillOfTheDeviceProcess) {
+  Init(1, "", /*train_deadline=*/15);
+  const int port = testing::FreeLoopbackPort();
+  auto coord = StartCoordinator(port, "coordinator", {}, /*insecure=*/true);
+  ASSERT_FALSE(coord.WaitForLine("listening on", 30).empty()) << coord.Err();
+  Enroll(0, port, true);
+  Enroll(1, port, true);
+  auto killed = StartDevice(0, port, true, 1, false, {}, {{"FEDLORA_DEVICE_CRASH_AFTER_CHARGE", "1"}});
+  auto d1 = StartDevice(1, port, true, 1);
+  ASSERT_EQ(killed.Wait(120), 128 + SIGKILL) << killed.Out() << killed.Err();
+  nlohmann::json st = DeviceStatus(0);
+  ASSERT_EQ(st["rounds_charged"], 1) << st.dump();
+  EXPECT_EQ(st["rounds"][0]["round"], 1);
+  const double spent_before = st["epsilon_spent"].get<double>();
+  EXPECT_GT(spent_before, 0.0);
+  EXPECT_THAT(st["holds_against"].get<std::string>(), HasSubstr("without amplification"));
+  // A crash in the middle of the next append leaves half a line.
+  {
+    std::ofstream torn(Phone(0) + "/privacy-ledger.jsonl", std::ios::app);
+    torn << "{\"sha256\":\"00ff";
+  }
+  st = DeviceStatus(0);
+  EXPECT_EQ(st["rounds_charged"], 1);
+  EXPECT_EQ(st["recovered_bytes"], 15);
+  EXPECT_DOUBLE_EQ(st["epsilon_spent"].get<double>(), spent_before);
+  // Restarted: round 1 is aborted without it (nothing of it was sent), a later round commits.
+  auto d0 = StartDevice(0, port, true, 1);
+  ASSERT_EQ(d0.Wait(240), 0) << d0.Out() << d0.Err() << coord.Out();
+  ASSERT_EQ(d1.Wait(240), 0) << d1.Out() << d1.Err();
+  ASSERT_EQ(coord.Wait(60), 0) << coord.Out();
+  st = DeviceStatus(0);
+  ASSERT_EQ(st["rounds_charged"], 2) << st.dump();
+  EXPECT_EQ(st["rounds"][0]["round"], 1);
+  EXPECT_GT(st["rounds"][1]["round"].get<int>(), 1);
+  EXPECT_EQ(st["recovered_bytes"], 0);
+  EXPECT_GT(st["epsilon_spent"].get<double>(), spent_before);
+  EXPECT_EQ(Status()["rounds_committed"], 1);
+}
+
+// A device with --epsilon-budget stops taking tasks at its budget, against a coordinator that
+// keeps selecting it (Poisson rate 1, rounds left), and says why it stopped. The budget admits
+// exactly one round of this recipe: the first round's charge is read from the device's ledger,
+// and the budget set halfway between one and two such rounds.
+TEST_F(CoordinatorProcessTest, DeviceStopsTakingTasksAtItsOwnBudget) {
+  Init(3);
+  const int port = testing::FreeLoopbackPort();
+  auto coord = StartCoordinator(port, "coordinator", {}, /*insecure=*/true);
+  ASSERT_FALSE(coord.WaitForLine("listening on", 30).empty()) << coord.Err();
+  Enroll(0, port, true);
+  Enroll(1, port, true);
+  {
+    auto d0 = StartDevice(0, port, true, 1);
+    auto d1 = StartDevice(1, port, true, 1);
+    ASSERT_EQ(d0.Wait(240), 0) << d0.Out() << d0.Err();
+    ASSERT_EQ(d1.Wait(240), 0) << d1.Out() << d1.Err();
+  }
+  auto ledger = device::DeviceLedger::Open(Phone(0));
+  ASSERT_TRUE(ledger.ok()) << ledger.status();
+  ASSERT_EQ(ledger->rounds_charged(), 1);
+  const double one = *ledger->Epsilon(1e-5);
+  const double two = *ledger->Epsilon(1e-5, &ledger->entries()[0].rdp);
+  // The default budget admits a round at the coordinator's default noise (z = 1).
+  EXPECT_LT(one, device::kDefaultDeviceEpsilonBudget);
+  const std::string budget = std::to_string((one + two) / 2);
+  auto d0 = StartDevice(0, port, true, /*rounds=*/0, false, {"--epsilon-budget", budget});
+  auto d1 = StartDevice(1, port, true, /*rounds=*/0, false, {"--epsilon-budget", "1000"});
+  ASSERT_EQ(d0.Wait(200), 0) << d0.Out() << d0.Err() << coord.Out();
+  EXPECT_THAT(d0.Out(), HasSubstr("declined before training: this device's privacy budget"));
+  EXPECT_THAT(d0.Out(), HasSubstr("done: 0 rounds completed (this device's privacy budget"));
+  EXPECT_THAT(d0.Out(), HasSubstr("> budget " + budget.substr(0, 4)));
+  nlohmann::json st = DeviceStatus(0, "--epsilon-budget " + budget);
+  EXPECT_EQ(st["rounds_charged"], 1);  // nothing charged, trained or sent for the refused round
+  EXPECT_NEAR(st["epsilon_spent"].get<double>(), one, 1e-9);
+  EXPECT_NEAR(st["epsilon_budget"].get<double>(), (one + two) / 2, 1e-5);
+  d1.Kill(SIGTERM);
+  coord.Kill(SIGTERM);
+  d1.Wait(30);
+  coord.Wait(30);
 }
 
 // kill -9 at each phase, then restart on the same state: committed versions and charges are
@@ -277,8 +418,10 @@ TEST_F(CoordinatorProcessTest, SigkillAtEachPhaseThenResume) {
     ASSERT_FALSE(first.WaitForLine("listening on", 30).empty()) << first.Err();
     Enroll(0, port, true);
     Enroll(1, port, true);
-    auto d0 = StartDevice(0, port, true, 2);
-    auto d1 = StartDevice(1, port, true, 2);
+    // Each device may be charged for an interrupted round too: a budget that never binds here.
+    const std::vector<std::string> budget = {"--epsilon-budget", "1000"};
+    auto d0 = StartDevice(0, port, true, 2, false, budget);
+    auto d1 = StartDevice(1, port, true, 2, false, budget);
     ASSERT_EQ(first.Wait(120), 128 + SIGKILL) << first.Out() << first.Err();
     nlohmann::json before = Status();
     auto second = StartCoordinator(port, "second", {}, true);

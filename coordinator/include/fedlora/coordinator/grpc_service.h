@@ -27,7 +27,7 @@
 namespace fedlora::coordinator {
 
 struct ServiceLimits {
-  size_t small_message_bytes = 4096;        // Enroll, CheckIn, Download requests, Report
+  size_t small_message_bytes = 4096;        // Enroll, CheckIn, Download requests
   size_t secagg_message_bytes = 64u << 20;  // one secure-aggregation message
   uint32_t chunk_bytes = 256u << 10;        // default and maximum download chunk
   int max_downloads_per_device = 2;
@@ -65,9 +65,6 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
   grpc::ServerUnaryReactor* Unmasking(grpc::CallbackServerContext* ctx,
                                       const v1::SecAggUpload* request,
                                       v1::SecAggDownload* response) override;
-  grpc::ServerUnaryReactor* Report(grpc::CallbackServerContext* ctx,
-                                   const v1::ReportRequest* request,
-                                   v1::ReportResponse* response) override;
   // Records the device's release report in the store, answers release_rollout.h's decision.
   grpc::ServerUnaryReactor* GetRelease(grpc::CallbackServerContext* ctx,
                                        const v1::ReleaseRequest* request,
