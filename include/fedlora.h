@@ -230,8 +230,8 @@ typedef struct fedlora_privacy {
   size_t struct_size;
   /* Against the coordinator and anyone who sees this device's masked input unmasked. */
   double epsilon_spent;
-  double epsilon_budget;       /* policy->epsilon_budget */
-  double delta;                /* policy->delta */
+  double epsilon_budget; /* policy->epsilon_budget */
+  double delta;          /* policy->delta */
   int rounds_charged;
   /* The coordinator's claim after the last charged round: against observers of released
    * adapters only (amplified by sampling). 0 when no round was charged. */

@@ -117,7 +117,8 @@ void RegisterCommand_device(CLI::App& app) {
       ->capture_default_str()->check(GreaterThan(0));
   run->add_option("--min-noise-multiplier", o->min_noise,
                   "refuse tasks whose composed noise multiplier (values and clipped count) is "
-                  "below this")->capture_default_str();
+                  "below this")
+      ->capture_default_str();
   run->add_option("--epsilon-budget", o->epsilon_budget,
                   "this device's own epsilon against the coordinator (no amplification by "
                   "sampling): refuse any task that would exceed it")
@@ -184,15 +185,23 @@ void RegisterCommand_device(CLI::App& app) {
     nlohmann::json rounds = nlohmann::json::array();
     for (const auto& r : result->rounds) {
       // loss, steps, seconds and windows are this device's own log: none of them was sent.
-      rounds.push_back({{"round", r.round}, {"completed", r.completed}, {"detail", r.detail},
-                        {"loss", r.mean_loss}, {"steps", r.steps}, {"seconds", r.train_seconds},
-                        {"windows", r.windows}, {"new_version", r.new_version},
+      rounds.push_back({{"round", r.round},
+                        {"completed", r.completed},
+                        {"detail", r.detail},
+                        {"loss", r.mean_loss},
+                        {"steps", r.steps},
+                        {"seconds", r.train_seconds},
+                        {"windows", r.windows},
+                        {"new_version", r.new_version},
                         {"device_epsilon", r.device_epsilon},
                         {"coordinator_claimed_epsilon", r.epsilon_if_released}});
     }
-    nlohmann::json j = {{"device_id", identity->device_id}, {"completed", result->completed},
-                        {"rounds", rounds}, {"stopped_because", result->stopped_because},
-                        {"epsilon_budget", o->epsilon_budget}, {"delta", o->delta},
+    nlohmann::json j = {{"device_id", identity->device_id},
+                        {"completed", result->completed},
+                        {"rounds", rounds},
+                        {"stopped_because", result->stopped_because},
+                        {"epsilon_budget", o->epsilon_budget},
+                        {"delta", o->delta},
                         {"bytes_sent", client.bytes_sent()},
                         {"bytes_received", client.bytes_received()}};
     if (json) return PrintJson(j);

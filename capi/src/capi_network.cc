@@ -6,8 +6,8 @@
 #include "capi_status.h"
 #include "fedlora/common/random.h"
 #include "fedlora/device/coordinator_client.h"
-#include "fedlora/device/device_ledger.h"
 #include "fedlora/device/device_conditions.h"
+#include "fedlora/device/device_ledger.h"
 #include "fedlora/device/device_loop.h"
 #include "fedlora/device/release_update.h"
 

@@ -218,8 +218,8 @@ void RoundManager::CheckIn(const std::string& device_id, const v1::CheckInReques
       // The device decides eligibility itself and sends one bit, never its count.
       auto reply = Reject(ctx, v1::REJECTION_TOO_FEW_EXAMPLES,
                           absl::StrCat("the device says it holds fewer training windows than "
-                                       "the recipe's minimum (", min_examples,
-                                       "); check in again when it has more"),
+                                       "the recipe's minimum (",
+                                       min_examples, "); check in again when it has more"),
                           absl::Hours(1));
       completions.push_back([done, reply] { done(absl::OkStatus(), reply); });
     } else {

@@ -190,7 +190,8 @@ absl::StatusOr<LoopResult> RunDeviceLoop(CoordinatorClient& client, DeviceData& 
     // Local log only: the loss, steps, seconds and windows are never sent.
     if (done->completed) {
       result.completed++;
-      log(absl::StrFormat("round %d: completed (loss %.4f, %d steps, %.1f s training, %d "
+      log(
+          absl::StrFormat("round %d: completed (loss %.4f, %d steps, %.1f s training, %d "
                           "windows); adapter version %d; this device's epsilon against the "
                           "coordinator %.4g (delta %g); epsilon against observers of released "
                           "adapters (the coordinator's claim) %.4g",
@@ -198,7 +199,8 @@ absl::StatusOr<LoopResult> RunDeviceLoop(CoordinatorClient& client, DeviceData& 
                           done->windows, done->new_version, done->device_epsilon,
                           options.policy.delta, done->epsilon_if_released));
     } else {
-      log(absl::StrFormat("round %d: not completed: %s (charged: this device's epsilon against "
+      log(
+          absl::StrFormat("round %d: not completed: %s (charged: this device's epsilon against "
                           "the coordinator %.4g)",
                           done->round, done->detail, done->device_epsilon));
     }

@@ -1,13 +1,12 @@
 // Process-level tests: a real `fedlora coordinator run` and real `fedlora device run`
 // processes on loopback, with bounded time. What leaves a device is recorded by a TCP proxy.
+#include <httplib.h>
 #include <signal.h>
 
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-
-#include <httplib.h>
 
 #include "fedlora/device/device_ledger.h"
 #include "fedlora/device/task_privacy.h"
@@ -119,9 +118,8 @@ class CoordinatorProcessTest : public ::testing::Test {
     }
     auto c = Conn(port, insecure);
     args.insert(args.end(), c.begin(), c.end());
-    return StartFedlora(args, dir_ + "/device" + std::to_string(i) + "_" +
-                                  std::to_string(device_starts_++),
-                        env);
+    return StartFedlora(
+        args, dir_ + "/device" + std::to_string(i) + "_" + std::to_string(device_starts_++), env);
   }
 
   // `fedlora device status --json` of phone i.
@@ -328,7 +326,8 @@ TEST_F(CoordinatorProcessTest, DeviceLedgerSurvivesSigkillOfTheDeviceProcess) {
   ASSERT_FALSE(coord.WaitForLine("listening on", 30).empty()) << coord.Err();
   Enroll(0, port, true);
   Enroll(1, port, true);
-  auto killed = StartDevice(0, port, true, 1, false, {}, {{"FEDLORA_DEVICE_CRASH_AFTER_CHARGE", "1"}});
+  auto killed =
+      StartDevice(0, port, true, 1, false, {}, {{"FEDLORA_DEVICE_CRASH_AFTER_CHARGE", "1"}});
   auto d1 = StartDevice(1, port, true, 1);
   ASSERT_EQ(killed.Wait(120), 128 + SIGKILL) << killed.Out() << killed.Err();
   nlohmann::json st = DeviceStatus(0);

@@ -145,8 +145,9 @@ std::vector<std::string> GrpcRequestMessages(const std::string& b) {
   while (pos + 9 <= b.size()) {
     const uint32_t length = (u8(pos) << 16) | (u8(pos + 1) << 8) | u8(pos + 2);
     const uint32_t type = u8(pos + 3), flags = u8(pos + 4);
-    const uint32_t stream = ((u8(pos + 5) << 24) | (u8(pos + 6) << 16) | (u8(pos + 7) << 8) |
-                             u8(pos + 8)) & 0x7fffffffu;
+    const uint32_t stream =
+        ((u8(pos + 5) << 24) | (u8(pos + 6) << 16) | (u8(pos + 7) << 8) | u8(pos + 8)) &
+        0x7fffffffu;
     if (pos + 9 + length > b.size()) break;
     if (type == 0) {  // DATA, maybe padded
       size_t start = pos + 9, end = pos + 9 + length;
@@ -164,8 +165,8 @@ std::vector<std::string> GrpcRequestMessages(const std::string& b) {
         const auto d = [&data](size_t i) {
           return static_cast<uint32_t>(static_cast<uint8_t>(data[i]));
         };
-        const uint32_t n = (d(used + 1) << 24) | (d(used + 2) << 16) | (d(used + 3) << 8) |
-                           d(used + 4);
+        const uint32_t n =
+            (d(used + 1) << 24) | (d(used + 2) << 16) | (d(used + 3) << 8) | d(used + 4);
         if (data.size() - used - 5 < n) break;
         out.push_back(data.substr(used + 5, n));
         used += 5 + n;

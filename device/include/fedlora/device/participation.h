@@ -40,7 +40,7 @@ struct ParticipationResult {
   int64_t steps = 0;
   double mean_loss = 0;
   double train_seconds = 0;
-  int64_t windows = 0;      // training windows of the user's text at the task's seq_len
+  int64_t windows = 0;  // training windows of the user's text at the task's seq_len
   double update_norm = 0;
   bool clipped = false;
   // The coordinator's claim: the run's epsilon once this round is charged, amplified by
