@@ -171,7 +171,7 @@ absl::StatusOr<LoopResult> RunDeviceLoop(CoordinatorClient& client, DeviceData& 
                           task.round(), windows, min_examples));
       continue;
     }
-    log(absl::StrFormat("round %d: training %d steps on adapter version %d", task.round(),
+    log(absl::StrFormat("round %d: task of %d steps on adapter version %d", task.round(),
                         task.recipe().steps(), task.adapter_version()));
     auto done = Participate(client, data, task, options.policy, rng);
     if (!done.ok()) {

@@ -29,8 +29,8 @@ class DeviceLedgerTest : public ::testing::Test {
     dir_ = ::testing::TempDir() + "/device_ledger_" +
            ::testing::UnitTest::GetInstance()->current_test_info()->name();
     std::filesystem::remove_all(dir_);
-    const auto p = DistributedRoundParams(1000, 10, 8, 1.0, /*adaptive=*/true);
-    auto c = UnamplifiedRoundRdp(TaskFor(p, 8), p, privacy::DefaultRdpOrders());
+    const auto p = DistributedRoundParams(1000, 20, 16, 1.0, /*adaptive=*/true);
+    auto c = UnamplifiedRoundRdp(TaskFor(p, 16), p, privacy::DefaultRdpOrders());
     ASSERT_TRUE(c.ok()) << c.status();
     charge_ = *c;
   }
