@@ -1,6 +1,7 @@
 #include "fedlora/device/device_ledger.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -103,6 +104,15 @@ absl::StatusOr<DeviceLedger> DeviceLedger::Open(const std::string& state_dir) {
   l.orders_ = privacy::DefaultRdpOrders();
   if (!std::filesystem::exists(l.path_)) return l;
   FEDLORA_ASSIGN_OR_RETURN(std::string data, ReadFileToString(l.path_));
+  FEDLORA_RETURN_IF_ERROR(l.Load(data));
+  return l;
+}
+
+absl::Status DeviceLedger::Load(const std::string& data) {
+  DeviceLedger& l = *this;
+  l.entries_.clear();
+  l.good_bytes_ = 0;
+  l.recovered_bytes_ = 0;
   size_t pos = 0;
   int line_no = 0;
   while (pos < data.size()) {
@@ -136,7 +146,7 @@ absl::StatusOr<DeviceLedger> DeviceLedger::Open(const std::string& state_dir) {
     pos = nl + 1;
     l.good_bytes_ = static_cast<int64_t>(pos);
   }
-  return l;
+  return absl::OkStatus();
 }
 
 std::vector<double> DeviceLedger::TotalRdp(const std::vector<double>* extra) const {
@@ -177,16 +187,34 @@ absl::Status DeviceLedger::Append(const DeviceLedgerEntry& entry) {
   const std::string line = absl::StrCat(kPrefix, HexEncode(Sha256(text)), kMiddle, text, "}\n");
   FEDLORA_RETURN_IF_ERROR(MakeDirs(dir_));
   const bool created = !std::filesystem::exists(path_);
-  const int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  const int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) return IoError("cannot open", path_, errno);
+  // Under an exclusive lock, read the file again: another process may have appended since
+  // Open, and only a torn tail may ever be cut (never a complete entry).
+  std::string current;
+  int err = ::flock(fd, LOCK_EX) == 0 ? 0 : errno;
+  for (char buf[65536]; err == 0;) {
+    const ssize_t n = ::pread(fd, buf, sizeof(buf), static_cast<off_t>(current.size()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) err = errno;
+    if (n <= 0) break;
+    current.append(buf, static_cast<size_t>(n));
+  }
+  if (err != 0) {
+    ::close(fd);
+    return IoError("cannot read", path_, err);
+  }
+  if (absl::Status s = Load(current); !s.ok()) {
+    ::close(fd);
+    return s;
+  }
   // Cut a torn tail first, so the new entry starts on a line of its own.
   if (::ftruncate(fd, good_bytes_) != 0 || ::lseek(fd, good_bytes_, SEEK_SET) < 0) {
-    const int err = errno;
+    err = errno;
     ::close(fd);
     return IoError("cannot prepare", path_, err);
   }
   size_t done = 0;
-  int err = 0;
   while (done < line.size()) {
     const ssize_t n = ::write(fd, line.data() + done, line.size() - done);
     if (n < 0 && errno == EINTR) continue;

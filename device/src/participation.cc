@@ -144,6 +144,11 @@ absl::StatusOr<ParticipationResult> Participate(CoordinatorClient& client, Devic
                            privacy::ParamsFromProto(task.privacy()));
   FEDLORA_RETURN_IF_ERROR(CheckTask(task, params, policy));
   // The device's own budget, before anything is downloaded or trained.
+  if (data.state_dir.empty()) {
+    return absl::InvalidArgumentError(
+        "participation: no state folder (hint: the device's privacy ledger lives in it; set "
+        "DeviceData::state_dir)");
+  }
   FEDLORA_ASSIGN_OR_RETURN(DeviceLedger ledger, DeviceLedger::Open(data.state_dir));
   FEDLORA_ASSIGN_OR_RETURN(std::vector<double> charge,
                            UnamplifiedRoundRdp(task, params, ledger.orders()));

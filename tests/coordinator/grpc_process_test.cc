@@ -8,137 +8,17 @@
 #include <fstream>
 #include <sstream>
 
-#include "fedlora/device/device_ledger.h"
-#include "fedlora/device/task_privacy.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "process_testutil.h"
 #include "testutil/cli_runner.h"
 #include "testutil/process.h"
 
 namespace fedlora {
 namespace {
 
-using ::fedlora::testing::ChildProcess;
-using ::fedlora::testing::StartFedlora;
 using ::testing::HasSubstr;
-
-std::string Model() { return std::string(FEDLORA_SHARED_DIR) + "/fixtures/hf-tiny-llama/base"; }
-
-class CoordinatorProcessTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!std::filesystem::exists(Model())) GTEST_SKIP() << "no ../shared fixtures";
-    dir_ = ::testing::TempDir() + "/coord_proc_" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-  }
-
-  testing::CliResult Run(const std::string& args) { return testing::RunFedlora(args, dir_); }
-
-  // `coordinator init` with a small, fast recipe (Poisson sampling at rate 1: every device
-  // that checks in is selected).
-  void Init(int rounds, const std::string& extra = "", int train_deadline = 60) {
-    auto r = Run("coordinator init --state " + dir_ + "/coord --model " + Model() +
-                 " --goal 2 --population 2 --rounds " + std::to_string(rounds) +
-                 " --steps 2 --batch 2 --seq 32 --noise-multiplier 1.0 --tokens 4"
-                 " --selection-window 1 --phase-deadline 20 --train-deadline " +
-                 std::to_string(train_deadline) + " " + extra);
-    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-    std::ifstream in(dir_ + "/coord/enroll-tokens.txt");
-    for (std::string t; std::getline(in, t);) tokens_.push_back(t);
-    ASSERT_EQ(tokens_.size(), 4u);
-  }
-
-  ChildProcess StartCoordinator(int port, const std::string& name,
-                                std::map<std::string, std::string> env = {},
-                                bool insecure = false) {
-    std::vector<std::string> args = {"coordinator", "run", "--state", dir_ + "/coord",
-                                     "--listen", "127.0.0.1:" + std::to_string(port),
-                                     "--metrics", "127.0.0.1:0", "--exit-when-done"};
-    if (insecure) args.push_back("--insecure");
-    return StartFedlora(args, dir_ + "/" + name, env);
-  }
-
-  std::vector<std::string> Conn(int port, bool insecure) {
-    std::vector<std::string> a = {"--coordinator", "127.0.0.1:" + std::to_string(port)};
-    if (insecure) {
-      a.push_back("--insecure");
-    } else {
-      a.insert(a.end(), {"--ca", dir_ + "/coord/tls/ca.pem", "--server-name", "localhost"});
-    }
-    return a;
-  }
-
-  void Enroll(int i, int port, bool insecure) {
-    std::vector<std::string> args = {"device", "enroll", "--state", Phone(i), "--token", tokens_[i]};
-    auto c = Conn(port, insecure);
-    args.insert(args.end(), c.begin(), c.end());
-    auto p = StartFedlora(args, dir_ + "/enroll" + std::to_string(i));
-    ASSERT_EQ(p.Wait(60), 0) << p.Out() << p.Err();
-  }
-
-  std::string Phone(int i) { return dir_ + "/phone" + std::to_string(i); }
-
-  // A user's text; the distinctive words must never appear in what the device sends. Each has
-  // letters outside [0-9a-f] so that a hex digest or nonce on the wire cannot spell it by
-  // chance ("cafe" once did, at byte 6007 of a CI recording).
-  std::string WriteUserText(int i) {
-    const std::string path = dir_ + "/user" + std::to_string(i) + ".txt";
-    std::ofstream out(path);
-    for (int k = 0; k < 30; ++k) {
-      out << "secretword" << i << " meet me at the blue harbour teashop at seven " << k << "\n";
-    }
-    return path;
-  }
-
-  // Devices keep retrying while a coordinator restarts under a loaded CI machine (the default
-  // of 8 transient errors in a row gives up after about a minute); --max-seconds bounds them.
-  // from_store: the user's text goes through `device observe` into the encrypted local
-  // store first, and the device trains from there (--from-store).
-  // extra: more `device run` flags; env: the process's additions to the environment.
-  ChildProcess StartDevice(int i, int port, bool insecure, int rounds, bool from_store = false,
-                           const std::vector<std::string>& extra = {},
-                           const std::map<std::string, std::string>& env = {}) {
-    std::vector<std::string> args = {"device", "run", "--state", Phone(i), "--model", Model(),
-                                     "--rounds", std::to_string(rounds), "--max-seconds", "240",
-                                     "--max-failures", "20", "--charging"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    if (from_store) {
-      auto r = testing::RunFedlora("device observe --state " + Phone(i) + " --file " +
-                                       WriteUserText(i) + " --json",
-                                   dir_);
-      EXPECT_EQ(r.exit_code, 0) << r.err;
-      EXPECT_THAT(r.out, HasSubstr("\"entries\":30"));
-      args.push_back("--from-store");
-    } else {
-      args.push_back("--data");
-      args.push_back(WriteUserText(i));
-    }
-    auto c = Conn(port, insecure);
-    args.insert(args.end(), c.begin(), c.end());
-    return StartFedlora(
-        args, dir_ + "/device" + std::to_string(i) + "_" + std::to_string(device_starts_++), env);
-  }
-
-  // `fedlora device status --json` of phone i.
-  nlohmann::json DeviceStatus(int i, const std::string& extra = "") {
-    auto r = Run("device status --json --state " + Phone(i) + " " + extra);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return nlohmann::json::parse(r.out, nullptr, false);
-  }
-
-  nlohmann::json Status() {
-    auto r = Run("coordinator status --json --state " + dir_ + "/coord");
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return nlohmann::json::parse(r.out, nullptr, false);
-  }
-
-  std::string dir_;
-  std::vector<std::string> tokens_;
-  int device_starts_ = 0;
-};
 
 // The README's scenario: init, a TLS coordinator, two devices enrolled and training two rounds.
 TEST_F(CoordinatorProcessTest, TwoDevicesTwoRoundsOverTls) {
@@ -313,91 +193,6 @@ TEST_F(CoordinatorProcessTest, DeviceBytesCarryNoTextAndNoTrainingValues) {
     }
   }
   EXPECT_GE(messages, 2u * 6u);  // each device: check-in, download, four secure-aggregation phases
-}
-
-// The device's own ledger survives a kill -9 of `fedlora device run`: the round charged before
-// the kill (its masked input never left: the hook kills the process right after the charge is
-// durable) is still there, a torn write on top of it is dropped, and the restarted device
-// composes its next round onto it.
-TEST_F(CoordinatorProcessTest, DeviceLedgerSurvivesSigkillOfTheDeviceProcess) {
-  Init(1, "", /*train_deadline=*/15);
-  const int port = testing::FreeLoopbackPort();
-  auto coord = StartCoordinator(port, "coordinator", {}, /*insecure=*/true);
-  ASSERT_FALSE(coord.WaitForLine("listening on", 30).empty()) << coord.Err();
-  Enroll(0, port, true);
-  Enroll(1, port, true);
-  auto killed =
-      StartDevice(0, port, true, 1, false, {}, {{"FEDLORA_DEVICE_CRASH_AFTER_CHARGE", "1"}});
-  auto d1 = StartDevice(1, port, true, 1);
-  ASSERT_EQ(killed.Wait(120), 128 + SIGKILL) << killed.Out() << killed.Err();
-  nlohmann::json st = DeviceStatus(0);
-  ASSERT_EQ(st["rounds_charged"], 1) << st.dump();
-  EXPECT_EQ(st["rounds"][0]["round"], 1);
-  const double spent_before = st["epsilon_spent"].get<double>();
-  EXPECT_GT(spent_before, 0.0);
-  EXPECT_THAT(st["holds_against"].get<std::string>(), HasSubstr("without amplification"));
-  // A crash in the middle of the next append leaves half a line.
-  {
-    std::ofstream torn(Phone(0) + "/privacy-ledger.jsonl", std::ios::app);
-    torn << "{\"sha256\":\"00ff";
-  }
-  st = DeviceStatus(0);
-  EXPECT_EQ(st["rounds_charged"], 1);
-  EXPECT_EQ(st["recovered_bytes"], 15);
-  EXPECT_DOUBLE_EQ(st["epsilon_spent"].get<double>(), spent_before);
-  // Restarted: round 1 is aborted without it (nothing of it was sent), a later round commits.
-  auto d0 = StartDevice(0, port, true, 1);
-  ASSERT_EQ(d0.Wait(240), 0) << d0.Out() << d0.Err() << coord.Out();
-  ASSERT_EQ(d1.Wait(240), 0) << d1.Out() << d1.Err();
-  ASSERT_EQ(coord.Wait(60), 0) << coord.Out();
-  st = DeviceStatus(0);
-  ASSERT_EQ(st["rounds_charged"], 2) << st.dump();
-  EXPECT_EQ(st["rounds"][0]["round"], 1);
-  EXPECT_GT(st["rounds"][1]["round"].get<int>(), 1);
-  EXPECT_EQ(st["recovered_bytes"], 0);
-  EXPECT_GT(st["epsilon_spent"].get<double>(), spent_before);
-  EXPECT_EQ(Status()["rounds_committed"], 1);
-}
-
-// A device with --epsilon-budget stops taking tasks at its budget, against a coordinator that
-// keeps selecting it (Poisson rate 1, rounds left), and says why it stopped. The budget admits
-// exactly one round of this recipe: the first round's charge is read from the device's ledger,
-// and the budget set halfway between one and two such rounds.
-TEST_F(CoordinatorProcessTest, DeviceStopsTakingTasksAtItsOwnBudget) {
-  Init(3);
-  const int port = testing::FreeLoopbackPort();
-  auto coord = StartCoordinator(port, "coordinator", {}, /*insecure=*/true);
-  ASSERT_FALSE(coord.WaitForLine("listening on", 30).empty()) << coord.Err();
-  Enroll(0, port, true);
-  Enroll(1, port, true);
-  {
-    auto d0 = StartDevice(0, port, true, 1);
-    auto d1 = StartDevice(1, port, true, 1);
-    ASSERT_EQ(d0.Wait(240), 0) << d0.Out() << d0.Err();
-    ASSERT_EQ(d1.Wait(240), 0) << d1.Out() << d1.Err();
-  }
-  auto ledger = device::DeviceLedger::Open(Phone(0));
-  ASSERT_TRUE(ledger.ok()) << ledger.status();
-  ASSERT_EQ(ledger->rounds_charged(), 1);
-  const double one = *ledger->Epsilon(1e-5);
-  const double two = *ledger->Epsilon(1e-5, &ledger->entries()[0].rdp);
-  // The default budget admits a round at the coordinator's default noise (z = 1).
-  EXPECT_LT(one, device::kDefaultDeviceEpsilonBudget);
-  const std::string budget = std::to_string((one + two) / 2);
-  auto d0 = StartDevice(0, port, true, /*rounds=*/0, false, {"--epsilon-budget", budget});
-  auto d1 = StartDevice(1, port, true, /*rounds=*/0, false, {"--epsilon-budget", "1000"});
-  ASSERT_EQ(d0.Wait(200), 0) << d0.Out() << d0.Err() << coord.Out();
-  EXPECT_THAT(d0.Out(), HasSubstr("declined before training: this device's privacy budget"));
-  EXPECT_THAT(d0.Out(), HasSubstr("done: 0 rounds completed (this device's privacy budget"));
-  EXPECT_THAT(d0.Out(), HasSubstr("> budget " + budget.substr(0, 4)));
-  nlohmann::json st = DeviceStatus(0, "--epsilon-budget " + budget);
-  EXPECT_EQ(st["rounds_charged"], 1);  // nothing charged, trained or sent for the refused round
-  EXPECT_NEAR(st["epsilon_spent"].get<double>(), one, 1e-9);
-  EXPECT_NEAR(st["epsilon_budget"].get<double>(), (one + two) / 2, 1e-5);
-  d1.Kill(SIGTERM);
-  coord.Kill(SIGTERM);
-  d1.Wait(30);
-  coord.Wait(30);
 }
 
 // kill -9 at each phase, then restart on the same state: committed versions and charges are

@@ -139,6 +139,22 @@ TEST_F(DeviceLedgerTest, ATornLastLineIsDroppedAndEarlierEntriesStay) {
   EXPECT_THAT(damaged.status().message(), HasSubstr("hint:"));
 }
 
+// Two ledger objects over one folder (two processes): an append never cuts what the other
+// appended since it was opened.
+TEST_F(DeviceLedgerTest, AStaleLedgerAppendsAfterEntriesItHasNotSeen) {
+  auto a = DeviceLedger::Open(dir_);
+  auto b = DeviceLedger::Open(dir_);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE(a->Append(Entry(1)).ok());
+  ASSERT_TRUE(b->Append(Entry(2)).ok());
+  EXPECT_EQ(b->rounds_charged(), 2);
+  auto reread = DeviceLedger::Open(dir_);
+  ASSERT_TRUE(reread.ok()) << reread.status();
+  ASSERT_EQ(reread->rounds_charged(), 2);
+  EXPECT_EQ(reread->entries()[0].round, 1u);
+  EXPECT_EQ(reread->entries()[1].round, 2u);
+}
+
 TEST_F(DeviceLedgerTest, BadEntriesAreRefusedAndLeaveTheFileAlone) {
   auto ledger = DeviceLedger::Open(dir_);
   ASSERT_TRUE(ledger.ok());

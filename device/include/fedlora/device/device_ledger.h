@@ -56,14 +56,18 @@ class DeviceLedger {
   // infinite. INVALID_ARGUMENT for delta outside (0, 1) or an `extra` of the wrong length.
   absl::StatusOr<double> Epsilon(double delta, const std::vector<double>* extra = nullptr) const;
 
-  // Appends `entry` durably (see the file comment) before returning OK. On failure the file
-  // is cut back to its previous size and the entry is not in the ledger: RESOURCE_EXHAUSTED
-  // for a full disk, INTERNAL for other I/O errors, INVALID_ARGUMENT for an entry whose rdp
-  // does not match orders() or holds NaN/negative values.
+  // Appends `entry` durably (see the file comment) before returning OK. Under an exclusive
+  // flock it first rereads the file (entries() then includes what another process appended
+  // since Open; only a torn tail is ever cut). On failure the file is cut back to its
+  // previous size and the entry is not in the ledger: RESOURCE_EXHAUSTED for a full disk,
+  // INTERNAL for other I/O errors, DATA_LOSS as Open, INVALID_ARGUMENT for an entry whose rdp
+  // does not match orders() or holds NaN/negative values. One device process per state folder
+  // is assumed for the budget (two processes could both pass CheckBudget before appending).
   absl::Status Append(const DeviceLedgerEntry& entry);
 
  private:
   DeviceLedger() = default;
+  absl::Status Load(const std::string& data);  // parses the file's bytes (see Open)
   std::string dir_, path_;
   std::vector<double> orders_;
   std::vector<DeviceLedgerEntry> entries_;
