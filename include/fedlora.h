@@ -143,9 +143,16 @@ typedef struct fedlora_policy {
   int require_unmetered;     /* default 1 (fedlora_participate only: training sends nothing) */
   int require_idle;          /* default 1 */
   int min_battery_percent;   /* default 20 */
-  double min_noise_multiplier; /* refuse tasks with weaker noise (default 0.3) */
+  double min_noise_multiplier; /* refuse tasks whose composed noise (the values' and the
+                                  clipped count's) is weaker (default 0.3) */
   int rounds;                /* fedlora_participate: rounds to complete (default 1) */
   double max_seconds;        /* fedlora_participate: give up after this long (default 600) */
+  /* This device's own epsilon against the coordinator (and anyone who sees its masked input
+   * unmasked), without amplification by sampling: a task that would take the device's ledger
+   * (<state>/privacy-ledger.jsonl) past epsilon_budget at delta is declined before training
+   * (default 8 at 1e-5; docs/device.md says why). */
+  double epsilon_budget;
+  double delta;
 } fedlora_policy;
 FEDLORA_API void fedlora_policy_init(fedlora_policy* policy);
 
@@ -191,13 +198,19 @@ typedef struct fedlora_participation {
   size_t struct_size;
   int completed;               /* rounds whose committed sum includes this device's update */
   uint64_t last_round;
-  double epsilon;              /* the run's epsilon once the last round is charged */
+  /* The coordinator's claim: the run's epsilon once the last completed round is charged,
+   * amplified by sampling, so it holds only against observers of released adapters. */
+  double epsilon;
   double delta;
   uint64_t bytes_sent;         /* everything this call sent to the coordinator */
   uint64_t bytes_received;
   uint64_t release_version;    /* the release running after this call (0 = none) */
   char release_action[32];     /* "kept", "installed", "rolled back", "fell back", "" (none) */
   char stopped_because[FEDLORA_MAX_REASON_BYTES];
+  /* This device's own epsilon against the coordinator after this call, at policy->delta,
+   * and the budget it enforces (fedlora_privacy_spent gives the same at any time). */
+  double device_epsilon;
+  double device_epsilon_budget;
 } fedlora_participation;
 FEDLORA_API void fedlora_participation_init(fedlora_participation* out);
 
@@ -210,6 +223,27 @@ FEDLORA_API void fedlora_participation_init(fedlora_participation* out);
  * cannot be reached (try later). A round the coordinator aborts is not an error. */
 FEDLORA_API int fedlora_participate(fedlora_runtime* rt, const fedlora_coordinator* coordinator,
                                     const fedlora_policy* policy, fedlora_participation* out);
+
+/* This device's own privacy ledger: every round it took part in, charged before its masked
+ * input left the device, composed without amplification by sampling. */
+typedef struct fedlora_privacy {
+  size_t struct_size;
+  /* Against the coordinator and anyone who sees this device's masked input unmasked. */
+  double epsilon_spent;
+  double epsilon_budget; /* policy->epsilon_budget */
+  double delta;          /* policy->delta */
+  int rounds_charged;
+  /* The coordinator's claim after the last charged round: against observers of released
+   * adapters only (amplified by sampling). 0 when no round was charged. */
+  double coordinator_epsilon;
+  double coordinator_delta;
+} fedlora_privacy;
+FEDLORA_API void fedlora_privacy_init(fedlora_privacy* out);
+/* Reads the ledger; `policy` (NULL: the defaults) gives the budget and delta. DATA_LOSS for a
+ * damaged ledger (the device then declines every task); INVALID_ARGUMENT for a bad budget or
+ * delta. */
+FEDLORA_API int fedlora_privacy_spent(fedlora_runtime* rt, const fedlora_policy* policy,
+                                      fedlora_privacy* out);
 
 #ifdef __cplusplus
 }

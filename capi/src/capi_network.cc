@@ -7,6 +7,7 @@
 #include "fedlora/common/random.h"
 #include "fedlora/device/coordinator_client.h"
 #include "fedlora/device/device_conditions.h"
+#include "fedlora/device/device_ledger.h"
 #include "fedlora/device/device_loop.h"
 #include "fedlora/device/release_update.h"
 
@@ -91,6 +92,8 @@ int Participate(fedlora_runtime* rt, const fedlora_coordinator* coordinator_in,
     lo.max_time = absl::Seconds(policy.max_seconds);
     lo.checkin_timeout = timeout;
     lo.policy.min_noise_multiplier = policy.min_noise_multiplier;
+    lo.policy.epsilon_budget = policy.epsilon_budget;
+    lo.policy.delta = policy.delta;
     lo.rules = rules;
     lo.conditions = [now] { return now; };
     loop = fedlora::device::RunDeviceLoop(client, data, lo, rng);
@@ -102,6 +105,10 @@ int Participate(fedlora_runtime* rt, const fedlora_coordinator* coordinator_in,
     fedlora::capi::WriteStruct(result, out);
     return status;
   };
+  result.device_epsilon_budget = policy.epsilon_budget;
+  if (auto ledger = fedlora::device::DeviceLedger::Open(rt->state_dir); ledger.ok()) {
+    result.device_epsilon = ledger->Epsilon(policy.delta).value_or(0);
+  }
   if (!loop.ok()) return finish(FromStatus(loop.status()));
   result.completed = loop->completed;
   for (const auto& r : loop->rounds) {

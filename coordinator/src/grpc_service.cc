@@ -208,21 +208,6 @@ grpc::ServerUnaryReactor* CoordinatorService::Unmasking(grpc::CallbackServerCont
   return SecAggCall(ctx, "Unmasking", secagg::Phase::kUnmasking, request, response);
 }
 
-grpc::ServerUnaryReactor* CoordinatorService::Report(grpc::CallbackServerContext* ctx,
-                                                     const v1::ReportRequest* request,
-                                                     v1::ReportResponse*) {
-  if (request->ByteSizeLong() > limits_.small_message_bytes) {
-    return Refuse(ctx, "Report", absl::InvalidArgumentError("report too large"));
-  }
-  auto device = Authenticate(ctx, Method("Report"), *request);
-  if (!device.ok()) return Refuse(ctx, "Report", device.status());
-  absl::Status s = rounds_->Report(*device, *request);
-  if (!s.ok()) return Refuse(ctx, "Report", s);
-  auto* reactor = ctx->DefaultReactor();
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
-}
-
 grpc::ServerUnaryReactor* CoordinatorService::GetRelease(grpc::CallbackServerContext* ctx,
                                                          const Raw* raw_request,
                                                          Raw* raw_response) {

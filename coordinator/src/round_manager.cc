@@ -214,10 +214,12 @@ void RoundManager::CheckIn(const std::string& device_id, const v1::CheckInReques
                                        "; the device runs ", got.empty() ? "(none)" : got),
                           absl::Hours(24));
       completions.push_back([done, reply] { done(absl::OkStatus(), reply); });
-    } else if (request.num_examples() < min_examples) {
+    } else if (!request.eligible()) {
+      // The device decides eligibility itself and sends one bit, never its count.
       auto reply = Reject(ctx, v1::REJECTION_TOO_FEW_EXAMPLES,
-                          absl::StrCat("the device holds ", request.num_examples(),
-                                       " training windows; rounds need at least ", min_examples),
+                          absl::StrCat("the device says it holds fewer training windows than "
+                                       "the recipe's minimum (",
+                                       min_examples, "); check in again when it has more"),
                           absl::Hours(1));
       completions.push_back([done, reply] { done(absl::OkStatus(), reply); });
     } else {
@@ -248,21 +250,6 @@ void RoundManager::SecAgg(const std::string& device_id, secagg::Phase phase,
   }
   impl_->cv.notify_all();
   impl_->Run(completions, lines);
-}
-
-absl::Status RoundManager::Report(const std::string& device_id, const v1::ReportRequest& request) {
-  if (!std::isfinite(request.mean_loss()) || !std::isfinite(request.train_seconds()) ||
-      request.train_seconds() < 0) {
-    return absl::InvalidArgumentError("report: loss and seconds must be finite (seconds >= 0)");
-  }
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  if (request.round() != impl_->round.round || !impl_->round.ids.count(device_id)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "report: device ", device_id, " is not in the cohort of round ", request.round(),
-        " (reports are accepted while the round runs)"));
-  }
-  impl_->metrics->Observe("fedlora_device_train_seconds", request.train_seconds());
-  return absl::OkStatus();
 }
 
 void RoundManager::Tick(absl::Time now) {

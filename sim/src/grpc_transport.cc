@@ -166,7 +166,7 @@ absl::StatusOr<SimResult> Simulator::RunOverGrpc(
     std::vector<absl::StatusOr<v1::CheckInResponse>> replies(n, absl::UnknownError("unset"));
     ForEachParallel(n, [&](int i) {
       v1::CheckInRequest req;
-      req.set_num_examples(static_cast<uint64_t>(s.devices[i].windows.size()));
+      req.set_eligible(s.devices[i].windows.size() > 0);  // one bit, decided by the device
       req.set_base_model_sha256(base_sha);
       replies[i] = net[i].client->CheckIn(req, absl::Seconds(120));
     });
@@ -251,12 +251,6 @@ absl::StatusOr<SimResult> Simulator::RunOverGrpc(
       std::vector<absl::Status> statuses(cohort.size());
       ForEachParallel(static_cast<int>(cohort.size()), [&](int k) {
         const v1::Task& t = replies[cohort[k]]->task();
-        v1::ReportRequest report;
-        report.set_round(t.round());
-        report.set_mean_loss(trained.losses[k]);
-        report.set_num_examples(static_cast<uint64_t>(windows[k]->size()));
-        report.set_steps(static_cast<uint32_t>(local.max_steps));
-        (void)net[cohort[k]].client->Report(report, absl::Seconds(10));
         SecureRandom rng;
         device::DevicePolicy policy;
         policy.phase_timeout = absl::Seconds(120);

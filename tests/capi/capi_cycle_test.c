@@ -292,6 +292,20 @@ int main(int argc, char** argv) {
     CHECK(jobs[i].out.bytes_sent > 0);
     CHECK(strcmp(jobs[i].out.release_action, "installed") == 0);
     CHECK(jobs[i].out.release_version == 1);
+    /* The device's own ledger: the round is charged without amplification. */
+    CHECK(jobs[i].out.device_epsilon > 0);
+    CHECK(jobs[i].out.device_epsilon <= jobs[i].out.device_epsilon_budget);
+    {
+      fedlora_privacy priv;
+      fedlora_privacy_init(&priv);
+      CHECK_STATUS(fedlora_privacy_spent(dev[i], NULL, &priv), FEDLORA_OK);
+      printf("device %d: own epsilon %.3f of budget %.1f at delta %g over %d round(s)\n", i,
+             priv.epsilon_spent, priv.epsilon_budget, priv.delta, priv.rounds_charged);
+      CHECK(priv.rounds_charged == 1);
+      CHECK(priv.epsilon_spent == jobs[i].out.device_epsilon);
+      CHECK(priv.epsilon_budget == 8 && priv.delta == 1e-5);
+      CHECK(priv.coordinator_epsilon == jobs[i].out.epsilon);
+    }
   }
   CHECK_STATUS(fedlora_runtime_release(dev[0], &version), FEDLORA_OK);
   CHECK(version == 1);

@@ -39,7 +39,7 @@ struct FakeResult {
 FakeResult RunFake(device::CoordinatorClient& client, const Behaviour& b) {
   FakeResult r;
   v1::CheckInRequest req;
-  req.set_num_examples(10);
+  req.set_eligible(true);
   absl::StatusOr<v1::CheckInResponse> resp;
   for (int i = 0; i < 50; ++i) {
     resp = client.CheckIn(req, absl::Seconds(20));
@@ -182,7 +182,7 @@ TEST_F(GrpcRoundTest, ThirtyPercentDropAtRandomPhases) {
 TEST_F(GrpcRoundTest, SelectionTimeoutAbortsAnUnderfullRoundWithoutACharge) {
   Start(/*goal=*/4, /*devices=*/4, /*selection_timeout=*/absl::Seconds(2));
   v1::CheckInRequest req;
-  req.set_num_examples(10);
+  req.set_eligible(true);
   const absl::Time t0 = absl::Now();
   auto resp = clients_[0]->CheckIn(req, absl::Seconds(20));
   ASSERT_TRUE(resp.ok()) << resp.status();

@@ -85,7 +85,9 @@ class RoundManager {
   ~RoundManager();
 
   // `device_id` is authenticated by the caller. The reply may come later (a selected device
-  // waits for the cohort, at most the selection window).
+  // waits for the cohort, at most the selection window). A request with `eligible` false (the
+  // device decided it holds too few training windows) is rejected at once with
+  // REJECTION_TOO_FEW_EXAMPLES.
   void CheckIn(const std::string& device_id, const v1::CheckInRequest& request, CheckInDone done);
   // `phase` is the RPC called. Replies when the phase closes. Errors: PERMISSION_DENIED (not
   // in this round's cohort, or a message for another device), FAILED_PRECONDITION (wrong
@@ -95,8 +97,6 @@ class RoundManager {
   // service passes the SHA-256 it computed for the signature, "" lets the manager compute it.
   void SecAgg(const std::string& device_id, secagg::Phase phase, const v1::SecAggUpload& upload,
               const std::string& digest, SecAggDone done);
-  // Training metrics; FAILED_PRECONDITION unless the device was in that round.
-  absl::Status Report(const std::string& device_id, const v1::ReportRequest& request);
 
   // Advances the state machine (deadlines, goals). Called by the driver thread of Start(), or
   // by tests with a fake clock.
