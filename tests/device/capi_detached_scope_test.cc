@@ -1,6 +1,7 @@
 // capi/src/detached_scope.h: re-attaching the adapters when a training scope ends never
 // throws, even when attaching fails by an exception while another exception unwinds (which
 // would terminate the app's process).
+#include <cstdlib>
 #include <new>
 #include <stdexcept>
 

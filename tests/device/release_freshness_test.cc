@@ -5,6 +5,7 @@
 #include "fedlora/device/release_freshness.h"
 
 #include <filesystem>
+#include <memory>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
