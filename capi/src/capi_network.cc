@@ -159,15 +159,17 @@ int Participate(fedlora_runtime* rt, const fedlora_coordinator* coordinator_in,
                                         update.status().message())));
   }
   fedlora::capi::CopyUtf8(update->action, result.release_action, sizeof(result.release_action));
-  std::lock_guard<std::mutex> lock(rt->mu);
-  if (update->running_version != rt->release_version) {
-    rt->DetachAll();
-    absl::Status s = rt->LoadRelease();
-    absl::Status a = rt->AttachAll();
-    if (!s.ok()) return finish(FromStatus(s));
-    if (!a.ok()) return finish(FromStatus(a));
+  absl::Status switched;
+  {
+    std::lock_guard<std::mutex> lock(rt->mu);  // finish() takes it again: released first
+    if (update->running_version != rt->release_version) {
+      rt->DetachAll();
+      switched = rt->LoadRelease();
+      absl::Status a = rt->AttachAll();
+      if (switched.ok()) switched = a;
+    }
   }
-  return finish(FEDLORA_OK);
+  return finish(FromStatus(switched));
 }
 
 }  // namespace

@@ -231,6 +231,7 @@ int main(int argc, char** argv) {
   int64_t entries = -1;
   int i, n = 0;
 
+  setvbuf(stdout, NULL, _IOLBF, 0); /* progress is seen even if the driver's timeout hits */
   if (argc != 8) {
     fprintf(stderr, "usage: %s MODEL WORK HOST:PORT CA TOKEN0 TOKEN1 RELEASE_KEY_PUB\n", argv[0]);
     return 2;
