@@ -324,6 +324,7 @@ int main(int argc, char** argv) {
   CHECK_STATUS(fedlora_runtime_close(dev[0]), FEDLORA_OK);
   check_close_waits_for_calls(dev[1]);
   check_forget_then_new_key(model_dir, work_dir);
+  check_release_config(model_dir, work_dir);
   /* The installed release survives a restart. */
   dev[0] = open_device("device0", trusted);
   if (dev[0] != NULL) {

@@ -255,4 +255,28 @@ static void check_forget_then_new_key(const char* model, const char* work) {
   CHECK_STATUS(fedlora_runtime_close(rt), FEDLORA_OK);
 }
 
+/* The release trust of fedlora_config: revoked key ids and the segment are checked at open. */
+static void check_release_config(const char* model, const char* work) {
+  char state[1024];
+  const char* bad_ids[] = {"not-a-key-id", NULL};
+  const char* good_ids[] = {"0123456789abcdef", NULL};
+  fedlora_config cfg;
+  fedlora_runtime* rt = NULL;
+  snprintf(state, sizeof(state), "%s/trustcfg", work);
+  fedlora_config_init(&cfg);
+  cfg.model_dir = model;
+  cfg.state_dir = state;
+  cfg.threads = 1;
+  cfg.revoked_release_keys = bad_ids;
+  CHECK_STATUS(fedlora_runtime_open(&cfg, &rt), FEDLORA_INVALID_ARGUMENT);
+  CHECK(contains(fedlora_last_error(), "revoked_release_keys"));
+  cfg.revoked_release_keys = good_ids;
+  cfg.release_segment = "beta testers";
+  CHECK_STATUS(fedlora_runtime_open(&cfg, &rt), FEDLORA_INVALID_ARGUMENT);
+  CHECK(contains(fedlora_last_error(), "release_segment"));
+  cfg.release_segment = "beta";
+  CHECK_STATUS(fedlora_runtime_open(&cfg, &rt), FEDLORA_OK);
+  CHECK_STATUS(fedlora_runtime_close(rt), FEDLORA_OK);
+}
+
 #endif /* FEDLORA_TESTS_CAPI_HARDENING_H_ */
