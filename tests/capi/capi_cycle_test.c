@@ -300,6 +300,13 @@ int main(int argc, char** argv) {
   }
   CHECK_STATUS(fedlora_runtime_release(dev[0], &version), FEDLORA_OK);
   CHECK(version == 1);
+  {
+    /* The coordinator served the operator's signed timestamp; the device checked and kept it. */
+    char path[1200];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/device0/release-timestamp.json", work_dir);
+    CHECK(stat(path, &st) == 0);
+  }
   CHECK_STATUS(fedlora_suggest(dev[0], "meet me at the", 3, strip, &n), FEDLORA_OK);
   CHECK(n == 3);
   check_suggest_during_stalled_round(dev[1]);
