@@ -68,6 +68,9 @@ void RegisterCommand_release_timestamp(CLI::App& app) {
   auto o = std::make_shared<TimestampOptions>();
   auto* cmd = parent->add_subcommand(
       "timestamp", "sign how fresh a segment's releases are (served to devices; expires)");
+  cmd->footer(
+      "Examples:\n  fedlora release timestamp --state coord --key op.key --days 7   # daily, "
+      "from cron\n  fedlora release timestamp --state coord --key op.key --segment beta\n");
   cmd->add_option("--state", o->state, "the coordinator's state folder")->required();
   cmd->add_option("--key", o->key, "release key (devices trust its KEY.pub)")->required();
   cmd->add_option("--segment", o->segment, "fleet segment")->capture_default_str();
