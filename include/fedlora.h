@@ -187,7 +187,8 @@ FEDLORA_API void fedlora_train_result_init(fedlora_train_result* result);
 
 /* Local training, within `budget`: a private rank-4 adapter (<state>/personal) trained on the
  * store's text over the installed release, then used by fedlora_suggest. Nothing is sent.
- * REFUSED_BY_POLICY when `policy` says no; FAILED_PRECONDITION when nothing was observed. */
+ * REFUSED_BY_POLICY when `policy` says no; FAILED_PRECONDITION when nothing was observed;
+ * ABORTED (nothing kept) when fedlora_forget ran on another thread meanwhile. */
 FEDLORA_API int fedlora_train(fedlora_runtime* rt, const fedlora_budget* budget,
                               const fedlora_policy* policy, fedlora_train_result* out);
 

@@ -234,6 +234,7 @@ int fedlora_forget(fedlora_runtime* rt) {
     if (hold.code() != FEDLORA_OK) return hold.code();
     std::lock_guard<std::mutex> lock(rt->mu);
     if (auto s = rt->store->Forget(); !s.ok()) return FromStatus(s);
+    ++rt->forgets;
     rt->DetachAll();
     rt->personal.reset();
     std::error_code ec;
@@ -284,9 +285,11 @@ int fedlora_train(fedlora_runtime* rt, const fedlora_budget* budget_in,
     // the text and to switch to the new personal adapter.
     std::lock_guard<std::mutex> round(rt->round_mu);
     absl::StatusOr<std::vector<std::string>> texts;
+    uint64_t forgets = 0;
     {
       std::lock_guard<std::mutex> lock(rt->mu);
       texts = rt->StoredTexts();
+      forgets = rt->forgets;
     }
     if (!texts.ok()) return FromStatus(texts.status());
     auto own = fedlora::device::LoadRuntime(rt->model_dir);
@@ -313,6 +316,11 @@ int fedlora_train(fedlora_runtime* rt, const fedlora_budget* budget_in,
     if (!trained.ok()) return FromStatus(trained.status());
     const fedlora::device::TrainStats stats = trained->stats;
     std::lock_guard<std::mutex> lock(rt->mu);
+    if (rt->forgets != forgets) {
+      return SetError(FEDLORA_ABORTED,
+                      "the text store was forgotten while training: the adapter trained on it "
+                      "was discarded (hint: observe and train again)");
+    }
     {
       fedlora::capi::DetachedScope bare(rt);  // re-attaches without throwing (detached_scope.h)
       const std::string dir = fedlora::device::PersonalAdapterDir(rt->state_dir);

@@ -38,6 +38,7 @@ struct fedlora_runtime {
   bool attached = false;
   fedlora::device::TextStoreOptions store_options;
   std::optional<fedlora::device::TextStore> store;
+  uint64_t forgets = 0;  // fedlora_forget calls: training that began before one keeps nothing
   bool has_trust = false;
   fedlora::TrustStore trust;
   std::string segment = "global";  // fedlora_config.release_segment
