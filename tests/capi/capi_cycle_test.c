@@ -310,6 +310,7 @@ int main(int argc, char** argv) {
   CHECK_STATUS(fedlora_suggest(dev[0], "meet me at the", 3, strip, &n), FEDLORA_OK);
   CHECK(n == 3);
   check_suggest_during_stalled_round(dev[1]);
+  check_suggest_during_training(dev[1]);
 
   /* Forget: the store is emptied and the personal adapter is gone; training has nothing. */
   CHECK_STATUS(fedlora_forget(dev[0]), FEDLORA_OK);

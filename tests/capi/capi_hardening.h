@@ -148,6 +148,50 @@ static void check_suggest_during_stalled_round(fedlora_runtime* rt) {
   stall_stop(&s);
 }
 
+struct training_job {
+  fedlora_runtime* rt;
+  int status;
+  fedlora_train_result out;
+};
+
+static void* training_thread(void* arg) {
+  struct training_job* job = (struct training_job*)arg;
+  fedlora_budget budget;
+  fedlora_policy p = night_policy();
+  fedlora_budget_init(&budget);
+  budget.max_steps = 1000000;
+  budget.max_seconds = 3;
+  fedlora_train_result_init(&job->out);
+  job->status = fedlora_train(job->rt, &budget, &p, &job->out);
+  return NULL;
+}
+
+/* Local training for 3 s on one thread; the keyboard's suggestions on another stay fast. */
+static void check_suggest_during_training(fedlora_runtime* rt) {
+  struct training_job job;
+  pthread_t thread;
+  fedlora_suggestion strip[3];
+  double lat[40];
+  int i, n = 0;
+  job.rt = rt;
+  job.status = -1;
+  pthread_create(&thread, NULL, training_thread, &job);
+  sleep_seconds(0.5);
+  for (i = 0; i < 40; ++i) {
+    const double t0 = now_seconds();
+    CHECK_STATUS(fedlora_suggest(rt, "meet me at the", 3, strip, &n), FEDLORA_OK);
+    lat[i] = now_seconds() - t0;
+    sleep_seconds(0.02);
+  }
+  qsort(lat, 40, sizeof(lat[0]), compare_doubles);
+  CHECK(job.status == -1); /* still training throughout */
+  pthread_join(thread, NULL);
+  printf("suggest during training (%d steps): p50 %.1f ms, p95 %.1f ms, max %.1f ms\n",
+         job.out.steps, lat[20] * 1e3, lat[38] * 1e3, lat[39] * 1e3);
+  CHECK_STATUS(job.status, FEDLORA_OK);
+  CHECK(lat[39] < 1.0);
+}
+
 struct hammer {
   fedlora_runtime* rt;
   int ok_calls;
