@@ -111,6 +111,7 @@ absl::StatusOr<TextStore> TextStore::Open(const TextStoreOptions& options, int64
   s.store_id_ = d.substr(kMagicSize, kIdSize);
   s.legacy_v1_ = v1;
   size_t ring_size = 0;
+  KeyRingEntry current_entry;
   if (v1) {
     s.data_key_ = s.key_;  // version 1 sealed records under the store key itself
   } else {
@@ -133,10 +134,7 @@ absl::StatusOr<TextStore> TextStore::Open(const TextStoreOptions& options, int64
           "store are unreadable by design)"));
     }
     FEDLORA_ASSIGN_OR_RETURN(s.data_key_, UnwrapDataKey(s.key_, *it));
-    if (ring_size > 1) {  // a rotation was interrupted: keep only this file's key
-      FEDLORA_RETURN_IF_ERROR(
-          WriteFileWithMode(s.keys_path_, EncodeKeyRing({*it}), 0600, ExistingFile::kReplace));
-    }
+    current_entry = *it;
   }
   size_t pos = kHeaderSize;
   uint64_t index = 0;
@@ -169,6 +167,10 @@ absl::StatusOr<TextStore> TextStore::Open(const TextStoreOptions& options, int64
   }
   s.file_size_ = static_cast<int64_t>(pos);
   s.file_records_ = static_cast<int64_t>(index);
+  if (ring_size > 1) {  // a rotation was interrupted: keep only this (verified) file's key
+    FEDLORA_RETURN_IF_ERROR(WriteFileWithMode(s.keys_path_, EncodeKeyRing({current_entry}), 0600,
+                                              ExistingFile::kReplace));
+  }
   FEDLORA_RETURN_IF_ERROR(s.ApplyLimits(now_unix, /*compact_if_dead=*/false));
   if (v1 && s.rotations_ == 0) FEDLORA_RETURN_IF_ERROR(s.Rotate(now_unix));  // to version 2
   return s;

@@ -1,6 +1,8 @@
 // The text store's hardening (issue 31): appends at the byte cap cost O(record) bytes, data
 // keys rotate on compaction and before a GCM invocation limit (old copies stop opening),
 // forget lets the next open use a new app key, and version-1 files are migrated.
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <filesystem>
@@ -104,7 +106,7 @@ TEST(TextStoreHardeningTest, ACompactionRotatesTheKeySoCopiesOfTheOldFileStopOpe
   ASSERT_TRUE(s.ok());
   ASSERT_TRUE(s->Append("the day before yesterday's secret", kNow).ok());
   ASSERT_TRUE(s->Append("also old", kNow).ok());
-  const std::string copy = Slurp(t.File());  // a backup, a flash block
+  const std::string copy = Slurp(t.File());                          // a backup, a flash block
   ASSERT_TRUE(s->Append("today", kNow + 2 * kDay + kDay / 2).ok());  // the first two expire
   // A day later the expired records leave the file: a new data key and store id.
   auto all = s->ReadAll(kNow + 3 * kDay + kDay / 2);
@@ -150,6 +152,38 @@ TEST(TextStoreHardeningTest, GcmInvocationsPerDataKeyAreCountedAndCappedByRotati
   ASSERT_TRUE(n.ok());
   for (int i = 0; i < 4; ++i) ASSERT_TRUE(n->Append("x", kNow).ok());
   EXPECT_EQ(n->Append("x", kNow).code(), absl::StatusCode::kResourceExhausted);
+}
+
+TEST(TextStoreHardeningTest, ARotationCutShortLeavesAStoreThatOpensAndCleansItsKeyRing) {
+  TempStore t("rotation_crash");
+  t.options.max_bytes = 250;  // two 100-byte lines kept
+  t.options.max_records_per_key = 4;
+  auto s = TextStore::Open(t.options, kNow);
+  ASSERT_TRUE(s.ok());
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(s->Append(Line(i), kNow).ok());
+  const std::string before = Slurp(t.File());
+  const std::string ring = t.options.dir + "/text.keys";
+  const auto one_key = fs::file_size(ring);
+  // The fifth append rotates first: the key ring (two keys) fits under the file size limit,
+  // the re-sealed store does not (as a full disk or a crash would leave it).
+  rlimit old{};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
+  signal(SIGXFSZ, SIG_IGN);
+  rlimit small = old;
+  small.rlim_cur = 250;  // the ring with two keys is 159 bytes, two re-sealed lines 302
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  const absl::Status st = s->Append(Line(4), kNow);
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &old), 0);
+  signal(SIGXFSZ, SIG_DFL);
+  EXPECT_FALSE(st.ok());
+  EXPECT_EQ(Slurp(t.File()), before) << "the old file stays";
+  EXPECT_GT(fs::file_size(ring), one_key) << "the ring holds both keys";
+  auto again = TextStore::Open(t.options, kNow);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->entries(), 2);
+  EXPECT_EQ(fs::file_size(ring), one_key) << "the unused new key is dropped";
+  ASSERT_TRUE(again->Append(Line(4), kNow).ok());
+  EXPECT_EQ(TextStore::Open(t.options, kNow)->ReadAll(kNow)->back().text, Line(4));
 }
 
 TEST(TextStoreHardeningTest, AfterForgetTheNextOpenMayUseANewAppKey) {
