@@ -237,6 +237,10 @@ grpc::ServerUnaryReactor* CoordinatorService::GetRelease(grpc::CallbackServerCon
   q.running_version = request->running_version();
   q.fell_back_from = request->fell_back_from();
   const ReleaseDecision d = ChooseRelease(*releases, q);
+  // The operator's signed freshness statement (`fedlora release timestamp`), offer or not.
+  if (auto ts = store_->GetMeta("release_timestamp/" + q.segment); ts.ok()) {
+    response->set_timestamp_json(*ts);
+  }
   response->set_offered(d.offered);
   response->set_detail(d.detail);
   if (d.offered) {

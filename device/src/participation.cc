@@ -41,6 +41,9 @@ class LastMessage : public secagg::SendToServerInterface {
 
 absl::StatusOr<std::string> FetchAdapter(CoordinatorClient& client, const DeviceData& data,
                                          const v1::Task& task) {
+  const std::string& h = task.adapter_sha256();  // names a cache file: 64 hex, nothing else
+  if (h.size() != 64 || h.find_first_not_of("0123456789abcdef") != std::string::npos)
+    return absl::InvalidArgumentError("adapter_sha256 is not 64 hex (hint: bad coordinator)");
   const std::string dir = data.state_dir + "/adapters";
   FEDLORA_RETURN_IF_ERROR(MakeDirs(dir));
   const std::string path = absl::StrCat(dir, "/", task.adapter_sha256(), ".blob");
