@@ -177,6 +177,29 @@ TEST(CoordinatorEngineTest, EveryTimelyMaskedInputIsSummed) {
   EXPECT_GT(dropped, 0);
 }
 
+// privacy.epsilon_budget is the coordinator's: it refuses to plan a round that would exceed
+// it, and the run stops there with the reason.
+TEST(CoordinatorEngineTest, TheCoordinatorsBudgetStopsTheRun) {
+  SimConfig c = PoissonConfig("fedlora_engine_budget");
+  c.rounds = 3;
+  c.poisson_rate = 1.0;  // every round commits and is charged
+  auto full = RunSim(c);
+  ASSERT_TRUE(full.ok()) << full.status();
+  ASSERT_EQ(full->rounds.size(), 3u);
+  c.epsilon_budget = (full->rounds[0].epsilon + full->rounds[1].epsilon) / 2;
+  fs::remove_all(c.out);
+  auto stopped = RunSim(c);
+  ASSERT_TRUE(stopped.ok()) << stopped.status();
+  EXPECT_EQ(stopped->summary.rounds_completed, 1);
+  EXPECT_THAT(stopped->summary.stop_reason, HasSubstr("stopped before round 2"));
+  EXPECT_THAT(stopped->summary.stop_reason, HasSubstr("epsilon_budget"));
+  EXPECT_LE(stopped->summary.epsilon, c.epsilon_budget);
+  EXPECT_TRUE(stopped->summary.participants.has_value());
+  StoreView v = OpenStore(c);
+  ASSERT_TRUE(v.store);
+  EXPECT_EQ(v.charged.size(), 1u);
+}
+
 // rounds.engine: auto runs the coordinator only where it can; coordinator is refused for a
 // config it cannot run; simulator keeps the simulator's own sampling.
 TEST(CoordinatorEngineTest, EngineChoiceIsStatedAndCheckedUpFront) {
