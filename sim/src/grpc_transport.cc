@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "coordinator_options.h"
 #include "fedlora/common/adapter_blob.h"
 #include "fedlora/common/child_process.h"
 #include "fedlora/common/status_macros.h"
@@ -24,7 +25,6 @@
 #include "fedlora/io/model_identity.h"
 #include "fedlora/privacy/params_wire.h"
 #include "fedlora/sim/cohort_trainer.h"
-#include "coordinator_options.h"
 #include "sim_state.h"
 
 namespace fedlora::sim {
@@ -74,8 +74,7 @@ absl::StatusOr<SimResult> Simulator::RunOverGrpc(
   const coordinator::PrivacyRecipe recipe = MakeRecipe(c, s.dim, n);
   coordinator::StateFolderSpec spec;
   spec.state_dir = state_dir;
-  spec.config =
-      coordinator::CoordinatorOptionsToJson(CoordinatorOptionsFor(c, recipe, base_sha));
+  spec.config = coordinator::CoordinatorOptionsToJson(CoordinatorOptionsFor(c, recipe, base_sha));
   spec.initial.lora = s.lora.ToPeftJson();
   spec.initial.base_model_sha256 = base_sha;
   spec.initial.values = s.global;

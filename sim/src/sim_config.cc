@@ -59,10 +59,10 @@ const std::vector<EnumName<Transport>>& Names(Transport*) {
   return *n;
 }
 const std::vector<EnumName<RoundEngine>>& Names(RoundEngine*) {
-  static const auto* n = new std::vector<EnumName<RoundEngine>>{
-      {RoundEngine::kAuto, "auto"},
-      {RoundEngine::kCoordinator, "coordinator"},
-      {RoundEngine::kSimulator, "simulator"}};
+  static const auto* n =
+      new std::vector<EnumName<RoundEngine>>{{RoundEngine::kAuto, "auto"},
+                                             {RoundEngine::kCoordinator, "coordinator"},
+                                             {RoundEngine::kSimulator, "simulator"}};
   return *n;
 }
 const std::vector<EnumName<GraphMode>>& Names(GraphMode*) {

@@ -7,11 +7,11 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "coordinator_options.h"
 #include "fedlora/common/random.h"
 #include "fedlora/common/status_macros.h"
 #include "fedlora/model/threads.h"
 #include "fedlora/sim/cohort_trainer.h"
-#include "coordinator_options.h"
 #include "sim_state.h"
 
 namespace fedlora::sim {
