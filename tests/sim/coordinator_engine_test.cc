@@ -177,6 +177,32 @@ TEST(CoordinatorEngineTest, EveryTimelyMaskedInputIsSummed) {
   EXPECT_GT(dropped, 0);
 }
 
+// The coordinator's generator is seeded by run.seed and its clock is virtual: a run repeats to
+// the bit, and another seed draws other coins.
+TEST(CoordinatorEngineTest, SameSeedRepeatsOnTheEngine) {
+  SimConfig c = PoissonConfig("fedlora_engine_repeat");
+  c.rounds = 2;
+  c.poisson_rate = 0.8;
+  c.dropout_masked = 0.1;
+  auto a = RunSim(c);
+  ASSERT_TRUE(a.ok()) << a.status();
+  fs::remove_all(c.out);
+  auto b = RunSim(c);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(a->global_adapter, b->global_adapter);
+  ASSERT_EQ(a->rounds.size(), b->rounds.size());
+  for (size_t i = 0; i < a->rounds.size(); ++i) {
+    EXPECT_EQ(a->rounds[i].ToJson()["dropped"], b->rounds[i].ToJson()["dropped"]);
+    EXPECT_EQ(a->rounds[i].sampled, b->rounds[i].sampled);
+  }
+  EXPECT_EQ(a->summary.epsilon, b->summary.epsilon);
+  c.seed = 2;
+  fs::remove_all(c.out);
+  auto d = RunSim(c);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_NE(a->global_adapter, d->global_adapter);
+}
+
 // privacy.epsilon_budget is the coordinator's: it refuses to plan a round that would exceed
 // it, and the run stops there with the reason.
 TEST(CoordinatorEngineTest, TheCoordinatorsBudgetStopsTheRun) {
