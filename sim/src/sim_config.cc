@@ -221,8 +221,8 @@ const std::vector<Field>& Fields() {
         "Who samples, sums and charges the rounds in process: coordinator (the coordinator's "
         "own RoundManager on a virtual clock, its SQLite store under <out>/coordinator/) | "
         "simulator (the simulator's own sampling and in-process secure aggregation) | auto "
-        "(coordinator for distributed DP with poisson sampling and lora.method = lora, "
-        "simulator otherwise)."),
+        "(coordinator for distributed DP with poisson sampling, lora.method = lora and "
+        "server.optimizer = fedavg; simulator otherwise)."),
       F("rounds.eval_every", &C::eval_every, "Evaluate every K rounds (and after the last)."),
       F("rounds.eval_users", &C::eval_users,
         "Participants and held-out users scored per evaluation (each)."),

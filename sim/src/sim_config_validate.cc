@@ -201,6 +201,10 @@ std::string CoordinatorEngineRefusal(const SimConfig& c) {
   if (c.dp != DpMode::kDistributed) why.push_back("privacy.dp is not distributed");
   if (c.sampling != SamplingMode::kPoisson) why.push_back("rounds.sampling is not poisson");
   if (c.lora_method != "lora") why.push_back("lora.method is not lora");
+  // The coordinator resumes its run from the store at start, and only FedAvg resumes.
+  if (c.server_optimizer != ServerOptimizerKind::kFedAvg) {
+    why.push_back("server.optimizer is not fedavg");
+  }
   return absl::StrJoin(why, ", ");
 }
 

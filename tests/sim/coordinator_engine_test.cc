@@ -248,6 +248,9 @@ TEST(CoordinatorEngineTest, EngineChoiceIsStatedAndCheckedUpFront) {
   c.lora_method = "ffa";
   EXPECT_FALSE(UsesCoordinatorEngine(c));
   c.lora_method = "lora";
+  c.server_optimizer = ServerOptimizerKind::kFedAdam;
+  EXPECT_FALSE(UsesCoordinatorEngine(c));
+  c.server_optimizer = ServerOptimizerKind::kFedAvg;
   c.engine = RoundEngine::kSimulator;
   EXPECT_FALSE(UsesCoordinatorEngine(c));
   EXPECT_TRUE(UsesCoordinatorEngine(SimConfig()));  // the main job's defaults

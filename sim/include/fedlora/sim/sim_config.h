@@ -159,7 +159,8 @@ absl::Status ApplyOverride(const std::string& key, const std::string& value, Sim
 // the key.
 absl::Status ValidateConfig(const SimConfig& config);
 // Why the coordinator's round engine cannot run `config` ("" when it can): it runs
-// distributed DP with Poisson sampling over the whole adapter (lora.method = lora) only.
+// distributed DP with Poisson sampling over the whole adapter (lora.method = lora) and FedAvg
+// only.
 std::string CoordinatorEngineRefusal(const SimConfig& config);
 // True when the in-process rounds run on the coordinator's RoundManager: rounds.engine =
 // coordinator, or auto and CoordinatorEngineRefusal(config) is empty.
