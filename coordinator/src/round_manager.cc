@@ -39,6 +39,8 @@ struct RoundManager::Impl {
   bool draining = false;  // after Drain(): every call is answered UNAVAILABLE at once
   std::thread driver;
 
+  absl::Time Now() const { return options.clock ? options.clock() : absl::Now(); }
+
   void Log(const std::string& line) const {
     if (options.log && !line.empty()) options.log(line);
   }
@@ -133,7 +135,7 @@ absl::StatusOr<std::unique_ptr<RoundManager>> RoundManager::Create(
         "coordinator: only distributed DP with Poisson sampling runs over the network (deltas "
         "leave devices only inside secure aggregation; selection is one coin per check-in)");
   }
-  if (!rng->secure()) {
+  if (!rng->secure() && !options.allow_seeded_rng) {
     return absl::InvalidArgumentError(
         "coordinator: needs a cryptographically secure generator (sampling, rotation seeds, "
         "session nonces)");
@@ -170,7 +172,7 @@ absl::StatusOr<std::unique_ptr<RoundManager>> RoundManager::Create(
   impl->min_cohort = std::max(2, MinClients(impl->options.recipe));
   impl->target = std::max(impl->target, impl->min_cohort);
   impl->round.round = last + 1;
-  impl->round.opened = absl::Now();
+  impl->round.opened = impl->Now();
   metrics->Set("fedlora_epsilon", impl->training->epsilon());
   metrics->Set("fedlora_adapter_version", static_cast<double>(impl->adapter.version));
   impl->Log(absl::StrFormat(
@@ -188,7 +190,7 @@ absl::StatusOr<std::unique_ptr<RoundManager>> RoundManager::Create(
       first = MakeFinishedState(std::string(plan.status().message()));
     }
   }
-  impl->Enter(std::move(first), absl::Now());
+  impl->Enter(std::move(first), impl->Now());
   return std::unique_ptr<RoundManager>(new RoundManager(std::move(impl)));
 }
 
@@ -198,7 +200,7 @@ void RoundManager::CheckIn(const std::string& device_id, const v1::CheckInReques
   std::vector<std::string> lines;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
-    const absl::Time now = absl::Now();
+    const absl::Time now = impl_->Now();
     RoundContext ctx = impl_->Context(completions, now);
     if (impl_->draining) {
       completions.push_back([done] { done(absl::UnavailableError("coordinator shutting down"), {}); });
@@ -239,7 +241,7 @@ void RoundManager::SecAgg(const std::string& device_id, secagg::Phase phase,
   std::vector<std::string> lines;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
-    const absl::Time now = absl::Now();
+    const absl::Time now = impl_->Now();
     RoundContext ctx = impl_->Context(completions, now);
     if (impl_->draining) {
       completions.push_back([done] { done(absl::UnavailableError("coordinator shutting down"), {}); });
@@ -267,7 +269,7 @@ void RoundManager::Start() {
   impl_->stop = false;
   impl_->driver = std::thread([this] {
     while (!impl_->stop) {
-      Tick(absl::Now());
+      Tick(impl_->Now());
       std::unique_lock<std::mutex> lock(impl_->mu);
       impl_->cv.wait_for(lock, std::chrono::milliseconds(10));
     }

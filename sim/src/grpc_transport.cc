@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "coordinator_options.h"
 #include "fedlora/common/adapter_blob.h"
 #include "fedlora/common/child_process.h"
 #include "fedlora/common/status_macros.h"
@@ -36,31 +37,6 @@ double Since(Clock::time_point t) {
 
 // The coordinator allows 32 concurrent streams per connection; devices share channels of 16.
 constexpr int kDevicesPerChannel = 16;
-constexpr double kReferenceTokensPerSecond = 2000.0;  // as in simulator.cc
-
-// The simulator's recipe as the coordinator's options (written to coordinator.json).
-nlohmann::json CoordinatorJson(const SimConfig& c, const coordinator::PrivacyRecipe& r,
-                               const std::string& base_sha) {
-  coordinator::CoordinatorOptions o;
-  o.recipe = r;
-  o.optimizer.lr = c.server_lr;
-  o.max_rounds = 0;  // the simulation decides when to stop
-  o.training.set_steps(static_cast<uint32_t>(c.local_steps));
-  o.training.set_batch_size(static_cast<uint32_t>(c.local_batch));
-  o.training.set_seq_len(static_cast<uint32_t>(c.seq_len));
-  o.training.set_lr(c.local_lr);
-  o.training.set_min_examples(1);
-  o.selection_window = absl::Seconds(1);
-  o.selection_timeout = absl::Seconds(20);
-  o.train_deadline = absl::Seconds(300);
-  o.phase_deadline = absl::Seconds(15);
-  o.retry_min = absl::ZeroDuration();
-  o.retry_max = absl::Seconds(1);
-  o.graph = c.graph == GraphMode::kComplete ? proto::SECAGG_GRAPH_COMPLETE
-                                            : proto::SECAGG_GRAPH_KREGULAR;
-  o.base_model_sha256 = base_sha;
-  return coordinator::CoordinatorOptionsToJson(o);
-}
 
 // One virtual device's network identity.
 struct NetDevice {
@@ -98,7 +74,7 @@ absl::StatusOr<SimResult> Simulator::RunOverGrpc(
   const coordinator::PrivacyRecipe recipe = MakeRecipe(c, s.dim, n);
   coordinator::StateFolderSpec spec;
   spec.state_dir = state_dir;
-  spec.config = CoordinatorJson(c, recipe, base_sha);
+  spec.config = coordinator::CoordinatorOptionsToJson(CoordinatorOptionsFor(c, recipe, base_sha));
   spec.initial.lora = s.lora.ToPeftJson();
   spec.initial.base_model_sha256 = base_sha;
   spec.initial.values = s.global;
@@ -145,6 +121,7 @@ absl::StatusOr<SimResult> Simulator::RunOverGrpc(
   SimResult result;
   result.summary.config = ConfigToJson(c);
   result.summary.delta = recipe.delta;
+  result.summary.engine = EngineDescription(c);
   result.summary.randomness =
       "transport grpc: a real coordinator process (its own SecureRandom: sampling, rotation "
       "seeds, session nonces) and device noise and masks from SecureRandom; only the dropout "

@@ -60,6 +60,12 @@ struct CoordinatorOptions {
   std::string crash_at;
   // Receives one line per event worth logging (round opened/committed/aborted, restarts).
   std::function<void(const std::string&)> log;
+  // The time every entry point reads (check-ins, uploads, Create, the Start() driver); null =
+  // absl::Now. The simulator passes a virtual clock and drives Tick itself.
+  std::function<absl::Time()> clock;
+  // Simulation only: accept a seeded (non-secure) generator for sampling, rotation seeds and
+  // session nonces, so that a simulated run repeats. A deployment never sets it.
+  bool allow_seeded_rng = false;
 };
 
 // One line per round for `coordinator status` and the log.
