@@ -197,7 +197,7 @@ int main(int argc, char** argv) {
     for (int i = 0; i < a.devices; ++i) {
       threads.emplace_back([&, i] {
         v1::CheckInRequest req;
-        req.set_num_examples(10);
+        req.set_eligible(true);
         auto resp = clients[i]->CheckIn(req, absl::Seconds(120));
         if (resp.ok() && resp->has_task()) tasks[i] = resp->task();
       });
@@ -261,7 +261,7 @@ int main(int argc, char** argv) {
   for (int k = 0; k < workers; ++k) {
     w.emplace_back([&, k] {
       v1::CheckInRequest req;
-      req.set_num_examples(10);
+      req.set_eligible(true);
       while (!stop) {
         const double s = Now();
         auto r = clients[k]->CheckIn(req, absl::Seconds(10));

@@ -16,8 +16,11 @@
  * do; only the fedlora_*_init functions, which fill a struct with defaults, and the version
  * and message getters return nothing else. No call aborts the process on bad input.
  *
- * Threads: calls on one runtime are serialized by the runtime (a suggest waits while a
- * participate on the same runtime runs); different runtimes run in parallel.
+ * Threads: calls on one runtime are serialized by the runtime, except that fedlora_train and
+ * fedlora_participate train (and talk to the coordinator) on a model of their own, so a
+ * suggest or observe from another thread does not wait for training or a round; different
+ * runtimes run in parallel. fedlora_runtime_close waits for the calls in progress; calls that start while it
+ * waits, or after it, return FEDLORA_FAILED_PRECONDITION / FEDLORA_INVALID_ARGUMENT.
  *
  * ABI (docs/capi.md, "Stability"): FEDLORA_ABI_VERSION is the soname's number
  * (libfedlora.so.1). Within one ABI version functions are only added, never changed or
@@ -95,6 +98,13 @@ typedef struct fedlora_config {
   /* Release public keys this device trusts (files written by `fedlora keys new`), as a
    * NULL-terminated array, or NULL: then fedlora_participate does not update releases. */
   const char* const* trusted_release_keys;
+  /* Release key ids this device refuses even while their public key is listed above (a
+   * compromised key): the 16 lower-case hex characters of KEY.pub's third field, as a
+   * NULL-terminated array, or NULL. A release or rollback signed by one is refused. */
+  const char* const* revoked_release_keys;
+  /* The device's release segment (NULL = "global"): a release made for another segment is
+   * refused, whatever the coordinator offers. [A-Za-z0-9._-], at most 64 characters. */
+  const char* release_segment;
 } fedlora_config;
 FEDLORA_API void fedlora_config_init(fedlora_config* config);
 
@@ -103,8 +113,10 @@ FEDLORA_API void fedlora_config_init(fedlora_config* config);
  * NOT_FOUND / INVALID_ARGUMENT naming the file at fault; DATA_LOSS for a tampered store;
  * FAILED_PRECONDITION for a key file others can read. *out is NULL on failure. */
 FEDLORA_API int fedlora_runtime_open(const fedlora_config* config, fedlora_runtime** out);
-/* Waits for a call in progress on `rt`, then frees everything and wipes the key bytes.
- * NULL is allowed (FEDLORA_OK). */
+/* Refuses new calls on `rt` (FEDLORA_FAILED_PRECONDITION "being closed"), waits for every
+ * call in progress on it, including those waiting for its lock, then frees everything and
+ * wipes the key bytes. NULL is allowed (FEDLORA_OK); a runtime closed already gives
+ * FEDLORA_INVALID_ARGUMENT, as does any later call with it. */
 FEDLORA_API int fedlora_runtime_close(fedlora_runtime* rt);
 /* The installed release's version (0 = none: the base model alone). */
 FEDLORA_API int fedlora_runtime_release(fedlora_runtime* rt, uint64_t* version);
@@ -127,8 +139,16 @@ FEDLORA_API int fedlora_observe(fedlora_runtime* rt, const char* text);
 FEDLORA_API int fedlora_store_size(fedlora_runtime* rt, int64_t* entries, int64_t* bytes);
 /* Erases the text store (overwritten, then removed, with its key file) and the personal
  * adapter trained from it. The runtime stays open with an empty store and suggests from the
- * base and the release again. */
+ * base and the release again. No store exists on disk until the next fedlora_observe, which
+ * writes under the key the runtime holds: to change an app-supplied store_key, call
+ * fedlora_rekey_store before observing again (or close, and open with the new key); then
+ * delete the old key from the key store (it is never needed again). */
 FEDLORA_API int fedlora_forget(fedlora_runtime* rt);
+/* Binds the runtime's empty text store to a new 32-byte key (from the platform key store),
+ * right after fedlora_forget and before the next fedlora_observe: the app may then delete the
+ * old key at once. The bytes are copied. FAILED_PRECONDITION when the store holds text (forget
+ * first); INVALID_ARGUMENT for a key that is not 32 bytes. */
+FEDLORA_API int fedlora_rekey_store(fedlora_runtime* rt, const uint8_t* key, size_t key_len);
 
 /* The device policy: what the device is doing now (the app reads it from the OS) and the
  * rules. fedlora_policy_init leaves the conditions 0 ("not known"), so a runtime refuses until
@@ -143,9 +163,16 @@ typedef struct fedlora_policy {
   int require_unmetered;     /* default 1 (fedlora_participate only: training sends nothing) */
   int require_idle;          /* default 1 */
   int min_battery_percent;   /* default 20 */
-  double min_noise_multiplier; /* refuse tasks with weaker noise (default 0.3) */
+  double min_noise_multiplier; /* refuse tasks whose composed noise (the values' and the
+                                  clipped count's) is weaker (default 0.3) */
   int rounds;                /* fedlora_participate: rounds to complete (default 1) */
   double max_seconds;        /* fedlora_participate: give up after this long (default 600) */
+  /* This device's own epsilon against the coordinator (and anyone who sees its masked input
+   * unmasked), without amplification by sampling: a task that would take the device's ledger
+   * (<state>/privacy-ledger.jsonl) past epsilon_budget at delta is declined before training
+   * (default 8 at 1e-5; docs/device.md says why). */
+  double epsilon_budget;
+  double delta;
 } fedlora_policy;
 FEDLORA_API void fedlora_policy_init(fedlora_policy* policy);
 
@@ -167,7 +194,8 @@ FEDLORA_API void fedlora_train_result_init(fedlora_train_result* result);
 
 /* Local training, within `budget`: a private rank-4 adapter (<state>/personal) trained on the
  * store's text over the installed release, then used by fedlora_suggest. Nothing is sent.
- * REFUSED_BY_POLICY when `policy` says no; FAILED_PRECONDITION when nothing was observed. */
+ * REFUSED_BY_POLICY when `policy` says no; FAILED_PRECONDITION when nothing was observed;
+ * ABORTED (nothing kept) when fedlora_forget ran on another thread meanwhile. */
 FEDLORA_API int fedlora_train(fedlora_runtime* rt, const fedlora_budget* budget,
                               const fedlora_policy* policy, fedlora_train_result* out);
 
@@ -191,13 +219,19 @@ typedef struct fedlora_participation {
   size_t struct_size;
   int completed;               /* rounds whose committed sum includes this device's update */
   uint64_t last_round;
-  double epsilon;              /* the run's epsilon once the last round is charged */
+  /* The coordinator's claim: the run's epsilon once the last completed round is charged,
+   * amplified by sampling, so it holds only against observers of released adapters. */
+  double epsilon;
   double delta;
   uint64_t bytes_sent;         /* everything this call sent to the coordinator */
   uint64_t bytes_received;
   uint64_t release_version;    /* the release running after this call (0 = none) */
   char release_action[32];     /* "kept", "installed", "rolled back", "fell back", "" (none) */
   char stopped_because[FEDLORA_MAX_REASON_BYTES];
+  /* This device's own epsilon against the coordinator after this call, at policy->delta,
+   * and the budget it enforces (fedlora_privacy_spent gives the same at any time). */
+  double device_epsilon;
+  double device_epsilon_budget;
 } fedlora_participation;
 FEDLORA_API void fedlora_participation_init(fedlora_participation* out);
 
@@ -210,6 +244,35 @@ FEDLORA_API void fedlora_participation_init(fedlora_participation* out);
  * cannot be reached (try later). A round the coordinator aborts is not an error. */
 FEDLORA_API int fedlora_participate(fedlora_runtime* rt, const fedlora_coordinator* coordinator,
                                     const fedlora_policy* policy, fedlora_participation* out);
+
+/* This device's own privacy ledger: every round it took part in, charged before its masked
+ * input left the device, composed without amplification by sampling. */
+typedef struct fedlora_privacy {
+  size_t struct_size;
+  /* Against the coordinator and anyone who sees this device's masked input unmasked. */
+  double epsilon_spent;
+  double epsilon_budget; /* policy->epsilon_budget */
+  double delta;          /* policy->delta */
+  int rounds_charged;
+  /* The coordinator's claim after the last charged round: against observers of released
+   * adapters only (amplified by sampling). 0 when no round was charged. */
+  double coordinator_epsilon;
+  double coordinator_delta;
+} fedlora_privacy;
+FEDLORA_API void fedlora_privacy_init(fedlora_privacy* out);
+/* Reads the ledger; `policy` (NULL: the defaults) gives the budget and delta. DATA_LOSS for a
+ * damaged ledger (the device then declines every task); INVALID_ARGUMENT for a bad budget or
+ * delta. */
+FEDLORA_API int fedlora_privacy_spent(fedlora_runtime* rt, const fedlora_policy* policy,
+                                      fedlora_privacy* out);
+
+/* Reports the device's state now (the charging, unmetered, idle and battery_percent fields of
+ * `now`; its rules are ignored), e.g. from the OS's power and network callbacks, on any
+ * thread. A fedlora_participate in progress on `rt` checks the latest state before every
+ * check-in and before the release update, and stops when its policy's rules no longer hold
+ * (FEDLORA_OK, stopped_because "device conditions: not charging"). A round already
+ * training finishes its round. Never waits for a suggest or a round. */
+FEDLORA_API int fedlora_set_conditions(fedlora_runtime* rt, const fedlora_policy* now);
 
 #ifdef __cplusplus
 }

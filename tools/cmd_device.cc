@@ -9,6 +9,7 @@
 #include "fedlora/common/random.h"
 #include "fedlora/device/device_conditions.h"
 #include "fedlora/device/device_loop.h"
+#include "fedlora/device/task_privacy.h"
 #include "fedlora/device/text_store.h"
 #include "fedlora/io/model_identity.h"
 #include "fedlora/model/threads.h"
@@ -22,6 +23,7 @@ struct DeviceOpts : DeviceConnection {
   std::vector<std::string> data;
   int rounds = 1, threads = 0, max_failures = 8;
   double max_seconds = 3600, min_noise = 0.3;
+  double epsilon_budget = device::kDefaultDeviceEpsilonBudget, delta = privacy::kMaxDefaultDelta;
   // Device conditions (docs/device.md, "Device policy"): flags override what the OS shows.
   bool on_battery = false, charging = false, metered = false, busy = false, from_store = false;
   int battery = -1, min_battery = 20;
@@ -114,7 +116,15 @@ void RegisterCommand_device(CLI::App& app) {
   run->add_option("--max-seconds", o->max_seconds, "stop after this long")
       ->capture_default_str()->check(GreaterThan(0));
   run->add_option("--min-noise-multiplier", o->min_noise,
-                  "refuse tasks with less noise than this")->capture_default_str();
+                  "refuse tasks whose composed noise multiplier (values and clipped count) is "
+                  "below this")
+      ->capture_default_str();
+  run->add_option("--epsilon-budget", o->epsilon_budget,
+                  "this device's own epsilon against the coordinator (no amplification by "
+                  "sampling): refuse any task that would exceed it")
+      ->capture_default_str();
+  run->add_option("--delta", o->delta, "the delta of this device's own epsilon")
+      ->capture_default_str();
   run->add_option("--max-failures", o->max_failures,
                   "give up after this many transient errors in a row (backoff grows with each)")
       ->capture_default_str()->check(GreaterThan(0));
@@ -129,6 +139,11 @@ void RegisterCommand_device(CLI::App& app) {
       ->capture_default_str()->check(CLI::Range(0, 100));
   AddThreadsOption(run, &o->threads);
   run->callback([o] {
+    device::DevicePolicy policy;
+    policy.min_noise_multiplier = o->min_noise;
+    policy.epsilon_budget = o->epsilon_budget;
+    policy.delta = o->delta;
+    if (auto s = device::ValidatePolicy(policy); !s.ok()) return (void)Fail(s);
     device::ConditionRules rules;
     rules.min_battery_percent = o->min_battery;
     // Checked first: a device that may not train loads nothing and contacts no one.
@@ -156,7 +171,7 @@ void RegisterCommand_device(CLI::App& app) {
     device::LoopOptions lo;
     lo.rounds = o->rounds;
     lo.max_time = absl::Seconds(o->max_seconds);
-    lo.policy.min_noise_multiplier = o->min_noise;
+    lo.policy = policy;
     lo.max_transient_failures = o->max_failures;
     lo.rules = rules;
     lo.conditions = [o] { return Conditions(*o); };
@@ -169,13 +184,24 @@ void RegisterCommand_device(CLI::App& app) {
     if (!result.ok()) return (void)Fail(result.status());
     nlohmann::json rounds = nlohmann::json::array();
     for (const auto& r : result->rounds) {
-      rounds.push_back({{"round", r.round}, {"completed", r.completed}, {"detail", r.detail},
-                        {"loss", r.mean_loss}, {"steps", r.steps}, {"seconds", r.train_seconds},
+      // loss, steps, seconds and windows are this device's own log: none of them was sent.
+      rounds.push_back({{"round", r.round},
+                        {"completed", r.completed},
+                        {"detail", r.detail},
+                        {"loss", r.mean_loss},
+                        {"steps", r.steps},
+                        {"seconds", r.train_seconds},
+                        {"windows", r.windows},
                         {"new_version", r.new_version},
-                        {"epsilon_if_released", r.epsilon_if_released}});
+                        {"device_epsilon", r.device_epsilon},
+                        {"coordinator_claimed_epsilon", r.epsilon_if_released}});
     }
-    nlohmann::json j = {{"device_id", identity->device_id}, {"completed", result->completed},
-                        {"rounds", rounds}, {"stopped_because", result->stopped_because},
+    nlohmann::json j = {{"device_id", identity->device_id},
+                        {"completed", result->completed},
+                        {"rounds", rounds},
+                        {"stopped_because", result->stopped_because},
+                        {"epsilon_budget", o->epsilon_budget},
+                        {"delta", o->delta},
                         {"bytes_sent", client.bytes_sent()},
                         {"bytes_received", client.bytes_received()}};
     if (json) return PrintJson(j);

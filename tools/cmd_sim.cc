@@ -62,6 +62,7 @@ void PrintTable(const sim::Summary& s) {
       "  epsilon %s against the coordinator itself (the worst device: %d rounds, no "
       "amplification by sampling)\n",
       privacy::FormatEpsilon(s.epsilon_coordinator).c_str(), s.max_rounds_per_device);
+  if (!s.engine.empty()) std::printf("round engine: %s\n", s.engine.c_str());
   if (!s.randomness.empty()) std::printf("randomness: %s\n", s.randomness.c_str());
   if (!s.base_model_scheme.empty()) std::printf("base model: %s\n", s.base_model_scheme.c_str());
 }

@@ -2,13 +2,16 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "capi_lifetime.h"
 #include "capi_runtime.h"
 #include "capi_status.h"
 #include "fedlora/common/random.h"
 #include "fedlora/device/coordinator_client.h"
 #include "fedlora/device/device_conditions.h"
+#include "fedlora/device/device_ledger.h"
 #include "fedlora/device/device_loop.h"
 #include "fedlora/device/release_update.h"
+#include "fedlora/device/runtime.h"
 
 using fedlora::capi::FromStatus;
 using fedlora::capi::Guarded;
@@ -35,9 +38,17 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> Channel(const fedlora_coordinator
 // A state folder without an identity: the C API's hint rather than the CLI's.
 absl::Status Unenrolled(const absl::Status& s, const std::string& state_dir) {
   if (s.code() != absl::StatusCode::kNotFound) return s;
-  return absl::NotFoundError(absl::StrCat(
-      state_dir, " is not enrolled with a coordinator (hint: fedlora_enroll with a token from "
-      "the operator first)"));
+  return absl::NotFoundError(
+      absl::StrCat(state_dir,
+                   " is not enrolled with a coordinator (hint: fedlora_enroll with a token from "
+                   "the operator first)"));
+}
+
+// The conditions the app reported last (fedlora_set_conditions), else those `policy` started
+// with.
+fedlora::device::DeviceConditions LiveConditions(fedlora_runtime* rt) {
+  std::lock_guard<std::mutex> lock(rt->conditions_mu);
+  return rt->conditions;
 }
 
 int Participate(fedlora_runtime* rt, const fedlora_coordinator* coordinator_in,
@@ -59,21 +70,34 @@ int Participate(fedlora_runtime* rt, const fedlora_coordinator* coordinator_in,
   fedlora_participation_init(&result);
   const fedlora::device::ConditionRules rules = fedlora::capi::RulesOf(policy);
   const fedlora::device::DeviceConditions now = fedlora::capi::ConditionsOf(policy);
+  auto current_release = [rt] {
+    std::lock_guard<std::mutex> lock(rt->mu);
+    return rt->release_version;
+  };
   // Checked first: a device that may not train loads nothing and contacts no one.
   if (std::string no = fedlora::device::ConditionRefusal(rules, now); !no.empty()) {
     fedlora::capi::CopyUtf8("device conditions: " + no, result.stopped_because,
                             sizeof(result.stopped_because));
-    std::lock_guard<std::mutex> lock(rt->mu);
-    result.release_version = rt->release_version;
+    result.release_version = current_release();
     fedlora::capi::WriteStruct(result, out);
     return SetError(FEDLORA_REFUSED_BY_POLICY, "not training or uploading now: " + no);
   }
-  std::lock_guard<std::mutex> lock(rt->mu);
+  std::lock_guard<std::mutex> round(rt->round_mu);
+  {
+    std::lock_guard<std::mutex> lock(rt->conditions_mu);
+    rt->conditions = now;  // fedlora_set_conditions updates it while the call runs
+  }
   auto identity = fedlora::device::LoadIdentity(rt->state_dir);
   if (!identity.ok()) return FromStatus(Unenrolled(identity.status(), rt->state_dir));
-  auto texts = rt->StoredTexts();
+  absl::StatusOr<std::vector<std::string>> texts;
+  absl::StatusOr<std::string> sha;
+  {
+    // The runtime's lock only to copy what the round needs: suggestions go on meanwhile.
+    std::lock_guard<std::mutex> lock(rt->mu);
+    texts = rt->StoredTexts();
+    if (texts.ok()) sha = rt->BaseSha256();
+  }
   if (!texts.ok()) return FromStatus(texts.status());
-  auto sha = rt->BaseSha256();
   if (!sha.ok()) return FromStatus(sha.status());
   auto channel = Channel(coordinator);
   if (!channel.ok()) return FromStatus(channel.status());
@@ -82,26 +106,33 @@ int Participate(fedlora_runtime* rt, const fedlora_coordinator* coordinator_in,
   fedlora::SecureRandom rng;
   absl::StatusOr<fedlora::device::LoopResult> loop;
   {
-    // Rounds train the global adapter's delta on the base alone; what the device sends does
-    // not depend on the release or the personal adapter attached for suggestions.
-    fedlora::capi::DetachedScope bare(rt);
-    fedlora::device::DeviceData data{&rt->rt, *sha, std::move(*texts), rt->state_dir};
+    // Rounds train the global adapter's delta on the base alone, on a model of their own (the
+    // runtime's keeps its adapters and serves suggestions); it is freed after the rounds.
+    auto bare = fedlora::device::LoadRuntime(rt->model_dir);
+    if (!bare.ok()) return FromStatus(bare.status());
+    fedlora::device::DeviceData data{&*bare, *sha, std::move(*texts), rt->state_dir};
     fedlora::device::LoopOptions lo;
     lo.rounds = policy.rounds;
     lo.max_time = absl::Seconds(policy.max_seconds);
     lo.checkin_timeout = timeout;
     lo.policy.min_noise_multiplier = policy.min_noise_multiplier;
+    lo.policy.epsilon_budget = policy.epsilon_budget;
+    lo.policy.delta = policy.delta;
     lo.rules = rules;
-    lo.conditions = [now] { return now; };
+    lo.conditions = [rt] { return LiveConditions(rt); };  // before every check-in
     loop = fedlora::device::RunDeviceLoop(client, data, lo, rng);
   }
   auto finish = [&](int status) {
     result.bytes_sent = client.bytes_sent();
     result.bytes_received = client.bytes_received();
-    result.release_version = rt->release_version;
+    result.release_version = current_release();
     fedlora::capi::WriteStruct(result, out);
     return status;
   };
+  result.device_epsilon_budget = policy.epsilon_budget;
+  if (auto ledger = fedlora::device::DeviceLedger::Open(rt->state_dir); ledger.ok()) {
+    result.device_epsilon = ledger->Epsilon(policy.delta).value_or(0);
+  }
   if (!loop.ok()) return finish(FromStatus(loop.status()));
   result.completed = loop->completed;
   for (const auto& r : loop->rounds) {
@@ -114,11 +145,18 @@ int Participate(fedlora_runtime* rt, const fedlora_coordinator* coordinator_in,
   fedlora::capi::CopyUtf8(loop->stopped_because, result.stopped_because,
                           sizeof(result.stopped_because));
   if (!rt->has_trust) return finish(FEDLORA_OK);
+  // The next phase, the release, only while the conditions still allow it.
+  if (std::string no = fedlora::device::ConditionRefusal(rules, LiveConditions(rt)); !no.empty()) {
+    fedlora::capi::CopyUtf8("device conditions: " + no, result.stopped_because,
+                            sizeof(result.stopped_because));
+    return finish(FEDLORA_OK);
+  }
   // The release: installed only when the signature, base and files verify (UpdateRelease).
   fedlora::device::ReleaseUpdateOptions uo;
   uo.state_dir = rt->state_dir;
   uo.base_model_sha256 = *sha;
   uo.trust = &rt->trust;
+  uo.segment = rt->segment;
   uo.timeout = timeout;
   auto update = fedlora::device::UpdateRelease(client, uo);
   if (!update.ok()) {
@@ -128,14 +166,17 @@ int Participate(fedlora_runtime* rt, const fedlora_coordinator* coordinator_in,
                                         update.status().message())));
   }
   fedlora::capi::CopyUtf8(update->action, result.release_action, sizeof(result.release_action));
-  if (update->running_version != rt->release_version) {
-    rt->DetachAll();
-    absl::Status s = rt->LoadRelease();
-    absl::Status a = rt->AttachAll();
-    if (!s.ok()) return finish(FromStatus(s));
-    if (!a.ok()) return finish(FromStatus(a));
+  absl::Status switched;
+  {
+    std::lock_guard<std::mutex> lock(rt->mu);  // finish() takes it again: released first
+    if (update->running_version != rt->release_version) {
+      rt->DetachAll();
+      switched = rt->LoadRelease();
+      absl::Status a = rt->AttachAll();
+      if (switched.ok()) switched = a;
+    }
   }
-  return finish(FEDLORA_OK);
+  return finish(FromStatus(switched));
 }
 
 }  // namespace
@@ -145,7 +186,8 @@ extern "C" {
 int fedlora_enroll(fedlora_runtime* rt, const fedlora_coordinator* coordinator_in,
                    const char* token) {
   return Guarded("fedlora_enroll", [&]() -> int {
-    if (rt == nullptr) return SetError(FEDLORA_INVALID_ARGUMENT, "the runtime is NULL");
+    fedlora::capi::RuntimeHold hold(rt);
+    if (hold.code() != FEDLORA_OK) return hold.code();
     if (token == nullptr || *token == '\0') {
       return SetError(FEDLORA_INVALID_ARGUMENT,
                       "the enrolment token is empty (hint: the operator's `coordinator init` "
@@ -157,7 +199,7 @@ int fedlora_enroll(fedlora_runtime* rt, const fedlora_coordinator* coordinator_i
                                    "fedlora_coordinator", &coordinator, &code)) {
       return code;
     }
-    std::lock_guard<std::mutex> lock(rt->mu);
+    std::lock_guard<std::mutex> lock(rt->round_mu);  // the state folder's identity, not the model
     auto channel = Channel(coordinator);
     if (!channel.ok()) return FromStatus(channel.status());
     return FromStatus(fedlora::device::EnrollDevice(*channel, token, rt->state_dir,
@@ -169,7 +211,8 @@ int fedlora_enroll(fedlora_runtime* rt, const fedlora_coordinator* coordinator_i
 int fedlora_participate(fedlora_runtime* rt, const fedlora_coordinator* coordinator,
                         const fedlora_policy* policy, fedlora_participation* out) {
   return Guarded("fedlora_participate", [&]() -> int {
-    if (rt == nullptr) return SetError(FEDLORA_INVALID_ARGUMENT, "the runtime is NULL");
+    fedlora::capi::RuntimeHold hold(rt);
+    if (hold.code() != FEDLORA_OK) return hold.code();
     return Participate(rt, coordinator, policy, out);
   });
 }

@@ -5,12 +5,14 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "capi_lifetime.h"
 #include "capi_status.h"
 #include "fedlora/common/random.h"
 #include "fedlora/device/device_conditions.h"
 #include "fedlora/device/generate.h"
 #include "fedlora/device/personal_adapter.h"
 #include "fedlora/device/release_install.h"
+#include "fedlora/device/runtime.h"
 #include "fedlora/io/model_identity.h"
 #include "fedlora/model/threads.h"
 #include "fedlora/secagg/secret.h"
@@ -139,14 +141,10 @@ int Open(const fedlora_config* in, fedlora_runtime** out) {
     if (auto s = rt->trust.AddFiles(files); !s.ok()) return FromStatus(s);
     rt->has_trust = !files.empty();
   }
+  if (auto s = fedlora::capi::ApplyReleaseConfig(c, rt.get()); !s.ok()) return FromStatus(s);
+  fedlora::capi::RegisterRuntime(rt.get());
   *out = rt.release();
   return FEDLORA_OK;
-}
-
-int NeedRuntime(fedlora_runtime* rt) {
-  return rt == nullptr ? SetError(FEDLORA_INVALID_ARGUMENT,
-                                  "the runtime is NULL (hint: fedlora_runtime_open first)")
-                       : FEDLORA_OK;
 }
 
 }  // namespace
@@ -160,7 +158,9 @@ int fedlora_runtime_open(const fedlora_config* config, fedlora_runtime** out) {
 int fedlora_runtime_close(fedlora_runtime* rt) {
   if (rt == nullptr) return FEDLORA_OK;
   return Guarded("fedlora_runtime_close", [&]() -> int {
-    { std::lock_guard<std::mutex> lock(rt->mu); }
+    // Refuses new calls and waits for those in progress (including any waiting for the
+    // runtime's lock) before anything is freed.
+    if (int c = fedlora::capi::UnregisterRuntime(rt); c != FEDLORA_OK) return c;
     rt->store_options.key.reset();  // Secret32 wipes its bytes
     delete rt;
     return FEDLORA_OK;
@@ -169,7 +169,8 @@ int fedlora_runtime_close(fedlora_runtime* rt) {
 
 int fedlora_runtime_release(fedlora_runtime* rt, uint64_t* version) {
   return Guarded("fedlora_runtime_release", [&]() -> int {
-    if (int c = NeedRuntime(rt); c != FEDLORA_OK) return c;
+    fedlora::capi::RuntimeHold hold(rt);
+    if (hold.code() != FEDLORA_OK) return hold.code();
     if (version == nullptr) return SetError(FEDLORA_INVALID_ARGUMENT, "version is NULL");
     std::lock_guard<std::mutex> lock(rt->mu);
     *version = rt->release_version;
@@ -180,7 +181,8 @@ int fedlora_runtime_release(fedlora_runtime* rt, uint64_t* version) {
 int fedlora_suggest(fedlora_runtime* rt, const char* prefix, int k, fedlora_suggestion* out,
                     int* n) {
   return Guarded("fedlora_suggest", [&]() -> int {
-    if (int c = NeedRuntime(rt); c != FEDLORA_OK) return c;
+    fedlora::capi::RuntimeHold hold(rt);
+    if (hold.code() != FEDLORA_OK) return hold.code();
     if (prefix == nullptr || out == nullptr || n == nullptr) {
       return SetError(FEDLORA_INVALID_ARGUMENT, "prefix, out and n must not be NULL");
     }
@@ -190,8 +192,11 @@ int fedlora_suggest(fedlora_runtime* rt, const char* prefix, int k, fedlora_sugg
     }
     *n = 0;
     std::lock_guard<std::mutex> lock(rt->mu);
-    auto words = fedlora::device::SuggestNextWords(*rt->rt.model, *rt->rt.tokenizer, prefix, k,
-                                                   8, &rt->suggest_state);
+    if (!rt->attached) {  // a failed re-attach earlier (detached_scope.h): try again
+      if (auto s = rt->AttachAll(); !s.ok()) return FromStatus(s);
+    }
+    auto words = fedlora::device::SuggestNextWords(*rt->rt.model, *rt->rt.tokenizer, prefix, k, 8,
+                                                   &rt->suggest_state);
     if (!words.ok()) return FromStatus(words.status());
     for (const auto& w : *words) {
       fedlora::capi::CopyUtf8(w.word, out[*n].word, sizeof(out[*n].word));
@@ -204,7 +209,8 @@ int fedlora_suggest(fedlora_runtime* rt, const char* prefix, int k, fedlora_sugg
 
 int fedlora_observe(fedlora_runtime* rt, const char* text) {
   return Guarded("fedlora_observe", [&]() -> int {
-    if (int c = NeedRuntime(rt); c != FEDLORA_OK) return c;
+    fedlora::capi::RuntimeHold hold(rt);
+    if (hold.code() != FEDLORA_OK) return hold.code();
     if (text == nullptr) return SetError(FEDLORA_INVALID_ARGUMENT, "text is NULL");
     std::lock_guard<std::mutex> lock(rt->mu);
     return FromStatus(rt->store->Append(text, std::time(nullptr)));
@@ -213,7 +219,8 @@ int fedlora_observe(fedlora_runtime* rt, const char* text) {
 
 int fedlora_store_size(fedlora_runtime* rt, int64_t* entries, int64_t* bytes) {
   return Guarded("fedlora_store_size", [&]() -> int {
-    if (int c = NeedRuntime(rt); c != FEDLORA_OK) return c;
+    fedlora::capi::RuntimeHold hold(rt);
+    if (hold.code() != FEDLORA_OK) return hold.code();
     std::lock_guard<std::mutex> lock(rt->mu);
     if (entries != nullptr) *entries = rt->store->entries();
     if (bytes != nullptr) *bytes = rt->store->text_bytes();
@@ -223,9 +230,11 @@ int fedlora_store_size(fedlora_runtime* rt, int64_t* entries, int64_t* bytes) {
 
 int fedlora_forget(fedlora_runtime* rt) {
   return Guarded("fedlora_forget", [&]() -> int {
-    if (int c = NeedRuntime(rt); c != FEDLORA_OK) return c;
+    fedlora::capi::RuntimeHold hold(rt);
+    if (hold.code() != FEDLORA_OK) return hold.code();
     std::lock_guard<std::mutex> lock(rt->mu);
     if (auto s = rt->store->Forget(); !s.ok()) return FromStatus(s);
+    ++rt->forgets;
     rt->DetachAll();
     rt->personal.reset();
     std::error_code ec;
@@ -237,7 +246,8 @@ int fedlora_forget(fedlora_runtime* rt) {
                                                      ec.message()));
     }
     if (auto s = rt->AttachAll(); !s.ok()) return FromStatus(s);
-    // An empty store again (a fresh key), so that observe keeps working.
+    // An empty store again, so that observe keeps working. It writes nothing until the next
+    // observe: an app that closes now may open with a new store key (docs/capi.md).
     auto store = fedlora::device::TextStore::Open(rt->store_options, std::time(nullptr));
     if (!store.ok()) return FromStatus(store.status());
     rt->store.emplace(std::move(*store));
@@ -248,7 +258,8 @@ int fedlora_forget(fedlora_runtime* rt) {
 int fedlora_train(fedlora_runtime* rt, const fedlora_budget* budget_in,
                   const fedlora_policy* policy_in, fedlora_train_result* out) {
   return Guarded("fedlora_train", [&]() -> int {
-    if (int c = NeedRuntime(rt); c != FEDLORA_OK) return c;
+    fedlora::capi::RuntimeHold hold(rt);
+    if (hold.code() != FEDLORA_OK) return hold.code();
     fedlora_budget budget;
     fedlora_policy policy;
     int code = FEDLORA_OK;
@@ -269,35 +280,53 @@ int fedlora_train(fedlora_runtime* rt, const fedlora_budget* budget_in,
     if (!no.empty()) {
       return SetError(FEDLORA_REFUSED_BY_POLICY, "not training now: " + no);
     }
-    std::lock_guard<std::mutex> lock(rt->mu);
-    auto texts = rt->StoredTexts();
-    if (!texts.ok()) return FromStatus(texts.status());
-    fedlora::device::TrainStats stats;
+    // Training runs on a model of its own (the base and the installed release's adapter, read
+    // from disk), so suggestions are not held up; the runtime's lock is taken only to copy
+    // the text and to switch to the new personal adapter.
+    std::lock_guard<std::mutex> round(rt->round_mu);
+    absl::StatusOr<std::vector<std::string>> texts;
+    uint64_t forgets = 0;
     {
-      fedlora::capi::DetachedScope bare(rt);
-      // Over the installed release; without one, over a zero adapter (the base alone).
-      std::unique_ptr<fedlora::adapters::LoraAdapter> zero;
-      fedlora::adapters::LoraAdapter* global = rt->release.get();
-      if (global == nullptr) {
-        fedlora::adapters::LoraConfig lc;
-        lc.init = fedlora::adapters::LoraConfig::Init::kZero;
-        auto z = fedlora::adapters::LoraAdapter::Create(rt->rt.model->config(), lc, 0);
-        if (!z.ok()) return FromStatus(z.status());
-        zero = std::make_unique<fedlora::adapters::LoraAdapter>(std::move(*z));
-        global = zero.get();
-      }
-      fedlora::device::PersonalOptions po;
-      po.lora.targets = global->config().targets;
-      po.train.max_steps = budget.max_steps;
-      po.train.max_seconds = budget.max_seconds;
-      fedlora::SecureRandom rng;  // a real device: A's init and the window order
-      auto r = fedlora::device::TrainPersonalAdapter(*rt->rt.model, *rt->rt.tokenizer, *global,
-                                                     *texts, po, rng);
-      if (!r.ok()) return FromStatus(r.status());
-      stats = r->stats;
+      std::lock_guard<std::mutex> lock(rt->mu);
+      texts = rt->StoredTexts();
+      forgets = rt->forgets;
+    }
+    if (!texts.ok()) return FromStatus(texts.status());
+    auto own = fedlora::device::LoadRuntime(rt->model_dir);
+    if (!own.ok()) return FromStatus(own.status());
+    auto state = fedlora::device::ReadReleaseState(rt->state_dir);
+    if (!state.ok()) return FromStatus(state.status());
+    // Over the installed release; without one, over a zero adapter (the base alone).
+    absl::StatusOr<fedlora::adapters::LoraAdapter> global = absl::NotFoundError("");
+    if (state->current) {
+      global = fedlora::adapters::LoraAdapter::LoadPeft(state->current->dir + "/adapter");
+    } else {
+      fedlora::adapters::LoraConfig lc;
+      lc.init = fedlora::adapters::LoraConfig::Init::kZero;
+      global = fedlora::adapters::LoraAdapter::Create(own->model->config(), lc, 0);
+    }
+    if (!global.ok()) return FromStatus(global.status());
+    fedlora::device::PersonalOptions po;
+    po.lora.targets = global->config().targets;
+    po.train.max_steps = budget.max_steps;
+    po.train.max_seconds = budget.max_seconds;
+    fedlora::SecureRandom rng;  // a real device: A's init and the window order
+    auto trained = fedlora::device::TrainPersonalAdapter(*own->model, *own->tokenizer, *global,
+                                                         *texts, po, rng);
+    if (!trained.ok()) return FromStatus(trained.status());
+    const fedlora::device::TrainStats stats = trained->stats;
+    std::lock_guard<std::mutex> lock(rt->mu);
+    if (rt->forgets != forgets) {
+      return SetError(FEDLORA_ABORTED,
+                      "the text store was forgotten while training: the adapter trained on it "
+                      "was discarded (hint: observe and train again)");
+    }
+    {
+      fedlora::capi::DetachedScope bare(rt);  // re-attaches without throwing (detached_scope.h)
       const std::string dir = fedlora::device::PersonalAdapterDir(rt->state_dir);
-      if (auto s = r->adapter.SavePeft(dir); !s.ok()) return FromStatus(s);
-      rt->personal = std::make_unique<fedlora::adapters::LoraAdapter>(std::move(r->adapter));
+      if (auto s = trained->adapter.SavePeft(dir); !s.ok()) return FromStatus(s);
+      rt->personal =
+          std::make_unique<fedlora::adapters::LoraAdapter>(std::move(trained->adapter));
     }  // attached again here, with the new personal adapter
     if (!rt->attached) {
       return SetError(FEDLORA_INTERNAL, "the adapters could not be attached after training");

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "detached_scope.h"
 #include "fedlora.h"
 #include "fedlora/adapters/lora_adapter.h"
 #include "fedlora/common/release.h"
@@ -20,7 +21,14 @@
 #include "fedlora/device/text_store.h"
 
 struct fedlora_runtime {
-  std::mutex mu;  // one call at a time
+  // One call at a time on the model, the adapters and the store. fedlora_participate holds it
+  // only briefly (it trains on a model of its own), so suggestions do not wait for a round.
+  std::mutex mu;
+  std::mutex round_mu;  // one fedlora_participate / fedlora_enroll at a time
+  // The device conditions as the app last reported them (fedlora_set_conditions, or the
+  // policy a fedlora_participate started with); read between a round's phases.
+  std::mutex conditions_mu;
+  fedlora::device::DeviceConditions conditions;
   std::string model_dir;
   std::string state_dir;
   fedlora::device::Runtime rt;  // base + tokenizer; adapters are managed below
@@ -30,9 +38,11 @@ struct fedlora_runtime {
   bool attached = false;
   fedlora::device::TextStoreOptions store_options;
   std::optional<fedlora::device::TextStore> store;
+  uint64_t forgets = 0;  // fedlora_forget calls: training that began before one keeps nothing
   bool has_trust = false;
   fedlora::TrustStore trust;
-  std::string base_sha256;  // computed at the first network call
+  std::string segment = "global";  // fedlora_config.release_segment
+  std::string base_sha256;         // computed at the first network call
   // The last suggestion's prefix and KV cache (device/generate.h); cleared whenever the
   // attached adapters change.
   fedlora::device::SuggestState suggest_state;
@@ -49,6 +59,10 @@ struct fedlora_runtime {
 
 namespace fedlora::capi {
 
+// fedlora_config's release trust beyond the key files (capi_release_config.cc): revoked key
+// ids into rt->trust and the segment. INVALID_ARGUMENT naming a malformed id or segment.
+absl::Status ApplyReleaseConfig(const fedlora_config& config, fedlora_runtime* rt);
+
 // The app's policy as the device's rules and conditions (device/device_conditions.h).
 inline device::ConditionRules RulesOf(const fedlora_policy& p) {
   device::ConditionRules r;
@@ -62,18 +76,9 @@ inline device::DeviceConditions ConditionsOf(const fedlora_policy& p) {
   return {p.charging != 0, p.unmetered != 0, p.idle != 0, p.battery_percent};
 }
 
-// Detaches every adapter for its lifetime (training the global delta and the personal
-// adapter need the bare base), then attaches them again.
-class DetachedScope {
- public:
-  explicit DetachedScope(fedlora_runtime* rt) : rt_(rt) { rt_->DetachAll(); }
-  ~DetachedScope() { (void)rt_->AttachAll(); }
-  DetachedScope(const DetachedScope&) = delete;
-  DetachedScope& operator=(const DetachedScope&) = delete;
-
- private:
-  fedlora_runtime* rt_;
-};
+// Detaches every adapter for its lifetime, then attaches them again without ever throwing
+// (detached_scope.h).
+using DetachedScope = BasicDetachedScope<fedlora_runtime>;
 
 }  // namespace fedlora::capi
 

@@ -6,6 +6,8 @@
 #include <new>
 #include <stdexcept>
 
+#include "fedlora/device/task_privacy.h"
+
 namespace fedlora::capi {
 namespace {
 thread_local std::string last_error;
@@ -110,6 +112,8 @@ void fedlora_policy_init(fedlora_policy* p) {
   p->min_noise_multiplier = 0.3;
   p->rounds = 1;
   p->max_seconds = 600;
+  p->epsilon_budget = fedlora::device::kDefaultDeviceEpsilonBudget;
+  p->delta = fedlora::privacy::kMaxDefaultDelta;
 }
 
 void fedlora_budget_init(fedlora_budget* b) {
@@ -135,6 +139,12 @@ void fedlora_coordinator_init(fedlora_coordinator* c) {
 void fedlora_participation_init(fedlora_participation* p) {
   if (p == nullptr) return;
   *p = fedlora_participation{};
+  p->struct_size = sizeof(*p);
+}
+
+void fedlora_privacy_init(fedlora_privacy* p) {
+  if (p == nullptr) return;
+  *p = fedlora_privacy{};
   p->struct_size = sizeof(*p);
 }
 

@@ -60,7 +60,31 @@ absl::Status WriteFileAtomic(const std::string& path, absl::string_view data) {
     return absl::InternalError(
         absl::StrCat("renaming into '", path, "' failed: ", std::strerror(err)));
   }
+  return SyncParentDir(path);
+}
+
+absl::Status SyncDir(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    return absl::InternalError(
+        absl::StrCat("cannot open directory '", dir, "' to sync it: ", std::strerror(errno)));
+  }
+  int err = 0;
+  if (::fsync(fd) != 0) err = errno;
+  ::close(fd);
+  // EINVAL: a file system that cannot sync directories (nothing to make durable there).
+  if (err != 0 && err != EINVAL) {
+    return absl::InternalError(absl::StrCat("syncing directory '", dir,
+                                            "' failed: ", std::strerror(err),
+                                            " (hint: the last rename in it may not survive a "
+                                            "power loss; check the disk)"));
+  }
   return absl::OkStatus();
+}
+
+absl::Status SyncParentDir(const std::string& path) {
+  const std::string parent = std::filesystem::path(path).parent_path().string();
+  return SyncDir(parent.empty() ? "." : parent);
 }
 
 absl::Status MakeDirs(const std::string& path) {

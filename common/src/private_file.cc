@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "fedlora/common/file_util.h"
 #include "fedlora/common/random.h"
 
 namespace fedlora {
@@ -76,6 +77,7 @@ absl::Status WriteFileWithMode(const std::string& path, std::string_view data, m
     }
   }
   ::unlink(tmp.c_str());  // After rename it no longer exists; after link it is the 2nd name.
+  if (status.ok()) status = SyncParentDir(path);  // the new name survives a power loss
   return status;
 }
 

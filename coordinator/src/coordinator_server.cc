@@ -98,9 +98,6 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
   }
   s->metrics_ = std::make_unique<MetricsRegistry>();
   DefineCoordinatorMetrics(*s->metrics_);
-  s->metrics_->DefineHistogram("fedlora_device_train_seconds",
-                               "Training seconds reported by devices",
-                               {1, 5, 15, 30, 60, 120, 300, 600});
   auto devices = p.store->ListDevices();
   if (devices.ok()) s->metrics_->Set("fedlora_enrolled_devices", double(devices->size()));
   FEDLORA_ASSIGN_OR_RETURN(s->rounds_, RoundManager::Create(o.coordinator, p.store.get(),

@@ -44,9 +44,8 @@ grpc::Status ToGrpcStatus(const absl::Status& s) {
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
 }
 
-CoordinatorService::CoordinatorService(RoundManager* rounds, Store* store,
-                                       MetricsRegistry* metrics, const ServiceLimits& limits,
-                                       std::string coordinator_id)
+CoordinatorService::CoordinatorService(RoundManager* rounds, Store* store, MetricsRegistry* metrics,
+                                       const ServiceLimits& limits, std::string coordinator_id)
     : rounds_(rounds),
       store_(store),
       metrics_(metrics),
@@ -91,10 +90,10 @@ absl::StatusOr<CoordinatorService::CallMetadata> CoordinatorService::CheckCallMe
   md.signature = std::move(*sig);
   const int64_t now = NowMs();
   if (md.call_ms < now - replay_.window_ms() || md.call_ms > now + replay_.window_ms()) {
-    return absl::UnauthenticatedError(absl::StrCat(
-        "call time ", md.call_ms, " ms is ", (now - md.call_ms) / 1000,
-        " s away from the coordinator's clock, more than the window of ",
-        replay_.window_ms() / 1000, " s (hint: check the device clock)"));
+    return absl::UnauthenticatedError(
+        absl::StrCat("call time ", md.call_ms, " ms is ", (now - md.call_ms) / 1000,
+                     " s away from the coordinator's clock, more than the window of ",
+                     replay_.window_ms() / 1000, " s (hint: check the device clock)"));
   }
   auto record = store_->GetDevice(md.device_id);
   if (!record.ok()) {
@@ -113,12 +112,12 @@ absl::StatusOr<CoordinatorService::CallMetadata> CoordinatorService::CheckCallMe
 }
 
 absl::StatusOr<std::string> CoordinatorService::VerifyCall(
-    const CallMetadata& md, const std::string& method,
-    const google::protobuf::MessageLite& request, std::string* body_sha256) {
+    const CallMetadata& md, const std::string& method, const google::protobuf::MessageLite& request,
+    std::string* body_sha256) {
   const std::string body = DeterministicBytes(request);
-  absl::Status v = VerifyEd25519(
-      md.public_key, CallSigningBytes(method, md.device_id, md.call_ms, md.nonce, body),
-      md.signature);
+  absl::Status v = VerifyEd25519(md.public_key,
+                                 CallSigningBytes(method, md.device_id, md.call_ms, md.nonce, body),
+                                 md.signature);
   if (body_sha256) *body_sha256 = Sha256(body);
   if (!v.ok()) {
     return absl::UnauthenticatedError(
@@ -146,17 +145,15 @@ grpc::ServerUnaryReactor* CoordinatorService::CheckIn(grpc::CallbackServerContex
   auto device = Authenticate(ctx, Method("CheckIn"), call->request);
   if (!device.ok()) return Refuse(call, "CheckIn", device.status());
   metrics_->Increment("fedlora_bytes_received_total", {"CheckIn"}, request->Length());
-  rounds_->CheckIn(*device, call->request,
-                   [this, call](absl::Status s, v1::CheckInResponse reply) {
-                     if (s.ok()) {
-                       call->response = std::move(reply);
-                       metrics_->Increment("fedlora_bytes_sent_total", {"CheckIn"},
-                                           call->response.ByteSizeLong());
-                     } else {
-                       CountError("CheckIn", s);
-                     }
-                     call->Reply(ToGrpcStatus(s));
-                   });
+  rounds_->CheckIn(*device, call->request, [this, call](absl::Status s, v1::CheckInResponse reply) {
+    if (s.ok()) {
+      call->response = std::move(reply);
+      metrics_->Increment("fedlora_bytes_sent_total", {"CheckIn"}, call->response.ByteSizeLong());
+    } else {
+      CountError("CheckIn", s);
+    }
+    call->Reply(ToGrpcStatus(s));
+  });
   return call;
 }
 
@@ -165,8 +162,7 @@ grpc::ServerUnaryReactor* CoordinatorService::SecAggCall(grpc::CallbackServerCon
                                                          const Raw* request, Raw* response) {
   auto* call = new SecAggCallData(response);
   // Up to 64 MiB: the size and who sends it are checked before the bytes are parsed.
-  absl::Status refused =
-      internal::CheckRequestSize(*request, limits_.secagg_message_bytes, method);
+  absl::Status refused = internal::CheckRequestSize(*request, limits_.secagg_message_bytes, method);
   if (!refused.ok()) return Refuse(call, method, refused);
   auto md = CheckCallMetadata(ctx);
   if (!md.ok()) return Refuse(call, method, md.status());
@@ -192,35 +188,20 @@ grpc::ServerUnaryReactor* CoordinatorService::SecAggCall(grpc::CallbackServerCon
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::AdvertiseKeys(grpc::CallbackServerContext* ctx,
-                                                   const Raw* request, Raw* response) {
+                                                            const Raw* request, Raw* response) {
   return SecAggCall(ctx, "AdvertiseKeys", secagg::Phase::kAdvertiseKeys, request, response);
 }
 grpc::ServerUnaryReactor* CoordinatorService::ShareKeys(grpc::CallbackServerContext* ctx,
-                                                   const Raw* request, Raw* response) {
+                                                        const Raw* request, Raw* response) {
   return SecAggCall(ctx, "ShareKeys", secagg::Phase::kShareKeys, request, response);
 }
 grpc::ServerUnaryReactor* CoordinatorService::MaskedInput(grpc::CallbackServerContext* ctx,
-                                                   const Raw* request, Raw* response) {
+                                                          const Raw* request, Raw* response) {
   return SecAggCall(ctx, "MaskedInput", secagg::Phase::kMaskedInput, request, response);
 }
 grpc::ServerUnaryReactor* CoordinatorService::Unmasking(grpc::CallbackServerContext* ctx,
-                                                   const Raw* request, Raw* response) {
+                                                        const Raw* request, Raw* response) {
   return SecAggCall(ctx, "Unmasking", secagg::Phase::kUnmasking, request, response);
-}
-
-grpc::ServerUnaryReactor* CoordinatorService::Report(grpc::CallbackServerContext* ctx,
-                                                     const v1::ReportRequest* request,
-                                                     v1::ReportResponse*) {
-  if (request->ByteSizeLong() > limits_.small_message_bytes) {
-    return Refuse(ctx, "Report", absl::InvalidArgumentError("report too large"));
-  }
-  auto device = Authenticate(ctx, Method("Report"), *request);
-  if (!device.ok()) return Refuse(ctx, "Report", device.status());
-  absl::Status s = rounds_->Report(*device, *request);
-  if (!s.ok()) return Refuse(ctx, "Report", s);
-  auto* reactor = ctx->DefaultReactor();
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::GetRelease(grpc::CallbackServerContext* ctx,
@@ -252,6 +233,10 @@ grpc::ServerUnaryReactor* CoordinatorService::GetRelease(grpc::CallbackServerCon
   q.running_version = request->running_version();
   q.fell_back_from = request->fell_back_from();
   const ReleaseDecision d = ChooseRelease(*releases, q);
+  // The operator's signed freshness statement (`fedlora release timestamp`), offer or not.
+  if (auto ts = store_->GetMeta("release_timestamp/" + q.segment); ts.ok()) {
+    response->set_timestamp_json(*ts);
+  }
   response->set_offered(d.offered);
   response->set_detail(d.detail);
   if (d.offered) {

@@ -39,6 +39,8 @@ struct RoundManager::Impl {
   bool draining = false;  // after Drain(): every call is answered UNAVAILABLE at once
   std::thread driver;
 
+  absl::Time Now() const { return options.clock ? options.clock() : absl::Now(); }
+
   void Log(const std::string& line) const {
     if (options.log && !line.empty()) options.log(line);
   }
@@ -133,13 +135,18 @@ absl::StatusOr<std::unique_ptr<RoundManager>> RoundManager::Create(
         "coordinator: only distributed DP with Poisson sampling runs over the network (deltas "
         "leave devices only inside secure aggregation; selection is one coin per check-in)");
   }
-  if (!rng->secure()) {
+  if (!rng->secure() && !options.allow_seeded_rng) {
     return absl::InvalidArgumentError(
         "coordinator: needs a cryptographically secure generator (sampling, rotation seeds, "
         "session nonces)");
   }
   auto impl = std::make_unique<Impl>();
   impl->options = options;
+  // max_cohort 0: the same default coordinator.json gets (DefaultMaxCohort), before the
+  // training's DDG parameters are sized for it.
+  if (impl->options.recipe.max_cohort == 0) {
+    impl->options.recipe.max_cohort = DefaultMaxCohort(impl->options.recipe);
+  }
   impl->store = store;
   impl->metrics = metrics;
   impl->rng = rng;
@@ -179,7 +186,7 @@ absl::StatusOr<std::unique_ptr<RoundManager>> RoundManager::Create(
         "coordinator: selection_window must be > 0 (hint: selection_window_s in coordinator.json)");
   }
   impl->round.round = last + 1;
-  impl->round.opened = absl::Now();
+  impl->round.opened = impl->Now();
   metrics->Set("fedlora_epsilon", impl->training->epsilon());
   metrics->Set("fedlora_adapter_version", static_cast<double>(impl->adapter.version));
   impl->Log(absl::StrFormat(
@@ -197,7 +204,7 @@ absl::StatusOr<std::unique_ptr<RoundManager>> RoundManager::Create(
       first = MakeFinishedState(std::string(plan.status().message()));
     }
   }
-  impl->Enter(std::move(first), absl::Now());
+  impl->Enter(std::move(first), impl->Now());
   return std::unique_ptr<RoundManager>(new RoundManager(std::move(impl)));
 }
 
@@ -207,7 +214,7 @@ void RoundManager::CheckIn(const std::string& device_id, const v1::CheckInReques
   std::vector<std::string> lines;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
-    const absl::Time now = absl::Now();
+    const absl::Time now = impl_->Now();
     RoundContext ctx = impl_->Context(completions, now);
     if (impl_->draining) {
       completions.push_back([done] { done(absl::UnavailableError("coordinator shutting down"), {}); });
@@ -223,10 +230,12 @@ void RoundManager::CheckIn(const std::string& device_id, const v1::CheckInReques
                                        "; the device runs ", got.empty() ? "(none)" : got),
                           absl::Hours(24));
       completions.push_back([done, reply] { done(absl::OkStatus(), reply); });
-    } else if (request.num_examples() < min_examples) {
+    } else if (!request.eligible()) {
+      // The device decides eligibility itself and sends one bit, never its count.
       auto reply = Reject(ctx, v1::REJECTION_TOO_FEW_EXAMPLES,
-                          absl::StrCat("the device holds ", request.num_examples(),
-                                       " training windows; rounds need at least ", min_examples),
+                          absl::StrCat("the device says it holds fewer training windows than "
+                                       "the recipe's minimum (",
+                                       min_examples, "); check in again when it has more"),
                           absl::Hours(1));
       completions.push_back([done, reply] { done(absl::OkStatus(), reply); });
     } else {
@@ -246,7 +255,7 @@ void RoundManager::SecAgg(const std::string& device_id, secagg::Phase phase,
   std::vector<std::string> lines;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
-    const absl::Time now = absl::Now();
+    const absl::Time now = impl_->Now();
     RoundContext ctx = impl_->Context(completions, now);
     if (impl_->draining) {
       completions.push_back([done] { done(absl::UnavailableError("coordinator shutting down"), {}); });
@@ -257,21 +266,6 @@ void RoundManager::SecAgg(const std::string& device_id, secagg::Phase phase,
   }
   impl_->cv.notify_all();
   impl_->Run(completions, lines);
-}
-
-absl::Status RoundManager::Report(const std::string& device_id, const v1::ReportRequest& request) {
-  if (!std::isfinite(request.mean_loss()) || !std::isfinite(request.train_seconds()) ||
-      request.train_seconds() < 0) {
-    return absl::InvalidArgumentError("report: loss and seconds must be finite (seconds >= 0)");
-  }
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  if (request.round() != impl_->round.round || !impl_->round.ids.count(device_id)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "report: device ", device_id, " is not in the cohort of round ", request.round(),
-        " (reports are accepted while the round runs)"));
-  }
-  impl_->metrics->Observe("fedlora_device_train_seconds", request.train_seconds());
-  return absl::OkStatus();
 }
 
 void RoundManager::Tick(absl::Time now) {
@@ -289,7 +283,7 @@ void RoundManager::Start() {
   impl_->stop = false;
   impl_->driver = std::thread([this] {
     while (!impl_->stop) {
-      Tick(absl::Now());
+      Tick(impl_->Now());
       std::unique_lock<std::mutex> lock(impl_->mu);
       impl_->cv.wait_for(lock, std::chrono::milliseconds(10));
     }

@@ -154,14 +154,6 @@ absl::StatusOr<v1::SecAggDownload> CoordinatorClient::SecAgg(secagg::Phase phase
   return response;
 }
 
-absl::Status CoordinatorClient::Report(const v1::ReportRequest& request, absl::Duration timeout) {
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx, timeout);
-  if (auto s = Sign(&ctx, absl::StrCat(kService, "Report"), request); !s.ok()) return s;
-  v1::ReportResponse response;
-  return FromGrpcStatus(stub_->Report(&ctx, request, &response));
-}
-
 absl::StatusOr<v1::ReleaseOffer> CoordinatorClient::GetRelease(const v1::ReleaseRequest& request,
                                                                absl::Duration timeout) {
   grpc::ClientContext ctx;

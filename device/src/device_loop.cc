@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "fedlora/common/file_util.h"
 #include "fedlora/common/status_macros.h"
+#include "fedlora/device/trainer.h"
 #include "nlohmann/json.hpp"
 
 namespace fedlora::device {
@@ -23,18 +24,12 @@ absl::Duration Jitter(absl::Duration lo, absl::Duration hi, RandomSource& rng) {
   return lo + (hi - lo) * rng.UniformDouble();
 }
 
-// The device's own view of the privacy ledger: one JSON line per round it took part in, with
-// the epsilon the coordinator said the run reaches with that round (charged whether or not
-// the round completed).
-void AppendLedger(const std::string& state_dir, const ParticipationResult& r) {
-  std::ofstream out(state_dir + "/ledger.jsonl", std::ios::app);
-  out << nlohmann::json{{"round", r.round},
-                        {"completed", r.completed},
-                        {"epsilon", r.epsilon_if_released},
-                        {"delta", r.delta},
-                        {"unix", absl::ToUnixSeconds(absl::Now())}}
-             .dump()
-      << "\n";
+// The device's training windows of its text at `seq_len` (MakeWindows), counted on the device.
+int64_t CountWindows(const DeviceData& data, int64_t seq_len) {
+  if (data.runtime == nullptr || data.runtime->tokenizer == nullptr) {
+    return static_cast<int64_t>(data.texts.size());
+  }
+  return MakeWindows(*data.runtime->tokenizer, data.texts, seq_len).size();
 }
 
 }  // namespace
@@ -104,11 +99,16 @@ absl::StatusOr<LoopResult> RunDeviceLoop(CoordinatorClient& client, DeviceData& 
   const absl::Time end = absl::Now() + options.max_time;
   int transient = 0;  // transient failures in a row, since outage_start
   absl::Time outage_start;
+  FEDLORA_RETURN_IF_ERROR(ValidatePolicy(options.policy));
   v1::CheckInRequest request;
   request.set_base_model_sha256(data.base_model_sha256);
   request.set_client_version("fedlora-device/1");
-  // A count only (enough data to be eligible), never the data.
-  request.set_num_examples(data.texts.size());
+  // Eligibility is one bit the device decides: its training windows at the last task's
+  // sequence length against that task's min_examples (before any task: 64 tokens and 1).
+  // The count itself never leaves the device.
+  int64_t seq_len = 64, min_examples = 1;
+  int64_t windows = CountWindows(data, seq_len);
+  request.set_eligible(windows >= min_examples);
   auto backoff = [&](const absl::Status& s) -> absl::Status {
     if (transient++ == 0) outage_start = absl::Now();
     const absl::Duration outage = absl::Now() - outage_start;
@@ -165,7 +165,20 @@ absl::StatusOr<LoopResult> RunDeviceLoop(CoordinatorClient& client, DeviceData& 
       continue;
     }
     const v1::Task& task = reply->task();
-    log(absl::StrFormat("round %d: training %d steps on adapter version %d", task.round(),
+    if (task.recipe().seq_len() > 0 && task.recipe().seq_len() != seq_len) {
+      seq_len = task.recipe().seq_len();
+      windows = CountWindows(data, seq_len);
+    }
+    min_examples = std::max<int64_t>(1, task.recipe().min_examples());
+    request.set_eligible(windows >= min_examples);
+    if (!request.eligible()) {
+      // Selected on an older recipe: decline (the coordinator sees a dropout) and say so at
+      // the next check-in with the bit.
+      log(absl::StrFormat("round %d: declined: %d training windows, the recipe needs %d",
+                          task.round(), windows, min_examples));
+      continue;
+    }
+    log(absl::StrFormat("round %d: task of %d steps on adapter version %d", task.round(),
                         task.recipe().steps(), task.adapter_version()));
     auto done = Participate(client, data, task, options.policy, rng);
     if (!done.ok()) {
@@ -175,17 +188,30 @@ absl::StatusOr<LoopResult> RunDeviceLoop(CoordinatorClient& client, DeviceData& 
       }
       return done.status();
     }
+    if (done->budget_refused) {
+      // The device's own budget is spent: it takes no more tasks, whoever selects it.
+      result.stopped_because = done->detail;
+      log(absl::StrFormat("round %d: declined before training: %s", done->round, done->detail));
+      return result;
+    }
+    // Local log only: the loss, steps, seconds and windows are never sent.
     if (done->completed) {
       result.completed++;
-      log(absl::StrFormat("round %d: completed (loss %.4f, %d steps, %.1f s training); adapter "
-                          "version %d; epsilon %.4g",
+      log(
+          absl::StrFormat("round %d: completed (loss %.4f, %d steps, %.1f s training, %d "
+                          "windows); adapter version %d; this device's epsilon against the "
+                          "coordinator %.4g (delta %g); epsilon against observers of released "
+                          "adapters (the coordinator's claim) %.4g",
                           done->round, done->mean_loss, done->steps, done->train_seconds,
-                          done->new_version, done->epsilon_if_released));
+                          done->windows, done->new_version, done->device_epsilon,
+                          options.policy.delta, done->epsilon_if_released));
     } else {
-      log(absl::StrFormat("round %d: not completed: %s", done->round, done->detail));
+      log(
+          absl::StrFormat("round %d: not completed: %s (charged: this device's epsilon against "
+                          "the coordinator %.4g)",
+                          done->round, done->detail, done->device_epsilon));
     }
     result.rounds.push_back(*done);
-    AppendLedger(data.state_dir, *done);
   }
   result.stopped_because = "time limit reached";
   return result;

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <csignal>
+#include <cstdlib>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -10,6 +12,7 @@
 #include "fedlora/common/adapter_blob.h"
 #include "fedlora/common/file_util.h"
 #include "fedlora/common/status_macros.h"
+#include "fedlora/device/device_ledger.h"
 #include "fedlora/device/personal_adapter.h"
 #include "fedlora/privacy/params_wire.h"
 #include "fedlora/secagg/device.h"
@@ -36,32 +39,11 @@ class LastMessage : public secagg::SendToServerInterface {
   bool has_ = false;
 };
 
-absl::Status CheckTask(const v1::Task& task, const privacy::RoundPrivacyParams& p,
-                       const DevicePolicy& policy) {
-  if (p.mode != privacy::DpMode::kDistributed) {
-    return absl::FailedPreconditionError(
-        "task refused: it asks for an update without distributed DP (this device only sends "
-        "noised updates inside secure aggregation)");
-  }
-  if (!(p.value.noise_multiplier >= policy.min_noise_multiplier)) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "task refused: noise multiplier %g is below this device's minimum %g",
-        p.value.noise_multiplier, policy.min_noise_multiplier));
-  }
-  const uint32_t min_sum = task.secagg().min_sum_devices();
-  if (min_sum < static_cast<uint32_t>(std::max(2, p.value.min_clients))) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "task refused: the session would unmask sums of ", min_sum,
-        " devices but the noise is calibrated for ", p.value.min_clients));
-  }
-  if (task.secagg().dim() < p.dim) {
-    return absl::FailedPreconditionError("task refused: secure-aggregation vector too short");
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<std::string> FetchAdapter(CoordinatorClient& client, const DeviceData& data,
                                          const v1::Task& task) {
+  const std::string& h = task.adapter_sha256();  // names a cache file: 64 hex, nothing else
+  if (h.size() != 64 || h.find_first_not_of("0123456789abcdef") != std::string::npos)
+    return absl::InvalidArgumentError("adapter_sha256 is not 64 hex (hint: bad coordinator)");
   const std::string dir = data.state_dir + "/adapters";
   FEDLORA_RETURN_IF_ERROR(MakeDirs(dir));
   const std::string path = absl::StrCat(dir, "/", task.adapter_sha256(), ".blob");
@@ -160,9 +142,27 @@ absl::StatusOr<ParticipationResult> Participate(CoordinatorClient& client, Devic
   result.round = task.round();
   result.epsilon_if_released = task.epsilon_if_released();
   result.delta = task.delta();
+  FEDLORA_RETURN_IF_ERROR(ValidatePolicy(policy));
   FEDLORA_ASSIGN_OR_RETURN(privacy::RoundPrivacyParams params,
                            privacy::ParamsFromProto(task.privacy()));
   FEDLORA_RETURN_IF_ERROR(CheckTask(task, params, policy));
+  // The device's own budget, before anything is downloaded or trained.
+  if (data.state_dir.empty()) {
+    return absl::InvalidArgumentError(
+        "participation: no state folder (hint: the device's privacy ledger lives in it; set "
+        "DeviceData::state_dir)");
+  }
+  FEDLORA_ASSIGN_OR_RETURN(DeviceLedger ledger, DeviceLedger::Open(data.state_dir));
+  FEDLORA_ASSIGN_OR_RETURN(std::vector<double> charge,
+                           UnamplifiedRoundRdp(task, params, ledger.orders()));
+  FEDLORA_ASSIGN_OR_RETURN(BudgetCheck budget,
+                           CheckBudget(ledger, charge, policy.epsilon_budget, policy.delta));
+  result.device_epsilon = budget.spent;
+  if (!budget.allowed) {
+    result.budget_refused = true;
+    result.detail = budget.reason;
+    return result;
+  }
   FEDLORA_ASSIGN_OR_RETURN(std::string bytes, FetchAdapter(client, data, task));
   FEDLORA_ASSIGN_OR_RETURN(AdapterBlob blob, DecodeAdapterBlob(bytes));
   if (!blob.base_model_sha256.empty() && blob.base_model_sha256 != data.base_model_sha256) {
@@ -187,19 +187,30 @@ absl::StatusOr<ParticipationResult> Participate(CoordinatorClient& client, Devic
       GlobalDelta trained,
       TrainGlobalDelta(*data.runtime->model, *data.runtime->tokenizer, lora, blob.values,
                        data.texts, options, static_cast<int64_t>(task.recipe().seq_len())));
+  // Local log only: loss, steps, seconds and windows never leave the device.
   result.steps = trained.stats.steps;
   result.mean_loss = trained.stats.mean_loss;
   result.train_seconds = trained.stats.seconds;
-  const int64_t num_windows = trained.windows;
-  const std::vector<float>& delta = trained.delta;
-  v1::ReportRequest report;
-  report.set_round(task.round());
-  report.set_mean_loss(result.mean_loss);
-  report.set_num_examples(static_cast<uint64_t>(num_windows));
-  report.set_train_seconds(result.train_seconds);
-  report.set_steps(static_cast<uint32_t>(result.steps));
-  (void)client.Report(report, absl::Seconds(10));  // metrics only: a failure changes nothing
-  FEDLORA_RETURN_IF_ERROR(SubmitUpdate(client, task, delta, policy, rng, &result));
+  result.windows = trained.windows;
+  // Charged before the first secure-aggregation message (and so the masked input) is sent;
+  // nothing is sent if the charge cannot be made durable.
+  DeviceLedgerEntry entry;
+  entry.round = task.round();
+  entry.unix_seconds = absl::ToUnixSeconds(absl::Now());
+  entry.noise_multiplier = ComposedNoiseMultiplier(params);
+  entry.rdp = std::move(charge);
+  entry.coordinator_epsilon = task.epsilon_if_released();
+  entry.coordinator_delta = task.delta();
+  FEDLORA_RETURN_IF_ERROR(ledger.Append(entry));
+#ifdef FEDLORA_FAULT_INJECTION
+  // Test hook (process tests of the ledger's crash safety, like the coordinator's
+  // FEDLORA_COORDINATOR_CRASH_AT): die the hard way once the charge is durable. Compiled only
+  // into test builds (-DFEDLORA_FAULT_INJECTION=ON, the default; OFF for release builds).
+  if (std::getenv("FEDLORA_DEVICE_CRASH_AFTER_CHARGE") != nullptr) ::raise(SIGKILL);
+#endif
+  result.charged = true;
+  result.device_epsilon = budget.after;
+  FEDLORA_RETURN_IF_ERROR(SubmitUpdate(client, task, trained.delta, policy, rng, &result));
   return result;
 }
 

@@ -31,6 +31,7 @@ absl::Status WriteState(const std::string& state_dir, const ReleaseState& s) {
   if (s.current) j["current"] = ToJson(*s.current);
   if (s.previous) j["previous"] = ToJson(*s.previous);
   if (!s.rejected.empty()) j["rejected"] = s.rejected;
+  if (!s.retired.empty()) j["retired"] = s.retired;
   return WriteFileAtomic(state_dir + "/release.json", j.dump(2) + "\n");
 }
 
@@ -64,15 +65,18 @@ absl::StatusOr<ReleaseState> ReadReleaseState(const std::string& state_dir) {
   if (j.contains("previous")) {
     FEDLORA_ASSIGN_OR_RETURN(s.previous, FromJson(j["previous"]));
   }
-  if (j.contains("rejected")) {
-    if (!j["rejected"].is_array()) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": \"rejected\" is not a list"));
+  for (const char* key : {"rejected", "retired"}) {
+    if (!j.contains(key)) continue;
+    if (!j[key].is_array()) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": \"", key, "\" is not a list"));
     }
-    for (const auto& v : j["rejected"]) {
+    auto& list = std::string(key) == "rejected" ? s.rejected : s.retired;
+    for (const auto& v : j[key]) {
       if (!v.is_number_unsigned()) {
-        return absl::InvalidArgumentError(absl::StrCat(path, ": \"rejected\" holds a non-version"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ": \"", key, "\" holds a non-version"));
       }
-      s.rejected.push_back(v.get<uint64_t>());
+      list.push_back(v.get<uint64_t>());
     }
   }
   return s;
@@ -82,13 +86,21 @@ absl::StatusOr<InstalledRelease> InstallRelease(const std::string& state_dir,
                                                 const std::string& release_dir,
                                                 const TrustStore& trust,
                                                 const std::string& base_model_sha256,
-                                                const std::optional<RollbackInstruction>& rollback) {
+                                                const std::optional<RollbackInstruction>& rollback,
+                                                const std::string& segment) {
   FEDLORA_ASSIGN_OR_RETURN(ReleaseState state, ReadReleaseState(state_dir));
   io::VerifyReleaseOptions vo;
   vo.base_model_sha256 = base_model_sha256;
   vo.installed_version = state.current ? state.current->version : 0;
   vo.rollback = rollback;
+  vo.segment = segment;
   FEDLORA_ASSIGN_OR_RETURN(ReleaseManifest m, io::VerifyRelease(release_dir, trust, vo));
+  if (std::find(state.retired.begin(), state.retired.end(), m.version) != state.retired.end()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("release version ", m.version,
+                     " was retired by a signed rollback on this device and is "
+                     "not installed again (hint: the operator should publish a newer version)"));
+  }
   if (std::find(state.rejected.begin(), state.rejected.end(), m.version) != state.rejected.end()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "release version ", m.version, " failed this device's health check before and is not "
@@ -118,6 +130,7 @@ absl::StatusOr<InstalledRelease> InstallRelease(const std::string& state_dir,
   if (s.ok()) {
     fs::rename(staging, final_dir, ec);
     if (ec) s = absl::InternalError(absl::StrCat("cannot rename ", staging, ": ", ec.message()));
+    if (s.ok()) s = SyncDir(releases);  // the rename survives a power loss
   }
   if (!s.ok()) {
     fs::remove_all(staging, ec);
@@ -128,6 +141,10 @@ absl::StatusOr<InstalledRelease> InstallRelease(const std::string& state_dir,
   next.current = installed;
   next.previous = state.current;
   next.rejected = state.rejected;
+  next.retired = state.retired;
+  if (state.current && m.version < state.current->version) {  // a signed rollback (verified)
+    next.retired.push_back(state.current->version);
+  }
   s = WriteState(state_dir, next);
   if (!s.ok()) {
     // release.json still names the old release; the new folder is unused.
@@ -152,6 +169,7 @@ absl::StatusOr<InstalledRelease> RevertToPrevious(const std::string& state_dir) 
   next.current = state.previous;
   next.previous = state.current;
   next.rejected = state.rejected;
+  next.retired = state.retired;
   if (state.current) next.rejected.push_back(state.current->version);
   FEDLORA_RETURN_IF_ERROR(WriteState(state_dir, next));
   return *next.current;

@@ -1,12 +1,14 @@
 #include "fedlora/device/release_update.h"
 
 #include <algorithm>
+#include <ctime>
 #include <filesystem>
 #include <optional>
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
 #include "fedlora/common/file_util.h"
+#include "fedlora/device/release_freshness.h"
 #include "fedlora/device/release_install.h"
 #include "fedlora/io/release_bundle.h"
 
@@ -38,6 +40,20 @@ absl::StatusOr<ReleaseUpdateResult> UpdateRelease(CoordinatorClient& client,
   if (!state.ok()) return state.status();
   auto offer = client.GetRelease(Request(o, *state), o.timeout);
   if (!offer.ok()) return offer.status();
+  // Is the answer current? Checked before anything is downloaded (release_freshness.h).
+  FreshnessCheck fresh;
+  fresh.state_dir = o.state_dir;
+  fresh.segment = o.segment;
+  fresh.base_model_sha256 = o.base_model_sha256;
+  fresh.trust = o.trust;
+  fresh.now_unix = o.now_unix != 0 ? o.now_unix : static_cast<int64_t>(std::time(nullptr));
+  fresh.require = o.require_timestamp;
+  auto stamp = CheckReleaseTimestamp(offer->timestamp_json(), fresh);
+  if (!stamp.ok()) return stamp.status();
+  if (*stamp) {
+    auto held = CheckNotWithheld(**stamp, *state, offer->offered(), offer->version());
+    if (!held.ok()) return held;
+  }
   ReleaseUpdateResult result;
   result.detail = offer->detail();
   result.running_version = state->current ? state->current->version : 0;
@@ -63,8 +79,9 @@ absl::StatusOr<ReleaseUpdateResult> UpdateRelease(CoordinatorClient& client,
   fs::remove_all(staging, ec);
   absl::Status unpacked = io::UnpackReleaseBundle(*bundle, staging);
   absl::StatusOr<InstalledRelease> installed =
-      unpacked.ok() ? InstallRelease(o.state_dir, staging, *o.trust, o.base_model_sha256, rollback)
-                    : absl::StatusOr<InstalledRelease>(unpacked);
+      unpacked.ok()
+          ? InstallRelease(o.state_dir, staging, *o.trust, o.base_model_sha256, rollback, o.segment)
+          : absl::StatusOr<InstalledRelease>(unpacked);
   fs::remove_all(staging, ec);
   if (!installed.ok()) return installed.status();
   result.previous_version = result.running_version;

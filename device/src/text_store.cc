@@ -14,53 +14,16 @@
 #include "fedlora/common/random.h"
 #include "fedlora/common/status_macros.h"
 #include "fedlora/secagg/aead.h"
+#include "text_store_format.h"
 
 namespace fedlora::device {
 namespace {
 
-constexpr char kMagic[] = "FLTS1\n";
-constexpr size_t kMagicSize = 6;
-constexpr size_t kIdSize = 16;
-constexpr size_t kHeaderSize = kMagicSize + kIdSize;
-constexpr size_t kTag = secagg::kGcmTagSize;
+using namespace text_store_internal;  // NOLINT: the file format's constants and helpers
+
 constexpr size_t kMinSealed = secagg::kGcmNonceSize + kTag + 8;
 constexpr int64_t kDay = 86400;
-
-// Little-endian fixed-width integers (the record length and the record fields).
-template <typename T>
-void PutLe(std::string* out, T v) {
-  for (size_t i = 0; i < sizeof(T); ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-template <typename T>
-T GetLe(const char* p) {
-  T v = 0;
-  for (size_t i = sizeof(T); i-- > 0;) v = static_cast<T>((v << 8) | static_cast<uint8_t>(p[i]));
-  return v;
-}
-
-std::string Aad(const std::string& store_id, uint64_t index, const std::string& prev_tag) {
-  std::string aad = "fedlora-text-v1";
-  aad += store_id;
-  PutLe<uint64_t>(&aad, index);
-  aad += prev_tag;
-  return aad;
-}
-
-// length || sealed(i64 seconds || text); updates *prev_tag to this record's tag.
-std::string SealRecord(const secagg::Secret32& key, const std::string& store_id, uint64_t index,
-                       std::string* prev_tag, const TextEntry& e) {
-  std::string plain;
-  PutLe<uint64_t>(&plain, static_cast<uint64_t>(e.unix_seconds));
-  plain += e.text;
-  SecureRandom rng;
-  const std::string sealed = secagg::AeadSeal(key, Aad(store_id, index, *prev_tag), plain, rng);
-  secagg::CleanseString(plain);
-  std::string out;
-  PutLe<uint32_t>(&out, static_cast<uint32_t>(sealed.size()));
-  out += sealed;
-  *prev_tag = sealed.substr(sealed.size() - kTag);
-  return out;
-}
+constexpr int64_t kMinCompactBytes = 4096;
 
 absl::Status Errno(const std::string& what, const std::string& path) {
   const int e = errno;
@@ -115,8 +78,9 @@ absl::StatusOr<TextStore> TextStore::Open(const TextStoreOptions& options, int64
         "text store: no key (hint: hand in a key from the platform key store, or name a key "
         "file)");
   }
-  if (options.retention_days < 0 || options.max_bytes < 0) {
-    return absl::InvalidArgumentError("text store: retention limits must be >= 0");
+  if (options.retention_days < 0 || options.max_bytes < 0 || options.max_records_per_key < 2) {
+    return absl::InvalidArgumentError(
+        "text store: retention limits must be >= 0 and max_records_per_key >= 2");
   }
   FEDLORA_RETURN_IF_ERROR(MakeDirs(options.dir));
   if (::chmod(options.dir.c_str(), 0700) != 0) return Errno("cannot chmod", options.dir);
@@ -124,6 +88,7 @@ absl::StatusOr<TextStore> TextStore::Open(const TextStoreOptions& options, int64
   s.options_ = options;
   s.options_.key.reset();
   s.path_ = options.dir + "/text.fls";
+  s.keys_path_ = options.dir + "/text.keys";
   if (options.key.has_value()) {
     s.key_ = *options.key;
   } else {
@@ -131,26 +96,46 @@ absl::StatusOr<TextStore> TextStore::Open(const TextStoreOptions& options, int64
     s.key_path_ = options.key_file;
   }
   s.last_tag_ = std::string(kTag, '\0');
+  s.open_ = true;
   auto data = ReadFileToString(s.path_);
-  if (absl::IsNotFound(data.status())) {
-    std::string id(kIdSize, '\0');
-    SecureRandom rng;
-    rng.Fill(reinterpret_cast<uint8_t*>(id.data()), id.size());
-    s.store_id_ = id;
-    const std::string header = std::string(kMagic, kMagicSize) + id;
-    FEDLORA_RETURN_IF_ERROR(WriteFileWithMode(s.path_, header, 0600, ExistingFile::kRefuse));
-    s.file_size_ = static_cast<int64_t>(header.size());
-    s.open_ = true;
-    return s;
-  }
+  if (absl::IsNotFound(data.status())) return s;  // created by the first Append()
   if (!data.ok()) return data.status();
   const std::string& d = *data;
-  if (d.size() < kHeaderSize || d.compare(0, kMagicSize, kMagic, kMagicSize) != 0) {
-    return absl::DataLossError(absl::StrCat(
-        s.path_, " is not a fedlora text store (hint: move it away; Forget() or a new "
-        "directory starts an empty store)"));
+  const bool v1 = d.size() >= kHeaderSize && d.compare(0, kMagicSize, kMagicV1) == 0;
+  if (d.size() < kHeaderSize || (!v1 && d.compare(0, kMagicSize, kMagicV2) != 0)) {
+    return absl::DataLossError(
+        absl::StrCat(s.path_,
+                     " is not a fedlora text store (hint: move it away; Forget() or a new "
+                     "directory starts an empty store)"));
   }
   s.store_id_ = d.substr(kMagicSize, kIdSize);
+  s.legacy_v1_ = v1;
+  size_t ring_size = 0;
+  KeyRingEntry current_entry;
+  if (v1) {
+    s.data_key_ = s.key_;  // version 1 sealed records under the store key itself
+  } else {
+    auto ring_bytes = ReadFileToString(s.keys_path_);
+    if (!ring_bytes.ok()) {
+      return absl::DataLossError(
+          absl::StrCat(s.keys_path_,
+                       " is missing: the store cannot be read without its key ring (hint: "
+                       "restore the store folder as a whole, or forget the store)"));
+    }
+    FEDLORA_ASSIGN_OR_RETURN(auto ring, DecodeKeyRing(*ring_bytes, s.keys_path_));
+    ring_size = ring.size();
+    auto it = std::find_if(ring.begin(), ring.end(),
+                           [&](const KeyRingEntry& e) { return e.store_id == s.store_id_; });
+    if (it == ring.end()) {
+      return absl::DataLossError(absl::StrCat(
+          s.path_,
+          " is not the store its key ring belongs to: a copy of an earlier store, "
+          "whose data key was rotated away (hint: nothing was changed; old copies of the "
+          "store are unreadable by design)"));
+    }
+    FEDLORA_ASSIGN_OR_RETURN(s.data_key_, UnwrapDataKey(s.key_, *it));
+    current_entry = *it;
+  }
   size_t pos = kHeaderSize;
   uint64_t index = 0;
   while (pos < d.size()) {
@@ -161,7 +146,8 @@ absl::StatusOr<TextStore> TextStore::Open(const TextStoreOptions& options, int64
                                               " is malformed (the file was altered)"));
     }
     const std::string sealed = d.substr(pos + 4, len);
-    auto plain = secagg::AeadOpen(s.key_, Aad(s.store_id_, index, s.last_tag_), sealed);
+    auto plain =
+        secagg::AeadOpen(s.data_key_, RecordAad(v1, s.store_id_, index, s.last_tag_), sealed);
     if (!plain.ok()) {
       return absl::DataLossError(absl::StrCat(
           s.path_, ": record ", index,
@@ -180,8 +166,13 @@ absl::StatusOr<TextStore> TextStore::Open(const TextStoreOptions& options, int64
     FEDLORA_RETURN_IF_ERROR(SyncTruncate(s.path_, static_cast<int64_t>(pos)));
   }
   s.file_size_ = static_cast<int64_t>(pos);
-  s.open_ = true;
-  FEDLORA_RETURN_IF_ERROR(s.ApplyLimits(now_unix));
+  s.file_records_ = static_cast<int64_t>(index);
+  if (ring_size > 1) {  // a rotation was interrupted: keep only this (verified) file's key
+    FEDLORA_RETURN_IF_ERROR(WriteFileWithMode(s.keys_path_, EncodeKeyRing({current_entry}), 0600,
+                                              ExistingFile::kReplace));
+  }
+  FEDLORA_RETURN_IF_ERROR(s.ApplyLimits(now_unix, /*compact_if_dead=*/false));
+  if (v1 && s.rotations_ == 0) FEDLORA_RETURN_IF_ERROR(s.Rotate(now_unix));  // to version 2
   return s;
 }
 
@@ -199,9 +190,19 @@ absl::Status TextStore::Append(const std::string& text, int64_t now_unix) {
                                                    " bytes exceed the store's limit of ",
                                                    options_.max_bytes, " (hint: split it)"));
   }
+  if (store_id_.empty() || file_records_ + 1 > options_.max_records_per_key) {
+    // No file yet, or this data key has sealed its share: a new generation first.
+    if (static_cast<int64_t>(entries_.size()) + 1 > options_.max_records_per_key) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("text store: ", entries_.size(), " entries kept; a data key seals at most ",
+                       options_.max_records_per_key, " records (hint: set a byte or age limit)"));
+    }
+    FEDLORA_RETURN_IF_ERROR(Rotate(now_unix));
+  }
   std::string tag = last_tag_;
   const TextEntry e{now_unix, text};
-  std::string record = SealRecord(key_, store_id_, entries_.size(), &tag, e);
+  std::string record = SealRecord(data_key_, store_id_, static_cast<uint64_t>(file_records_), &tag,
+                                  e.unix_seconds, e.text);
   const int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return Errno("cannot open", path_);
   size_t done = 0;
@@ -220,61 +221,120 @@ absl::Status TextStore::Append(const std::string& text, int64_t now_unix) {
   ::close(fd);
   FEDLORA_RETURN_IF_ERROR(st);
   file_size_ += static_cast<int64_t>(record.size());
+  bytes_written_ += static_cast<int64_t>(record.size());
+  ++file_records_;
   entries_.push_back(e);
   last_tag_ = tag;
-  return ApplyLimits(now_unix);
+  return ApplyLimits(now_unix, /*compact_if_dead=*/false);
 }
 
 absl::StatusOr<std::vector<TextEntry>> TextStore::ReadAll(int64_t now_unix) {
-  if (!open_) return absl::FailedPreconditionError("text store was forgotten (hint: open it again)");
-  FEDLORA_RETURN_IF_ERROR(ApplyLimits(now_unix));
+  if (!open_)
+    return absl::FailedPreconditionError("text store was forgotten (hint: open it again)");
+  FEDLORA_RETURN_IF_ERROR(ApplyLimits(now_unix, /*compact_if_dead=*/false));
   return entries_;
 }
 
-absl::Status TextStore::ApplyLimits(int64_t now_unix) {
-  const size_t before = entries_.size();
+absl::Status TextStore::ApplyLimits(int64_t now_unix, bool compact_if_dead) {
+  // The live entries stay a suffix of the file: everything up to the newest entry outside a
+  // limit is dropped (so a reopened store computes the same set from the file alone).
+  size_t drop = 0;
   if (options_.retention_days > 0) {
     const int64_t cutoff = now_unix - options_.retention_days * kDay;
-    entries_.erase(std::remove_if(entries_.begin(), entries_.end(),
-                                  [&](const TextEntry& e) { return e.unix_seconds < cutoff; }),
-                   entries_.end());
+    for (size_t i = 0; i < entries_.size(); ++i) {
+      if (entries_[i].unix_seconds < cutoff) drop = i + 1;
+    }
   }
   if (options_.max_bytes > 0) {
-    int64_t bytes = text_bytes();
-    size_t drop = 0;
-    while (drop < entries_.size() && bytes > options_.max_bytes) {
-      bytes -= static_cast<int64_t>(entries_[drop++].text.size());
+    int64_t bytes = 0;
+    for (size_t i = entries_.size(); i-- > drop;) {
+      bytes += static_cast<int64_t>(entries_[i].text.size());
+      if (bytes > options_.max_bytes) {
+        drop = i + 1;
+        break;
+      }
+    }
+  }
+  if (drop > 0) {
+    for (size_t i = 0; i < drop; ++i) {
+      dead_bytes_ += static_cast<int64_t>(entries_[i].text.size() + kRecordOverhead);
+      secagg::CleanseString(entries_[i].text);
     }
     entries_.erase(entries_.begin(), entries_.begin() + static_cast<std::ptrdiff_t>(drop));
+    if (dead_since_ == 0) dead_since_ = now_unix;
   }
-  if (entries_.size() == before) return absl::OkStatus();
-  std::string tag(kTag, '\0');
-  std::string data = std::string(kMagic, kMagicSize) + store_id_;
-  for (size_t i = 0; i < entries_.size(); ++i) {
-    data += SealRecord(key_, store_id_, i, &tag, entries_[i]);
+  if (dead_bytes_ == 0) return absl::OkStatus();
+  const int64_t live = file_size_ - static_cast<int64_t>(kHeaderSize) - dead_bytes_;
+  if (compact_if_dead || 2 * dead_bytes_ >= std::max(live, 2 * kMinCompactBytes) ||
+      now_unix - dead_since_ >= kDay) {
+    return Rotate(now_unix);
   }
-  FEDLORA_RETURN_IF_ERROR(WriteFileWithMode(path_, data, 0600, ExistingFile::kReplace));
-  file_size_ = static_cast<int64_t>(data.size());
-  last_tag_ = tag;
   return absl::OkStatus();
 }
 
-absl::Status TextStore::Erase(const TextStoreOptions& options) {
-  const std::string path = options.dir + "/text.fls";
-  struct stat st{};
-  if (::stat(path.c_str(), &st) == 0) {
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd >= 0) {
-      const std::string zeros(64 << 10, '\0');
-      for (off_t off = 0; off < st.st_size; off += static_cast<off_t>(zeros.size())) {
-        const size_t n = std::min<size_t>(zeros.size(), static_cast<size_t>(st.st_size - off));
-        if (::pwrite(fd, zeros.data(), n, off) < 0) break;
-      }
-      (void)::fsync(fd);
-      ::close(fd);
-    }
-    if (::unlink(path.c_str()) != 0) return Errno("cannot remove", path);
+absl::Status TextStore::Rotate(int64_t now_unix) {
+  (void)now_unix;
+  SecureRandom rng;
+  std::string id(kIdSize, '\0');
+  rng.Fill(reinterpret_cast<uint8_t*>(id.data()), id.size());
+  secagg::Secret32 dk;
+  rng.Fill(dk.data(), dk.size());
+  const KeyRingEntry fresh = WrapDataKey(key_, id, dk);
+  // 1. The ring holds both keys: whichever file a crash leaves behind still opens.
+  std::vector<KeyRingEntry> both = {fresh};
+  if (!store_id_.empty() && !legacy_v1_) {
+    both.insert(both.begin(), WrapDataKey(key_, store_id_, data_key_));
   }
+  const std::string ring2 = EncodeKeyRing(both);
+  FEDLORA_RETURN_IF_ERROR(WriteFileWithMode(keys_path_, ring2, 0600, ExistingFile::kReplace));
+  // 2. The live text under the new key, in place of the old file.
+  std::string tag(kTag, '\0');
+  std::string data = std::string(kMagicV2, kMagicSize) + id;
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    data += SealRecord(dk, id, i, &tag, entries_[i].unix_seconds, entries_[i].text);
+  }
+  FEDLORA_RETURN_IF_ERROR(WriteFileWithMode(path_, data, 0600, ExistingFile::kReplace));
+  store_id_ = id;
+  data_key_ = dk;
+  last_tag_ = tag;
+  file_size_ = static_cast<int64_t>(data.size());
+  file_records_ = static_cast<int64_t>(entries_.size());
+  dead_bytes_ = 0;
+  dead_since_ = 0;
+  ++rotations_;
+  legacy_v1_ = false;
+  // 3. The old key leaves the ring: copies of the old file no longer open.
+  const std::string ring1 = EncodeKeyRing({fresh});
+  bytes_written_ += static_cast<int64_t>(ring2.size() + data.size() + ring1.size());
+  secagg::CleanseString(data);
+  return WriteFileWithMode(keys_path_, ring1, 0600, ExistingFile::kReplace);
+}
+
+namespace {
+
+// Overwrites a file with zeros, syncs and removes it; OK when it does not exist.
+absl::Status ZeroAndRemove(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return absl::OkStatus();
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd >= 0) {
+    const std::string zeros(64 << 10, '\0');
+    for (off_t off = 0; off < st.st_size; off += static_cast<off_t>(zeros.size())) {
+      const size_t n = std::min<size_t>(zeros.size(), static_cast<size_t>(st.st_size - off));
+      if (::pwrite(fd, zeros.data(), n, off) < 0) break;
+    }
+    (void)::fsync(fd);
+    ::close(fd);
+  }
+  if (::unlink(path.c_str()) != 0) return Errno("cannot remove", path);
+  return SyncParentDir(path);  // the removal survives a power loss
+}
+
+}  // namespace
+
+absl::Status TextStore::Erase(const TextStoreOptions& options) {
+  FEDLORA_RETURN_IF_ERROR(ZeroAndRemove(options.dir + "/text.fls"));
+  FEDLORA_RETURN_IF_ERROR(ZeroAndRemove(options.dir + "/text.keys"));
   if (!options.key.has_value() && !options.key_file.empty() &&
       ::unlink(options.key_file.c_str()) != 0 && errno != ENOENT) {
     return Errno("cannot remove key file", options.key_file);
@@ -290,6 +350,8 @@ absl::Status TextStore::Forget() {
   for (auto& e : entries_) secagg::CleanseString(e.text);
   entries_.clear();
   key_.Clear();
+  data_key_.Clear();
+  store_id_.clear();
   open_ = false;
   return absl::OkStatus();
 }

@@ -110,6 +110,13 @@ absl::StatusOr<ReleaseManifest> VerifyRelease(const std::string& dir, const Trus
         "..., this device runs ", o.base_model_sha256.substr(0, 16),
         "... (hint: the operator must publish a release trained for this base)"));
   }
+  if (!o.segment.empty() && m.segment != o.segment) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("release ", m.release_id, " is for segment \"", m.segment,
+                     "\", this device is in \"", o.segment,
+                     "\" (hint: the coordinator offered another segment's release; nothing was "
+                     "applied)"));
+  }
   if (o.installed_version > 0 && m.version <= o.installed_version) {
     const auto& r = o.rollback;
     if (!r) {

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "coordinator_options.h"
 #include "fedlora/common/adapter_blob.h"
 #include "fedlora/common/child_process.h"
 #include "fedlora/common/status_macros.h"
@@ -36,30 +37,6 @@ double Since(Clock::time_point t) {
 
 // The coordinator allows 32 concurrent streams per connection; devices share channels of 16.
 constexpr int kDevicesPerChannel = 16;
-constexpr double kReferenceTokensPerSecond = 2000.0;  // as in simulator.cc
-
-// The simulator's recipe as the coordinator's options (written to coordinator.json).
-nlohmann::json CoordinatorJson(const SimConfig& c, const coordinator::PrivacyRecipe& r,
-                               const std::string& base_sha) {
-  coordinator::CoordinatorOptions o;
-  o.recipe = r;
-  o.optimizer.lr = c.server_lr;
-  o.max_rounds = 0;  // the simulation decides when to stop
-  o.training.set_steps(static_cast<uint32_t>(c.local_steps));
-  o.training.set_batch_size(static_cast<uint32_t>(c.local_batch));
-  o.training.set_seq_len(static_cast<uint32_t>(c.seq_len));
-  o.training.set_lr(c.local_lr);
-  o.training.set_min_examples(1);
-  o.selection_window = absl::Seconds(1);
-  o.train_deadline = absl::Seconds(300);
-  o.phase_deadline = absl::Seconds(15);
-  o.retry_min = absl::ZeroDuration();
-  o.retry_max = absl::Seconds(1);
-  o.graph = c.graph == GraphMode::kComplete ? proto::SECAGG_GRAPH_COMPLETE
-                                            : proto::SECAGG_GRAPH_KREGULAR;
-  o.base_model_sha256 = base_sha;
-  return coordinator::CoordinatorOptionsToJson(o);
-}
 
 // One virtual device's network identity.
 struct NetDevice {
@@ -97,7 +74,7 @@ absl::StatusOr<SimResult> Simulator::RunOverGrpc(
   const coordinator::PrivacyRecipe recipe = MakeRecipe(c, s.dim, n);
   coordinator::StateFolderSpec spec;
   spec.state_dir = state_dir;
-  spec.config = CoordinatorJson(c, recipe, base_sha);
+  spec.config = coordinator::CoordinatorOptionsToJson(CoordinatorOptionsFor(c, recipe, base_sha));
   spec.initial.lora = s.lora.ToPeftJson();
   spec.initial.base_model_sha256 = base_sha;
   spec.initial.values = s.global;
@@ -144,6 +121,7 @@ absl::StatusOr<SimResult> Simulator::RunOverGrpc(
   SimResult result;
   result.summary.config = ConfigToJson(c);
   result.summary.delta = recipe.delta;
+  result.summary.engine = EngineDescription(c);
   result.summary.randomness =
       "transport grpc: a real coordinator process (its own SecureRandom: sampling, rotation "
       "seeds, session nonces) and device noise and masks from SecureRandom; only the dropout "
@@ -170,7 +148,7 @@ absl::StatusOr<SimResult> Simulator::RunOverGrpc(
     for (int attempt = 0; attempt < 3 && cohort.empty() && over.empty(); ++attempt) {
       ForEachParallel(n, [&](int i) {
         v1::CheckInRequest req;
-        req.set_num_examples(static_cast<uint64_t>(s.devices[i].windows.size()));
+        req.set_eligible(s.devices[i].windows.size() > 0);  // one bit, decided by the device
         req.set_base_model_sha256(base_sha);
         replies[i] = net[i].client->CheckIn(req, absl::Seconds(120));
       });
@@ -254,12 +232,6 @@ absl::StatusOr<SimResult> Simulator::RunOverGrpc(
       std::vector<absl::Status> statuses(cohort.size());
       ForEachParallel(static_cast<int>(cohort.size()), [&](int k) {
         const v1::Task& t = replies[cohort[k]]->task();
-        v1::ReportRequest report;
-        report.set_round(t.round());
-        report.set_mean_loss(trained.losses[k]);
-        report.set_num_examples(static_cast<uint64_t>(windows[k]->size()));
-        report.set_steps(static_cast<uint32_t>(local.max_steps));
-        (void)net[cohort[k]].client->Report(report, absl::Seconds(10));
         SecureRandom rng;
         device::DevicePolicy policy;
         policy.phase_timeout = absl::Seconds(120);

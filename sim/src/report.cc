@@ -212,6 +212,7 @@ nlohmann::json Summary::ToJson() const {
              "the worst device"}}},
           {"privacy_assumption", privacy_assumption},
           {"randomness", randomness},
+          {"engine", engine},
           {"stop_reason", stop_reason},
           {"participants", OptionalJson(participants)},
           {"heldout", OptionalJson(heldout)},

@@ -143,6 +143,9 @@ void PrivacySection(const Summary& summary, std::string* md) {
     absl::StrAppend(md, "| epsilon against observers assumes | ", summary.privacy_assumption,
                     " |\n");
   }
+  if (!summary.engine.empty()) {
+    absl::StrAppend(md, "| round engine | ", summary.engine, " |\n");
+  }
   if (!summary.randomness.empty()) {
     absl::StrAppend(md, "| randomness | ", summary.randomness, " |\n");
   }

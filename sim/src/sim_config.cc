@@ -58,6 +58,13 @@ const std::vector<EnumName<Transport>>& Names(Transport*) {
                                                               {Transport::kGrpc, "grpc"}};
   return *n;
 }
+const std::vector<EnumName<RoundEngine>>& Names(RoundEngine*) {
+  static const auto* n =
+      new std::vector<EnumName<RoundEngine>>{{RoundEngine::kAuto, "auto"},
+                                             {RoundEngine::kCoordinator, "coordinator"},
+                                             {RoundEngine::kSimulator, "simulator"}};
+  return *n;
+}
 const std::vector<EnumName<GraphMode>>& Names(GraphMode*) {
   static const auto* n = new std::vector<EnumName<GraphMode>>{{GraphMode::kComplete, "complete"},
                                                               {GraphMode::kKRegular, "kregular"}};
@@ -210,6 +217,12 @@ const std::vector<Field>& Fields() {
       F("rounds.cohort", &C::cohort, "Devices sampled per round (expected size under poisson)."),
       F("rounds.poisson_rate", &C::poisson_rate,
         "Per-device sampling probability q for poisson; 0 = cohort / devices."),
+      F("rounds.engine", &C::engine,
+        "Who samples, sums and charges the rounds in process: coordinator (the coordinator's "
+        "own RoundManager on a virtual clock, its SQLite store under <out>/coordinator/) | "
+        "simulator (the simulator's own sampling and in-process secure aggregation) | auto "
+        "(coordinator for distributed DP with poisson sampling, lora.method = lora and "
+        "server.optimizer = fedavg; simulator otherwise)."),
       F("rounds.eval_every", &C::eval_every, "Evaluate every K rounds (and after the last)."),
       F("rounds.eval_users", &C::eval_users,
         "Participants and held-out users scored per evaluation (each)."),

@@ -186,7 +186,37 @@ absl::Status ValidateConfig(const SimConfig& c) {
   p.Check(InUnitOpen(c.dropout_unmask), "secagg.dropout_unmask", "in [0, 1)", c.dropout_unmask);
   p.Check(c.speed_sigma >= 0, "secagg.speed_sigma", ">= 0", c.speed_sigma);
   p.Check(c.deadline >= 0, "secagg.deadline", ">= 0 (0 = none)", c.deadline);
+  if (c.engine == RoundEngine::kCoordinator && c.transport == Transport::kInProcess) {
+    const std::string why = CoordinatorEngineRefusal(c);
+    if (!why.empty()) {
+      p.Add(absl::StrCat("rounds.engine: coordinator cannot run this config: ", why,
+                         " (hint: rounds.engine = auto or simulator)"));
+    }
+  }
   return p.ToStatus();
+}
+
+std::string CoordinatorEngineRefusal(const SimConfig& c) {
+  std::vector<std::string> why;
+  if (c.dp != DpMode::kDistributed) why.push_back("privacy.dp is not distributed");
+  if (c.sampling != SamplingMode::kPoisson) why.push_back("rounds.sampling is not poisson");
+  if (c.lora_method != "lora") why.push_back("lora.method is not lora");
+  // The coordinator resumes its run from the store at start, and only FedAvg resumes.
+  if (c.server_optimizer != ServerOptimizerKind::kFedAvg) {
+    why.push_back("server.optimizer is not fedavg");
+  }
+  return absl::StrJoin(why, ", ");
+}
+
+bool UsesCoordinatorEngine(const SimConfig& c) {
+  if (c.engine == RoundEngine::kSimulator) return false;
+  return c.engine == RoundEngine::kCoordinator || CoordinatorEngineRefusal(c).empty();
+}
+
+std::string EngineDescription(const SimConfig& c) {
+  if (c.transport == Transport::kGrpc) return "coordinator process over gRPC (real clock)";
+  return UsesCoordinatorEngine(c) ? "coordinator round engine (virtual clock)"
+                                  : "simulator's own sampling";
 }
 
 }  // namespace fedlora::sim

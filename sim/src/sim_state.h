@@ -68,6 +68,10 @@ std::vector<float> StartFor(const Simulator::State& s, int user);
 
 // population.cc
 absl::Status LoadPopulation(Simulator::State* s);
+// coordinator_engine.cc: Simulator::Run on the coordinator's RoundManager (virtual clock),
+// its store under <out>/coordinator/.
+absl::StatusOr<SimResult> RunCoordinatorEngine(
+    Simulator::State* s, const std::function<void(const RoundRecord&)>& on_round);
 // evaluation.cc
 absl::StatusOr<EvalRecord> Evaluate(Simulator::State* s, const std::string& population,
                                     const std::vector<int>& users,

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "coordinator_options.h"
 #include "fedlora/common/random.h"
 #include "fedlora/common/status_macros.h"
 #include "fedlora/model/threads.h"
@@ -20,9 +21,6 @@ using Clock = std::chrono::steady_clock;
 double Since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
-
-// Simulated on-device throughput (tokens/s) of a device of speed 1, for the round deadline.
-constexpr double kReferenceTokensPerSecond = 2000.0;
 
 }  // namespace
 
@@ -116,8 +114,10 @@ absl::StatusOr<std::unique_ptr<Simulator>> Simulator::Create(const SimConfig& co
 absl::StatusOr<SimResult> Simulator::Run(const std::function<void(const RoundRecord&)>& on_round) {
   State& s = *s_;
   const SimConfig& c = s.config;
+  if (UsesCoordinatorEngine(c)) return RunCoordinatorEngine(&s, on_round);
   SimResult result;
   result.summary.config = ConfigToJson(c);
+  result.summary.engine = EngineDescription(c);
   result.summary.delta = s.training->accountant().delta();
   result.summary.randomness =
       "seeded (simulation): device noise, cohort sampling and dropouts are drawn from "

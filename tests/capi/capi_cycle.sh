@@ -2,6 +2,7 @@
 # ctest CApi.DeviceCycleAgainstCoordinator: sets up a coordinator (init, a signed release
 # published at 100%), starts it on loopback (TLS, a port the kernel picks), runs the C program
 # capi_cycle_test against it, stops it, and checks the committed round in `coordinator status`.
+# The release is served with a signed timestamp (`fedlora release timestamp`).
 # Bounded: every step has a timeout; the coordinator is stopped on any exit.
 set -euo pipefail
 fedlora=$1 prog=$2 shared=$3 work=$4
@@ -25,6 +26,9 @@ timeout 60 "$fedlora" release create --adapter "$adapter" --base "$model" --vers
   --key "$work/release.key" --out "$work/rel-1" > /dev/null
 timeout 60 "$fedlora" release publish "$work/rel-1" --state "$work/coord" \
   --trusted "$work/release.key.pub" --percent 100 > /dev/null
+# The operator's signed freshness statement, served with every release answer.
+timeout 60 "$fedlora" release timestamp --state "$work/coord" --key "$work/release.key" \
+  --days 1 > /dev/null
 
 timeout 400 "$fedlora" coordinator run --state "$work/coord" --listen 127.0.0.1:0 \
   --metrics 127.0.0.1:0 > "$work/coord.out" 2> "$work/coord.err" &

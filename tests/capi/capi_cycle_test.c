@@ -1,7 +1,9 @@
 /* A whole device cycle through the C API, written in C and linked against libfedlora.so only:
  * bad input refused with messages, observe, suggest, policy refusals, local training, enrolment,
  * two devices taking part in a secure-aggregation round against a real coordinator on loopback
- * (started by capi_cycle.sh), the signed release installed, and forget.
+ * (started by capi_cycle.sh), the signed release installed, and forget; then the hardening
+ * checks of capi_hardening.h (suggest during a stalled round, unplugging stops it, close while
+ * calls are in flight).
  *
  * usage: capi_cycle_test MODEL_DIR WORK_DIR HOST:PORT CA_PEM TOKEN0 TOKEN1 RELEASE_KEY_PUB */
 #define _POSIX_C_SOURCE 200809L
@@ -95,6 +97,8 @@ static void* participate_thread(void* arg) {
   snprintf(job->error, sizeof(job->error), "%s", fedlora_last_error());
   return NULL;
 }
+
+#include "capi_hardening.h"
 
 static void check_bad_input(void) {
   fedlora_config cfg;
@@ -227,6 +231,7 @@ int main(int argc, char** argv) {
   int64_t entries = -1;
   int i, n = 0;
 
+  setvbuf(stdout, NULL, _IOLBF, 0); /* progress is seen even if the driver's timeout hits */
   if (argc != 8) {
     fprintf(stderr, "usage: %s MODEL WORK HOST:PORT CA TOKEN0 TOKEN1 RELEASE_KEY_PUB\n", argv[0]);
     return 2;
@@ -292,16 +297,46 @@ int main(int argc, char** argv) {
     CHECK(jobs[i].out.bytes_sent > 0);
     CHECK(strcmp(jobs[i].out.release_action, "installed") == 0);
     CHECK(jobs[i].out.release_version == 1);
+    /* The device's own ledger: the round is charged without amplification. */
+    CHECK(jobs[i].out.device_epsilon > 0);
+    CHECK(jobs[i].out.device_epsilon <= jobs[i].out.device_epsilon_budget);
+    {
+      fedlora_privacy priv;
+      fedlora_privacy_init(&priv);
+      CHECK_STATUS(fedlora_privacy_spent(dev[i], NULL, &priv), FEDLORA_OK);
+      printf("device %d: own epsilon %.3f of budget %.1f at delta %g over %d round(s)\n", i,
+             priv.epsilon_spent, priv.epsilon_budget, priv.delta, priv.rounds_charged);
+      CHECK(priv.rounds_charged == 1);
+      CHECK(priv.epsilon_spent == jobs[i].out.device_epsilon);
+      CHECK(priv.epsilon_budget == 8 && priv.delta == 1e-5);
+      CHECK(priv.coordinator_epsilon == jobs[i].out.epsilon);
+    }
   }
   CHECK_STATUS(fedlora_runtime_release(dev[0], &version), FEDLORA_OK);
   CHECK(version == 1);
+  {
+    /* The coordinator served the operator's signed timestamp; the device checked and kept it. */
+    char path[1200];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/device0/release-timestamp.json", work_dir);
+    CHECK(stat(path, &st) == 0);
+  }
   CHECK_STATUS(fedlora_suggest(dev[0], "meet me at the", 3, strip, &n), FEDLORA_OK);
   CHECK(n == 3);
+  check_suggest_during_stalled_round(dev[1]);
+  check_suggest_during_training(dev[1]);
 
   /* Forget: the store is emptied and the personal adapter is gone; training has nothing. */
   CHECK_STATUS(fedlora_forget(dev[0]), FEDLORA_OK);
   CHECK_STATUS(fedlora_store_size(dev[0], &entries, NULL), FEDLORA_OK);
   CHECK(entries == 0);
+  {
+    /* No store on disk until the next observe: the app may reopen with a new store key. */
+    char path[1200];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/device0/text/text.fls", work_dir);
+    CHECK(stat(path, &st) != 0);
+  }
   fedlora_budget_init(&budget);
   policy = night_policy();
   fedlora_train_result_init(&trained);
@@ -309,7 +344,9 @@ int main(int argc, char** argv) {
   CHECK_STATUS(fedlora_observe(dev[0], "a new line after forgetting"), FEDLORA_OK);
 
   CHECK_STATUS(fedlora_runtime_close(dev[0]), FEDLORA_OK);
-  CHECK_STATUS(fedlora_runtime_close(dev[1]), FEDLORA_OK);
+  check_close_waits_for_calls(dev[1]);
+  check_forget_then_new_key(model_dir, work_dir);
+  check_release_config(model_dir, work_dir);
   /* The installed release survives a restart. */
   dev[0] = open_device("device0", trusted);
   if (dev[0] != NULL) {

@@ -16,7 +16,7 @@ namespace fedlora::coordinator::testing {
 FakeResult RunFake(device::CoordinatorClient& client, const Behaviour& b, absl::Time start) {
   FakeResult r;
   v1::CheckInRequest req;
-  req.set_num_examples(10);
+  req.set_eligible(true);
   absl::SleepFor(start + b.checkin_at - absl::Now());
   absl::StatusOr<v1::CheckInResponse> resp;
   for (int i = 0; i < b.checkins; ++i) {

@@ -88,25 +88,6 @@ class HostileTest : public ::testing::Test {
     return stub->CheckIn(&ctx, req, &resp);
   }
 
-  // A Report (answers at once: FAILED_PRECONDITION once authenticated, the device being in no
-  // round) whose metadata the test controls.
-  grpc::Status RawReport(const std::string& device, const Ed25519Key& key, int64_t ms,
-                         const std::string& nonce) {
-    auto stub = v1::Coordinator::NewStub(channel_);
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    v1::ReportRequest req;
-    req.set_round(1);
-    auto sig = key.Sign(CallSigningBytes("/fedlora.v1.Coordinator/Report", device, ms, nonce,
-                                         DeterministicBytes(req)));
-    ctx.AddMetadata(kCallDeviceMetadataKey, device);
-    ctx.AddMetadata(kCallTimeMetadataKey, std::to_string(ms));
-    ctx.AddMetadata(kCallNonceMetadataKey, HexEncode(nonce));
-    ctx.AddMetadata(kCallSignatureMetadataKey, HexEncode(*sig));
-    v1::ReportResponse resp;
-    return stub->Report(&ctx, req, &resp);
-  }
-
   static int64_t NowMs() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
                std::chrono::system_clock::now().time_since_epoch())
@@ -122,7 +103,7 @@ class HostileTest : public ::testing::Test {
 TEST_F(HostileTest, ForgedUnsignedReplayedStaleAndRevokedCallsAreRefused) {
   Start(2, 3);
   v1::CheckInRequest req;
-  req.set_num_examples(5);
+  req.set_eligible(true);
   const std::string nonce(16, 'n');
   // Unsigned.
   auto s = RawCheckIn("", phones_[0].key, NowMs(), nonce, req, /*sign=*/false);
@@ -136,15 +117,18 @@ TEST_F(HostileTest, ForgedUnsignedReplayedStaleAndRevokedCallsAreRefused) {
   s = RawCheckIn(phones_[0].id, phones_[1].key, NowMs(), nonce, req);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_THAT(s.error_message(), HasSubstr("signature"));
-  // A valid call (authenticated, then refused for being in no round), then the same bytes.
+  // A valid call that answers at once (a check-in from a device that says it is not
+  // eligible: authenticated, then rejected), then the same bytes again.
+  v1::CheckInRequest ineligible;
+  ineligible.set_eligible(false);
   const int64_t now = NowMs();
-  s = RawReport(phones_[0].id, phones_[0].key, now, nonce);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
-  s = RawReport(phones_[0].id, phones_[0].key, now, nonce);
+  s = RawCheckIn(phones_[0].id, phones_[0].key, now, nonce, ineligible);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  s = RawCheckIn(phones_[0].id, phones_[0].key, now, nonce, ineligible);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_THAT(s.error_message(), HasSubstr("replay"));
   // Ten minutes old.
-  s = RawReport(phones_[0].id, phones_[0].key, now - 600000, std::string(16, 'o'));
+  s = RawCheckIn(phones_[0].id, phones_[0].key, now - 600000, std::string(16, 'o'), ineligible);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_THAT(s.error_message(), HasSubstr("clock"));
   // Revoked (the store is shared with the running server through the same folder).
@@ -153,7 +137,7 @@ TEST_F(HostileTest, ForgedUnsignedReplayedStaleAndRevokedCallsAreRefused) {
     ASSERT_TRUE(store.ok());
     ASSERT_TRUE((*store)->RevokeDevice(phones_[2].id, "lost phone").ok());
   }
-  s = RawReport(phones_[2].id, phones_[2].key, NowMs(), std::string(16, 'r'));
+  s = RawCheckIn(phones_[2].id, phones_[2].key, NowMs(), std::string(16, 'r'), ineligible);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_THAT(s.error_message(), HasSubstr("lost phone"));
   // A used token.
@@ -183,13 +167,15 @@ TEST_F(HostileTest, OversizedMalformedAndOutOfPhaseMessagesAreRefused) {
   auto p = client->SecAgg(secagg::Phase::kShareKeys, up, absl::Seconds(5));
   EXPECT_FALSE(p.ok());
   EXPECT_THAT(p.status().message(), HasSubstr("phase"));
-  // A report for a round the device is not in, and a NaN loss.
-  v1::ReportRequest rep;
-  rep.set_round(1);
-  rep.set_mean_loss(std::nan(""));
-  EXPECT_EQ(client->Report(rep, absl::Seconds(5)).code(), absl::StatusCode::kInvalidArgument);
-  rep.set_mean_loss(1.0);
-  EXPECT_EQ(client->Report(rep, absl::Seconds(5)).code(), absl::StatusCode::kFailedPrecondition);
+  // A device that says it is not eligible is rejected at once with the reason (it sends a
+  // bit, never its count of training windows).
+  v1::CheckInRequest ineligible;
+  ineligible.set_eligible(false);
+  auto rejected = client->CheckIn(ineligible, absl::Seconds(5));
+  ASSERT_TRUE(rejected.ok()) << rejected.status();
+  ASSERT_TRUE(rejected->has_rejection());
+  EXPECT_EQ(rejected->rejection().reason(), v1::REJECTION_TOO_FEW_EXAMPLES);
+  EXPECT_THAT(rejected->rejection().detail(), HasSubstr("minimum"));
   // Still serving: another device's enrolment works.
   Phone extra = Enroll(3);
   EXPECT_FALSE(extra.id.empty());

@@ -2,8 +2,8 @@
 // processes on loopback, with bounded time. What leaves a device is recorded by a TCP proxy.
 #include <httplib.h>
 #include <signal.h>
-#include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -12,136 +12,14 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "process_testutil.h"
 #include "testutil/cli_runner.h"
 #include "testutil/process.h"
 
 namespace fedlora {
 namespace {
 
-using ::fedlora::testing::ChildProcess;
-using ::fedlora::testing::StartFedlora;
 using ::testing::HasSubstr;
-
-std::string Model() { return std::string(FEDLORA_SHARED_DIR) + "/fixtures/hf-tiny-llama/base"; }
-
-class CoordinatorProcessTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!std::filesystem::exists(Model())) GTEST_SKIP() << "no ../shared fixtures";
-    dir_ = ::testing::TempDir() + "/coord_proc_" + std::to_string(getpid()) + "_" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-  }
-
-  testing::CliResult Run(const std::string& args) { return testing::RunFedlora(args, dir_); }
-
-  // `coordinator init` with a small, fast recipe.
-  void Init(int rounds, const std::string& extra = "") {
-    auto r = Run("coordinator init --state " + dir_ + "/coord --model " + Model() +
-                 " --goal 2 --population 2 --rounds " + std::to_string(rounds) +
-                 " --steps 2 --batch 2 --seq 32 --noise-multiplier 1.0 --tokens 4"
-                 " --selection-window 3 --phase-deadline 20 --train-deadline 60 " +
-                 extra);
-    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-    std::ifstream in(dir_ + "/coord/enroll-tokens.txt");
-    for (std::string t; std::getline(in, t);) tokens_.push_back(t);
-    ASSERT_EQ(tokens_.size(), 4u);
-  }
-
-  ChildProcess StartCoordinator(int port, const std::string& name,
-                                std::map<std::string, std::string> env = {},
-                                bool insecure = false) {
-    std::vector<std::string> args = {"coordinator", "run", "--state", dir_ + "/coord",
-                                     "--listen", "127.0.0.1:" + std::to_string(port),
-                                     "--metrics", "127.0.0.1:0", "--exit-when-done"};
-    if (insecure) args.push_back("--insecure");
-    return StartFedlora(args, dir_ + "/" + name, env);
-  }
-
-  std::vector<std::string> Conn(int port, bool insecure) {
-    std::vector<std::string> a = {"--coordinator", "127.0.0.1:" + std::to_string(port)};
-    if (insecure) {
-      a.push_back("--insecure");
-    } else {
-      a.insert(a.end(), {"--ca", dir_ + "/coord/tls/ca.pem", "--server-name", "localhost"});
-    }
-    return a;
-  }
-
-  void Enroll(int i, int port, bool insecure) {
-    std::vector<std::string> args = {"device", "enroll", "--state", Phone(i), "--token", tokens_[i]};
-    auto c = Conn(port, insecure);
-    args.insert(args.end(), c.begin(), c.end());
-    auto p = StartFedlora(args, dir_ + "/enroll" + std::to_string(i));
-    ASSERT_EQ(p.Wait(60), 0) << p.Out() << p.Err();
-  }
-
-  std::string Phone(int i) { return dir_ + "/phone" + std::to_string(i); }
-
-  // A user's text; the distinctive words must never appear in what the device sends. Each has
-  // letters outside [0-9a-f] so that a hex digest or nonce on the wire cannot spell it by
-  // chance ("cafe" once did, at byte 6007 of a CI recording).
-  std::string WriteUserText(int i) {
-    const std::string path = dir_ + "/user" + std::to_string(i) + ".txt";
-    std::ofstream out(path);
-    for (int k = 0; k < 30; ++k) {
-      out << "secretword" << i << " meet me at the blue harbour teashop at seven " << k << "\n";
-    }
-    return path;
-  }
-
-  // Devices keep retrying while a coordinator restarts under a loaded CI machine (the default
-  // of 8 transient errors in a row gives up after about a minute); --max-seconds bounds them.
-  // from_store: the user's text goes through `device observe` into the encrypted local
-  // store first, and the device trains from there (--from-store).
-  ChildProcess StartDevice(int i, int port, bool insecure, int rounds, bool from_store = false) {
-    std::vector<std::string> args = {"device", "run", "--state", Phone(i), "--model", Model(),
-                                     "--rounds", std::to_string(rounds), "--max-seconds", "240",
-                                     "--max-failures", "20", "--charging"};
-    if (from_store) {
-      auto r = testing::RunFedlora("device observe --state " + Phone(i) + " --file " +
-                                       WriteUserText(i) + " --json",
-                                   dir_);
-      EXPECT_EQ(r.exit_code, 0) << r.err;
-      EXPECT_THAT(r.out, HasSubstr("\"entries\":30"));
-      args.push_back("--from-store");
-    } else {
-      args.push_back("--data");
-      args.push_back(WriteUserText(i));
-    }
-    auto c = Conn(port, insecure);
-    args.insert(args.end(), c.begin(), c.end());
-    return StartFedlora(args, dir_ + "/device" + std::to_string(i));
-  }
-
-  nlohmann::json Status() {
-    auto r = Run("coordinator status --json --state " + dir_ + "/coord");
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return nlohmann::json::parse(r.out, nullptr, false);
-  }
-
-  // Selection is a fixed window: two device processes whose first check-ins fall on either side
-  // of a window boundary are each sampled alone, below the minimum cohort of 2, and those rounds
-  // are aborted and charged. Returns the aborted rounds whose reason is not that one, and checks
-  // what holds for every round: charged, and no private count in the status.
-  std::vector<nlohmann::json> OtherAborts(const nlohmann::json& s) {
-    std::vector<nlohmann::json> other;
-    for (const auto& r : s["rounds"]) {
-      EXPECT_TRUE(r["charged"].get<bool>()) << r.dump();
-      EXPECT_FALSE(r.contains("selected") || r.contains("summed")) << r.dump();
-      if (r["state"] != "aborted") continue;
-      const std::string why = r["abort_reason"];
-      if (why.find("fewer than the minimum cohort") == std::string::npos) other.push_back(r);
-    }
-    EXPECT_EQ(s["rounds_charged"].get<int>(),
-              s["rounds_committed"].get<int>() + s["rounds_aborted"].get<int>());
-    return other;
-  }
-
-  std::string dir_;
-  std::vector<std::string> tokens_;
-};
 
 // The README's scenario: init, a TLS coordinator, two devices enrolled and training two rounds.
 TEST_F(CoordinatorProcessTest, TwoDevicesTwoRoundsOverTls) {
@@ -268,9 +146,12 @@ TEST_F(CoordinatorProcessTest, ReleasePublishPromoteUpdateAndRollbackOverTls) {
   EXPECT_EQ(coord.Wait(30), 0) << coord.Err();
 }
 
-// Nothing a device sends contains its text: every byte from the device processes passes a
-// recording proxy (plaintext, loopback).
-TEST_F(CoordinatorProcessTest, DeviceBytesCarryNoText) {
+// Nothing a device sends contains its text, and no per-device training value: every byte
+// from the device processes passes a recording proxy (plaintext, loopback). Each device logs
+// its own loss, steps, seconds and training windows (`--json`); none of them, nor its count of
+// text lines, is in any request it sent (a double's 8 bytes anywhere; a count as a top-level
+// integer field of a request).
+TEST_F(CoordinatorProcessTest, DeviceBytesCarryNoTextAndNoTrainingValues) {
   Init(1);
   const int port = testing::FreeLoopbackPort();
   auto coord = StartCoordinator(port, "coordinator", {}, /*insecure=*/true);
@@ -279,8 +160,8 @@ TEST_F(CoordinatorProcessTest, DeviceBytesCarryNoText) {
   testing::RecordingProxy proxy(port);
   Enroll(0, proxy.port(), true);
   Enroll(1, proxy.port(), true);
-  auto d0 = StartDevice(0, proxy.port(), true, 1);
-  auto d1 = StartDevice(1, proxy.port(), true, 1);
+  auto d0 = StartDevice(0, proxy.port(), true, 1, false, {"--json"});
+  auto d1 = StartDevice(1, proxy.port(), true, 1, false, {"--json"});
   ASSERT_EQ(d0.Wait(240), 0) << d0.Out() << d0.Err();
   ASSERT_EQ(d1.Wait(240), 0) << d1.Out() << d1.Err();
   ASSERT_EQ(coord.Wait(60), 0) << coord.Out();
@@ -291,6 +172,41 @@ TEST_F(CoordinatorProcessTest, DeviceBytesCarryNoText) {
   for (const char* word : {"secretword", "harbour", "teashop", "meet me"}) {
     EXPECT_EQ(sent.find(word), std::string::npos) << word;
   }
+  // What each device logged about its round (its own log: it must not have been sent).
+  std::vector<double> doubles;
+  std::vector<uint64_t> counts = {30};  // the lines of text each device holds
+  for (ChildProcess* d : {&d0, &d1}) {
+    nlohmann::json j = nlohmann::json::parse(d->Out(), nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << d->Out();
+    ASSERT_EQ(j["rounds"].size(), 1u) << d->Out();
+    const nlohmann::json& r = j["rounds"][0];
+    ASSERT_TRUE(r["completed"].get<bool>()) << d->Out();
+    doubles.push_back(r["loss"].get<double>());
+    doubles.push_back(r["seconds"].get<double>());
+    counts.push_back(r["windows"].get<uint64_t>());
+    counts.push_back(r["steps"].get<uint64_t>());
+    EXPECT_GT(r["windows"].get<uint64_t>(), 1u);
+    EXPECT_GT(r["loss"].get<double>(), 0.0);
+  }
+  for (double v : doubles) {
+    std::string bytes(8, '\0');
+    std::memcpy(bytes.data(), &v, 8);  // little-endian, as protobuf writes a double
+    EXPECT_EQ(sent.find(bytes), std::string::npos) << "a device's double " << v << " was sent";
+  }
+  // Every request, parsed: no top-level integer field carries a device's count. The protocol's
+  // own integers in a one-round run are versions, the round number, offsets and the bit.
+  size_t messages = 0;
+  for (const std::string& connection : proxy.ClientConnections()) {
+    for (const std::string& m : testing::GrpcRequestMessages(connection)) {
+      ++messages;
+      testing::WireScalars scalars;
+      testing::TopLevelScalars(m, &scalars);
+      for (uint64_t v : scalars.varints) {
+        for (uint64_t c : counts) EXPECT_NE(v, c) << "a device's count was sent";
+      }
+    }
+  }
+  EXPECT_GE(messages, 2u * 6u);  // each device: check-in, download, four secure-aggregation phases
 }
 
 // kill -9 at each phase, then restart on the same state: committed versions and charges are
@@ -311,8 +227,10 @@ TEST_F(CoordinatorProcessTest, SigkillAtEachPhaseThenResume) {
     ASSERT_FALSE(first.WaitForLine("listening on", 30).empty()) << first.Err();
     Enroll(0, port, true);
     Enroll(1, port, true);
-    auto d0 = StartDevice(0, port, true, 2);
-    auto d1 = StartDevice(1, port, true, 2);
+    // Each device may be charged for an interrupted round too: a budget that never binds here.
+    const std::vector<std::string> budget = {"--epsilon-budget", "1000"};
+    auto d0 = StartDevice(0, port, true, 2, false, budget);
+    auto d1 = StartDevice(1, port, true, 2, false, budget);
     ASSERT_EQ(first.Wait(120), 128 + SIGKILL) << first.Out() << first.Err();
     nlohmann::json before = Status();
     auto second = StartCoordinator(port, "second", {}, true);

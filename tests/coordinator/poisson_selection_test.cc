@@ -73,7 +73,7 @@ TEST_F(GrpcRoundTest, CoinsForEveryCheckInOfTheFixedWindow) {
 TEST_F(GrpcRoundTest, AnUnderfullSampleAbortsChargedAndNamesNoCount) {
   Start(/*goal=*/4, /*devices=*/4);
   v1::CheckInRequest req;
-  req.set_num_examples(10);
+  req.set_eligible(true);
   auto resp = clients_[0]->CheckIn(req, absl::Seconds(20));
   ASSERT_TRUE(resp.ok()) << resp.status();
   ASSERT_TRUE(resp->has_rejection());

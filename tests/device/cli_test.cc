@@ -186,7 +186,8 @@ TEST_F(CliTest, EveryCommandHelpHasExamples) {
        {"perplexity", "generate", "suggest", "train", "eval", "pretrain", "sim", "privacy epsilon",
         "privacy noise", "privacy ddg", "data stats", "data personas", "bench secagg", "version",
         "coordinator init", "coordinator run", "coordinator status", "coordinator tokens",
-        "coordinator revoke", "device enroll", "device run", "device install-release",
+        "coordinator revoke", "device enroll", "device run", "device status",
+        "device install-release",
         "completion", "distill", "keys new", "release create", "release sign", "release verify",
         "release inspect", "release export", "release rollback", "release publish",
         "release promote", "release halt", "device update", "compress"}) {

@@ -10,6 +10,8 @@
 
 #include "fedlora/common/file_util.h"
 #include "fedlora/model/checkpoint.h"
+#include "fedlora/privacy/clipping.h"
+#include "fedlora/privacy/params_wire.h"
 
 namespace fedlora::testing {
 namespace {
@@ -102,6 +104,46 @@ void WriteModelDir(const std::string& dir, const model::LlamaConfig& config,
                              std::filesystem::path(dir) / "tokenizer.model",
                              std::filesystem::copy_options::overwrite_existing, ec);
   if (ec) std::abort();
+}
+
+privacy::RoundPrivacyParams DistributedRoundParams(size_t dim, int expected, int min_clients,
+                                                   double z, bool adaptive) {
+  privacy::RoundPrivacyParams p;
+  p.mode = privacy::DpMode::kDistributed;
+  p.dim = dim;
+  p.clip = 1;
+  p.send_clip_bit = adaptive;
+  p.value.dim = dim;
+  p.value.expected_clients = expected;
+  p.value.min_clients = min_clients;
+  p.value.l2_clip = 1;
+  p.value.bits = 20;
+  p.value.noise_multiplier = z;
+  if (adaptive) {
+    auto split = privacy::AdaptiveClipNoiseParams(z, expected);
+    if (!split.ok()) std::abort();
+    p.value.noise_multiplier = split->value_noise_multiplier;
+    auto count = privacy::ChooseCountDdgParams(split->clipped_count_stddev, expected, min_clients,
+                                               p.value.bits);
+    if (!count.ok()) std::abort();
+    p.count = *count;
+  }
+  if (!privacy::ChooseDdgParams(p.value).ok()) std::abort();
+  return p;
+}
+
+v1::Task TaskFor(const privacy::RoundPrivacyParams& params, uint32_t min_sum_devices,
+                 uint64_t round) {
+  v1::Task t;
+  t.set_round(round);
+  *t.mutable_privacy() = privacy::ParamsToProto(params);
+  auto ddg = privacy::ChooseDdgParams(params.value);
+  const size_t padded = ddg.ok() ? ddg->padded_dim : params.dim;
+  t.mutable_secagg()->set_dim(padded + (params.count ? 1 : 0));
+  t.mutable_secagg()->set_min_sum_devices(min_sum_devices);
+  t.set_epsilon_if_released(0.5);
+  t.set_delta(1e-5);
+  return t;
 }
 
 }  // namespace fedlora::testing

@@ -9,6 +9,8 @@
 
 #include "fedlora/model/llama.h"
 #include "fedlora/model/tokenizer.h"
+#include "fedlora/privacy/prepare_update.h"
+#include "fedlora/proto/fedlora_v1.pb.h"
 #include "testutil/cli_runner.h"
 
 namespace fedlora::testing {
@@ -32,6 +34,19 @@ model::LlamaModel SmallModel(uint64_t seed, int64_t hidden = 64, int64_t layers 
 // Aborts the test binary on failure (a fixture, not the code under test).
 void WriteModelDir(const std::string& dir, const model::LlamaConfig& config,
                    const std::string& tokenizer_path = "");
+
+// The distributed-DP round parameters a coordinator publishes (as RoundAggregator does): clip
+// 1, 20 bits, `expected` devices with the noise calibrated for `min_clients`, total noise
+// multiplier `z`, split by privacy::AdaptiveClipNoiseParams when `adaptive` (the clipped count
+// then gets its own DDG parameters from ChooseCountDdgParams). Aborts the test binary on a
+// setting the privacy library refuses (a fixture).
+privacy::RoundPrivacyParams DistributedRoundParams(size_t dim, int expected, int min_clients,
+                                                   double z, bool adaptive);
+
+// A task for `params` (ParamsToProto) whose secure-aggregation session holds the whole input
+// (padded values, then the count) and unmasks no sum of fewer than `min_sum_devices` inputs.
+v1::Task TaskFor(const privacy::RoundPrivacyParams& params, uint32_t min_sum_devices,
+                 uint64_t round = 1);
 
 // CliResult, ShellQuote and RunFedlora: testutil/cli_runner.h.
 

@@ -104,6 +104,8 @@ Summary SampleSummary() {
   s.config = ConfigToJson(config);
   s.rounds_completed = 3;
   s.epsilon = 2.25;
+  s.epsilon_coordinator = 6.5;
+  s.max_rounds_per_device = 3;
   s.delta = 1e-5;
   s.stop_reason = "";
   s.participants = Eval("participants", 4, 0);
@@ -239,7 +241,9 @@ TEST(ReportTest, FinishWritesSummaryPlotsAndReport) {
   EXPECT_THAT(md, HasSubstr("| held-out (3) | base | 65 | 20.0% | 25.0% |"));
   EXPECT_THAT(md, HasSubstr("| held-out (3) | personalized | 35 | 35.0% | 50.0% |"));
   // Privacy, drops, rounds, plots, config, adapter.
-  EXPECT_THAT(md, HasSubstr("| epsilon | 2.25 |"));
+  EXPECT_THAT(md, HasSubstr("| epsilon against observers of the released adapters | 2.25 |"));
+  EXPECT_THAT(md, HasSubstr("| epsilon against the coordinator (worst device, 3 rounds, no "
+                            "amplification) | 6.5 |"));
   EXPECT_THAT(md, HasSubstr("| delta | 1e-05 |"));
   EXPECT_THAT(md, HasSubstr("| differential privacy | distributed |"));
   EXPECT_THAT(md, HasSubstr("3 drops over 3 rounds; aborted rounds (no update applied): 1."));

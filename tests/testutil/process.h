@@ -29,12 +29,28 @@ class RecordingProxy {
   int port() const { return port_; }
   // Everything received from clients so far, in arrival order per connection.
   std::string ClientBytes();
+  // The same, one string per connection (in the order they were accepted).
+  std::vector<std::string> ClientConnections();
 
  private:
   struct State;
   State* state_;
   int port_ = 0;
 };
+
+// The gRPC request messages in what one plaintext HTTP/2 client connection sent (after the
+// connection preface: DATA frames per stream, cut at gRPC's 5-byte length prefixes), in the
+// order their last bytes arrived. Stops at the first frame that does not parse.
+std::vector<std::string> GrpcRequestMessages(const std::string& connection_bytes);
+
+// The top-level scalar fields of a protobuf message in wire format: every varint field's value
+// and every 64-bit field's bits (a double's encoding). Nested messages and bytes are not
+// entered. Returns false (with what was read so far) when `message` is not valid wire format.
+struct WireScalars {
+  std::vector<uint64_t> varints;
+  std::vector<uint64_t> fixed64;
+};
+bool TopLevelScalars(const std::string& message, WireScalars* out);
 
 }  // namespace fedlora::testing
 

@@ -3,7 +3,7 @@
 // the metrics, and forwards to the RoundManager. Enrolment and the adapter download are served
 // here directly from the store.
 //
-// Every method but Report is registered raw: gRPC hands over the request's bytes, and the
+// Every method is registered raw: gRPC hands over the request's bytes, and the
 // service refuses a request longer than its method's limit before parsing it, then parses it
 // itself. Secure-aggregation uploads (up to 64 MiB) are parsed only once the call's metadata
 // names an enrolled, unrevoked device with a timestamp inside the clock window; the signature
@@ -36,8 +36,7 @@
 namespace fedlora::coordinator {
 
 struct ServiceLimits {
-  size_t small_message_bytes = 4096;        // Enroll, CheckIn, GetRelease, Download requests,
-                                            // Report
+  size_t small_message_bytes = 4096;        // Enroll, CheckIn, GetRelease, Download requests
   size_t secagg_message_bytes = 64u << 20;  // one secure-aggregation message
   uint32_t chunk_bytes = 256u << 10;        // default and maximum download chunk
   int max_downloads_per_device = 2;
@@ -60,9 +59,9 @@ grpc::Status ToGrpcStatus(const absl::Status& s);
 namespace internal {
 template <class Request, class Response>
 class UnaryCall;
-// Every method but Report takes the request's bytes (raw callback methods).
-using RawCoordinatorService = v1::Coordinator::WithRawCallbackMethod_Enroll<
-    v1::Coordinator::WithRawCallbackMethod_CheckIn<
+// Every method takes the request's bytes (raw callback methods).
+using RawCoordinatorService =
+    v1::Coordinator::WithRawCallbackMethod_Enroll<v1::Coordinator::WithRawCallbackMethod_CheckIn<
         v1::Coordinator::WithRawCallbackMethod_DownloadAdapter<
             v1::Coordinator::WithRawCallbackMethod_AdvertiseKeys<
                 v1::Coordinator::WithRawCallbackMethod_ShareKeys<
@@ -95,9 +94,6 @@ class CoordinatorService final : public internal::RawCoordinatorService {
                                         Raw* response) override;
   grpc::ServerUnaryReactor* Unmasking(grpc::CallbackServerContext* ctx, const Raw* request,
                                       Raw* response) override;
-  grpc::ServerUnaryReactor* Report(grpc::CallbackServerContext* ctx,
-                                   const v1::ReportRequest* request,
-                                   v1::ReportResponse* response) override;
   // Records the device's release report in the store, answers release_rollout.h's decision.
   grpc::ServerUnaryReactor* GetRelease(grpc::CallbackServerContext* ctx, const Raw* request,
                                        Raw* response) override;
@@ -145,10 +141,10 @@ class CoordinatorService final : public internal::RawCoordinatorService {
   void CountError(const char* method, const absl::Status& s);
   void DownloadFinished(DownloadReactor* reactor, const std::string& device);
   // Streams `blob` (hash `sha256_hex`) from the request's offset, under the download limits.
-  grpc::ServerWriteReactor<Raw>* StartDownload(grpc::CallbackServerContext* ctx,
-                                               const char* method, const std::string& device,
-                                               const v1::DownloadRequest& request,
-                                               std::string blob, const std::string& sha256_hex);
+  grpc::ServerWriteReactor<Raw>* StartDownload(grpc::CallbackServerContext* ctx, const char* method,
+                                               const std::string& device,
+                                               const v1::DownloadRequest& request, std::string blob,
+                                               const std::string& sha256_hex);
 
   RoundManager* rounds_;
   Store* store_;

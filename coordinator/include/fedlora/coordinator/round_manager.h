@@ -41,7 +41,8 @@ struct CoordinatorOptions {
   // Distributed DP with Poisson sampling (the gRPC coordinator supports nothing else: deltas
   // only ever leave devices masked). expected_cohort (`goal`) is the public expected sample:
   // the noise is calibrated for min_survivors of it and the mean divides by it; max_cohort
-  // (MaxCohort) is the largest sample a round may sum.
+  // is the largest sample a round may sum (0: Create sets DefaultMaxCohort, as
+  // coordinator.json's 0 does).
   PrivacyRecipe recipe;
   ServerOptimizerConfig optimizer;  // FedAvg (resumable after a restart)
   v1::TrainingRecipe training;
@@ -63,6 +64,12 @@ struct CoordinatorOptions {
   std::string crash_at;
   // Receives one line per event worth logging (round opened/committed/aborted, restarts).
   std::function<void(const std::string&)> log;
+  // The time every entry point reads (check-ins, uploads, Create, the Start() driver); null =
+  // absl::Now. The simulator passes a virtual clock and drives Tick itself.
+  std::function<absl::Time()> clock;
+  // Simulation only: accept a seeded (non-secure) generator for sampling, rotation seeds and
+  // session nonces, so that a simulated run repeats. A deployment never sets it.
+  bool allow_seeded_rng = false;
 };
 
 // Where the run is (the sample size is private and not part of it).
@@ -87,7 +94,9 @@ class RoundManager {
   ~RoundManager();
 
   // `device_id` is authenticated by the caller. The reply may come later (a sampled device
-  // waits for the end of the selection window).
+  // waits for the end of the selection window). A request with `eligible` false (the device
+  // decided it holds too few training windows) is rejected at once with
+  // REJECTION_TOO_FEW_EXAMPLES (no coin).
   void CheckIn(const std::string& device_id, const v1::CheckInRequest& request, CheckInDone done);
   // `phase` is the RPC called. Replies when the phase closes. Errors: PERMISSION_DENIED (not
   // in this round's cohort, or a message for another device), FAILED_PRECONDITION (wrong
@@ -97,8 +106,6 @@ class RoundManager {
   // service passes the SHA-256 it computed for the signature, "" lets the manager compute it.
   void SecAgg(const std::string& device_id, secagg::Phase phase, const v1::SecAggUpload& upload,
               const std::string& digest, SecAggDone done);
-  // Training metrics; FAILED_PRECONDITION unless the device was in that round.
-  absl::Status Report(const std::string& device_id, const v1::ReportRequest& request);
 
   // Advances the state machine (deadlines, goals). Called by the driver thread of Start(), or
   // by tests with a fake clock.

@@ -58,7 +58,6 @@ class CoordinatorClient {
                                               absl::Duration timeout);
   absl::StatusOr<v1::SecAggDownload> SecAgg(secagg::Phase phase, const v1::SecAggUpload& upload,
                                             absl::Duration timeout);
-  absl::Status Report(const v1::ReportRequest& request, absl::Duration timeout);
 
   // Test hook: sees every request (method name, serialized bytes) before it is sent.
   std::function<void(const std::string& method, const std::string& bytes)> on_send;

@@ -1,7 +1,7 @@
-// A device's life against a coordinator: its identity under --state (key, device id), its
-// view of the privacy ledger (<state>/ledger.jsonl: round, completed, epsilon, delta), and the
+// A device's life against a coordinator: its identity under --state (key, device id) and the
 // check-in loop (retry windows honoured with jitter, exponential backoff with full jitter on
-// transient errors, permanent errors and rejections told apart).
+// transient errors, permanent errors and rejections told apart). The device's own privacy
+// ledger is <state>/privacy-ledger.jsonl (device_ledger.h, charged by Participate).
 #ifndef FEDLORA_DEVICE_DEVICE_LOOP_H_
 #define FEDLORA_DEVICE_DEVICE_LOOP_H_
 
@@ -62,9 +62,14 @@ struct LoopResult {
 };
 
 // Runs until `rounds` rounds completed, training is over (the coordinator says the budget is
-// spent), or max_time. Errors: permanent ones (UNAUTHENTICATED, PERMISSION_DENIED, a base the
-// coordinator does not serve: FAILED_PRECONDITION) and UNAVAILABLE after transient failures in
-// a row past both max_transient_failures and min_retry_time.
+// spent), the device's own budget would be exceeded by a task (stopped_because says "this
+// device's privacy budget: ..."), or max_time. Each check-in carries one eligibility bit: the
+// device's training windows (at the last task's seq_len, else 64) >= the last task's
+// min_examples (else 1); a task whose recipe the device no longer meets is declined.
+// Errors: INVALID_ARGUMENT for a bad policy (ValidatePolicy), permanent ones
+// (UNAUTHENTICATED, PERMISSION_DENIED, a refused task or a base the coordinator does not
+// serve: FAILED_PRECONDITION, a damaged ledger: DATA_LOSS) and UNAVAILABLE after transient
+// failures in a row past both max_transient_failures and min_retry_time.
 absl::StatusOr<LoopResult> RunDeviceLoop(CoordinatorClient& client, DeviceData& data,
                                          const LoopOptions& options, RandomSource& rng);
 

@@ -31,19 +31,24 @@ struct ReleaseState {
   std::optional<InstalledRelease> current;
   std::optional<InstalledRelease> previous;
   std::vector<uint64_t> rejected;  // versions this device's health gate refused
+  // Versions a signed rollback took this device away from: never installed again, whatever
+  // the coordinator offers ("retired" in release.json).
+  std::vector<uint64_t> retired;
 };
 
 // An empty state when nothing was ever installed. INVALID_ARGUMENT for a corrupt release.json.
 absl::StatusOr<ReleaseState> ReadReleaseState(const std::string& state_dir);
 
 // Errors: those of io::VerifyRelease (nothing applied), FAILED_PRECONDITION for a version the
-// health gate rejected before, and the file system's (RESOURCE_EXHAUSTED for a full disk;
-// nothing applied).
+// health gate rejected before or a signed rollback retired, for a release of another segment
+// than `segment` (when not empty), and the file system's (RESOURCE_EXHAUSTED for a full disk;
+// nothing applied). A downgrade by a signed rollback records the version it leaves as retired.
 absl::StatusOr<InstalledRelease> InstallRelease(const std::string& state_dir,
                                                 const std::string& release_dir,
                                                 const TrustStore& trust,
                                                 const std::string& base_model_sha256,
-                                                const std::optional<RollbackInstruction>& rollback);
+                                                const std::optional<RollbackInstruction>& rollback,
+                                                const std::string& segment = "");
 
 // Makes the previous release current again (the device's own fallback after a failed health
 // check; no instruction needed since the device goes back to what it ran before). The release

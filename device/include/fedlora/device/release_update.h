@@ -28,6 +28,11 @@ struct ReleaseUpdateOptions {
   std::function<absl::StatusOr<bool>(const std::string& previous_dir,
                                      const std::string& new_dir)>
       health_gate;
+  // Release freshness (release_freshness.h): the clock the signed timestamp is checked
+  // against (0: the system clock), and whether an answer without one is refused even before
+  // this device has seen one.
+  int64_t now_unix = 0;
+  bool require_timestamp = false;
 };
 
 struct ReleaseUpdateResult {

@@ -40,6 +40,9 @@ struct VerifyReleaseOptions {
   // A downgrade (version <= installed) is allowed only with a signed instruction from
   // installed_version to exactly this release.
   std::optional<RollbackInstruction> rollback;
+  // The device's segment: a release made for another segment is refused (FAILED_PRECONDITION).
+  // Empty: not checked (an operator's `release verify`).
+  std::string segment;
 };
 
 // Everything a device checks before it applies a release, in this order: the manifest parses

@@ -105,6 +105,8 @@ struct Summary {
   double delta = 0;
   std::string privacy_assumption;          // neighbouring relation and sampling `epsilon` assumes
   std::string randomness;                  // where the noise came from (seeded in simulation)
+  // Who sampled, summed and charged the rounds (EngineDescription in sim_config.h).
+  std::string engine;
   std::string stop_reason;                 // empty when all rounds ran
   std::optional<EvalRecord> participants;  // last evaluation
   std::optional<EvalRecord> heldout;

@@ -26,6 +26,10 @@ enum class SamplingMode { kFixed, kPoisson };
 enum class TrainMode { kBatched, kSequential, kAuto };
 enum class GraphMode { kComplete, kKRegular };
 enum class Transport { kInProcess, kGrpc };
+// Who samples, sums and charges the in-process rounds (rounds.engine): kCoordinator runs the
+// coordinator's own RoundManager on a virtual clock; kSimulator the simulator's own sampling;
+// kAuto the coordinator wherever it can run the config (UsesCoordinatorEngine).
+enum class RoundEngine { kAuto, kCoordinator, kSimulator };
 
 struct SimConfig {
   // [run]
@@ -63,6 +67,7 @@ struct SimConfig {
   // [rounds]
   int rounds = 10;
   SamplingMode sampling = SamplingMode::kPoisson;
+  RoundEngine engine = RoundEngine::kAuto;
   int cohort = 50;             // fixed cohort size
   double poisson_rate = 0.0;   // q for Poisson sampling (0 = cohort / devices)
   int eval_every = 5;          // evaluate every K rounds (and after the last)
@@ -153,6 +158,15 @@ absl::Status ApplyOverride(const std::string& key, const std::string& value, Sim
 // Cross-field validation (e.g. cohort <= devices, positive sizes). INVALID_ARGUMENT naming
 // the key.
 absl::Status ValidateConfig(const SimConfig& config);
+// Why the coordinator's round engine cannot run `config` ("" when it can): it runs
+// distributed DP with Poisson sampling over the whole adapter (lora.method = lora) and FedAvg
+// only.
+std::string CoordinatorEngineRefusal(const SimConfig& config);
+// True when the in-process rounds run on the coordinator's RoundManager: rounds.engine =
+// coordinator, or auto and CoordinatorEngineRefusal(config) is empty.
+bool UsesCoordinatorEngine(const SimConfig& config);
+// "coordinator round engine (virtual clock)" or "simulator's own sampling".
+std::string EngineDescription(const SimConfig& config);
 // Every key with its current value (for the report's config echo).
 nlohmann::json ConfigToJson(const SimConfig& config);
 // The same as an INI file that ApplyConfigText reads back to the same config, each key with its

@@ -33,7 +33,10 @@ class Simulator {
   static absl::StatusOr<std::unique_ptr<Simulator>> Create(const SimConfig& config);
   ~Simulator();
 
-  // Runs the rounds; `on_round` sees each record as it completes. Writes nothing to disk.
+  // Runs the rounds; `on_round` sees each record as it completes. On the coordinator's round
+  // engine (UsesCoordinatorEngine, docs/sim.md "Round engine") the coordinator's state folder is
+  // (re)created under <out>/coordinator/ (PERMISSION_DENIED when it cannot be); the simulator's
+  // own sampling writes nothing to disk.
   absl::StatusOr<SimResult> Run(const std::function<void(const RoundRecord&)>& on_round = {});
 
   // The same rounds with a real coordinator process and the devices as its gRPC clients
