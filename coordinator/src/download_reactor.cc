@@ -107,7 +107,8 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* CoordinatorService::DownloadAdapter(
   }
   auto blob = store_->ReadBlob(found->sha256);
   if (!blob.ok()) return refuse(blob.status());
-  return StartDownload(ctx, "DownloadAdapter", *device, *request, std::move(*blob), found->sha256);
+  return StartDownload(ctx, "DownloadAdapter", *device, *request, std::move(*blob),
+                       found->sha256);
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* CoordinatorService::DownloadRelease(

@@ -44,8 +44,9 @@ grpc::Status ToGrpcStatus(const absl::Status& s) {
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
 }
 
-CoordinatorService::CoordinatorService(RoundManager* rounds, Store* store, MetricsRegistry* metrics,
-                                       const ServiceLimits& limits, std::string coordinator_id)
+CoordinatorService::CoordinatorService(RoundManager* rounds, Store* store,
+                                       MetricsRegistry* metrics, const ServiceLimits& limits,
+                                       std::string coordinator_id)
     : rounds_(rounds),
       store_(store),
       metrics_(metrics),
@@ -90,10 +91,10 @@ absl::StatusOr<CoordinatorService::CallMetadata> CoordinatorService::CheckCallMe
   md.signature = std::move(*sig);
   const int64_t now = NowMs();
   if (md.call_ms < now - replay_.window_ms() || md.call_ms > now + replay_.window_ms()) {
-    return absl::UnauthenticatedError(
-        absl::StrCat("call time ", md.call_ms, " ms is ", (now - md.call_ms) / 1000,
-                     " s away from the coordinator's clock, more than the window of ",
-                     replay_.window_ms() / 1000, " s (hint: check the device clock)"));
+    return absl::UnauthenticatedError(absl::StrCat(
+        "call time ", md.call_ms, " ms is ", (now - md.call_ms) / 1000,
+        " s away from the coordinator's clock, more than the window of ",
+        replay_.window_ms() / 1000, " s (hint: check the device clock)"));
   }
   auto record = store_->GetDevice(md.device_id);
   if (!record.ok()) {
@@ -112,12 +113,12 @@ absl::StatusOr<CoordinatorService::CallMetadata> CoordinatorService::CheckCallMe
 }
 
 absl::StatusOr<std::string> CoordinatorService::VerifyCall(
-    const CallMetadata& md, const std::string& method, const google::protobuf::MessageLite& request,
-    std::string* body_sha256) {
+    const CallMetadata& md, const std::string& method,
+    const google::protobuf::MessageLite& request, std::string* body_sha256) {
   const std::string body = DeterministicBytes(request);
-  absl::Status v = VerifyEd25519(md.public_key,
-                                 CallSigningBytes(method, md.device_id, md.call_ms, md.nonce, body),
-                                 md.signature);
+  absl::Status v = VerifyEd25519(
+      md.public_key, CallSigningBytes(method, md.device_id, md.call_ms, md.nonce, body),
+      md.signature);
   if (body_sha256) *body_sha256 = Sha256(body);
   if (!v.ok()) {
     return absl::UnauthenticatedError(
@@ -145,15 +146,17 @@ grpc::ServerUnaryReactor* CoordinatorService::CheckIn(grpc::CallbackServerContex
   auto device = Authenticate(ctx, Method("CheckIn"), call->request);
   if (!device.ok()) return Refuse(call, "CheckIn", device.status());
   metrics_->Increment("fedlora_bytes_received_total", {"CheckIn"}, request->Length());
-  rounds_->CheckIn(*device, call->request, [this, call](absl::Status s, v1::CheckInResponse reply) {
-    if (s.ok()) {
-      call->response = std::move(reply);
-      metrics_->Increment("fedlora_bytes_sent_total", {"CheckIn"}, call->response.ByteSizeLong());
-    } else {
-      CountError("CheckIn", s);
-    }
-    call->Reply(ToGrpcStatus(s));
-  });
+  rounds_->CheckIn(*device, call->request,
+                   [this, call](absl::Status s, v1::CheckInResponse reply) {
+                     if (s.ok()) {
+                       call->response = std::move(reply);
+                       metrics_->Increment("fedlora_bytes_sent_total", {"CheckIn"},
+                                           call->response.ByteSizeLong());
+                     } else {
+                       CountError("CheckIn", s);
+                     }
+                     call->Reply(ToGrpcStatus(s));
+                   });
   return call;
 }
 
@@ -162,7 +165,8 @@ grpc::ServerUnaryReactor* CoordinatorService::SecAggCall(grpc::CallbackServerCon
                                                          const Raw* request, Raw* response) {
   auto* call = new SecAggCallData(response);
   // Up to 64 MiB: the size and who sends it are checked before the bytes are parsed.
-  absl::Status refused = internal::CheckRequestSize(*request, limits_.secagg_message_bytes, method);
+  absl::Status refused =
+      internal::CheckRequestSize(*request, limits_.secagg_message_bytes, method);
   if (!refused.ok()) return Refuse(call, method, refused);
   auto md = CheckCallMetadata(ctx);
   if (!md.ok()) return Refuse(call, method, md.status());
@@ -188,19 +192,19 @@ grpc::ServerUnaryReactor* CoordinatorService::SecAggCall(grpc::CallbackServerCon
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::AdvertiseKeys(grpc::CallbackServerContext* ctx,
-                                                            const Raw* request, Raw* response) {
+                                                   const Raw* request, Raw* response) {
   return SecAggCall(ctx, "AdvertiseKeys", secagg::Phase::kAdvertiseKeys, request, response);
 }
 grpc::ServerUnaryReactor* CoordinatorService::ShareKeys(grpc::CallbackServerContext* ctx,
-                                                        const Raw* request, Raw* response) {
+                                                   const Raw* request, Raw* response) {
   return SecAggCall(ctx, "ShareKeys", secagg::Phase::kShareKeys, request, response);
 }
 grpc::ServerUnaryReactor* CoordinatorService::MaskedInput(grpc::CallbackServerContext* ctx,
-                                                          const Raw* request, Raw* response) {
+                                                   const Raw* request, Raw* response) {
   return SecAggCall(ctx, "MaskedInput", secagg::Phase::kMaskedInput, request, response);
 }
 grpc::ServerUnaryReactor* CoordinatorService::Unmasking(grpc::CallbackServerContext* ctx,
-                                                        const Raw* request, Raw* response) {
+                                                   const Raw* request, Raw* response) {
   return SecAggCall(ctx, "Unmasking", secagg::Phase::kUnmasking, request, response);
 }
 

@@ -139,10 +139,10 @@ absl::Status SqliteStore::EnrollDevice(const std::string& token_hash, const Devi
 absl::Status SqliteStore::CheckTokenUnused(const std::string& token_hash) const {
   FEDLORA_RETURN_IF_ERROR(CheckTokenHash(token_hash));
   Lock lock(mu_);
-  FEDLORA_ASSIGN_OR_RETURN(Stmt st, Stmt::Prepare(*db_,
-                                                  "SELECT used_by IS NULL FROM enrollment_tokens "
-                                                  "WHERE token_sha256 = ?",
-                                                  "looking up an enrolment token"));
+  FEDLORA_ASSIGN_OR_RETURN(
+      Stmt st, Stmt::Prepare(*db_, "SELECT used_by IS NULL FROM enrollment_tokens "
+                                   "WHERE token_sha256 = ?",
+                             "looking up an enrolment token"));
   FEDLORA_ASSIGN_OR_RETURN(bool row, st.BindText(1, token_hash).Step());
   if (!row) {
     return absl::NotFoundError(

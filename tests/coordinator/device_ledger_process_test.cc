@@ -6,9 +6,9 @@
 #include <fstream>
 #include <string>
 
-#include "fedlora/coordinator/fault_injection.h"
 #include "fedlora/device/device_ledger.h"
 #include "fedlora/device/task_privacy.h"
+#include "fedlora/coordinator/fault_injection.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"

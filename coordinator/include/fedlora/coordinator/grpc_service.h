@@ -60,8 +60,8 @@ namespace internal {
 template <class Request, class Response>
 class UnaryCall;
 // Every method takes the request's bytes (raw callback methods).
-using RawCoordinatorService =
-    v1::Coordinator::WithRawCallbackMethod_Enroll<v1::Coordinator::WithRawCallbackMethod_CheckIn<
+using RawCoordinatorService = v1::Coordinator::WithRawCallbackMethod_Enroll<
+    v1::Coordinator::WithRawCallbackMethod_CheckIn<
         v1::Coordinator::WithRawCallbackMethod_DownloadAdapter<
             v1::Coordinator::WithRawCallbackMethod_AdvertiseKeys<
                 v1::Coordinator::WithRawCallbackMethod_ShareKeys<
@@ -141,10 +141,10 @@ class CoordinatorService final : public internal::RawCoordinatorService {
   void CountError(const char* method, const absl::Status& s);
   void DownloadFinished(DownloadReactor* reactor, const std::string& device);
   // Streams `blob` (hash `sha256_hex`) from the request's offset, under the download limits.
-  grpc::ServerWriteReactor<Raw>* StartDownload(grpc::CallbackServerContext* ctx, const char* method,
-                                               const std::string& device,
-                                               const v1::DownloadRequest& request, std::string blob,
-                                               const std::string& sha256_hex);
+  grpc::ServerWriteReactor<Raw>* StartDownload(grpc::CallbackServerContext* ctx,
+                                               const char* method, const std::string& device,
+                                               const v1::DownloadRequest& request,
+                                               std::string blob, const std::string& sha256_hex);
 
   RoundManager* rounds_;
   Store* store_;
