@@ -114,7 +114,7 @@ bool CoordinatorDriver::RoundOver() const {
 void CoordinatorDriver::Execute(const Event& e) {
   if (e.phase < 0) {
     v1::CheckInRequest req;
-    req.set_eligible(!s_->devices[e.device].windows.empty());  // one bit, decided by the device
+    req.set_eligible(s_->devices[e.device].windows.size() > 0);  // one bit, decided by the device
     req.set_base_model_sha256(base_sha_);
     const int d = e.device;
     manager_->CheckIn(DeviceId(d), req, [this, d](absl::Status st, v1::CheckInResponse r) {
