@@ -193,7 +193,8 @@ std::unique_ptr<RoundState> ConfiguringState::Close(RoundContext& ctx) {
   *task.mutable_recipe() = ctx.options.training;
   *task.mutable_privacy() = privacy::ParamsToProto(r.plan->privacy);
   *task.mutable_secagg() = r.session;
-  task.set_epsilon_if_released(epsilon_after);
+  task.set_epsilon_observers_if_released(epsilon_after);
+  task.set_sampling_rate(SamplingRate(ctx.training.aggregator().recipe()));
   task.set_delta(ctx.training.aggregator().recipe().delta);
   task.set_advertise_deadline_ms(
       static_cast<uint32_t>(absl::ToInt64Milliseconds(ctx.options.train_deadline)));

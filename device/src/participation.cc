@@ -20,24 +20,7 @@
 namespace fedlora::device {
 namespace {
 
-// Keeps the device's last outgoing secure-aggregation message for the next RPC.
-class LastMessage : public secagg::SendToServerInterface {
- public:
-  void Send(const proto::SecAggDeviceMessage& m) override {
-    message_ = m;
-    has_ = true;
-  }
-  bool Take(proto::SecAggDeviceMessage* out) {
-    if (!has_) return false;
-    *out = std::move(message_);
-    has_ = false;
-    return true;
-  }
-
- private:
-  proto::SecAggDeviceMessage message_;
-  bool has_ = false;
-};
+using LastMessage = secagg::LastMessageOutbox;
 
 absl::StatusOr<std::string> FetchAdapter(CoordinatorClient& client, const DeviceData& data,
                                          const v1::Task& task) {
@@ -140,7 +123,7 @@ absl::StatusOr<ParticipationResult> Participate(CoordinatorClient& client, Devic
                                                 RandomSource& rng) {
   ParticipationResult result;
   result.round = task.round();
-  result.epsilon_if_released = task.epsilon_if_released();
+  result.epsilon_if_released = task.epsilon_observers_if_released();
   result.delta = task.delta();
   FEDLORA_RETURN_IF_ERROR(ValidatePolicy(policy));
   FEDLORA_ASSIGN_OR_RETURN(privacy::RoundPrivacyParams params,
@@ -199,7 +182,7 @@ absl::StatusOr<ParticipationResult> Participate(CoordinatorClient& client, Devic
   entry.unix_seconds = absl::ToUnixSeconds(absl::Now());
   entry.noise_multiplier = ComposedNoiseMultiplier(params);
   entry.rdp = std::move(charge);
-  entry.coordinator_epsilon = task.epsilon_if_released();
+  entry.coordinator_epsilon = task.epsilon_observers_if_released();
   entry.coordinator_delta = task.delta();
   FEDLORA_RETURN_IF_ERROR(ledger.Append(entry));
 #ifdef FEDLORA_FAULT_INJECTION

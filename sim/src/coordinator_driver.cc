@@ -30,24 +30,7 @@ constexpr double kPhaseSeconds = 0.05;
 // No coordinator round lasts this long in virtual time (a broken rule, not a slow device).
 constexpr absl::Duration kRoundLimit = absl::Hours(24 * 7);
 
-// Keeps the device's last outgoing secure-aggregation message for its next upload.
-class Outbox : public secagg::SendToServerInterface {
- public:
-  void Send(const proto::SecAggDeviceMessage& m) override {
-    message_ = m;
-    has_ = true;
-  }
-  bool Take(proto::SecAggDeviceMessage* out) {
-    if (!has_) return false;
-    *out = std::move(message_);
-    has_ = false;
-    return true;
-  }
-
- private:
-  proto::SecAggDeviceMessage message_;
-  bool has_ = false;
-};
+using Outbox = secagg::LastMessageOutbox;
 
 std::string DeviceId(int d) { return absl::StrCat("sim-", d); }
 

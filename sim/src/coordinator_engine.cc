@@ -9,6 +9,7 @@
 #include "coordinator_driver.h"
 #include "fedlora/common/status_macros.h"
 #include "fedlora/coordinator/run_epsilons.h"
+#include "ledger_epsilons.h"
 #include "sim_state.h"
 
 namespace fedlora::sim {
@@ -52,15 +53,8 @@ absl::StatusOr<SimResult> RunCoordinatorEngine(
       result.summary.stop_reason = stop;
       break;
     }
-    // Both epsilons from the coordinator's ledger (every charged round, aborted ones included).
-    FEDLORA_ASSIGN_OR_RETURN(coordinator::RunEpsilons eps,
-                             coordinator::ComputeRunEpsilons(driver->store(), driver->delta()));
-    rec.epsilon = eps.observers;
-    rec.epsilon_coordinator = eps.coordinator;
-    result.summary.max_rounds_per_device = eps.max_rounds_per_device;
-    if (!eps.observers_assumption.empty()) {
-      result.summary.privacy_assumption = eps.observers_assumption;
-    }
+    FEDLORA_RETURN_IF_ERROR(
+        RecordLedgerEpsilons(driver->store(), driver->delta(), &rec, &result.summary));
     if ((c.eval_every > 0 && round % c.eval_every == 0) || round == c.rounds) {
       FEDLORA_RETURN_IF_ERROR(
           EvaluatePopulations(&s, round == c.rounds, &rec.eval_participants, &rec.eval_heldout));
@@ -69,8 +63,6 @@ absl::StatusOr<SimResult> RunCoordinatorEngine(
     }
     rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     result.summary.rounds_completed = round;
-    result.summary.epsilon = rec.epsilon;
-    result.summary.epsilon_coordinator = rec.epsilon_coordinator;
     result.rounds.push_back(rec);
     if (on_round) on_round(rec);
   }

@@ -25,6 +25,7 @@
 #include "fedlora/io/model_identity.h"
 #include "fedlora/privacy/params_wire.h"
 #include "fedlora/sim/cohort_trainer.h"
+#include "ledger_epsilons.h"
 #include "sim_state.h"
 
 namespace fedlora::sim {
@@ -266,15 +267,8 @@ absl::StatusOr<SimResult> Simulator::RunOverGrpc(
       FEDLORA_ASSIGN_OR_RETURN(AdapterBlob latest_blob, DecodeAdapterBlob(latest_bytes));
       s.global = std::move(latest_blob.values);
     }
-    // Both epsilons from the coordinator's ledger (every charged round, aborted ones included).
-    FEDLORA_ASSIGN_OR_RETURN(coordinator::RunEpsilons eps,
-                             coordinator::ComputeRunEpsilons(*store, result.summary.delta));
-    rec.epsilon = eps.observers;
-    rec.epsilon_coordinator = eps.coordinator;
-    result.summary.max_rounds_per_device = eps.max_rounds_per_device;
-    if (!eps.observers_assumption.empty()) {
-      result.summary.privacy_assumption = eps.observers_assumption;
-    }
+    FEDLORA_RETURN_IF_ERROR(
+        RecordLedgerEpsilons(*store, result.summary.delta, &rec, &result.summary));
 
     if ((c.eval_every > 0 && round % c.eval_every == 0) || round == c.rounds) {
       FEDLORA_RETURN_IF_ERROR(
@@ -284,8 +278,6 @@ absl::StatusOr<SimResult> Simulator::RunOverGrpc(
     }
     rec.seconds = Since(t0);
     result.summary.rounds_completed = round;
-    result.summary.epsilon = rec.epsilon;
-    result.summary.epsilon_coordinator = rec.epsilon_coordinator;
     result.rounds.push_back(rec);
     if (on_round) on_round(rec);
   }

@@ -40,11 +40,14 @@ class CoordinatorProcessTest : public ::testing::Test {
 
   // `coordinator init` with a small, fast recipe (Poisson sampling at rate 1: every device
   // that checks in is selected).
-  void Init(int rounds, const std::string& extra = "", int train_deadline = 60) {
+  void Init(int rounds, const std::string& extra = "", int train_deadline = 60,
+            int selection_window = 3, int phase_deadline = 20) {
     auto r = Run("coordinator init --state " + dir_ + "/coord --model " + Model() +
                  " --goal 2 --population 2 --rounds " + std::to_string(rounds) +
                  " --steps 2 --batch 2 --seq 32 --noise-multiplier 1.0 --tokens 4"
-                 " --selection-window 3 --phase-deadline 20 --train-deadline " +
+                 " --selection-window " +
+                 std::to_string(selection_window) + " --phase-deadline " +
+                 std::to_string(phase_deadline) + " --train-deadline " +
                  std::to_string(train_deadline) + " " + extra);
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
     std::ifstream in(dir_ + "/coord/enroll-tokens.txt");
@@ -101,14 +104,19 @@ class CoordinatorProcessTest : public ::testing::Test {
   // from_store: the user's text goes through `device observe` into the encrypted local
   // store first, and the device trains from there (--from-store).
   // extra: more `device run` flags; env: the process's additions to the environment.
+  // phone_retries: the retry policy a phone runs (no --max-failures, --max-seconds 400).
   ChildProcess StartDevice(int i, int port, bool insecure, int rounds, bool from_store = false,
                            const std::vector<std::string>& extra = {},
-                           const std::map<std::string, std::string>& env = {}) {
-    std::vector<std::string> args = {
-        "device",        "run",   "--state",        Phone(i),
-        "--model",       Model(), "--rounds",       std::to_string(rounds),
-        "--max-seconds", "240",   "--max-failures", "20",
-        "--charging"};
+                           const std::map<std::string, std::string>& env = {},
+                           bool phone_retries = false) {
+    std::vector<std::string> args = {"device",    "run",   "--state",  Phone(i),
+                                     "--model",   Model(), "--rounds", std::to_string(rounds),
+                                     "--charging"};
+    if (phone_retries) {
+      args.insert(args.end(), {"--max-seconds", "400"});
+    } else {
+      args.insert(args.end(), {"--max-seconds", "240", "--max-failures", "20"});
+    }
     args.insert(args.end(), extra.begin(), extra.end());
     if (from_store) {
       auto r = testing::RunFedlora(

@@ -13,6 +13,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "process_testutil.h"
 #include "testutil/cli_runner.h"
 #include "testutil/process.h"
 
@@ -23,70 +24,29 @@ using ::fedlora::testing::ChildProcess;
 using ::fedlora::testing::StartFedlora;
 using ::testing::HasSubstr;
 
-std::string Model() { return std::string(FEDLORA_SHARED_DIR) + "/fixtures/hf-tiny-llama/base"; }
-
-class RestartProcessTest : public ::testing::Test {
+class RestartProcessTest : public CoordinatorProcessTest {
  protected:
   void SetUp() override {
-    if (!std::filesystem::exists(Model())) GTEST_SKIP() << "no ../shared fixtures";
-    dir_ = ::testing::TempDir() + "/restart_proc_" + std::to_string(getpid()) + "_" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    auto r = testing::RunFedlora(
-        "coordinator init --state " + dir_ + "/coord --model " + Model() +
-            " --goal 2 --population 2 --rounds 2 --steps 2 --batch 2 --seq 32"
-            " --noise-multiplier 1.0 --tokens 2 --selection-window 10 --phase-deadline 60"
-            " --train-deadline 120",
-        dir_);
-    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-    std::ifstream in(dir_ + "/coord/enroll-tokens.txt");
-    for (std::string t; std::getline(in, t);) tokens_.push_back(t);
-    ASSERT_EQ(tokens_.size(), 2u);
+    CoordinatorProcessTest::SetUp();
+    if (IsSkipped()) return;
+    // Two rounds; a 10 s window, long enough for devices reconnecting after the restart.
+    Init(2, "", /*train_deadline=*/120, /*selection_window=*/10, /*phase_deadline=*/60);
   }
 
   ChildProcess StartCoordinator(int port, const std::string& name,
                                 const std::map<std::string, std::string>& env = {}) {
-    return StartFedlora({"coordinator", "run", "--state", dir_ + "/coord", "--listen",
-                         "127.0.0.1:" + std::to_string(port), "--metrics", "", "--exit-when-done"},
-                        dir_ + "/" + name, env);
+    return CoordinatorProcessTest::StartCoordinator(port, name, env, /*insecure=*/false);
   }
+  void Enroll(int i, int port) { CoordinatorProcessTest::Enroll(i, port, /*insecure=*/false); }
 
-  std::vector<std::string> Tls(int port) {
-    return {"--coordinator", "127.0.0.1:" + std::to_string(port),
-            "--ca",          dir_ + "/coord/tls/ca.pem",
-            "--server-name", "localhost"};
-  }
-
-  std::string Phone(int i) { return dir_ + "/phone" + std::to_string(i); }
-
-  void Enroll(int i, int port) {
-    std::vector<std::string> args = {"device", "enroll",  "--state",
-                                     Phone(i), "--token", tokens_[i]};
-    for (const auto& a : Tls(port)) args.push_back(a);
-    auto p = StartFedlora(args, dir_ + "/enroll" + std::to_string(i));
-    ASSERT_EQ(p.Wait(60), 0) << p.Out() << p.Err();
-  }
-
-  // A device with the default retry policy (no --max-failures): what a phone runs.
+  // What a phone runs (the default retry policy), over TLS. The interrupted round stays
+  // charged on the device: three charges at z = 1 are past the default budget of 8; this test
+  // is about reconnecting, not the budget.
   ChildProcess StartDevice(int i, int port) {
-    const std::string text = dir_ + "/user" + std::to_string(i) + ".txt";
-    {
-      std::ofstream out(text);
-      for (int k = 0; k < 30; ++k) out << "device " << i << " line " << k << " of its text\n";
-    }
-    std::vector<std::string> args = {
-        "device", "run",           "--state", Phone(i),     "--model", Model(), "--rounds",
-        "2",      "--max-seconds", "400",     "--charging", "--data",  text,
-        // The interrupted round stays charged on the device: three charges at z = 1 are past
-        // the default budget of 8; this test is about reconnecting, not the budget.
-        "--epsilon-budget", "1000"};
-    for (const auto& a : Tls(port)) args.push_back(a);
-    return StartFedlora(args, dir_ + "/device" + std::to_string(i));
+    return CoordinatorProcessTest::StartDevice(i, port, /*insecure=*/false, /*rounds=*/2,
+                                               /*from_store=*/false, {"--epsilon-budget", "1000"},
+                                               {}, /*phone_retries=*/true);
   }
-
-  std::string dir_;
-  std::vector<std::string> tokens_;
 };
 
 // The coordinator dies by SIGKILL in the middle of round 1 (both devices wait in a secure-

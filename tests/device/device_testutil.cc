@@ -12,6 +12,7 @@
 #include "fedlora/model/checkpoint.h"
 #include "fedlora/privacy/clipping.h"
 #include "fedlora/privacy/params_wire.h"
+#include "gtest/gtest.h"
 
 namespace fedlora::testing {
 namespace {
@@ -141,9 +142,28 @@ v1::Task TaskFor(const privacy::RoundPrivacyParams& params, uint32_t min_sum_dev
   const size_t padded = ddg.ok() ? ddg->padded_dim : params.dim;
   t.mutable_secagg()->set_dim(padded + (params.count ? 1 : 0));
   t.mutable_secagg()->set_min_sum_devices(min_sum_devices);
-  t.set_epsilon_if_released(0.5);
+  t.set_epsilon_observers_if_released(0.5);
   t.set_delta(1e-5);
   return t;
+}
+
+TempTextStore::TempTextStore(const std::string& name)
+    : dir((std::filesystem::temp_directory_path() / ("fedlora_text_store_" + name)).string()) {
+  std::filesystem::remove_all(dir);
+  options.dir = dir + "/store";
+  options.key_file = dir + "/key";
+}
+
+TempTextStore::~TempTextStore() { std::filesystem::remove_all(dir); }
+
+std::string Slurp(const std::string& path) {
+  auto bytes = ReadFileToString(path);
+  EXPECT_TRUE(bytes.ok()) << bytes.status();
+  return bytes.ok() ? *bytes : std::string();
+}
+
+void Spit(const std::string& path, const std::string& data) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << data;
 }
 
 }  // namespace fedlora::testing

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "fedlora/device/text_store.h"
 #include "fedlora/model/llama.h"
 #include "fedlora/model/tokenizer.h"
 #include "fedlora/privacy/prepare_update.h"
@@ -49,6 +50,21 @@ v1::Task TaskFor(const privacy::RoundPrivacyParams& params, uint32_t min_sum_dev
                  uint64_t round = 1);
 
 // CliResult, ShellQuote and RunFedlora: testutil/cli_runner.h.
+
+// A text store in a fresh temporary folder "fedlora_text_store_<name>" (removed again when it
+// goes out of scope): options.dir = <dir>/store, options.key_file = <dir>/key; File() is the
+// store's file.
+struct TempTextStore {
+  explicit TempTextStore(const std::string& name);
+  ~TempTextStore();
+  std::string File() const { return options.dir + "/text.fls"; }
+  std::string dir;
+  device::TextStoreOptions options;
+};
+
+// A file's bytes (the test fails on a read error), and writing bytes over a file.
+std::string Slurp(const std::string& path);
+void Spit(const std::string& path, const std::string& data);
 
 }  // namespace fedlora::testing
 

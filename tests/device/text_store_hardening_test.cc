@@ -10,6 +10,7 @@
 #include <iostream>
 #include <set>
 
+#include "device_testutil.h"
 #include "fedlora/common/file_util.h"
 #include "fedlora/common/random.h"
 #include "fedlora/device/text_store.h"
@@ -26,23 +27,12 @@ using ::testing::HasSubstr;
 constexpr int64_t kNow = 1'800'000'000;
 constexpr int64_t kDay = 86400;
 
-struct TempStore {
-  explicit TempStore(const std::string& name)
-      : dir((fs::temp_directory_path() / ("fedlora_text_hard_" + name)).string()) {
-    fs::remove_all(dir);
-    options.dir = dir + "/store";
-    options.key_file = dir + "/key";
-  }
-  ~TempStore() { fs::remove_all(dir); }
-  std::string File() const { return options.dir + "/text.fls"; }
-  std::string dir;
-  TextStoreOptions options;
+// Its own folder names: text_store_test.cc may run at the same time with the same test names.
+struct TempStore : testing::TempTextStore {
+  explicit TempStore(const std::string& name) : TempTextStore("hard_" + name) {}
 };
-
-std::string Slurp(const std::string& path) { return *ReadFileToString(path); }
-void Spit(const std::string& path, const std::string& data) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << data;
-}
+using testing::Slurp;
+using testing::Spit;
 
 // Bytes this process has passed to write(2) so far (/proc/self/io "wchar"): what the store
 // writes, whichever version of it runs.

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "device_testutil.h"
 #include "fedlora/common/file_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -25,23 +26,9 @@ using ::testing::HasSubstr;
 constexpr int64_t kNow = 1'800'000'000;
 constexpr int64_t kDay = 86400;
 
-struct TempStore {
-  explicit TempStore(const std::string& name)
-      : dir((fs::temp_directory_path() / ("fedlora_text_store_" + name)).string()) {
-    fs::remove_all(dir);
-    options.dir = dir + "/store";
-    options.key_file = dir + "/key";
-  }
-  ~TempStore() { fs::remove_all(dir); }
-  std::string File() const { return options.dir + "/text.fls"; }
-  std::string dir;
-  TextStoreOptions options;
-};
-
-std::string Slurp(const std::string& path) { return *ReadFileToString(path); }
-void Spit(const std::string& path, const std::string& data) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << data;
-}
+using TempStore = testing::TempTextStore;
+using testing::Slurp;
+using testing::Spit;
 
 std::vector<std::string> Texts(TextStore& s, int64_t now = kNow) {
   auto all = s.ReadAll(now);

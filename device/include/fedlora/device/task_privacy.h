@@ -1,13 +1,13 @@
 // What a device checks in a task's privacy parameters before it trains, and what the task
 // costs the device itself.
 //
-// The coordinator's epsilon (Task.epsilon_if_released) is amplified by sampling: it holds for
-// observers of released adapters, not against the coordinator, who flips the sampling coins
-// and knows who took part. Against the coordinator (and anyone who sees the unmasking of a
-// device's input), a round costs the device its unamplified charge: q = 1, the value release
-// and, with adaptive clipping, the clipped-count release composed, with the noise the device
-// itself adds and the survivor minimum secure aggregation enforces. The device computes that
-// charge from parameters it recomputes itself, never from derived values the coordinator sent.
+// The coordinator's epsilon (Task.epsilon_observers_if_released) is amplified by sampling: it holds
+// for observers of released adapters, not against the coordinator, who flips the sampling coins and
+// knows who took part. Against the coordinator (and anyone who sees the unmasking of a device's
+// input), a round costs the device its unamplified charge: q = 1, the value release and, with
+// adaptive clipping, the clipped-count release composed, with the noise the device itself adds and
+// the survivor minimum secure aggregation enforces. The device computes that charge from parameters
+// it recomputes itself, never from derived values the coordinator sent.
 #ifndef FEDLORA_DEVICE_TASK_PRIVACY_H_
 #define FEDLORA_DEVICE_TASK_PRIVACY_H_
 

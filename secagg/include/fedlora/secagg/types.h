@@ -3,6 +3,7 @@
 #define FEDLORA_SECAGG_TYPES_H_
 
 #include <cstdint>
+#include <utility>
 
 #include "fedlora/proto/secagg.pb.h"
 
@@ -40,6 +41,27 @@ class SendToServerInterface {
  public:
   virtual ~SendToServerInterface() = default;
   virtual void Send(const proto::SecAggDeviceMessage& message) = 0;
+};
+
+// Keeps a device's last outgoing message until the transport takes it for the next upload
+// (a device sends at most one message per phase): what a request/response transport needs.
+class LastMessageOutbox : public SendToServerInterface {
+ public:
+  void Send(const proto::SecAggDeviceMessage& m) override {
+    message_ = m;
+    has_ = true;
+  }
+  // Moves the message into `out`; false when nothing was sent since the last Take.
+  bool Take(proto::SecAggDeviceMessage* out) {
+    if (!has_) return false;
+    *out = std::move(message_);
+    has_ = false;
+    return true;
+  }
+
+ private:
+  proto::SecAggDeviceMessage message_;
+  bool has_ = false;
 };
 
 // Server -> one device.
