@@ -9,6 +9,7 @@
 #include "fedlora/privacy/ddg_accounting.h"
 #include "fedlora/privacy/ddg_codec.h"
 #include "fedlora/privacy/ddg_count.h"
+#include "fedlora/privacy/participation_accountant.h"
 
 namespace fedlora::device {
 namespace {
@@ -181,7 +182,9 @@ absl::StatusOr<std::vector<double>> UnamplifiedRoundRdp(const v1::Task& task,
                                                         const privacy::RoundPrivacyParams& p,
                                                         const std::vector<double>& orders) {
   FEDLORA_ASSIGN_OR_RETURN(privacy::RoundMechanism m, UnamplifiedRoundMechanism(task, p));
-  return privacy::ComputeRoundRdp(m, orders);
+  // The one definition of a round's cost against the coordinator (the coordinator's status and
+  // the simulator use it too), here on the mechanism the device rebuilt from what it checked.
+  return privacy::RdpAgainstCoordinator(m, orders);
 }
 
 }  // namespace fedlora::device
