@@ -44,6 +44,53 @@ struct Phone {
   Ed25519Key key;
 };
 
+inline int64_t WallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Adds the call-signature metadata of `method` ("/fedlora.v1.Coordinator/X") over `req`, as
+// device `device` with `key`, time `ms` and `nonce` (16 random bytes when empty).
+inline void SignCall(grpc::ClientContext* ctx, const std::string& method, const std::string& device,
+                     const Ed25519Key& key, const google::protobuf::MessageLite& req, int64_t ms,
+                     std::string nonce = "") {
+  if (nonce.empty()) {
+    nonce.assign(16, '\0');
+    SecureRandom().Fill(reinterpret_cast<uint8_t*>(nonce.data()), nonce.size());
+  }
+  auto sig = key.Sign(CallSigningBytes(method, device, ms, nonce, DeterministicBytes(req)));
+  EXPECT_TRUE(sig.ok());
+  ctx->AddMetadata(kCallDeviceMetadataKey, device);
+  ctx->AddMetadata(kCallTimeMetadataKey, std::to_string(ms));
+  ctx->AddMetadata(kCallNonceMetadataKey, HexEncode(nonce));
+  ctx->AddMetadata(kCallSignatureMetadataKey, sig.ok() ? HexEncode(*sig) : "");
+}
+
+// A DownloadAdapter (or, with `release`, DownloadRelease) stream of `version` signed as
+// `device`, opened and not read. `ctx` must outlive the returned reader.
+inline std::unique_ptr<grpc::ClientReader<v1::AdapterChunk>> OpenDownload(
+    v1::Coordinator::Stub& stub, const std::string& device, const Ed25519Key& key, uint64_t version,
+    grpc::ClientContext* ctx, bool release = false) {
+  v1::DownloadRequest req;
+  req.set_version(version);
+  SignCall(ctx,
+           release ? "/fedlora.v1.Coordinator/DownloadRelease"
+                   : "/fedlora.v1.Coordinator/DownloadAdapter",
+           device, key, req, WallMs());
+  return release ? stub.DownloadRelease(ctx, req) : stub.DownloadAdapter(ctx, req);
+}
+
+// A channel to `port` whose streams, when not read, really stall the server's writes: no
+// bandwidth probing, so a blob larger than the 64 KiB stream window cannot all sit in the client.
+inline std::shared_ptr<grpc::Channel> LazyChannel(int port) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port),
+                                   grpc::InsecureChannelCredentials(), args);
+}
+
 class HostileTest : public ::testing::Test {
  protected:
   void Start(int goal, int devices, size_t dim = kHostileDim,
@@ -86,53 +133,18 @@ class HostileTest : public ::testing::Test {
     auto stub = v1::Coordinator::NewStub(channel_);
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    if (sign) {
-      auto sig = key.Sign(CallSigningBytes("/fedlora.v1.Coordinator/CheckIn", device, ms, nonce,
-                                           DeterministicBytes(req)));
-      ctx.AddMetadata(kCallDeviceMetadataKey, device);
-      ctx.AddMetadata(kCallTimeMetadataKey, std::to_string(ms));
-      ctx.AddMetadata(kCallNonceMetadataKey, HexEncode(nonce));
-      ctx.AddMetadata(kCallSignatureMetadataKey, HexEncode(*sig));
-    }
+    if (sign) SignCall(&ctx, "/fedlora.v1.Coordinator/CheckIn", device, key, req, ms, nonce);
     v1::CheckInResponse resp;
     return stub->CheckIn(&ctx, req, &resp);
   }
 
-  // A DownloadAdapter stream of `version` signed by `p`, opened and not read. `ctx` must outlive
-  // the returned reader.
   static std::unique_ptr<grpc::ClientReader<v1::AdapterChunk>> OpenDownload(
       v1::Coordinator::Stub& stub, const Phone& p, uint64_t version, grpc::ClientContext* ctx) {
-    v1::DownloadRequest req;
-    req.set_version(version);
-    SecureRandom rng;
-    std::string nonce(16, '\0');
-    rng.Fill(reinterpret_cast<uint8_t*>(nonce.data()), 16);
-    const int64_t ms = NowMs();
-    auto sig = p.key.Sign(CallSigningBytes("/fedlora.v1.Coordinator/DownloadAdapter", p.id, ms,
-                                           nonce, DeterministicBytes(req)));
-    EXPECT_TRUE(sig.ok());
-    ctx->AddMetadata(kCallDeviceMetadataKey, p.id);
-    ctx->AddMetadata(kCallTimeMetadataKey, std::to_string(ms));
-    ctx->AddMetadata(kCallNonceMetadataKey, HexEncode(nonce));
-    ctx->AddMetadata(kCallSignatureMetadataKey, sig.ok() ? HexEncode(*sig) : "");
-    return stub.DownloadAdapter(ctx, req);
+    return testing::OpenDownload(stub, p.id, p.key, version, ctx);
   }
+  std::shared_ptr<grpc::Channel> LazyChannel() { return testing::LazyChannel(server_->port()); }
 
-  // A channel whose streams, when not read, really stall the server's writes: no bandwidth
-  // probing, so a blob larger than the 64 KiB stream window cannot all sit in the client.
-  std::shared_ptr<grpc::Channel> LazyChannel() {
-    grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    return grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(server_->port()),
-                                     grpc::InsecureChannelCredentials(), args);
-  }
-
-  static int64_t NowMs() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-  }
+  static int64_t NowMs() { return WallMs(); }
 
   std::string dir_;
   std::unique_ptr<CoordinatorServer> server_;
