@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <thread>
 
 #include "fake_device_testutil.h"
@@ -41,7 +42,7 @@ TEST_F(HostileRunTest, CoordinatorSurvivesAbuseAndThenCommitsARound) {
   testing::TestCoordinatorOptions t;
   t.selection_window = absl::Seconds(15);  // the abuse runs inside round 1's selection window
   Start(/*goal=*/3, /*devices=*/4, t);
-  // A 16 MiB release bundle for the stalled downloads (8 private copies would be 128 MiB).
+  // An 8 MiB release bundle for the stalled downloads: 8 private copies alone would be 64 MiB.
   {
     auto store = OpenSqliteStore(dir_);
     ASSERT_TRUE(store.ok()) << store.status();
@@ -50,7 +51,7 @@ TEST_F(HostileRunTest, CoordinatorSurvivesAbuseAndThenCommitsARound) {
     big.release_id = "big";
     big.base_model_sha256 = std::string(64, 'b');
     big.manifest_json = "{}";
-    ASSERT_TRUE((*store)->PublishRelease(big, std::string(16u << 20, 'z')).ok());
+    ASSERT_TRUE((*store)->PublishRelease(big, std::string(8u << 20, 'z')).ok());
   }
   const size_t rss_before = testing::RssBytes();
   ASSERT_GT(rss_before, 0u);
@@ -148,6 +149,7 @@ TEST_F(HostileRunTest, CoordinatorSurvivesAbuseAndThenCommitsARound) {
   EXPECT_EQ(r.state, "committed") << r.abort_reason;
   EXPECT_TRUE(Healthy(absl::Seconds(1)));
   const size_t rss_after = testing::RssBytes();
+  std::printf("RSS %zu -> %zu bytes\n", rss_before, rss_after);
   EXPECT_LT(rss_after, rss_before + kRssBound)
       << "RSS grew from " << rss_before << " to " << rss_after << " bytes";
   for (auto& c : ctxs) c->TryCancel();
