@@ -10,6 +10,7 @@
 #include "fedlora/common/proto_bytes.h"
 #include "fedlora/common/random.h"
 #include "fedlora/coordinator/release_rollout.h"
+#include "blob_cache.h"
 #include "raw_call.h"
 
 namespace fedlora::coordinator {
@@ -53,7 +54,14 @@ CoordinatorService::CoordinatorService(RoundManager* rounds, Store* store,
       limits_(limits),
       coordinator_id_(std::move(coordinator_id)),
       replay_(NowMs(), limits.clock_window_ms),
-      enroll_limiter_(limits.enroll_rate) {}
+      enroll_limiter_(limits.enroll_rate),
+      blobs_(std::make_unique<internal::BlobCache>()) {
+  metrics_->DefineGauge("fedlora_download_cache_bytes",
+                        "Bytes of adapter and release blobs held in memory for running downloads "
+                        "(one shared copy per blob).");
+  metrics_->DefineCounter("fedlora_download_blob_reads_total",
+                          "Blobs read from the store (and verified) to serve downloads.");
+}
 
 CoordinatorService::~CoordinatorService() = default;
 

@@ -103,6 +103,7 @@ void GrpcRoundTest::Start(int goal, int devices, TestCoordinatorOptions t) {
     auto resp = device::CoordinatorClient::Enroll(channel_, req, absl::Seconds(10));
     ASSERT_TRUE(resp.ok()) << resp.status();
     keys_.push_back(std::make_unique<Ed25519Key>(std::move(*key)));
+    device_ids_.push_back(resp->device_id());
     clients_.push_back(std::make_unique<device::CoordinatorClient>(channel_, keys_.back().get(),
                                                                    resp->device_id()));
   }

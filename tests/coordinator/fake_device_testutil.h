@@ -70,6 +70,7 @@ class GrpcRoundTest : public ::testing::Test {
   std::shared_ptr<grpc::Channel> channel_;
   std::vector<std::unique_ptr<Ed25519Key>> keys_;
   std::vector<std::unique_ptr<device::CoordinatorClient>> clients_;
+  std::vector<std::string> device_ids_;  // clients_[i]'s
   std::mutex log_mu_;
   std::vector<std::string> log_;
 };

@@ -21,84 +21,15 @@
 #include "gmock/gmock.h"
 #include "grpc_testutil.h"
 #include "gtest/gtest.h"
+#include "hostile_testutil.h"
 
 namespace fedlora::coordinator {
 namespace {
 
 using ::testing::HasSubstr;
 
-constexpr size_t kDim = 1000;
-
-struct Phone {
-  std::string id;
-  Ed25519Key key;
-};
-
-class HostileTest : public ::testing::Test {
- protected:
-  void Start(int goal, int devices, size_t dim = kDim,
-             absl::Duration download_timeout = absl::Seconds(120)) {
-    dir_ = ::testing::TempDir() + "/hostile_" + std::to_string(getpid()) + "_" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    testing::TestCoordinatorOptions t;
-    t.goal = goal;
-    t.devices = devices;
-    t.tokens = devices + 2;
-    t.dim = dim;
-    t.download_timeout = download_timeout;
-    auto server = testing::StartTestCoordinator(dir_, t);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(*server);
-    channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
-                                   grpc::InsecureChannelCredentials());
-    for (int i = 0; i < devices; ++i) phones_.push_back(Enroll(i));
-  }
-
-  Phone Enroll(int i) {
-    auto key = Ed25519Key::Generate();
-    EXPECT_TRUE(key.ok());
-    v1::EnrollRequest req;
-    req.set_token(testing::EnrolmentToken(i));
-    req.set_public_key(key->PublicRaw());
-    auto resp = device::CoordinatorClient::Enroll(channel_, req, absl::Seconds(10));
-    EXPECT_TRUE(resp.ok()) << resp.status();
-    return Phone{resp.ok() ? resp->device_id() : "", std::move(*key)};
-  }
-
-  std::unique_ptr<device::CoordinatorClient> Client(const Phone& p) {
-    return std::make_unique<device::CoordinatorClient>(channel_, &p.key, p.id);
-  }
-
-  // A CheckIn whose metadata the test controls.
-  grpc::Status RawCheckIn(const std::string& device, const Ed25519Key& key, int64_t ms,
-                          const std::string& nonce, const v1::CheckInRequest& req,
-                          bool sign = true) {
-    auto stub = v1::Coordinator::NewStub(channel_);
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    if (sign) {
-      auto sig = key.Sign(CallSigningBytes("/fedlora.v1.Coordinator/CheckIn", device, ms, nonce,
-                                           DeterministicBytes(req)));
-      ctx.AddMetadata(kCallDeviceMetadataKey, device);
-      ctx.AddMetadata(kCallTimeMetadataKey, std::to_string(ms));
-      ctx.AddMetadata(kCallNonceMetadataKey, HexEncode(nonce));
-      ctx.AddMetadata(kCallSignatureMetadataKey, HexEncode(*sig));
-    }
-    v1::CheckInResponse resp;
-    return stub->CheckIn(&ctx, req, &resp);
-  }
-
-  static int64_t NowMs() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-  }
-
-  std::string dir_;
-  std::unique_ptr<CoordinatorServer> server_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::vector<Phone> phones_;
-};
+using testing::HostileTest;
+using testing::Phone;
 
 TEST_F(HostileTest, ForgedUnsignedReplayedStaleAndRevokedCallsAreRefused) {
   Start(2, 3);
@@ -158,8 +89,8 @@ TEST_F(HostileTest, OversizedMalformedAndOutOfPhaseMessagesAreRefused) {
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(r.status().message(), HasSubstr("too large"));
   // Bytes that are not a protobuf message.
-  grpc::Status status = testing::RawUnaryCall(
-      channel_, "/fedlora.v1.Coordinator/CheckIn", "\xff\xff\xff\xff\x0f not a protobuf", nullptr);
+  grpc::Status status = testing::RawUnaryCall(channel_, "/fedlora.v1.Coordinator/CheckIn",
+                                              "\xff\xff\xff\xff\x0f not a protobuf", nullptr);
   EXPECT_FALSE(status.ok());
   // Secure-aggregation call while the round is selecting.
   v1::SecAggUpload up;
@@ -187,43 +118,22 @@ TEST_F(HostileTest, HealthCheckingIsServed) {
   Start(2, 3);
   const std::string service = "fedlora.v1.Coordinator";
   std::string bytes;
-  grpc::Status status = testing::RawUnaryCall(channel_, "/grpc.health.v1.Health/Check",
-                                              std::string("\x0a") + char(service.size()) + service,
-                                              &bytes);
+  grpc::Status status =
+      testing::RawUnaryCall(channel_, "/grpc.health.v1.Health/Check",
+                            std::string("\x0a") + char(service.size()) + service, &bytes);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(bytes, std::string("\x08\x01"));
 }
 
 TEST_F(HostileTest, StalledDownloadsAreBoundedAndCancelled) {
   Start(2, 3, /*dim=*/400000, /*download_timeout=*/absl::Seconds(1));
-  // A reader that never reads: no bandwidth probing, so the 1.6 MB blob cannot all sit in the
-  // client's 64 KiB stream window and the server's writes really stall.
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  auto lazy = grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(server_->port()),
-                                        grpc::InsecureChannelCredentials(), args);
-  auto stub = v1::Coordinator::NewStub(lazy);
-  // Use the client API for signing: three streams opened, none read.
+  auto stub = v1::Coordinator::NewStub(LazyChannel());
+  // Three streams opened, none read.
   std::vector<std::unique_ptr<grpc::ClientContext>> ctxs;
   std::vector<std::unique_ptr<grpc::ClientReader<v1::AdapterChunk>>> readers;
   for (int i = 0; i < 3; ++i) {
-    auto ctx = std::make_unique<grpc::ClientContext>();
-    v1::DownloadRequest req;
-    req.set_version(1);
-    SecureRandom rng;
-    std::string nonce(16, '\0');
-    rng.Fill(reinterpret_cast<uint8_t*>(nonce.data()), 16);
-    const int64_t ms = NowMs();
-    auto sig = phones_[0].key.Sign(CallSigningBytes("/fedlora.v1.Coordinator/DownloadAdapter",
-                                                    phones_[0].id, ms, nonce,
-                                                    DeterministicBytes(req)));
-    ctx->AddMetadata(kCallDeviceMetadataKey, phones_[0].id);
-    ctx->AddMetadata(kCallTimeMetadataKey, std::to_string(ms));
-    ctx->AddMetadata(kCallNonceMetadataKey, HexEncode(nonce));
-    ctx->AddMetadata(kCallSignatureMetadataKey, HexEncode(*sig));
-    readers.push_back(stub->DownloadAdapter(ctx.get(), req));
-    ctxs.push_back(std::move(ctx));
+    ctxs.push_back(std::make_unique<grpc::ClientContext>());
+    readers.push_back(OpenDownload(*stub, phones_[0], 1, ctxs.back().get()));
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   // The third stream was refused at once (it carries no chunk).

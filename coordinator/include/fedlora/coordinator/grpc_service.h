@@ -19,6 +19,7 @@
 #ifndef FEDLORA_COORDINATOR_GRPC_SERVICE_H_
 #define FEDLORA_COORDINATOR_GRPC_SERVICE_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -59,9 +60,10 @@ grpc::Status ToGrpcStatus(const absl::Status& s);
 namespace internal {
 template <class Request, class Response>
 class UnaryCall;
+class BlobCache;
 // Every method takes the request's bytes (raw callback methods).
-using RawCoordinatorService = v1::Coordinator::WithRawCallbackMethod_Enroll<
-    v1::Coordinator::WithRawCallbackMethod_CheckIn<
+using RawCoordinatorService =
+    v1::Coordinator::WithRawCallbackMethod_Enroll<v1::Coordinator::WithRawCallbackMethod_CheckIn<
         v1::Coordinator::WithRawCallbackMethod_DownloadAdapter<
             v1::Coordinator::WithRawCallbackMethod_AdvertiseKeys<
                 v1::Coordinator::WithRawCallbackMethod_ShareKeys<
@@ -140,11 +142,18 @@ class CoordinatorService final : public internal::RawCoordinatorService {
                                          std::string* body_sha256);
   void CountError(const char* method, const absl::Status& s);
   void DownloadFinished(DownloadReactor* reactor, const std::string& device);
-  // Streams `blob` (hash `sha256_hex`) from the request's offset, under the download limits.
-  grpc::ServerWriteReactor<Raw>* StartDownload(grpc::CallbackServerContext* ctx,
-                                               const char* method, const std::string& device,
-                                               const v1::DownloadRequest& request,
-                                               std::string blob, const std::string& sha256_hex);
+  // Takes one of the device's and one of the total download slots, or fails with
+  // RESOURCE_EXHAUSTED; checked before anything is read from the store.
+  absl::Status ReserveDownload(const std::string& device);
+  void ReleaseDownload(const std::string& device);
+  void UpdateCacheGauge();
+  // Under the download limits (checked first), finds the blob's SHA-256 with `find_sha256`,
+  // takes the blob from the shared cache (read from the store and verified once per blob) and
+  // streams it from the request's offset.
+  grpc::ServerWriteReactor<Raw>* StartDownload(
+      grpc::CallbackServerContext* ctx, const char* method, const std::string& device,
+      const v1::DownloadRequest& request,
+      const std::function<absl::StatusOr<std::string>()>& find_sha256);
 
   RoundManager* rounds_;
   Store* store_;
@@ -153,7 +162,9 @@ class CoordinatorService final : public internal::RawCoordinatorService {
   std::string coordinator_id_;
   ReplayGuard replay_;
   PeerRateLimiter enroll_limiter_;
+  std::unique_ptr<internal::BlobCache> blobs_;  // what running downloads serve, shared
   std::mutex downloads_mu_;
+  int downloads_active_ = 0;  // reserved slots (streams running or starting)
   std::map<std::string, int> downloads_per_device_;
   std::map<DownloadReactor*, std::pair<grpc::CallbackServerContext*, absl::Time>> downloads_;
 };
