@@ -4,7 +4,7 @@
 namespace fedlora::cli {
 
 namespace {
-constexpr char kVersion[] = "fedlora 0.1.0";
+constexpr char kVersion[] = "fedlora " FEDLORA_VERSION_STRING;  // project(VERSION)
 // The version and whether this build has the coordinator's fault injection compiled in.
 std::string VersionLine() {
   return std::string(kVersion) + " (" + coordinator::FaultInjectionNote() + ")";

@@ -64,7 +64,7 @@ extern "C" {
 
 int fedlora_abi_version(void) { return FEDLORA_ABI_VERSION; }
 
-const char* fedlora_version(void) { return "0.9.0"; }
+const char* fedlora_version(void) { return FEDLORA_VERSION_STRING; }  // project(VERSION)
 
 const char* fedlora_last_error(void) { return fedlora::capi::last_error.c_str(); }
 

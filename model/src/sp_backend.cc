@@ -32,9 +32,14 @@ SpModule* GetSpModule(std::string* error) {
   std::call_once(once, [] {
     std::vector<std::string> candidates;
     if (const char* env = std::getenv("FEDLORA_SP_PLUGIN")) candidates.push_back(env);
-    if (const std::string dir = CodeDir(); !dir.empty()) candidates.push_back(dir + "/libfedlora_sp.so");
+    if (const std::string dir = CodeDir(); !dir.empty()) {
+      candidates.push_back(dir + "/libfedlora_sp.so");
+      candidates.push_back(dir + "/fedlora/libfedlora_sp.so");  // installed libfedlora.so
+    }
     candidates.push_back(ExeDir() + "/libfedlora_sp.so");
-    candidates.push_back(ExeDir() + "/../lib/fedlora/libfedlora_sp.so");
+#ifdef FEDLORA_SP_PLUGIN_EXE_RELDIR  // the installed CLI: <bindir>/<reldir> = <libdir>/fedlora
+    candidates.push_back(ExeDir() + "/" FEDLORA_SP_PLUGIN_EXE_RELDIR "/libfedlora_sp.so");
+#endif
     candidates.push_back(FEDLORA_SP_PLUGIN_BUILD_PATH);
     for (const auto& path : candidates) {
       if (!std::filesystem::exists(path)) continue;
