@@ -9,6 +9,7 @@ PKGS=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   libsentencepiece-dev nlohmann-json3-dev libsqlite3-dev libcli11-dev
   sentencepiece gnuplot-nox python3-torch libcpp-httplib-dev libdnnl-dev
+  pybind11-dev python3-dev python3-numpy python3-pytest python3-matplotlib
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -32,28 +32,23 @@ void AddAccountingFlags(CLI::App* cmd, PrivacyFlags* f, bool need_noise) {
   if (need_noise) {
     cmd->add_option("--noise", f->noise, "noise multiplier (noise stddev / clip norm)")->required();
   }
+  cmd->add_option("--sampling", f->sampling,
+                  "poisson (add/remove one user) or fixed (fixed-size cohort without replacement, "
+                  "replace one user)")
+      ->check(CLI::IsMember({"poisson", "fixed"}));
   cmd->add_flag("--json", f->json, "print one JSON object");
 }
 
-// Epsilon of `steps` rounds of `m` (any sampling), at f.delta.
-absl::StatusOr<privacy::EpsilonResult> RoundsEpsilon(const privacy::RoundMechanism& m,
-                                                     long long steps, double delta) {
-  if (steps < 0) return absl::InvalidArgumentError("privacy: --steps must be >= 0");
-  const std::vector<double> orders = privacy::DefaultRdpOrders();
-  auto rdp = privacy::ComputeRoundRdp(m, orders);
-  if (!rdp.ok()) return rdp.status();
-  for (double& r : *rdp) r *= static_cast<double>(steps);
-  return privacy::RdpToEpsilon(orders, *rdp, delta);
+privacy::Sampling SamplingOf(const PrivacyFlags& f) {
+  return f.sampling == "fixed" ? privacy::Sampling::kFixedSize : privacy::Sampling::kPoisson;
 }
 
 void RunEpsilon(const PrivacyFlags& f) {
   privacy::RoundMechanism m;
-  m.sampling = f.sampling == "fixed" ? privacy::Sampling::kFixedSize : privacy::Sampling::kPoisson;
+  m.sampling = SamplingOf(f);
   m.q = f.q;
   m.gaussian_noise_multiplier = f.noise;
-  auto r = m.sampling == privacy::Sampling::kPoisson
-               ? privacy::ComputeEpsilon({f.q, f.noise, f.steps, f.delta})
-               : RoundsEpsilon(m, f.steps, f.delta);
+  auto r = privacy::ComputeRoundsEpsilon(m, f.steps, f.delta);
   if (!r.ok()) {
     Fail(r.status());
     return;
@@ -74,12 +69,16 @@ void RunEpsilon(const PrivacyFlags& f) {
 }
 
 void RunNoise(const PrivacyFlags& f) {
-  auto z = privacy::ComputeNoiseMultiplier({f.q, 0, f.steps, f.delta}, f.epsilon);
+  auto z = privacy::ComputeRoundsNoiseMultiplier(SamplingOf(f), f.q, f.steps, f.delta, f.epsilon);
   if (!z.ok()) {
     Fail(z.status());
     return;
   }
-  auto check = privacy::ComputeEpsilon({f.q, *z, f.steps, f.delta});
+  privacy::RoundMechanism m;
+  m.sampling = SamplingOf(f);
+  m.q = f.q;
+  m.gaussian_noise_multiplier = *z;
+  auto check = privacy::ComputeRoundsEpsilon(m, f.steps, f.delta);
   const double achieved = check.ok() ? check->epsilon : -1;
   if (f.json) {
     PrintJson({{"noise_multiplier", *z},
@@ -87,11 +86,12 @@ void RunNoise(const PrivacyFlags& f) {
                {"target_epsilon", f.epsilon},
                {"q", f.q},
                {"steps", f.steps},
-               {"delta", f.delta}});
+               {"delta", f.delta},
+               {"assumes", privacy::DescribeAccounting(m)}});
   } else {
     std::cout << absl::StrFormat(
-        "noise multiplier = %.8g (epsilon %.6g <= target %g at delta %g; q = %g, %d rounds)\n", *z,
-        achieved, f.epsilon, f.delta, f.q, f.steps);
+        "noise multiplier = %.8g (epsilon %.6g <= target %g at delta %g; q = %g, %d rounds; %s)\n",
+        *z, achieved, f.epsilon, f.delta, f.q, f.steps, privacy::DescribeAccounting(m));
   }
 }
 
@@ -137,10 +137,6 @@ void RegisterCommand_privacy(CLI::App& app) {
   CLI::App* eps = privacy->add_subcommand(
       "epsilon", "epsilon of a subsampled Gaussian run (RDP, dp_accounting orders)");
   AddAccountingFlags(eps, flags.get(), /*need_noise=*/true);
-  eps->add_option("--sampling", flags->sampling,
-                  "poisson (add/remove one user) or fixed (fixed-size cohort without replacement, "
-                  "replace one user)")
-      ->check(CLI::IsMember({"poisson", "fixed"}));
   eps->callback([flags] { RunEpsilon(*flags); });
 
   CLI::App* noise =

@@ -8,7 +8,7 @@
 #include "cli_common.h"
 #include "fedlora/common/progress.h"
 #include "fedlora/privacy/participation_accountant.h"
-#include "fedlora/sim/simulator.h"
+#include "fedlora/sim/run.h"
 
 namespace fedlora::cli {
 namespace {
@@ -152,28 +152,24 @@ void RegisterCommand_sim(CLI::App& app) {
       std::cout << sim::ConfigToIni(c);
       return;
     }
-    // Everything is checked before anything is written: a bad config never touches an earlier
-    // run's files, and an unwritable --out is found before the training, not after.
-    if (auto s = sim::ValidateConfig(c); !s.ok()) return (void)Fail(s);
-    if (auto s = sim::PrepareOutputDir(c.out, o->force); !s.ok()) return (void)Fail(s);
-    auto report = sim::ReportWriter::Open(c.out);
-    if (!report.ok()) return (void)Fail(report.status());
-    if (!c.json) std::fprintf(stderr, "fedlora sim: preparing model and population...\n");
-    auto simulator = sim::Simulator::Create(c);
-    if (!simulator.ok()) return (void)Fail(simulator.status());
-    if (!c.json) {
+    ProgressBar bar("rounds", c.rounds, c.progress && !c.json);
+    sim::RunOptions ro;
+    ro.force = o->force;
+    ro.fedlora_binary = SelfExecutable();
+    ro.on_checked = [&] {
+      if (!c.json) std::fprintf(stderr, "fedlora sim: preparing model and population...\n");
+    };
+    ro.on_ready = [&](const sim::Simulator& simulator) {
+      if (c.json) return;
       std::fprintf(
           stderr,
           "fedlora sim: %d devices (+%d held-out users), %d rounds, cohort %d, dp %s, model %s "
           "(%s)\n",
-          (*simulator)->num_train_devices(), (*simulator)->num_heldout_users(), c.rounds, c.cohort,
-          privacy::DpModeName(c.dp), (*simulator)->model_dir().c_str(),
-          (*simulator)->base_description().c_str());
-    }
-    ProgressBar bar("rounds", c.rounds, c.progress && !c.json);
-    absl::Status write_status;
-    auto on_round = [&](const sim::RoundRecord& r) {
-      if (write_status.ok()) write_status = report->AppendRound(r);
+          simulator.num_train_devices(), simulator.num_heldout_users(), c.rounds, c.cohort,
+          privacy::DpModeName(c.dp), simulator.model_dir().c_str(),
+          simulator.base_description().c_str());
+    };
+    ro.on_round = [&](const sim::RoundRecord& r) {
       if (c.json) {
         PrintJson(r.ToJson());
       } else {
@@ -181,20 +177,11 @@ void RegisterCommand_sim(CLI::App& app) {
                                             privacy::FormatEpsilon(r.epsilon_coordinator)));
       }
     };
-    auto result = c.transport == sim::Transport::kGrpc
-                      ? (*simulator)->RunOverGrpc({SelfExecutable()}, on_round)
-                      : (*simulator)->Run(on_round);
+    // Validates everything before anything is written (sim/run.h).
+    auto result = sim::RunSimulation(c, ro);
     bar.Finish();
     if (!result.ok()) return (void)Fail(result.status());
-    if (!write_status.ok()) return (void)Fail(write_status);
-    std::string adapter_dir = (std::filesystem::path(c.out) / "global_adapter").string();
-    if (auto s = (*simulator)->SaveAdapter(result->global_adapter, adapter_dir); !s.ok()) {
-      return (void)Fail(s);
-    }
-    result->summary.adapter_dir = adapter_dir;
-    result->summary.base_model_dir = (*simulator)->model_dir();
-    result->summary.base_model_scheme = (*simulator)->base_description();
-    if (auto s = report->Finish(result->summary); !s.ok()) return (void)Fail(s);
+    const std::string& adapter_dir = result->summary.adapter_dir;
     if (c.json) {
       PrintJson(result->summary.ToJson());
     } else {

@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "fedlora/common/status_macros.h"
 #include "log_math.h"
+#include "noise_search.h"
 
 namespace fedlora::privacy {
 namespace {
@@ -205,33 +206,9 @@ absl::StatusOr<double> ComputeNoiseMultiplier(const DpSgdQuery& query, double ta
     return r.epsilon;
   };
   if (query.steps == 0) return 0.0;  // nothing released: any positive noise works
-  // Bracket: eps(hi) <= target < eps(lo). Epsilon decreases with the noise.
-  double hi = 1.0;
-  FEDLORA_ASSIGN_OR_RETURN(double eps_hi, eps_at(hi));
-  while (eps_hi > target_epsilon) {
-    hi *= 2;
-    if (hi > 1e6) {
-      return absl::OutOfRangeError(absl::StrFormat(
-          "privacy: no noise multiplier <= 1e6 reaches epsilon %g with q=%g, %d steps, delta=%g "
-          "(hint: raise the epsilon budget or lower q/steps)",
-          target_epsilon, query.q, query.steps, query.delta));
-    }
-    FEDLORA_ASSIGN_OR_RETURN(eps_hi, eps_at(hi));
-  }
-  double lo = hi / 2;
-  FEDLORA_ASSIGN_OR_RETURN(double eps_lo, eps_at(lo));
-  while (eps_lo <= target_epsilon) {
-    hi = lo;
-    lo /= 2;
-    if (lo < 1e-6) return hi;
-    FEDLORA_ASSIGN_OR_RETURN(eps_lo, eps_at(lo));
-  }
-  while (hi - lo > 1e-7 * hi) {
-    const double mid = 0.5 * (lo + hi);
-    FEDLORA_ASSIGN_OR_RETURN(double eps_mid, eps_at(mid));
-    (eps_mid <= target_epsilon ? hi : lo) = mid;
-  }
-  return hi;
+  return internal::SmallestNoiseFor(
+      eps_at, target_epsilon,
+      absl::StrFormat("q=%g, %d steps, delta=%g", query.q, query.steps, query.delta));
 }
 
 RdpAccountant::RdpAccountant(std::vector<double> orders)

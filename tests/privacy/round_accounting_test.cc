@@ -172,5 +172,34 @@ TEST(RoundAccountingTest, ManyRoundsGiveAFiniteGrowingEpsilon) {
   EXPECT_NEAR(prev, 9.194194242401052, 1e-9 * 9.194194242401052);
 }
 
+TEST(RoundAccountingTest, RoundsEpsilonComposesTheRoundRdp) {
+  // ComputeRoundsEpsilon = the per-round RDP times the rounds, as the loop above does by hand.
+  auto e = ComputeRoundsEpsilon(Gaussian(Sampling::kFixedSize, 0.01, 1.3), 1000, 1e-5);
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_NEAR(e->epsilon, 9.194194242401052, 1e-9 * 9.194194242401052);
+  auto p = ComputeRoundsEpsilon(Gaussian(Sampling::kPoisson, 0.0025, 1.3), 6000, 1e-5);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_NEAR(p->epsilon, 0.7242234026, 1e-9);
+  EXPECT_FALSE(ComputeRoundsEpsilon(Gaussian(Sampling::kFixedSize, 0.01, 1.3), -1, 1e-5).ok());
+  EXPECT_FALSE(ComputeRoundsEpsilon(Gaussian(Sampling::kFixedSize, 0.01, 1.3), 10, 1.5).ok());
+}
+
+TEST(RoundAccountingTest, NoiseForAFixedSizeCohortReachesTheTargetAndNoLess) {
+  for (Sampling s : {Sampling::kPoisson, Sampling::kFixedSize}) {
+    auto z = ComputeRoundsNoiseMultiplier(s, 0.05, 200, 1e-5, 4.0);
+    ASSERT_TRUE(z.ok()) << z.status();
+    auto at = ComputeRoundsEpsilon(Gaussian(s, 0.05, *z), 200, 1e-5);
+    auto below = ComputeRoundsEpsilon(Gaussian(s, 0.05, *z * 0.999), 200, 1e-5);
+    ASSERT_TRUE(at.ok() && below.ok());
+    EXPECT_LE(at->epsilon, 4.0);
+    EXPECT_GT(below->epsilon, 4.0);
+  }
+  // Replace-one neighbours need more noise for the same epsilon.
+  EXPECT_GT(*ComputeRoundsNoiseMultiplier(Sampling::kFixedSize, 0.05, 200, 1e-5, 4.0),
+            *ComputeRoundsNoiseMultiplier(Sampling::kPoisson, 0.05, 200, 1e-5, 4.0));
+  auto none = ComputeRoundsNoiseMultiplier(Sampling::kFixedSize, 1.0, 100000, 1e-5, 1e-6);
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kOutOfRange);
+}
+
 }  // namespace
 }  // namespace fedlora::privacy

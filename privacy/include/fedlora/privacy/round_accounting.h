@@ -21,6 +21,7 @@
 
 #include "absl/status/statusor.h"
 #include "fedlora/privacy/ddg_accounting.h"
+#include "fedlora/privacy/rdp.h"
 
 namespace fedlora::privacy {
 
@@ -51,6 +52,18 @@ struct RoundMechanism {
 // or <= 1.
 absl::StatusOr<std::vector<double>> ComputeRoundRdp(const RoundMechanism& m,
                                                     const std::vector<double>& orders);
+
+// Epsilon after `steps` identical rounds of `m` at `delta` (RDP added over rounds, then
+// converted). INVALID_ARGUMENT as ComputeRoundRdp, or for steps < 0 / delta outside (0, 1).
+absl::StatusOr<EpsilonResult> ComputeRoundsEpsilon(const RoundMechanism& m, long long steps,
+                                                   double delta);
+
+// The smallest Gaussian noise multiplier (central DP, relative precision 1e-7) for which `steps`
+// rounds with this sampling and q stay within `target_epsilon` at `delta`: for Poisson the same
+// as ComputeNoiseMultiplier, for a fixed-size cohort under replace-one neighbours. OUT_OF_RANGE
+// when even 1e6 cannot reach the target.
+absl::StatusOr<double> ComputeRoundsNoiseMultiplier(Sampling sampling, double q, long long steps,
+                                                    double delta, double target_epsilon);
 
 // One sentence for reports: the neighbouring relation and the sampling the epsilon assumes, e.g.
 // "add/remove one user; Poisson sampling, q = 0.1" / "replace one user (population size public);
