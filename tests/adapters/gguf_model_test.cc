@@ -9,14 +9,15 @@
 #include "adapters/lora_testutil.h"
 #include "fedlora/adapters/export_gguf.h"
 #include "fedlora/io/safetensors.h"
+#include "fedlora/model/checkpoint.h"
 #include "fedlora/model/tokenizer.h"
 #include "gtest/gtest.h"
 
 namespace fedlora::adapters {
 namespace {
 
-const std::string kTokenizer =
-    std::string(FEDLORA_SHARED_DIR) + "/fixtures/hf-tiny-llama/base/tokenizer.model";
+const std::string kBase = std::string(FEDLORA_SHARED_DIR) + "/fixtures/hf-tiny-llama/base";
+const std::string kTokenizer = kBase + "/tokenizer.model";
 
 // hidden 64 (Q8_0 rows), MLP 40 (ffn_down rows of 40: not whole blocks), 4 heads of 16, 2 KV.
 model::LlamaConfig Config() {
@@ -250,6 +251,90 @@ TEST_F(GgufModelTest, RefusesAMismatchedTokenizerAndBadOptions) {
   EXPECT_FALSE(ModelToGguf(model_, vocab_, o).ok());
   EXPECT_FALSE(ParseGgufModelType("q4_0").ok());
   EXPECT_EQ(*ParseGgufModelType("q8_0"), GgmlType::kQ8_0);
+}
+
+
+// The fixture exported as Q8_0, read back, dequantized and un-permuted (by the index formula,
+// independently of the exporter) into fedlora's model: every weight is within Q8_0's step of
+// the original, and the next-token log-probabilities move by what rounding the weights alone
+// costs. tests/gguf compares llama.cpp on the same file, which also rounds activations.
+TEST(GgufModelFixtureTest, Q8_0RoundTripIntoFedloraAndWhatWeightRoundingCosts) {
+  auto base = model::LoadLlamaModel(kBase);
+  ASSERT_TRUE(base.ok()) << base.status();
+  auto vocab = ReadSentencePieceVocab(kTokenizer);
+  ASSERT_TRUE(vocab.ok()) << vocab.status();
+  GgufModelOptions o;
+  o.type = GgmlType::kQ8_0;
+  auto f = ModelToGguf(**base, *vocab, o);
+  ASSERT_TRUE(f.ok()) << f.status();
+  auto bytes = SerializeGguf(*f);
+  ASSERT_TRUE(bytes.ok());
+  auto back = ParseGguf(*bytes, "q8_0");
+  ASSERT_TRUE(back.ok()) << back.status();
+  auto rounded = model::LoadLlamaModel(kBase);
+  ASSERT_TRUE(rounded.ok());
+  const model::LlamaConfig& c = (*base)->config();
+  const int64_t d = c.head_dim;
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    for (model::Proj p : {model::Proj::kQ, model::Proj::kK, model::Proj::kV, model::Proj::kO,
+                          model::Proj::kGate, model::Proj::kUp, model::Proj::kDown}) {
+      const GgufTensor* t = back->FindTensor(GgufBaseTensorName(l, p));
+      ASSERT_NE(t, nullptr);
+      auto v = t->ToFloat();
+      ASSERT_TRUE(v.ok()) << v.status();
+      const int64_t rows = t->ne[1], cols = t->ne[0];
+      torch::Tensor g = torch::from_blob(v->data(), {rows, cols}, torch::kFloat).clone();
+      torch::Tensor w = torch::empty_like(g);
+      const bool permuted = p == model::Proj::kQ || p == model::Proj::kK;
+      for (int64_t r = 0; r < rows; ++r) {
+        // GGUF row h*d + 2j + s holds HF row h*d + s*d/2 + j.
+        const int64_t h = r / d, j = (r % d) / 2, sidx = r % 2;
+        w[permuted ? h * d + sidx * d / 2 + j : r] = g[r];
+      }
+      model::Linear& lin = (*rounded)->layers[static_cast<size_t>(l)].Get(p);
+      // Half a step of max|w| / 127 (at most: a block's own max is smaller), plus the F16
+      // rounding of the block scale (2^-11 relative, times up to 127 steps).
+      const double amax = lin.weight.abs().max().item<double>();
+      EXPECT_LE((w - lin.weight).abs().max().item<double>(), amax / 127 * 0.5 + amax / 2048)
+          << GgufBaseTensorName(l, p);
+      lin.weight = w;
+    }
+  }
+  for (auto [name, dst] : {std::pair{"token_embd.weight", &(*rounded)->embed_tokens},
+                           {"output.weight", &(*rounded)->lm_head}}) {
+    const GgufTensor* t = back->FindTensor(name);
+    ASSERT_NE(t, nullptr);
+    EXPECT_EQ(t->type, static_cast<uint32_t>(GgmlType::kQ8_0)) << name;
+    auto v = t->ToFloat();
+    ASSERT_TRUE(v.ok());
+    torch::Tensor g = torch::from_blob(v->data(), {t->ne[1], t->ne[0]}, torch::kFloat).clone();
+    const double amax = dst->abs().max().item<double>();
+    EXPECT_LE((g - *dst).abs().max().item<double>(), amax / 127 * 0.5 + amax / 2048) << name;
+    *dst = g;
+  }
+  auto tok = model::Tokenizer::Load(kTokenizer, 1, 2);
+  ASSERT_TRUE(tok.ok());
+  torch::NoGradGuard no_grad;
+  double sum = 0, max = 0;
+  int64_t n = 0;
+  for (const char* text : {"Each licensee is addressed as you.",
+                           "The resulting work is called a modified version",
+                           "copyright permission, other than the making of an exact copy",
+                           "hello world"}) {
+    std::vector<int64_t> ids = (*tok)->EncodeWithBos(text);
+    torch::Tensor in = torch::tensor(ids, torch::kLong).reshape({1, -1});
+    torch::Tensor a = torch::log_softmax((*base)->Forward(in)[0].to(torch::kDouble), -1);
+    torch::Tensor b = torch::log_softmax((*rounded)->Forward(in)[0].to(torch::kDouble), -1);
+    auto [top, idx] = a.topk(10, -1);
+    torch::Tensor diff = (top - b.gather(-1, idx)).abs();
+    sum += diff.sum().item<double>();
+    n += diff.numel();
+    max = std::max(max, diff.max().item<double>());
+  }
+  std::printf("Q8_0 weight rounding alone: max |dlogprob| %.3g, mean %.3g over %lld\n", max,
+              sum / static_cast<double>(n), static_cast<long long>(n));
+  EXPECT_GT(max, 0.0);           // the weights were rounded
+  EXPECT_LT(sum / n, 0.1);       // ... by Q8_0's step, not more (fixture: about 0.03)
 }
 
 }  // namespace

@@ -55,6 +55,12 @@ check base.f32.kv-f16 base.f32.gguf ref_base.json 5e-2 1e-2 - F16
     --out lora.gguf >/dev/null
 check base.f32+lora base.f32.gguf ref_lora.json 1e-4 2e-5 lora.gguf
 check base.q8_0+lora base.q8_0.gguf ref_lora.json 6e-1 1e-1 lora.gguf
+# A release folder is not merged unverified: --adapter refuses it and names the way.
+if "$FEDLORA" export --model "$BASE" --adapter rel --out refused.gguf 2>refused.txt; then
+  echo "FAIL: export merged a release folder without verifying it" >&2
+  exit 1
+fi
+grep -q "is a release folder" refused.txt && [[ ! -e refused.gguf ]]
 # Merged into the weights.
 "$FEDLORA" export --model "$BASE" --adapter "$ADAPTER" --type f32 --out merged.f32.gguf >/dev/null
 "$FEDLORA" export --model "$BASE" --adapter "$ADAPTER" --type q8_0 --out merged.q8_0.gguf \
