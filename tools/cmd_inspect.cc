@@ -1,5 +1,6 @@
-// fedlora inspect PATH: what a model directory, a PEFT adapter directory or an adapter blob
-// (from a coordinator's state folder or a device's cache) holds, with its hashes.
+// fedlora inspect PATH: what a model directory, a PEFT adapter directory, an adapter blob
+// (from a coordinator's state folder or a device's cache) or a GGUF file (`fedlora export`,
+// `release export --format gguf`) holds, with its hashes.
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -7,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "cli_common.h"
+#include "fedlora/adapters/gguf.h"
 #include "fedlora/common/adapter_blob.h"
 #include "fedlora/common/encoding.h"
 #include "fedlora/common/file_util.h"
@@ -105,17 +107,40 @@ absl::StatusOr<nlohmann::json> InspectAdapter(const std::string& dir) {
   return j;
 }
 
-absl::StatusOr<nlohmann::json> InspectBlob(const std::string& path) {
-  auto bytes = ReadFileToString(path);
-  if (!bytes.ok()) return bytes.status();
-  auto blob = DecodeAdapterBlob(*bytes);
+absl::StatusOr<nlohmann::json> InspectBlob(const std::string& path, const std::string& bytes) {
+  auto blob = DecodeAdapterBlob(bytes);
   if (!blob.ok()) return blob.status();
   nlohmann::json j = {{"kind", "adapter blob"}, {"path", path}};
   j["lora"] = blob->lora;
   j["parameters"] = blob->values.size();
   j["base_model_sha256"] = blob->base_model_sha256;
-  j["bytes"] = bytes->size();
-  j["sha256"] = HexEncode(Sha256(*bytes));
+  j["bytes"] = bytes.size();
+  j["sha256"] = HexEncode(Sha256(bytes));
+  return j;
+}
+
+// A GGUF file: its metadata (arrays shortened), tensor count and elements per ggml type.
+absl::StatusOr<nlohmann::json> InspectGguf(const std::string& path, const std::string& bytes) {
+  auto f = adapters::ParseGguf(bytes, path);
+  if (!f.ok()) return f.status();
+  const adapters::GgufValue* type = f->Find("general.type");
+  nlohmann::json j = {{"kind", type != nullptr && type->s == "adapter" ? "gguf adapter"
+                                                                        : "gguf model"},
+                      {"path", path}};
+  nlohmann::json meta = nlohmann::json::object();
+  for (const auto& [k, v] : f->metadata) meta[k] = v.DebugString();
+  j["metadata"] = meta;
+  std::map<std::string, int64_t> types;
+  int64_t params = 0;
+  for (const auto& t : f->tensors) {
+    types[adapters::GgmlTypeName(static_cast<adapters::GgmlType>(t.type))] += t.numel();
+    params += t.numel();
+  }
+  j["tensors"] = f->tensors.size();
+  j["parameters"] = params;
+  j["ggml_types"] = types;
+  j["bytes"] = bytes.size();
+  j["sha256"] = HexEncode(Sha256(bytes));
   return j;
 }
 
@@ -128,7 +153,10 @@ absl::StatusOr<nlohmann::json> Inspect(const std::string& path) {
         path, " holds neither config.json (a model) nor adapter_config.json (a PEFT adapter)"));
   }
   if (!fs::exists(path, ec)) return absl::NotFoundError(absl::StrCat(path, ": no such file"));
-  return InspectBlob(path);
+  auto bytes = ReadFileToString(path);
+  if (!bytes.ok()) return bytes.status();
+  if (bytes->compare(0, 4, "GGUF") == 0) return InspectGguf(path, *bytes);
+  return InspectBlob(path, *bytes);
 }
 
 void Print(const nlohmann::json& j) {
@@ -145,13 +173,16 @@ void RegisterCommand_inspect(CLI::App& app) {
   auto path = std::make_shared<std::string>();
   auto json = std::make_shared<bool>(false);
   auto* cmd = app.add_subcommand(
-      "inspect", "show what a model directory, PEFT adapter or adapter blob holds, with hashes");
+      "inspect",
+      "show what a model directory, PEFT adapter, adapter blob or GGUF file holds, with hashes");
   cmd->footer(
       "Examples:\n"
       "  fedlora inspect ../shared/fixtures/hf-tiny-llama/base\n"
       "  fedlora inspect my-adapter --json\n"
-      "  fedlora inspect coord/blobs/<sha256>");
-  cmd->add_option("path", *path, "model directory, adapter directory or adapter blob")->required();
+      "  fedlora inspect coord/blobs/<sha256>\n"
+      "  fedlora inspect model.q8_0.gguf");
+  cmd->add_option("path", *path, "model directory, adapter directory, adapter blob or GGUF file")
+      ->required();
   cmd->add_flag("--json", *json, "print one JSON object");
   cmd->callback([path, json] {
     auto j = Inspect(*path);

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "fedlora/io/safetensors.h"
+#include "gguf_llama.h"
 #include "slots.h"
 
 namespace fedlora::adapters {
@@ -21,20 +22,8 @@ constexpr model::Proj kAllProj[] = {model::Proj::kQ,   model::Proj::kK,    model
                                     model::Proj::kO,   model::Proj::kGate, model::Proj::kUp,
                                     model::Proj::kDown};
 
-// Heads whose rotary layout the converter permutes: q over all heads, k over KV heads.
-int64_t PermuteHeads(const model::LlamaConfig& c, model::Proj p) {
-  if (p == model::Proj::kQ) return c.num_attention_heads;
-  if (p == model::Proj::kK) return c.num_key_value_heads;
-  return 0;
-}
-
-// Rows of b [out, r] per head from HF's [2, d/2] (rotate-half) order to ggml's [d/2, 2]
-// (interleaved) order, or back with `inverse`.
-torch::Tensor PermuteRows(const torch::Tensor& b, int64_t heads, bool inverse) {
-  const int64_t out = b.size(0), r = b.size(1), half = out / heads / 2;
-  torch::Tensor v = inverse ? b.reshape({heads, half, 2, r}) : b.reshape({heads, 2, half, r});
-  return v.transpose(1, 2).reshape({out, r}).contiguous();
-}
+using internal::PermuteHeads;
+using internal::PermuteRows;
 
 GgufTensor MakeTensor(const std::string& name, const torch::Tensor& t, GgmlType type) {
   GgufTensor g;

@@ -129,6 +129,8 @@ const char* GgmlTypeName(GgmlType t) {
       return "F64";
     case GgmlType::kBF16:
       return "BF16";
+    case GgmlType::kQ8_0:
+      return "Q8_0";
   }
   return "UNKNOWN";
 }
@@ -147,8 +149,25 @@ size_t GgmlTypeSize(uint32_t type_id) {
     case GgmlType::kI64:
     case GgmlType::kF64:
       return 8;
+    case GgmlType::kQ8_0:
+      return 2 + kQ8_0Block;
   }
   return 0;
+}
+
+int64_t GgmlBlockSize(uint32_t type_id) {
+  if (GgmlTypeSize(type_id) == 0) return 0;
+  return static_cast<GgmlType>(type_id) == GgmlType::kQ8_0 ? kQ8_0Block : 1;
+}
+
+bool GgmlTensorBytes(uint32_t type_id, const std::vector<int64_t>& ne, uint64_t* bytes) {
+  const int64_t block = GgmlBlockSize(type_id);
+  if (block == 0) return false;
+  uint64_t n = 1;
+  for (int64_t d : ne) n *= static_cast<uint64_t>(d);
+  if (!ne.empty() && ne[0] % block != 0) return false;
+  *bytes = n / static_cast<uint64_t>(block) * GgmlTypeSize(type_id);
+  return true;
 }
 
 GgufValue GgufValue::String(std::string v) {
@@ -204,6 +223,26 @@ int64_t GgufTensor::numel() const {
 std::vector<int64_t> GgufTensor::TorchShape() const { return {ne.rbegin(), ne.rend()}; }
 
 absl::StatusOr<std::vector<float>> GgufTensor::ToFloat() const {
+  uint64_t want = 0;
+  if (!GgmlTensorBytes(type, ne, &want) || data.size() != want) {
+    return absl::InvalidArgumentError(absl::StrCat("gguf: tensor '", name, "' holds ", data.size(),
+                                                   " bytes for ", numel(), " elements of type ",
+                                                   type));
+  }
+  if (static_cast<GgmlType>(type) == GgmlType::kQ8_0) {
+    const auto n = static_cast<size_t>(numel());
+    std::vector<float> out(n);
+    for (size_t b = 0; b < n / kQ8_0Block; ++b) {
+      const uint8_t* blk = data.data() + b * GgmlTypeSize(type);
+      uint16_t h = 0;
+      std::memcpy(&h, blk, 2);
+      const float d = io::HalfToFloat(h);
+      for (int64_t j = 0; j < kQ8_0Block; ++j) {
+        out[b * kQ8_0Block + j] = d * static_cast<float>(static_cast<int8_t>(blk[2 + j]));
+      }
+    }
+    return out;
+  }
   io::DType dt;
   switch (static_cast<GgmlType>(type)) {
     case GgmlType::kF32:
@@ -221,10 +260,6 @@ absl::StatusOr<std::vector<float>> GgufTensor::ToFloat() const {
                                                      "; only F32, F16 and BF16 convert to float"));
   }
   const auto n = static_cast<size_t>(numel());
-  if (data.size() != n * GgmlTypeSize(type)) {
-    return absl::InvalidArgumentError(absl::StrCat("gguf: tensor '", name, "' holds ", data.size(),
-                                                   " bytes for ", n, " elements"));
-  }
   std::vector<float> out(n);
   if (auto st = io::ConvertToF32(dt, data.data(), n, out.data()); !st.ok()) return st;
   return out;
@@ -296,9 +331,16 @@ absl::StatusOr<std::string> SerializeGguf(const GgufFile& file) {
             absl::StrCat("gguf: tensor '", t.name, "' has a negative dim"));
       }
     }
-    if (t.data.size() != static_cast<uint64_t>(t.numel()) * es) {
+    uint64_t want = 0;
+    if (!GgmlTensorBytes(t.type, t.ne, &want)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("gguf: tensor '", t.name, "' of type ", GgmlTypeName(GgmlType(t.type)),
+                       " has ne[0] = ", t.ne.empty() ? 1 : t.ne[0], ", not a multiple of ",
+                       GgmlBlockSize(t.type), " (ggml stores whole blocks per row)"));
+    }
+    if (t.data.size() != want) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "gguf: tensor '", t.name, "' has ", t.data.size(), " bytes, expected ", t.numel() * es));
+          "gguf: tensor '", t.name, "' has ", t.data.size(), " bytes, expected ", want));
     }
     o.Str(t.name);
     o.Put<uint32_t>(static_cast<uint32_t>(t.ne.size()));

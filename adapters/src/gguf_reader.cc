@@ -197,11 +197,17 @@ absl::StatusOr<GgufFile> ParseGguf(const std::string& bytes, const std::string& 
       t.ne.push_back(ne);
     }
     if (auto st = in.Get(&t.type, t.name); !st.ok()) return st;
-    const size_t es = GgmlTypeSize(t.type);
-    if (es == 0) {
+    uint64_t nbytes = 0;
+    if (GgmlTypeSize(t.type) == 0) {
       return bad(absl::StrCat("tensor '", t.name, "' has ggml type ", t.type,
-                              ", which this reader does not handle (hint: quantized adapters "
-                              "are not supported; convert with --outtype f32 or f16)"));
+                              ", which this reader does not handle (hint: only F32, F16, BF16, "
+                              "integer types and Q8_0 are read; convert with --outtype f32 or "
+                              "f16)"));
+    }
+    if (!GgmlTensorBytes(t.type, t.ne, &nbytes)) {
+      return bad(absl::StrCat("tensor '", t.name, "' of type ", GgmlTypeName(GgmlType(t.type)),
+                              " has ne[0] = ", t.ne.empty() ? 1 : t.ne[0],
+                              ", not a multiple of its block size ", GgmlBlockSize(t.type)));
     }
     if (auto st = in.Get(&t.offset, t.name); !st.ok()) return st;
     if (t.offset != expected_offset) {
@@ -211,12 +217,13 @@ absl::StatusOr<GgufFile> ParseGguf(const std::string& bytes, const std::string& 
                               "to ",
                               f.alignment, " bytes)"));
     }
-    expected_offset += Pad(static_cast<uint64_t>(numel) * es, f.alignment);
+    expected_offset += Pad(nbytes, f.alignment);
     f.tensors.push_back(std::move(t));
   }
   f.data_offset = Pad(in.pos(), f.alignment);
   for (GgufTensor& t : f.tensors) {
-    const uint64_t n = static_cast<uint64_t>(t.numel()) * GgmlTypeSize(t.type);
+    uint64_t n = 0;
+    GgmlTensorBytes(t.type, t.ne, &n);  // checked above
     const uint64_t begin = f.data_offset + t.offset;
     if (begin > bytes.size() || bytes.size() - begin < n) {
       return bad(absl::StrCat("tensor '", t.name, "' data [", begin, ", ", begin + n,

@@ -190,7 +190,7 @@ TEST_F(CliTest, EveryCommandHelpHasExamples) {
         "device install-release",
         "completion", "distill", "keys new", "release create", "release sign", "release verify",
         "release inspect", "release export", "release rollback", "release publish",
-        "release promote", "release halt", "device update", "compress"}) {
+        "release promote", "release halt", "device update", "compress", "export", "logprobs"}) {
     RunResult r = Run(std::string(cmd) + " --help");
     EXPECT_EQ(r.exit_code, 0) << cmd << ": " << r.err;
     EXPECT_THAT(r.out, ::testing::HasSubstr("Example")) << cmd;
@@ -225,6 +225,51 @@ TEST_F(CliTest, InspectShowsModelAdapterAndBlob) {
   RunResult missing = Run("inspect /nonexistent/path");
   EXPECT_NE(missing.exit_code, 0);
   EXPECT_THAT(missing.err, ::testing::HasSubstr("no such file"));
+}
+
+// `export --format gguf` writes a whole-model GGUF that `inspect` reads (llama.cpp checks its
+// numbers in tests/gguf); `logprobs` gives normalised, sorted distributions from BOS on.
+TEST_F(CliTest, ExportGgufInspectAndLogprobs) {
+  const std::string out = Path("model.q8_0.gguf");
+  RunResult e = Run("export --model " + Quote(ModelDir()) + " --format gguf --type q8_0 --out " +
+                    Quote(out) + " --json");
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  EXPECT_EQ(Json(e)["bytes"].get<int64_t>(), static_cast<int64_t>(fs::file_size(out)));
+  RunResult i = Run("inspect --json " + Quote(out));
+  ASSERT_EQ(i.exit_code, 0) << i.err;
+  nlohmann::json ij = Json(i);
+  EXPECT_EQ(ij["kind"], "gguf model");
+  EXPECT_EQ(ij["metadata"]["general.architecture"], "\"llama\"");
+  EXPECT_EQ(ij["metadata"]["general.file_type"], "7");
+  EXPECT_EQ(ij["metadata"]["llama.embedding_length"], "32");
+  EXPECT_EQ(ij["metadata"]["tokenizer.ggml.model"], "\"llama\"");
+  EXPECT_GT(ij["ggml_types"]["Q8_0"].get<int64_t>(), 0);
+  EXPECT_GT(ij["ggml_types"]["F32"].get<int64_t>(), 0);  // norms
+  RunResult bad = Run("export --model " + Quote(ModelDir()) + " --type q4_0 --out x.gguf");
+  EXPECT_NE(bad.exit_code, 0);
+
+  RunResult all = Run("logprobs --model " + Quote(ModelDir()) + " --top 0 --json \"the cat\"");
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  nlohmann::json p = Json(all)["prompts"][0];
+  EXPECT_EQ(p["ids"][0], 1);  // BOS
+  ASSERT_EQ(p["top"].size(), p["ids"].size());
+  for (const auto& pos : p["top"]) {
+    double mass = 0, prev = 0;
+    for (size_t k = 0; k < pos.size(); ++k) {
+      const double lp = pos[k][1].get<double>();
+      if (k > 0) {
+        EXPECT_LE(lp, prev);
+      }
+      prev = lp;
+      mass += std::exp(lp);
+    }
+    EXPECT_NEAR(mass, 1.0, 1e-6);
+  }
+  RunResult three = Run("logprobs --model " + Quote(ModelDir()) + " --top 3 --json \"the cat\"");
+  ASSERT_EQ(three.exit_code, 0) << three.err;
+  nlohmann::json t = Json(three)["prompts"][0]["top"];
+  EXPECT_EQ(t[1].size(), 3u);
+  EXPECT_EQ(t[1][2][0], p["top"][1][2][0]);
 }
 
 TEST_F(CliTest, PerplexityIsFinite) {

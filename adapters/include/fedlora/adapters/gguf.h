@@ -49,10 +49,12 @@ enum class GgufType : uint32_t {
 };
 const char* GgufTypeName(GgufType t);  // "UINT32", "STRING", ...
 
-// ggml tensor types this code reads and writes (all unquantized: one element per block).
+// ggml tensor types this code reads and writes: unquantized ones (one element per block) and
+// Q8_0 (blocks of 32 along ne[0]: an F16 scale d, then 32 int8 q; value = d * q).
 enum class GgmlType : uint32_t {
   kF32 = 0,
   kF16 = 1,
+  kQ8_0 = 8,
   kI8 = 24,
   kI16 = 25,
   kI32 = 26,
@@ -60,9 +62,15 @@ enum class GgmlType : uint32_t {
   kF64 = 28,
   kBF16 = 30,
 };
-const char* GgmlTypeName(GgmlType t);  // "F32", "F16", ...
-// Bytes per element; 0 for a type id this code does not know (e.g. quantized blocks).
+const char* GgmlTypeName(GgmlType t);  // "F32", "F16", "Q8_0", ...
+// Bytes per block; 0 for a type id this code does not know (e.g. other quantized types).
 size_t GgmlTypeSize(uint32_t type_id);
+// Elements per block: 32 for Q8_0, 1 for the unquantized types, 0 for unknown ids.
+int64_t GgmlBlockSize(uint32_t type_id);
+constexpr int64_t kQ8_0Block = 32;
+// The data size of a tensor of `type_id` and dims `ne` (GGUF order), or false when the type
+// is unknown or ne[0] is not a multiple of the block size (ggml stores whole blocks per row).
+bool GgmlTensorBytes(uint32_t type_id, const std::vector<int64_t>& ne, uint64_t* bytes);
 
 // One metadata value. Integers (any width, bool) are held in `i` / `u`, floats in `f`.
 struct GgufValue {
@@ -85,13 +93,13 @@ struct GgufTensor {
   std::string name;
   uint32_t type = static_cast<uint32_t>(GgmlType::kF32);  // a GgmlType id
   std::vector<int64_t> ne;    // GGUF order: ne[0] is the contiguous (fastest) dimension
-  std::vector<uint8_t> data;  // raw little-endian bytes, numel x GgmlTypeSize(type)
+  std::vector<uint8_t> data;  // raw little-endian bytes, GgmlTensorBytes(type, ne)
   uint64_t offset = 0;        // set by ReadGguf (relative to the data section)
 
   int64_t numel() const;
   // The PyTorch-order shape (ne reversed).
   std::vector<int64_t> TorchShape() const;
-  // The elements as float32 (F32, F16, BF16 only); INVALID_ARGUMENT for other types.
+  // The elements as float32 (F32, F16, BF16; Q8_0 dequantized); INVALID_ARGUMENT for others.
   absl::StatusOr<std::vector<float>> ToFloat() const;
 };
 
@@ -110,7 +118,7 @@ struct GgufFile {
 // Serialises `file` (version 3; `file.version`, `data_offset` and tensor offsets are ignored
 // and recomputed) into bytes. INVALID_ARGUMENT naming the key or tensor for: a duplicate key
 // or tensor name, a tensor name of kGgmlMaxName bytes or more, more than kGgmlMaxDims dims, a
-// negative dim, an unknown tensor type, data whose size is not numel x type size, an array of
+// negative dim, an unknown tensor type, data whose size is not GgmlTensorBytes, an array of
 // arrays or of mixed types, an alignment that is not a power of two, or a general.alignment
 // entry that is not a UINT32 equal to `file.alignment` (it is required when alignment != 32).
 absl::StatusOr<std::string> SerializeGguf(const GgufFile& file);
@@ -123,7 +131,8 @@ absl::Status WriteGguf(const std::string& path, const GgufFile& file);
 // unsupported version, truncation anywhere, a duplicate key or tensor name, an unknown value
 // type or an array of arrays, general.alignment not a UINT32 power of two, a tensor name of
 // 64 bytes or more, more than 4 dims or a negative dim, a tensor type this reader does not
-// know (quantized types), an offset other than the running padded size, or data past the end.
+// know (quantized types other than Q8_0, or a Q8_0 row not a whole number of blocks), an
+// offset other than the running padded size, or data past the end.
 absl::StatusOr<GgufFile> ReadGguf(const std::string& path);
 // The same on bytes already in memory; `source` names them in errors.
 absl::StatusOr<GgufFile> ParseGguf(const std::string& bytes, const std::string& source);
