@@ -38,6 +38,12 @@ struct RoundManager::Impl {
   std::atomic<bool> stop{false};
   bool draining = false;  // after Drain(): every call is answered UNAVAILABLE at once
   std::thread driver;
+  // The worker (Start()): runs the state's job (the round's finish) without `mu`.
+  std::thread worker;
+  std::condition_variable worker_cv;
+  std::function<void()> job;  // posted, not yet taken by the worker
+  bool worker_stop = false;
+  double epsilon = 0;  // training->epsilon() as of the last Close (the job may be changing it)
 
   absl::Time Now() const { return options.clock ? options.clock() : absl::Now(); }
 
@@ -113,7 +119,20 @@ struct RoundManager::Impl {
         absl::Status s = LoadFromStore();
         if (!s.ok()) lines.push_back(absl::StrCat("cannot reload from the store: ", s.message()));
       }
+      epsilon = training->epsilon();
       Enter(std::move(next), now);
+      if (auto j = state->TakeJob()) Dispatch(std::move(j));
+    }
+  }
+
+  // Hands the job to the worker; without one (driven by Tick alone: the simulator and
+  // fake-clock tests) runs it here, under `mu`, so such runs stay deterministic.
+  void Dispatch(std::function<void()> j) {
+    if (worker.joinable() && !worker_stop) {
+      job = std::move(j);
+      worker_cv.notify_all();
+    } else {
+      j();
     }
   }
 
@@ -187,7 +206,8 @@ absl::StatusOr<std::unique_ptr<RoundManager>> RoundManager::Create(
   }
   impl->round.round = last + 1;
   impl->round.opened = impl->Now();
-  metrics->Set("fedlora_epsilon", impl->training->epsilon());
+  impl->epsilon = impl->training->epsilon();
+  metrics->Set("fedlora_epsilon", impl->epsilon);
   metrics->Set("fedlora_adapter_version", static_cast<double>(impl->adapter.version));
   impl->Log(absl::StrFormat(
       "resumed at adapter version %d, %d rounds charged, epsilon %.4g; next round %d",
@@ -281,6 +301,24 @@ void RoundManager::Tick(absl::Time now) {
 
 void RoundManager::Start() {
   impl_->stop = false;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->worker_stop = false;
+  }
+  impl_->worker = std::thread([this] {
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock<std::mutex> lock(impl_->mu);
+        impl_->worker_cv.wait(lock, [&] { return impl_->job || impl_->worker_stop; });
+        if (!impl_->job) return;  // stopping, nothing posted
+        job = std::move(impl_->job);
+        impl_->job = nullptr;
+      }
+      job();
+      Tick(impl_->Now());  // closes the finished state now, not at the driver's next tick
+    }
+  });
   impl_->driver = std::thread([this] {
     while (!impl_->stop) {
       Tick(impl_->Now());
@@ -294,6 +332,14 @@ void RoundManager::Stop() {
   impl_->stop = true;
   impl_->cv.notify_all();
   if (impl_->driver.joinable()) impl_->driver.join();
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->worker_stop = true;
+  }
+  impl_->worker_cv.notify_all();
+  // A finish already posted or running completes (a commit is never cut short; a kill -9
+  // mid-commit is what the store's transactions are for).
+  if (impl_->worker.joinable()) impl_->worker.join();
 }
 
 void RoundManager::Drain() {
@@ -331,7 +377,7 @@ RoundSummary RoundManager::Current() const {
 
 double RoundManager::epsilon() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  return impl_->training->epsilon();
+  return impl_->epsilon;
 }
 
 bool RoundManager::finished() const {
