@@ -99,8 +99,24 @@ struct RoundManager::Impl {
     }
     state = std::move(next);
     state_entered = now;
-    if (round.charged) (void)store->SetRoundPhase(round.round, state->name());
-    if (options.crash_at == state->name()) raise(SIGKILL);
+    std::function<void()> work = state->TakeJob();
+    if (!work) {
+      RecordPhase(round.round, round.charged, state->name());
+      return;
+    }
+    // A state with long work records its phase (an fsync'd write) on the worker too.
+    Dispatch([this, work = std::move(work), r = round.round, charged = round.charged,
+              name = std::string(state->name())] {
+      RecordPhase(r, charged, name);
+      work();
+    });
+  }
+
+  // Records the phase of a charged round in the store (a restart names it in the abort
+  // reason) and honours the crash hook.
+  void RecordPhase(uint64_t r, bool charged, const std::string& name) {
+    if (charged) (void)store->SetRoundPhase(r, name);
+    if (options.crash_at == name) raise(SIGKILL);
   }
 
   // Closes every ready state. Called with `mu` held.
@@ -121,7 +137,6 @@ struct RoundManager::Impl {
       }
       epsilon = training->epsilon();
       Enter(std::move(next), now);
-      if (auto j = state->TakeJob()) Dispatch(std::move(j));
     }
   }
 
