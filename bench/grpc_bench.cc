@@ -5,11 +5,13 @@
 //   bench_grpc [--devices 500] [--dim 100000] [--bits 20] [--checkin-seconds 5] [--probes 8]
 //              [--json]
 //
-// Probes: --probes enrolled devices outside the round check in and ask for a release
-// (GetRelease) in a loop, 10 ms apart, from the tasks' arrival to the round's end; their
-// latencies are reported for the whole round and for the commit window: from the last
-// device's Unmasking call to the first final reply (the round's finish: unmasking, decoding,
-// the server step and the store commit).
+// Probes: --probes enrolled devices outside the round check in (not eligible: rejected at
+// once, no coin) and ask for a release (GetRelease) in a loop, 10 ms apart, from the tasks'
+// arrival to the round's end; their latencies are reported for the whole round and for the
+// commit window: from the last device's Unmasking call to the first final reply (the round's
+// finish: unmasking, decoding, the server step and the store commit). With probes, device
+// inputs are privatized zero deltas, so the sum passes the norm bound and the round commits;
+// without, uniform random vectors (the round aborts at the norm bound, after unmasking).
 //
 // Devices are threads of this process, each with its own connection and key; their inputs are
 // random vectors (the secure-aggregation cost does not depend on the values), so the figure is
@@ -39,6 +41,8 @@
 #include "fedlora/coordinator/coordinator_server.h"
 #include "fedlora/coordinator/demo_pki.h"
 #include "fedlora/device/participation.h"
+#include "fedlora/privacy/params_wire.h"
+#include "fedlora/privacy/prepare_update.h"
 #include "fedlora/secagg/round_driver.h"
 #include "nlohmann/json.hpp"
 
@@ -146,6 +150,7 @@ void MakeState(const std::string& dir, const Args& a) {
   c.train_deadline = absl::Seconds(300);
   c.phase_deadline = absl::Seconds(300);
   o.limits.max_downloads = a.devices;
+  c.log = [](const std::string& line) { std::fprintf(stderr, "coordinator: %s\n", line.c_str()); };
   auto server = coordinator::CoordinatorServer::Start(o);
   int port = server.ok() ? (*server)->port() : 0;
   if (!server.ok()) std::fprintf(stderr, "coordinator: %s\n", server.status().ToString().c_str());
@@ -236,11 +241,28 @@ int main(int argc, char** argv) {
     }
     for (auto& t : threads) t.join();
   }
+  int tasked = 0;
+  for (const auto& t : tasks) tasked += t.has_value();
+  std::fprintf(stderr, "%d of %d devices got a task\n", tasked, a.devices);
   std::vector<std::vector<uint32_t>> device_inputs(a.devices);
   for (int i = 0; i < a.devices; ++i) {
     if (!tasks[i]) continue;
     session_dim = tasks[i]->secagg().dim();
     SeededRandom gen_i(static_cast<uint64_t>(i));
+    if (a.probes > 0) {
+      // A privatized zero delta: the decoded sum passes the norm bound and the round commits.
+      auto params = privacy::ParamsFromProto(tasks[i]->privacy());
+      std::vector<float> zero(params.ok() ? params->dim : 0, 0.0f);
+      SecureRandom noise;  // DP noise takes a secure generator only
+      auto up = params.ok() ? privacy::PrepareUpdate(zero.data(), zero.size(), *params, noise)
+                            : absl::StatusOr<privacy::PreparedUpdate>(params.status());
+      if (up.ok()) {
+        device_inputs[i] = std::move(up->secagg_input);
+      } else if (i == 0) {
+        std::fprintf(stderr, "privatizing: %s\n", up.status().ToString().c_str());
+      }
+      continue;
+    }
     device_inputs[i].resize(tasks[i]->secagg().dim());
     for (auto& x : device_inputs[i]) {
       x = static_cast<uint32_t>(gen_i.Uniform(uint64_t{1} << tasks[i]->secagg().bits()));
@@ -254,8 +276,10 @@ int main(int argc, char** argv) {
     probes.emplace_back([&, k] {
       device::CoordinatorClient& c = *clients[a.devices + k];
       while (!probes_stop) {
+        // Not eligible: rejected without a coin (never sampled), after the same
+        // authentication and the round manager's lock as any check-in.
         v1::CheckInRequest req;
-        req.set_eligible(true);
+        req.set_eligible(false);
         double s = Now();
         if (c.CheckIn(req, absl::Seconds(60)).ok()) probe_calls[k].push_back({s, Now(), true});
         v1::ReleaseRequest rel;
@@ -273,7 +297,7 @@ int main(int argc, char** argv) {
         SecureRandom rng;
         device::ParticipationResult r;
         first_send[i] = Now();
-        (void)device::RunSecAggClient(*clients[i], *tasks[i], std::move(device_inputs[i]),
+        absl::Status st = device::RunSecAggClient(*clients[i], *tasks[i], std::move(device_inputs[i]),
                                       absl::Minutes(10), rng, &r,
                                       [&, i](int phase, v1::SecAggUpload*) {
                                         if (phase == 3) unmask_sent[i] = Now();
@@ -281,6 +305,9 @@ int main(int argc, char** argv) {
                                       });
         done_at[i] = Now();
         completed += r.completed;
+        if (!r.completed && i == 0) {
+          std::fprintf(stderr, "device 0: %s %s\n", st.ToString().c_str(), r.detail.c_str());
+        }
       });
     }
     for (auto& t : threads) t.join();
@@ -298,7 +325,7 @@ int main(int argc, char** argv) {
     commit_from = std::max(commit_from, unmask_sent[i]);
     commit_to = std::min(commit_to, done_at[i]);
   }
-  if (commit_to < commit_from) commit_to = commit_from;
+  if (commit_from == 0 || commit_to < commit_from) commit_to = commit_from;  // no finish
   for (int i = 0; i < a.devices; ++i) bytes_sent_total += clients[i]->bytes_sent();
   const double secagg_start = *std::min_element(first_send.begin(), first_send.end());
   const double secagg_end = *std::max_element(done_at.begin(), done_at.end());
