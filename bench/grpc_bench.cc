@@ -2,7 +2,7 @@
 // a separate (forked) process, beside the in-process round with the same N and D in the same
 // run; then the coordinator's check-in throughput with signature verification.
 //
-//   bench_grpc [--devices 500] [--dim 100000] [--bits 20] [--checkin-seconds 5] [--probes 8]
+//   bench_grpc [--devices 500] [--dim 100000] [--bits 20] [--checkin-seconds 5] [--probes 0]
 //              [--json]
 //
 // Probes: --probes enrolled devices outside the round check in (not eligible: rejected at
@@ -88,7 +88,7 @@ struct Args {
   size_t dim = 100000;
   int bits = 20;
   double checkin_seconds = 5;
-  int probes = 8;
+  int probes = 0;  // 0: no probes, random inputs (the figures measured before 2026-12-06)
   bool json = false;
 };
 
@@ -103,10 +103,14 @@ nlohmann::json ProbeStats(const std::vector<ProbeCall>& calls, bool checkin, dou
                           double to) {
   std::vector<double> ms;
   for (const auto& c : calls) {
-    if (c.checkin == checkin && c.end >= from && c.start <= to) ms.push_back(1000 * (c.end - c.start));
+    if (c.checkin == checkin && c.end >= from && c.start <= to) {
+      ms.push_back(1000 * (c.end - c.start));
+    }
   }
   std::sort(ms.begin(), ms.end());
-  auto at = [&](double q) { return ms.empty() ? 0 : ms[std::min(ms.size() - 1, size_t(q * ms.size()))]; };
+  auto at = [&](double q) {
+    return ms.empty() ? 0 : ms[std::min(ms.size() - 1, size_t(q * ms.size()))];
+  };
   return {{"n", ms.size()}, {"p50_ms", at(0.5)}, {"p99_ms", at(0.99)},
           {"max_ms", ms.empty() ? 0 : ms.back()}};
 }
@@ -297,12 +301,12 @@ int main(int argc, char** argv) {
         SecureRandom rng;
         device::ParticipationResult r;
         first_send[i] = Now();
-        absl::Status st = device::RunSecAggClient(*clients[i], *tasks[i], std::move(device_inputs[i]),
-                                      absl::Minutes(10), rng, &r,
-                                      [&, i](int phase, v1::SecAggUpload*) {
-                                        if (phase == 3) unmask_sent[i] = Now();
-                                        return true;
-                                      });
+        absl::Status st = device::RunSecAggClient(
+            *clients[i], *tasks[i], std::move(device_inputs[i]), absl::Minutes(10), rng, &r,
+            [&, i](int phase, v1::SecAggUpload*) {
+              if (phase == 3) unmask_sent[i] = Now();
+              return true;
+            });
         done_at[i] = Now();
         completed += r.completed;
         if (!r.completed && i == 0) {

@@ -57,7 +57,8 @@ CoordinatorService::CoordinatorService(RoundManager* rounds, Store* store,
       replay_(NowMs(), limits.clock_window_ms),
       enroll_limiter_(limits.enroll_rate),
       blobs_(std::make_unique<internal::BlobCache>()),
-      reports_(std::make_unique<internal::ReleaseReportLog>(store, limits.release_report_interval)) {
+      reports_(
+          std::make_unique<internal::ReleaseReportLog>(store, limits.release_report_interval)) {
   metrics_->DefineGauge("fedlora_download_cache_bytes",
                         "Bytes of adapter and release blobs held in memory for running downloads "
                         "(one shared copy per blob).");

@@ -42,6 +42,7 @@ struct RoundManager::Impl {
   std::thread worker;
   std::condition_variable worker_cv;
   std::function<void()> job;  // posted, not yet taken by the worker
+  bool worker_running = false;  // between Start() and Stop() (guarded by mu, as job is)
   bool worker_stop = false;
   double epsilon = 0;  // training->epsilon() as of the last Close (the job may be changing it)
 
@@ -143,7 +144,7 @@ struct RoundManager::Impl {
   // Hands the job to the worker; without one (driven by Tick alone: the simulator and
   // fake-clock tests) runs it here, under `mu`, so such runs stay deterministic.
   void Dispatch(std::function<void()> j) {
-    if (worker.joinable() && !worker_stop) {
+    if (worker_running && !worker_stop) {
       job = std::move(j);
       worker_cv.notify_all();
     } else {
@@ -319,6 +320,7 @@ void RoundManager::Start() {
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     impl_->worker_stop = false;
+    impl_->worker_running = true;  // a job posted before the thread runs waits in `job`
   }
   impl_->worker = std::thread([this] {
     for (;;) {
@@ -355,6 +357,8 @@ void RoundManager::Stop() {
   // A finish already posted or running completes (a commit is never cut short; a kill -9
   // mid-commit is what the store's transactions are for).
   if (impl_->worker.joinable()) impl_->worker.join();
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->worker_running = false;
 }
 
 void RoundManager::Drain() {

@@ -1,8 +1,8 @@
 // The four secure-aggregation phases (the finish is finish_state.cc). The protocol logic is
-// the secagg library's SecAggServer (its own per-phase states); these states add what a network needs:
-// who may speak, deadlines, retries, and the replies. Every sampled device's message that
-// arrives before its phase's deadline is taken (no reporting goal cuts a phase short: that
-// would let one device's input displace another's).
+// the secagg library's SecAggServer (its own per-phase states); these states add what a
+// network needs: who may speak, deadlines, retries, and the replies. Every sampled device's
+// message that arrives before its phase's deadline is taken (no reporting goal cuts a phase
+// short: that would let one device's input displace another's).
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "round_states.h"

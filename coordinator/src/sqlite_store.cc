@@ -140,8 +140,9 @@ absl::Status SqliteStore::CheckTokenUnused(const std::string& token_hash) const 
   FEDLORA_RETURN_IF_ERROR(CheckTokenHash(token_hash));
   Lock lock(read_mu_);
   FEDLORA_ASSIGN_OR_RETURN(
-      Stmt st, Stmt::Prepare(*reader_, "SELECT used_by IS NULL FROM enrollment_tokens "
-                                   "WHERE token_sha256 = ?",
+      Stmt st, Stmt::Prepare(*reader_,
+                             "SELECT used_by IS NULL FROM enrollment_tokens "
+                             "WHERE token_sha256 = ?",
                              "looking up an enrolment token"));
   FEDLORA_ASSIGN_OR_RETURN(bool row, st.BindText(1, token_hash).Step());
   if (!row) {
@@ -213,8 +214,9 @@ absl::Status SqliteStore::RevokeDevice(const std::string& device_id, const std::
 absl::StatusOr<int> SqliteStore::CountUnusedTokens() const {
   Lock lock(read_mu_);
   FEDLORA_ASSIGN_OR_RETURN(
-      Stmt st, Stmt::Prepare(*reader_, "SELECT COUNT(*) FROM enrollment_tokens WHERE used_by IS NULL",
-                             "counting enrolment tokens"));
+      Stmt st,
+      Stmt::Prepare(*reader_, "SELECT COUNT(*) FROM enrollment_tokens WHERE used_by IS NULL",
+                    "counting enrolment tokens"));
   FEDLORA_ASSIGN_OR_RETURN(bool row, st.Step());
   return row ? static_cast<int>(st.Int(0)) : 0;
 }
@@ -238,7 +240,8 @@ absl::Status SqliteStore::PutMeta(const std::string& key, const std::string& val
 absl::StatusOr<std::string> SqliteStore::GetMeta(const std::string& key) const {
   Lock lock(read_mu_);
   FEDLORA_ASSIGN_OR_RETURN(
-      Stmt st, Stmt::Prepare(*reader_, "SELECT value FROM meta WHERE key = ?", "reading a meta value"));
+      Stmt st,
+      Stmt::Prepare(*reader_, "SELECT value FROM meta WHERE key = ?", "reading a meta value"));
   FEDLORA_ASSIGN_OR_RETURN(bool row, st.BindText(1, key).Step());
   if (!row) {
     return absl::NotFoundError(absl::StrCat("coordinator store: no meta value under '", key, "'"));

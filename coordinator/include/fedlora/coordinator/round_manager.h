@@ -10,8 +10,8 @@
 // sampled device gets its task) -> advertise_keys (devices train, privatize, send keys;
 // deadline = training deadline) -> share_keys -> masked_input -> unmasking (each closes at its
 // deadline or when no sampled device is pending; every input that arrives in time is summed)
-// -> committing (the decoded sum checked against the norm bound, the new adapter version,
-// written after the charge). Any phase may abort the round; once coins were flipped every
+// -> committing (on the worker thread: the sum unmasked and decoded, checked against the norm
+// bound, the new adapter version written after the charge). Any phase may abort the round; once coins were flipped every
 // abort is charged, the reason (without private counts) is kept in the store and the next
 // round starts.
 //
