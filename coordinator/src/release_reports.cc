@@ -1,12 +1,13 @@
 #include "release_reports.h"
 
+#include <algorithm>
 #include <chrono>
 #include <vector>
 
 namespace fedlora::coordinator::internal {
 
 ReleaseReportLog::ReleaseReportLog(Store* store, absl::Duration interval)
-    : store_(store), interval_(interval) {
+    : store_(store), interval_(std::max(interval, absl::Milliseconds(10))) {
   thread_ = std::thread([this] {
     std::unique_lock<std::mutex> lock(mu_);
     while (!stop_) {
