@@ -2,7 +2,16 @@
 // a separate (forked) process, beside the in-process round with the same N and D in the same
 // run; then the coordinator's check-in throughput with signature verification.
 //
-//   bench_grpc [--devices 500] [--dim 100000] [--bits 20] [--checkin-seconds 5] [--json]
+//   bench_grpc [--devices 500] [--dim 100000] [--bits 20] [--checkin-seconds 5] [--probes 0]
+//              [--json]
+//
+// Probes: --probes enrolled devices outside the round check in (not eligible: rejected at
+// once, no coin) and ask for a release (GetRelease) in a loop, 10 ms apart, from the tasks'
+// arrival to the round's end; their latencies are reported for the whole round and for the
+// commit window: from the last device's Unmasking call to the first final reply (the round's
+// finish: unmasking, decoding, the server step and the store commit). With probes, device
+// inputs are privatized zero deltas, so the sum passes the norm bound and the round commits;
+// without, uniform random vectors (the round aborts at the norm bound, after unmasking).
 //
 // Devices are threads of this process, each with its own connection and key; their inputs are
 // random vectors (the secure-aggregation cost does not depend on the values), so the figure is
@@ -32,6 +41,8 @@
 #include "fedlora/coordinator/coordinator_server.h"
 #include "fedlora/coordinator/demo_pki.h"
 #include "fedlora/device/participation.h"
+#include "fedlora/privacy/params_wire.h"
+#include "fedlora/privacy/prepare_update.h"
 #include "fedlora/secagg/round_driver.h"
 #include "nlohmann/json.hpp"
 
@@ -77,8 +88,32 @@ struct Args {
   size_t dim = 100000;
   int bits = 20;
   double checkin_seconds = 5;
+  int probes = 0;  // 0: no probes, random inputs (the figures measured before 2026-12-06)
   bool json = false;
 };
+
+// One probe call: when it started and ended (Now()), and whether it was a check-in.
+struct ProbeCall {
+  double start, end;
+  bool checkin;
+};
+
+// p50/p99/max in ms of the calls of `kind` overlapping [from, to], and their number.
+nlohmann::json ProbeStats(const std::vector<ProbeCall>& calls, bool checkin, double from,
+                          double to) {
+  std::vector<double> ms;
+  for (const auto& c : calls) {
+    if (c.checkin == checkin && c.end >= from && c.start <= to) {
+      ms.push_back(1000 * (c.end - c.start));
+    }
+  }
+  std::sort(ms.begin(), ms.end());
+  auto at = [&](double q) {
+    return ms.empty() ? 0 : ms[std::min(ms.size() - 1, size_t(q * ms.size()))];
+  };
+  return {{"n", ms.size()}, {"p50_ms", at(0.5)}, {"p99_ms", at(0.99)},
+          {"max_ms", ms.empty() ? 0 : ms.back()}};
+}
 
 // The coordinator's state folder: initial adapter of `dim` values, one token per device, TLS.
 void MakeState(const std::string& dir, const Args& a) {
@@ -90,7 +125,9 @@ void MakeState(const std::string& dir, const Args& a) {
   blob.values.assign(a.dim, 0.0f);
   (void)(*store)->PutInitialAdapter(EncodeAdapterBlob(blob));
   std::vector<std::string> hashes;
-  for (int i = 0; i < a.devices; ++i) hashes.push_back(HexEncode(Sha256("tok" + std::to_string(i))));
+  for (int i = 0; i < a.devices + a.probes; ++i) {
+    hashes.push_back(HexEncode(Sha256("tok" + std::to_string(i))));
+  }
   (void)(*store)->AddEnrollmentTokens(hashes);
   if (!coordinator::CreateDemoPki(dir + "/tls", {"localhost"}, {"127.0.0.1"}).ok()) std::abort();
 }
@@ -117,6 +154,7 @@ void MakeState(const std::string& dir, const Args& a) {
   c.train_deadline = absl::Seconds(300);
   c.phase_deadline = absl::Seconds(300);
   o.limits.max_downloads = a.devices;
+  c.log = [](const std::string& line) { std::fprintf(stderr, "coordinator: %s\n", line.c_str()); };
   auto server = coordinator::CoordinatorServer::Start(o);
   int port = server.ok() ? (*server)->port() : 0;
   if (!server.ok()) std::fprintf(stderr, "coordinator: %s\n", server.status().ToString().c_str());
@@ -137,10 +175,11 @@ int main(int argc, char** argv) {
     else if (k == "--dim") a.dim = std::stoul(next());
     else if (k == "--bits") a.bits = std::stoi(next());
     else if (k == "--checkin-seconds") a.checkin_seconds = std::stod(next());
+    else if (k == "--probes") a.probes = std::stoi(next());
     else if (k == "--json") a.json = true;
     else {
       std::fprintf(stderr, "usage: bench_grpc [--devices N] [--dim D] [--bits B] "
-                           "[--checkin-seconds S] [--json]\n");
+                           "[--checkin-seconds S] [--probes K] [--json]\n");
       return 2;
     }
   }
@@ -160,14 +199,16 @@ int main(int argc, char** argv) {
   const ProcStats idle = ReadProc(child);
 
   // Devices: enrol, check in (all selected), then the four phases.
-  std::vector<std::unique_ptr<Ed25519Key>> keys(a.devices);
-  std::vector<std::unique_ptr<device::CoordinatorClient>> clients(a.devices);
-  std::vector<std::shared_ptr<grpc::Channel>> channels(a.devices);
+  // Clients a.devices.. are the probes (enrolled, never in the round).
+  const int enrolled = a.devices + a.probes;
+  std::vector<std::unique_ptr<Ed25519Key>> keys(enrolled);
+  std::vector<std::unique_ptr<device::CoordinatorClient>> clients(enrolled);
+  std::vector<std::shared_ptr<grpc::Channel>> channels(enrolled);
   device::ChannelOptions co;
   co.address = address;
   co.ca_pem_path = dir + "/tls/ca.pem";
   co.server_name = "localhost";
-  for (int i = 0; i < a.devices; ++i) {
+  for (int i = 0; i < enrolled; ++i) {
     channels[i] = *device::MakeChannel(co);
     keys[i] = std::make_unique<Ed25519Key>(*Ed25519Key::Generate());
     v1::EnrollRequest req;
@@ -185,7 +226,7 @@ int main(int argc, char** argv) {
   const ProcStats before = ReadProc(child);
   std::atomic<int> completed{0};
   uint64_t session_dim = a.dim;  // the protocol's D: the adapter padded for the DP rotation
-  std::vector<double> first_send(a.devices), done_at(a.devices);
+  std::vector<double> first_send(a.devices), done_at(a.devices), unmask_sent(a.devices, 0);
   uint64_t bytes_sent_total = 0;
   const double t0 = Now();
   // Check-ins first (all selected; tasks arrive when selection closes), then each device's
@@ -204,15 +245,53 @@ int main(int argc, char** argv) {
     }
     for (auto& t : threads) t.join();
   }
+  int tasked = 0;
+  for (const auto& t : tasks) tasked += t.has_value();
+  std::fprintf(stderr, "%d of %d devices got a task\n", tasked, a.devices);
   std::vector<std::vector<uint32_t>> device_inputs(a.devices);
   for (int i = 0; i < a.devices; ++i) {
     if (!tasks[i]) continue;
     session_dim = tasks[i]->secagg().dim();
     SeededRandom gen_i(static_cast<uint64_t>(i));
+    if (a.probes > 0) {
+      // A privatized zero delta: the decoded sum passes the norm bound and the round commits.
+      auto params = privacy::ParamsFromProto(tasks[i]->privacy());
+      std::vector<float> zero(params.ok() ? params->dim : 0, 0.0f);
+      SecureRandom noise;  // DP noise takes a secure generator only
+      auto up = params.ok() ? privacy::PrepareUpdate(zero.data(), zero.size(), *params, noise)
+                            : absl::StatusOr<privacy::PreparedUpdate>(params.status());
+      if (up.ok()) {
+        device_inputs[i] = std::move(up->secagg_input);
+      } else if (i == 0) {
+        std::fprintf(stderr, "privatizing: %s\n", up.status().ToString().c_str());
+      }
+      continue;
+    }
     device_inputs[i].resize(tasks[i]->secagg().dim());
     for (auto& x : device_inputs[i]) {
       x = static_cast<uint32_t>(gen_i.Uniform(uint64_t{1} << tasks[i]->secagg().bits()));
     }
+  }
+  // The probes run from here to the round's end.
+  std::vector<std::vector<ProbeCall>> probe_calls(a.probes);
+  std::atomic<bool> probes_stop{false};
+  std::vector<std::thread> probes;
+  for (int k = 0; k < a.probes; ++k) {
+    probes.emplace_back([&, k] {
+      device::CoordinatorClient& c = *clients[a.devices + k];
+      while (!probes_stop) {
+        // Not eligible: rejected without a coin (never sampled), after the same
+        // authentication and the round manager's lock as any check-in.
+        v1::CheckInRequest req;
+        req.set_eligible(false);
+        double s = Now();
+        if (c.CheckIn(req, absl::Seconds(60)).ok()) probe_calls[k].push_back({s, Now(), true});
+        v1::ReleaseRequest rel;
+        s = Now();
+        if (c.GetRelease(rel, absl::Seconds(60)).ok()) probe_calls[k].push_back({s, Now(), false});
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    });
   }
   {
     std::vector<std::thread> threads;
@@ -222,17 +301,36 @@ int main(int argc, char** argv) {
         SecureRandom rng;
         device::ParticipationResult r;
         first_send[i] = Now();
-        (void)device::RunSecAggClient(*clients[i], *tasks[i], std::move(device_inputs[i]),
-                                      absl::Minutes(10), rng, &r);
+        absl::Status st = device::RunSecAggClient(
+            *clients[i], *tasks[i], std::move(device_inputs[i]), absl::Minutes(10), rng, &r,
+            [&, i](int phase, v1::SecAggUpload*) {
+              if (phase == 3) unmask_sent[i] = Now();
+              return true;
+            });
         done_at[i] = Now();
         completed += r.completed;
+        if (!r.completed && i == 0) {
+          std::fprintf(stderr, "device 0: %s %s\n", st.ToString().c_str(), r.detail.c_str());
+        }
       });
     }
     for (auto& t : threads) t.join();
   }
   const double t1 = Now();
   const ProcStats after = ReadProc(child);
-  for (auto& c : clients) bytes_sent_total += c->bytes_sent();
+  probes_stop = true;
+  for (auto& t : probes) t.join();
+  std::vector<ProbeCall> calls;
+  for (const auto& p : probe_calls) calls.insert(calls.end(), p.begin(), p.end());
+  // The commit window: the last Unmasking call sent to the first final reply.
+  double commit_from = 0, commit_to = 1e300;
+  for (int i = 0; i < a.devices; ++i) {
+    if (!tasks[i] || unmask_sent[i] == 0) continue;
+    commit_from = std::max(commit_from, unmask_sent[i]);
+    commit_to = std::min(commit_to, done_at[i]);
+  }
+  if (commit_from == 0 || commit_to < commit_from) commit_to = commit_from;  // no finish
+  for (int i = 0; i < a.devices; ++i) bytes_sent_total += clients[i]->bytes_sent();
   const double secagg_start = *std::min_element(first_send.begin(), first_send.end());
   const double secagg_end = *std::max_element(done_at.begin(), done_at.end());
 
@@ -303,6 +401,12 @@ int main(int argc, char** argv) {
       {"checkin_p99_ms", 1000 * p99},
       {"coordinator_cpu_seconds_checkins", cafter.cpu_seconds - cbefore.cpu_seconds},
       {"cores", std::thread::hardware_concurrency()},
+      {"probes", a.probes},
+      {"commit_window_seconds", commit_to - commit_from},
+      {"probe_checkin_during_commit", ProbeStats(calls, true, commit_from, commit_to)},
+      {"probe_release_during_commit", ProbeStats(calls, false, commit_from, commit_to)},
+      {"probe_checkin_during_round", ProbeStats(calls, true, t0, t1)},
+      {"probe_release_during_round", ProbeStats(calls, false, t0, t1)},
   };
   if (a.json) {
     std::printf("%s\n", j.dump().c_str());

@@ -168,6 +168,11 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
   return s;
 }
 
+absl::Status CoordinatorServer::FlushReleaseReports() {
+  if (!parts_ || !parts_->service) return absl::OkStatus();
+  return parts_->service->FlushReleaseReports();
+}
+
 int CoordinatorServer::metrics_port() const {
   return parts_ && parts_->http ? parts_->http->port() : 0;
 }
@@ -186,6 +191,7 @@ void CoordinatorServer::Shutdown() {
     parts_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   }
   if (parts_->sweeper.joinable()) parts_->sweeper.join();
+  if (parts_->service) (void)parts_->service->FlushReleaseReports();
   parts_->http.reset();
 }
 

@@ -11,6 +11,7 @@
 #include "fedlora/common/random.h"
 #include "fedlora/coordinator/release_rollout.h"
 #include "blob_cache.h"
+#include "release_reports.h"
 #include "raw_call.h"
 
 namespace fedlora::coordinator {
@@ -55,7 +56,9 @@ CoordinatorService::CoordinatorService(RoundManager* rounds, Store* store,
       coordinator_id_(std::move(coordinator_id)),
       replay_(NowMs(), limits.clock_window_ms),
       enroll_limiter_(limits.enroll_rate),
-      blobs_(std::make_unique<internal::BlobCache>()) {
+      blobs_(std::make_unique<internal::BlobCache>()),
+      reports_(
+          std::make_unique<internal::ReleaseReportLog>(store, limits.release_report_interval)) {
   metrics_->DefineGauge("fedlora_download_cache_bytes",
                         "Bytes of adapter and release blobs held in memory for running downloads "
                         "(one shared copy per blob).");
@@ -64,6 +67,8 @@ CoordinatorService::CoordinatorService(RoundManager* rounds, Store* store,
 }
 
 CoordinatorService::~CoordinatorService() = default;
+
+absl::Status CoordinatorService::FlushReleaseReports() { return reports_->Flush(); }
 
 void CoordinatorService::CountError(const char* method, const absl::Status& s) {
   metrics_->Increment("fedlora_rpc_errors_total", {method, absl::StatusCodeToString(s.code())});
@@ -232,9 +237,7 @@ grpc::ServerUnaryReactor* CoordinatorService::GetRelease(grpc::CallbackServerCon
   report.device_id = *device;
   report.running_version = request->running_version();
   report.fell_back_from = request->fell_back_from();
-  if (absl::Status s = store_->RecordDeviceRelease(report); !s.ok()) {
-    return Refuse(call, "GetRelease", s);
-  }
+  reports_->Record(report);  // written behind, in batches: no fsync on this call
   if (report.fell_back_from != 0) metrics_->Increment(kMetricReleaseFallbacksTotal);
   auto releases = store_->ListReleases();
   if (!releases.ok()) return Refuse(call, "GetRelease", releases.status());

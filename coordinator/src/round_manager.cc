@@ -38,6 +38,13 @@ struct RoundManager::Impl {
   std::atomic<bool> stop{false};
   bool draining = false;  // after Drain(): every call is answered UNAVAILABLE at once
   std::thread driver;
+  // The worker (Start()): runs the state's job (the round's finish) without `mu`.
+  std::thread worker;
+  std::condition_variable worker_cv;
+  std::function<void()> job;  // posted, not yet taken by the worker
+  bool worker_running = false;  // between Start() and Stop() (guarded by mu, as job is)
+  bool worker_stop = false;
+  double epsilon = 0;  // training->epsilon() as of the last Close (the job may be changing it)
 
   absl::Time Now() const { return options.clock ? options.clock() : absl::Now(); }
 
@@ -93,8 +100,24 @@ struct RoundManager::Impl {
     }
     state = std::move(next);
     state_entered = now;
-    if (round.charged) (void)store->SetRoundPhase(round.round, state->name());
-    if (options.crash_at == state->name()) raise(SIGKILL);
+    std::function<void()> work = state->TakeJob();
+    if (!work) {
+      RecordPhase(round.round, round.charged, state->name());
+      return;
+    }
+    // A state with long work records its phase (an fsync'd write) on the worker too.
+    Dispatch([this, work = std::move(work), r = round.round, charged = round.charged,
+              name = std::string(state->name())] {
+      RecordPhase(r, charged, name);
+      work();
+    });
+  }
+
+  // Records the phase of a charged round in the store (a restart names it in the abort
+  // reason) and honours the crash hook.
+  void RecordPhase(uint64_t r, bool charged, const std::string& name) {
+    if (charged) (void)store->SetRoundPhase(r, name);
+    if (options.crash_at == name) raise(SIGKILL);
   }
 
   // Closes every ready state. Called with `mu` held.
@@ -113,7 +136,19 @@ struct RoundManager::Impl {
         absl::Status s = LoadFromStore();
         if (!s.ok()) lines.push_back(absl::StrCat("cannot reload from the store: ", s.message()));
       }
+      epsilon = training->epsilon();
       Enter(std::move(next), now);
+    }
+  }
+
+  // Hands the job to the worker; without one (driven by Tick alone: the simulator and
+  // fake-clock tests) runs it here, under `mu`, so such runs stay deterministic.
+  void Dispatch(std::function<void()> j) {
+    if (worker_running && !worker_stop) {
+      job = std::move(j);
+      worker_cv.notify_all();
+    } else {
+      j();
     }
   }
 
@@ -187,7 +222,8 @@ absl::StatusOr<std::unique_ptr<RoundManager>> RoundManager::Create(
   }
   impl->round.round = last + 1;
   impl->round.opened = impl->Now();
-  metrics->Set("fedlora_epsilon", impl->training->epsilon());
+  impl->epsilon = impl->training->epsilon();
+  metrics->Set("fedlora_epsilon", impl->epsilon);
   metrics->Set("fedlora_adapter_version", static_cast<double>(impl->adapter.version));
   impl->Log(absl::StrFormat(
       "resumed at adapter version %d, %d rounds charged, epsilon %.4g; next round %d",
@@ -281,6 +317,25 @@ void RoundManager::Tick(absl::Time now) {
 
 void RoundManager::Start() {
   impl_->stop = false;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->worker_stop = false;
+    impl_->worker_running = true;  // a job posted before the thread runs waits in `job`
+  }
+  impl_->worker = std::thread([this] {
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock<std::mutex> lock(impl_->mu);
+        impl_->worker_cv.wait(lock, [&] { return impl_->job || impl_->worker_stop; });
+        if (!impl_->job) return;  // stopping, nothing posted
+        job = std::move(impl_->job);
+        impl_->job = nullptr;
+      }
+      job();
+      Tick(impl_->Now());  // closes the finished state now, not at the driver's next tick
+    }
+  });
   impl_->driver = std::thread([this] {
     while (!impl_->stop) {
       Tick(impl_->Now());
@@ -294,6 +349,16 @@ void RoundManager::Stop() {
   impl_->stop = true;
   impl_->cv.notify_all();
   if (impl_->driver.joinable()) impl_->driver.join();
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->worker_stop = true;
+  }
+  impl_->worker_cv.notify_all();
+  // A finish already posted or running completes (a commit is never cut short; a kill -9
+  // mid-commit is what the store's transactions are for).
+  if (impl_->worker.joinable()) impl_->worker.join();
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->worker_running = false;
 }
 
 void RoundManager::Drain() {
@@ -331,7 +396,7 @@ RoundSummary RoundManager::Current() const {
 
 double RoundManager::epsilon() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  return impl_->training->epsilon();
+  return impl_->epsilon;
 }
 
 bool RoundManager::finished() const {

@@ -1,9 +1,12 @@
 // The round's states, one small class each (federated-compute's style). The manager holds the
 // current state, forwards calls to it and, when Ready(), calls Close() and switches to the
-// state it returns.
+// state it returns. A state with long work (the finish: unmasking, decoding, the server step,
+// the store commit) hands it out through TakeJob(); the manager runs it on its worker thread
+// without its mutex and the state becomes Ready() when the job is done.
 #ifndef FEDLORA_COORDINATOR_SRC_ROUND_STATES_H_
 #define FEDLORA_COORDINATOR_SRC_ROUND_STATES_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -30,6 +33,11 @@ class RoundState {
   virtual absl::Time deadline() const { return absl::InfiniteFuture(); }
   // True once training is over (no further rounds).
   virtual bool terminal() const { return false; }
+  // Work to run off the manager's mutex, taken once right after the state is entered (null:
+  // none). It may touch only what the state handed it and ctx.training, ctx.store and
+  // ctx.metrics (thread-safe); the manager touches none of the round's secure-aggregation
+  // server or the training until the state is Ready().
+  virtual std::function<void()> TakeJob() { return nullptr; }
 };
 
 // A fixed selection window from the round's opening: every eligible check-in gets one Poisson
@@ -37,6 +45,15 @@ class RoundState {
 std::unique_ptr<RoundState> MakeSelectingState();
 // Training is over (round limit reached or the privacy budget spent).
 std::unique_ptr<RoundState> MakeFinishedState(std::string why);
+
+// The finish of a round whose unmasking phase closed (finish_state.cc): "committing". Its job
+// unmasks (SecAggServer::ProceedToNextPhase), decodes and applies the server step, and commits
+// the new version to the store; Close() then replies to the devices and opens the next round,
+// or aborts. Check-ins meanwhile are answered at once (REJECTION_NO_ROUND_OPEN, pace-steered).
+std::unique_ptr<RoundState> MakeFinishingState(RoundContext& ctx);
+
+// The public reason for a secure-aggregation abort in `phase` (no private counts).
+std::string PublicAbortReason(const char* phase, const absl::Status& why);
 
 // Commits the round's privacy charge (r.plan's mechanism) and its participants to the store,
 // once; sets r.charged. The store's error otherwise (nothing charged).

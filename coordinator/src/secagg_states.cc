@@ -1,27 +1,16 @@
-// The four secure-aggregation phases and the commit. The protocol logic is the secagg
-// library's SecAggServer (its own per-phase states); these states add what a network needs:
-// who may speak, deadlines, retries, and the replies. Every sampled device's message that
-// arrives before its phase's deadline is taken (no reporting goal cuts a phase short: that
-// would let one device's input displace another's).
-#include <csignal>
-
+// The four secure-aggregation phases (the finish is finish_state.cc). The protocol logic is
+// the secagg library's SecAggServer (its own per-phase states); these states add what a
+// network needs: who may speak, deadlines, retries, and the replies. Every sampled device's
+// message that arrives before its phase's deadline is taken (no reporting goal cuts a phase
+// short: that would let one device's input displace another's).
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "fedlora/common/adapter_blob.h"
-#include "nlohmann/json.hpp"
 #include "round_states.h"
 
 namespace fedlora::coordinator {
 namespace {
 
 const char* kPhaseNames[] = {"advertise_keys", "share_keys", "masked_input", "unmasking"};
-
-class CommittingState : public RoundState {
- public:
-  const char* name() const override { return "committing"; }
-  bool Ready(const RoundContext&) const override { return true; }
-  std::unique_ptr<RoundState> Close(RoundContext& ctx) override;
-};
 
 class SecAggPhaseState : public RoundState {
  public:
@@ -42,6 +31,8 @@ class SecAggPhaseState : public RoundState {
   absl::Time deadline_;
 };
 
+}  // namespace
+
 // The secure-aggregation server's abort messages carry counts (survivors, thresholds, device
 // indices) that reveal the private sample size; the round's recorded reason keeps only the
 // phase and the kind of failure.
@@ -56,6 +47,8 @@ std::string PublicAbortReason(const char* phase, const absl::Status& why) {
                       absl::StatusCodeToString(why.code()),
                       " (details withheld: they name private counts); nothing released");
 }
+
+namespace {
 
 void Fail(RoundContext& ctx, RoundManager::SecAggDone& done, absl::Status s) {
   ctx.completions.push_back([done, s] { done(s, {}); });
@@ -109,6 +102,8 @@ void SecAggPhaseState::SecAgg(RoundContext& ctx, const std::string& device, seca
 
 std::unique_ptr<RoundState> SecAggPhaseState::Close(RoundContext& ctx) {
   RoundData& r = ctx.round;
+  // Unmasking's end is the round's heavy finish: off the manager's mutex (finish_state.cc).
+  if (phase_ == secagg::Phase::kUnmasking) return MakeFinishingState(ctx);
   absl::Status s = r.server->ProceedToNextPhase();
   auto messages = r.sender->Take();
   const bool aborted = r.server->phase() == secagg::Phase::kAborted;
@@ -133,53 +128,11 @@ std::unique_ptr<RoundState> SecAggPhaseState::Close(RoundContext& ctx) {
     const absl::Status why = s.ok() ? r.server->abort_status() : s;
     return AbortRound(ctx, PublicAbortReason(name(), why));
   }
-  if (completed) return std::make_unique<CommittingState>();
+  if (completed) {  // only unmasking completes the protocol, and it returns above
+    return AbortRound(ctx, "secure aggregation completed before unmasking (internal error)");
+  }
   const auto next = static_cast<secagg::Phase>(static_cast<int>(phase_) + 1);
   return std::make_unique<SecAggPhaseState>(next, ctx.now + ctx.options.phase_deadline);
-}
-
-std::unique_ptr<RoundState> CommittingState::Close(RoundContext& ctx) {
-  RoundData& r = ctx.round;
-  auto sum = r.server->TakeSum();
-  if (!sum.ok()) return AbortRound(ctx, std::string(sum.status().message()));
-  const auto included = r.server->IncludedDevices();
-  auto outcome = ctx.training.CompleteDistributed(*r.plan, *sum, static_cast<int>(included.size()));
-  if (!outcome.ok() || !outcome->released) {
-    if (outcome.ok() && outcome->charged) r.accounted = true;  // AbortRound must not charge twice
-    return AbortRound(ctx, outcome.ok() ? outcome->abort_reason
-                                        : std::string(outcome.status().message()));
-  }
-  AdapterBlob blob;
-  blob.lora = nlohmann::json::parse(ctx.lora_json);
-  blob.base_model_sha256 = ctx.options.base_model_sha256;
-  blob.values = ctx.training.global();
-  nlohmann::json state = {{"clip", ctx.training.aggregator().clip()}};
-  auto version = ctx.store.CommitRound(r.round, static_cast<int>(included.size()),
-                                       EncodeAdapterBlob(blob), state.dump());
-  if (!version.ok()) {
-    // The step was applied in memory but not persisted: the manager reloads from the store.
-    ctx.reload_from_store = true;
-    return AbortRound(ctx, absl::StrCat("commit failed: ", version.status().message()));
-  }
-  ctx.committed = *version;
-  if (ctx.options.crash_at == "committed") raise(SIGKILL);
-  for (auto& [id, p] : r.pending) {
-    v1::SecAggDownload d;
-    const bool in = std::binary_search(included.begin(), included.end(), id);
-    d.set_status(in ? v1::SecAggDownload::STATUS_COMPLETED : v1::SecAggDownload::STATUS_ABORTED);
-    if (!in) d.set_detail("dropped: not in the sum");
-    d.set_new_adapter_version(version->version);
-    ctx.completions.push_back([done = std::move(p.done), d] { done(absl::OkStatus(), d); });
-  }
-  r.pending.clear();
-  ctx.metrics.Increment("fedlora_rounds_total", {"committed"});
-  ctx.metrics.Set("fedlora_epsilon", ctx.training.epsilon());
-  ctx.metrics.Set("fedlora_adapter_version", static_cast<double>(version->version));
-  // The number summed is private: the log and the metrics do not carry it.
-  ctx.log = absl::StrFormat("round %d committed: adapter version %d, epsilon %.4g", r.round,
-                            version->version, ctx.training.epsilon());
-  ctx.rounds_done++;
-  return NextRound(ctx);
 }
 
 }  // namespace

@@ -138,10 +138,11 @@ absl::Status SqliteStore::EnrollDevice(const std::string& token_hash, const Devi
 
 absl::Status SqliteStore::CheckTokenUnused(const std::string& token_hash) const {
   FEDLORA_RETURN_IF_ERROR(CheckTokenHash(token_hash));
-  Lock lock(mu_);
+  Lock lock(read_mu_);
   FEDLORA_ASSIGN_OR_RETURN(
-      Stmt st, Stmt::Prepare(*db_, "SELECT used_by IS NULL FROM enrollment_tokens "
-                                   "WHERE token_sha256 = ?",
+      Stmt st, Stmt::Prepare(*reader_,
+                             "SELECT used_by IS NULL FROM enrollment_tokens "
+                             "WHERE token_sha256 = ?",
                              "looking up an enrolment token"));
   FEDLORA_ASSIGN_OR_RETURN(bool row, st.BindText(1, token_hash).Step());
   if (!row) {
@@ -158,9 +159,9 @@ absl::Status SqliteStore::CheckTokenUnused(const std::string& token_hash) const 
 }
 
 absl::StatusOr<DeviceRecord> SqliteStore::GetDevice(const std::string& device_id) const {
-  Lock lock(mu_);
+  Lock lock(read_mu_);
   FEDLORA_ASSIGN_OR_RETURN(Stmt st,
-                           Stmt::Prepare(*db_,
+                           Stmt::Prepare(*reader_,
                                          "SELECT device_id, public_key, enrolled_unix, revoked, "
                                          "revoked_reason FROM devices WHERE device_id = ?",
                                          "reading a device"));
@@ -173,9 +174,9 @@ absl::StatusOr<DeviceRecord> SqliteStore::GetDevice(const std::string& device_id
 }
 
 absl::StatusOr<std::vector<DeviceRecord>> SqliteStore::ListDevices() const {
-  Lock lock(mu_);
+  Lock lock(read_mu_);
   FEDLORA_ASSIGN_OR_RETURN(Stmt st,
-                           Stmt::Prepare(*db_,
+                           Stmt::Prepare(*reader_,
                                          "SELECT device_id, public_key, enrolled_unix, revoked, "
                                          "revoked_reason FROM devices ORDER BY device_id",
                                          "listing devices"));
@@ -211,10 +212,11 @@ absl::Status SqliteStore::RevokeDevice(const std::string& device_id, const std::
 }
 
 absl::StatusOr<int> SqliteStore::CountUnusedTokens() const {
-  Lock lock(mu_);
+  Lock lock(read_mu_);
   FEDLORA_ASSIGN_OR_RETURN(
-      Stmt st, Stmt::Prepare(*db_, "SELECT COUNT(*) FROM enrollment_tokens WHERE used_by IS NULL",
-                             "counting enrolment tokens"));
+      Stmt st,
+      Stmt::Prepare(*reader_, "SELECT COUNT(*) FROM enrollment_tokens WHERE used_by IS NULL",
+                    "counting enrolment tokens"));
   FEDLORA_ASSIGN_OR_RETURN(bool row, st.Step());
   return row ? static_cast<int>(st.Int(0)) : 0;
 }
@@ -236,9 +238,10 @@ absl::Status SqliteStore::PutMeta(const std::string& key, const std::string& val
 }
 
 absl::StatusOr<std::string> SqliteStore::GetMeta(const std::string& key) const {
-  Lock lock(mu_);
+  Lock lock(read_mu_);
   FEDLORA_ASSIGN_OR_RETURN(
-      Stmt st, Stmt::Prepare(*db_, "SELECT value FROM meta WHERE key = ?", "reading a meta value"));
+      Stmt st,
+      Stmt::Prepare(*reader_, "SELECT value FROM meta WHERE key = ?", "reading a meta value"));
   FEDLORA_ASSIGN_OR_RETURN(bool row, st.BindText(1, key).Step());
   if (!row) {
     return absl::NotFoundError(absl::StrCat("coordinator store: no meta value under '", key, "'"));
@@ -249,7 +252,7 @@ absl::StatusOr<std::string> SqliteStore::GetMeta(const std::string& key) const {
 // ---------------------------------------------------------------- rounds (reads)
 
 absl::StatusOr<std::vector<RoundRecord>> SqliteStore::QueryRounds(const char* sql) const {
-  FEDLORA_ASSIGN_OR_RETURN(Stmt st, Stmt::Prepare(*db_, sql, "listing rounds"));
+  FEDLORA_ASSIGN_OR_RETURN(Stmt st, Stmt::Prepare(*reader_, sql, "listing rounds"));
   std::vector<RoundRecord> out;
   for (;;) {
     FEDLORA_ASSIGN_OR_RETURN(bool row, st.Step());
@@ -283,19 +286,19 @@ absl::StatusOr<RoundRecord> SqliteStore::LoadRunningRound(uint64_t round,
 }
 
 absl::StatusOr<std::vector<RoundRecord>> SqliteStore::ListRounds() const {
-  Lock lock(mu_);
+  Lock lock(read_mu_);
   return QueryRounds(absl::StrCat(kRoundColumns, "ORDER BY round").c_str());
 }
 
 absl::StatusOr<std::vector<RoundRecord>> SqliteStore::RunningRounds() const {
-  Lock lock(mu_);
+  Lock lock(read_mu_);
   return QueryRounds(absl::StrCat(kRoundColumns, "WHERE state = 'running' ORDER BY round").c_str());
 }
 
 absl::StatusOr<std::vector<PrivacyCharge>> SqliteStore::Charges() const {
-  Lock lock(mu_);
+  Lock lock(read_mu_);
   FEDLORA_ASSIGN_OR_RETURN(
-      Stmt st, Stmt::Prepare(*db_,
+      Stmt st, Stmt::Prepare(*reader_,
                              "SELECT round, mechanism, epsilon_after, unix FROM privacy_charges "
                              "ORDER BY round",
                              "listing privacy charges"));
@@ -314,10 +317,10 @@ absl::StatusOr<std::vector<PrivacyCharge>> SqliteStore::Charges() const {
 }
 
 absl::StatusOr<std::map<std::string, int>> SqliteStore::ParticipationCounts() const {
-  Lock lock(mu_);
+  Lock lock(read_mu_);
   FEDLORA_ASSIGN_OR_RETURN(
       Stmt st,
-      Stmt::Prepare(*db_, "SELECT device_id, COUNT(*) FROM participants GROUP BY device_id",
+      Stmt::Prepare(*reader_, "SELECT device_id, COUNT(*) FROM participants GROUP BY device_id",
                     "counting participation"));
   std::map<std::string, int> out;
   for (;;) {
@@ -330,11 +333,11 @@ absl::StatusOr<std::map<std::string, int>> SqliteStore::ParticipationCounts() co
 
 absl::StatusOr<std::map<uint64_t, std::vector<std::string>>> SqliteStore::ParticipantsByRound()
     const {
-  Lock lock(mu_);
+  Lock lock(read_mu_);
   std::map<uint64_t, std::vector<std::string>> out;
   FEDLORA_ASSIGN_OR_RETURN(
       Stmt st,
-      Stmt::Prepare(*db_, "SELECT round, device_id FROM participants ORDER BY round, device_id",
+      Stmt::Prepare(*reader_, "SELECT round, device_id FROM participants ORDER BY round, device_id",
                     "listing participants"));
   for (;;) {
     FEDLORA_ASSIGN_OR_RETURN(bool row, st.Step());

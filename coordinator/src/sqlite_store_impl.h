@@ -1,5 +1,12 @@
 // Internal: the SQLite implementation of coordinator::Store (see store.h for the contract).
 // sqlite_store_open.cc creates the folder and schema; sqlite_store.cc implements the methods.
+//
+// Two connections to the same WAL database: `db_` for every write (one BEGIN IMMEDIATE
+// transaction per call, serialized by mu_), and `reader_` for every const method (serialized
+// by read_mu_). A WAL reader never waits for a writer, so the reads on the hot paths
+// (authentication's GetDevice, GetRelease's ListReleases and GetMeta) keep their latency while
+// a write and its fsync are in progress; each read sees every write that returned before it.
+// Blob files are written and fsynced before mu_ is taken.
 #ifndef FEDLORA_COORDINATOR_SRC_SQLITE_STORE_IMPL_H_
 #define FEDLORA_COORDINATOR_SRC_SQLITE_STORE_IMPL_H_
 
@@ -9,14 +16,18 @@
 #include <vector>
 
 #include "fedlora/coordinator/store.h"
+#include "blob_dir.h"
 #include "sqlite_db.h"
 
 namespace fedlora::coordinator::internal {
 
 class SqliteStore final : public Store {
  public:
-  SqliteStore(std::string dir, std::unique_ptr<SqliteDb> db)
-      : dir_(std::move(dir)), blobs_dir_(dir_ + "/blobs"), db_(std::move(db)) {}
+  SqliteStore(std::string dir, std::unique_ptr<SqliteDb> db, std::unique_ptr<SqliteDb> reader)
+      : dir_(std::move(dir)),
+        blobs_dir_(dir_ + "/blobs"),
+        db_(std::move(db)),
+        reader_(std::move(reader)) {}
 
   absl::Status AddEnrollmentTokens(const std::vector<std::string>& token_sha256_hex) override;
   absl::Status EnrollDevice(const std::string& token_sha256_hex,
@@ -51,17 +62,18 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<ReleaseRecord>> ListReleases() const override;
   absl::StatusOr<std::vector<ReleaseEvent>> ListReleaseEvents() const override;
   absl::Status RecordDeviceRelease(const DeviceReleaseReport& report) override;
+  absl::Status RecordDeviceReleases(const std::vector<DeviceReleaseReport>& reports) override;
   absl::StatusOr<std::vector<DeviceReleaseReport>> ListDeviceReleases() const override;
 
   absl::Status PutMeta(const std::string& key, const std::string& value) override;
   absl::StatusOr<std::string> GetMeta(const std::string& key) const override;
 
  private:
-  // Callers hold mu_.
+  // Callers hold mu_ (db_) or read_mu_ (reader_: QueryRounds, QueryVersions).
   absl::StatusOr<RoundRecord> LoadRound(uint64_t round) const;
   absl::StatusOr<std::vector<RoundRecord>> QueryRounds(const char* sql) const;
   absl::StatusOr<std::vector<AdapterVersion>> QueryVersions(const char* sql) const;
-  absl::StatusOr<std::vector<ReleaseRecord>> QueryReleases() const;
+  absl::StatusOr<std::vector<ReleaseRecord>> QueryReleases(SqliteDb& db) const;
   absl::Status InsertReleaseEvent(uint64_t version, const std::string& action, double percent);
   // NOT_FOUND / FAILED_PRECONDITION unless `round` exists and is running.
   absl::StatusOr<RoundRecord> LoadRunningRound(uint64_t round, absl::string_view action) const;
@@ -70,10 +82,20 @@ class SqliteStore final : public Store {
   absl::StatusOr<AdapterVersion> InsertVersion(uint64_t round, const std::string& adapter_sha,
                                                uint64_t bytes, const std::string& optimizer_sha);
 
+  // WriteBlob under blob_mu_: two writers of the same content in this process would share
+  // its temporary file name. Taken alone (CommitRound) or inside mu_, never the other way.
+  absl::StatusOr<std::string> PutBlob(absl::string_view bytes) {
+    std::lock_guard<std::mutex> lock(blob_mu_);
+    return WriteBlob(blobs_dir_, bytes);
+  }
+
   const std::string dir_;
   const std::string blobs_dir_;
-  mutable std::mutex mu_;
+  mutable std::mutex mu_;       // db_: writes
   std::unique_ptr<SqliteDb> db_;
+  std::mutex blob_mu_;
+  mutable std::mutex read_mu_;  // reader_: const methods
+  std::unique_ptr<SqliteDb> reader_;
 };
 
 }  // namespace fedlora::coordinator::internal

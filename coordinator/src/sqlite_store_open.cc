@@ -247,7 +247,10 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& dir_in
         "coordinator store: ", db_path, " failed its integrity check (", check,
         ") (hint: restore the state folder from a backup; keep this one for inspection)"));
   }
-  return std::unique_ptr<Store>(new internal::SqliteStore(dir, std::move(db)));
+  // The read connection (sqlite_store_impl.h): opened once the schema exists; it never writes.
+  FEDLORA_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> reader, SqliteDb::Open(db_path, dir));
+  FEDLORA_RETURN_IF_ERROR(reader->Exec("PRAGMA query_only = ON", "opening the read connection"));
+  return std::unique_ptr<Store>(new internal::SqliteStore(dir, std::move(db), std::move(reader)));
 }
 
 }  // namespace fedlora::coordinator

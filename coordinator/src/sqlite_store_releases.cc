@@ -30,9 +30,9 @@ absl::Status CheckRecord(const ReleaseRecord& r) {
 
 }  // namespace
 
-absl::StatusOr<std::vector<ReleaseRecord>> SqliteStore::QueryReleases() const {
+absl::StatusOr<std::vector<ReleaseRecord>> SqliteStore::QueryReleases(SqliteDb& db) const {
   FEDLORA_ASSIGN_OR_RETURN(
-      Stmt st, Stmt::Prepare(*db_,
+      Stmt st, Stmt::Prepare(db,
                              "SELECT version, release_id, segment, base_model_sha256, manifest, "
                              "bundle_sha256, bundle_bytes, published_unix, state, percent, "
                              "rollback FROM releases ORDER BY version",
@@ -77,9 +77,9 @@ absl::Status SqliteStore::PublishRelease(const ReleaseRecord& release, const std
   const char* op = "publishing a release";
   Lock lock(mu_);
   // The blob first (content-addressed: harmless if the transaction below fails).
-  FEDLORA_ASSIGN_OR_RETURN(std::string sha, WriteBlob(blobs_dir_, bundle));
+  FEDLORA_ASSIGN_OR_RETURN(std::string sha, PutBlob(bundle));
   FEDLORA_ASSIGN_OR_RETURN(auto txn, Txn::Begin(*db_, op));
-  FEDLORA_ASSIGN_OR_RETURN(std::vector<ReleaseRecord> existing, QueryReleases());
+  FEDLORA_ASSIGN_OR_RETURN(std::vector<ReleaseRecord> existing, QueryReleases(*db_));
   for (const ReleaseRecord& r : existing) {
     if (r.version == release.version || r.release_id == release.release_id) {
       return absl::AlreadyExistsError(absl::StrCat(
@@ -148,14 +148,14 @@ absl::Status SqliteStore::UpdateRelease(const ReleaseRecord& release, const std:
 }
 
 absl::StatusOr<std::vector<ReleaseRecord>> SqliteStore::ListReleases() const {
-  Lock lock(mu_);
-  return QueryReleases();
+  Lock lock(read_mu_);
+  return QueryReleases(*reader_);
 }
 
 absl::StatusOr<std::vector<ReleaseEvent>> SqliteStore::ListReleaseEvents() const {
-  Lock lock(mu_);
+  Lock lock(read_mu_);
   FEDLORA_ASSIGN_OR_RETURN(
-      Stmt st, Stmt::Prepare(*db_,
+      Stmt st, Stmt::Prepare(*reader_,
                              "SELECT version, action, percent, unix FROM release_events "
                              "ORDER BY id",
                              "listing release events"));
@@ -169,11 +169,18 @@ absl::StatusOr<std::vector<ReleaseEvent>> SqliteStore::ListReleaseEvents() const
 }
 
 absl::Status SqliteStore::RecordDeviceRelease(const DeviceReleaseReport& report) {
-  if (report.device_id.empty()) {
-    return absl::InvalidArgumentError("coordinator store: a release report needs a device id");
+  return RecordDeviceReleases({report});
+}
+
+absl::Status SqliteStore::RecordDeviceReleases(const std::vector<DeviceReleaseReport>& reports) {
+  for (const auto& report : reports) {
+    if (report.device_id.empty()) {
+      return absl::InvalidArgumentError("coordinator store: a release report needs a device id");
+    }
   }
+  if (reports.empty()) return absl::OkStatus();
   Lock lock(mu_);
-  const char* op = "recording a device's release";
+  const char* op = "recording devices' releases";
   FEDLORA_ASSIGN_OR_RETURN(auto txn, Txn::Begin(*db_, op));
   FEDLORA_ASSIGN_OR_RETURN(
       Stmt st, Stmt::Prepare(*db_,
@@ -182,18 +189,21 @@ absl::Status SqliteStore::RecordDeviceRelease(const DeviceReleaseReport& report)
                              "DO UPDATE SET running_version = excluded.running_version, "
                              "fell_back_from = excluded.fell_back_from, unix = excluded.unix",
                              op));
-  FEDLORA_RETURN_IF_ERROR(st.BindText(1, report.device_id)
-                              .BindInt(2, static_cast<int64_t>(report.running_version))
-                              .BindInt(3, static_cast<int64_t>(report.fell_back_from))
-                              .BindInt(4, report.unix ? report.unix : NowUnix())
-                              .Run());
+  for (const auto& report : reports) {
+    FEDLORA_RETURN_IF_ERROR(st.Reset()
+                                .BindText(1, report.device_id)
+                                .BindInt(2, static_cast<int64_t>(report.running_version))
+                                .BindInt(3, static_cast<int64_t>(report.fell_back_from))
+                                .BindInt(4, report.unix ? report.unix : NowUnix())
+                                .Run());
+  }
   return txn->Commit();
 }
 
 absl::StatusOr<std::vector<DeviceReleaseReport>> SqliteStore::ListDeviceReleases() const {
-  Lock lock(mu_);
+  Lock lock(read_mu_);
   FEDLORA_ASSIGN_OR_RETURN(
-      Stmt st, Stmt::Prepare(*db_,
+      Stmt st, Stmt::Prepare(*reader_,
                              "SELECT device_id, running_version, fell_back_from, unix "
                              "FROM device_releases ORDER BY device_id",
                              "listing device releases"));

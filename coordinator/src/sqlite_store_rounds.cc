@@ -163,7 +163,6 @@ absl::StatusOr<AdapterVersion> SqliteStore::CommitRound(uint64_t round, int summ
     return absl::InvalidArgumentError(
         absl::StrCat("coordinator store: round ", round, " summed ", summed, " devices"));
   }
-  Lock lock(mu_);
   const char* op = "committing a round";
   auto check = [&]() -> absl::Status {
     FEDLORA_ASSIGN_OR_RETURN(RoundRecord r, LoadRunningRound(round, "commit"));
@@ -177,13 +176,18 @@ absl::StatusOr<AdapterVersion> SqliteStore::CommitRound(uint64_t round, int summ
   };
   // Check before writing blobs (no stray files for a refused call), and again in the
   // transaction.
-  FEDLORA_RETURN_IF_ERROR(check());
+  {
+    Lock lock(mu_);
+    FEDLORA_RETURN_IF_ERROR(check());
+  }
   // Blobs first: an orphan blob after a crash is harmless, a row naming a missing blob is not.
-  FEDLORA_ASSIGN_OR_RETURN(std::string adapter_sha, WriteBlob(blobs_dir_, adapter_blob));
+  // Their fsyncs run without mu_ (blob files are content-addressed and immutable once named).
+  FEDLORA_ASSIGN_OR_RETURN(std::string adapter_sha, PutBlob(adapter_blob));
   std::string optimizer_sha;
   if (!optimizer_state.empty()) {
-    FEDLORA_ASSIGN_OR_RETURN(optimizer_sha, WriteBlob(blobs_dir_, optimizer_state));
+    FEDLORA_ASSIGN_OR_RETURN(optimizer_sha, PutBlob(optimizer_state));
   }
+  Lock lock(mu_);
   FEDLORA_ASSIGN_OR_RETURN(auto txn, Txn::Begin(*db_, op));
   FEDLORA_RETURN_IF_ERROR(check());
   FEDLORA_ASSIGN_OR_RETURN(AdapterVersion v,
@@ -217,7 +221,7 @@ absl::StatusOr<AdapterVersion> SqliteStore::PutInitialAdapter(const std::string&
     return absl::OkStatus();
   };
   FEDLORA_RETURN_IF_ERROR(check());
-  FEDLORA_ASSIGN_OR_RETURN(std::string sha, WriteBlob(blobs_dir_, adapter_blob));
+  FEDLORA_ASSIGN_OR_RETURN(std::string sha, PutBlob(adapter_blob));
   FEDLORA_ASSIGN_OR_RETURN(auto txn, Txn::Begin(*db_, op));
   FEDLORA_RETURN_IF_ERROR(check());
   FEDLORA_ASSIGN_OR_RETURN(AdapterVersion v, InsertVersion(0, sha, adapter_blob.size(), ""));
@@ -226,7 +230,7 @@ absl::StatusOr<AdapterVersion> SqliteStore::PutInitialAdapter(const std::string&
 }
 
 absl::StatusOr<std::vector<AdapterVersion>> SqliteStore::QueryVersions(const char* sql) const {
-  FEDLORA_ASSIGN_OR_RETURN(Stmt st, Stmt::Prepare(*db_, sql, "listing adapter versions"));
+  FEDLORA_ASSIGN_OR_RETURN(Stmt st, Stmt::Prepare(*reader_, sql, "listing adapter versions"));
   std::vector<AdapterVersion> out;
   for (;;) {
     FEDLORA_ASSIGN_OR_RETURN(bool row, st.Step());
@@ -243,7 +247,7 @@ absl::StatusOr<std::vector<AdapterVersion>> SqliteStore::QueryVersions(const cha
 }
 
 absl::StatusOr<AdapterVersion> SqliteStore::LatestAdapter() const {
-  Lock lock(mu_);
+  Lock lock(read_mu_);
   FEDLORA_ASSIGN_OR_RETURN(
       auto versions,
       QueryVersions(absl::StrCat(kVersionColumns, "ORDER BY version DESC LIMIT 1").c_str()));
@@ -256,7 +260,7 @@ absl::StatusOr<AdapterVersion> SqliteStore::LatestAdapter() const {
 }
 
 absl::StatusOr<std::vector<AdapterVersion>> SqliteStore::ListAdapterVersions() const {
-  Lock lock(mu_);
+  Lock lock(read_mu_);
   return QueryVersions(absl::StrCat(kVersionColumns, "ORDER BY version").c_str());
 }
 
@@ -268,8 +272,8 @@ absl::StatusOr<std::string> SqliteStore::ReadBlob(const std::string& sha256_hex)
 absl::StatusOr<std::string> SqliteStore::OptimizerState() const {
   std::string sha;
   {
-    Lock lock(mu_);
-    FEDLORA_ASSIGN_OR_RETURN(Stmt st, Stmt::Prepare(*db_,
+    Lock lock(read_mu_);
+    FEDLORA_ASSIGN_OR_RETURN(Stmt st, Stmt::Prepare(*reader_,
                                                     "SELECT optimizer_sha256 FROM adapter_versions "
                                                     "ORDER BY version DESC LIMIT 1",
                                                     "reading the optimizer state"));

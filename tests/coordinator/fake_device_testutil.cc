@@ -56,6 +56,7 @@ FakeResult RunFake(device::CoordinatorClient& client, const Behaviour& b, absl::
                                      rng, &out, [&](int phase, v1::SecAggUpload* upload) {
                                        if (phase == b.stop_before) return false;
                                        if (phase == 2) absl::SleepFor(b.masked_delay);
+                                       if (phase == 3) absl::SleepFor(b.unmask_delay);
                                        if (phase == 2 && b.wrong_length) {
                                          auto* m =
                                              upload->mutable_message()->mutable_masked_input();

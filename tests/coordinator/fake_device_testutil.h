@@ -32,6 +32,7 @@ struct Behaviour {
   absl::Duration checkin_at = absl::Seconds(1);
   int checkins = 50;  // check-ins tried before giving up (100 ms apart)
   absl::Duration masked_delay = absl::ZeroDuration();  // a slow device's masked input
+  absl::Duration unmask_delay = absl::ZeroDuration();  // ... and its unmasking message
   // Adds +-2^(bits-2) (random signs) to every entry of its input: the same as adding that
   // vector to the masked input, since masks cancel mod 2^bits. Secure aggregation cannot see it.
   bool malicious = false;

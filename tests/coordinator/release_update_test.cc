@@ -117,6 +117,8 @@ class ReleaseUpdateTest : public ::testing::Test {
   }
 
   DeviceReleaseReport Reported() {
+    // GetRelease keeps reports and writes them behind, in batches: write them now.
+    EXPECT_TRUE(server_->FlushReleaseReports().ok());
     auto reports = store_->ListDeviceReleases();
     EXPECT_TRUE(reports.ok());
     for (const auto& r : *reports) {

@@ -51,7 +51,11 @@ class CoordinatorServer {
   int metrics_port() const;
   RoundManager& rounds() { return *rounds_; }
   MetricsRegistry& metrics() { return *metrics_; }
-  // Stops accepting calls, cancels the ones waiting (deadline 2 s), stops the rounds.
+  // Writes the release reports GetRelease kept so far (written behind, every
+  // limits.release_report_interval) to the store now.
+  absl::Status FlushReleaseReports();
+  // Stops accepting calls, cancels the ones waiting (deadline 2 s), stops the rounds (a
+  // round's finish already running completes first), writes the kept release reports.
   void Shutdown();
 
  private:

@@ -53,6 +53,9 @@ struct ServiceLimits {
   int max_streams_per_connection = 32;
   absl::Duration handshake_timeout = absl::Seconds(20);
   size_t memory_quota_bytes = 0;
+  // GetRelease's reports (what each device runs) are written to the store in one batch this
+  // often, not one fsync'd write per call (release_reports.h).
+  absl::Duration release_report_interval = absl::Seconds(1);
 };
 
 grpc::Status ToGrpcStatus(const absl::Status& s);
@@ -61,6 +64,7 @@ namespace internal {
 template <class Request, class Response>
 class UnaryCall;
 class BlobCache;
+class ReleaseReportLog;
 // Every method takes the request's bytes (raw callback methods).
 using RawCoordinatorService =
     v1::Coordinator::WithRawCallbackMethod_Enroll<v1::Coordinator::WithRawCallbackMethod_CheckIn<
@@ -96,7 +100,8 @@ class CoordinatorService final : public internal::RawCoordinatorService {
                                         Raw* response) override;
   grpc::ServerUnaryReactor* Unmasking(grpc::CallbackServerContext* ctx, const Raw* request,
                                       Raw* response) override;
-  // Records the device's release report in the store, answers release_rollout.h's decision.
+  // Keeps the device's release report (written to the store behind the call, in batches:
+  // limits.release_report_interval), answers release_rollout.h's decision.
   grpc::ServerUnaryReactor* GetRelease(grpc::CallbackServerContext* ctx, const Raw* request,
                                        Raw* response) override;
   grpc::ServerWriteReactor<Raw>* DownloadRelease(grpc::CallbackServerContext* ctx,
@@ -105,6 +110,8 @@ class CoordinatorService final : public internal::RawCoordinatorService {
   // Cancels downloads running longer than limits.download_timeout (a client that opened a
   // stream and never reads). Called periodically by the server.
   void SweepStalledDownloads();
+  // Writes the release reports kept so far to the store now (tests, shutdown).
+  absl::Status FlushReleaseReports();
 
   // What a signed call's metadata says, checked without looking at the body.
   struct CallMetadata {
@@ -163,6 +170,7 @@ class CoordinatorService final : public internal::RawCoordinatorService {
   ReplayGuard replay_;
   PeerRateLimiter enroll_limiter_;
   std::unique_ptr<internal::BlobCache> blobs_;  // what running downloads serve, shared
+  std::unique_ptr<internal::ReleaseReportLog> reports_;  // GetRelease's, written behind
   std::mutex downloads_mu_;
   int downloads_active_ = 0;  // reserved slots (streams running or starting)
   std::map<std::string, int> downloads_per_device_;

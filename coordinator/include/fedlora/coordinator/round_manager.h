@@ -10,13 +10,18 @@
 // sampled device gets its task) -> advertise_keys (devices train, privatize, send keys;
 // deadline = training deadline) -> share_keys -> masked_input -> unmasking (each closes at its
 // deadline or when no sampled device is pending; every input that arrives in time is summed)
-// -> committing (the decoded sum checked against the norm bound, the new adapter version,
-// written after the charge). Any phase may abort the round; once coins were flipped every
+// -> committing (on the worker thread: the sum unmasked and decoded, checked against the norm
+// bound, the new adapter version written after the charge). Any phase may abort the round; once coins were flipped every
 // abort is charged, the reason (without private counts) is kept in the store and the next
 // round starts.
 //
-// Thread-safe: every entry point takes one mutex; replies are delivered through the callbacks,
-// outside the mutex, exactly once per call.
+// Thread-safe: every entry point takes one mutex (held only for bookkeeping: each call returns
+// at once); replies are delivered through the callbacks, outside the mutex, exactly once per
+// call. The round's finish (unmasking, decoding, the server step, the store commit) runs on
+// the manager's worker thread without the mutex, the state meanwhile being "committing":
+// check-ins are rejected at once with REJECTION_NO_ROUND_OPEN and a retry window, as in every
+// phase but selection. Without Start() (driven by Tick alone: the simulator, fake-clock tests)
+// the finish runs inline on the thread that closes the unmasking phase.
 #ifndef FEDLORA_COORDINATOR_ROUND_MANAGER_H_
 #define FEDLORA_COORDINATOR_ROUND_MANAGER_H_
 
@@ -110,8 +115,11 @@ class RoundManager {
   // Advances the state machine (deadlines, goals). Called by the driver thread of Start(), or
   // by tests with a fake clock.
   void Tick(absl::Time now);
-  // Runs Tick every ~10 ms (and on every event) on a thread until Stop().
+  // Runs Tick every ~10 ms (and on every event) on a driver thread until Stop(), and starts
+  // the worker that runs the round's finish.
   void Start();
+  // Stops the driver; waits for a finish already posted or running (a commit is never cut
+  // short), then stops the worker.
   void Stop();
   // Answers every waiting call with UNAVAILABLE ("coordinator shutting down"); for shutdown.
   void Drain();

@@ -188,6 +188,9 @@ class Store {
   virtual absl::StatusOr<std::vector<ReleaseEvent>> ListReleaseEvents() const = 0;
   // Keeps the device's latest report (one row per device). INVALID_ARGUMENT: empty id.
   virtual absl::Status RecordDeviceRelease(const DeviceReleaseReport& report) = 0;
+  // The same for many reports in one transaction (one fsync), in order: a later report of a
+  // device replaces an earlier one. INVALID_ARGUMENT (nothing written): an empty id.
+  virtual absl::Status RecordDeviceReleases(const std::vector<DeviceReleaseReport>& reports) = 0;
   // Every device's latest report, ordered by device id.
   virtual absl::StatusOr<std::vector<DeviceReleaseReport>> ListDeviceReleases() const = 0;
 

@@ -1,0 +1,151 @@
+// The round's finish ("committing"), off the manager's mutex: the job unmasks the sum
+// (SecAggServer::ProceedToNextPhase: Shamir reconstruction, PRG expansion), decodes it and
+// applies the server step (FederatedTraining::CompleteDistributed), then commits the new
+// version to the store (blob and WAL fsyncs). The manager runs it on its worker thread; while
+// it runs, check-ins get the default pace-steered rejection and every other call is answered
+// at once. Close() (under the mutex, short) replies to the devices and opens the next round,
+// or aborts the round.
+#include <algorithm>
+#include <atomic>
+#include <csignal>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "fedlora/common/adapter_blob.h"
+#include "nlohmann/json.hpp"
+#include "round_states.h"
+
+namespace fedlora::coordinator {
+namespace {
+
+// What the job reads and writes. The manager leaves the round's server, sender and plan and
+// the training alone until `done`; the job touches nothing else of the manager's.
+struct FinishWork {
+  secagg::SecAggServer* server = nullptr;
+  CollectingSender* sender = nullptr;
+  const RoundPlan* plan = nullptr;
+  FederatedTraining* training = nullptr;
+  Store* store = nullptr;
+  uint64_t round = 0;
+  std::string lora_json, base_model_sha256, crash_at;
+
+  // Results, read by Close() once `done`.
+  std::atomic<bool> done{false};
+  bool released = false;
+  std::string abort_reason;
+  bool accounted = false;  // the accountant already charged the aborted round
+  bool reload = false;     // the step was applied in memory but not persisted
+  AdapterVersion version;
+  std::vector<uint32_t> included;
+
+  void Run() {
+    Finish();
+    done.store(true, std::memory_order_release);
+  }
+
+  void Finish() {
+    absl::Status s = server->ProceedToNextPhase();
+    sender->Take();  // nothing is owed after unmasking: the replies are the commit's
+    if (!s.ok() || server->phase() != secagg::Phase::kCompleted) {
+      const absl::Status why = s.ok() ? server->abort_status() : s;
+      abort_reason = PublicAbortReason("unmasking", why);
+      return;
+    }
+    auto sum = server->TakeSum();
+    if (!sum.ok()) {
+      abort_reason = std::string(sum.status().message());
+      return;
+    }
+    included = server->IncludedDevices();
+    auto outcome = training->CompleteDistributed(*plan, *sum, static_cast<int>(included.size()));
+    if (!outcome.ok() || !outcome->released) {
+      accounted = outcome.ok() && outcome->charged;
+      abort_reason = outcome.ok() ? outcome->abort_reason : std::string(outcome.status().message());
+      return;
+    }
+    AdapterBlob blob;
+    blob.lora = nlohmann::json::parse(lora_json);
+    blob.base_model_sha256 = base_model_sha256;
+    blob.values = training->global();
+    nlohmann::json state = {{"clip", training->aggregator().clip()}};
+    auto v = store->CommitRound(round, static_cast<int>(included.size()), EncodeAdapterBlob(blob),
+                                state.dump());
+    if (!v.ok()) {
+      // CompleteDistributed charged the accountant and moved the global: the manager reloads
+      // both from the store, and AbortRound must not charge again.
+      accounted = true;
+      reload = true;
+      abort_reason = absl::StrCat("commit failed: ", v.status().message());
+      return;
+    }
+    version = *v;
+    released = true;
+    if (crash_at == "committed") raise(SIGKILL);
+  }
+};
+
+class FinishingState : public RoundState {
+ public:
+  explicit FinishingState(std::shared_ptr<FinishWork> work) : work_(std::move(work)) {}
+  const char* name() const override { return "committing"; }
+  std::function<void()> TakeJob() override {
+    if (taken_) return nullptr;
+    taken_ = true;
+    return [work = work_] { work->Run(); };
+  }
+  bool Ready(const RoundContext&) const override {
+    return work_->done.load(std::memory_order_acquire);
+  }
+  std::unique_ptr<RoundState> Close(RoundContext& ctx) override;
+
+ private:
+  std::shared_ptr<FinishWork> work_;
+  bool taken_ = false;
+};
+
+std::unique_ptr<RoundState> FinishingState::Close(RoundContext& ctx) {
+  RoundData& r = ctx.round;
+  const FinishWork& w = *work_;
+  if (!w.released) {
+    r.accounted = r.accounted || w.accounted;
+    ctx.reload_from_store = w.reload;
+    return AbortRound(ctx, w.abort_reason);
+  }
+  ctx.committed = w.version;
+  for (auto& [id, p] : r.pending) {
+    v1::SecAggDownload d;
+    const bool in = std::binary_search(w.included.begin(), w.included.end(), id);
+    d.set_status(in ? v1::SecAggDownload::STATUS_COMPLETED : v1::SecAggDownload::STATUS_ABORTED);
+    if (!in) d.set_detail("dropped: not in the sum");
+    d.set_new_adapter_version(w.version.version);
+    ctx.completions.push_back([done = std::move(p.done), d] { done(absl::OkStatus(), d); });
+  }
+  r.pending.clear();
+  ctx.metrics.Increment("fedlora_rounds_total", {"committed"});
+  ctx.metrics.Set("fedlora_epsilon", ctx.training.epsilon());
+  ctx.metrics.Set("fedlora_adapter_version", static_cast<double>(w.version.version));
+  // The number summed is private: the log and the metrics do not carry it.
+  ctx.log = absl::StrFormat("round %d committed: adapter version %d, epsilon %.4g", r.round,
+                            w.version.version, ctx.training.epsilon());
+  ctx.rounds_done++;
+  return NextRound(ctx);
+}
+
+}  // namespace
+
+std::unique_ptr<RoundState> MakeFinishingState(RoundContext& ctx) {
+  RoundData& r = ctx.round;
+  auto work = std::make_shared<FinishWork>();
+  work->server = r.server.get();
+  work->sender = r.sender.get();
+  work->plan = &*r.plan;
+  work->training = &ctx.training;
+  work->store = &ctx.store;
+  work->round = r.round;
+  work->lora_json = ctx.lora_json;
+  work->base_model_sha256 = ctx.options.base_model_sha256;
+  work->crash_at = ctx.options.crash_at;
+  return std::make_unique<FinishingState>(std::move(work));
+}
+
+}  // namespace fedlora::coordinator
