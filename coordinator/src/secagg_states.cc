@@ -149,19 +149,24 @@ std::unique_ptr<RoundState> CommittingState::Close(RoundContext& ctx) {
     return AbortRound(ctx, outcome.ok() ? outcome->abort_reason
                                         : std::string(outcome.status().message()));
   }
-  AdapterBlob blob;
-  blob.lora = nlohmann::json::parse(ctx.lora_json);
+  // The new version: the latest adapter with its shared values replaced (ffa: B, fedsa: A);
+  // the rest stays as initialised. The run state (clip, server-optimizer moments) goes in the
+  // same transaction, so a crash cannot leave the two out of step.
+  AdapterBlob blob = ctx.current;
   blob.base_model_sha256 = ctx.options.base_model_sha256;
-  blob.values = ctx.training.global();
-  nlohmann::json state = {{"clip", ctx.training.aggregator().clip()}};
+  if (absl::Status s = Scatter(ctx.training.global(), ctx.shared, &blob.values); !s.ok()) {
+    ctx.reload_from_store = true;
+    return AbortRound(ctx, absl::StrCat("commit failed: ", s.message()));
+  }
   auto version = ctx.store.CommitRound(r.round, static_cast<int>(included.size()),
-                                       EncodeAdapterBlob(blob), state.dump());
+                                       EncodeAdapterBlob(blob), ctx.training.EncodeState());
   if (!version.ok()) {
     // The step was applied in memory but not persisted: the manager reloads from the store.
     ctx.reload_from_store = true;
     return AbortRound(ctx, absl::StrCat("commit failed: ", version.status().message()));
   }
   ctx.committed = *version;
+  ctx.current = std::move(blob);
   if (ctx.options.crash_at == "committed") raise(SIGKILL);
   for (auto& [id, p] : r.pending) {
     v1::SecAggDownload d;

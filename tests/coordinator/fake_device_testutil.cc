@@ -31,6 +31,7 @@ FakeResult RunFake(device::CoordinatorClient& client, const Behaviour& b, absl::
   }
   r.task_at = absl::Now();
   const v1::Task& task = resp->task();
+  r.task = task;
   auto params = privacy::ParamsFromProto(task.privacy());
   if (!params.ok()) {
     r.status = params.status();
@@ -56,6 +57,10 @@ FakeResult RunFake(device::CoordinatorClient& client, const Behaviour& b, absl::
                                      rng, &out, [&](int phase, v1::SecAggUpload* upload) {
                                        if (phase == b.stop_before) return false;
                                        if (phase == 2) absl::SleepFor(b.masked_delay);
+                                       if (phase == 2) {
+                                         r.sent_dim =
+                                             upload->message().masked_input().dim();
+                                       }
                                        if (phase == 2 && b.wrong_length) {
                                          auto* m =
                                              upload->mutable_message()->mutable_masked_input();
