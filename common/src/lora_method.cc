@@ -31,7 +31,8 @@ absl::StatusOr<std::vector<size_t>> Positions(const AdapterBlob& blob, bool want
                                               const char* method) {
   if (blob.slots.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "LoRA method ", method, " needs the adapter's slot layout, and this adapter blob has "
+        "LoRA method ", method,
+        " needs the adapter's slot layout, and this adapter blob has "
         "none (hint: it was written by an older fedlora; run `fedlora coordinator init` again "
         "with this version)"));
   }
@@ -75,8 +76,8 @@ std::vector<float> Gather(const std::vector<float>& full, const std::vector<size
 absl::Status Scatter(const std::vector<float>& part, const std::vector<size_t>& positions,
                      std::vector<float>* full) {
   if (part.size() != positions.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("scatter: ", part.size(), " values for ",
-                                                   positions.size(), " positions"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("scatter: ", part.size(), " values for ", positions.size(), " positions"));
   }
   for (size_t p : positions) {
     if (p >= full->size()) {

@@ -130,9 +130,9 @@ absl::Status FederatedTraining::Restore(std::vector<float> global, std::string_v
                                         bool initial,
                                         const std::vector<privacy::RoundMechanism>& charged) {
   if (global.size() != global_.size()) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "restore: adapter has %d shared entries, the run's dim is %d", global.size(),
-        global_.size()));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("restore: adapter has %d shared entries, the run's dim is %d",
+                        global.size(), global_.size()));
   }
   double clip = aggregator_.recipe().clip;
   std::string_view moments;

@@ -77,8 +77,8 @@ struct RoundManager::Impl {
     std::vector<float> values = Gather(blob.values, shared);
     options.recipe.dim = values.size();
     if (!training) {
-      FEDLORA_ASSIGN_OR_RETURN(training,
-                               FederatedTraining::Create(options.recipe, options.optimizer, values));
+      FEDLORA_ASSIGN_OR_RETURN(
+          training, FederatedTraining::Create(options.recipe, options.optimizer, values));
     }
     FEDLORA_RETURN_IF_ERROR(
         training->Restore(std::move(values), *state, /*initial=*/adapter.round == 0, charged));
@@ -87,9 +87,9 @@ struct RoundManager::Impl {
   }
 
   RoundContext Context(std::vector<std::function<void()>>& completions, absl::Time now) {
-    return RoundContext{options,     *store,       *metrics, *rng,         *training,  round,
-                        completions, now,          adapter,  current,      shared,     min_cohort, max_cohort,
-                        rounds_done, std::nullopt, false,    std::string()};
+    return RoundContext{options,     *store,      *metrics,     *rng,    *training,    round,
+                        completions, now,         adapter,      current, shared,       min_cohort,
+                        max_cohort,  rounds_done, std::nullopt, false,   std::string()};
   }
 
   // Switches to `next`; records the phase and honours the crash hook.

@@ -38,7 +38,8 @@ absl::StatusOr<MethodPlan> PlanMethod(
   if (method != LoraMethod::kLora && global.slots != expected_layout) {
     return absl::FailedPreconditionError(absl::StrCat(
         "the global adapter's slot layout does not match the adapter its LoRA config makes on "
-        "this device's model (LoRA method ", LoraMethodName(method), " cannot split A from B)"));
+        "this device's model (LoRA method ",
+        LoraMethodName(method), " cannot split A from B)"));
   }
   FEDLORA_ASSIGN_OR_RETURN(plan.shared, SharedPositions(global, method));
   if (method != LoraMethod::kFedSa) return plan;
@@ -51,15 +52,16 @@ absl::StatusOr<MethodPlan> PlanMethod(
   }
   auto own = DecodeAdapterBlob(*bytes);
   if (!own.ok()) {
-    return absl::DataLossError(absl::StrCat("personal B ", path, " is unreadable: ",
-                                            own.status().message(),
+    return absl::DataLossError(absl::StrCat("personal B ", path,
+                                            " is unreadable: ", own.status().message(),
                                             " (hint: delete it to start again from the global B)"));
   }
   if (own->lora != global.lora || own->base_model_sha256 != global.base_model_sha256 ||
       own->values.size() != plan.personal.size()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "personal B ", path, " was made for another adapter (LoRA config, base model or size "
-        "differ from the task's; hint: delete it to start again from the global B)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("personal B ", path,
+                     " was made for another adapter (LoRA config, base model or size "
+                     "differ from the task's; hint: delete it to start again from the global B)"));
   }
   FEDLORA_RETURN_IF_ERROR(Scatter(own->values, plan.personal, &plan.start));
   return plan;

@@ -161,14 +161,14 @@ absl::StatusOr<ParticipationResult> Participate(CoordinatorClient& client, Devic
                            adapters::LoraConfig::FromPeftJson(blob.lora, "global adapter"));
   FEDLORA_ASSIGN_OR_RETURN(adapters::LoraAdapter shape,
                            adapters::LoraAdapter::Create(data.runtime->model->config(), lora, 0));
-  FEDLORA_ASSIGN_OR_RETURN(
-      MethodPlan plan, PlanMethod(method, blob, adapters::SlotLayout(shape), data.state_dir));
+  FEDLORA_ASSIGN_OR_RETURN(MethodPlan plan,
+                           PlanMethod(method, blob, adapters::SlotLayout(shape), data.state_dir));
   if (blob.values.size() != static_cast<size_t>(shape.NumParameters()) ||
       plan.shared.size() != params.dim) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the adapter has ", blob.values.size(), " values (", plan.shared.size(),
-        " shared under LoRA method ", LoraMethodName(method), "), the round's dim is ",
-        params.dim));
+    return absl::FailedPreconditionError(
+        absl::StrCat("the adapter has ", blob.values.size(), " values (", plan.shared.size(),
+                     " shared under LoRA method ", LoraMethodName(method), "), the round's dim is ",
+                     params.dim));
   }
   TrainOptions options;
   options.optimizer.lr = task.recipe().lr();
@@ -179,9 +179,8 @@ absl::StatusOr<ParticipationResult> Participate(CoordinatorClient& client, Devic
   // The global adapter alone over the base: a personal adapter never shapes the upload.
   FEDLORA_ASSIGN_OR_RETURN(
       GlobalDelta trained,
-      TrainGlobalDelta(*data.runtime->model, *data.runtime->tokenizer, lora, plan.start,
-                       data.texts, options, static_cast<int64_t>(task.recipe().seq_len()),
-                       plan.freeze_a));
+      TrainGlobalDelta(*data.runtime->model, *data.runtime->tokenizer, lora, plan.start, data.texts,
+                       options, static_cast<int64_t>(task.recipe().seq_len()), plan.freeze_a));
   // fedsa: the trained B is kept (state folder); only the shared values are sent.
   FEDLORA_ASSIGN_OR_RETURN(std::vector<float> upload,
                            FinishMethod(plan, blob, trained.delta, data.state_dir));

@@ -97,13 +97,10 @@ absl::StatusOr<PersonalResult> TrainPersonalAdapter(model::LlamaModel& model,
   return PersonalResult{std::move(personal), *stats};
 }
 
-absl::StatusOr<GlobalDelta> TrainGlobalDelta(model::LlamaModel& model,
-                                             const model::Tokenizer& tokenizer,
-                                             const adapters::LoraConfig& lora,
-                                             const std::vector<float>& start,
-                                             const std::vector<std::string>& texts,
-                                             const TrainOptions& options, int64_t seq_len,
-                                             bool freeze_a) {
+absl::StatusOr<GlobalDelta> TrainGlobalDelta(
+    model::LlamaModel& model, const model::Tokenizer& tokenizer, const adapters::LoraConfig& lora,
+    const std::vector<float>& start, const std::vector<std::string>& texts,
+    const TrainOptions& options, int64_t seq_len, bool freeze_a) {
   StashAdapters stash(model);
   FEDLORA_ASSIGN_OR_RETURN(adapters::LoraAdapter adapter,
                            adapters::LoraAdapter::Create(model.config(), lora, 0));

@@ -58,8 +58,7 @@ FakeResult RunFake(device::CoordinatorClient& client, const Behaviour& b, absl::
                                        if (phase == b.stop_before) return false;
                                        if (phase == 2) absl::SleepFor(b.masked_delay);
                                        if (phase == 2) {
-                                         r.sent_dim =
-                                             upload->message().masked_input().dim();
+                                         r.sent_dim = upload->message().masked_input().dim();
                                        }
                                        if (phase == 2 && b.wrong_length) {
                                          auto* m =

@@ -84,8 +84,8 @@ std::unique_ptr<FederatedTraining> Restart(Store& store, ServerOptimizerKind kin
 class OptimizerRestartTest : public ::testing::TestWithParam<ServerOptimizerKind> {};
 
 TEST_P(OptimizerRestartTest, ARestartedRunTakesTheSameStepAsOneThatNeverStopped) {
-  const std::string dir = ::testing::TempDir() + "/optimizer_restart_" +
-                          std::to_string(static_cast<int>(GetParam()));
+  const std::string dir =
+      ::testing::TempDir() + "/optimizer_restart_" + std::to_string(static_cast<int>(GetParam()));
   std::filesystem::remove_all(dir);
   auto store = OpenSqliteStore(dir);
   ASSERT_TRUE(store.ok()) << store.status();

@@ -51,7 +51,7 @@ TEST(LoraMethodPlanTest, FedsaSendsOnlyAAndKeepsItsOwnBForTheNextRound) {
   for (size_t j : plan->personal) delta[j] = -7.0f + j;
   auto sent = FinishMethod(*plan, g, delta, dir);
   ASSERT_TRUE(sent.ok()) << sent.status();
-  ASSERT_EQ(sent->size(), 12u);  // A only
+  ASSERT_EQ(sent->size(), 12u);              // A only
   for (float v : *sent) EXPECT_EQ(v, 0.5f);  // nothing of B
   // The trained B is on disk and the next round starts from it.
   ASSERT_TRUE(fs::exists(PersonalBPath(dir)));
@@ -68,7 +68,8 @@ TEST(LoraMethodPlanTest, FedsaSendsOnlyAAndKeepsItsOwnBForTheNextRound) {
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(refused.status().message(), HasSubstr("personal_b.blob"));
   // A damaged file is DATA_LOSS, not a silent fresh start.
-  ASSERT_TRUE(WriteFileWithMode(PersonalBPath(dir), "not a blob", 0600, ExistingFile::kReplace).ok());
+  ASSERT_TRUE(
+      WriteFileWithMode(PersonalBPath(dir), "not a blob", 0600, ExistingFile::kReplace).ok());
   EXPECT_EQ(PlanMethod(LoraMethod::kFedSa, g, g.slots, dir).status().code(),
             absl::StatusCode::kDataLoss);
   fs::remove_all(dir);

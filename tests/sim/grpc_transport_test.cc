@@ -151,9 +151,9 @@ double ChargedDim(const std::string& state_dir) {
 
 TEST(GrpcTransportTest, FfaWithFedAdamTrainsAndSharesOnlyB) {
   if (!fs::exists(Fixture())) GTEST_SKIP() << "no ../shared fixture";
-  const fs::path out = fs::temp_directory_path() / ("fedlora_sim_grpc_ffa_" + std::to_string(getpid()));
-  const std::string state =
-      RunGrpcSim(out, "--set lora.method=ffa --set server.optimizer=fedadam");
+  const fs::path out =
+      fs::temp_directory_path() / ("fedlora_sim_grpc_ffa_" + std::to_string(getpid()));
+  const std::string state = RunGrpcSim(out, "--set lora.method=ffa --set server.optimizer=fedadam");
   const MethodRun m = ReadRun(state);
   ASSERT_EQ(m.latest.values.size(), m.initial.values.size());
   size_t n_b = 0, b_moved = 0;
@@ -195,7 +195,8 @@ TEST(GrpcTransportTest, FedsaSharesOnlyAAndEachDeviceKeepsItsOwnB) {
   // Each device that trained kept its B in its state folder: B-sized, not the global B.
   int kept = 0;
   for (int d = 0; d < 4; ++d) {
-    const fs::path path = out / "grpc" / "devices" / std::to_string(d) / "fedsa" / "personal_b.blob";
+    const fs::path path =
+        out / "grpc" / "devices" / std::to_string(d) / "fedsa" / "personal_b.blob";
     if (!fs::exists(path)) continue;
     ++kept;
     std::ifstream f(path, std::ios::binary);

@@ -28,10 +28,10 @@ std::string PersonalBPath(const std::string& state_dir);
 
 struct MethodPlan {
   LoraMethod method = LoraMethod::kLora;
-  std::vector<float> start;     // the full adapter local training starts from
-  std::vector<size_t> shared;   // positions sent (the task's privacy.dim of them)
-  std::vector<size_t> personal; // fedsa: positions of B, kept on the device
-  bool freeze_a = false;        // ffa
+  std::vector<float> start;      // the full adapter local training starts from
+  std::vector<size_t> shared;    // positions sent (the task's privacy.dim of them)
+  std::vector<size_t> personal;  // fedsa: positions of B, kept on the device
+  bool freeze_a = false;         // ffa
 };
 
 // The plan for `global` (the task's adapter) under `method`. `expected_layout` is the slot

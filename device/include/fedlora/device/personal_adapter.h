@@ -54,13 +54,10 @@ struct GlobalDelta {
   TrainStats stats;
   int64_t windows = 0;
 };
-absl::StatusOr<GlobalDelta> TrainGlobalDelta(model::LlamaModel& model,
-                                             const model::Tokenizer& tokenizer,
-                                             const adapters::LoraConfig& lora,
-                                             const std::vector<float>& start,
-                                             const std::vector<std::string>& texts,
-                                             const TrainOptions& options, int64_t seq_len,
-                                             bool freeze_a = false);
+absl::StatusOr<GlobalDelta> TrainGlobalDelta(
+    model::LlamaModel& model, const model::Tokenizer& tokenizer, const adapters::LoraConfig& lora,
+    const std::vector<float>& start, const std::vector<std::string>& texts,
+    const TrainOptions& options, int64_t seq_len, bool freeze_a = false);
 
 }  // namespace fedlora::device
 
