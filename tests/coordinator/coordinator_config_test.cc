@@ -9,8 +9,17 @@ namespace {
 
 using ::testing::HasSubstr;
 
+// A valid recipe plus `extra`.
+nlohmann::json With(nlohmann::json extra) {
+  nlohmann::json j = {
+      {"goal", 2},   {"population", 4}, {"sampling_rate", 0.5}, {"noise_multiplier", 1},
+      {"clip", 0.5}, {"delta", 1e-5}};
+  j.update(extra);
+  return j;
+}
+
 TEST(CoordinatorConfigTest, MethodAndServerOptimizerRoundTrip) {
-  auto defaults = CoordinatorOptionsFromJson(nlohmann::json::object());
+  auto defaults = CoordinatorOptionsFromJson(With(nlohmann::json::object()));
   ASSERT_TRUE(defaults.ok()) << defaults.status();
   EXPECT_EQ(defaults->lora_method, LoraMethod::kLora);
   EXPECT_EQ(defaults->optimizer.kind, ServerOptimizerKind::kFedAvg);
@@ -20,7 +29,7 @@ TEST(CoordinatorConfigTest, MethodAndServerOptimizerRoundTrip) {
                       {"server_beta1", 0.8},
                       {"server_beta2", 0.95},
                       {"server_eps", 0.01}};
-  auto o = CoordinatorOptionsFromJson(j);
+  auto o = CoordinatorOptionsFromJson(With(j));
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_EQ(o->lora_method, LoraMethod::kFedSa);
   EXPECT_EQ(o->optimizer.kind, ServerOptimizerKind::kFedYogi);
@@ -33,13 +42,13 @@ TEST(CoordinatorConfigTest, MethodAndServerOptimizerRoundTrip) {
 }
 
 TEST(CoordinatorConfigTest, BadMethodOrOptimizerNamesTheKey) {
-  auto m = CoordinatorOptionsFromJson({{"lora_method", "qlora"}});
+  auto m = CoordinatorOptionsFromJson(With({{"lora_method", "qlora"}}));
   EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(m.status().message(), HasSubstr("lora_method"));
-  auto o = CoordinatorOptionsFromJson({{"server_optimizer", "sgd"}});
+  auto o = CoordinatorOptionsFromJson(With({{"server_optimizer", "sgd"}}));
   EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(o.status().message(), HasSubstr("server_optimizer"));
-  auto b = CoordinatorOptionsFromJson({{"server_beta2", 1.0}});
+  auto b = CoordinatorOptionsFromJson(With({{"server_beta2", 1.0}}));
   EXPECT_EQ(b.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(b.status().message(), HasSubstr("server_beta2"));
 }
