@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "cli_common.h"
 #include "fedlora/adapters/lora_adapter.h"
+#include "fedlora/adapters/slot_layout.h"
 #include "fedlora/common/random.h"
 #include "fedlora/coordinator/state_folder.h"
 #include "fedlora/device/runtime.h"
@@ -30,6 +31,8 @@ struct InitOpts {
   int bits = 20;
   int steps = 20, batch = 8, seq = 64, min_examples = 1;
   double lr = 2e-3, server_lr = 1.0;
+  std::string lora_method = "lora", server_optimizer = "fedavg";
+  double server_beta1 = 0.9, server_beta2 = 0.99, server_eps = 1e-3;
   double selection_window = 10, train_deadline = 300, phase_deadline = 60;
   std::vector<std::string> tls_names = {"localhost"};
   std::vector<std::string> tls_ips = {"127.0.0.1"};
@@ -73,6 +76,11 @@ absl::StatusOr<nlohmann::json> Init(const InitOpts& o) {
       {"delta", o.delta > 0 ? o.delta : privacy::DefaultDelta(o.population)},
       {"epsilon_budget", o.epsilon_budget},
       {"server_lr", o.server_lr},
+      {"server_optimizer", o.server_optimizer},
+      {"server_beta1", o.server_beta1},
+      {"server_beta2", o.server_beta2},
+      {"server_eps", o.server_eps},
+      {"lora_method", o.lora_method},
       {"rounds", o.rounds},
       {"steps", o.steps},
       {"batch_size", o.batch},
@@ -87,6 +95,7 @@ absl::StatusOr<nlohmann::json> Init(const InitOpts& o) {
   spec.initial.lora = lc.ToPeftJson();
   spec.initial.base_model_sha256 = *base_sha;
   spec.initial.values = adapter->Flatten();
+  spec.initial.slots = adapters::SlotLayout(*adapter);  // ffa / fedsa map their shared values
   spec.tokens = o.tokens;
   spec.tls_names = o.tls_names;
   spec.tls_ips = o.tls_ips;
@@ -157,7 +166,24 @@ void RegisterCommand_coordinator_init(CLI::App& app) {
   cmd->add_option("--batch", o->batch, "windows per step")->capture_default_str()->check(GreaterThan(0));
   cmd->add_option("--seq", o->seq, "tokens per window")->capture_default_str()->check(AtLeast(2));
   cmd->add_option("--lr", o->lr, "device learning rate")->capture_default_str();
-  cmd->add_option("--server-lr", o->server_lr, "FedAvg server learning rate")->capture_default_str();
+  cmd->add_option("--server-lr", o->server_lr, "server learning rate")->capture_default_str();
+  cmd->add_option("--server-optimizer", o->server_optimizer,
+                  "server step: fedavg, fedadam or fedyogi (Reddi et al.; their moments are "
+                  "stored with every version and survive a restart); pinned at init")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fedavg", "fedadam", "fedyogi"}));
+  cmd->add_option("--server-beta1", o->server_beta1, "first-moment decay (fedadam/fedyogi)")
+      ->capture_default_str();
+  cmd->add_option("--server-beta2", o->server_beta2, "second-moment decay (fedadam/fedyogi)")
+      ->capture_default_str();
+  cmd->add_option("--server-eps", o->server_eps, "adaptivity tau (fedadam/fedyogi)")
+      ->capture_default_str();
+  cmd->add_option("--lora-method", o->lora_method,
+                  "what devices train and share: lora (A and B), ffa (FFA-LoRA: A frozen, only "
+                  "B shared) or fedsa (FedSA-LoRA: A shared, each device keeps its own B); "
+                  "pinned at init")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"lora", "ffa", "fedsa"}));
   cmd->add_option("--min-examples", o->min_examples, "windows a device needs to take part")
       ->capture_default_str();
   cmd->add_option("--selection-window", o->selection_window,
@@ -181,12 +207,14 @@ void RegisterCommand_coordinator_init(CLI::App& app) {
         "initialised %s\n  base model   %s\n  adapter      %zu values (version 1)\n"
         "  tokens       %d in %s (single-use, keep them secret)\n  CA           %s\n"
         "  epsilon      %.4g per round at delta %.3g (q = %.3g)\n"
+        "  training     lora_method %s, server_optimizer %s\n"
         "next: fedlora coordinator run --state %s\n",
         o->state.c_str(), (*r)["base_model_sha256"].get<std::string>().c_str(),
         (*r)["adapter_values"].get<size_t>(), o->tokens,
         (*r)["tokens_file"].get<std::string>().c_str(), (*r)["ca"].get<std::string>().c_str(),
         (*r)["epsilon_per_round"].get<double>(), (*r)["config"]["delta"].get<double>(),
-        (*r)["config"]["sampling_rate"].get<double>(), o->state.c_str());
+        (*r)["config"]["sampling_rate"].get<double>(), o->lora_method.c_str(),
+        o->server_optimizer.c_str(), o->state.c_str());
   });
 }
 

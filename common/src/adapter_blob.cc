@@ -18,6 +18,11 @@ std::string EncodeAdapterBlob(const AdapterBlob& blob) {
   nlohmann::json header = {{"lora", blob.lora},
                            {"dim", blob.values.size()},
                            {"base_model_sha256", blob.base_model_sha256}};
+  if (!blob.slots.empty()) {
+    nlohmann::json slots = nlohmann::json::array();
+    for (const auto& [a, b] : blob.slots) slots.push_back({a, b});
+    header["slots"] = std::move(slots);
+  }
   const std::string h = header.dump();
   std::string out(kMagic, sizeof(kMagic));
   const uint32_t len = static_cast<uint32_t>(h.size());
@@ -62,6 +67,25 @@ absl::StatusOr<AdapterBlob> DecodeAdapterBlob(std::string_view bytes) {
     return absl::DataLossError(absl::StrCat("adapter blob: header says ", dim, " values (",
                                             4 * dim, " bytes) but ", body,
                                             " bytes follow (hint: truncated download)"));
+  }
+  if (header.contains("slots")) {
+    const nlohmann::json& slots = header["slots"];
+    uint64_t total = 0;
+    bool ok = slots.is_array();
+    for (size_t i = 0; ok && i < slots.size(); ++i) {
+      const nlohmann::json& sl = slots[i];
+      ok = sl.is_array() && sl.size() == 2 && sl[0].is_number_unsigned() &&
+           sl[1].is_number_unsigned();
+      if (ok) {
+        blob.slots.emplace_back(sl[0].get<uint64_t>(), sl[1].get<uint64_t>());
+        total += blob.slots.back().first + blob.slots.back().second;
+      }
+    }
+    if (!ok || total != dim) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "adapter blob: \"slots\" is not a list of [A values, B values] pairs adding up to dim ",
+          dim));
+    }
   }
   blob.values.resize(dim);
   std::memcpy(blob.values.data(), bytes.data() + 12 + len, body);

@@ -25,6 +25,11 @@ nlohmann::json CoordinatorOptionsToJson(const CoordinatorOptions& o) {
       {"delta", r.delta},
       {"epsilon_budget", r.epsilon_budget},
       {"server_lr", o.optimizer.lr},
+      {"server_optimizer", ServerOptimizerName(o.optimizer.kind)},
+      {"server_beta1", o.optimizer.beta1},
+      {"server_beta2", o.optimizer.beta2},
+      {"server_eps", o.optimizer.eps},
+      {"lora_method", LoraMethodName(o.lora_method)},
       {"rounds", o.max_rounds},
       {"steps", o.training.steps()},
       {"batch_size", o.training.batch_size()},
@@ -89,6 +94,28 @@ absl::StatusOr<CoordinatorOptions> CoordinatorOptionsFromJson(const nlohmann::js
   r.delta = get("delta").get<double>();
   r.epsilon_budget = get("epsilon_budget").get<double>();
   o.optimizer.lr = get("server_lr").get<double>();
+  const std::string opt = get("server_optimizer").get<std::string>();
+  const auto kind = ParseServerOptimizer(opt);
+  if (!kind) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "coordinator config: \"server_optimizer\" is fedavg, fedadam or fedyogi (got \"", opt,
+        "\")"));
+  }
+  o.optimizer.kind = *kind;
+  o.optimizer.beta1 = get("server_beta1").get<double>();
+  o.optimizer.beta2 = get("server_beta2").get<double>();
+  o.optimizer.eps = get("server_eps").get<double>();
+  if (!(o.optimizer.beta1 >= 0 && o.optimizer.beta1 < 1 && o.optimizer.beta2 >= 0 &&
+        o.optimizer.beta2 < 1 && o.optimizer.eps > 0)) {
+    return absl::InvalidArgumentError(
+        "coordinator config: server_beta1 and server_beta2 must be in [0, 1), server_eps > 0");
+  }
+  auto method = ParseLoraMethod(get("lora_method").get<std::string>());
+  if (!method.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("coordinator config: \"lora_method\": ", method.status().message()));
+  }
+  o.lora_method = *method;
   o.max_rounds = get("rounds").get<int>();
   o.training.set_steps(get("steps").get<uint32_t>());
   o.training.set_batch_size(get("batch_size").get<uint32_t>());

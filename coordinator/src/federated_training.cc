@@ -2,8 +2,10 @@
 
 #include <limits>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "fedlora/common/status_macros.h"
+#include "nlohmann/json.hpp"
 
 namespace fedlora::coordinator {
 
@@ -18,9 +20,8 @@ absl::StatusOr<std::unique_ptr<FederatedTraining>> FederatedTraining::Create(
                         initial_global.size(), recipe.dim));
   }
   FEDLORA_ASSIGN_OR_RETURN(RoundAggregator agg, RoundAggregator::Create(recipe));
-  ServerOptimizer so(opt.kind, opt.lr, opt.beta1, opt.beta2, opt.eps, recipe.dim);
-  return std::unique_ptr<FederatedTraining>(new FederatedTraining(
-      std::move(agg), std::move(so), std::move(initial_global), recipe.delta));
+  return std::unique_ptr<FederatedTraining>(
+      new FederatedTraining(std::move(agg), opt, std::move(initial_global), recipe.delta));
 }
 
 double FederatedTraining::epsilon() const {
@@ -115,21 +116,72 @@ absl::StatusOr<RoundOutcome> FederatedTraining::AbortRound(const RoundPlan& plan
   return out;
 }
 
-absl::Status FederatedTraining::Restore(std::vector<float> global, double clip,
-                                       const std::vector<privacy::RoundMechanism>& charged) {
-  if (optimizer_.kind() != ServerOptimizerKind::kFedAvg) {
-    return absl::FailedPreconditionError(
-        "restore: only FedAvg runs can be resumed (the adaptive optimizers' moments are not "
-        "persisted)");
-  }
+std::string FederatedTraining::EncodeState() const {
+  const std::string moments = optimizer_.EncodeMoments();
+  nlohmann::json header = {{"clip", aggregator_.clip()},
+                           {"server_optimizer", ServerOptimizerName(optimizer_.kind())},
+                           {"moments_bytes", moments.size()}};
+  std::string out = header.dump();  // one line: dump() without indent writes no newline
+  if (!moments.empty()) out += "\n" + moments;
+  return out;
+}
+
+absl::Status FederatedTraining::Restore(std::vector<float> global, std::string_view state,
+                                        bool initial,
+                                        const std::vector<privacy::RoundMechanism>& charged) {
   if (global.size() != global_.size()) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "restore: adapter has %d entries, the run's dim is %d", global.size(), global_.size()));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("restore: adapter has %d shared entries, the run's dim is %d",
+                        global.size(), global_.size()));
+  }
+  double clip = aggregator_.recipe().clip;
+  std::string_view moments;
+  std::string written_by;
+  if (!state.empty()) {
+    const size_t nl = state.find('\n');
+    const nlohmann::json header =
+        nlohmann::json::parse(state.substr(0, nl), nullptr, /*allow_exceptions=*/false);
+    if (header.is_discarded() || !header.is_object()) {
+      return absl::DataLossError(
+          "restore: the run state stored with the latest adapter version is not readable "
+          "(hint: the state folder is damaged; restore it from a backup)");
+    }
+    if (header.contains("clip") && header["clip"].is_number()) clip = header["clip"].get<double>();
+    if (header.contains("server_optimizer") && header["server_optimizer"].is_string()) {
+      written_by = header["server_optimizer"].get<std::string>();
+    }
+    if (nl != std::string_view::npos) moments = state.substr(nl + 1);
+    const uint64_t want = header.value("moments_bytes", uint64_t{0});
+    if (moments.size() != want) {
+      return absl::DataLossError(absl::StrFormat(
+          "restore: the stored server-optimizer moments are %d bytes, their header says %d "
+          "(hint: the state folder is damaged; restore it from a backup)",
+          moments.size(), want));
+    }
+  }
+  const char* kind = ServerOptimizerName(optimizer_.kind());
+  if (!written_by.empty() && written_by != kind) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "restore: the run was written by server optimizer ", written_by, ", this run uses ", kind,
+        " (hint: set server_optimizer back in coordinator.json, or start a new population)"));
+  }
+  ServerOptimizer optimizer(config_.kind, config_.lr, config_.beta1, config_.beta2, config_.eps,
+                            global_.size());
+  if (optimizer.has_moments() && !initial) {
+    if (moments.empty()) {
+      return absl::DataLossError(absl::StrCat(
+          "restore: the latest adapter version has no ", kind,
+          " moments in the store; restarting them from zero would change the run (hint: the "
+          "state folder is damaged or was written without them; restore it from a backup or "
+          "start a new population)"));
+    }
+    FEDLORA_RETURN_IF_ERROR(optimizer.RestoreMoments(moments));
   }
   FEDLORA_RETURN_IF_ERROR(aggregator_.RestoreClip(clip));
   PrivacyAccountant fresh(accountant_.delta());
   for (const auto& m : charged) FEDLORA_RETURN_IF_ERROR(fresh.Charge(m));
   accountant_ = fresh;
+  optimizer_ = std::move(optimizer);
   global_ = std::move(global);
   return absl::OkStatus();
 }

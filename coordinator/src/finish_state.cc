@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "fedlora/common/adapter_blob.h"
+#include "fedlora/common/lora_method.h"
 #include "nlohmann/json.hpp"
 #include "round_states.h"
 
@@ -27,7 +28,9 @@ struct FinishWork {
   FederatedTraining* training = nullptr;
   Store* store = nullptr;
   uint64_t round = 0;
-  std::string lora_json, base_model_sha256, crash_at;
+  std::string base_model_sha256, crash_at;
+  AdapterBlob current;          // the latest version (a copy): the new one replaces only
+  std::vector<size_t> shared;   // these positions (ffa: B, fedsa: A; empty = all)
 
   // Results, read by Close() once `done`.
   std::atomic<bool> done{false};
@@ -36,6 +39,7 @@ struct FinishWork {
   bool accounted = false;  // the accountant already charged the aborted round
   bool reload = false;     // the step was applied in memory but not persisted
   AdapterVersion version;
+  AdapterBlob committed;  // the new version's blob, ctx.current once Close() runs
   std::vector<uint32_t> included;
 
   void Run() {
@@ -63,13 +67,18 @@ struct FinishWork {
       abort_reason = outcome.ok() ? outcome->abort_reason : std::string(outcome.status().message());
       return;
     }
-    AdapterBlob blob;
-    blob.lora = nlohmann::json::parse(lora_json);
+    // The new version: the latest adapter with its shared values replaced; the rest stays as
+    // initialised. The run state (clip, server-optimizer moments) goes in the same
+    // transaction, so a crash cannot leave the two out of step.
+    AdapterBlob blob = current;
     blob.base_model_sha256 = base_model_sha256;
-    blob.values = training->global();
-    nlohmann::json state = {{"clip", training->aggregator().clip()}};
-    auto v = store->CommitRound(round, static_cast<int>(included.size()), EncodeAdapterBlob(blob),
-                                state.dump());
+    absl::StatusOr<AdapterVersion> v = absl::InternalError("not committed");
+    if (absl::Status scatter = Scatter(training->global(), shared, &blob.values); !scatter.ok()) {
+      v = scatter;
+    } else {
+      v = store->CommitRound(round, static_cast<int>(included.size()), EncodeAdapterBlob(blob),
+                             training->EncodeState());
+    }
     if (!v.ok()) {
       // CompleteDistributed charged the accountant and moved the global: the manager reloads
       // both from the store, and AbortRound must not charge again.
@@ -79,6 +88,7 @@ struct FinishWork {
       return;
     }
     version = *v;
+    committed = std::move(blob);
     released = true;
     if (crash_at == "committed") raise(SIGKILL);
   }
@@ -105,13 +115,14 @@ class FinishingState : public RoundState {
 
 std::unique_ptr<RoundState> FinishingState::Close(RoundContext& ctx) {
   RoundData& r = ctx.round;
-  const FinishWork& w = *work_;
+  FinishWork& w = *work_;
   if (!w.released) {
     r.accounted = r.accounted || w.accounted;
     ctx.reload_from_store = w.reload;
     return AbortRound(ctx, w.abort_reason);
   }
   ctx.committed = w.version;
+  ctx.current = std::move(w.committed);
   for (auto& [id, p] : r.pending) {
     v1::SecAggDownload d;
     const bool in = std::binary_search(w.included.begin(), w.included.end(), id);
@@ -142,7 +153,8 @@ std::unique_ptr<RoundState> MakeFinishingState(RoundContext& ctx) {
   work->training = &ctx.training;
   work->store = &ctx.store;
   work->round = r.round;
-  work->lora_json = ctx.lora_json;
+  work->current = ctx.current;
+  work->shared = ctx.shared;
   work->base_model_sha256 = ctx.options.base_model_sha256;
   work->crash_at = ctx.options.crash_at;
   return std::make_unique<FinishingState>(std::move(work));

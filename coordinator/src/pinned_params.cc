@@ -24,6 +24,16 @@ nlohmann::json PinnedPrivacyParams(const CoordinatorOptions& o) {
   j["modclip_prob"] = r.modclip_prob;
   j["delta"] = r.delta;
   j["epsilon_budget"] = r.epsilon_budget;
+  // What devices share (sets the mechanism's dimension) and the server step (its moments are
+  // part of the run's state). Written only when not the default, so folders pinned before
+  // these keys existed (lora, fedavg) still match.
+  if (o.lora_method != LoraMethod::kLora) j["lora_method"] = LoraMethodName(o.lora_method);
+  if (o.optimizer.kind != ServerOptimizerKind::kFedAvg) {
+    j["server_optimizer"] = ServerOptimizerName(o.optimizer.kind);
+    j["server_beta1"] = o.optimizer.beta1;
+    j["server_beta2"] = o.optimizer.beta2;
+    j["server_eps"] = o.optimizer.eps;
+  }
   return j;
 }
 

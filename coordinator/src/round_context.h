@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "fedlora/common/adapter_blob.h"
 #include "fedlora/coordinator/round_manager.h"
 #include "fedlora/secagg/server.h"
 
@@ -66,7 +67,10 @@ struct RoundContext {
   absl::Time now;
   // The global adapter devices train from.
   const AdapterVersion& adapter;
-  const std::string& lora_json;   // PEFT config of the adapter
+  // Its blob (full adapter and slot layout), updated by a commit, and the positions of the
+  // values devices share (CoordinatorOptions::lora_method); the training holds those only.
+  AdapterBlob& current;
+  const std::vector<size_t>& shared;
   int min_cohort = 0;             // max(2, min_clients): a smaller sample aborts (charged)
   int max_cohort = 0;             // MaxCohort(recipe): a larger sample aborts (charged)
   int rounds_done = 0;            // committed rounds of the run (aborted ones do not count)

@@ -27,7 +27,8 @@ struct RoundManager::Impl {
   RandomSource* rng = nullptr;
   std::unique_ptr<FederatedTraining> training;
   AdapterVersion adapter;
-  std::string lora_json;
+  AdapterBlob current;         // the latest version's blob (full adapter, slot layout)
+  std::vector<size_t> shared;  // positions of the shared values in it (lora_method)
   int min_cohort = 0, max_cohort = 0, rounds_done = 0;
 
   mutable std::mutex mu;
@@ -65,31 +66,37 @@ struct RoundManager::Impl {
           " (hint: use the --model the folder was initialised with)"));
     }
     options.base_model_sha256 = blob.base_model_sha256;
-    lora_json = blob.lora.dump();
+    FEDLORA_ASSIGN_OR_RETURN(shared, SharedPositions(blob, options.lora_method));
     std::vector<privacy::RoundMechanism> charged;
     FEDLORA_ASSIGN_OR_RETURN(auto charges, store->Charges());
     for (const auto& c : charges) {
       FEDLORA_ASSIGN_OR_RETURN(privacy::RoundMechanism m, MechanismFromJson(c.mechanism));
       charged.push_back(std::move(m));
     }
-    double clip = options.recipe.clip;
-    FEDLORA_ASSIGN_OR_RETURN(std::string opt_state, store->OptimizerState());
-    if (!opt_state.empty()) {
-      auto j = nlohmann::json::parse(opt_state, nullptr, false);
-      if (j.is_object() && j.contains("clip") && j["clip"].is_number()) clip = j["clip"].get<double>();
+    // Damaged or missing state is an error here, never a silent restart from scratch.
+    auto state = store->OptimizerState();
+    if (!state.ok()) {
+      return absl::DataLossError(absl::StrCat(
+          "the run state stored with adapter version ", adapter.version,
+          " (adaptive clip, server-optimizer moments) cannot be read: ", state.status().message(),
+          " (hint: the state folder is damaged; restore it from a backup)"));
     }
-    options.recipe.dim = blob.values.size();
+    std::vector<float> values = Gather(blob.values, shared);
+    options.recipe.dim = values.size();
     if (!training) {
-      FEDLORA_ASSIGN_OR_RETURN(training, FederatedTraining::Create(options.recipe, options.optimizer,
-                                                                   blob.values));
+      FEDLORA_ASSIGN_OR_RETURN(
+          training, FederatedTraining::Create(options.recipe, options.optimizer, values));
     }
-    return training->Restore(std::move(blob.values), clip, charged);
+    FEDLORA_RETURN_IF_ERROR(
+        training->Restore(std::move(values), *state, /*initial=*/adapter.round == 0, charged));
+    current = std::move(blob);
+    return absl::OkStatus();
   }
 
   RoundContext Context(std::vector<std::function<void()>>& completions, absl::Time now) {
-    return RoundContext{options,     *store,       *metrics, *rng,         *training,  round,
-                        completions, now,          adapter,  lora_json,    min_cohort, max_cohort,
-                        rounds_done, std::nullopt, false,    std::string()};
+    return RoundContext{options,     *store,      *metrics,     *rng,    *training,    round,
+                        completions, now,         adapter,      current, shared,       min_cohort,
+                        max_cohort,  rounds_done, std::nullopt, false,   std::string()};
   }
 
   // Switches to `next`; records the phase and honours the crash hook.

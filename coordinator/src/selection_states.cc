@@ -196,6 +196,10 @@ std::unique_ptr<RoundState> ConfiguringState::Close(RoundContext& ctx) {
   task.set_epsilon_observers_if_released(epsilon_after);
   task.set_sampling_rate(SamplingRate(ctx.training.aggregator().recipe()));
   task.set_delta(ctx.training.aggregator().recipe().delta);
+  // LoraMethod and v1::LoraMethod share their numbering (lora 0, ffa 1, fedsa 2).
+  static_assert(static_cast<int>(LoraMethod::kFfa) == v1::LORA_METHOD_FFA &&
+                static_cast<int>(LoraMethod::kFedSa) == v1::LORA_METHOD_FEDSA);
+  task.set_lora_method(static_cast<v1::LoraMethod>(ctx.options.lora_method));
   task.set_advertise_deadline_ms(
       static_cast<uint32_t>(absl::ToInt64Milliseconds(ctx.options.train_deadline)));
   // Tasks are not counted in the metrics: their number is the private sample size.

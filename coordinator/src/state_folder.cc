@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "fedlora/common/encoding.h"
+#include "fedlora/common/lora_method.h"
 #include "fedlora/common/private_file.h"
 #include "fedlora/common/random.h"
 #include "fedlora/common/status_macros.h"
@@ -25,9 +26,13 @@ absl::StatusOr<StateFolderInfo> CreateStateFolder(const StateFolderSpec& spec) {
   }
   FEDLORA_ASSIGN_OR_RETURN(CoordinatorOptions parsed, CoordinatorOptionsFromJson(spec.config));
   // The recipe must work for this adapter's size before anything is written.
-  parsed.recipe.dim = spec.initial.values.size();
-  FEDLORA_ASSIGN_OR_RETURN(auto training, FederatedTraining::Create(
-                                              parsed.recipe, parsed.optimizer, spec.initial.values));
+  // Only the method's shared values are summed: the recipe's dimension is theirs.
+  FEDLORA_ASSIGN_OR_RETURN(std::vector<size_t> shared,
+                           SharedPositions(spec.initial, parsed.lora_method));
+  parsed.recipe.dim = shared.size();
+  FEDLORA_ASSIGN_OR_RETURN(auto training,
+                           FederatedTraining::Create(parsed.recipe, parsed.optimizer,
+                                                     Gather(spec.initial.values, shared)));
   StateFolderInfo info;
   FEDLORA_ASSIGN_OR_RETURN(info.epsilon_per_round, training->FirstRoundEpsilon());
 

@@ -9,10 +9,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "fedlora/adapters/lora_adapter.h"
+#include "fedlora/adapters/slot_layout.h"
 #include "fedlora/common/adapter_blob.h"
 #include "fedlora/common/file_util.h"
 #include "fedlora/common/status_macros.h"
 #include "fedlora/device/device_ledger.h"
+#include "fedlora/device/lora_method_plan.h"
 #include "fedlora/device/personal_adapter.h"
 #include "fedlora/privacy/params_wire.h"
 #include "fedlora/secagg/device.h"
@@ -129,6 +131,8 @@ absl::StatusOr<ParticipationResult> Participate(CoordinatorClient& client, Devic
   FEDLORA_ASSIGN_OR_RETURN(privacy::RoundPrivacyParams params,
                            privacy::ParamsFromProto(task.privacy()));
   FEDLORA_RETURN_IF_ERROR(CheckTask(task, params, policy));
+  // A method this device cannot honour is refused before anything is charged or downloaded.
+  FEDLORA_ASSIGN_OR_RETURN(LoraMethod method, TaskLoraMethod(task));
   // The device's own budget, before anything is downloaded or trained.
   if (data.state_dir.empty()) {
     return absl::InvalidArgumentError(
@@ -155,9 +159,16 @@ absl::StatusOr<ParticipationResult> Participate(CoordinatorClient& client, Devic
   }
   FEDLORA_ASSIGN_OR_RETURN(adapters::LoraConfig lora,
                            adapters::LoraConfig::FromPeftJson(blob.lora, "global adapter"));
-  if (blob.values.size() != params.dim) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the adapter has ", blob.values.size(), " values, the round's dim is ", params.dim));
+  FEDLORA_ASSIGN_OR_RETURN(adapters::LoraAdapter shape,
+                           adapters::LoraAdapter::Create(data.runtime->model->config(), lora, 0));
+  FEDLORA_ASSIGN_OR_RETURN(MethodPlan plan,
+                           PlanMethod(method, blob, adapters::SlotLayout(shape), data.state_dir));
+  if (blob.values.size() != static_cast<size_t>(shape.NumParameters()) ||
+      plan.shared.size() != params.dim) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the adapter has ", blob.values.size(), " values (", plan.shared.size(),
+                     " shared under LoRA method ", LoraMethodName(method), "), the round's dim is ",
+                     params.dim));
   }
   TrainOptions options;
   options.optimizer.lr = task.recipe().lr();
@@ -168,8 +179,11 @@ absl::StatusOr<ParticipationResult> Participate(CoordinatorClient& client, Devic
   // The global adapter alone over the base: a personal adapter never shapes the upload.
   FEDLORA_ASSIGN_OR_RETURN(
       GlobalDelta trained,
-      TrainGlobalDelta(*data.runtime->model, *data.runtime->tokenizer, lora, blob.values,
-                       data.texts, options, static_cast<int64_t>(task.recipe().seq_len())));
+      TrainGlobalDelta(*data.runtime->model, *data.runtime->tokenizer, lora, plan.start, data.texts,
+                       options, static_cast<int64_t>(task.recipe().seq_len()), plan.freeze_a));
+  // fedsa: the trained B is kept (state folder); only the shared values are sent.
+  FEDLORA_ASSIGN_OR_RETURN(std::vector<float> upload,
+                           FinishMethod(plan, blob, trained.delta, data.state_dir));
   // Local log only: loss, steps, seconds and windows never leave the device.
   result.steps = trained.stats.steps;
   result.mean_loss = trained.stats.mean_loss;
@@ -193,7 +207,7 @@ absl::StatusOr<ParticipationResult> Participate(CoordinatorClient& client, Devic
 #endif
   result.charged = true;
   result.device_epsilon = budget.after;
-  FEDLORA_RETURN_IF_ERROR(SubmitUpdate(client, task, trained.delta, policy, rng, &result));
+  FEDLORA_RETURN_IF_ERROR(SubmitUpdate(client, task, upload, policy, rng, &result));
   return result;
 }
 

@@ -97,12 +97,10 @@ absl::StatusOr<PersonalResult> TrainPersonalAdapter(model::LlamaModel& model,
   return PersonalResult{std::move(personal), *stats};
 }
 
-absl::StatusOr<GlobalDelta> TrainGlobalDelta(model::LlamaModel& model,
-                                             const model::Tokenizer& tokenizer,
-                                             const adapters::LoraConfig& lora,
-                                             const std::vector<float>& start,
-                                             const std::vector<std::string>& texts,
-                                             const TrainOptions& options, int64_t seq_len) {
+absl::StatusOr<GlobalDelta> TrainGlobalDelta(
+    model::LlamaModel& model, const model::Tokenizer& tokenizer, const adapters::LoraConfig& lora,
+    const std::vector<float>& start, const std::vector<std::string>& texts,
+    const TrainOptions& options, int64_t seq_len, bool freeze_a) {
   StashAdapters stash(model);
   FEDLORA_ASSIGN_OR_RETURN(adapters::LoraAdapter adapter,
                            adapters::LoraAdapter::Create(model.config(), lora, 0));
@@ -112,7 +110,13 @@ absl::StatusOr<GlobalDelta> TrainGlobalDelta(model::LlamaModel& model,
   GlobalDelta out;
   TokenWindows windows = MakeWindows(tokenizer, texts, seq_len);
   out.windows = windows.size();
-  auto stats = Train(model, adapter.Parameters(), windows, options);
+  std::vector<torch::Tensor> params = adapter.Parameters();  // A, B per slot
+  if (freeze_a) {
+    std::vector<torch::Tensor> b;
+    for (size_t i = 1; i < params.size(); i += 2) b.push_back(params[i]);
+    params = std::move(b);
+  }
+  auto stats = Train(model, params, windows, options);
   std::vector<float> after = adapter.Flatten();
   adapter.Detach(model);
   if (!stats.ok()) return stats.status();

@@ -12,6 +12,7 @@ coordinator::CoordinatorOptions CoordinatorOptionsFor(const SimConfig& c,
   o.optimizer.beta1 = c.server_beta1;
   o.optimizer.beta2 = c.server_beta2;
   o.optimizer.eps = c.server_eps;
+  o.lora_method = ParseLoraMethod(c.lora_method).value_or(LoraMethod::kLora);  // validated
   o.max_rounds = 0;  // the simulation decides when to stop
   o.training.set_steps(static_cast<uint32_t>(c.local_steps));
   o.training.set_batch_size(static_cast<uint32_t>(c.local_batch));

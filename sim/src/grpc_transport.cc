@@ -13,14 +13,18 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "coordinator_options.h"
+#include "fedlora/adapters/slot_layout.h"
 #include "fedlora/common/adapter_blob.h"
 #include "fedlora/common/child_process.h"
+#include "fedlora/common/file_util.h"
+#include "fedlora/common/lora_method.h"
 #include "fedlora/common/status_macros.h"
 #include "fedlora/coordinator/coordinator_config.h"
 #include "fedlora/coordinator/run_epsilons.h"
 #include "fedlora/coordinator/state_folder.h"
 #include "fedlora/coordinator/store.h"
 #include "fedlora/device/coordinator_client.h"
+#include "fedlora/device/lora_method_plan.h"
 #include "fedlora/device/participation.h"
 #include "fedlora/io/model_identity.h"
 #include "fedlora/privacy/params_wire.h"
@@ -79,6 +83,7 @@ absl::StatusOr<SimResult> Simulator::RunOverGrpc(
   spec.initial.lora = s.lora.ToPeftJson();
   spec.initial.base_model_sha256 = base_sha;
   spec.initial.values = s.global;
+  spec.initial.slots = adapters::SlotLayout(*s.work);  // ffa / fedsa: which values are shared
   spec.tokens = n;
   FEDLORA_ASSIGN_OR_RETURN(coordinator::StateFolderInfo folder,
                            coordinator::CreateStateFolder(spec));
@@ -118,6 +123,8 @@ absl::StatusOr<SimResult> Simulator::RunOverGrpc(
                                                                 resp.device_id());
   }
   FEDLORA_ASSIGN_OR_RETURN(auto store, coordinator::OpenSqliteStore(state_dir));
+  // Each virtual device's state folder (FedSA-LoRA keeps its personal B there).
+  auto device_dir = [&work](int d) { return absl::StrCat(work, "/devices/", d); };
 
   SimResult result;
   result.summary.config = ConfigToJson(c);
@@ -199,9 +206,34 @@ absl::StatusOr<SimResult> Simulator::RunOverGrpc(
       local.max_steps = task0.recipe().steps();
       local.batch_size = task0.recipe().batch_size();
       local.optimizer.lr = task0.recipe().lr();
-      FEDLORA_ASSIGN_OR_RETURN(CohortResult trained,
-                               TrainCohort(*s.rt.model, s.lora, blob.values, windows, seeds, local,
-                                           c.train_mode, c.max_group, c.workers));
+      // The task's LoRA method, as a device runs it (device/lora_method_plan.h): each device's
+      // start (fedsa: its own B, from its state folder) and what it sends.
+      FEDLORA_ASSIGN_OR_RETURN(LoraMethod method, device::TaskLoraMethod(task0));
+      std::vector<device::MethodPlan> plans;
+      std::vector<std::vector<float>> starts;
+      for (int d : cohort) {
+        FEDLORA_ASSIGN_OR_RETURN(
+            device::MethodPlan plan,
+            device::PlanMethod(method, blob, adapters::SlotLayout(*s.work), device_dir(d)));
+        if (method == LoraMethod::kFedSa) starts.push_back(plan.start);
+        plans.push_back(std::move(plan));
+      }
+      FEDLORA_ASSIGN_OR_RETURN(
+          CohortResult trained,
+          TrainCohort(*s.rt.model, s.lora, blob.values, windows, seeds, local, c.train_mode,
+                      c.max_group, c.workers, method == LoraMethod::kFfa, false,
+                      starts.empty() ? nullptr : &starts));
+      for (size_t k = 0; k < cohort.size(); ++k) {
+        FEDLORA_ASSIGN_OR_RETURN(
+            trained.deltas[k],
+            device::FinishMethod(plans[k], blob, trained.deltas[k], device_dir(cohort[k])));
+        if (method == LoraMethod::kFedSa) {  // the evaluation's view of each device's own B
+          FEDLORA_ASSIGN_OR_RETURN(std::string bytes,
+                                   ReadFileToString(device::PersonalBPath(device_dir(cohort[k]))));
+          FEDLORA_ASSIGN_OR_RETURN(AdapterBlob own, DecodeAdapterBlob(bytes));
+          s.own_b[s.devices[cohort[k]].user] = std::move(own.values);
+        }
+      }
       rec.train_seconds = trained.seconds;
       double loss_sum = 0;
       for (double l : trained.losses) loss_sum += l;
@@ -265,7 +297,7 @@ absl::StatusOr<SimResult> Simulator::RunOverGrpc(
       FEDLORA_ASSIGN_OR_RETURN(coordinator::AdapterVersion latest, store->LatestAdapter());
       FEDLORA_ASSIGN_OR_RETURN(std::string latest_bytes, store->ReadBlob(latest.sha256));
       FEDLORA_ASSIGN_OR_RETURN(AdapterBlob latest_blob, DecodeAdapterBlob(latest_bytes));
-      s.global = std::move(latest_blob.values);
+      s.global = std::move(latest_blob.values);  // fedsa: the global B stays at its init
     }
     FEDLORA_RETURN_IF_ERROR(
         RecordLedgerEpsilons(*store, result.summary.delta, &rec, &result.summary));

@@ -175,7 +175,8 @@ const std::vector<Field>& Fields() {
       F("run.transport", &C::transport,
         "inprocess: rounds run in this process (fast, seeded). grpc: a real coordinator process "
         "on loopback TLS and every device as a gRPC client of it (a deployment rehearsal; "
-        "distributed DP, Poisson sampling and FedAvg only; device noise from SecureRandom)."),
+        "distributed DP and Poisson sampling; every lora.method and server.optimizer; device noise "
+        "from SecureRandom)."),
       // [model]
       F("model.model", &C::model,
         "Base model directory (HF Llama checkpoint + tokenizer.model). "

@@ -31,6 +31,7 @@ FakeResult RunFake(device::CoordinatorClient& client, const Behaviour& b, absl::
   }
   r.task_at = absl::Now();
   const v1::Task& task = resp->task();
+  r.task = task;
   auto params = privacy::ParamsFromProto(task.privacy());
   if (!params.ok()) {
     r.status = params.status();
@@ -57,6 +58,9 @@ FakeResult RunFake(device::CoordinatorClient& client, const Behaviour& b, absl::
                                        if (phase == b.stop_before) return false;
                                        if (phase == 2) absl::SleepFor(b.masked_delay);
                                        if (phase == 3) absl::SleepFor(b.unmask_delay);
+                                       if (phase == 2) {
+                                         r.sent_dim = upload->message().masked_input().dim();
+                                       }
                                        if (phase == 2 && b.wrong_length) {
                                          auto* m =
                                              upload->mutable_message()->mutable_masked_input();

@@ -44,6 +44,8 @@ struct FakeResult {
   std::string detail;                         // why not completed
   std::string rejection;                      // the last check-in rejection's detail
   absl::Time task_at = absl::InfinitePast();  // when the task came
+  v1::Task task;                              // the task it got
+  size_t sent_dim = 0;                        // entries of the masked input it sent
 };
 
 // Checks in (retrying rejections every 100 ms, b.checkins times) from `start + b.checkin_at`, then

@@ -25,6 +25,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> StartTestCoordinator(
     blob.lora = {{"peft_type", "LORA"}, {"r", 8}, {"lora_alpha", 16},
                  {"target_modules", {"q_proj"}}};
     blob.values.assign(t.dim, 0.01f);
+    blob.slots = t.slots;
     FEDLORA_RETURN_IF_ERROR(store->PutInitialAdapter(EncodeAdapterBlob(blob)).status());
     std::vector<std::string> hashes;
     for (int i = 0; i < t.tokens; ++i) hashes.push_back(HexEncode(Sha256(EnrolmentToken(i))));
@@ -55,7 +56,9 @@ ServerOptions TestServerOptions(const std::string& dir, const TestCoordinatorOpt
   c.log = t.log;
   c.phase_deadline = absl::Seconds(3);
   c.train_deadline = absl::Seconds(10);
-  c.max_rounds = 1;
+  c.max_rounds = t.max_rounds;
+  c.lora_method = t.lora_method;
+  c.optimizer = t.optimizer;
   c.graph = t.graph;
   c.training.set_steps(1);
   return o;

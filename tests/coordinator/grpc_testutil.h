@@ -8,6 +8,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "fedlora/coordinator/coordinator_server.h"
@@ -27,6 +29,12 @@ struct TestCoordinatorOptions {
   std::function<void(const std::string&)> log;  // the coordinator's log lines (optional)
   absl::Duration download_timeout = absl::Seconds(120);
   proto::SecAggGraph graph = proto::SECAGG_GRAPH_KREGULAR;
+  // The run's LoRA method and server optimizer; `slots` (A values, B values per slot, adding
+  // up to dim) is the initial adapter's layout, which ffa and fedsa need.
+  LoraMethod lora_method = LoraMethod::kLora;
+  ServerOptimizerConfig optimizer;
+  std::vector<std::pair<uint64_t, uint64_t>> slots;
+  int max_rounds = 1;
 };
 
 std::string EnrolmentToken(int i);

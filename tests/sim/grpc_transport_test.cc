@@ -9,6 +9,7 @@
 
 #include "fedlora/adapters/lora_adapter.h"
 #include "fedlora/common/adapter_blob.h"
+#include "fedlora/common/lora_method.h"
 #include "fedlora/coordinator/run_epsilons.h"
 #include "fedlora/coordinator/store.h"
 #include "gmock/gmock.h"
@@ -102,15 +103,137 @@ TEST(GrpcTransportTest, RoundsGoThroughARealCoordinatorProcess) {
   fs::remove_all(out);
 }
 
+// Runs `sim --transport grpc` with `extra` (4 devices, all sampled, 2 rounds, tiny model) and
+// returns its coordinator's state folder; `out` is removed by the caller.
+std::string RunGrpcSim(const fs::path& out, const std::string& extra) {
+  fs::remove_all(out);
+  const std::string args =
+      "sim --transport grpc --json --threads 2 --model " + Fixture() +
+      " --devices 4 --cohort 4 --rounds 2 --out " + out.string() +
+      " --set rounds.eval_users=2 --set local.steps=2 --set rounds.personalize_steps=1 " + extra;
+  const testing::CliResult r = testing::RunFedlora(args, fs::temp_directory_path().string());
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  return (out / "grpc" / "coordinator").string();
+}
+
+// Both rounds committed; the initial and the latest adapter, and the B positions.
+struct MethodRun {
+  AdapterBlob initial, latest;
+  std::vector<bool> is_b;
+  std::string optimizer_state;
+};
+MethodRun ReadRun(const std::string& state_dir) {
+  MethodRun m;
+  auto store = coordinator::OpenSqliteStore(state_dir);
+  EXPECT_TRUE(store.ok()) << store.status();
+  if (!store.ok()) return m;
+  auto versions = (*store)->ListAdapterVersions();
+  EXPECT_TRUE(versions.ok());
+  EXPECT_EQ(versions->size(), 3u);  // the initial adapter and two committed rounds
+  m.initial = *DecodeAdapterBlob(*(*store)->ReadBlob(versions->front().sha256));
+  m.latest = *DecodeAdapterBlob(*(*store)->ReadBlob(versions->back().sha256));
+  auto b = BPositions(m.latest);
+  EXPECT_TRUE(b.ok()) << b.status();
+  m.is_b.assign(m.latest.values.size(), false);
+  for (size_t i : *b) m.is_b[i] = true;
+  m.optimizer_state = *(*store)->OptimizerState();
+  return m;
+}
+
+// The Hadamard rotation pads a vector of n values to the next power of two.
+double Padded(size_t n) {
+  size_t p = 1;
+  while (p < n) p *= 2;
+  return static_cast<double>(p);
+}
+
+// The (padded) dimension the coordinator charged and devices masked: the first charge's.
+double ChargedDim(const std::string& state_dir) {
+  auto store = coordinator::OpenSqliteStore(state_dir);
+  auto charges = (*store)->Charges();
+  EXPECT_TRUE(charges.ok() && !charges->empty());
+  const auto j = nlohmann::json::parse(charges->front().mechanism);
+  return j.at("ddg").at(0).at("dim").get<double>();  // the values' mechanism
+}
+
+TEST(GrpcTransportTest, FfaWithFedAdamTrainsAndSharesOnlyB) {
+  if (!fs::exists(Fixture())) GTEST_SKIP() << "no ../shared fixture";
+  const fs::path out =
+      fs::temp_directory_path() / ("fedlora_sim_grpc_ffa_" + std::to_string(getpid()));
+  const std::string state = RunGrpcSim(out, "--set lora.method=ffa --set server.optimizer=fedadam");
+  const MethodRun m = ReadRun(state);
+  ASSERT_EQ(m.latest.values.size(), m.initial.values.size());
+  size_t n_b = 0, b_moved = 0;
+  for (size_t i = 0; i < m.latest.values.size(); ++i) {
+    if (m.is_b[i]) {
+      ++n_b;
+      b_moved += m.latest.values[i] != m.initial.values[i];
+    } else {
+      ASSERT_EQ(m.latest.values[i], m.initial.values[i]) << "A moved at " << i;  // frozen
+    }
+  }
+  EXPECT_GT(b_moved, n_b / 2);
+  // Only B is summed: the charged (padded) dimension is B's, half of the whole adapter's.
+  EXPECT_EQ(ChargedDim(state), Padded(n_b));
+  EXPECT_LT(ChargedDim(state), Padded(m.latest.values.size()));
+  // FedAdam's moments (m and v of every B value) were committed with the version.
+  const size_t nl = m.optimizer_state.find('\n');
+  ASSERT_NE(nl, std::string::npos);
+  EXPECT_THAT(m.optimizer_state.substr(0, nl), HasSubstr("fedadam"));
+  EXPECT_EQ(m.optimizer_state.size() - nl - 1, 16 * n_b);
+  fs::remove_all(out);
+}
+
+TEST(GrpcTransportTest, FedsaSharesOnlyAAndEachDeviceKeepsItsOwnB) {
+  if (!fs::exists(Fixture())) GTEST_SKIP() << "no ../shared fixture";
+  const fs::path out =
+      fs::temp_directory_path() / ("fedlora_sim_grpc_fedsa_" + std::to_string(getpid()));
+  const std::string state = RunGrpcSim(out, "--set lora.method=fedsa");
+  const MethodRun m = ReadRun(state);
+  size_t n_a = 0, a_moved = 0;
+  for (size_t i = 0; i < m.latest.values.size(); ++i) {
+    if (!m.is_b[i]) {
+      ++n_a;
+      a_moved += m.latest.values[i] != m.initial.values[i];
+    } else {
+      ASSERT_EQ(m.latest.values[i], m.initial.values[i]) << "the global B moved at " << i;
+    }
+  }
+  EXPECT_GT(a_moved, n_a / 2);
+  EXPECT_EQ(ChargedDim(state), Padded(n_a));  // only A is summed
+  EXPECT_LT(ChargedDim(state), Padded(m.latest.values.size()));
+  // Each device that trained kept its B in its state folder: B-sized, not the global B.
+  int kept = 0;
+  for (int d = 0; d < 4; ++d) {
+    const fs::path path =
+        out / "grpc" / "devices" / std::to_string(d) / "fedsa" / "personal_b.blob";
+    if (!fs::exists(path)) continue;
+    ++kept;
+    std::ifstream f(path, std::ios::binary);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    auto own = DecodeAdapterBlob(ss.str());
+    ASSERT_TRUE(own.ok()) << own.status();
+    ASSERT_EQ(own->values.size(), m.latest.values.size() - n_a);
+    size_t differs = 0, j = 0;
+    for (size_t i = 0; i < m.latest.values.size(); ++i) {
+      if (m.is_b[i]) differs += own->values[j++] != m.initial.values[i];
+    }
+    EXPECT_GT(differs, 0u) << "device " << d << " kept an untrained B";
+  }
+  EXPECT_EQ(kept, 4);  // q = 1: every device trained
+  fs::remove_all(out);
+}
+
 TEST(GrpcTransportTest, ConfigsTheCoordinatorCannotRunAreRefusedBeforeAnyWork) {
   const fs::path out = fs::temp_directory_path() / ("fedlora_sim_grpc_bad_" + std::to_string(getpid()));
   fs::remove_all(out);
   const testing::CliResult r = testing::RunFedlora(
-      "sim --transport grpc --dp central --set server.optimizer=fedadam --out " + out.string(),
+      "sim --transport grpc --dp central --set rounds.sampling=fixed --out " + out.string(),
       fs::temp_directory_path().string());
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_THAT(r.err, HasSubstr("privacy.dp: must be distributed with run.transport = grpc"));
-  EXPECT_THAT(r.err, HasSubstr("server.optimizer: must be fedavg"));
+  EXPECT_THAT(r.err, HasSubstr("rounds.sampling: must be poisson"));
   EXPECT_THAT(r.err, ::testing::Not(HasSubstr("preparing model")));
   EXPECT_FALSE(fs::exists(out / "grpc"));
 }

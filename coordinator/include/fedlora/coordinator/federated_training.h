@@ -22,6 +22,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -76,11 +77,22 @@ class FederatedTraining {
   // The round is not released; charged under Poisson sampling (see above).
   absl::StatusOr<RoundOutcome> Abort(const RoundPlan& plan, const std::string& reason);
 
-  // Restores the run after a coordinator restart: the global adapter of the latest committed
-  // version, the adaptive clip reached, and every round charged so far (in order). FedAvg only
-  // (FedAdam/FedYogi moments are not persisted: FAILED_PRECONDITION). INVALID_ARGUMENT for a
-  // wrong length or a bad clip.
-  absl::Status Restore(std::vector<float> global, double clip,
+  // The run state stored with every committed version (Store::CommitRound's optimizer_state,
+  // in the same transaction as the version): the adaptive clip reached and, for FedAdam and
+  // FedYogi, the server optimizer's moments. Layout: one line of JSON {"clip", "server_optimizer",
+  // "moments_bytes"}, then (adaptive optimizers) "\n" and the moments (ServerOptimizer::
+  // EncodeMoments). A state of only JSON (older folders, FedAvg) is read as well.
+  std::string EncodeState() const;
+
+  // Restores the run after a coordinator restart: the global (shared) values of the latest
+  // committed version, the state stored with it (EncodeState; "" for the initial adapter) and
+  // every round charged so far (in order). `initial` says the latest version is the initial
+  // adapter (no round committed yet): the moments start afresh there and only there.
+  // INVALID_ARGUMENT for a wrong length or a bad clip; DATA_LOSS for a state that cannot be
+  // read or, under FedAdam/FedYogi after a committed round, holds no moments (never a silent
+  // restart from zero moments); FAILED_PRECONDITION when the state was written by another
+  // server optimizer.
+  absl::Status Restore(std::vector<float> global, std::string_view state, bool initial,
                        const std::vector<privacy::RoundMechanism>& charged);
   const std::vector<float>& global() const { return global_; }
   const RoundAggregator& aggregator() const { return aggregator_; }
@@ -88,10 +100,11 @@ class FederatedTraining {
   double epsilon() const;
 
  private:
-  FederatedTraining(RoundAggregator aggregator, ServerOptimizer optimizer,
+  FederatedTraining(RoundAggregator aggregator, const ServerOptimizerConfig& config,
                     std::vector<float> global, double delta)
       : aggregator_(std::move(aggregator)),
-        optimizer_(std::move(optimizer)),
+        config_(config),
+        optimizer_(config.kind, config.lr, config.beta1, config.beta2, config.eps, global.size()),
         global_(std::move(global)),
         accountant_(delta) {}
   absl::StatusOr<RoundOutcome> Release(const RoundPlan& plan, const AggregateResult& agg);
@@ -99,6 +112,7 @@ class FederatedTraining {
                                           bool charge);
 
   RoundAggregator aggregator_;
+  ServerOptimizerConfig config_;
   ServerOptimizer optimizer_;
   std::vector<float> global_;
   PrivacyAccountant accountant_;

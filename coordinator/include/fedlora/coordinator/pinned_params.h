@@ -1,9 +1,10 @@
 // Pinned privacy parameters: what a population's epsilon depends on (delta, the noise recipe,
-// the sampling rate, the population, the budget) is written to the store once, at `coordinator
-// init`, and every later run must use exactly those values. Re-reading coordinator.json on each
-// run must never let an edit (a larger delta, less noise) silently re-price rounds already
-// charged; changing them means starting a new population (a new state folder: its devices
-// enrol afresh and the old ledger stays as it was).
+// the sampling rate, the population, the budget), with the LoRA method (what devices share) and
+// the server optimizer (whose moments are part of the run), is written to the store once, at
+// `coordinator init`, and every later run must use exactly those values. Re-reading
+// coordinator.json on each run must never let an edit (a larger delta, less noise) silently
+// re-price rounds already charged; changing them means starting a new population (a new state
+// folder: its devices enrol afresh and the old ledger stays as it was).
 #ifndef FEDLORA_COORDINATOR_PINNED_PARAMS_H_
 #define FEDLORA_COORDINATOR_PINNED_PARAMS_H_
 

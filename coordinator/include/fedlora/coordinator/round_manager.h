@@ -33,6 +33,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "fedlora/common/lora_method.h"
 #include "fedlora/common/random.h"
 #include "fedlora/coordinator/federated_training.h"
 #include "fedlora/coordinator/metrics.h"
@@ -49,7 +50,12 @@ struct CoordinatorOptions {
   // is the largest sample a round may sum (0: Create sets DefaultMaxCohort, as
   // coordinator.json's 0 does).
   PrivacyRecipe recipe;
-  ServerOptimizerConfig optimizer;  // FedAvg (resumable after a restart)
+  // FedAvg, FedAdam or FedYogi; the adaptive optimizers' moments are stored with every
+  // committed version (same transaction) and restored on restart.
+  ServerOptimizerConfig optimizer;
+  // What devices train and share (common/lora_method.h): the secure-aggregation vector holds
+  // the shared values only; ffa and fedsa need the adapter blob's slot layout.
+  LoraMethod lora_method = LoraMethod::kLora;
   v1::TrainingRecipe training;
   std::string base_model_sha256;  // hex; devices with another base are refused
   int max_rounds = 0;  // committed rounds of the run (a restart counts on); 0 = until the budget

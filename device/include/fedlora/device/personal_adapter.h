@@ -48,17 +48,16 @@ absl::StatusOr<PersonalResult> TrainPersonalAdapter(model::LlamaModel& model,
 // on `texts` over the base alone. Any adapter attached to `model` (a personal adapter an app
 // keeps attached for its suggestions) is detached for the duration and re-attached after, so
 // the delta depends on the base, the global adapter, the text and the options only.
+// `freeze_a` (FFA-LoRA) trains the B matrices only: A's delta is exactly zero.
 struct GlobalDelta {
   std::vector<float> delta;  // trained - start
   TrainStats stats;
   int64_t windows = 0;
 };
-absl::StatusOr<GlobalDelta> TrainGlobalDelta(model::LlamaModel& model,
-                                             const model::Tokenizer& tokenizer,
-                                             const adapters::LoraConfig& lora,
-                                             const std::vector<float>& start,
-                                             const std::vector<std::string>& texts,
-                                             const TrainOptions& options, int64_t seq_len);
+absl::StatusOr<GlobalDelta> TrainGlobalDelta(
+    model::LlamaModel& model, const model::Tokenizer& tokenizer, const adapters::LoraConfig& lora,
+    const std::vector<float>& start, const std::vector<std::string>& texts,
+    const TrainOptions& options, int64_t seq_len, bool freeze_a = false);
 
 }  // namespace fedlora::device
 
