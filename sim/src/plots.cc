@@ -237,8 +237,8 @@ std::string AccuracyFigure(const std::vector<RoundRecord>& rounds, const std::st
   for (int v = 0; v < kNumVariants; ++v) {
     keys.push_back(absl::StrFormat("NaN with linespoints lc rgb '%s' dt %d pt 7 lw 2 title '%s'",
                                    kVariants[v].color, v == 0 ? 2 : 1,
-                                   v == 0   ? "base (round 0 = pretrained model)"
-                                   : v == 1 ? "federated (base + global adapter; = base at round 0)"
+                                   v == 0   ? "base (the pretrained model)"
+                                   : v == 1 ? "federated (global adapter; the base at round 0)"
                                             : "personalized (a few local steps per user)"));
   }
   keys.push_back(absl::StrFormat("NaN with lines lc rgb '%s' lw 2 title '%s'", kEpsObserversColor,
