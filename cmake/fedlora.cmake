@@ -1,4 +1,4 @@
-# fedlora_library(<folder> DEPS <targets...>)
+# fedlora_library(<folder> DEPS <targets...> [PRIVATE_DEPS <targets...>])
 # Builds target fedlora_<folder> from <folder>/src/*.cc; public headers live in
 # <folder>/include/fedlora/<folder>/ and are included as "fedlora/<folder>/x.h".
 set(FEDLORA_WARNINGS -Wall -Wextra -Wshadow -Wno-unused-parameter)
@@ -15,4 +15,45 @@ function(fedlora_library folder)
   # Each library also goes into libfedlora.so (the C API, capi/): position-independent code.
   # Executables keep the compiler's default (PIE on Debian).
   set_target_properties(fedlora_${folder} PROPERTIES POSITION_INDEPENDENT_CODE ON)
+  if(folder IN_LIST FEDLORA_TORCH_FOLDERS)  # FEDLORA_PCH below
+    fedlora_torch_pch(fedlora_${folder})
+  endif()
+endfunction()
+
+# Precompiled libtorch headers (FEDLORA_PCH). Parsing <torch/types.h> costs about 3 s of CPU in
+# every translation unit that includes libtorch; a precompiled copy loads in under 1 s
+# (docs/benchmarks.md, "Build"). GCC accepts a PCH only with the same code-model flags, so
+# there are two shared ones: fedlora_pch_pic for the libraries (-fPIC) and fedlora_pch_exe
+# for executables (the compiler's default PIE); every target that opts in reuses one of them.
+option(FEDLORA_PCH "Precompile the libtorch headers for the targets that include them" ON)
+set(FEDLORA_PCH_HEADERS <torch/types.h>)
+# The folders whose sources, tests and benches mostly include libtorch (FEDLORA_PCH).
+set(FEDLORA_TORCH_FOLDERS model adapters compress device sim)
+
+# fedlora_torch_pch(<target>): <target> compiles with the precompiled libtorch headers.
+function(fedlora_torch_pch target)
+  if(NOT FEDLORA_PCH)
+    return()
+  endif()
+  get_target_property(pic ${target} POSITION_INDEPENDENT_CODE)
+  if(pic)
+    set(holder fedlora_pch_pic)
+  else()
+    set(holder fedlora_pch_exe)
+  endif()
+  if(NOT TARGET ${holder})
+    # An object library of one empty source whose only job is to own the PCH, compiled with
+    # the flags of the targets that reuse it.
+    add_library(${holder} OBJECT ${PROJECT_SOURCE_DIR}/cmake/pch_holder.cc)
+    target_link_libraries(${holder} PRIVATE ${TORCH_LIBRARIES})
+    target_compile_options(${holder} PRIVATE ${FEDLORA_WARNINGS} -pthread)
+    if(pic)
+      set_target_properties(${holder} PROPERTIES POSITION_INDEPENDENT_CODE ON)
+    endif()
+    target_precompile_headers(${holder} PRIVATE ${FEDLORA_PCH_HEADERS})
+  endif()
+  # GCC also refuses a PCH when a macro its headers test differs: -pthread defines _REENTRANT
+  # and comes with gRPC to some targets only, so every user of the PCH gets it.
+  target_compile_options(${target} PRIVATE -pthread)
+  target_precompile_headers(${target} REUSE_FROM ${holder})
 endfunction()

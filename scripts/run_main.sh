@@ -5,6 +5,6 @@
 # table and epsilon; the report is in sim-out/report.md. Extra arguments go to `fedlora sim`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/build.sh fedlora
+bash scripts/build.sh --setup main fedlora
 # --force: the main job rewrites its own sim-out/ when run again.
 exec ./build/bin/fedlora sim --force "$@"

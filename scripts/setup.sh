@@ -1,16 +1,48 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package fedlora needs. Idempotent; run as root.
+# Installs the Debian 12 packages a fedlora command needs. Idempotent; run as root (or with sudo).
+# Usage: scripts/setup.sh [main|test|bench|all] [--print]
+#   main   build the `fedlora` CLI and run the main job (scripts/run_main.sh)
+#   test   main + GoogleTest, pybind11 and pytest (scripts/test.sh); node-llama-cpp for the
+#          GGUF check is installed by its ctest fixture (scripts/setup_llamacpp.sh)
+#   bench  main + Google Benchmark and Python PyTorch (the benches' peer, bench/peer.h)
+#   all    everything (the default)
+#   --print  list the profile's packages, one a line, and install nothing
+# CMake builds the tests only when GoogleTest is found and the benches only when Google
+# Benchmark is, so a `main` machine still configures and builds every other target.
 set -euo pipefail
-PKGS=(
+MAIN=(
   build-essential cmake ninja-build ccache pkg-config git
-  libtorch-dev libopenblas0-pthread
+  libtorch-dev libopenblas0-pthread libdnnl-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libssl-dev libabsl-dev
-  libgtest-dev libgmock-dev googletest libbenchmark-dev
-  libsentencepiece-dev nlohmann-json3-dev libsqlite3-dev libcli11-dev
-  sentencepiece gnuplot-nox python3-torch libcpp-httplib-dev libdnnl-dev
-  pybind11-dev python3-dev python3-numpy python3-pytest python3-matplotlib
+  libsentencepiece-dev sentencepiece nlohmann-json3-dev libsqlite3-dev libcli11-dev
+  libcpp-httplib-dev gnuplot-nox
 )
+# The tests: GoogleTest, and the Python module's build and pytest (tests/python).
+TEST=(libgtest-dev libgmock-dev googletest
+      pybind11-dev python3-dev python3-numpy python3-pytest python3-matplotlib)
+BENCH=(libbenchmark-dev python3-torch)
+
+profile=all print=0
+for arg in "$@"; do
+  case "$arg" in
+    main|test|bench|all) profile=$arg ;;
+    --print) print=1 ;;
+    *) echo "setup.sh: unknown argument '$arg' (usage: setup.sh [main|test|bench|all] [--print])" >&2
+       exit 2 ;;
+  esac
+done
+case "$profile" in
+  main) PKGS=("${MAIN[@]}") ;;
+  test) PKGS=("${MAIN[@]}" "${TEST[@]}") ;;
+  bench) PKGS=("${MAIN[@]}" "${BENCH[@]}") ;;
+  all) PKGS=("${MAIN[@]}" "${TEST[@]}" "${BENCH[@]}") ;;
+esac
+if ((print)); then
+  printf '%s\n' "${PKGS[@]}"
+  exit 0
+fi
+
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -30,4 +62,4 @@ for alt in libblas.so.3 liblapack.so.3; do
     ${SUDO:-} update-alternatives --set "$alt-$arch" "$cand" >/dev/null || true
   fi
 done
-echo "setup: all packages present"
+echo "setup ($profile): all packages present"

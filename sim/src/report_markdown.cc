@@ -251,8 +251,10 @@ std::string RenderReportMarkdown(const Summary& summary, const std::vector<Round
   absl::StrAppend(&md, "## Plots\n\n");
   const std::map<std::string, std::string> captions = {
       {"loss.png", "Training loss per round"},
-      {"accuracy.png", "Accuracy: base vs federated vs personalized"},
-      {"epsilon.png", "Cumulative epsilon per round"}};
+      {"accuracy.png",
+       "Keystroke savings and next-word top-3: base vs federated vs personalized from round 0, "
+       "beside epsilon"},
+      {"epsilon.png", "Cumulative epsilon per round, against observers and the coordinator"}};
   for (const std::string& image : plots.images) {
     const auto it = captions.find(image);
     absl::StrAppend(&md, "![", it == captions.end() ? image : it->second, "](", image, ")\n\n");

@@ -43,8 +43,9 @@ std::string FreshDir(const std::string& name) {
   return dir.string();
 }
 
-Metrics M(double ppl, double top1, double top3w) {
+Metrics M(double ppl, double top1, double top3w, double keystrokes) {
   Metrics m;
+  m.keystroke_savings = keystrokes;
   m.perplexity = ppl;
   m.next_token_top1 = top1;
   m.next_word_top3 = top3w;
@@ -57,9 +58,9 @@ EvalRecord Eval(const std::string& population, int users, double shift) {
   EvalRecord e;
   e.population = population;
   e.users = users;
-  e.base = M(60 + shift, 0.20, 0.25);
-  e.global = M(40 + shift, 0.30, 0.375);
-  e.personalized = M(30 + shift, 0.35, 0.5);
+  e.base = M(60 + shift, 0.20, 0.25, 0.30);
+  e.global = M(40 + shift, 0.30, 0.375, 0.32);
+  e.personalized = M(30 + shift, 0.35, 0.5, 0.34);
   return e;
 }
 
@@ -73,6 +74,7 @@ RoundRecord Round(int round, bool eval) {
   r.clipped_fraction = 0.5;
   r.clip = 0.5;
   r.epsilon = 0.75 * round;
+  r.epsilon_coordinator = 2.0 * round;
   r.seconds = 1.5;
   r.train_seconds = 1.0;
   r.privacy_seconds = 0.25;
@@ -258,6 +260,67 @@ TEST(ReportTest, FinishWritesSummaryPlotsAndReport) {
   EXPECT_THAT(md, HasSubstr("](epsilon.png)"));
   EXPECT_THAT(md, HasSubstr("\"rounds.cohort\": 10"));
   EXPECT_THAT(md, HasSubstr("`out/adapter`"));
+}
+
+// accuracy.png reads from round 0 (the base) and shows keystroke savings and next-word top-3 of
+// every variant, both epsilons beside them, and its key in a cell of its own.
+TEST(ReportTest, AccuracyPlotStartsAtRoundZeroWithKeystrokeSavings) {
+  const std::string dir = FreshDir("accuracy");
+  auto w = ReportWriter::Open(dir);
+  ASSERT_TRUE(w.ok());
+  for (const RoundRecord& r : SampleRounds()) ASSERT_TRUE(w->AppendRound(r).ok());
+  ASSERT_TRUE(w->Finish(SampleSummary()).ok());
+
+  const std::vector<std::string> eval = Lines(ReadAll(fs::path(dir) / "plot_eval.tsv"));
+  ASSERT_EQ(eval.size(), 3u);  // header, round 0, round 3 (the only evaluated round)
+  const std::vector<std::string> header = absl::StrSplit(eval[0], ' ');
+  const auto column = [&](const std::string& name) {
+    const auto it = std::find(header.begin(), header.end(), name);
+    EXPECT_NE(it, header.end()) << name << " not in " << eval[0];
+    return static_cast<int>(it - header.begin());  // header[0] is "#": 1-based data column
+  };
+  const std::vector<std::string> zero = absl::StrSplit(eval[1], ' ');
+  const std::vector<std::string> three = absl::StrSplit(eval[2], ' ');
+  ASSERT_EQ(zero.size(), header.size() - 1);
+  EXPECT_EQ(zero[0], "0");
+  EXPECT_EQ(three[0], "3");
+  // Round 0: the base, which is also the federated model before any release; no
+  // personalization yet.
+  EXPECT_EQ(zero[column("participants.base.keystroke_savings") - 1], "0.3");
+  EXPECT_EQ(zero[column("participants.federated.keystroke_savings") - 1], "0.3");
+  EXPECT_EQ(zero[column("participants.personalized.keystroke_savings") - 1], "NaN");
+  EXPECT_EQ(zero[column("heldout.federated.next_word_top3") - 1], "0.25");
+  EXPECT_EQ(three[column("participants.personalized.keystroke_savings") - 1], "0.34");
+  EXPECT_EQ(three[column("heldout.federated.next_word_top3") - 1], "0.375");
+
+  const std::string gp = ReadAll(fs::path(dir) / "plots.gp");
+  const size_t accuracy = gp.find("set output 'accuracy.png'");
+  ASSERT_NE(accuracy, std::string::npos) << gp;
+  const std::string figure = gp.substr(accuracy);
+  for (const char* variant : {"base", "federated", "personalized"}) {
+    for (const char* population : {"participants", "heldout"}) {
+      for (const char* metric : {"keystroke_savings", "next_word_top3"}) {
+        const int col = column(absl::StrCat(population, ".", variant, ".", metric));
+        EXPECT_THAT(figure, HasSubstr(absl::StrCat("'plot_eval.tsv' using 1:($", col, "*100)")))
+            << population << " " << variant << " " << metric;
+      }
+    }
+  }
+  EXPECT_THAT(figure, HasSubstr("keystroke savings (%)"));
+  EXPECT_THAT(figure, HasSubstr("next-word top-3 (%)"));
+  // Both epsilons, from round 0.
+  EXPECT_THAT(figure, HasSubstr("'plot_rounds.tsv' using 1:3"));
+  EXPECT_THAT(figure, HasSubstr("'plot_rounds.tsv' using 1:4"));
+  const std::vector<std::string> rounds = Lines(ReadAll(fs::path(dir) / "plot_rounds.tsv"));
+  ASSERT_GE(rounds.size(), 2u);
+  EXPECT_EQ(rounds[0], "# round train_loss epsilon epsilon_coordinator clip");
+  EXPECT_EQ(rounds[1], "0 NaN 0 0 NaN");
+  EXPECT_THAT(rounds.back(), HasSubstr("3 3.25 2.25 6 "));
+  // The key is drawn after every data panel, in a cell of its own.
+  const size_t key = figure.find("\nset key");
+  ASSERT_NE(key, std::string::npos);
+  EXPECT_GT(key, figure.rfind("'plot_eval.tsv'"));
+  EXPECT_GT(key, figure.rfind("'plot_rounds.tsv'"));
 }
 
 TEST(ReportTest, StopReasonAndNoEvaluation) {
