@@ -135,8 +135,10 @@ TEST(SimulatorTest, PersonalizationMethodsSideBySide) {
     EXPECT_NE(rec.methods[2].metrics.perplexity, rec.global.perplexity);
     EXPECT_NE(rec.methods[3].metrics.perplexity, rec.methods[2].metrics.perplexity);
     // The n-gram rows run the federated model (ngram) and the base (ngram_base).
-    EXPECT_EQ(rec.methods[0].metrics.perplexity, rec.global.perplexity);
-    EXPECT_EQ(rec.methods[1].metrics.perplexity, rec.base.perplexity);
+    EXPECT_NEAR(rec.methods[0].metrics.perplexity, rec.global.perplexity,
+                1e-4 * rec.global.perplexity);
+    EXPECT_NEAR(rec.methods[1].metrics.perplexity, rec.base.perplexity,
+                1e-4 * rec.base.perplexity);
     EXPECT_GT(rec.suggest_calls, 0);
     EXPECT_GT(rec.suggest_p50_ms, 0);
     EXPECT_LE(rec.suggest_p50_ms, rec.suggest_p95_ms);
@@ -148,6 +150,7 @@ TEST(SimulatorTest, PersonalizationMethodsSideBySide) {
 // metrics over the federated model; the greedy strip (the old metrics) stays available.
 TEST(SimulatorTest, PersonalNgramOnTheLexiconStripByDefault) {
   SimConfig c = SmallConfig("fedlora_sim_ngram");
+  c.data = "personas:lines=60";  // the main job's lines per user: 38 to count, 9 held back
   c.personalize_compare = false;
   EXPECT_EQ(c.personalize, "ngram");
   EXPECT_EQ(c.strip, "lexicon");
@@ -157,7 +160,8 @@ TEST(SimulatorTest, PersonalNgramOnTheLexiconStripByDefault) {
     ASSERT_TRUE(e->has_value());
     const EvalRecord& rec = **e;
     EXPECT_EQ(rec.personalize_method, "ngram");
-    EXPECT_GT(rec.personalized.keystroke_savings, rec.global.keystroke_savings + 0.05);
+    EXPECT_GT(rec.personalized.keystroke_savings, rec.global.keystroke_savings + 0.05)
+        << rec.population;
     EXPECT_GT(rec.personalized.next_word_top3, rec.global.next_word_top3);
     EXPECT_GT(rec.suggest_calls, 0);
   }
