@@ -214,11 +214,12 @@ absl::Status Interpolate(Simulator::State* s, const PersonalizeInput& in,
   return absl::OkStatus();
 }
 
-// ngram: the lexicon strip with the user's own word n-gram (counted on the train lines left
-// to fit on, capped at rounds.personal_ngram_bytes) mixed in at weight l, l from {0, 0.1, ...,
-// 0.9} fitted on the held-back lines as interpolate's weight is (per user by keystrokes, or
-// pooled); l = 0 is the federated model's strip. The language model is the federated adapter
-// (`federated`) or the base alone (ngram_base, the ablation). No training.
+// ngram: the lexicon strip with the user's own words and word n-gram (counted on the train
+// lines left to fit on, capped at rounds.personal_ngram_bytes) mixed in at weight l, l from
+// {0, 0.1, ..., 0.9}, or no personal state at all (the public strip: option 0), chosen on the
+// held-back lines as interpolate's weight is (per user by keystrokes then loss, or pooled).
+// The language model is the federated adapter (`federated`) or the base alone (ngram_base,
+// the ablation). No training.
 absl::Status PersonalNgram(Simulator::State* s, const PersonalizeInput& in, bool federated,
                            const StripTimer& strip_ms, PersonalizeOutput* out) {
   const SimConfig& c = s->config;
@@ -230,8 +231,10 @@ absl::Status PersonalNgram(Simulator::State* s, const PersonalizeInput& in, bool
   const device::KeyboardVocab& kv = s->lexicon->kv;
   std::vector<std::unique_ptr<device::WordStrip>> strips(n);
   std::vector<device::WindowLogProbs> test(n);
-  std::vector<std::vector<device::TextMetrics>> val(n);  // [user][step]
-  std::vector<double> w(n, 0.0);
+  std::vector<std::vector<device::TextMetrics>> val(n);  // [user][option]
+  std::vector<device::TextMetrics> fallback(n);  // the public strip on the test text
+  // Option 0: no personal state; option 1 + step: the personal strip at l = step / kGrid.
+  std::vector<int> choice(n, 0);
   device::StripWeights weights = s->public_strip->weights();
   if (federated) {
     FEDLORA_RETURN_IF_ERROR(work.Unflatten(s->global.data(), s->global.size()));
@@ -243,35 +246,42 @@ absl::Status PersonalNgram(Simulator::State* s, const PersonalizeInput& in, bool
     mine.Prune(static_cast<size_t>(c.personal_ngram_bytes));
     strips[k] = std::make_unique<device::WordStrip>(s->lexicon, &mine, weights);
     test[k] = device::ForwardWindows(model, Encode(tok, in.tests[k]));
+    fallback[k] = device::ScoreStrip(test[k], tok, *s->public_strip);
+    if (in.vals[k].empty()) {
+      choice[k] = 1 + kGrid / 2;  // nothing held back: an even mixture
+      continue;
+    }
     const device::WindowLogProbs v = device::ForwardWindows(model, Encode(tok, in.vals[k]));
-    for (int step = 0; step < kGrid && !in.vals[k].empty(); ++step) {
+    val[k].push_back(device::ScoreStrip(v, tok, *s->public_strip));
+    for (int step = 0; step < kGrid; ++step) {
       weights.personal = step / double(kGrid);
       strips[k]->set_weights(weights);
       val[k].push_back(device::ScoreStrip(v, tok, *strips[k]));
     }
-    for (size_t step = 1; step < val[k].size(); ++step) {
-      if (Better(val[k][step], val[k][static_cast<size_t>(std::lround(w[k] * kGrid))])) {
-        w[k] = step / double(kGrid);
-      }
+    for (size_t o = 1; o < val[k].size(); ++o) {
+      if (Better(val[k][o], val[k][choice[k]])) choice[k] = static_cast<int>(o);
     }
-    if (val[k].empty()) w[k] = 0.5;  // nothing held back: an even mixture
   }
   if (c.interpolate_fit == "pooled") {
-    std::vector<device::TextMetrics> pooled(kGrid);
+    std::vector<device::TextMetrics> pooled(kGrid + 1);
     for (size_t k = 0; k < n; ++k) {
-      for (size_t step = 0; step < val[k].size(); ++step) pooled[step].Add(val[k][step]);
+      for (size_t o = 0; o < val[k].size(); ++o) pooled[o].Add(val[k][o]);
     }
     int best = 0;
-    for (int step = 1; step < kGrid; ++step) {
-      if (Better(pooled[step], pooled[best])) best = step;
+    for (int o = 1; o <= kGrid; ++o) {
+      if (Better(pooled[o], pooled[best])) best = o;
     }
-    w.assign(n, best / double(kGrid));
+    choice.assign(n, best);
   }
   absl::Status st;
   for (size_t k = 0; k < n && st.ok(); ++k) {
-    weights.personal = w[k];
+    out->use_personal[k] = choice[k] > 0;
+    if (choice[k] == 0) {
+      out->per_user[k] = fallback[k];
+      continue;
+    }
+    weights.personal = (choice[k] - 1) / double(kGrid);
     strips[k]->set_weights(weights);
-    out->use_personal[k] = w[k] > 0;
     out->per_user[k] = device::ScoreStrip(test[k], tok, *strips[k]);
     auto ms = strip_ms(k, strips[k].get());
     st = ms.status();
