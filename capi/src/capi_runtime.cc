@@ -135,6 +135,14 @@ int Open(const fedlora_config* in, fedlora_runtime** out) {
   auto store = fedlora::device::TextStore::Open(rt->store_options, std::time(nullptr));
   if (!store.ok()) return FromStatus(store.status());
   rt->store.emplace(std::move(*store));
+  auto keyboard = fedlora::device::PersonalKeyboard::Load(rt->model_dir, *rt->rt.tokenizer);
+  if (!keyboard.ok()) return FromStatus(keyboard.status());
+  if (keyboard->has_value()) {
+    rt->keyboard.emplace(std::move(**keyboard));
+    auto entries = rt->store->ReadAll(std::time(nullptr));
+    if (!entries.ok()) return FromStatus(entries.status());
+    for (const auto& e : *entries) rt->keyboard->Observe(e.text);
+  }
   if (c.trusted_release_keys != nullptr) {
     std::vector<std::string> files;
     for (const char* const* k = c.trusted_release_keys; *k != nullptr; ++k) files.push_back(*k);
@@ -195,8 +203,12 @@ int fedlora_suggest(fedlora_runtime* rt, const char* prefix, int k, fedlora_sugg
     if (!rt->attached) {  // a failed re-attach earlier (detached_scope.h): try again
       if (auto s = rt->AttachAll(); !s.ok()) return FromStatus(s);
     }
-    auto words = fedlora::device::SuggestNextWords(*rt->rt.model, *rt->rt.tokenizer, prefix, k, 8,
-                                                   &rt->suggest_state);
+    auto words = rt->keyboard.has_value()
+                     ? fedlora::device::SuggestLexiconWords(*rt->rt.model, *rt->rt.tokenizer,
+                                                            rt->keyboard->Strip(), prefix, k,
+                                                            &rt->suggest_state)
+                     : fedlora::device::SuggestNextWords(*rt->rt.model, *rt->rt.tokenizer,
+                                                         prefix, k, 8, &rt->suggest_state);
     if (!words.ok()) return FromStatus(words.status());
     for (const auto& w : *words) {
       fedlora::capi::CopyUtf8(w.word, out[*n].word, sizeof(out[*n].word));
@@ -213,7 +225,9 @@ int fedlora_observe(fedlora_runtime* rt, const char* text) {
     if (hold.code() != FEDLORA_OK) return hold.code();
     if (text == nullptr) return SetError(FEDLORA_INVALID_ARGUMENT, "text is NULL");
     std::lock_guard<std::mutex> lock(rt->mu);
-    return FromStatus(rt->store->Append(text, std::time(nullptr)));
+    if (auto s = rt->store->Append(text, std::time(nullptr)); !s.ok()) return FromStatus(s);
+    if (rt->keyboard.has_value()) rt->keyboard->Observe(text);
+    return FEDLORA_OK;
   });
 }
 
@@ -234,6 +248,7 @@ int fedlora_forget(fedlora_runtime* rt) {
     if (hold.code() != FEDLORA_OK) return hold.code();
     std::lock_guard<std::mutex> lock(rt->mu);
     if (auto s = rt->store->Forget(); !s.ok()) return FromStatus(s);
+    if (rt->keyboard.has_value()) rt->keyboard->Reset();  // the personal word counts
     ++rt->forgets;
     rt->DetachAll();
     rt->personal.reset();

@@ -18,6 +18,7 @@
 #include "fedlora/device/device_conditions.h"
 #include "fedlora/device/generate.h"
 #include "fedlora/device/runtime.h"
+#include "fedlora/device/personal_keyboard.h"
 #include "fedlora/device/text_store.h"
 
 struct fedlora_runtime {
@@ -46,6 +47,10 @@ struct fedlora_runtime {
   // The last suggestion's prefix and KV cache (device/generate.h); cleared whenever the
   // attached adapters change.
   fedlora::device::SuggestState suggest_state;
+  // The lexicon strip with the personal word n-gram, when the base ships public_ngram.txt
+  // (device/personal_keyboard.h): counted from the text store at open and at each observe,
+  // reset by forget. Absent: the greedy strip.
+  std::optional<fedlora::device::PersonalKeyboard> keyboard;
 
   // Release first, then the personal adapter (the order suggest and training assume).
   absl::Status AttachAll();

@@ -6,6 +6,7 @@
 #include <functional>
 
 #include "fedlora/device/keystrokes.h"
+#include "fedlora/device/word_strip.h"
 
 namespace fedlora::device {
 namespace {
@@ -26,7 +27,7 @@ std::vector<std::vector<int64_t>> Windows(const std::vector<int64_t>& ids, int64
 // Scores one window given its logits [T, V] (CPU float).
 void ScoreWindow(const std::vector<int64_t>& ids, const torch::Tensor& logits,
                  const torch::Tensor& word_start_mask, const model::Tokenizer& tok,
-                 const KeyboardVocab& kv, TextMetrics* m) {
+                 const KeyboardVocab& kv, const WordStrip* strip, TextMetrics* m) {
   const int64_t t = static_cast<int64_t>(ids.size());
   torch::Tensor logp = torch::log_softmax(logits.narrow(0, 0, t), -1).contiguous();
   const int64_t vocab = std::min<int64_t>(logp.size(1), static_cast<int64_t>(kv.text.size()));
@@ -40,6 +41,10 @@ void ScoreWindow(const std::vector<int64_t>& ids, const torch::Tensor& logits,
   auto am = argmax.accessor<int64_t, 1>();
   auto wt = word_top3.accessor<int64_t, 2>();
   auto ends_word = [&](int64_t id) { return tok.StartsWord(id) || tok.IsSpecial(id); };
+  // The lexicon strip's history: the two words before the one predicted (window start = line
+  // start).
+  std::string h2 = WordNgram::kLineStart, h1 = WordNgram::kLineStart;
+  std::vector<float> word_p;
   for (int64_t i = 0; i + 1 < t; ++i) {
     const int64_t target = ids[i + 1];
     m->tokens += 1;
@@ -50,8 +55,23 @@ void ScoreWindow(const std::vector<int64_t>& ids, const torch::Tensor& logits,
     // The word is ids[i+1 .. j-1]; it is complete only if position j exists in the window.
     int64_t j = i + 2;
     while (j < t && !ends_word(ids[j])) ++j;
+    std::string text;
+    if (strip != nullptr) {
+      for (int64_t k = i + 1; k < j; ++k) text += kv.text[ids[k]];
+    }
     if (j >= t) continue;  // word runs past the window: not scored
     m->words += 1;
+    if (strip != nullptr) {
+      strip->Distribution(h2, h1, logp.data_ptr<float>() + i * logp.size(1), &word_p);
+      bool shown = false;
+      const WordKeystrokes ks = strip->Keystrokes(word_p, text, &shown);
+      m->key_chars += ks.chars;
+      m->key_saved += ks.saved;
+      m->word_top3 += shown;
+      h2 = std::move(h1);
+      h1 = std::move(text);
+      continue;
+    }
     {
       const std::vector<int64_t> word(ids.begin() + i + 1, ids.begin() + j);
       std::vector<const float*> rows;
@@ -151,7 +171,7 @@ TextMetrics EvaluateIds(const model::LlamaModel& model, const model::Tokenizer& 
   TextMetrics m;
   ForEachWindow(model, sequences, options,
                 [&](const std::vector<int64_t>& win, const torch::Tensor& logits) {
-                  ScoreWindow(win, logits, word_start, tokenizer, kv, &m);
+                  ScoreWindow(win, logits, word_start, tokenizer, kv, options.strip, &m);
                 });
   return m;
 }
@@ -170,7 +190,7 @@ WindowLogProbs ForwardWindows(const model::LlamaModel& model,
 }
 
 TextMetrics ScoreMixture(const WindowLogProbs& a, const WindowLogProbs& b, double w,
-                         const model::Tokenizer& tokenizer) {
+                         const model::Tokenizer& tokenizer, const WordStrip* strip) {
   TORCH_CHECK(a.windows == b.windows, "ScoreMixture: predictions of different windows");
   TextMetrics m;
   if (a.logp.empty()) return m;
@@ -188,7 +208,20 @@ TextMetrics ScoreMixture(const WindowLogProbs& a, const WindowLogProbs& b, doubl
       // leaves it unchanged.
       mixed = torch::logaddexp(a.logp[i] + std::log(w), b.logp[i] + std::log1p(-w));
     }
-    ScoreWindow(a.windows[i], mixed, word_start, tokenizer, kv, &m);
+    ScoreWindow(a.windows[i], mixed, word_start, tokenizer, kv, strip, &m);
+  }
+  return m;
+}
+
+TextMetrics ScoreStrip(const WindowLogProbs& a, const model::Tokenizer& tokenizer,
+                       const WordStrip& strip) {
+  TextMetrics m;
+  if (a.logp.empty()) return m;
+  const torch::Tensor word_start = WordStartMask(tokenizer, a.logp[0].size(1));
+  const KeyboardVocab kv = KeyboardVocab::FromTokenizer(tokenizer);
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < a.windows.size(); ++i) {
+    ScoreWindow(a.windows[i], a.logp[i], word_start, tokenizer, kv, &strip, &m);
   }
   return m;
 }

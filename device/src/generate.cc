@@ -1,11 +1,14 @@
 #include "fedlora/device/generate.h"
 
+#include <cmath>
+
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/strip.h"
 #include "fedlora/common/random.h"
 
@@ -76,20 +79,22 @@ absl::StatusOr<GenerateResult> Generate(const model::LlamaModel& model,
   return r;
 }
 
-absl::StatusOr<std::vector<Suggestion>> SuggestNextWords(const model::LlamaModel& model,
-                                                         const model::Tokenizer& tokenizer,
-                                                         const std::string& prefix, int k,
-                                                         int max_word_tokens,
-                                                         SuggestState* state) {
-  if (k <= 0) return absl::InvalidArgumentError("-k must be positive");
-  torch::NoGradGuard no_grad;
+namespace {
+
+// The model's next-token log-probabilities [V] after [BOS] + `prefix`'s tokens (the most
+// recent ones that leave max_word_tokens of context free); the prefix's KV cache in *cache,
+// reusing and refreshing `state` (SuggestState) when given.
+torch::Tensor PrefixLogProbs(const model::LlamaModel& model, const model::Tokenizer& tokenizer,
+                             const std::string& prefix, int max_word_tokens,
+                             SuggestState* state, model::KvCache* cache,
+                             std::vector<int64_t>* ids_out = nullptr) {
   std::string p(absl::StripTrailingAsciiWhitespace(prefix));
   std::vector<int64_t> ids = tokenizer.EncodeWithBos(p);
   const int64_t ctx = model.config().max_position_embeddings;
   // Keep BOS and the most recent tokens so the completion fits in the context.
   const int64_t keep = std::max<int64_t>(1, ctx - max_word_tokens - 1);
   if (static_cast<int64_t>(ids.size()) > keep + 1) ids.erase(ids.begin() + 1, ids.end() - keep);
-  model::KvCache prefix_cache;
+  model::KvCache& prefix_cache = *cache;
   // Tokens whose keys and values the last call left in `state`: the shared prefix, but at
   // least one token runs (its logits are the answer).
   int64_t reuse = 0;
@@ -115,6 +120,22 @@ absl::StatusOr<std::vector<Suggestion>> SuggestNextWords(const model::LlamaModel
     state->ids = ids;
     state->cache = prefix_cache;
   }
+  if (ids_out != nullptr) *ids_out = std::move(ids);
+  return logp;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<Suggestion>> SuggestNextWords(const model::LlamaModel& model,
+                                                         const model::Tokenizer& tokenizer,
+                                                         const std::string& prefix, int k,
+                                                         int max_word_tokens,
+                                                         SuggestState* state) {
+  if (k <= 0) return absl::InvalidArgumentError("-k must be positive");
+  torch::NoGradGuard no_grad;
+  model::KvCache prefix_cache;
+  torch::Tensor logp =
+      PrefixLogProbs(model, tokenizer, prefix, max_word_tokens, state, &prefix_cache);
   const int64_t vocab = logp.size(0);
   // Word-starting pieces, gathered on the host first: one tensor write per piece would cost
   // more than the model's forward pass for an 8000-piece vocabulary.
@@ -181,6 +202,37 @@ absl::StatusOr<std::vector<Suggestion>> SuggestNextWords(const model::LlamaModel
       out.push_back({text, lps[i]});
     }
   }
+  return out;
+}
+
+absl::StatusOr<std::vector<Suggestion>> SuggestLexiconWords(const model::LlamaModel& model,
+                                                            const model::Tokenizer& tokenizer,
+                                                            const WordStrip& strip,
+                                                            const std::string& text, int k,
+                                                            SuggestState* state) {
+  if (k <= 0) return absl::InvalidArgumentError("-k must be positive");
+  torch::NoGradGuard no_grad;
+  // The word being typed (after the last space) and the text before it.
+  std::string context = text, typed;
+  if (!text.empty() && !absl::ascii_isspace(static_cast<unsigned char>(text.back()))) {
+    const size_t cut = text.find_last_of(" \t\n");
+    typed = cut == std::string::npos ? text : text.substr(cut + 1);
+    context = cut == std::string::npos ? "" : text.substr(0, cut);
+  }
+  model::KvCache cache;
+  std::vector<int64_t> ids;
+  torch::Tensor logp =
+      PrefixLogProbs(model, tokenizer, context, /*max_word_tokens=*/1, state, &cache, &ids)
+          .contiguous();
+  std::string h2 = WordNgram::kLineStart, h1 = WordNgram::kLineStart;
+  for (const WordSpan& w : WordSpans(ids, strip.vocab())) {
+    h2 = std::move(h1);
+    h1 = w.text;
+  }
+  std::vector<float> p;
+  strip.Distribution(h2, h1, logp.data_ptr<float>(), &p);
+  std::vector<Suggestion> out;
+  for (auto& [word, prob] : strip.Top(p, typed, k)) out.push_back({word, std::log(prob)});
   return out;
 }
 

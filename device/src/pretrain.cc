@@ -1,5 +1,8 @@
 #include "fedlora/device/pretrain.h"
 
+#include "fedlora/device/personal_keyboard.h"
+#include "fedlora/device/word_ngram.h"
+
 #include <torch/torch.h>
 
 #include <filesystem>
@@ -113,6 +116,12 @@ absl::StatusOr<PretrainResult> Pretrain(const std::vector<std::string>& corpus_f
                        {"model_max_length", o.context}};
   FEDLORA_RETURN_IF_ERROR(
       WriteFileAtomic((fs::path(out_dir) / "tokenizer_config.json").string(), tc.dump(2) + "\n"));
+  // The public lexicon and word n-gram of the keyboard's lexicon strip ship with the base
+  // (device/personal_keyboard.h): counted on the same public corpus.
+  WordNgram pub;
+  pub.AddLines(*tok, KeyboardVocab::FromTokenizer(*tok), lines);
+  FEDLORA_RETURN_IF_ERROR(WriteFileAtomic(
+      (fs::path(out_dir) / PersonalKeyboard::kPublicNgramFile).string(), pub.Serialize()));
   return r;
 }
 

@@ -34,11 +34,12 @@ void Count(double before, double after, UserShift* shift) {
 }
 
 // Per-user metrics of the model as it is now.
-std::vector<device::TextMetrics> PerUser(const model::LlamaModel& model,
-                                         const model::Tokenizer& tok,
+std::vector<device::TextMetrics> PerUser(const Simulator::State& s,
                                          const std::vector<std::vector<std::string>>& tests) {
   std::vector<device::TextMetrics> out;
-  for (const auto& t : tests) out.push_back(device::EvaluateTexts(model, tok, t));
+  for (const auto& t : tests) {
+    out.push_back(device::EvaluateTexts(*s.rt.model, *s.rt.tokenizer, t, s.EvalOpts()));
+  }
   return out;
 }
 
@@ -104,19 +105,20 @@ absl::StatusOr<EvalRecord> Evaluate(Simulator::State* s, const std::string& popu
     }
     const std::vector<std::string> fit(ud.train.begin(), ud.train.end() - n_val);
     in.vals.emplace_back(ud.train.end() - n_val, ud.train.end());
+    in.fits.push_back(fit);
     in.windows.push_back(RepeatWindows(device::MakeWindows(tok, fit, c.seq_len), c.local_batch));
   }
   // Per user, so that the share of users a step helps or hurts can be counted.
   std::vector<device::TextMetrics>& base_per_user = s->base_per_user[population];
-  if (base_per_user.size() != users.size()) base_per_user = PerUser(model, tok, in.tests);
+  if (base_per_user.size() != users.size()) base_per_user = PerUser(*s, in.tests);
   if (!base_cache->has_value()) *base_cache = ToMetrics(Sum(base_per_user));
   rec.base = **base_cache;
 
   adapters::LoraAdapter& work = *s->work;
   FEDLORA_RETURN_IF_ERROR(work.Unflatten(s->global.data(), s->global.size()));
   FEDLORA_RETURN_IF_ERROR(work.Attach(model));
-  in.global_test = PerUser(model, tok, in.tests);
-  in.global_val = PerUser(model, tok, in.vals);
+  in.global_test = PerUser(*s, in.tests);
+  in.global_val = PerUser(*s, in.vals);
   work.Detach(model);
   rec.global = ToMetrics(Sum(in.global_test));
   for (size_t k = 0; k < users.size(); ++k) {
@@ -145,7 +147,11 @@ absl::StatusOr<EvalRecord> Evaluate(Simulator::State* s, const std::string& popu
   rec.suggest_p50_ms = Percentile(chosen.latency_ms, 0.5);
   rec.suggest_p95_ms = Percentile(chosen.latency_ms, 0.95);
   if (final_eval && c.personalize_compare) {
-    for (const char* method : {"finetune", "dual", "ditto", "interpolate"}) {
+    std::vector<std::string> methods = {"finetune", "dual", "ditto", "interpolate"};
+    // The lexicon strip's own rows: the personal n-gram on the federated adapter (ngram) and
+    // on the base alone (ngram_base: what federation adds under personalization).
+    if (c.strip == "lexicon") methods.insert(methods.begin(), {"ngram", "ngram_base"});
+    for (const std::string& method : methods) {
       if (method == c.personalize) {
         rec.methods.push_back(mine);
         continue;

@@ -11,6 +11,7 @@
 #include "fedlora/common/random.h"
 #include "fedlora/common/status_macros.h"
 #include "fedlora/device/generate.h"
+#include "fedlora/device/word_ngram.h"
 #include "fedlora/sim/cohort_trainer.h"
 #include "sim_state.h"
 
@@ -96,7 +97,10 @@ absl::StatusOr<adapters::LoraAdapter> NewPrivateAdapter(const Simulator::State& 
                                        DeriveSeed(s.config.seed, 0xD0A1ULL));
 }
 
-using StripTimer = std::function<absl::StatusOr<std::vector<double>>(size_t)>;
+// Suggestion latency of the model attached now, per prefix of user k's test text, with the
+// given lexicon strip (null: the public one, or the greedy strip without a lexicon).
+using StripTimer =
+    std::function<absl::StatusOr<std::vector<double>>(size_t, const device::WordStrip*)>;
 
 // interpolate: p = w * p_finetuned + (1 - w) * p_global per next token, w from {0, 0.1, ..., 1}
 // fitted on the held-back lines: per user by keystroke savings then loss (keystrokes), per user
@@ -164,7 +168,7 @@ absl::Status Interpolate(Simulator::State* s, const PersonalizeInput& in,
     if (val_ids.empty()) continue;
     val[k].push_back(in.global_val[k]);
     for (int step = 1; step <= kGrid; ++step) {
-      val[k].push_back(device::ScoreMixture(p_val, g_val, step / double(kGrid), tok));
+      val[k].push_back(device::ScoreMixture(p_val, g_val, step / double(kGrid), tok, s->public_strip.get()));
     }
     w[k] = 0;
     for (int step = 1; step <= kGrid; ++step) {
@@ -194,13 +198,13 @@ absl::Status Interpolate(Simulator::State* s, const PersonalizeInput& in,
       out->per_user[k] = in.global_test[k];
       continue;
     }
-    out->per_user[k] = device::ScoreMixture(p_test[k], g_test[k], w[k], tok);
+    out->per_user[k] = device::ScoreMixture(p_test[k], g_test[k], w[k], tok, s->public_strip.get());
     FEDLORA_RETURN_IF_ERROR(attach_personal(k));
-    auto mine = strip_ms(k);
+    auto mine = strip_ms(k, nullptr);
     detach_personal();
     FEDLORA_RETURN_IF_ERROR(mine.status());
     FEDLORA_RETURN_IF_ERROR(attach(s->global));
-    auto global_ms = strip_ms(k);
+    auto global_ms = strip_ms(k, nullptr);
     work.Detach(model);
     FEDLORA_RETURN_IF_ERROR(global_ms.status());
     for (size_t j = 0; j < global_ms->size(); ++j) {
@@ -208,6 +212,83 @@ absl::Status Interpolate(Simulator::State* s, const PersonalizeInput& in,
     }
   }
   return absl::OkStatus();
+}
+
+// ngram: the lexicon strip with the user's own words and word n-gram (counted on the train
+// lines left to fit on, capped at rounds.personal_ngram_bytes) mixed in at weight l, l from
+// {0, 0.1, ..., 0.9}, or no personal state at all (the public strip: option 0), chosen on the
+// held-back lines as interpolate's weight is (per user by keystrokes then loss, or pooled).
+// The language model is the federated adapter (`federated`) or the base alone (ngram_base,
+// the ablation). No training.
+absl::Status PersonalNgram(Simulator::State* s, const PersonalizeInput& in, bool federated,
+                           const StripTimer& strip_ms, PersonalizeOutput* out) {
+  const SimConfig& c = s->config;
+  model::LlamaModel& model = *s->rt.model;
+  const model::Tokenizer& tok = *s->rt.tokenizer;
+  adapters::LoraAdapter& work = *s->work;
+  const size_t n = in.users.size();
+  constexpr int kGrid = 10;
+  const device::KeyboardVocab& kv = s->lexicon->kv;
+  std::vector<std::unique_ptr<device::WordStrip>> strips(n);
+  std::vector<device::WindowLogProbs> test(n);
+  std::vector<std::vector<device::TextMetrics>> val(n);  // [user][option]
+  std::vector<device::TextMetrics> fallback(n);  // the public strip on the test text
+  // Option 0: no personal state; option 1 + step: the personal strip at l = step / kGrid.
+  std::vector<int> choice(n, 0);
+  device::StripWeights weights = s->public_strip->weights();
+  if (federated) {
+    FEDLORA_RETURN_IF_ERROR(work.Unflatten(s->global.data(), s->global.size()));
+    FEDLORA_RETURN_IF_ERROR(work.Attach(model));
+  }
+  for (size_t k = 0; k < n; ++k) {
+    device::WordNgram mine;
+    mine.AddLines(tok, kv, in.fits[k]);
+    mine.Prune(static_cast<size_t>(c.personal_ngram_bytes));
+    strips[k] = std::make_unique<device::WordStrip>(s->lexicon, &mine, weights);
+    test[k] = device::ForwardWindows(model, Encode(tok, in.tests[k]));
+    fallback[k] = device::ScoreStrip(test[k], tok, *s->public_strip);
+    if (in.vals[k].empty()) {
+      choice[k] = 1 + kGrid / 2;  // nothing held back: an even mixture
+      continue;
+    }
+    const device::WindowLogProbs v = device::ForwardWindows(model, Encode(tok, in.vals[k]));
+    val[k].push_back(device::ScoreStrip(v, tok, *s->public_strip));
+    for (int step = 0; step < kGrid; ++step) {
+      weights.personal = step / double(kGrid);
+      strips[k]->set_weights(weights);
+      val[k].push_back(device::ScoreStrip(v, tok, *strips[k]));
+    }
+    for (size_t o = 1; o < val[k].size(); ++o) {
+      if (Better(val[k][o], val[k][choice[k]])) choice[k] = static_cast<int>(o);
+    }
+  }
+  if (c.interpolate_fit == "pooled") {
+    std::vector<device::TextMetrics> pooled(kGrid + 1);
+    for (size_t k = 0; k < n; ++k) {
+      for (size_t o = 0; o < val[k].size(); ++o) pooled[o].Add(val[k][o]);
+    }
+    int best = 0;
+    for (int o = 1; o <= kGrid; ++o) {
+      if (Better(pooled[o], pooled[best])) best = o;
+    }
+    choice.assign(n, best);
+  }
+  absl::Status st;
+  for (size_t k = 0; k < n && st.ok(); ++k) {
+    out->use_personal[k] = choice[k] > 0;
+    if (choice[k] == 0) {
+      out->per_user[k] = fallback[k];
+      continue;
+    }
+    weights.personal = (choice[k] - 1) / double(kGrid);
+    strips[k]->set_weights(weights);
+    out->per_user[k] = device::ScoreStrip(test[k], tok, *strips[k]);
+    auto ms = strip_ms(k, strips[k].get());
+    st = ms.status();
+    if (st.ok()) out->latency_ms.insert(out->latency_ms.end(), ms->begin(), ms->end());
+  }
+  if (federated) work.Detach(model);
+  return st;
 }
 
 }  // namespace
@@ -223,30 +304,35 @@ absl::StatusOr<PersonalizeOutput> Personalize(Simulator::State* s, const std::st
   PersonalizeOutput out;
   out.per_user.resize(n);
   out.use_personal.assign(n, false);
-  // Suggestion latency of the model attached now, per prefix of user k's test text.
-  auto strip_ms = [&](size_t k) -> absl::StatusOr<std::vector<double>> {
+  StripTimer strip_ms = [&](size_t k, const device::WordStrip* lexicon)
+      -> absl::StatusOr<std::vector<double>> {
     std::vector<double> ms;
     if (!time_suggestions) return ms;
+    if (lexicon == nullptr) lexicon = s->public_strip.get();
     for (const std::string& p : Prefixes(in.tests[k])) {
       const auto a = Clock::now();
-      FEDLORA_ASSIGN_OR_RETURN(auto strip, device::SuggestNextWords(model, tok, p, 3));
+      FEDLORA_ASSIGN_OR_RETURN(auto strip,
+                               lexicon ? device::SuggestLexiconWords(model, tok, *lexicon, p, 3)
+                                       : device::SuggestNextWords(model, tok, p, 3));
       (void)strip;
       ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - a).count());
     }
     return ms;
   };
   auto time_strip = [&](size_t k) -> absl::Status {
-    FEDLORA_ASSIGN_OR_RETURN(std::vector<double> ms, strip_ms(k));
+    FEDLORA_ASSIGN_OR_RETURN(std::vector<double> ms, strip_ms(k, nullptr));
     out.latency_ms.insert(out.latency_ms.end(), ms.begin(), ms.end());
     return absl::OkStatus();
   };
   // With user k's personal model attached: its test metrics when it beats the global adapter
   // on the user's held-back lines (then its strip is timed), else the global adapter's.
   auto keep_if_better = [&](size_t k) -> absl::Status {
+    const device::EvalOptions eo = s->EvalOpts();
     const bool keep = in.vals[k].empty() ||
-                      Better(device::EvaluateTexts(model, tok, in.vals[k]), in.global_val[k]);
+                      Better(device::EvaluateTexts(model, tok, in.vals[k], eo), in.global_val[k]);
     out.use_personal[k] = keep;
-    out.per_user[k] = keep ? device::EvaluateTexts(model, tok, in.tests[k]) : in.global_test[k];
+    out.per_user[k] =
+        keep ? device::EvaluateTexts(model, tok, in.tests[k], eo) : in.global_test[k];
     return keep ? time_strip(k) : absl::OkStatus();
   };
 
@@ -284,10 +370,12 @@ absl::StatusOr<PersonalizeOutput> Personalize(Simulator::State* s, const std::st
     FEDLORA_RETURN_IF_ERROR(st);
   } else if (method == "interpolate") {
     FEDLORA_RETURN_IF_ERROR(Interpolate(s, in, strip_ms, &out));
+  } else if ((method == "ngram" || method == "ngram_base") && s->lexicon != nullptr) {
+    FEDLORA_RETURN_IF_ERROR(PersonalNgram(s, in, method == "ngram", strip_ms, &out));
   } else {
     return absl::InvalidArgumentError(absl::StrCat(
         "rounds.personalize: unknown method '", method,
-        "' (hint: finetune, dual, ditto or interpolate)"));
+        "' (hint: ngram with rounds.strip = lexicon, finetune, dual, ditto or interpolate)"));
   }
   out.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   return out;

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "fedlora/common/file_util.h"
 #include "fedlora/common/random.h"
 #include "fedlora/common/status_macros.h"
@@ -51,6 +52,25 @@ absl::StatusOr<std::string> WritePublicCorpus(Simulator::State* s) {
   }
   FEDLORA_RETURN_IF_ERROR(WriteFileAtomic(path, text));
   return path;
+}
+
+// The public lexicon and word n-gram of the lexicon strip, from the public corpus the base
+// was pretrained on (for a given --model: the same public text, rebuilt); written to
+// <out>/public_ngram.txt, what would ship with the base model.
+absl::Status BuildLexicon(Simulator::State* s) {
+  FEDLORA_ASSIGN_OR_RETURN(std::string corpus, WritePublicCorpus(s));
+  FEDLORA_ASSIGN_OR_RETURN(std::string text, ReadFileToString(corpus));
+  const std::vector<std::string> lines = absl::StrSplit(text, '\n', absl::SkipEmpty());
+  const device::KeyboardVocab kv = device::KeyboardVocab::FromTokenizer(*s->rt.tokenizer);
+  device::WordNgram pub;
+  pub.AddLines(*s->rt.tokenizer, kv, lines);
+  FEDLORA_RETURN_IF_ERROR(WriteFileAtomic(
+      (fs::path(s->config.out) / "public_ngram.txt").string(), pub.Serialize()));
+  s->lexicon = std::make_shared<device::PublicLexicon>(pub, kv);
+  device::StripWeights w;
+  w.public_ngram = s->config.strip_public_weight;
+  s->public_strip = std::make_unique<device::WordStrip>(s->lexicon, nullptr, w);
+  return absl::OkStatus();
 }
 
 // How a packed base multiplies (fedlora/compress/int8_compute.h), for the report.
@@ -173,6 +193,7 @@ absl::Status LoadPopulation(Simulator::State* s) {
   }
   FEDLORA_RETURN_IF_ERROR(CompressBase(s));
   FEDLORA_ASSIGN_OR_RETURN(s->rt, device::LoadRuntime(s->model_dir));
+  if (c.strip == "lexicon") FEDLORA_RETURN_IF_ERROR(BuildLexicon(s));
 
   // Devices: windows are cut once; speeds are log-normal around 1.
   SplitMix64 speed_rng(DeriveSeed(c.seed, 0x5eed));

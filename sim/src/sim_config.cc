@@ -233,8 +233,16 @@ const std::vector<Field>& Fields() {
         "Share of a user's train lines held back from personalization to check, on the user's "
         "own text, that the personalized adapter beats the global one (keystroke savings, "
         "then loss); otherwise the device keeps the global adapter. 0 = always personalize."),
+      F("rounds.strip", &C::strip,
+        "lexicon (the strip ranks whole words of the public lexicon plus the user's own) | "
+        "greedy (3 best word-starting tokens, each completed greedily: the old strip)."),
+      F("rounds.strip_public_weight", &C::strip_public_weight,
+        "lexicon: weight of the public word n-gram beside the language model."),
+      F("rounds.personal_ngram_bytes", &C::personal_ngram_bytes,
+        "ngram: memory cap of a user's personal word n-gram (pruned to it)."),
       F("rounds.personalize", &C::personalize,
-        "finetune (local steps from the global adapter) | dual (a private rank-"
+        "ngram (the user's own word n-gram mixed into the lexicon strip, weight fitted on the "
+        "held-back lines; no training) | finetune (local steps from the global adapter) | dual (a private rank-"
         "rounds.personal_rank adapter trained beside the frozen global one, never sent) | ditto "
         "(fine-tuning with a proximal pull towards the global adapter, Li et al. ICML 2021) | "
         "interpolate (per-user mixture of fine-tuned and global predictions, weight fitted on "

@@ -105,8 +105,15 @@ absl::Status ValidateConfig(const SimConfig& c) {
           "lora.method", "lora, ffa or fedsa", c.lora_method);
   p.Check(c.personalize_steps >= 0, "rounds.personalize_steps", ">= 0", c.personalize_steps);
   p.Check(c.personalize == "finetune" || c.personalize == "dual" || c.personalize == "ditto" ||
-              c.personalize == "interpolate",
-          "rounds.personalize", "finetune, dual, ditto or interpolate", c.personalize);
+              c.personalize == "interpolate" || (c.personalize == "ngram" && c.strip == "lexicon"),
+          "rounds.personalize", "ngram (with rounds.strip = lexicon), finetune, dual, ditto or "
+          "interpolate", c.personalize);
+  p.Check(c.strip == "lexicon" || c.strip == "greedy", "rounds.strip", "lexicon or greedy",
+          c.strip);
+  p.Check(c.strip_public_weight >= 0 && c.strip_public_weight < 1, "rounds.strip_public_weight",
+          "in [0, 1)", c.strip_public_weight);
+  p.Check(c.personal_ngram_bytes >= 4096, "rounds.personal_ngram_bytes", ">= 4096",
+          c.personal_ngram_bytes);
   p.Check(c.personal_rank >= 1, "rounds.personal_rank", ">= 1", c.personal_rank);
   p.Check(c.interpolate_fit == "keystrokes" || c.interpolate_fit == "loss" ||
               c.interpolate_fit == "pooled",

@@ -15,6 +15,7 @@
 #include "fedlora/device/evaluate.h"
 #include "fedlora/device/runtime.h"
 #include "fedlora/device/trainer.h"
+#include "fedlora/device/word_strip.h"
 #include "fedlora/privacy/participation_accountant.h"
 #include "fedlora/sim/aggregation.h"
 #include "fedlora/sim/report.h"
@@ -60,6 +61,17 @@ struct Simulator::State {
   // Simulation only: cohort sampling, dropout dice and the central aggregator's noise.
   std::unique_ptr<SeededRandom> rng;
   std::optional<Metrics> base_participants, base_heldout;
+  // rounds.strip = lexicon: the public lexicon and n-gram (built from the public corpus, as it
+  // would ship with the base model) and the strip without personal words, shared by the base
+  // and federated rows and by the adapter-based methods. Null with rounds.strip = greedy.
+  std::shared_ptr<const device::PublicLexicon> lexicon;
+  std::unique_ptr<device::WordStrip> public_strip;
+  // Evaluation options with the public strip (or none).
+  device::EvalOptions EvalOpts() const {
+    device::EvalOptions o;
+    o.strip = public_strip.get();
+    return o;
+  }
 };
 
 // The adapter a user's device starts from: the global one, with the user's own B under
@@ -87,6 +99,7 @@ Metrics ToMetrics(const device::TextMetrics& m);
 struct PersonalizeInput {
   std::vector<int> users;                           // dataset user indices
   std::vector<std::vector<std::string>> tests, vals;  // test text; held-back train lines
+  std::vector<std::vector<std::string>> fits;         // the train lines left to fit on
   std::vector<device::TokenWindows> windows;          // the train lines left to fit on
   std::vector<device::TextMetrics> global_test, global_val;  // the global adapter's metrics
   std::vector<std::vector<float>> starts;  // each user's start (StartFor)
@@ -97,7 +110,8 @@ struct PersonalizeOutput {
   std::vector<double> latency_ms;             // suggestion strip calls (time_suggestions)
   double seconds = 0;
 };
-// `method`: finetune | dual | ditto | interpolate (SimConfig::personalize). The model has no
+// `method`: ngram | ngram_base | finetune | dual | ditto | interpolate (SimConfig::personalize;
+// ngram_base = ngram on the base model, no federated adapter: the ablation). The model has no
 // adapter attached before and after.
 absl::StatusOr<PersonalizeOutput> Personalize(Simulator::State* s, const std::string& method,
                                               const PersonalizeInput& in, bool time_suggestions);

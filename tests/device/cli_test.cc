@@ -11,6 +11,7 @@
 #include "device_testutil.h"
 #include "fedlora/common/file_util.h"
 #include "gmock/gmock.h"
+#include "fedlora/device/personal_keyboard.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
@@ -98,6 +99,13 @@ TEST_F(CliTest, PretrainWritesModelDirectoryAndLearns) {
     EXPECT_TRUE(fs::exists(fs::path(ModelDir()) / f)) << f;
   }
   EXPECT_FALSE(fs::exists(fs::path(ModelDir()) / "tokenizer.vocab"));
+  // The keyboard's public lexicon ships with the base (device/personal_keyboard.h).
+  auto tok = model::Tokenizer::Load((fs::path(ModelDir()) / "tokenizer.model").string(), 1, 2);
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  auto kb = device::PersonalKeyboard::Load(ModelDir(), **tok);
+  ASSERT_TRUE(kb.ok()) << kb.status();
+  ASSERT_TRUE(kb->has_value()) << "no public_ngram.txt beside the pretrained model";
+  EXPECT_GT((*kb)->Strip().size(), 5u);
   nlohmann::json j = Json(*pretrain_);
   EXPECT_EQ(j["steps"], 30);
   EXPECT_LE(j["vocab"].get<int64_t>(), 300);

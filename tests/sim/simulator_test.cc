@@ -119,25 +119,62 @@ TEST(SimulatorTest, PersonalizationMethodsSideBySide) {
     ASSERT_TRUE(e->has_value());
     const EvalRecord& rec = **e;
     EXPECT_EQ(rec.personalize_method, "ditto");
-    ASSERT_EQ(rec.methods.size(), 4u);
-    const char* names[] = {"finetune", "dual", "ditto", "interpolate"};
-    for (size_t i = 0; i < 4; ++i) {
+    ASSERT_EQ(rec.methods.size(), 6u);
+    const char* names[] = {"ngram", "ngram_base", "finetune", "dual", "ditto", "interpolate"};
+    for (size_t i = 0; i < 6; ++i) {
       const MethodRecord& m = rec.methods[i];
       EXPECT_EQ(m.method, names[i]);
       const UserShift& u = m.vs_global_keystrokes;
       EXPECT_EQ(u.gain + u.lose + u.same, rec.users);
       EXPECT_GT(m.metrics.words, 0);
     }
-    EXPECT_EQ(rec.methods[2].metrics.ToJson(), rec.personalized.ToJson());
-    EXPECT_EQ(rec.methods[0].kept, rec.users);
-    EXPECT_EQ(rec.methods[1].kept, rec.users);
+    EXPECT_EQ(rec.methods[4].metrics.ToJson(), rec.personalized.ToJson());
+    EXPECT_EQ(rec.methods[2].kept, rec.users);
+    EXPECT_EQ(rec.methods[3].kept, rec.users);
     // Personal models differ from the global one and from each other.
-    EXPECT_NE(rec.methods[0].metrics.perplexity, rec.global.perplexity);
-    EXPECT_NE(rec.methods[1].metrics.perplexity, rec.methods[0].metrics.perplexity);
+    EXPECT_NE(rec.methods[2].metrics.perplexity, rec.global.perplexity);
+    EXPECT_NE(rec.methods[3].metrics.perplexity, rec.methods[2].metrics.perplexity);
+    // The n-gram rows run the federated model (ngram) and the base (ngram_base).
+    EXPECT_NEAR(rec.methods[0].metrics.perplexity, rec.global.perplexity,
+                1e-4 * rec.global.perplexity);
+    EXPECT_NEAR(rec.methods[1].metrics.perplexity, rec.base.perplexity,
+                1e-4 * rec.base.perplexity);
     EXPECT_GT(rec.suggest_calls, 0);
     EXPECT_GT(rec.suggest_p50_ms, 0);
     EXPECT_LE(rec.suggest_p50_ms, rec.suggest_p95_ms);
   }
+}
+
+// The default: the lexicon strip for every row and the personal word n-gram as the
+// personalization. The user's own lines (her names, places, habits) raise both keyboard
+// metrics over the federated model; the greedy strip (the old metrics) stays available.
+TEST(SimulatorTest, PersonalNgramOnTheLexiconStripByDefault) {
+  SimConfig c = SmallConfig("fedlora_sim_ngram");
+  c.data = "personas:lines=60";  // the main job's lines per user: 38 to count, 9 held back
+  c.personalize_compare = false;
+  EXPECT_EQ(c.personalize, "ngram");
+  EXPECT_EQ(c.strip, "lexicon");
+  auto r = RunSim(c);
+  ASSERT_TRUE(r.ok()) << r.status();
+  for (const auto* e : {&r->summary.participants, &r->summary.heldout}) {
+    ASSERT_TRUE(e->has_value());
+    const EvalRecord& rec = **e;
+    EXPECT_EQ(rec.personalize_method, "ngram");
+    EXPECT_GT(rec.personalized.keystroke_savings, rec.global.keystroke_savings + 0.05)
+        << rec.population;
+    EXPECT_GT(rec.personalized.next_word_top3, rec.global.next_word_top3);
+    EXPECT_GT(rec.suggest_calls, 0);
+  }
+  c.strip = "greedy";
+  c.personalize = "interpolate";
+  auto greedy = RunSim(c);
+  ASSERT_TRUE(greedy.ok()) << greedy.status();
+  EXPECT_EQ(greedy->summary.participants->global.perplexity,
+            r->summary.participants->global.perplexity);
+  EXPECT_NE(greedy->summary.participants->global.keystroke_savings,
+            r->summary.participants->global.keystroke_savings);
+  c.personalize = "ngram";  // needs the lexicon
+  EXPECT_FALSE(RunSim(c).ok());
 }
 
 TEST(SimulatorTest, InterpolationWeightPerUserOrPooled) {

@@ -12,6 +12,8 @@
 
 namespace fedlora::device {
 
+class WordStrip;
+
 // Sums over scored positions; combine with Add, read with the accessors.
 struct TextMetrics {
   int64_t tokens = 0;     // next-token predictions scored
@@ -36,6 +38,9 @@ struct TextMetrics {
 struct EvalOptions {
   int64_t window = 0;      // context per window (0 = the model's max_position_embeddings)
   int64_t batch_size = 8;  // windows per forward pass
+  // The lexicon strip (word_strip.h) for next-word top-3 and keystroke savings; null = the
+  // greedy strip of SuggestNextWords. Not owned.
+  const WordStrip* strip = nullptr;
 };
 
 // Scores each text as [BOS] + ids, in windows of `window` tokens overlapping by one so each
@@ -65,7 +70,11 @@ WindowLogProbs ForwardWindows(const model::LlamaModel& model,
 // were computed on (the same sequences and options). INVALID_ARGUMENT-free by contract: a and
 // b must come from ForwardWindows on the same input (checked, aborts otherwise).
 TextMetrics ScoreMixture(const WindowLogProbs& a, const WindowLogProbs& b, double w,
-                         const model::Tokenizer& tokenizer);
+                         const model::Tokenizer& tokenizer, const WordStrip* strip = nullptr);
+
+// The metrics of one model's windows under the lexicon strip `strip` (its weights as set).
+TextMetrics ScoreStrip(const WindowLogProbs& a, const model::Tokenizer& tokenizer,
+                       const WordStrip& strip);
 
 }  // namespace fedlora::device
 

@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "fedlora/model/llama.h"
 #include "fedlora/model/tokenizer.h"
+#include "fedlora/device/word_strip.h"
 
 namespace fedlora::device {
 
@@ -64,6 +65,16 @@ absl::StatusOr<std::vector<Suggestion>> SuggestNextWords(const model::LlamaModel
                                                          const std::string& prefix, int k,
                                                          int max_word_tokens = 8,
                                                          SuggestState* state = nullptr);
+
+// The lexicon strip (word_strip.h) after `text`: the characters after its last space are the
+// word being typed (none when it ends in a space), the text before them the context the model
+// reads (KV cache kept in `state` as above). The k most probable lexicon words that start with
+// the typed characters; log_prob = log of the strip's word probability.
+absl::StatusOr<std::vector<Suggestion>> SuggestLexiconWords(const model::LlamaModel& model,
+                                                            const model::Tokenizer& tokenizer,
+                                                            const WordStrip& strip,
+                                                            const std::string& text, int k,
+                                                            SuggestState* state = nullptr);
 
 }  // namespace fedlora::device
 

@@ -77,9 +77,17 @@ struct SimConfig {
   // own text, whether the personalized adapter beats the global one (keystroke savings, then
   // loss); the device keeps the global adapter otherwise. 0 = always personalize.
   double personalize_val_fraction = 0.2;
-  // How a device personalizes (docs/sim.md, "Personalization methods"): finetune | dual |
-  // ditto | interpolate. The "personalized" metric uses this one.
-  std::string personalize = "interpolate";
+  // How a device personalizes (docs/sim.md, "Personalization methods"): ngram | finetune |
+  // dual | ditto | interpolate. The "personalized" metric uses this one. ngram: the lexicon
+  // strip with the user's own word n-gram mixed in (needs strip = lexicon).
+  std::string personalize = "ngram";
+  // The suggestion strip the keyboard metrics score (docs/device.md, "Keyboard strip"):
+  // lexicon (whole words of the public lexicon plus the user's own, ranked by the model and
+  // the n-grams) | greedy (the model's 3 best word-starting tokens, each completed greedily).
+  std::string strip = "lexicon";
+  double strip_public_weight = 0.3;  // lexicon: weight m of the public n-gram beside the LM
+  // ngram: the personal n-gram's memory cap per user (pruned to it; the stated budget).
+  int64_t personal_ngram_bytes = 2 << 20;
   // At the final evaluation, also score every other method on the same users and adapter
   // (the methods table of summary.json and the report).
   bool personalize_compare = true;
