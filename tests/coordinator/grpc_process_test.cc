@@ -126,7 +126,9 @@ TEST_F(CoordinatorProcessTest, ReleasePublishPromoteUpdateAndRollbackOverTls) {
   u = update();
   EXPECT_EQ(u["action"], "installed");
   EXPECT_EQ(u["running"], 2);
-  nlohmann::json s = Status();
+  nlohmann::json s = StatusWhen([](const nlohmann::json& j) {
+    return j["releases"].size() == 2 && j["releases"][1]["devices_running"] == 1;
+  });
   ASSERT_EQ(s["releases"].size(), 2u);
   EXPECT_EQ(s["releases"][1]["state"], "complete");
   EXPECT_EQ(s["releases"][1]["devices_running"], 1);
@@ -139,7 +141,7 @@ TEST_F(CoordinatorProcessTest, ReleasePublishPromoteUpdateAndRollbackOverTls) {
   u = update();
   EXPECT_EQ(u["action"], "rolled back");
   EXPECT_EQ(u["running"], 1);
-  s = Status();
+  s = StatusWhen([](const nlohmann::json& j) { return j["releases"][0]["devices_running"] == 1; });
   EXPECT_EQ(s["releases"][1]["state"], "rolled_back");
   EXPECT_EQ(s["releases"][0]["devices_running"], 1);
   coord.Kill(SIGTERM);

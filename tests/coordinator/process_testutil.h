@@ -8,7 +8,9 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -145,6 +147,18 @@ class CoordinatorProcessTest : public ::testing::Test {
     auto r = Run("coordinator status --json --state " + dir_ + "/coord");
     EXPECT_EQ(r.exit_code, 0) << r.err;
     return nlohmann::json::parse(r.out, nullptr, false);
+  }
+  // The status once `ready` holds on it, or the last one after `seconds`: release reports
+  // (devices_running) reach the store up to a second after GetRelease (docs/coordinator.md).
+  template <typename Pred>
+  nlohmann::json StatusWhen(Pred ready, double seconds = 10) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    nlohmann::json s = Status();
+    while (!ready(s) && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      s = Status();
+    }
+    return s;
   }
 
   // Selection is a fixed window: two device processes whose first check-ins fall on either side

@@ -3,6 +3,8 @@
 // budget, and forget.
 #include "fedlora/device/personal_keyboard.h"
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -21,7 +23,11 @@ using testing::SharedTokenizer;
 
 // A base-model folder holding only public_ngram.txt (counted on users 0..5's lines).
 struct ModelDir {
-  ModelDir() : dir((fs::temp_directory_path() / "fedlora_personal_keyboard").string()) {
+  // One folder per process: ctest runs this suite's tests in parallel processes.
+  ModelDir()
+      : dir((fs::temp_directory_path() /
+             ("fedlora_personal_keyboard_" + std::to_string(::getpid())))
+                .string()) {
     fs::remove_all(dir);
     fs::create_directories(dir);
     WordNgram pub;
