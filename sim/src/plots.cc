@@ -239,7 +239,7 @@ std::string AccuracyFigure(const std::vector<RoundRecord>& rounds, const std::st
                                    kVariants[v].color, v == 0 ? 2 : 1,
                                    v == 0   ? "base (the pretrained model)"
                                    : v == 1 ? "federated (global adapter; the base at round 0)"
-                                            : "personalized (a few local steps per user)"));
+                                            : "personalized (rounds.personalize, on the device)"));
   }
   keys.push_back(absl::StrFormat("NaN with lines lc rgb '%s' lw 2 title '%s'", kEpsObserversColor,
                                  "epsilon vs observers of the releases"));
