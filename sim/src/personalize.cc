@@ -26,6 +26,20 @@ bool Better(const device::TextMetrics& v, const device::TextMetrics& g) {
          (v.keystroke_savings() == g.keystroke_savings() && v.mean_nll() < g.mean_nll());
 }
 
+// rounds.interpolate_fit = pooled: the one grid point (0..grid) best over every user's
+// held-back lines summed; val[user][point].
+int PooledBest(const std::vector<std::vector<device::TextMetrics>>& val, size_t n, int grid) {
+  std::vector<device::TextMetrics> pooled(grid + 1);
+  for (size_t k = 0; k < n; ++k) {
+    for (size_t o = 0; o < val[k].size(); ++o) pooled[o].Add(val[k][o]);
+  }
+  int best = 0;
+  for (int o = 1; o <= grid; ++o) {
+    if (Better(pooled[o], pooled[best])) best = o;
+  }
+  return best;
+}
+
 std::vector<std::vector<int64_t>> Encode(const model::Tokenizer& tok,
                                          const std::vector<std::string>& texts) {
   std::vector<std::vector<int64_t>> out;
@@ -179,17 +193,7 @@ absl::Status Interpolate(Simulator::State* s, const PersonalizeInput& in,
       }
     }
   }
-  if (c.interpolate_fit == "pooled") {
-    std::vector<device::TextMetrics> pooled(kGrid + 1);
-    for (size_t k = 0; k < n; ++k) {
-      for (size_t step = 0; step < val[k].size(); ++step) pooled[step].Add(val[k][step]);
-    }
-    int best = 0;
-    for (int step = 1; step <= kGrid; ++step) {
-      if (Better(pooled[step], pooled[best])) best = step;
-    }
-    w.assign(n, best / double(kGrid));
-  }
+  if (c.interpolate_fit == "pooled") w.assign(n, PooledBest(val, n, kGrid) / double(kGrid));
   // Pass 2: score the test text with each user's weight; time the strip of a mixture, which
   // needs both models' predictions, per prefix.
   for (size_t k = 0; k < n; ++k) {
@@ -262,17 +266,7 @@ absl::Status PersonalNgram(Simulator::State* s, const PersonalizeInput& in, bool
       if (Better(val[k][o], val[k][choice[k]])) choice[k] = static_cast<int>(o);
     }
   }
-  if (c.interpolate_fit == "pooled") {
-    std::vector<device::TextMetrics> pooled(kGrid + 1);
-    for (size_t k = 0; k < n; ++k) {
-      for (size_t o = 0; o < val[k].size(); ++o) pooled[o].Add(val[k][o]);
-    }
-    int best = 0;
-    for (int o = 1; o <= kGrid; ++o) {
-      if (Better(pooled[o], pooled[best])) best = o;
-    }
-    choice.assign(n, best);
-  }
+  if (c.interpolate_fit == "pooled") choice.assign(n, PooledBest(val, n, kGrid));
   absl::Status st;
   for (size_t k = 0; k < n && st.ok(); ++k) {
     out->use_personal[k] = choice[k] > 0;
