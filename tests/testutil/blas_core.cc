@@ -1,5 +1,6 @@
-// Linked into every test executable: the tests' matrix products use the same OpenBLAS kernels
-// as the fedlora binary (model::SelectBlasCore, docs/device.md "Threads").
+// Linked into every test executable that links libtorch (tests/CMakeLists.txt): the tests'
+// matrix products use the same OpenBLAS kernels as the fedlora binary (model::SelectBlasCore,
+// docs/device.md "Threads").
 #include "fedlora/model/threads.h"
 
 namespace {
