@@ -6,7 +6,7 @@
 #ifndef FEDLORA_BENCH_GEMM_CEILING_H_
 #define FEDLORA_BENCH_GEMM_CEILING_H_
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <algorithm>
 #include <chrono>

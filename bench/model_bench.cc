@@ -17,7 +17,10 @@
 // runs them on OpenBLAS, for the difference in the same run. The "GEMMs of a step alone"
 // lines are the ceiling: a step's matrix products with nothing else (bench/gemm_ceiling.h).
 #include <sys/resource.h>
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
+#include <torch/autograd.h>
+#include <torch/nn/functional/loss.h>
 
 #include <chrono>
 #include <cstdio>

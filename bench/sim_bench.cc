@@ -11,7 +11,7 @@
 // Each device: load the global adapter, train with AdamW, take the delta, clip it, add noise,
 // accumulate: the same work as the peer.
 #include <sys/resource.h>
-#include <torch/torch.h>
+#include <torch/types.h>
 #include <unistd.h>
 
 #include <chrono>

@@ -1,7 +1,8 @@
 // fedlora logprobs --model DIR [--adapter DIR]... [--top K] [--json] TEXT...
 // Next-token log-probabilities at every position of each text ([BOS] + its ids): what an
 // exported model is checked against in another runtime (tests/gguf, docs/releases.md).
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include "cli_common.h"
 #include "model_flags.h"

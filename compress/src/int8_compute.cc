@@ -1,6 +1,7 @@
 #include "fedlora/compress/int8_compute.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <cstdlib>
 #include <string>

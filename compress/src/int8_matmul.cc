@@ -1,6 +1,7 @@
 #include "int8_matmul.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <cmath>
 #include <dnnl.hpp>

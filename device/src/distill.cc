@@ -1,6 +1,8 @@
 #include "fedlora/device/distill.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
+#include <torch/nn/functional/loss.h>
 
 #include <algorithm>
 #include <chrono>

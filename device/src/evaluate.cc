@@ -1,6 +1,7 @@
 #include "fedlora/device/evaluate.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <cmath>
 #include <functional>

@@ -1,6 +1,6 @@
 #include "fedlora/device/participation.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <csignal>
 #include <cstdlib>

@@ -3,7 +3,7 @@
 #include "fedlora/device/personal_keyboard.h"
 #include "fedlora/device/word_ngram.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <filesystem>
 #include <tuple>

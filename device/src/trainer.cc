@@ -1,6 +1,9 @@
 #include "fedlora/device/trainer.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
+#include <torch/autograd.h>
+#include <torch/nn/functional/loss.h>
 
 #include <chrono>
 #include <cmath>

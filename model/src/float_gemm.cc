@@ -2,7 +2,7 @@
 // fedlora/model/float_gemm.h for when each runs and why).
 #include "fedlora/model/float_gemm.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <atomic>
 #include <cstdlib>

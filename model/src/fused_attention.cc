@@ -6,7 +6,8 @@
 // each block of query rows. Keys that the mask hides from a whole block are left out of that
 // block's products (KeyLimits).
 #include <dlfcn.h>
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/autograd.h>
 
 #include <algorithm>
 #include <limits>

@@ -1,6 +1,7 @@
 #include "fedlora/model/fused_ops.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/autograd.h>
 
 #include <atomic>
 #include <cmath>

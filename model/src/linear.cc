@@ -1,6 +1,6 @@
 #include "fedlora/model/linear.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include "fedlora/model/frozen_weight.h"
 

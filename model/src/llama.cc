@@ -1,6 +1,8 @@
 #include "fedlora/model/llama.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
+#include <torch/nn/functional/loss.h>
 
 #include <cmath>
 

@@ -1,8 +1,9 @@
 #include "fedlora/model/threads.h"
 
+#include <ATen/Parallel.h>
 #include <dlfcn.h>
 #include <malloc.h>
-#include <torch/torch.h>
+#include <torch/types.h>
 #include <unistd.h>
 
 #include <cstdlib>

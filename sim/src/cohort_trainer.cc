@@ -1,6 +1,6 @@
 #include "fedlora/sim/cohort_trainer.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <atomic>
 #include <chrono>

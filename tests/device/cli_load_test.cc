@@ -1,7 +1,7 @@
 // `fedlora` on model directories that do not fit together: every command that loads one exits
 // 1 with a single "fedlora: error:" line naming the field (never an abort, exit 134, with a
 // libtorch backtrace). And what the CLI prints for an exception that escapes a command.
-#include <torch/torch.h>
+#include <torch/types.h>
 #include <unistd.h>
 
 #include <filesystem>

@@ -3,7 +3,8 @@
 // --init truncate, and `fedlora distill` end to end including its error paths.
 #include "fedlora/device/distill.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 #include <unistd.h>
 
 #include <cmath>

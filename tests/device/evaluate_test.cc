@@ -3,7 +3,8 @@
 // has memorised one sentence.
 #include "fedlora/device/evaluate.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <cmath>
 #include <sstream>

@@ -1,6 +1,6 @@
 #include "fedlora/device/optimizer.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cmath>
 

@@ -1,6 +1,6 @@
 #include "fedlora/device/personal_adapter.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
 #include <unistd.h>
 
 #include <cstring>

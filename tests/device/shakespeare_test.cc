@@ -1,7 +1,7 @@
 // On-device personalisation on real text: one Shakespeare role (a "user") fine-tunes a LoRA
 // adapter on its earlier lines and must predict its later, held-out lines better, leaving
 // the base weights bit-for-bit unchanged.
-#include <torch/torch.h>
+#include <torch/types.h>
 #include <unistd.h>
 
 #include <filesystem>

@@ -1,6 +1,7 @@
 #include "fedlora/device/trainer.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include "device_testutil.h"
 #include "fedlora/adapters/lora_adapter.h"

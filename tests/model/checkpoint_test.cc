@@ -2,7 +2,8 @@
 // sharded, writable), half-precision upcasting, and the errors for broken directories.
 #include "fedlora/model/checkpoint.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 #include <unistd.h>
 
 #include <cstring>

@@ -3,7 +3,9 @@
 // alone, OpenBLAS otherwise), in both directions, at odd and at training sizes.
 #include "fedlora/model/float_gemm.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
+#include <torch/autograd.h>
 
 #include <cmath>
 #include <limits>

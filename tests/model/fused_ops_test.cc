@@ -2,7 +2,10 @@
 // of random inputs, odd sizes (not a multiple of any vector width) included.
 #include "fedlora/model/fused_ops.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
+#include <torch/autograd.h>
+#include <torch/nn/functional/loss.h>
 
 #include <cmath>
 #include <limits>

@@ -1,5 +1,6 @@
 // Parity with Hugging Face transformers on the tiny Llama fixture in ../shared.
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <filesystem>
 #include <fstream>

@@ -103,7 +103,7 @@ TEST(CliSimTest, PrintConfigShowsEveryKeyAndTheExampleConfigIsValid) {
   EXPECT_THAT(r.output, HasSubstr("[rounds]"));
   EXPECT_THAT(r.output, HasSubstr("rounds = 7"));
   EXPECT_THAT(r.output, HasSubstr("cohort = 12"));
-  EXPECT_THAT(r.output, HasSubstr("noise_multiplier = 0.7"));
+  EXPECT_THAT(r.output, HasSubstr("noise_multiplier = 1.1"));
   const std::string example = std::string(FEDLORA_SOURCE_DIR) + "/examples/sim-personas.ini";
   CliRun e = Fedlora("sim --config " + example + " --print-config");
   EXPECT_EQ(e.exit_code, 0) << e.output;

@@ -131,7 +131,7 @@ struct SimConfig {
 
   // [privacy]
   DpMode dp = DpMode::kDistributed;
-  double noise_multiplier = 0.7;
+  double noise_multiplier = 1.1;  // the main job: epsilon <= 8 against observers (docs/sim.md)
   ClipMode clip_mode = ClipMode::kFixed;
   double clip = 0.5;  // fixed bound, or the initial bound when adaptive
   double target_quantile = 0.5;
