@@ -1,5 +1,6 @@
-// The round's finish ("committing"), off the manager's mutex: the job unmasks the sum
-// (SecAggServer::ProceedToNextPhase: Shamir reconstruction, PRG expansion), decodes it and
+// The round's finish ("committing"), off the manager's mutex: the job unmasks each shard's sum
+// (SecAggServer::ProceedToNextPhase: Shamir reconstruction, PRG expansion; a shard that aborts
+// is dropped), adds the shard sums, checks the survivors reach the round's minimum, decodes and
 // applies the server step (FederatedTraining::CompleteDistributed), then commits the new
 // version to the store (blob and WAL fsyncs). The manager runs it on its worker thread; while
 // it runs, check-ins get the default pace-steered rejection and every other call is answered
