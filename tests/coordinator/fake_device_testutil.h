@@ -39,7 +39,7 @@ struct Behaviour {
   bool malicious = false;
   // When set, decides stop_before from the task it got (e.g. silence the devices of one shard,
   // which the coordinator draws at random).
-  std::function<int(const v1::Task&)> stop_before_for_task;
+  std::function<int(const v1::Task&)> stop_before_for_task = nullptr;
 };
 
 struct FakeResult {
