@@ -3,7 +3,10 @@
 // run; then the coordinator's check-in throughput with signature verification.
 //
 //   bench_grpc [--devices 500] [--dim 100000] [--bits 20] [--checkin-seconds 5] [--probes 0]
-//              [--json]
+//              [--shard-size 0] [--json]
+//
+// --shard-size S: the coordinator runs the round as ceil(devices / S) secure-aggregation
+// sessions (max_shard_size, docs/coordinator.md "Shards"); 0 = one session.
 //
 // Probes: --probes enrolled devices outside the round check in (not eligible: rejected at
 // once, no coin) and ask for a release (GetRelease) in a loop, 10 ms apart, from the tasks'
@@ -31,6 +34,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -89,6 +93,7 @@ struct Args {
   int bits = 20;
   double checkin_seconds = 5;
   int probes = 0;  // 0: no probes, random inputs (the figures measured before 2026-12-06)
+  int shard_size = 0;  // max_shard_size of the coordinator (0 = one session)
   bool json = false;
 };
 
@@ -149,6 +154,7 @@ void MakeState(const std::string& dir, const Args& a) {
   c.recipe.bits = a.bits;
   c.recipe.min_survivors = 0.8;
   c.recipe.delta = 1e-6;
+  c.recipe.max_shard_size = a.shard_size;
   c.max_rounds = 1;
   c.selection_window = absl::Seconds(5);
   c.train_deadline = absl::Seconds(300);
@@ -176,10 +182,11 @@ int main(int argc, char** argv) {
     else if (k == "--bits") a.bits = std::stoi(next());
     else if (k == "--checkin-seconds") a.checkin_seconds = std::stod(next());
     else if (k == "--probes") a.probes = std::stoi(next());
+    else if (k == "--shard-size") a.shard_size = std::stoi(next());
     else if (k == "--json") a.json = true;
     else {
       std::fprintf(stderr, "usage: bench_grpc [--devices N] [--dim D] [--bits B] "
-                           "[--checkin-seconds S] [--probes K] [--json]\n");
+                           "[--checkin-seconds S] [--probes K] [--shard-size S] [--json]\n");
       return 2;
     }
   }
@@ -246,7 +253,11 @@ int main(int argc, char** argv) {
     for (auto& t : threads) t.join();
   }
   int tasked = 0;
-  for (const auto& t : tasks) tasked += t.has_value();
+  std::set<uint32_t> shards;  // the shards the coordinator formed
+  for (const auto& t : tasks) {
+    tasked += t.has_value();
+    if (t) shards.insert(t->shard());
+  }
   std::fprintf(stderr, "%d of %d devices got a task\n", tasked, a.devices);
   std::vector<std::vector<uint32_t>> device_inputs(a.devices);
   for (int i = 0; i < a.devices; ++i) {
@@ -383,6 +394,8 @@ int main(int argc, char** argv) {
   const double raw = 4.0 * a.dim;
   nlohmann::json j = {
       {"devices", a.devices},
+      {"shard_size", a.shard_size},
+      {"shards", shards.size()},
       {"dim", a.dim},
       {"secagg_dim", session_dim},
       {"bits", a.bits},

@@ -25,6 +25,7 @@ struct InitOpts {
   int tokens = 10;
   int goal = 2, population = 2, rounds = 3;
   int max_cohort = 0;
+  int max_shard_size = 0;
   double sampling_rate = 0;
   double noise = 1.0, clip = 0.5, epsilon_budget = 0, delta = 0, min_survivors = 0.8;
   bool adaptive_clip = false;
@@ -73,6 +74,7 @@ absl::StatusOr<nlohmann::json> Init(const InitOpts& o) {
       {"adaptive_clip", o.adaptive_clip},
       {"bits", o.bits},
       {"min_survivors", o.min_survivors},
+      {"max_shard_size", o.max_shard_size},
       {"delta", o.delta > 0 ? o.delta : privacy::DefaultDelta(o.population)},
       {"epsilon_budget", o.epsilon_budget},
       {"server_lr", o.server_lr},
@@ -146,6 +148,12 @@ void RegisterCommand_coordinator_init(CLI::App& app) {
   cmd->add_option("--max-cohort", o->max_cohort,
                   "largest sample a round may sum; a larger one aborts the round, charged "
                   "(0 = min(population, ceil(mu + 5 sqrt(mu) + 2)), mu = q x population)")
+      ->capture_default_str()
+      ->check(AtLeast(0));
+  cmd->add_option("--max-shard-size", o->max_shard_size,
+                  "run a round of n sampled devices as ceil(n / S) secure-aggregation sessions "
+                  "of balanced size; each device's noise is then calibrated for its shard's "
+                  "minimum (more noise); pinned at init (0 = one session per round)")
       ->capture_default_str()
       ->check(AtLeast(0));
   cmd->add_option("--noise-multiplier", o->noise, "total noise multiplier z")

@@ -22,6 +22,7 @@ nlohmann::json CoordinatorOptionsToJson(const CoordinatorOptions& o) {
       {"clip_lr", r.clip_lr},
       {"bits", r.bits},
       {"min_survivors", r.min_survivors},
+      {"max_shard_size", r.max_shard_size},
       {"delta", r.delta},
       {"epsilon_budget", r.epsilon_budget},
       {"server_lr", o.optimizer.lr},
@@ -91,6 +92,7 @@ absl::StatusOr<CoordinatorOptions> CoordinatorOptionsFromJson(const nlohmann::js
   r.clip_lr = get("clip_lr").get<double>();
   r.bits = get("bits").get<int>();
   r.min_survivors = get("min_survivors").get<double>();
+  r.max_shard_size = get("max_shard_size").get<int>();
   r.delta = get("delta").get<double>();
   r.epsilon_budget = get("epsilon_budget").get<double>();
   o.optimizer.lr = get("server_lr").get<double>();

@@ -1,5 +1,6 @@
-// The round's finish ("committing"), off the manager's mutex: the job unmasks the sum
-// (SecAggServer::ProceedToNextPhase: Shamir reconstruction, PRG expansion), decodes it and
+// The round's finish ("committing"), off the manager's mutex: the job unmasks each shard's sum
+// (SecAggServer::ProceedToNextPhase: Shamir reconstruction, PRG expansion; a shard that aborts
+// is dropped), adds the shard sums, checks the survivors reach the round's minimum, decodes and
 // applies the server step (FederatedTraining::CompleteDistributed), then commits the new
 // version to the store (blob and WAL fsyncs). The manager runs it on its worker thread; while
 // it runs, check-ins get the default pace-steered rejection and every other call is answered
@@ -8,11 +9,13 @@
 #include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "fedlora/common/adapter_blob.h"
 #include "fedlora/common/lora_method.h"
+#include "fedlora/coordinator/shard_plan.h"
 #include "nlohmann/json.hpp"
 #include "round_states.h"
 
@@ -22,8 +25,11 @@ namespace {
 // What the job reads and writes. The manager leaves the round's server, sender and plan and
 // the training alone until `done`; the job touches nothing else of the manager's.
 struct FinishWork {
-  secagg::SecAggServer* server = nullptr;
-  CollectingSender* sender = nullptr;
+  // The round's shards (one without sharding); null for a shard dropped before unmasking.
+  std::vector<secagg::SecAggServer*> servers;
+  std::vector<CollectingSender*> senders;
+  int bits = 0;
+  int round_min = 0;  // survivors the round needs over the unmasked shards
   const RoundPlan* plan = nullptr;
   FederatedTraining* training = nullptr;
   Store* store = nullptr;
@@ -40,28 +46,62 @@ struct FinishWork {
   bool reload = false;     // the step was applied in memory but not persisted
   AdapterVersion version;
   AdapterBlob committed;  // the new version's blob, ctx.current once Close() runs
-  std::vector<uint32_t> included;
+  std::vector<std::vector<uint32_t>> included;  // per shard: session indices in the sum
+  std::vector<absl::Status> dropped;           // per shard: why it aborted in unmasking (or OK)
+  int summed = 0;
 
   void Run() {
     Finish();
     done.store(true, std::memory_order_release);
   }
 
+  // Unmasks every shard still running; a shard that aborts (below its minimum) is dropped.
+  // Returns the sum of the unmasked shards' sums, or sets abort_reason.
+  std::optional<std::vector<uint32_t>> UnmaskShards() {
+    std::vector<std::vector<uint32_t>> sums;
+    absl::Status last = absl::FailedPreconditionError("no shard reached unmasking");
+    included.assign(servers.size(), {});
+    dropped.assign(servers.size(), absl::OkStatus());
+    for (size_t k = 0; k < servers.size(); ++k) {
+      if (servers[k] == nullptr) continue;
+      absl::Status s = servers[k]->ProceedToNextPhase();
+      senders[k]->Take();  // nothing is owed after unmasking: the replies are the commit's
+      if (!s.ok() || servers[k]->phase() != secagg::Phase::kCompleted) {
+        last = dropped[k] = s.ok() ? servers[k]->abort_status() : s;
+        continue;
+      }
+      auto sum = servers[k]->TakeSum();
+      if (!sum.ok()) {
+        last = dropped[k] = sum.status();
+        continue;
+      }
+      sums.push_back(std::move(*sum));
+      included[k] = servers[k]->IncludedDevices();
+      summed += static_cast<int>(included[k].size());
+    }
+    if (sums.empty()) {
+      abort_reason = PublicAbortReason("unmasking", last);
+      return std::nullopt;
+    }
+    if (summed < round_min) {
+      // Only a sharded round gets here (one session never unmasks fewer than the minimum).
+      abort_reason =
+          "secure aggregation: the shards that kept their minimum hold fewer survivors together "
+          "than the round's minimum (the others were dropped); nothing released";
+      return std::nullopt;
+    }
+    auto total = AddShardSums(sums, bits);
+    if (!total.ok()) {
+      abort_reason = std::string(total.status().message());
+      return std::nullopt;
+    }
+    return std::move(*total);
+  }
+
   void Finish() {
-    absl::Status s = server->ProceedToNextPhase();
-    sender->Take();  // nothing is owed after unmasking: the replies are the commit's
-    if (!s.ok() || server->phase() != secagg::Phase::kCompleted) {
-      const absl::Status why = s.ok() ? server->abort_status() : s;
-      abort_reason = PublicAbortReason("unmasking", why);
-      return;
-    }
-    auto sum = server->TakeSum();
-    if (!sum.ok()) {
-      abort_reason = std::string(sum.status().message());
-      return;
-    }
-    included = server->IncludedDevices();
-    auto outcome = training->CompleteDistributed(*plan, *sum, static_cast<int>(included.size()));
+    std::optional<std::vector<uint32_t>> sum = UnmaskShards();
+    if (!sum) return;
+    auto outcome = training->CompleteDistributed(*plan, *sum, summed);
     if (!outcome.ok() || !outcome->released) {
       accounted = outcome.ok() && outcome->charged;
       abort_reason = outcome.ok() ? outcome->abort_reason : std::string(outcome.status().message());
@@ -76,8 +116,7 @@ struct FinishWork {
     if (absl::Status scatter = Scatter(training->global(), shared, &blob.values); !scatter.ok()) {
       v = scatter;
     } else {
-      v = store->CommitRound(round, static_cast<int>(included.size()), EncodeAdapterBlob(blob),
-                             training->EncodeState());
+      v = store->CommitRound(round, summed, EncodeAdapterBlob(blob), training->EncodeState());
     }
     if (!v.ok()) {
       // CompleteDistributed charged the accountant and moved the global: the manager reloads
@@ -116,6 +155,9 @@ class FinishingState : public RoundState {
 std::unique_ptr<RoundState> FinishingState::Close(RoundContext& ctx) {
   RoundData& r = ctx.round;
   FinishWork& w = *work_;
+  for (size_t k = 0; k < w.dropped.size(); ++k) {
+    if (!w.dropped[k].ok()) DropShard(ctx, r.shards[k], w.dropped[k]);
+  }
   if (!w.released) {
     r.accounted = r.accounted || w.accounted;
     ctx.reload_from_store = w.reload;
@@ -123,9 +165,11 @@ std::unique_ptr<RoundState> FinishingState::Close(RoundContext& ctx) {
   }
   ctx.committed = w.version;
   ctx.current = std::move(w.committed);
-  for (auto& [id, p] : r.pending) {
+  for (auto& [device, p] : r.pending) {
     v1::SecAggDownload d;
-    const bool in = std::binary_search(w.included.begin(), w.included.end(), id);
+    const SecAggSlot slot = r.slots[device];
+    const auto& in_shard = w.included[slot.shard];
+    const bool in = std::binary_search(in_shard.begin(), in_shard.end(), slot.id);
     d.set_status(in ? v1::SecAggDownload::STATUS_COMPLETED : v1::SecAggDownload::STATUS_ABORTED);
     if (!in) d.set_detail("dropped: not in the sum");
     d.set_new_adapter_version(w.version.version);
@@ -147,8 +191,12 @@ std::unique_ptr<RoundState> FinishingState::Close(RoundContext& ctx) {
 std::unique_ptr<RoundState> MakeFinishingState(RoundContext& ctx) {
   RoundData& r = ctx.round;
   auto work = std::make_shared<FinishWork>();
-  work->server = r.server.get();
-  work->sender = r.sender.get();
+  for (ShardSession& shard : r.shards) {
+    work->servers.push_back(shard.dropped ? nullptr : shard.server.get());
+    work->senders.push_back(shard.sender.get());
+  }
+  work->bits = static_cast<int>(ctx.options.recipe.bits);
+  work->round_min = ctx.training.aggregator().min_clients();
   work->plan = &*r.plan;
   work->training = &ctx.training;
   work->store = &ctx.store;

@@ -28,6 +28,8 @@ nlohmann::json PinnedPrivacyParams(const CoordinatorOptions& o) {
   // part of the run's state). Written only when not the default, so folders pinned before
   // these keys existed (lora, fedavg) still match.
   if (o.lora_method != LoraMethod::kLora) j["lora_method"] = LoraMethodName(o.lora_method);
+  // Sharding sets every device's noise (each shard's minimum): pinned when on.
+  if (r.max_shard_size != 0) j["max_shard_size"] = r.max_shard_size;
   if (o.optimizer.kind != ServerOptimizerKind::kFedAvg) {
     j["server_optimizer"] = ServerOptimizerName(o.optimizer.kind);
     j["server_beta1"] = o.optimizer.beta1;

@@ -20,6 +20,19 @@ int MaxCohort(const PrivacyRecipe& r) {
   return r.max_cohort > 0 ? r.max_cohort : r.expected_cohort;
 }
 
+int SmallestShard(const PrivacyRecipe& r) {
+  if (r.max_shard_size <= 0 || MaxCohort(r) <= r.max_shard_size) return 0;
+  return (r.max_shard_size + 1) / 2;
+}
+
+int ShardMinClients(const PrivacyRecipe& r) {
+  const int round_min = MinClients(r);
+  const int smallest = SmallestShard(r);
+  if (smallest == 0) return round_min;
+  const int shard = static_cast<int>(std::ceil(r.min_survivors * smallest - 1e-9));
+  return std::max(2, std::min(round_min, shard));
+}
+
 int DefaultMaxCohort(const PrivacyRecipe& r) {
   const double mu = SamplingRate(r) * std::max(r.population, 0);
   const int tail = static_cast<int>(std::ceil(mu + 5 * std::sqrt(mu) + 2));
@@ -59,6 +72,12 @@ absl::Status ValidateRecipe(const PrivacyRecipe& r) {
     return bad("min_survivors", absl::StrFormat("must be in (0, 1], got %g", r.min_survivors));
   }
   if (r.epsilon_budget < 0) return bad("epsilon_budget", "must be >= 0");
+  if (r.max_shard_size != 0 && r.max_shard_size < 3) {
+    return bad("max_shard_size",
+               absl::StrFormat("must be 0 (one session per round) or >= 3 (a shard of at least "
+                               "2 devices), got %d",
+                               r.max_shard_size));
+  }
   return absl::OkStatus();
 }
 

@@ -60,7 +60,7 @@ privacy::DdgConfig RoundAggregator::ValueConfig(double clip) const {
   privacy::DdgConfig d;
   d.dim = recipe_.dim;
   d.expected_clients = MaxCohort(recipe_);  // bit headroom for the largest cohort summed
-  d.min_clients = min_clients();
+  d.min_clients = shard_min_clients();  // each unmasked sum (a shard's) carries the full noise
   d.l2_clip = clip;
   d.noise_multiplier = value_noise_;
   d.bits = recipe_.bits;
@@ -82,7 +82,7 @@ absl::StatusOr<privacy::RoundPrivacyParams> RoundAggregator::NextRoundParams(
     if (p.send_clip_bit) {
       FEDLORA_ASSIGN_OR_RETURN(privacy::CountDdgParams c,
                                privacy::ChooseCountDdgParams(count_stddev_, MaxCohort(recipe_),
-                                                             min_clients(), recipe_.bits));
+                                                             shard_min_clients(), recipe_.bits));
       p.count = c;
     }
   }
@@ -117,7 +117,7 @@ absl::StatusOr<secagg::SessionParams> RoundAggregator::SessionFor(
   s.num_devices = num_devices;
   s.dim = ddg.padded_dim + (params.count ? 1 : 0);
   s.bits = recipe_.bits;
-  s.min_sum_devices = static_cast<uint32_t>(min_clients());
+  s.min_sum_devices = static_cast<uint32_t>(shard_min_clients());
   return s;
 }
 

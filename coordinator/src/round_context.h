@@ -36,19 +36,33 @@ struct PendingReply {
   std::string message_bytes;  // digest of what the device sent: an identical retry replaces `done`
 };
 
+// One shard's secure-aggregation session (shard_plan.h); an unsharded round has one.
+struct ShardSession {
+  proto::SecAggSessionConfig session;
+  std::unique_ptr<CollectingSender> sender;
+  std::unique_ptr<secagg::SecAggServer> server;
+  bool dropped = false;  // aborted below its minimum: never unmasked, its devices dropouts
+  absl::Status why;      // the server's reason when dropped (private counts: never stored)
+};
+
+// Where a device runs: its shard and its index in that shard's session.
+struct SecAggSlot {
+  uint32_t shard = 0;
+  uint32_t id = 0;
+};
+
 // One round, from its first check-in to its commit or abort.
 struct RoundData {
   uint64_t round = 0;
   absl::Time opened;                           // the selection window starts here
-  std::vector<std::string> cohort;             // secure-aggregation id -> device id
-  std::map<std::string, uint32_t> ids;         // device id -> secure-aggregation id
+  std::vector<std::string> cohort;             // cohort index -> device id (sample order)
+  std::map<std::string, uint32_t> ids;         // device id -> cohort index
   std::map<std::string, RoundManager::CheckInDone> waiting;  // selected, awaiting the task
   std::set<std::string> flipped;               // devices that got their coin this round
   std::optional<RoundPlan> plan;
-  proto::SecAggSessionConfig session;
-  std::unique_ptr<CollectingSender> sender;
-  std::unique_ptr<secagg::SecAggServer> server;
-  std::map<uint32_t, PendingReply> pending;    // replies owed when the phase closes
+  std::vector<ShardSession> shards;            // from configuring on
+  std::map<std::string, SecAggSlot> slots;     // device id -> its shard and session index
+  std::map<std::string, PendingReply> pending;  // by device id: replies owed when the phase closes
   bool begun = false;                          // recorded in the store (BeginRound)
   bool charged = false;                        // the charge is in the store (ChargeInStore)
   bool accounted = false;                      // the accountant already charged an aborted round

@@ -55,6 +55,11 @@ std::unique_ptr<RoundState> MakeFinishingState(RoundContext& ctx);
 // The public reason for a secure-aggregation abort in `phase` (no private counts).
 std::string PublicAbortReason(const char* phase, const absl::Status& why);
 
+// Marks a shard whose session aborted (below its minimum, or forged shares) as dropped, once:
+// it is never unmasked; in a sharded round its devices still in the protocol are counted as
+// dropouts (fedlora_device_drops_total{reason="shard_dropped"}).
+void DropShard(RoundContext& ctx, ShardSession& shard, const absl::Status& why);
+
 // Commits the round's privacy charge (r.plan's mechanism) and its participants to the store,
 // once; sets r.charged. The store's error otherwise (nothing charged).
 absl::Status ChargeInStore(RoundContext& ctx);

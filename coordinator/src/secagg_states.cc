@@ -3,6 +3,8 @@
 // network needs: who may speak, deadlines, retries, and the replies. Every sampled device's
 // message that arrives before its phase's deadline is taken (no reporting goal cuts a phase
 // short: that would let one device's input displace another's).
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "round_states.h"
@@ -21,8 +23,11 @@ class SecAggPhaseState : public RoundState {
               const v1::SecAggUpload& upload, const std::string& digest,
               RoundManager::SecAggDone done) override;
   bool Ready(const RoundContext& ctx) const override {
-    const RoundData& r = ctx.round;
-    return ctx.now >= deadline_ || r.server->NumPending() == 0;
+    if (ctx.now >= deadline_) return true;
+    for (const ShardSession& shard : ctx.round.shards) {
+      if (!shard.dropped && shard.server->NumPending() > 0) return false;
+    }
+    return true;
   }
   std::unique_ptr<RoundState> Close(RoundContext& ctx) override;
 
@@ -48,6 +53,20 @@ std::string PublicAbortReason(const char* phase, const absl::Status& why) {
                       " (details withheld: they name private counts); nothing released");
 }
 
+void DropShard(RoundContext& ctx, ShardSession& shard, const absl::Status& why) {
+  if (shard.dropped) return;
+  shard.dropped = true;
+  shard.why = why;
+  // Its devices still in the protocol become dropouts; only a sharded round counts them here
+  // (one session's abort is the round's, as it always was).
+  if (ctx.round.shards.size() < 2) return;
+  for (uint32_t id = 0; id < shard.session.num_devices(); ++id) {
+    if (shard.server->Outcome(id).reason == secagg::DropReason::kNone) {
+      ctx.metrics.Increment("fedlora_device_drops_total", {"shard_dropped"});
+    }
+  }
+}
+
 namespace {
 
 void Fail(RoundContext& ctx, RoundManager::SecAggDone& done, absl::Status s) {
@@ -63,23 +82,30 @@ void SecAggPhaseState::SecAgg(RoundContext& ctx, const std::string& device, seca
                                "round ", upload.round(), " is not running (current round ",
                                r.round, "; hint: check in again for a new task)")));
   }
-  auto id = r.ids.find(device);
-  if (id == r.ids.end()) {
+  auto slot = r.slots.find(device);
+  if (slot == r.slots.end()) {
     return Fail(ctx, done, absl::PermissionDeniedError(absl::StrCat(
                                "device ", device, " is not in round ", r.round, "'s cohort")));
   }
-  if (upload.message().device() != id->second) {
+  if (upload.message().device() != slot->second.id) {
     return Fail(ctx, done, absl::PermissionDeniedError(absl::StrCat(
                                "message names secure-aggregation device ",
-                               upload.message().device(), " but this device is ", id->second)));
+                               upload.message().device(), " but this device is ", slot->second.id)));
   }
   if (phase != phase_) {
     return Fail(ctx, done, absl::FailedPreconditionError(absl::StrCat(
                                "wrong phase: ", secagg::PhaseName(phase), " called while round ",
                                r.round, " is in ", name())));
   }
+  ShardSession& shard = r.shards[slot->second.shard];
+  if (shard.dropped) {
+    return Fail(ctx, done, absl::FailedPreconditionError(absl::StrCat(
+                               "shard ", slot->second.shard, " of round ", r.round,
+                               " was dropped: too few of its devices remained (hint: check in "
+                               "again for a new task)")));
+  }
   const std::string& bytes = digest;
-  auto pending = r.pending.find(id->second);
+  auto pending = r.pending.find(device);
   if (pending != r.pending.end()) {
     if (pending->second.message_bytes != bytes) {
       return Fail(ctx, done, absl::FailedPreconditionError(
@@ -91,42 +117,57 @@ void SecAggPhaseState::SecAgg(RoundContext& ctx, const std::string& device, seca
     pending->second.done = std::move(done);
     return;
   }
-  absl::Status s = r.server->HandleMessage(upload.message());
+  absl::Status s = shard.server->HandleMessage(upload.message());
   if (!s.ok()) {
-    auto outcome = r.server->Outcome(id->second);
+    auto outcome = shard.server->Outcome(slot->second.id);
     ctx.metrics.Increment("fedlora_device_drops_total", {secagg::DropReasonName(outcome.reason)});
     return Fail(ctx, done, s);
   }
-  r.pending[id->second] = PendingReply{std::move(done), bytes};
+  r.pending[device] = PendingReply{std::move(done), bytes};
 }
 
 std::unique_ptr<RoundState> SecAggPhaseState::Close(RoundContext& ctx) {
   RoundData& r = ctx.round;
   // Unmasking's end is the round's heavy finish: off the manager's mutex (finish_state.cc).
   if (phase_ == secagg::Phase::kUnmasking) return MakeFinishingState(ctx);
-  absl::Status s = r.server->ProceedToNextPhase();
-  auto messages = r.sender->Take();
-  const bool aborted = r.server->phase() == secagg::Phase::kAborted;
-  const bool completed = r.server->phase() == secagg::Phase::kCompleted;
-  if (!aborted && !completed) {
-    for (auto& [id, p] : r.pending) {
+  std::vector<std::map<uint32_t, proto::SecAggServerMessage>> messages(r.shards.size());
+  bool completed = false;
+  for (size_t k = 0; k < r.shards.size(); ++k) {
+    ShardSession& shard = r.shards[k];
+    if (shard.dropped) continue;
+    absl::Status s = shard.server->ProceedToNextPhase();
+    messages[k] = shard.sender->Take();
+    completed = completed || shard.server->phase() == secagg::Phase::kCompleted;
+    if (!s.ok() || shard.server->phase() == secagg::Phase::kAborted) {
+      DropShard(ctx, shard, s.ok() ? shard.server->abort_status() : s);
+    }
+  }
+  const bool all_dropped = std::all_of(r.shards.begin(), r.shards.end(),
+                                       [](const ShardSession& s) { return s.dropped; });
+  if (!all_dropped && !completed) {
+    for (auto& [device, p] : r.pending) {
+      const SecAggSlot slot = r.slots[device];
+      const ShardSession& shard = r.shards[slot.shard];
       v1::SecAggDownload d;
-      auto m = messages.find(id);
-      if (m != messages.end() && !m->second.has_abort()) {
+      auto m = messages[slot.shard].find(slot.id);
+      if (!shard.dropped && m != messages[slot.shard].end() && !m->second.has_abort()) {
         d.set_status(v1::SecAggDownload::STATUS_NEXT);
         *d.mutable_message() = m->second;
       } else {
         d.set_status(v1::SecAggDownload::STATUS_ABORTED);
-        d.set_detail(absl::StrCat("dropped from round ", r.round, ": ",
-                                  r.server->Outcome(id).detail));
+        d.set_detail(shard.dropped
+                         ? absl::StrCat("dropped from round ", r.round, ": shard ", slot.shard,
+                                        " fell below its minimum and was dropped")
+                         : absl::StrCat("dropped from round ", r.round, ": ",
+                                        shard.server->Outcome(slot.id).detail));
       }
       ctx.completions.push_back([done = std::move(p.done), d] { done(absl::OkStatus(), d); });
     }
     r.pending.clear();
   }
-  if (!s.ok() || aborted) {
-    const absl::Status why = s.ok() ? r.server->abort_status() : s;
-    return AbortRound(ctx, PublicAbortReason(name(), why));
+  if (all_dropped) {
+    // Every shard fell below its minimum (one session: the round's abort, as ever).
+    return AbortRound(ctx, PublicAbortReason(name(), r.shards.back().why));
   }
   if (completed) {  // only unmasking completes the protocol, and it returns above
     return AbortRound(ctx, "secure aggregation completed before unmasking (internal error)");

@@ -3,8 +3,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "fedlora/coordinator/shard_plan.h"
 #include "fedlora/privacy/params_wire.h"
-#include "fedlora/secagg/session_config.h"
 #include "mechanism_json.h"
 #include "round_states.h"
 
@@ -87,7 +87,7 @@ std::unique_ptr<RoundState> AbortRound(RoundContext& ctx, const std::string& rea
     ctx.completions.push_back([done = done, reply] { done(absl::OkStatus(), reply); });
   }
   r.waiting.clear();
-  for (auto& [id, p] : r.pending) {
+  for (auto& [device, p] : r.pending) {
     v1::SecAggDownload d;
     d.set_status(v1::SecAggDownload::STATUS_ABORTED);
     d.set_detail(absl::StrCat("round ", r.round, " aborted: ", reason));
@@ -164,26 +164,21 @@ std::unique_ptr<RoundState> ConfiguringState::Close(RoundContext& ctx) {
   // Devices whose check-in was superseded or cancelled are still in the cohort: they simply
   // never advertise keys and are dropped like any dropout.
   const uint32_t n = static_cast<uint32_t>(r.cohort.size());
-  auto params = ctx.training.aggregator().SessionFor(r.plan->privacy, n);
-  if (!params.ok()) return AbortRound(ctx, std::string(params.status().message()));
-  params->graph = ctx.options.graph;
-  // Expected dropout (derives the threshold and degree): what the noise calibration tolerates
-  // (1 - min_survivors), capped so that the complete graph's honest-majority threshold stays
-  // reachable for small n.
-  const double majority = 1 - (std::floor(n / 2.0) + 1) / std::max(1.0, double(n));
-  params->expected_dropout_rate = std::max(
-      0.0, std::min({0.45, majority, std::max(0.05, 1 - ctx.options.recipe.min_survivors)}));
-  auto config = secagg::MakeSessionConfig(*params, ctx.rng);
-  if (!config.ok() && params->graph == proto::SECAGG_GRAPH_KREGULAR) {
-    params->graph = proto::SECAGG_GRAPH_COMPLETE;  // too few devices for SecAgg+
-    config = secagg::MakeSessionConfig(*params, ctx.rng);
+  auto plan = PlanShards(ctx.training.aggregator(), r.plan->privacy, n, ctx.options.graph, ctx.rng);
+  if (!plan.ok()) return AbortRound(ctx, std::string(plan.status().message()));
+  for (size_t k = 0; k < plan->shards.size(); ++k) {
+    ShardSession shard;
+    shard.session = std::move(plan->shards[k].session);
+    shard.sender = std::make_unique<CollectingSender>();
+    auto server = secagg::SecAggServer::Create(shard.session, shard.sender.get());
+    if (!server.ok()) return AbortRound(ctx, std::string(server.status().message()));
+    shard.server = std::move(*server);
+    const std::vector<uint32_t>& members = plan->shards[k].members;
+    for (uint32_t i = 0; i < members.size(); ++i) {
+      r.slots[r.cohort[members[i]]] = SecAggSlot{static_cast<uint32_t>(k), i};
+    }
+    r.shards.push_back(std::move(shard));
   }
-  if (!config.ok()) return AbortRound(ctx, std::string(config.status().message()));
-  r.sender = std::make_unique<CollectingSender>();
-  auto server = secagg::SecAggServer::Create(*config, r.sender.get());
-  if (!server.ok()) return AbortRound(ctx, std::string(server.status().message()));
-  r.server = std::move(*server);
-  r.session = *config;
   const double epsilon_after = r.plan->epsilon_if_released.value_or(0);
   v1::Task task;
   task.set_round(r.round);
@@ -192,7 +187,6 @@ std::unique_ptr<RoundState> ConfiguringState::Close(RoundContext& ctx) {
   task.set_adapter_bytes(ctx.adapter.bytes);
   *task.mutable_recipe() = ctx.options.training;
   *task.mutable_privacy() = privacy::ParamsToProto(r.plan->privacy);
-  *task.mutable_secagg() = r.session;
   task.set_epsilon_observers_if_released(epsilon_after);
   task.set_sampling_rate(SamplingRate(ctx.training.aggregator().recipe()));
   task.set_delta(ctx.training.aggregator().recipe().delta);
@@ -206,7 +200,13 @@ std::unique_ptr<RoundState> ConfiguringState::Close(RoundContext& ctx) {
   for (auto& [device, done] : r.waiting) {
     v1::CheckInResponse reply;
     *reply.mutable_task() = task;
-    reply.mutable_task()->set_secagg_id(r.ids[device]);
+    // The device's shard: its session, its index there and the minimum its noise is for.
+    const SecAggSlot slot = r.slots[device];
+    *reply.mutable_task()->mutable_secagg() = r.shards[slot.shard].session;
+    reply.mutable_task()->set_secagg_id(slot.id);
+    reply.mutable_task()->set_shard(slot.shard);
+    reply.mutable_task()->set_shard_min_survivors(
+        r.shards[slot.shard].session.min_sum_devices());
     reply.mutable_task()->set_task_seed(ctx.rng.NextU64());
     ctx.completions.push_back([done = done, reply] { done(absl::OkStatus(), reply); });
   }

@@ -81,6 +81,38 @@ absl::StatusOr<privacy::CountDdgParams> CountParams(const privacy::RoundPrivacyP
   return *c;
 }
 
+// The task's shard (sharded secure aggregation): the coordinator sees the shard's sum on its
+// own, so the noise must be calibrated for no more survivors than the shard must keep, and the
+// shard's session must enforce exactly that minimum. A task naming no minimum (a coordinator
+// from before sharding) is judged by the session's min_sum_devices alone.
+absl::Status CheckShard(const v1::Task& task, int calibrated_for) {
+  const uint32_t shard_min = task.shard_min_survivors();
+  if (shard_min == 0 && task.shard() == 0) return absl::OkStatus();
+  if (shard_min == 0) {
+    return Refuse(absl::StrCat("it names shard ", task.shard(), " without its survivor minimum"),
+                  "a sharded task must say how many of its shard's devices must survive");
+  }
+  if (static_cast<uint32_t>(calibrated_for) > shard_min) {
+    return Refuse(absl::StrFormat("the noise is calibrated for %d survivors but shard %d must keep "
+                                  "only %d, and the coordinator sees each shard's sum on its own",
+                                  calibrated_for, task.shard(), shard_min),
+                  "each device's noise must be calibrated for its own shard's minimum");
+  }
+  const uint32_t min_sum = task.secagg().min_sum_devices();
+  if (min_sum != shard_min) {
+    return Refuse(absl::StrFormat("shard %d's minimum is %d survivors but its session unmasks "
+                                  "sums of %d",
+                                  task.shard(), shard_min, min_sum),
+                  "the shard's session must enforce the shard's minimum");
+  }
+  if (shard_min > task.secagg().num_devices()) {
+    return Refuse(absl::StrFormat("shard %d's minimum of %d survivors exceeds its %d devices",
+                                  task.shard(), shard_min, task.secagg().num_devices()),
+                  "the shard's session could never be unmasked");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ValidatePolicy(const DevicePolicy& policy) {
@@ -143,6 +175,7 @@ absl::Status CheckTask(const v1::Task& task, const privacy::RoundPrivacyParams& 
         "the coordinator must add more noise; --min-noise-multiplier sets the minimum");
   }
   const uint32_t min_sum = task.secagg().min_sum_devices();
+  FEDLORA_RETURN_IF_ERROR(CheckShard(task, m));
   if (min_sum < static_cast<uint32_t>(std::max(2, m))) {
     return Refuse(absl::StrCat("the session would unmask sums of ", min_sum,
                                " devices but the noise is calibrated for ", m),

@@ -41,6 +41,17 @@ TEST(CoordinatorConfigTest, MethodAndServerOptimizerRoundTrip) {
   EXPECT_EQ(back["server_optimizer"], "fedyogi");
 }
 
+TEST(CoordinatorConfigTest, MaxShardSizeRoundTripsAndIsValidated) {
+  auto o = CoordinatorOptionsFromJson(With({{"max_shard_size", 500}}));
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->recipe.max_shard_size, 500);
+  EXPECT_EQ(CoordinatorOptionsToJson(*o)["max_shard_size"], 500);
+  EXPECT_EQ(CoordinatorOptionsFromJson(With(nlohmann::json::object()))->recipe.max_shard_size, 0);
+  auto bad = CoordinatorOptionsFromJson(With({{"max_shard_size", 2}}));
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), HasSubstr("max_shard_size"));
+}
+
 TEST(CoordinatorConfigTest, BadMethodOrOptimizerNamesTheKey) {
   auto m = CoordinatorOptionsFromJson(With({{"lora_method", "qlora"}}));
   EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument);

@@ -52,10 +52,12 @@ FakeResult RunFake(device::CoordinatorClient& client, const Behaviour& b, absl::
       v = static_cast<uint32_t>((v + shift) % modulus);
     }
   }
+  r.input = up->secagg_input;
+  const int stop_before = b.stop_before_for_task ? b.stop_before_for_task(task) : b.stop_before;
   device::ParticipationResult out;
   r.status = device::RunSecAggClient(client, task, std::move(up->secagg_input), absl::Seconds(30),
                                      rng, &out, [&](int phase, v1::SecAggUpload* upload) {
-                                       if (phase == b.stop_before) return false;
+                                       if (phase == stop_before) return false;
                                        if (phase == 2) absl::SleepFor(b.masked_delay);
                                        if (phase == 3) absl::SleepFor(b.unmask_delay);
                                        if (phase == 2) {

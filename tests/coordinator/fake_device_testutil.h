@@ -7,6 +7,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -36,6 +37,9 @@ struct Behaviour {
   // Adds +-2^(bits-2) (random signs) to every entry of its input: the same as adding that
   // vector to the masked input, since masks cancel mod 2^bits. Secure aggregation cannot see it.
   bool malicious = false;
+  // When set, decides stop_before from the task it got (e.g. silence the devices of one shard,
+  // which the coordinator draws at random).
+  std::function<int(const v1::Task&)> stop_before_for_task = nullptr;
 };
 
 struct FakeResult {
@@ -46,6 +50,7 @@ struct FakeResult {
   absl::Time task_at = absl::InfinitePast();  // when the task came
   v1::Task task;                              // the task it got
   size_t sent_dim = 0;                        // entries of the masked input it sent
+  std::vector<uint32_t> input;                // its privatized input (what it masked)
 };
 
 // Checks in (retrying rejections every 100 ms, b.checkins times) from `start + b.checkin_at`, then

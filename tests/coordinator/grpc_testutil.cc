@@ -51,6 +51,7 @@ ServerOptions TestServerOptions(const std::string& dir, const TestCoordinatorOpt
   c.recipe.clip = 1;
   c.recipe.bits = 20;
   c.recipe.min_survivors = t.min_survivors;
+  c.recipe.max_shard_size = t.max_shard_size;
   c.recipe.delta = 1e-5;
   c.selection_window = t.selection_window;
   c.log = t.log;

@@ -35,6 +35,7 @@ struct TestCoordinatorOptions {
   ServerOptimizerConfig optimizer;
   std::vector<std::pair<uint64_t, uint64_t>> slots;
   int max_rounds = 1;
+  int max_shard_size = 0;  // 0 = one secure-aggregation session per round
 };
 
 std::string EnrolmentToken(int i);

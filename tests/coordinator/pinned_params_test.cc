@@ -59,6 +59,22 @@ TEST_F(PinnedParamsTest, ARunWithTheSameParametersPasses) {
   EXPECT_EQ(PinPrivacyParams(*store_, o_).code(), absl::StatusCode::kAlreadyExists);
 }
 
+TEST_F(PinnedParamsTest, ShardingIsPinnedWhenSetAndAbsentOtherwise) {
+  // Folders pinned before sharding existed (no key) still match a run without it.
+  EXPECT_FALSE(PinnedPrivacyParams(o_).contains("max_shard_size"));
+  CoordinatorOptions sharded = o_;
+  sharded.recipe.max_shard_size = 4;
+  ASSERT_TRUE(PinPrivacyParams(*store_, sharded).ok());
+  EXPECT_TRUE(CheckPinnedPrivacyParams(*store_, sharded).ok());
+  // Changing or removing it changes every device's noise: refused, naming the key.
+  absl::Status s = CheckPinnedPrivacyParams(*store_, o_);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.message(), HasSubstr("max_shard_size removed"));
+  sharded.recipe.max_shard_size = 8;
+  EXPECT_THAT(CheckPinnedPrivacyParams(*store_, sharded).message(),
+              HasSubstr("max_shard_size 4 -> 8"));
+}
+
 TEST_F(PinnedParamsTest, ALargerDeltaOrLessNoiseIsRefusedNamingEachKey) {
   ASSERT_TRUE(PinPrivacyParams(*store_, o_).ok());
   CoordinatorOptions edited = o_;

@@ -33,6 +33,10 @@ struct PrivacyRecipe {
   int bits = 20;               // secure-aggregation modulus 2^bits (distributed)
   double min_survivors = 0.8;  // noise calibrated for ceil(min_survivors * expected_cohort)
   double modclip_prob = 1e-4;
+  // Sharded secure aggregation: a round of n sampled devices runs as ceil(n / max_shard_size)
+  // sessions of balanced size (coordinator/shard_plan.h). 0 = one session per round. It changes
+  // every device's noise (ShardMinClients), so it is pinned with the other parameters.
+  int max_shard_size = 0;
 
   double delta = 0;           // target delta (> 0 unless mode is none)
   double epsilon_budget = 0;  // 0 = none; else no round may take epsilon above it
@@ -42,6 +46,17 @@ struct PrivacyRecipe {
 double SamplingRate(const PrivacyRecipe& recipe);
 // Devices whose shares must survive for the noise to reach its target (>= 1).
 int MinClients(const PrivacyRecipe& recipe);
+// Survivors each unmasked sum must hold, which every device's noise share is calibrated for:
+// MinClients without sharding (or when no sample can exceed max_shard_size). With sharding the
+// coordinator sees each shard's sum, so a shard at its minimum must carry the full noise on its
+// own: max(2, min(MinClients, ceil(min_survivors x SmallestShard))). It depends only on public
+// parameters, never on the private sample size, so the charge (and every printed epsilon) does
+// not reveal how many devices were sampled.
+int ShardMinClients(const PrivacyRecipe& recipe);
+// The smallest shard a balanced split of n > max_shard_size devices into ceil(n / S) shards can
+// have, over every n: floor((S + 1) / 2) (n = S + 1). 0 when no round can be sharded (no
+// max_shard_size, or max_cohort <= max_shard_size).
+int SmallestShard(const PrivacyRecipe& recipe);
 // The largest cohort summed: max_cohort, or expected_cohort when it is 0.
 int MaxCohort(const PrivacyRecipe& recipe);
 // A default max_cohort for Poisson sampling with mean mu = SamplingRate x population: the

@@ -71,7 +71,11 @@ class RoundAggregator {
   absl::Status RestoreClip(double clip);
   // Noise multiplier on the values (the whole z unless adaptive clipping takes its share).
   double value_noise_multiplier() const { return value_noise_; }
+  // Devices a round must sum (its survivors over all shards): fewer are never released.
   int min_clients() const { return MinClients(recipe_); }
+  // Devices each unmasked sum must hold, which the noise is calibrated for: min_clients()
+  // without sharding, a shard's minimum with it (ShardMinClients).
+  int shard_min_clients() const { return ShardMinClients(recipe_); }
 
   // What devices need for the next round; `rotation_seed` is fresh per round (the coordinator
   // draws it from its secure generator).
@@ -79,8 +83,9 @@ class RoundAggregator {
   // The accounting view of a round run with `params`.
   absl::StatusOr<privacy::RoundMechanism> Mechanism(
       const privacy::RoundPrivacyParams& params) const;
-  // The secure-aggregation session for `num_devices` reporting devices (distributed mode):
-  // vector length, bits, and min_sum_devices = min_clients().
+  // The secure-aggregation session for `num_devices` reporting devices (distributed mode): one
+  // round's, or one shard's (shard_plan.h): vector length, bits, and min_sum_devices =
+  // shard_min_clients().
   absl::StatusOr<secagg::SessionParams> SessionFor(const privacy::RoundPrivacyParams& params,
                                                    uint32_t num_devices) const;
 

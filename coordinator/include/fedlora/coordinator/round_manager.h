@@ -6,12 +6,15 @@
 // A round: selecting (a fixed window from the round's opening; every eligible device checking
 // in during it gets one Poisson coin with the recipe's rate q, and sampled devices wait for the
 // window's end; a sample below the minimum or above max_cohort aborts the round, charged) ->
-// configuring (the privacy charge committed to the store, the secure-aggregation session; each
-// sampled device gets its task) -> advertise_keys (devices train, privatize, send keys;
+// configuring (the privacy charge committed to the store, the secure-aggregation session, or one
+// per shard with max_shard_size (shard_plan.h); each sampled device gets its task, naming its
+// shard) -> advertise_keys (devices train, privatize, send keys;
 // deadline = training deadline) -> share_keys -> masked_input -> unmasking (each closes at its
 // deadline or when no sampled device is pending; every input that arrives in time is summed)
-// -> committing (on the worker thread: the sum unmasked and decoded, checked against the norm
-// bound, the new adapter version written after the charge). Any phase may abort the round; once coins were flipped every
+// -> committing (on the worker thread: each shard's sum unmasked, the shards that kept their
+// minimum added, decoded, checked against the norm bound, the new adapter version written after
+// the charge; a shard below its minimum is dropped, and the round aborts if the rest hold fewer
+// than the round's minimum). Any phase may abort the round; once coins were flipped every
 // abort is charged, the reason (without private counts) is kept in the store and the next
 // round starts.
 //

@@ -59,7 +59,10 @@ double ComposedNoiseMultiplier(const privacy::RoundPrivacyParams& params);
 //    expected_clients equal the value's;
 //  * ComposedNoiseMultiplier >= policy.min_noise_multiplier;
 //  * min_clients in [1, expected_clients], and the session unmasks no sum of fewer than
-//    max(2, min_clients) devices (secagg min_sum_devices); the session's vector holds the dim.
+//    max(2, min_clients) devices (secagg min_sum_devices); the session's vector holds the dim;
+//  * a sharded task (shard, shard_min_survivors): the noise is calibrated for at most the
+//    shard's minimum (the coordinator sees each shard's sum), the shard's session enforces
+//    exactly that minimum, and the minimum does not exceed the session's devices.
 absl::Status CheckTask(const v1::Task& task, const privacy::RoundPrivacyParams& params,
                        const DevicePolicy& policy);
 
