@@ -14,6 +14,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "coordinator/store_testutil.h"
 #include "fedlora/common/file_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -72,6 +73,33 @@ class StoreTest : public ::testing::Test {
   std::string root_, dir_;
 };
 
+// The store contract (store.h), run against every engine this build has (SQLite and, with
+// libpq, PostgreSQL on a throwaway server: coordinator/store_testutil.h).
+class StoreContractTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    std::string tmpl = ::testing::TempDir() + "/store_test_XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    root_ = tmpl;
+    engine_ = testing::MakeStoreEngine(GetParam(), root_);
+    ASSERT_EQ(engine_->error(), "");
+  }
+  void TearDown() override { fs::remove_all(root_); }
+  std::unique_ptr<Store> Open() {
+    auto s = engine_->Open();
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? std::move(*s) : nullptr;
+  }
+  std::string root_;
+  std::unique_ptr<testing::StoreEngine> engine_;
+};
+
+std::string EngineName(const ::testing::TestParamInfo<std::string>& engine) {
+  return engine.param;
+}
+INSTANTIATE_TEST_SUITE_P(Engines, StoreContractTest, ::testing::ValuesIn(testing::StoreEngines()),
+                         EngineName);
+
 TEST_F(StoreTest, CreatesPrivateFolderWalDatabaseAndBlobs) {
   auto store = Open();
   ASSERT_NE(store, nullptr);
@@ -97,7 +125,7 @@ TEST_F(StoreTest, Sha256HexMatchesKnownVector) {
   EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
-TEST_F(StoreTest, EnrolmentTokensAndDevices) {
+TEST_P(StoreContractTest, EnrolmentTokensAndDevices) {
   auto store = Open();
   ASSERT_NE(store, nullptr);
   EXPECT_EQ(store->AddEnrollmentTokens({Token(1), "not-hex"}).code(),
@@ -149,7 +177,7 @@ TEST_F(StoreTest, EnrolmentTokensAndDevices) {
   EXPECT_EQ(store->RevokeDevice("nobody", "x").code(), absl::StatusCode::kNotFound);
 }
 
-TEST_F(StoreTest, RoundLifecycleAndErrors) {
+TEST_P(StoreContractTest, RoundLifecycleAndErrors) {
   auto store = Open();
   ASSERT_NE(store, nullptr);
   EXPECT_EQ(store->BeginRound(0, 5).code(), absl::StatusCode::kInvalidArgument);
@@ -185,7 +213,7 @@ TEST_F(StoreTest, RoundLifecycleAndErrors) {
   EXPECT_FALSE((*running)[0].charged);
 }
 
-TEST_F(StoreTest, ChargesAndParticipation) {
+TEST_P(StoreContractTest, ChargesAndParticipation) {
   auto store = Open();
   ASSERT_NE(store, nullptr);
   EXPECT_EQ(store->ChargeRound(ChargeFor(1), {"a"}).code(), absl::StatusCode::kNotFound);
@@ -225,7 +253,7 @@ TEST_F(StoreTest, ChargesAndParticipation) {
   EXPECT_FALSE((*rounds)[2].charged);
 }
 
-TEST_F(StoreTest, AdaptersInitialCommitAndOptimizerState) {
+TEST_P(StoreContractTest, AdaptersInitialCommitAndOptimizerState) {
   auto store = Open();
   ASSERT_NE(store, nullptr);
   EXPECT_EQ(store->LatestAdapter().status().code(), absl::StatusCode::kNotFound);
@@ -239,11 +267,11 @@ TEST_F(StoreTest, AdaptersInitialCommitAndOptimizerState) {
   EXPECT_EQ(store->PutInitialAdapter("other").status().code(), absl::StatusCode::kAlreadyExists);
 
   ASSERT_TRUE(store->BeginRound(1, 4).ok());
-  const size_t blobs_before = std::distance(fs::directory_iterator(dir_ + "/blobs"), {});
+  const size_t blobs_before = engine_->BlobCount();
   absl::Status uncharged = store->CommitRound(1, 4, AdapterFor(1), "opt").status();
   EXPECT_EQ(uncharged.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(uncharged.message(), HasSubstr("never charged"));
-  EXPECT_EQ(std::distance(fs::directory_iterator(dir_ + "/blobs"), {}), blobs_before);
+  EXPECT_EQ(engine_->BlobCount(), blobs_before);
   EXPECT_EQ(store->RunningRounds()->size(), 1u);
   EXPECT_EQ(store->CommitRound(5, 4, "x", "").status().code(), absl::StatusCode::kNotFound);
 
@@ -278,16 +306,13 @@ TEST_F(StoreTest, AdaptersInitialCommitAndOptimizerState) {
   }
 }
 
-TEST_F(StoreTest, ReadBlobDetectsTamperingAndBadNames) {
+TEST_P(StoreContractTest, ReadBlobDetectsTamperingAndBadNames) {
   auto store = Open();
   ASSERT_NE(store, nullptr);
   auto v = store->PutInitialAdapter("initial adapter bytes");
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(*store->ReadBlob(v->sha256), "initial adapter bytes");
-  {
-    std::ofstream f(dir_ + "/blobs/" + v->sha256, std::ios::binary | std::ios::trunc);
-    f << "initial adapter bytez";
-  }
+  engine_->TamperBlob(v->sha256, "initial adapter bytez");
   absl::Status tampered = store->ReadBlob(v->sha256).status();
   EXPECT_EQ(tampered.code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(tampered.message(), HasSubstr("modified or corrupted"));
@@ -299,7 +324,7 @@ TEST_F(StoreTest, ReadBlobDetectsTamperingAndBadNames) {
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST_F(StoreTest, MetaValues) {
+TEST_P(StoreContractTest, MetaValues) {
   auto store = Open();
   ASSERT_NE(store, nullptr);
   EXPECT_EQ(store->GetMeta("recipe").status().code(), absl::StatusCode::kNotFound);
@@ -314,7 +339,7 @@ TEST_F(StoreTest, MetaValues) {
   EXPECT_EQ(*store->GetMeta("empty"), "");
 }
 
-TEST_F(StoreTest, ReopenKeepsEverything) {
+TEST_P(StoreContractTest, ReopenKeepsEverything) {
   {
     auto store = Open();
     ASSERT_NE(store, nullptr);
@@ -342,13 +367,20 @@ TEST_F(StoreTest, ReopenKeepsEverything) {
   EXPECT_EQ(store->ParticipationCounts()->at("d1"), 1);
   EXPECT_EQ(*store->GetMeta("coordinator_id"), "c-1");
   EXPECT_EQ(store->BeginRound(1, 2).code(), absl::StatusCode::kAlreadyExists);
-  store.reset();
-  auto again = OpenSqliteStore(dir_ + "/");  // a trailing slash names the same folder
-  ASSERT_TRUE(again.ok()) << again.status();
-  EXPECT_EQ((*again)->LatestAdapter()->version, 2u);
 }
 
-TEST_F(StoreTest, ConcurrentCallsAreSerialized) {
+TEST_F(StoreTest, TrailingSlashNamesTheSameFolder) {
+  {
+    auto store = Open();
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->PutInitialAdapter(AdapterFor(0)).ok());
+  }
+  auto again = OpenSqliteStore(dir_ + "/");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ((*again)->LatestAdapter()->version, 1u);
+}
+
+TEST_P(StoreContractTest, ConcurrentCallsAreSerialized) {
   auto store = Open();
   ASSERT_NE(store, nullptr);
   std::vector<std::thread> threads;
@@ -458,9 +490,9 @@ TEST_F(StoreTest, UnwritableFolderIsRefusedWithHint) {
 
 // Child: opens the store, commits rounds first..last, writes each committed round number to
 // `fd`, and at `charge_only_round` charges and then raises SIGKILL before committing.
-[[noreturn]] void ChildCommitLoop(const std::string& dir, int fd, uint64_t first, uint64_t last,
-                                  uint64_t charge_only_round) {
-  auto store = OpenSqliteStore(dir);
+[[noreturn]] void ChildCommitLoop(const testing::StoreEngine& engine, int fd, uint64_t first,
+                                  uint64_t last, uint64_t charge_only_round) {
+  auto store = engine.Open();
   if (!store.ok()) ::_exit(2);
   for (uint64_t r = first; r <= last; ++r) {
     if (!(*store)->BeginRound(r, 3).ok()) ::_exit(3);
@@ -503,11 +535,11 @@ void ExpectConsistent(Store& store, size_t max_running) {
   for (size_t i = 0; i < versions->size(); ++i) EXPECT_EQ((*versions)[i].version, i + 1);
 }
 
-TEST_F(StoreTest, CrashBetweenChargeAndCommitLeavesChargedRunningRound) {
+TEST_P(StoreContractTest, CrashBetweenChargeAndCommitLeavesChargedRunningRound) {
   { ASSERT_NE(Open(), nullptr); }
   pid_t pid = ::fork();
   ASSERT_GE(pid, 0);
-  if (pid == 0) ChildCommitLoop(dir_, -1 /*no reports*/, 1, 10, 4);
+  if (pid == 0) ChildCommitLoop(*engine_, -1 /*no reports*/, 1, 10, 4);
   int status = 0;
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   ASSERT_TRUE(WIFSIGNALED(status)) << "child exit " << WEXITSTATUS(status);
@@ -533,7 +565,7 @@ TEST_F(StoreTest, CrashBetweenChargeAndCommitLeavesChargedRunningRound) {
   EXPECT_EQ(store->CommitRound(5, 1, AdapterFor(5), "").value().version, 4u);
 }
 
-TEST_F(StoreTest, SigkillDuringCommitLoopLosesNothingCommitted) {
+TEST_P(StoreContractTest, SigkillDuringCommitLoopLosesNothingCommitted) {
   { ASSERT_NE(Open(), nullptr); }
   for (int trial = 0; trial < 3; ++trial) {
     uint64_t first = 1;
@@ -552,7 +584,7 @@ TEST_F(StoreTest, SigkillDuringCommitLoopLosesNothingCommitted) {
     ASSERT_GE(pid, 0);
     if (pid == 0) {
       ::close(fds[0]);
-      ChildCommitLoop(dir_, fds[1], first, first + 100000, 0);
+      ChildCommitLoop(*engine_, fds[1], first, first + 100000, 0);
     }
     ::close(fds[1]);
     // Wait for a few commits, then kill at a moment that varies with the trial.
