@@ -75,30 +75,9 @@ class StoreTest : public ::testing::Test {
 
 // The store contract (store.h), run against every engine this build has (SQLite and, with
 // libpq, PostgreSQL on a throwaway server: coordinator/store_testutil.h).
-class StoreContractTest : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override {
-    std::string tmpl = ::testing::TempDir() + "/store_test_XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    root_ = tmpl;
-    engine_ = testing::MakeStoreEngine(GetParam(), root_);
-    ASSERT_EQ(engine_->error(), "");
-  }
-  void TearDown() override { fs::remove_all(root_); }
-  std::unique_ptr<Store> Open() {
-    auto s = engine_->Open();
-    EXPECT_TRUE(s.ok()) << s.status();
-    return s.ok() ? std::move(*s) : nullptr;
-  }
-  std::string root_;
-  std::unique_ptr<testing::StoreEngine> engine_;
-};
-
-std::string EngineName(const ::testing::TestParamInfo<std::string>& engine) {
-  return engine.param;
-}
+class StoreContractTest : public testing::StoreEngineTest {};
 INSTANTIATE_TEST_SUITE_P(Engines, StoreContractTest, ::testing::ValuesIn(testing::StoreEngines()),
-                         EngineName);
+                         testing::EngineName);
 
 TEST_F(StoreTest, CreatesPrivateFolderWalDatabaseAndBlobs) {
   auto store = Open();

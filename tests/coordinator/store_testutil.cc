@@ -1,5 +1,7 @@
 #include "coordinator/store_testutil.h"
 
+#include <stdlib.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -79,6 +81,29 @@ fedlora::testing::PostgresServer& SharedPostgres() {
   return *server;
 }
 #endif
+
+void StoreEngineTest::SetUp() {
+  std::string tmpl = ::testing::TempDir() + "/store_engine_XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+  root_ = tmpl;
+  engine_ = MakeStoreEngine(GetParam(), root_);
+  ASSERT_EQ(engine_->error(), "");
+}
+
+void StoreEngineTest::TearDown() {
+  std::error_code ec;
+  std::filesystem::remove_all(root_, ec);
+}
+
+std::unique_ptr<Store> StoreEngineTest::Open() {
+  auto s = engine_->Open();
+  EXPECT_TRUE(s.ok()) << s.status();
+  return s.ok() ? std::move(*s) : nullptr;
+}
+
+std::string EngineName(const ::testing::TestParamInfo<std::string>& engine) {
+  return engine.param;
+}
 
 std::unique_ptr<StoreEngine> MakeStoreEngine(const std::string& engine,
                                              const std::string& tmp_root) {

@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "fedlora/coordinator/store.h"
+#include "gtest/gtest.h"
 
 #if FEDLORA_HAVE_POSTGRESQL
 #include "testutil/postgres_server.h"
@@ -36,6 +37,20 @@ class StoreEngine {
 // `engine` is one of StoreEngines(); `tmp_root` an empty folder the test owns.
 std::unique_ptr<StoreEngine> MakeStoreEngine(const std::string& engine,
                                              const std::string& tmp_root);
+
+// A test run once per engine: INSTANTIATE_TEST_SUITE_P(Engines, <subclass>,
+// ::testing::ValuesIn(StoreEngines()), EngineName). Each test gets an empty folder `root_`
+// and a fresh place for its store (`engine_`).
+class StoreEngineTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+  // engine_->Open(), failing the test (nullptr) on an error.
+  std::unique_ptr<Store> Open();
+  std::string root_;
+  std::unique_ptr<StoreEngine> engine_;
+};
+std::string EngineName(const ::testing::TestParamInfo<std::string>& engine);
 
 #if FEDLORA_HAVE_POSTGRESQL
 // The server shared by the tests of this process (started at first use, stopped at exit).
