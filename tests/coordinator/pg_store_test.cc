@@ -25,10 +25,8 @@ namespace {
 using ::testing::HasSubstr;
 using std::chrono::milliseconds;
 
-std::string Blob(uint64_t r) { return std::string(3000 + r, static_cast<char>('a' + r % 26)); }
-PrivacyCharge ChargeFor(uint64_t r) {
-  return PrivacyCharge{r, absl::StrCat("{\"round\":", r, "}"), 0.5 * static_cast<double>(r), 0};
-}
+using testing::ChargeFor;
+std::string Blob(uint64_t r) { return testing::AdapterFor(r); }
 
 // Everything a store holds, as text (to show that refused writes changed nothing).
 std::string Dump(Store& s) {

@@ -62,6 +62,17 @@ class PostgresEngine final : public StoreEngine {
 
 }  // namespace
 
+std::string AdapterFor(uint64_t r) {
+  std::string s(40000 + r * 13, '\0');
+  for (size_t i = 0; i < s.size(); ++i) s[i] = static_cast<char>((i * 31 + r * 7) & 0xff);
+  return s;
+}
+
+PrivacyCharge ChargeFor(uint64_t r) {
+  return PrivacyCharge{r, "{\"round\":" + std::to_string(r) + "}", 0.1 * static_cast<double>(r),
+                       0};
+}
+
 std::vector<std::string> StoreEngines() {
 #if FEDLORA_HAVE_POSTGRESQL
   return {"sqlite", "postgresql"};

@@ -18,6 +18,11 @@
 
 namespace fedlora::coordinator::testing {
 
+// Deterministic adapter bytes for round r (about 40 kB; checked again after a crash).
+std::string AdapterFor(uint64_t r);
+// A charge for round r: mechanism {"round":r}, epsilon 0.1 r, time filled in by the store.
+PrivacyCharge ChargeFor(uint64_t r);
+
 // The engines this build has: "sqlite" and, with libpq, "postgresql".
 std::vector<std::string> StoreEngines();
 
