@@ -3,6 +3,7 @@
 // tests FAIL (never skip) when the PostgreSQL binaries are missing.
 #if FEDLORA_HAVE_POSTGRESQL
 
+#include <libpq-fe.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -191,10 +192,11 @@ TEST_F(LeaderLeaseTest, OneHolderAtATimeAndEveryTakeoverIncrementsTheEpoch) {
   EXPECT_EQ(a->TryAcquire("", milliseconds(1000)).status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(a->Renew().code(), absl::StatusCode::kFailedPrecondition);  // never acquired
-  ASSERT_TRUE(*a->TryAcquire("host-a", milliseconds(600)));
+  // ttl 2 s, and margins of at least 0.6 s around it (this machine may be loaded).
+  ASSERT_TRUE(*a->TryAcquire("host-a", milliseconds(2000)));
   EXPECT_EQ(a->epoch(), 1u);
   EXPECT_GT(a->valid_until(), std::chrono::steady_clock::now());
-  EXPECT_FALSE(*b->TryAcquire("host-b", milliseconds(600)));  // A's lease is valid
+  EXPECT_FALSE(*b->TryAcquire("host-b", milliseconds(2000)));  // A's lease is valid
   EXPECT_EQ(b->epoch(), 0u);
   auto now = b->Current();
   ASSERT_TRUE(now.ok()) << now.status();
@@ -202,12 +204,12 @@ TEST_F(LeaderLeaseTest, OneHolderAtATimeAndEveryTakeoverIncrementsTheEpoch) {
   EXPECT_EQ(now->epoch, 1u);
   EXPECT_GT(now->expires_in_seconds, 0);
   // Renewing keeps it past the first ttl.
-  std::this_thread::sleep_for(milliseconds(400));
+  std::this_thread::sleep_for(milliseconds(1400));
   ASSERT_TRUE(a->Renew().ok());
-  std::this_thread::sleep_for(milliseconds(400));
-  EXPECT_FALSE(*b->TryAcquire("host-b", milliseconds(600)));
+  std::this_thread::sleep_for(milliseconds(1400));
+  EXPECT_FALSE(*b->TryAcquire("host-b", milliseconds(2000)));
   // A stops renewing (paused); past the ttl B takes over with the next epoch.
-  std::this_thread::sleep_for(milliseconds(900));
+  std::this_thread::sleep_for(milliseconds(1300));
   ASSERT_TRUE(*b->TryAcquire("host-b", milliseconds(5000)));
   EXPECT_EQ(b->epoch(), 2u);
   absl::Status renew = a->Renew();
@@ -307,6 +309,43 @@ TEST_F(LeaderLeaseTest, AStoreFencedOnALeaseNeverAcquiredCannotWrite) {
   EXPECT_THAT(w.message(), HasSubstr("no leader lease"));
   EXPECT_EQ(OpenPostgresStore(ConnInfo(), StoreFence{"", 1}).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// A leader paused inside a writing transaction holds the lease row (FOR SHARE, as every fenced
+// write does). A standby's TryAcquire does not hang on it (false within a few seconds), and
+// takes over once the server has ended the paused session (idle_in_transaction_session_timeout,
+// which a fenced store sets on its write connection).
+TEST_F(LeaderLeaseTest, TakeoverDoesNotHangOnAWriterPausedInsideItsTransaction) {
+  auto a = Lease(), b = Lease();
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(*a->TryAcquire("host-a", milliseconds(200)));
+  PGconn* paused = PQconnectdb(ConnInfo().c_str());
+  ASSERT_EQ(PQstatus(paused), CONNECTION_OK) << PQerrorMessage(paused);
+  for (const char* sql : {"SET idle_in_transaction_session_timeout = 5000", "BEGIN",
+                          "SELECT epoch FROM leader_leases WHERE population = 'global' "
+                          "FOR SHARE"}) {
+    PGresult* r = PQexec(paused, sql);
+    ASSERT_TRUE(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK)
+        << sql << ": " << PQresultErrorMessage(r);
+    PQclear(r);
+  }
+  std::this_thread::sleep_for(milliseconds(300));  // A's lease has expired
+  const auto start = std::chrono::steady_clock::now();
+  auto first = b->TryAcquire("host-b", milliseconds(5000));
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_FALSE(*first);  // the row is locked by the paused transaction: not now
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  bool acquired = false;
+  const auto deadline = start + std::chrono::seconds(20);
+  while (!acquired && std::chrono::steady_clock::now() < deadline) {
+    auto got = b->TryAcquire("host-b", milliseconds(5000));
+    ASSERT_TRUE(got.ok()) << got.status();
+    acquired = *got;
+    if (!acquired) std::this_thread::sleep_for(milliseconds(200));
+  }
+  EXPECT_TRUE(acquired);  // the server ended the paused session, and its lock with it
+  EXPECT_EQ(b->epoch(), 2u);
+  PQfinish(paused);
 }
 
 // Two real processes: a child holds the lease and writes; it is SIGSTOPped past its lease, the
