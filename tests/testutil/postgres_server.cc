@@ -80,7 +80,12 @@ PostgresServer::PostgresServer() {
     error_ = "initdb failed (exit " + std::to_string(code) + "): " + Tail(initdb.Err());
     return;
   }
-  error_ = Start();
+  // The port was free a moment ago; another test may have taken it since: try fresh ones.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    error_ = Start();
+    if (error_.find("already in use") == std::string::npos) break;
+    port_ = FreeLoopbackPort();
+  }
 }
 
 PostgresServer::~PostgresServer() {
