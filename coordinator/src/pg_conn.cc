@@ -126,6 +126,13 @@ absl::StatusOr<PgResult> PgConn::Exec(const char* sql, const std::vector<PgParam
   std::vector<const char*> values(params.size());
   std::vector<int> lengths(params.size()), formats(params.size());
   for (size_t i = 0; i < params.size(); ++i) {
+    // A text parameter travels as a C string: an embedded NUL would cut it short silently.
+    if (!params[i].binary && params[i].value.find('\0') != std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "coordinator store: ", op, ": text value ", i + 1,
+          " contains a NUL byte, which PostgreSQL text cannot hold (hint: ids, names and JSON "
+          "must be text)"));
+    }
     values[i] = params[i].null ? nullptr : params[i].value.data();
     lengths[i] = static_cast<int>(params[i].value.size());
     formats[i] = params[i].binary ? 1 : 0;

@@ -148,6 +148,20 @@ TEST(PgStoreOpenTest, UnreachableServerAndMissingDatabaseSayWhatToDo) {
   EXPECT_THAT(foreign.status().message(), HasSubstr("own database"));
 }
 
+// SQLite stores any bytes in a TEXT column; PostgreSQL text cannot hold a NUL byte, and libpq
+// would cut the value at it: such a value is refused, never stored cut short.
+TEST(PgStoreOpenTest, TextWithANulByteIsRefusedNotCut) {
+  auto& server = testing::SharedPostgres();
+  ASSERT_TRUE(server.ok()) << server.error();
+  auto store = OpenPostgresStore(server.ConnInfo(server.CreateDatabase()));
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE((*store)->BeginRound(1, 1).ok());
+  absl::Status s = (*store)->SetRoundPhase(1, std::string("share\0keys", 10));
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_THAT(s.message(), HasSubstr("NUL byte"));
+  EXPECT_EQ((*(*store)->ListRounds())[0].phase, "");
+}
+
 TEST(PgStoreOpenTest, NewerSchemaIsRefused) {
   auto& server = testing::SharedPostgres();
   ASSERT_TRUE(server.ok()) << server.error();
