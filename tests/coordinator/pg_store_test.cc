@@ -148,6 +148,46 @@ TEST(PgStoreOpenTest, UnreachableServerAndMissingDatabaseSayWhatToDo) {
   EXPECT_THAT(foreign.status().message(), HasSubstr("own database"));
 }
 
+// Writers in different processes (e.g. `coordinator run` beside `coordinator release` on
+// another host) are serialized by the store's advisory lock as SQLite serializes them: two
+// processes committing rounds at once get versions 1..N with no conflict and no gap.
+TEST(PgStoreOpenTest, TwoProcessesWritingAtOnceAreSerialized) {
+  auto& server = testing::SharedPostgres();
+  ASSERT_TRUE(server.ok()) << server.error();
+  const std::string conninfo = server.ConnInfo(server.CreateDatabase());
+  ASSERT_TRUE(OpenPostgresStore(conninfo).ok());  // the schema, before the race
+  constexpr uint64_t kRounds = 40;
+  std::vector<pid_t> children;
+  for (uint64_t child = 0; child < 2; ++child) {
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      auto store = OpenPostgresStore(conninfo);
+      if (!store.ok()) ::_exit(2);
+      for (uint64_t i = 0; i < kRounds; ++i) {
+        const uint64_t r = child * 1000 + i + 1;
+        if (!(*store)->BeginRound(r, 1).ok()) ::_exit(3);
+        if (!(*store)->ChargeRound(ChargeFor(r), {absl::StrCat("d", child)}).ok()) ::_exit(4);
+        if (!(*store)->CommitRound(r, 1, absl::StrCat("blob", r), "").ok()) ::_exit(5);
+      }
+      ::_exit(0);
+    }
+    children.push_back(pid);
+  }
+  for (pid_t pid : children) {
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+  }
+  auto store = OpenPostgresStore(conninfo);
+  ASSERT_TRUE(store.ok());
+  auto versions = (*store)->ListAdapterVersions();
+  ASSERT_TRUE(versions.ok());
+  ASSERT_EQ(versions->size(), 2 * kRounds);
+  for (size_t i = 0; i < versions->size(); ++i) EXPECT_EQ((*versions)[i].version, i + 1);
+  EXPECT_EQ((*store)->Charges()->size(), 2 * kRounds);
+}
+
 // SQLite stores any bytes in a TEXT column; PostgreSQL text cannot hold a NUL byte, and libpq
 // would cut the value at it: such a value is refused, never stored cut short.
 TEST(PgStoreOpenTest, TextWithANulByteIsRefusedNotCut) {
