@@ -1,11 +1,15 @@
-# fedlora_library(<folder> DEPS <targets...> [PRIVATE_DEPS <targets...>])
-# Builds target fedlora_<folder> from <folder>/src/*.cc; public headers live in
+# fedlora_library(<folder> DEPS <targets...> [PRIVATE_DEPS <targets...>] [EXCLUDE_REGEX <re>])
+# Builds target fedlora_<folder> from <folder>/src/*.cc (less the files matching EXCLUDE_REGEX:
+# optional parts, e.g. the coordinator's PostgreSQL store); public headers live in
 # <folder>/include/fedlora/<folder>/ and are included as "fedlora/<folder>/x.h".
 set(FEDLORA_WARNINGS -Wall -Wextra -Wshadow -Wno-unused-parameter)
 
 function(fedlora_library folder)
-  cmake_parse_arguments(ARG "" "" "DEPS;PRIVATE_DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "" "EXCLUDE_REGEX" "DEPS;PRIVATE_DEPS" ${ARGN})
   file(GLOB srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/src/*.cc)
+  if(ARG_EXCLUDE_REGEX)
+    list(FILTER srcs EXCLUDE REGEX "${ARG_EXCLUDE_REGEX}")
+  endif()
   add_library(fedlora_${folder} STATIC ${srcs})
   target_include_directories(fedlora_${folder}
     PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/include

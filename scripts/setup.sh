@@ -2,8 +2,10 @@
 # Installs the Debian 12 packages a fedlora command needs. Idempotent; run as root (or with sudo).
 # Usage: scripts/setup.sh [main|test|bench|all] [--print]
 #   main   build the `fedlora` CLI and run the main job (scripts/run_main.sh)
-#   test   main + GoogleTest, pybind11 and pytest (scripts/test.sh); node-llama-cpp for the
-#          GGUF check is installed by its ctest fixture (scripts/setup_llamacpp.sh)
+#   test   main + GoogleTest, pybind11 and pytest (scripts/test.sh), and PostgreSQL 15 with
+#          libpq (the coordinator's PostgreSQL store is built when libpq is found, and its tests
+#          start a throwaway server); node-llama-cpp for the GGUF check is installed by its
+#          ctest fixture (scripts/setup_llamacpp.sh)
 #   bench  main + Google Benchmark and Python PyTorch (the benches' peer, bench/peer.h)
 #   all    everything (the default)
 #   --print  list the profile's packages, one a line, and install nothing
@@ -18,9 +20,12 @@ MAIN=(
   libsentencepiece-dev sentencepiece nlohmann-json3-dev libsqlite3-dev libcli11-dev
   libcpp-httplib-dev gnuplot-nox
 )
-# The tests: GoogleTest, and the Python module's build and pytest (tests/python).
+# The tests: GoogleTest, the Python module's build and pytest (tests/python), and PostgreSQL
+# (libpq for the coordinator's PostgreSQL store, the server for its tests; util-linux has the
+# setpriv that runs the server unprivileged when the tests run as root).
 TEST=(libgtest-dev libgmock-dev googletest
-      pybind11-dev python3-dev python3-numpy python3-pytest python3-matplotlib)
+      pybind11-dev python3-dev python3-numpy python3-pytest python3-matplotlib
+      libpq-dev postgresql-15 util-linux)
 BENCH=(libbenchmark-dev python3-torch)
 
 profile=all print=0

@@ -1,13 +1,16 @@
 #include "cli_common.h"
 #include "fedlora/coordinator/fault_injection.h"
+#include "fedlora/coordinator/store.h"
 
 namespace fedlora::cli {
 
 namespace {
 constexpr char kVersion[] = "fedlora " FEDLORA_VERSION_STRING;  // project(VERSION)
-// The version and whether this build has the coordinator's fault injection compiled in.
+// The version, whether this build has the coordinator's fault injection compiled in, and
+// whether it has the PostgreSQL store (multi-host mode; built when CMake finds libpq).
 std::string VersionLine() {
-  return std::string(kVersion) + " (" + coordinator::FaultInjectionNote() + ")";
+  return std::string(kVersion) + " (" + coordinator::FaultInjectionNote() +
+         "; PostgreSQL store: " + (coordinator::PostgresSupported() ? "on" : "off") + ")";
 }
 }  // namespace
 

@@ -1,18 +1,15 @@
 // SqliteStore methods. Every statement is prepared with bound parameters; every mutation is
 // one BEGIN IMMEDIATE transaction; one mutex serializes the calls of this process.
-#include <ctime>
-
 #include "absl/strings/str_cat.h"
 #include "blob_dir.h"
 #include "fedlora/common/status_macros.h"
 #include "sqlite_store_impl.h"
+#include "store_checks.h"
 
 namespace fedlora::coordinator::internal {
 namespace {
 
 using Lock = std::lock_guard<std::mutex>;
-
-int64_t NowUnix() { return static_cast<int64_t>(std::time(nullptr)); }
 
 constexpr char kRoundColumns[] =
     "SELECT round, state, phase, abort_reason, started_unix, ended_unix, selected, summed, "
@@ -43,13 +40,6 @@ DeviceRecord DeviceFromRow(const Stmt& st) {
   return d;
 }
 
-absl::Status CheckTokenHash(const std::string& h) {
-  if (IsSha256Hex(h)) return absl::OkStatus();
-  return absl::InvalidArgumentError(
-      "coordinator store: an enrolment token hash must be the SHA-256 of the token as 64 "
-      "lowercase hex characters (hint: the store never sees raw tokens; hash them first)");
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------- enrolment and devices
@@ -70,14 +60,7 @@ absl::Status SqliteStore::AddEnrollmentTokens(const std::vector<std::string>& ha
 
 absl::Status SqliteStore::EnrollDevice(const std::string& token_hash, const DeviceRecord& device) {
   FEDLORA_RETURN_IF_ERROR(CheckTokenHash(token_hash));
-  if (device.device_id.empty()) {
-    return absl::InvalidArgumentError("coordinator store: enrolling a device with an empty id");
-  }
-  if (device.public_key.size() != 32) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "coordinator store: device ", device.device_id, " has a ", device.public_key.size(),
-        "-byte public key, expected a raw 32-byte Ed25519 key"));
-  }
+  FEDLORA_RETURN_IF_ERROR(CheckNewDevice(device));
   Lock lock(mu_);
   const char* op = "enrolling a device";
   FEDLORA_ASSIGN_OR_RETURN(auto txn, Txn::Begin(*db_, op));
@@ -88,28 +71,14 @@ absl::Status SqliteStore::EnrollDevice(const std::string& token_hash, const Devi
                                            "WHERE token_sha256 = ?",
                                            op));
     FEDLORA_ASSIGN_OR_RETURN(bool row, st.BindText(1, token_hash).Step());
-    if (!row) {
-      return absl::NotFoundError(
-          "coordinator store: unknown enrolment token (hint: check for typos, or ask the "
-          "operator for a new token)");
-    }
-    if (!st.IsNull(0)) {
-      return absl::AlreadyExistsError(
-          absl::StrCat("coordinator store: this enrolment token was already used (by device '",
-                       st.Bytes(0), "' at unix time ", st.Int(1),
-                       "); a token enrols one device only (hint: ask the "
-                       "operator for a new token)"));
-    }
+    if (!row) return UnknownTokenError();
+    if (!st.IsNull(0)) return TokenUsedError(st.Bytes(0), st.Int(1));
   }
   {
     FEDLORA_ASSIGN_OR_RETURN(Stmt st,
                              Stmt::Prepare(*db_, "SELECT 1 FROM devices WHERE device_id = ?", op));
     FEDLORA_ASSIGN_OR_RETURN(bool row, st.BindText(1, device.device_id).Step());
-    if (row) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          "coordinator store: device id '", device.device_id,
-          "' is already enrolled (hint: pick another device id; the token was not used)"));
-    }
+    if (row) return DeviceTakenError(device.device_id);
   }
   const int64_t now = NowUnix();
   FEDLORA_ASSIGN_OR_RETURN(
@@ -145,16 +114,8 @@ absl::Status SqliteStore::CheckTokenUnused(const std::string& token_hash) const 
                              "WHERE token_sha256 = ?",
                              "looking up an enrolment token"));
   FEDLORA_ASSIGN_OR_RETURN(bool row, st.BindText(1, token_hash).Step());
-  if (!row) {
-    return absl::NotFoundError(
-        "coordinator store: unknown enrolment token (hint: check for typos, or ask the "
-        "operator for a new token)");
-  }
-  if (st.Int(0) == 0) {
-    return absl::AlreadyExistsError(
-        "coordinator store: this enrolment token was already used; a token enrols one device "
-        "only (hint: ask the operator for a new token)");
-  }
+  if (!row) return UnknownTokenError();
+  if (st.Int(0) == 0) return TokenUsedError("", 0);
   return absl::OkStatus();
 }
 
@@ -166,10 +127,7 @@ absl::StatusOr<DeviceRecord> SqliteStore::GetDevice(const std::string& device_id
                                          "revoked_reason FROM devices WHERE device_id = ?",
                                          "reading a device"));
   FEDLORA_ASSIGN_OR_RETURN(bool row, st.BindText(1, device_id).Step());
-  if (!row) {
-    return absl::NotFoundError(absl::StrCat("coordinator store: no enrolled device '", device_id,
-                                            "' (hint: enrol it with a token first)"));
-  }
+  if (!row) return NoDeviceError(device_id);
   return DeviceFromRow(st);
 }
 
@@ -196,10 +154,7 @@ absl::Status SqliteStore::RevokeDevice(const std::string& device_id, const std::
   FEDLORA_ASSIGN_OR_RETURN(
       Stmt st, Stmt::Prepare(*db_, "SELECT revoked FROM devices WHERE device_id = ?", op));
   FEDLORA_ASSIGN_OR_RETURN(bool row, st.BindText(1, device_id).Step());
-  if (!row) {
-    return absl::NotFoundError(absl::StrCat("coordinator store: cannot revoke '", device_id,
-                                            "': no such enrolled device"));
-  }
+  if (!row) return NoDeviceToRevokeError(device_id);
   if (st.Int(0) != 0) return absl::OkStatus();  // already revoked: keep the first reason
   FEDLORA_ASSIGN_OR_RETURN(Stmt up,
                            Stmt::Prepare(*db_,
@@ -224,7 +179,7 @@ absl::StatusOr<int> SqliteStore::CountUnusedTokens() const {
 // ---------------------------------------------------------------- meta
 
 absl::Status SqliteStore::PutMeta(const std::string& key, const std::string& value) {
-  if (key.empty()) return absl::InvalidArgumentError("coordinator store: empty meta key");
+  if (key.empty()) return EmptyMetaKeyError();
   Lock lock(mu_);
   const char* op = "writing a meta value";
   FEDLORA_ASSIGN_OR_RETURN(auto txn, Txn::Begin(*db_, op));
@@ -243,9 +198,7 @@ absl::StatusOr<std::string> SqliteStore::GetMeta(const std::string& key) const {
       Stmt st,
       Stmt::Prepare(*reader_, "SELECT value FROM meta WHERE key = ?", "reading a meta value"));
   FEDLORA_ASSIGN_OR_RETURN(bool row, st.BindText(1, key).Step());
-  if (!row) {
-    return absl::NotFoundError(absl::StrCat("coordinator store: no meta value under '", key, "'"));
-  }
+  if (!row) return NoMetaError(key);
   return st.Bytes(0);
 }
 
@@ -266,22 +219,14 @@ absl::StatusOr<RoundRecord> SqliteStore::LoadRound(uint64_t round) const {
   std::string sql = absl::StrCat(kRoundColumns, "WHERE round = ?");
   FEDLORA_ASSIGN_OR_RETURN(Stmt st, Stmt::Prepare(*db_, sql.c_str(), "reading a round"));
   FEDLORA_ASSIGN_OR_RETURN(bool row, st.BindInt(1, static_cast<int64_t>(round)).Step());
-  if (!row) {
-    return absl::NotFoundError(absl::StrCat("coordinator store: round ", round,
-                                            " was never begun (hint: call BeginRound first)"));
-  }
+  if (!row) return RoundNotBegunError(round);
   return RoundFromRow(st);
 }
 
 absl::StatusOr<RoundRecord> SqliteStore::LoadRunningRound(uint64_t round,
                                                           absl::string_view action) const {
   FEDLORA_ASSIGN_OR_RETURN(RoundRecord r, LoadRound(round));
-  if (r.state != "running") {
-    return absl::FailedPreconditionError(
-        absl::StrCat("coordinator store: cannot ", action, " round ", round, ": it is already ",
-                     r.state, r.state == "aborted" ? absl::StrCat(" (", r.abort_reason, ")") : "",
-                     " (hint: start a new round number)"));
-  }
+  FEDLORA_RETURN_IF_ERROR(CheckRunning(r, action));
   return r;
 }
 

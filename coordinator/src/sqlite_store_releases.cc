@@ -1,32 +1,14 @@
 // SqliteStore: signed releases, their rollout events and what devices report running.
-#include <ctime>
-
 #include "absl/strings/str_cat.h"
 #include "blob_dir.h"
 #include "fedlora/common/status_macros.h"
 #include "sqlite_store_impl.h"
+#include "store_checks.h"
 
 namespace fedlora::coordinator::internal {
 namespace {
 
 using Lock = std::lock_guard<std::mutex>;
-
-int64_t NowUnix() { return static_cast<int64_t>(std::time(nullptr)); }
-
-absl::Status CheckRecord(const ReleaseRecord& r) {
-  if (r.version == 0 || r.version > static_cast<uint64_t>(INT64_MAX)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("coordinator store: release version ", r.version, " is out of range"));
-  }
-  if (r.release_id.empty()) {
-    return absl::InvalidArgumentError("coordinator store: a release needs an id");
-  }
-  if (!(r.percent >= 0 && r.percent <= 100)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "coordinator store: rollout percent ", r.percent, " is outside [0, 100]"));
-  }
-  return absl::OkStatus();
-}
 
 }  // namespace
 
@@ -73,33 +55,14 @@ absl::Status SqliteStore::InsertReleaseEvent(uint64_t version, const std::string
 }
 
 absl::Status SqliteStore::PublishRelease(const ReleaseRecord& release, const std::string& bundle) {
-  FEDLORA_RETURN_IF_ERROR(CheckRecord(release));
+  FEDLORA_RETURN_IF_ERROR(CheckReleaseRecord(release));
   const char* op = "publishing a release";
   Lock lock(mu_);
   // The blob first (content-addressed: harmless if the transaction below fails).
   FEDLORA_ASSIGN_OR_RETURN(std::string sha, PutBlob(bundle));
   FEDLORA_ASSIGN_OR_RETURN(auto txn, Txn::Begin(*db_, op));
   FEDLORA_ASSIGN_OR_RETURN(std::vector<ReleaseRecord> existing, QueryReleases(*db_));
-  for (const ReleaseRecord& r : existing) {
-    if (r.version == release.version || r.release_id == release.release_id) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          "coordinator store: release version ", r.version, " (", r.release_id,
-          ") is already published (hint: give the new release a higher version and its own id)"));
-    }
-    if (r.segment != release.segment) continue;
-    if (r.version > release.version) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "coordinator store: segment '", release.segment, "' already has release version ",
-          r.version, ", newer than ", release.version,
-          " (hint: versions only grow; create the release again with a higher --version)"));
-    }
-    if (r.state == "rolling" || r.state == "halted") {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "coordinator store: release version ", r.version, " of segment '", r.segment,
-          "' is still ", r.state, " at ", r.percent,
-          "% (hint: promote it to 100 or roll it back before publishing another)"));
-    }
-  }
+  FEDLORA_RETURN_IF_ERROR(CheckPublishable(existing, release));
   FEDLORA_ASSIGN_OR_RETURN(
       Stmt st, Stmt::Prepare(*db_,
                              "INSERT INTO releases(version, release_id, segment, "
@@ -124,7 +87,7 @@ absl::Status SqliteStore::PublishRelease(const ReleaseRecord& release, const std
 }
 
 absl::Status SqliteStore::UpdateRelease(const ReleaseRecord& release, const std::string& action) {
-  FEDLORA_RETURN_IF_ERROR(CheckRecord(release));
+  FEDLORA_RETURN_IF_ERROR(CheckReleaseRecord(release));
   const char* op = "updating a release's rollout";
   Lock lock(mu_);
   FEDLORA_ASSIGN_OR_RETURN(auto txn, Txn::Begin(*db_, op));
@@ -138,11 +101,7 @@ absl::Status SqliteStore::UpdateRelease(const ReleaseRecord& release, const std:
                               .BindText(3, release.rollback_json)
                               .BindInt(4, static_cast<int64_t>(release.version))
                               .Run());
-  if (st.Changes() != 1) {
-    return absl::NotFoundError(absl::StrCat("coordinator store: no release version ",
-                                            release.version, " (hint: `fedlora coordinator "
-                                            "status` lists the published releases)"));
-  }
+  if (st.Changes() != 1) return NoReleaseError(release.version);
   FEDLORA_RETURN_IF_ERROR(InsertReleaseEvent(release.version, action, release.percent));
   return txn->Commit();
 }
@@ -173,11 +132,7 @@ absl::Status SqliteStore::RecordDeviceRelease(const DeviceReleaseReport& report)
 }
 
 absl::Status SqliteStore::RecordDeviceReleases(const std::vector<DeviceReleaseReport>& reports) {
-  for (const auto& report : reports) {
-    if (report.device_id.empty()) {
-      return absl::InvalidArgumentError("coordinator store: a release report needs a device id");
-    }
-  }
+  FEDLORA_RETURN_IF_ERROR(CheckReports(reports));
   if (reports.empty()) return absl::OkStatus();
   Lock lock(mu_);
   const char* op = "recording devices' releases";

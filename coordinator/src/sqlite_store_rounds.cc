@@ -1,18 +1,14 @@
 // SqliteStore: round lifecycle, privacy charges and adapter versions.
-#include <ctime>
-#include <set>
-
 #include "absl/strings/str_cat.h"
 #include "blob_dir.h"
 #include "fedlora/common/status_macros.h"
 #include "sqlite_store_impl.h"
+#include "store_checks.h"
 
 namespace fedlora::coordinator::internal {
 namespace {
 
 using Lock = std::lock_guard<std::mutex>;
-
-int64_t NowUnix() { return static_cast<int64_t>(std::time(nullptr)); }
 
 constexpr char kVersionColumns[] =
     "SELECT version, sha256, COALESCE(round, 0), created_unix, bytes FROM adapter_versions ";
@@ -20,24 +16,12 @@ constexpr char kVersionColumns[] =
 }  // namespace
 
 absl::Status SqliteStore::BeginRound(uint64_t round, int selected) {
-  if (round == 0 || round > static_cast<uint64_t>(INT64_MAX)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("coordinator store: round ", round,
-                     " is out of range (hint: rounds count from 1; 0 is the initial adapter)"));
-  }
-  if (selected < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("coordinator store: round ", round, " selects ", selected, " devices"));
-  }
+  FEDLORA_RETURN_IF_ERROR(CheckNewRound(round, selected));
   Lock lock(mu_);
   const char* op = "beginning a round";
   FEDLORA_ASSIGN_OR_RETURN(auto txn, Txn::Begin(*db_, op));
   absl::StatusOr<RoundRecord> existing = LoadRound(round);
-  if (existing.ok()) {
-    return absl::AlreadyExistsError(
-        absl::StrCat("coordinator store: round ", round, " already exists (", existing->state,
-                     ") (hint: round numbers are never reused; continue after the highest one)"));
-  }
+  if (existing.ok()) return RoundExistsError(round, existing->state);
   if (!absl::IsNotFound(existing.status())) return existing.status();
   FEDLORA_ASSIGN_OR_RETURN(Stmt st,
                            Stmt::Prepare(*db_,
@@ -77,23 +61,12 @@ absl::Status SqliteStore::AbortRound(uint64_t round, const std::string& reason) 
 
 absl::Status SqliteStore::ChargeRound(const PrivacyCharge& charge,
                                       const std::vector<std::string>& participants) {
-  std::set<std::string> seen;
-  for (const std::string& id : participants) {
-    if (id.empty() || !seen.insert(id).second) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "coordinator store: charging round ", charge.round, ": participant id '", id,
-          id.empty() ? "' is empty" : "' appears twice", " (hint: list each device once)"));
-    }
-  }
+  FEDLORA_RETURN_IF_ERROR(CheckParticipants(charge.round, participants));
   Lock lock(mu_);
   const char* op = "charging a round";
   FEDLORA_ASSIGN_OR_RETURN(auto txn, Txn::Begin(*db_, op));
   FEDLORA_ASSIGN_OR_RETURN(RoundRecord r, LoadRunningRound(charge.round, "charge"));
-  if (r.charged) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("coordinator store: round ", charge.round,
-                     " is already charged; a round is charged exactly once"));
-  }
+  if (r.charged) return AlreadyChargedError(charge.round);
   const int64_t unix = charge.unix != 0 ? charge.unix : NowUnix();
   const int64_t round = static_cast<int64_t>(charge.round);
   FEDLORA_ASSIGN_OR_RETURN(
@@ -159,20 +132,11 @@ absl::StatusOr<AdapterVersion> SqliteStore::InsertVersion(uint64_t round,
 absl::StatusOr<AdapterVersion> SqliteStore::CommitRound(uint64_t round, int summed,
                                                         const std::string& adapter_blob,
                                                         const std::string& optimizer_state) {
-  if (summed < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("coordinator store: round ", round, " summed ", summed, " devices"));
-  }
+  FEDLORA_RETURN_IF_ERROR(CheckSummed(round, summed));
   const char* op = "committing a round";
   auto check = [&]() -> absl::Status {
-    FEDLORA_ASSIGN_OR_RETURN(RoundRecord r, LoadRunningRound(round, "commit"));
-    if (!r.charged) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "coordinator store: refusing to commit round ", round,
-          ": it was never charged (hint: ChargeRound must be committed before the sum is "
-          "unmasked; an uncharged sum is never released)"));
-    }
-    return absl::OkStatus();
+    FEDLORA_ASSIGN_OR_RETURN(RoundRecord r, LoadRound(round));
+    return CheckCommittable(r);
   };
   // Check before writing blobs (no stray files for a refused call), and again in the
   // transaction.
@@ -212,12 +176,7 @@ absl::StatusOr<AdapterVersion> SqliteStore::PutInitialAdapter(const std::string&
     FEDLORA_ASSIGN_OR_RETURN(Stmt st,
                              Stmt::Prepare(*db_, "SELECT COUNT(*) FROM adapter_versions", op));
     FEDLORA_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (row && st.Int(0) > 0) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          "coordinator store: the state folder ", dir_, " already holds ", st.Int(0),
-          " adapter version(s); the initial adapter is set once (hint: resume from the latest "
-          "version, or start a new run in an empty state folder)"));
-    }
+    if (row && st.Int(0) > 0) return InitialExistsError("the state folder " + dir_, st.Int(0));
     return absl::OkStatus();
   };
   FEDLORA_RETURN_IF_ERROR(check());
@@ -251,11 +210,7 @@ absl::StatusOr<AdapterVersion> SqliteStore::LatestAdapter() const {
   FEDLORA_ASSIGN_OR_RETURN(
       auto versions,
       QueryVersions(absl::StrCat(kVersionColumns, "ORDER BY version DESC LIMIT 1").c_str()));
-  if (versions.empty()) {
-    return absl::NotFoundError(
-        absl::StrCat("coordinator store: no adapter version in ", dir_,
-                     " yet (hint: store the initial adapter with PutInitialAdapter)"));
-  }
+  if (versions.empty()) return NoAdapterError(dir_);
   return versions.front();
 }
 

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "coordinator/store_testutil.h"
 #include "fedlora/common/ed25519.h"
 #include "fedlora/common/release.h"
 #include "fedlora/coordinator/store.h"
@@ -192,7 +193,12 @@ class ReleaseStoreTest : public ::testing::Test {
   std::string dir_;
 };
 
-TEST_F(ReleaseStoreTest, PublishUpdateAndReportSurviveReopeningAndKeepTheEventLog) {
+// The release part of the store contract, on every engine (coordinator/store_testutil.h).
+class ReleaseStoreContractTest : public testing::StoreEngineTest {};
+INSTANTIATE_TEST_SUITE_P(Engines, ReleaseStoreContractTest,
+                         ::testing::ValuesIn(testing::StoreEngines()), testing::EngineName);
+
+TEST_P(ReleaseStoreContractTest, PublishUpdateAndReportSurviveReopeningAndKeepTheEventLog) {
   {
     auto store = Open();
     ASSERT_TRUE(store);

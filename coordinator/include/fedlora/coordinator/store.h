@@ -1,6 +1,7 @@
 // The coordinator's persistent state: enrolled devices, rounds, privacy charges, adapter
-// versions and small config values. `Store` is the interface; `OpenSqliteStore` opens the
-// SQLite implementation over a state folder DIR:
+// versions and small config values. `Store` is the interface with two implementations:
+// `OpenPostgresStore` (multi-host mode, below) and `OpenSqliteStore`, the SQLite one over a
+// state folder DIR:
 //   DIR/coordinator.db   SQLite, WAL journal, synchronous=FULL, foreign keys on.
 //   DIR/blobs/<sha256>   adapter (and optimizer-state) blobs, content-addressed, written with
 //                        fsync + atomic rename before the row that references them commits.
@@ -12,6 +13,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -97,6 +99,9 @@ struct PrivacyCharge {
 // Status codes common to every method: INTERNAL for an SQLite or I/O failure (the message
 // names the operation), RESOURCE_EXHAUSTED when the disk is full (nothing committed is lost),
 // DATA_LOSS when the database is corrupted. Codes specific to a method are listed with it.
+// PostgreSQL adds UNAVAILABLE (server unreachable or connection lost: nothing was written,
+// except that a lost COMMIT's outcome is unknown; the next call reconnects), ABORTED (a
+// conflict: retry) and, with a fence, FAILED_PRECONDITION "fenced: ..." on every write.
 class Store {
  public:
   virtual ~Store() = default;
@@ -211,6 +216,30 @@ inline constexpr int kStoreSchemaVersion = 2;
 // is a database of something else), DATA_LOSS (coordinator.db is not an SQLite database or is
 // corrupted), INTERNAL (other SQLite or I/O failures).
 absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& dir);
+
+// ---- Multi-host mode (docs/coordinator.md, "Multi-host (in progress)").
+// A fence: the population whose leader lease (leader_lease.h) this process holds, and the
+// epoch it holds it under. A store opened with a fence checks, inside every writing
+// transaction, that the lease still carries that epoch; once another process took the lease
+// over, every write returns FAILED_PRECONDITION "fenced: ...; step down" and changes nothing.
+struct StoreFence {
+  std::string population;
+  uint64_t epoch = 0;
+};
+
+// True when this build has PostgreSQL support (CMake found libpq: FEDLORA_HAVE_POSTGRESQL).
+bool PostgresSupported();
+
+// Opens the PostgreSQL implementation on the database named by libpq's `conninfo` (key=value
+// pairs, e.g. "host=/run/postgresql dbname=fedlora", or a postgresql:// URI), creating the
+// schema if the database has none. Blobs live in the database, content-addressed (table
+// `blobs`), committed in the same transaction as the row that names them. Every write is one
+// transaction under a database-wide advisory lock, so writers in different processes are
+// serialized as SQLite's are. Errors: UNAVAILABLE (server unreachable), PERMISSION_DENIED
+// (authentication), FAILED_PRECONDITION (no such database; a newer schema; tables of
+// something else), UNIMPLEMENTED (a build without libpq).
+absl::StatusOr<std::unique_ptr<Store>> OpenPostgresStore(
+    const std::string& conninfo, const std::optional<StoreFence>& fence = std::nullopt);
 
 // SHA-256 of `bytes` as 64 lowercase hex characters.
 std::string Sha256Hex(std::string_view bytes);
