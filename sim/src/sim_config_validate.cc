@@ -198,7 +198,8 @@ absl::Status ValidateConfig(const SimConfig& c) {
     p.Add(absl::StrCat(
         "secagg.max_shard_size: sharded rounds run only on the coordinator's round engine, not "
         "on the simulator's own sampling",
-        why.empty() ? "" : absl::StrCat(" (the coordinator engine cannot run this config: ", why, ")"),
+        why.empty() ? ""
+                    : absl::StrCat(" (the coordinator engine cannot run this config: ", why, ")"),
         "; hint: set rounds.engine = coordinator, or run.transport = grpc, or "
         "secagg.max_shard_size = 0"));
   }
