@@ -62,6 +62,12 @@ void PrintTable(const sim::Summary& s) {
       "  epsilon %s against the coordinator itself (the worst device: %d rounds, no "
       "amplification by sampling)\n",
       privacy::FormatEpsilon(s.epsilon_coordinator).c_str(), s.max_rounds_per_device);
+  if (s.shard_min > 0) {
+    std::printf(
+        "secure aggregation: %s session(s) per round, each needing %d survivors (every device's "
+        "noise is calibrated for that minimum)\n",
+        sim::ShardCountsText(s.shards_per_round).c_str(), s.shard_min);
+  }
   if (!s.engine.empty()) std::printf("round engine: %s\n", s.engine.c_str());
   if (!s.randomness.empty()) std::printf("randomness: %s\n", s.randomness.c_str());
   if (!s.base_model_scheme.empty()) std::printf("base model: %s\n", s.base_model_scheme.c_str());

@@ -42,6 +42,7 @@ coordinator::PrivacyRecipe MakeRecipe(const SimConfig& c, size_t dim, int popula
   r.bits = c.bits;
   r.min_survivors = c.min_survivors;
   r.modclip_prob = c.modclip_prob;
+  r.max_shard_size = c.max_shard_size;  // the coordinator engines only (ValidateConfig)
   r.delta = c.delta > 0 ? c.delta : privacy::DefaultDelta(static_cast<double>(population));
   r.epsilon_budget = c.epsilon_budget;
   return r;

@@ -16,6 +16,7 @@
 #include "fedlora/privacy/prepare_update.h"
 #include "fedlora/secagg/device.h"
 #include "fedlora/sim/cohort_trainer.h"
+#include "round_shards.h"
 
 namespace fedlora::sim {
 namespace {
@@ -161,6 +162,7 @@ absl::Status CoordinatorDriver::StartTasked(std::vector<std::pair<int, v1::Task>
     Device& d = *dev;
     d.index = tasked[k].first;
     d.task = std::move(tasked[k].second);
+    NoteTaskShard(d.task, rec);
     d.train_seconds = tokens / (kReferenceTokensPerSecond * s_->devices[d.index].speed);
     devices_[d.index] = std::move(dev);
     for (int p = 0; p < secagg::kNumProtocolPhases; ++p) {

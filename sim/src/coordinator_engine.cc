@@ -10,6 +10,7 @@
 #include "fedlora/common/status_macros.h"
 #include "fedlora/coordinator/run_epsilons.h"
 #include "ledger_epsilons.h"
+#include "round_shards.h"
 #include "sim_state.h"
 
 namespace fedlora::sim {
@@ -55,6 +56,7 @@ absl::StatusOr<SimResult> RunCoordinatorEngine(
     }
     FEDLORA_RETURN_IF_ERROR(
         RecordLedgerEpsilons(driver->store(), driver->delta(), &rec, &result.summary));
+    NoteRoundShards(rec, &result.summary);
     if ((c.eval_every > 0 && round % c.eval_every == 0) || round == c.rounds) {
       FEDLORA_RETURN_IF_ERROR(
           EvaluatePopulations(&s, round == c.rounds, &rec.eval_participants, &rec.eval_heldout));

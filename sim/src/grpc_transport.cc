@@ -30,6 +30,7 @@
 #include "fedlora/privacy/params_wire.h"
 #include "fedlora/sim/cohort_trainer.h"
 #include "ledger_epsilons.h"
+#include "round_shards.h"
 #include "sim_state.h"
 
 namespace fedlora::sim {
@@ -184,6 +185,7 @@ absl::StatusOr<SimResult> Simulator::RunOverGrpc(
     for (int d : cohort) {
       windows.push_back(&s.devices[d].windows);
       seeds.push_back(replies[d]->task().task_seed());
+      NoteTaskShard(replies[d]->task(), &rec);
     }
     if (cohort.empty()) {
       rec.aborted = true;
@@ -301,6 +303,7 @@ absl::StatusOr<SimResult> Simulator::RunOverGrpc(
     }
     FEDLORA_RETURN_IF_ERROR(
         RecordLedgerEpsilons(*store, result.summary.delta, &rec, &result.summary));
+    NoteRoundShards(rec, &result.summary);
 
     if ((c.eval_every > 0 && round % c.eval_every == 0) || round == c.rounds) {
       FEDLORA_RETURN_IF_ERROR(

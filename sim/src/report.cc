@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -79,6 +80,8 @@ std::string CsvHeader() {
         cols.push_back(absl::StrCat(pop, "_", var, "_", m));
     }
   }
+  cols.push_back("shards");
+  cols.push_back("shard_min");
   return absl::StrCat(absl::StrJoin(cols, ","), "\n");
 }
 
@@ -116,6 +119,8 @@ std::string CsvRow(const RoundRecord& r) {
       cells.push_back(m ? G(m->next_word_top3) : "");
     }
   }
+  cells.push_back(absl::StrCat(r.shards));
+  cells.push_back(absl::StrCat(r.shard_min));
   return absl::StrCat(absl::StrJoin(cells, ","), "\n");
 }
 
@@ -189,6 +194,8 @@ nlohmann::json RoundRecord::ToJson() const {
                       {"clip", clip},
                       {"epsilon_observers", epsilon},
                       {"epsilon_coordinator", internal::EpsilonJson(epsilon_coordinator)},
+                      {"shards", shards},
+                      {"shard_min", shard_min},
                       {"seconds", seconds},
                       {"train_seconds", train_seconds},
                       {"privacy_seconds", privacy_seconds}};
@@ -203,6 +210,7 @@ nlohmann::json Summary::ToJson() const {
           {"epsilon_observers", epsilon},
           {"epsilon_coordinator", internal::EpsilonJson(epsilon_coordinator)},
           {"max_rounds_per_device", max_rounds_per_device},
+          {"secagg_shards", {{"per_round", shards_per_round}, {"shard_min", shard_min}}},
           {"delta", delta},
           {"epsilon_holds_against",
            {{"epsilon_observers",
@@ -271,6 +279,18 @@ absl::Status ReportWriter::Finish(const Summary& summary) {
   }
   return WriteFileAtomic(absl::StrCat(out_dir_, "/report.md"),
                          internal::RenderReportMarkdown(summary, rounds_, plots));
+}
+
+// Rounds that ran no session (0: nobody sampled, or aborted at selection) are left out.
+std::string ShardCountsText(const std::vector<int>& per_round) {
+  int lo = 0, hi = 0;
+  for (int k : per_round) {
+    if (k <= 0) continue;
+    lo = lo == 0 ? k : std::min(lo, k);
+    hi = std::max(hi, k);
+  }
+  if (lo == hi) return absl::StrCat(hi);
+  return absl::StrCat(lo, " to ", hi, " (rounds.csv, column shards)");
 }
 
 }  // namespace fedlora::sim

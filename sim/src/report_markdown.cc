@@ -146,6 +146,13 @@ void PrivacySection(const Summary& summary, std::string* md) {
   if (!summary.engine.empty()) {
     absl::StrAppend(md, "| round engine | ", summary.engine, " |\n");
   }
+  if (summary.shard_min > 0) {
+    absl::StrAppend(md, "| secure-aggregation sessions (shards) per round | ",
+                    ShardCountsText(summary.shards_per_round), "; each shard needs ",
+                    summary.shard_min, " survivors (every device's noise is calibrated for it; ",
+                    "secagg.max_shard_size = ", ConfigText(summary.config, "secagg.max_shard_size"),
+                    ") |\n");
+  }
   if (!summary.randomness.empty()) {
     absl::StrAppend(md, "| randomness | ", summary.randomness, " |\n");
   }

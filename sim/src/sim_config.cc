@@ -331,6 +331,10 @@ const std::vector<Field>& Fields() {
       F("secagg.speed_sigma", &C::speed_sigma, "Log-normal sigma of simulated device speed."),
       F("secagg.deadline", &C::deadline,
         "Round deadline in simulated seconds (slower devices drop); 0 = none."),
+      F("secagg.max_shard_size", &C::max_shard_size,
+        "Sharded secure aggregation: a round of n sampled devices runs as ceil(n / S) sessions, "
+        "each device's noise calibrated for its shard's minimum; 0 = one session, else >= 3. "
+        "Coordinator engines only (rounds.engine = coordinator, or run.transport = grpc)."),
       // [output]
       F("output.json", &C::json, "Print the final summary as JSON on stdout."),
       F("output.progress", &C::progress, "Show a progress bar on a terminal."),

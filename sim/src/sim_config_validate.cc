@@ -189,6 +189,20 @@ absl::Status ValidateConfig(const SimConfig& c) {
   p.Check(InUnitOpen(c.dropout_unmask), "secagg.dropout_unmask", "in [0, 1)", c.dropout_unmask);
   p.Check(c.speed_sigma >= 0, "secagg.speed_sigma", ">= 0", c.speed_sigma);
   p.Check(c.deadline >= 0, "secagg.deadline", ">= 0 (0 = none)", c.deadline);
+  p.Check(c.max_shard_size == 0 || c.max_shard_size >= 3, "secagg.max_shard_size",
+          "0 (one session per round) or >= 3 (a shard of at least 2 devices)", c.max_shard_size);
+  if (c.max_shard_size != 0 && c.transport == Transport::kInProcess && !UsesCoordinatorEngine(c)) {
+    // The simulator's own sampling sums each round in one in-process session: it cannot shard,
+    // and its noise would be calibrated for shards it never runs.
+    const std::string why = CoordinatorEngineRefusal(c);
+    p.Add(absl::StrCat(
+        "secagg.max_shard_size: sharded rounds run only on the coordinator's round engine, not "
+        "on the simulator's own sampling",
+        why.empty() ? ""
+                    : absl::StrCat(" (the coordinator engine cannot run this config: ", why, ")"),
+        "; hint: set rounds.engine = coordinator, or run.transport = grpc, or "
+        "secagg.max_shard_size = 0"));
+  }
   if (c.engine == RoundEngine::kCoordinator && c.transport == Transport::kInProcess) {
     const std::string why = CoordinatorEngineRefusal(c);
     if (!why.empty()) {

@@ -21,46 +21,6 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-// SmallConfig with the coordinator's sampling: distributed DP, Poisson, the default engine.
-SimConfig PoissonConfig(const std::string& out) {
-  SimConfig c = SmallConfig(out);
-  c.sampling = SamplingMode::kPoisson;
-  c.eval_every = 100;  // only the final evaluation
-  c.personalize_steps = 0;
-  c.personalize_compare = false;
-  fs::remove_all(c.out);
-  return c;
-}
-
-absl::StatusOr<SimResult> RunSim(const SimConfig& c) {
-  auto sim = Simulator::Create(c);
-  if (!sim.ok()) return sim.status();
-  return (*sim)->Run();
-}
-
-struct StoreView {
-  std::unique_ptr<coordinator::Store> store;
-  std::map<uint64_t, coordinator::RoundRecord> rounds;
-  std::set<uint64_t> charged;
-  std::map<uint64_t, std::vector<std::string>> participants;
-};
-
-StoreView OpenStore(const SimConfig& c) {
-  StoreView v;
-  auto store = coordinator::OpenSqliteStore((fs::path(c.out) / "coordinator").string());
-  EXPECT_TRUE(store.ok()) << store.status() << " (no coordinator store under " << c.out << ")";
-  if (!store.ok()) return v;
-  v.store = std::move(*store);
-  auto rounds = v.store->ListRounds();
-  auto charges = v.store->Charges();
-  auto participants = v.store->ParticipantsByRound();
-  EXPECT_TRUE(rounds.ok() && charges.ok() && participants.ok());
-  for (const auto& r : *rounds) v.rounds[r.round] = r;
-  for (const auto& ch : *charges) v.charged.insert(ch.round);
-  v.participants = *participants;
-  return v;
-}
-
 // (a) The store's ledger is what summary.json and rounds.jsonl report: each charged round's
 // participants are the round's sampled devices, each committed round's summed devices its
 // survivors, and both epsilons are ComputeRunEpsilons of that store.

@@ -225,6 +225,43 @@ TEST(GrpcTransportTest, FedsaSharesOnlyAAndEachDeviceKeepsItsOwnB) {
   fs::remove_all(out);
 }
 
+// secagg.max_shard_size reaches the coordinator process (coordinator.json, pinned as `init
+// --max-shard-size` would): 4 sampled devices with shards of at most 3 run as 2 sessions of 2,
+// each needing 2 survivors; both rounds commit and rounds.jsonl / summary.json say so.
+TEST(GrpcTransportTest, ShardedRoundsRunInTheCoordinatorProcess) {
+  if (!fs::exists(Fixture())) GTEST_SKIP() << "no ../shared fixture";
+  const fs::path out =
+      fs::temp_directory_path() / ("fedlora_sim_grpc_shard_" + std::to_string(getpid()));
+  const std::string state =
+      RunGrpcSim(out, "--set secagg.max_shard_size=3 --set secagg.dropout_masked=0");
+  std::stringstream config, jsonl, summary;
+  config << std::ifstream(fs::path(state) / "coordinator.json").rdbuf();
+  EXPECT_EQ(nlohmann::json::parse(config.str())["max_shard_size"].get<int>(), 3);
+  ReadRun(state);  // both rounds committed (three adapter versions)
+  jsonl << std::ifstream(out / "rounds.jsonl").rdbuf();
+  int rounds = 0;
+  for (std::string line; std::getline(jsonl, line);) {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    ++rounds;
+    EXPECT_FALSE(j["aborted"].get<bool>()) << line;
+    EXPECT_EQ(j["sampled"].get<int>(), 4) << line;
+    EXPECT_EQ(j["survivors"].get<int>(), 4) << line;
+    EXPECT_EQ(j["shards"].get<int>(), 2) << line;
+    EXPECT_EQ(j["shard_min"].get<int>(), 2) << line;
+  }
+  EXPECT_EQ(rounds, 2);
+  summary << std::ifstream(out / "summary.json").rdbuf();
+  const nlohmann::json sj = nlohmann::json::parse(summary.str());
+  EXPECT_EQ(sj["secagg_shards"]["per_round"], nlohmann::json::array({2, 2}));
+  EXPECT_EQ(sj["secagg_shards"]["shard_min"].get<int>(), 2);
+  auto store = coordinator::OpenSqliteStore(state);
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto eps = coordinator::ComputeRunEpsilons(**store, sj["delta"].get<double>());
+  ASSERT_TRUE(eps.ok()) << eps.status();
+  EXPECT_DOUBLE_EQ(sj["epsilon_coordinator"].get<double>(), eps->coordinator);
+  fs::remove_all(out);
+}
+
 TEST(GrpcTransportTest, ConfigsTheCoordinatorCannotRunAreRefusedBeforeAnyWork) {
   const fs::path out = fs::temp_directory_path() / ("fedlora_sim_grpc_bad_" + std::to_string(getpid()));
   fs::remove_all(out);

@@ -10,6 +10,7 @@
 #include "fedlora/model/checkpoint.h"
 #include "fedlora/model/llama.h"
 #include "fedlora/model/tokenizer.h"
+#include "gtest/gtest.h"
 
 namespace fedlora::sim {
 
@@ -68,6 +69,38 @@ SimConfig SmallConfig(const std::string& out) {
   c.out = (fs::temp_directory_path() / out).string();
   c.progress = false;
   return c;
+}
+
+SimConfig PoissonConfig(const std::string& out) {
+  SimConfig c = SmallConfig(out);
+  c.sampling = SamplingMode::kPoisson;
+  c.eval_every = 100;  // only the final evaluation
+  c.personalize_steps = 0;
+  c.personalize_compare = false;
+  fs::remove_all(c.out);
+  return c;
+}
+
+absl::StatusOr<SimResult> RunSim(const SimConfig& c) {
+  auto sim = Simulator::Create(c);
+  if (!sim.ok()) return sim.status();
+  return (*sim)->Run();
+}
+
+StoreView OpenStore(const SimConfig& c) {
+  StoreView v;
+  auto store = coordinator::OpenSqliteStore((fs::path(c.out) / "coordinator").string());
+  EXPECT_TRUE(store.ok()) << store.status() << " (no coordinator store under " << c.out << ")";
+  if (!store.ok()) return v;
+  v.store = std::move(*store);
+  auto rounds = v.store->ListRounds();
+  auto charges = v.store->Charges();
+  auto participants = v.store->ParticipantsByRound();
+  EXPECT_TRUE(rounds.ok() && charges.ok() && participants.ok());
+  for (const auto& r : *rounds) v.rounds[r.round] = r;
+  for (const auto& ch : *charges) v.charged.insert(ch.round);
+  v.participants = *participants;
+  return v;
 }
 
 }  // namespace fedlora::sim

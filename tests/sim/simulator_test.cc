@@ -20,12 +20,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-absl::StatusOr<SimResult> RunSim(const SimConfig& c) {
-  auto sim = Simulator::Create(c);
-  if (!sim.ok()) return sim.status();
-  return (*sim)->Run();
-}
-
 TEST(SimulatorTest, DistributedDpRunReportsMetricsAndEpsilon) {
   SimConfig c = SmallConfig("fedlora_sim_dist");
   auto r = RunSim(c);

@@ -86,6 +86,11 @@ struct RoundRecord {
   double epsilon = 0;  // against observers of releases: cumulative, after this round
   // Against the coordinator: the worst device's, after this round (+inf with central DP).
   double epsilon_coordinator = 0;
+  // Secure-aggregation sessions (shards, secagg.max_shard_size) the round ran and the survivors
+  // each needed to be unmasked, from the coordinator's tasks; 0 when the round sampled no one
+  // or ran on the simulator's own sampling (one session, its minimum not reported).
+  int shards = 0;
+  int shard_min = 0;
   double seconds = 0;  // wall time of the round
   double train_seconds = 0;
   double privacy_seconds = 0;  // encode + secure aggregation + decode
@@ -102,6 +107,10 @@ struct Summary {
   double epsilon = 0;              // against observers of the released adapters (amplified)
   double epsilon_coordinator = 0;  // against the coordinator: the worst device (+inf: central)
   int max_rounds_per_device = 0;   // the most rounds any one device was sampled into
+  // Coordinator engines: each round's secure-aggregation sessions (RoundRecord::shards) and the
+  // survivors each shard needed (every device's noise is calibrated for it).
+  std::vector<int> shards_per_round;
+  int shard_min = 0;
   double delta = 0;
   std::string privacy_assumption;          // neighbouring relation and sampling `epsilon` assumes
   std::string randomness;                  // where the noise came from (seeded in simulation)
@@ -116,6 +125,10 @@ struct Summary {
   std::string base_model_scheme;  // "float32" or its compression
   nlohmann::json ToJson() const;
 };
+
+// The secure-aggregation sessions per round (Summary::shards_per_round) in words: "3" when every
+// round that sampled devices ran 3, else "2 to 3 (rounds.csv, column shards)".
+std::string ShardCountsText(const std::vector<int>& shards_per_round);
 
 // Checks `out_dir` before any work: creates it, refuses (FAILED_PRECONDITION, naming the file)
 // when it holds an earlier run's rounds.csv, rounds.jsonl, summary.json or report.md unless

@@ -150,6 +150,9 @@ struct SimConfig {
   double dropout_unmask = 0.0;
   double speed_sigma = 0.5;  // log-normal spread of device speed
   double deadline = 0.0;     // round deadline in simulated seconds (0 = none)
+  // Sharded secure aggregation (coordinator/shard_plan.h): a round of n sampled devices runs as
+  // ceil(n / max_shard_size) sessions; 0 = one session. Coordinator engines only.
+  int max_shard_size = 0;
 
   // [output]
   bool json = false;
