@@ -61,8 +61,11 @@ deb)
   dpkg-deb --info "$deb" > "$work/info.txt"
   grep -q "^ Package: fedlora$" "$work/info.txt" || fail "package name"
   grep -q "^ Depends:.*libtorch" "$work/info.txt" || fail "no libtorch dependency: $(cat "$work/info.txt")"
-  dpkg-deb --ctrl-tarfile "$deb" | tar -t | grep -q "postinst" || fail "no postinst"
-  dpkg-deb --info "$deb" conffiles | grep -qx "/etc/fedlora/coordinator.env" || fail "conffiles"
+  # Listed to a file first: with pipefail, grep -q closing the pipe early can fail tar (SIGPIPE).
+  dpkg-deb --ctrl-tarfile "$deb" | tar -t > "$work/control_files.txt"
+  grep -q "postinst" "$work/control_files.txt" || fail "no postinst: $(cat "$work/control_files.txt")"
+  dpkg-deb --info "$deb" conffiles > "$work/conffiles.txt"
+  grep -qx "/etc/fedlora/coordinator.env" "$work/conffiles.txt" || fail "conffiles"
   root=$work/root
   dpkg -x "$deb" "$root"
   for f in usr/bin/fedlora usr/include/fedlora.h usr/lib/pkgconfig/fedlora.pc \
