@@ -12,8 +12,8 @@ set(FEDLORA_WARNINGS -Wall -Wextra -Wshadow -Wno-unused-parameter)
 # not a fedlora_library. The price: editing one file recompiles its whole batch, so
 # developers who iterate on one library can configure with -DFEDLORA_UNITY=OFF.
 option(FEDLORA_UNITY "Unity build of the fedlora_* libraries" ON)
-# 8: the largest libraries (coordinator, device) still split into several batches, so both
-# cores stay busy, and one edit recompiles at most 8 files; larger batches saved little more.
+# 8: the largest libraries (coordinator 6 batches, device and secagg 4) still split into several
+# batches that keep 2 cores busy, and one edit recompiles at most 8 files (not tuned further).
 set(FEDLORA_UNITY_BATCH 8 CACHE STRING "Sources per unity translation unit (FEDLORA_UNITY)")
 
 function(fedlora_library folder)
