@@ -4,6 +4,18 @@
 # <folder>/include/fedlora/<folder>/ and are included as "fedlora/<folder>/x.h".
 set(FEDLORA_WARNINGS -Wall -Wextra -Wshadow -Wno-unused-parameter)
 
+# Unity build of the libraries (FEDLORA_UNITY): CMake concatenates up to
+# FEDLORA_UNITY_BATCH sources of one fedlora_<folder> library into one translation unit, so
+# the libtorch/absl/gRPC headers are parsed once per batch instead of once per file
+# (docs/benchmarks.md, "Build"). Libraries only: tests, benches, tools, capi and python repeat
+# test-local helper names across files, and the generated protobuf code (fedlora_proto) is
+# not a fedlora_library. The price: editing one file recompiles its whole batch, so
+# developers who iterate on one library can configure with -DFEDLORA_UNITY=OFF.
+option(FEDLORA_UNITY "Unity build of the fedlora_* libraries" ON)
+# 8: the largest libraries (coordinator 6 batches, device and secagg 4) still split into several
+# batches that keep 2 cores busy, and one edit recompiles at most 8 files (not tuned further).
+set(FEDLORA_UNITY_BATCH 8 CACHE STRING "Sources per unity translation unit (FEDLORA_UNITY)")
+
 function(fedlora_library folder)
   cmake_parse_arguments(ARG "" "EXCLUDE_REGEX" "DEPS;PRIVATE_DEPS" ${ARGN})
   file(GLOB srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/src/*.cc)
@@ -19,6 +31,10 @@ function(fedlora_library folder)
   # Each library also goes into libfedlora.so (the C API, capi/): position-independent code.
   # Executables keep the compiler's default (PIE on Debian).
   set_target_properties(fedlora_${folder} PROPERTIES POSITION_INDEPENDENT_CODE ON)
+  if(FEDLORA_UNITY)
+    set_target_properties(fedlora_${folder} PROPERTIES
+      UNITY_BUILD ON UNITY_BUILD_BATCH_SIZE ${FEDLORA_UNITY_BATCH})
+  endif()
   if(folder IN_LIST FEDLORA_TORCH_FOLDERS)  # FEDLORA_PCH below
     fedlora_torch_pch(fedlora_${folder})
   endif()

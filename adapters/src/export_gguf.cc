@@ -24,27 +24,7 @@ constexpr model::Proj kAllProj[] = {model::Proj::kQ,   model::Proj::kK,    model
 
 using internal::PermuteHeads;
 using internal::PermuteRows;
-
-GgufTensor MakeTensor(const std::string& name, const torch::Tensor& t, GgmlType type) {
-  GgufTensor g;
-  g.name = name;
-  g.type = static_cast<uint32_t>(type);
-  torch::Tensor c = t.to(torch::kFloat).contiguous();
-  g.ne = {c.size(1), c.size(0)};  // GGUF lists the contiguous dimension first
-  const auto n = static_cast<size_t>(c.numel());
-  const float* src = c.data_ptr<float>();
-  if (type == GgmlType::kF32) {
-    g.data.resize(n * 4);
-    std::memcpy(g.data.data(), src, n * 4);
-  } else {
-    g.data.resize(n * 2);
-    for (size_t i = 0; i < n; ++i) {
-      const uint16_t h = io::FloatToHalf(src[i]);
-      std::memcpy(g.data.data() + 2 * i, &h, 2);
-    }
-  }
-  return g;
-}
+using internal::MakeTensor;
 
 absl::Status ShapeError(int layer, model::Proj p, char which, c10::IntArrayRef got,
                         const std::vector<int64_t>& want, const model::LlamaConfig& c) {

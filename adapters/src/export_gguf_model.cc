@@ -15,6 +15,8 @@
 namespace fedlora::adapters {
 namespace {
 
+using internal::MakeTensor;
+
 constexpr model::Proj kProjOrder[] = {model::Proj::kQ,    model::Proj::kK,  model::Proj::kV,
                                       model::Proj::kO,    model::Proj::kGate, model::Proj::kUp,
                                       model::Proj::kDown};
@@ -41,32 +43,6 @@ GgufValue Array(GgufType element, std::vector<GgufValue> items) {
   v.array_type = element;
   v.array = std::move(items);
   return v;
-}
-
-// A float tensor (any shape, up to 2-D here) in `type`; Q8_0 falls back to F16 for rows that
-// are not whole blocks.
-GgufTensor MakeTensor(const std::string& name, const torch::Tensor& t, GgmlType type) {
-  GgufTensor g;
-  g.name = name;
-  torch::Tensor c = t.detach().to(torch::kFloat).contiguous();
-  for (int64_t d = c.dim() - 1; d >= 0; --d) g.ne.push_back(c.size(d));
-  if (type == GgmlType::kQ8_0 && g.ne[0] % kQ8_0Block != 0) type = GgmlType::kF16;
-  g.type = static_cast<uint32_t>(type);
-  const auto n = static_cast<size_t>(c.numel());
-  const float* src = c.data_ptr<float>();
-  if (type == GgmlType::kF32) {
-    g.data.resize(n * 4);
-    std::memcpy(g.data.data(), src, n * 4);
-  } else if (type == GgmlType::kF16) {
-    g.data.resize(n * 2);
-    for (size_t i = 0; i < n; ++i) {
-      const uint16_t h = io::FloatToHalf(src[i]);
-      std::memcpy(g.data.data() + 2 * i, &h, 2);
-    }
-  } else {
-    g.data = QuantizeQ8_0(src, n);
-  }
-  return g;
 }
 
 // The tokenizer.ggml.* metadata.

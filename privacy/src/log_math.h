@@ -8,20 +8,19 @@
 
 namespace fedlora::privacy {
 
+inline constexpr double kInf = std::numeric_limits<double>::infinity();
+
 // log(exp(x) + exp(y)).
 inline double LogAdd(double x, double y) {
   const double a = std::min(x, y), b = std::max(x, y);
-  if (a == -std::numeric_limits<double>::infinity() ||
-      b == std::numeric_limits<double>::infinity()) {
-    return b;
-  }
+  if (a == -kInf || b == kInf) return b;
   return std::log1p(std::exp(a - b)) + b;
 }
 
 // log(exp(x) - exp(y)) for x >= y; -inf when the difference is zero (or rounding makes x < y).
 inline double LogSub(double x, double y) {
-  if (y == -std::numeric_limits<double>::infinity()) return x;
-  if (x <= y) return -std::numeric_limits<double>::infinity();
+  if (y == -kInf) return x;
+  if (x <= y) return -kInf;
   const double d = x - y;
   if (d > 700) return x;  // expm1 would overflow; exp(y) is negligible
   return std::log(std::expm1(d)) + y;

@@ -13,8 +13,6 @@
 namespace fedlora::privacy {
 namespace {
 
-constexpr double kInf = std::numeric_limits<double>::infinity();
-
 // log(A_alpha) for integer alpha and 0 < q < 1 (binomial expansion).
 double ComputeLogAInt(double q, double sigma, int alpha) {
   double log_a = -kInf;

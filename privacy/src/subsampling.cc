@@ -12,7 +12,6 @@
 namespace fedlora::privacy {
 namespace {
 
-constexpr double kInf = std::numeric_limits<double>::infinity();
 // Integer orders up to this use WBK Theorem 27's forward differences (as dp_accounting).
 constexpr int kMaxForwardDiffOrder = 256;
 

@@ -13,6 +13,19 @@
 #include "absl/strings/str_cat.h"
 
 namespace fedlora::secagg {
+namespace internal {
+
+// Outside the anonymous namespace: X25519KeyPair::EvpKey holds one, and a class with external
+// linkage should not hold a type with internal linkage (GCC's -Wsubobject-linkage, which fires
+// once this file is included into a unity build's translation unit).
+struct PkeyDeleter {
+  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+};
+
+}  // namespace internal
+
+using internal::PkeyDeleter;
+
 namespace {
 
 [[noreturn]] void FatalCrypto(const char* what) {
@@ -20,9 +33,6 @@ namespace {
   std::abort();
 }
 
-struct PkeyDeleter {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
 struct PkeyCtxDeleter {
   void operator()(EVP_PKEY_CTX* p) const { EVP_PKEY_CTX_free(p); }
 };

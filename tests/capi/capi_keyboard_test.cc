@@ -1,15 +1,13 @@
 // The C API's suggestion strip with the personal word n-gram (docs/capi.md, docs/device.md
 // "Keyboard strip"): a base that ships public_ngram.txt gets the lexicon strip; the user's own
-// words enter it with fedlora_observe, and fedlora_forget takes them out again.
+// words enter it with fedlora_observe, and fedlora_forget takes them out again. The program
+// links libfedlora.so only, as an app does; capi_keyboard_fixture writes the model folder.
+#include <algorithm>
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include "fedlora.h"
-#include "fedlora/common/file_util.h"
-#include "fedlora/device/keystrokes.h"
-#include "fedlora/device/word_ngram.h"
-#include "fedlora/model/tokenizer.h"
 #include "gtest/gtest.h"
 
 namespace {
@@ -30,23 +28,17 @@ bool Has(const std::vector<std::string>& v, const std::string& w) {
 }
 
 TEST(CApiKeyboardTest, SuggestUsesTheUsersOwnWordsUntilForget) {
-  const fs::path fixture = fs::path(FEDLORA_SHARED_DIR) / "fixtures/hf-tiny-llama/base";
-  if (!fs::exists(fixture / "config.json")) GTEST_SKIP() << "no " << fixture;
+  const fs::path base = fs::path(FEDLORA_SHARED_DIR) / "fixtures/hf-tiny-llama/base";
+  if (!fs::exists(base / "config.json")) GTEST_SKIP() << "no " << base;
+  // The tiny base with the public lexicon it ships, from capi_keyboard_fixture.
+  const fs::path fixture = FEDLORA_CAPI_KEYBOARD_MODEL;
+  ASSERT_TRUE(fs::exists(fixture / "public_ngram.txt"))
+      << "no " << fixture << "/public_ngram.txt: run capi_keyboard_fixture " << fixture
+      << " first (ctest runs it as CApiKeyboard.Setup)";
   const fs::path dir = fs::temp_directory_path() / "fedlora_capi_keyboard";
   fs::remove_all(dir);
-  fs::create_directories(dir / "model");
-  for (const char* f : {"config.json", "model.safetensors", "tokenizer.model"}) {
-    fs::copy_file(fixture / f, dir / "model" / f);
-  }
-  // The public lexicon the base ships (fedlora pretrain writes it the same way).
-  auto tok = fedlora::model::Tokenizer::Load((dir / "model/tokenizer.model").string(), 1, 2);
-  ASSERT_TRUE(tok.ok()) << tok.status();
-  fedlora::device::WordNgram pub;
-  pub.AddLines(**tok, fedlora::device::KeyboardVocab::FromTokenizer(**tok),
-               {"see you at the station later", "meet me at the park tonight",
-                "call me when you are at the station", "see you at the other place"});
-  ASSERT_TRUE(fedlora::WriteFileAtomic((dir / "model/public_ngram.txt").string(),
-                                       pub.Serialize()).ok());
+  fs::create_directories(dir);
+  fs::copy(fixture, dir / "model");
 
   fedlora_config cfg;
   fedlora_config_init(&cfg);
