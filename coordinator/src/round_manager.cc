@@ -74,11 +74,12 @@ struct RoundManager::Impl {
       charged.push_back(std::move(m));
     }
     // Damaged or missing state is an error here, never a silent restart from scratch.
-    auto state = store->OptimizerState();
-    if (!state.ok()) {
+    auto run_state = store->OptimizerState();
+    if (!run_state.ok()) {
       return absl::DataLossError(absl::StrCat(
           "the run state stored with adapter version ", adapter.version,
-          " (adaptive clip, server-optimizer moments) cannot be read: ", state.status().message(),
+          " (adaptive clip, server-optimizer moments) cannot be read: ",
+          run_state.status().message(),
           " (hint: the state folder is damaged; restore it from a backup)"));
     }
     std::vector<float> values = Gather(blob.values, shared);
@@ -88,7 +89,7 @@ struct RoundManager::Impl {
           training, FederatedTraining::Create(options.recipe, options.optimizer, values));
     }
     FEDLORA_RETURN_IF_ERROR(
-        training->Restore(std::move(values), *state, /*initial=*/adapter.round == 0, charged));
+        training->Restore(std::move(values), *run_state, /*initial=*/adapter.round == 0, charged));
     current = std::move(blob);
     return absl::OkStatus();
   }
