@@ -18,7 +18,7 @@ namespace fedlora::cli {
 namespace {
 
 struct InitOpts {
-  std::string state, model;
+  std::string state, model, store;
   int rank = 8;
   double alpha = 16;
   std::vector<std::string> targets = {"q_proj", "v_proj"};
@@ -62,6 +62,7 @@ absl::StatusOr<nlohmann::json> Init(const InitOpts& o) {
 
   coordinator::StateFolderSpec spec;
   spec.state_dir = o.state;
+  spec.store = o.store;
   spec.config = {
       {"goal", o.goal},
       {"population", o.population},
@@ -104,6 +105,7 @@ absl::StatusOr<nlohmann::json> Init(const InitOpts& o) {
   auto info = coordinator::CreateStateFolder(spec);
   if (!info.ok()) return info.status();
   return nlohmann::json{{"state", o.state},
+                        {"store", o.store.empty() ? "sqlite" : "postgresql"},
                         {"base_model_sha256", *base_sha},
                         {"adapter_values", spec.initial.values.size()},
                         {"adapter_sha256", info->adapter_sha256},
@@ -128,6 +130,9 @@ void RegisterCommand_coordinator_init(CLI::App& app) {
       "  fedlora coordinator init --state coord --model M --goal 100 --population 10000 \\\n"
       "      --noise-multiplier 1.0 --epsilon-budget 8 --tokens 500");
   cmd->add_option("--state", o->state, "new state folder")->required();
+  cmd->add_option("--store", o->store,
+                  "multi-host: the population's PostgreSQL database (libpq conninfo or "
+                  "postgresql:// URI, no password; default: SQLite inside --state)");
   cmd->add_option("--model", o->model, "base model directory (its hash is recorded)")->required();
   cmd->add_option("--rank", o->rank, "LoRA rank")->capture_default_str()->check(GreaterThan(0));
   cmd->add_option("--alpha", o->alpha, "LoRA alpha")->capture_default_str();

@@ -1,4 +1,5 @@
 // fedlora coordinator run --state DIR [--listen HOST:PORT] [--insecure] [--metrics HOST:PORT]
+// [--holder NAME] [--lease-ttl S]: on a multi-host folder (PostgreSQL) a standby until it leads.
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -11,6 +12,8 @@
 #include "fedlora/coordinator/coordinator_config.h"
 #include "fedlora/coordinator/coordinator_server.h"
 #include "fedlora/coordinator/fault_injection.h"
+#include "fedlora/coordinator/leadership.h"
+#include "fedlora/coordinator/state_folder.h"
 
 namespace fedlora::cli {
 namespace {
@@ -30,8 +33,10 @@ void Line(bool json, const std::string& text) {
 void RegisterCommand_coordinator_run(CLI::App& app) {
   struct Opts {
     std::string state, listen = "127.0.0.1:50051", tls_cert, tls_key, metrics = "127.0.0.1:9464";
+    std::string holder;
     bool insecure = false, exit_when_done = false, json = false;
     int rounds = -1;
+    double lease_ttl = 10;
   };
   auto o = std::make_shared<Opts>();
   auto* parent = GetOrAddSubcommand(app, "coordinator",
@@ -55,6 +60,13 @@ void RegisterCommand_coordinator_run(CLI::App& app) {
   cmd->add_flag("--exit-when-done", o->exit_when_done,
                 "exit once training is over instead of serving 'training is over'");
   cmd->add_flag("--json", o->json, "print one JSON summary at exit instead of the log");
+  cmd->add_option("--holder", o->holder,
+                  "multi-host: this process's name in the leader lease (default host:pid:random)");
+  cmd->add_option("--lease-ttl", o->lease_ttl,
+                  "multi-host: seconds a leader's lease lasts unrenewed (a standby takes over "
+                  "after it)")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 3600.0));
   cmd->callback([o] {
     auto text = ReadFileToString(o->state + "/coordinator.json");
     if (!text.ok()) {
@@ -95,23 +107,59 @@ void RegisterCommand_coordinator_run(CLI::App& app) {
                    "read the protocol (loopback only; never in production)\n",
                    o->listen.c_str());
     }
-    auto server = coordinator::CoordinatorServer::Start(so);
-    if (!server.ok()) return (void)Fail(server.status());
-    Line(json, absl::StrCat("listening on ", o->listen.substr(0, o->listen.rfind(':')), ":",
-                            (*server)->port(), o->insecure ? " (plaintext)" : " (TLS)"));
-    if ((*server)->metrics_port() > 0) {
-      Line(json, absl::StrCat("metrics on http://", o->metrics.substr(0, o->metrics.rfind(':')),
-                              ":", (*server)->metrics_port(), "/metrics"));
-    }
+    auto conninfo = coordinator::StateStoreConninfo(o->state);
+    if (!conninfo.ok()) return (void)Fail(conninfo.status());
     std::signal(SIGINT, OnSignal);
     std::signal(SIGTERM, OnSignal);
-    while (!g_stop) {
-      if (o->exit_when_done && (*server)->rounds().finished()) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    so.lease_ttl = std::chrono::milliseconds(static_cast<int64_t>(o->lease_ttl * 1000));
+    coordinator::LeadershipOptions lo;
+    lo.conninfo = *conninfo;
+    lo.holder = o->holder.empty() ? coordinator::DefaultHolderName() : o->holder;
+    lo.ttl = so.lease_ttl;
+    lo.log = so.coordinator.log;
+    double eps = 0;
+    coordinator::RoundSummary cur;
+    bool finished = false, led = false;
+    // Single-host: serve once. Multi-host: a standby until this process leads, then serve until
+    // stopped or until it loses the lease (fenced or not renewed), then a standby again.
+    while (!g_stop && !finished) {
+      if (!conninfo->empty()) {
+        auto lease = coordinator::AwaitLeadership(lo, [] { return g_stop != 0; });
+        if (!lease.ok()) {
+          if (lease.status().code() == absl::StatusCode::kCancelled) break;
+          return (void)Fail(lease.status());
+        }
+        so.lease = *lease;
+      }
+      auto server = coordinator::CoordinatorServer::Start(so);
+      if (!server.ok()) return (void)Fail(server.status());
+      led = true;
+      Line(json, absl::StrCat("listening on ", o->listen.substr(0, o->listen.rfind(':')), ":",
+                              (*server)->port(), o->insecure ? " (plaintext)" : " (TLS)"));
+      if ((*server)->metrics_port() > 0) {
+        Line(json, absl::StrCat("metrics on http://", o->metrics.substr(0, o->metrics.rfind(':')),
+                                ":", (*server)->metrics_port(), "/metrics"));
+      }
+      while (!g_stop && !(*server)->lost_leadership()) {
+        if (o->exit_when_done && (*server)->rounds().finished()) {
+          finished = true;
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      eps = (*server)->rounds().epsilon();
+      cur = (*server)->rounds().Current();
+      const bool lost = (*server)->lost_leadership();
+      (*server)->Shutdown();
+      if (conninfo->empty()) break;
+      if (lost) Line(json, "stepped down; waiting as a standby");
     }
-    const double eps = (*server)->rounds().epsilon();
-    const auto cur = (*server)->rounds().Current();
-    (*server)->Shutdown();
+    if (!led) {
+      // A standby that never led read no ledger: it has no epsilon to tell.
+      Line(json, "stopped (a standby that never led; `coordinator status` shows the epsilon)");
+      if (json) PrintJson({{"epsilon", nullptr}, {"role", "standby"}});
+      return;
+    }
     Line(json, absl::StrCat("stopped; epsilon ", eps));
     if (json) {
       PrintJson({{"epsilon", eps}, {"next_round", cur.round}, {"state", cur.phase}});

@@ -11,6 +11,7 @@
 #include "fedlora/common/file_util.h"
 #include "fedlora/common/private_file.h"
 #include "fedlora/common/random.h"
+#include "fedlora/coordinator/state_folder.h"
 #include "fedlora/coordinator/run_epsilons.h"
 #include "fedlora/coordinator/store.h"
 
@@ -198,7 +199,7 @@ void RegisterCommand_coordinator_status(CLI::App& app) {
   status->add_option("--last", o->last, "rounds to list")->capture_default_str()->check(AtLeast(0));
   status->add_flag("--json", o->json, "print one JSON object");
   status->callback([o] {
-    auto store = coordinator::OpenSqliteStore(o->state);
+    auto store = coordinator::OpenStateStore(o->state);
     if (!store.ok()) return (void)Fail(store.status());
     auto j = Status(**store, o->state, o->last);
     if (!j.ok()) return (void)Fail(j.status());
@@ -212,7 +213,7 @@ void RegisterCommand_coordinator_status(CLI::App& app) {
   tokens->add_option("--count", o->count, "tokens to create")->capture_default_str()->check(GreaterThan(0));
   tokens->add_flag("--json", o->json, "print one JSON object");
   tokens->callback([o] {
-    auto store = coordinator::OpenSqliteStore(o->state);
+    auto store = coordinator::OpenStateStore(o->state);
     if (!store.ok()) return (void)Fail(store.status());
     SecureRandom rng;
     std::vector<std::string> list, hashes;
@@ -233,7 +234,7 @@ void RegisterCommand_coordinator_status(CLI::App& app) {
   revoke->add_option("--device", o->device, "device id")->required();
   revoke->add_option("--reason", o->reason, "kept in the store")->capture_default_str();
   revoke->callback([o] {
-    auto store = coordinator::OpenSqliteStore(o->state);
+    auto store = coordinator::OpenStateStore(o->state);
     if (!store.ok()) return (void)Fail(store.status());
     if (auto s = (*store)->RevokeDevice(o->device, o->reason); !s.ok()) return (void)Fail(s);
     std::printf("revoked %s\n", o->device.c_str());

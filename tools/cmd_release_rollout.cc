@@ -12,6 +12,7 @@
 #include "cli_common.h"
 #include "fedlora/common/file_util.h"
 #include "fedlora/common/release.h"
+#include "fedlora/coordinator/state_folder.h"
 #include "fedlora/coordinator/coordinator_config.h"
 #include "fedlora/coordinator/release_rollout.h"
 #include "fedlora/coordinator/store.h"
@@ -82,7 +83,7 @@ void AddStateFlags(CLI::App* cmd, StateOpts* o, bool version_flag) {
 // records the result as `action`.
 void ApplyStep(const StateOpts& o, const std::string& action, const std::string& verb,
                const std::function<absl::StatusOr<ReleaseRecord>(const ReleaseRecord&)>& step) {
-  auto store = coordinator::OpenSqliteStore(o.state);
+  auto store = coordinator::OpenStateStore(o.state);
   if (!store.ok()) return (void)Fail(store.status());
   auto all = (*store)->ListReleases();
   if (!all.ok()) return (void)Fail(all.status());
@@ -133,7 +134,7 @@ void RegisterPublish(CLI::App* parent) {
     }
     fs::remove_all(check, ec);
     if (!m.ok()) return (void)Fail(m.status());
-    auto store = coordinator::OpenSqliteStore(o->state);
+    auto store = coordinator::OpenStateStore(o->state);
     if (!store.ok()) return (void)Fail(store.status());
     ReleaseRecord r;
     r.version = m->version;
@@ -227,7 +228,7 @@ void RegisterRollback(CLI::App* parent) {
     absl::StatusOr<RollbackInstruction> r = absl::UnknownError("");
     std::string applied;
     if (!o->state.empty()) {
-      auto store = coordinator::OpenSqliteStore(o->state);
+      auto store = coordinator::OpenStateStore(o->state);
       if (!store.ok()) return (void)Fail(store.status());
       auto all = (*store)->ListReleases();
       if (!all.ok()) return (void)Fail(all.status());

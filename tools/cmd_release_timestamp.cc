@@ -9,6 +9,7 @@
 #include "cli_common.h"
 #include "fedlora/common/ed25519.h"
 #include "fedlora/common/release_timestamp.h"
+#include "fedlora/coordinator/state_folder.h"
 #include "fedlora/coordinator/store.h"
 
 namespace fedlora::cli {
@@ -30,7 +31,7 @@ void RunTimestamp(const TimestampOptions& o) {
   }
   auto key = Ed25519Key::LoadPrivate(o.key);
   if (!key.ok()) return (void)Fail(key.status());
-  auto store = coordinator::OpenSqliteStore(o.state);
+  auto store = coordinator::OpenStateStore(o.state);
   if (!store.ok()) return (void)Fail(store.status());
   auto all = (*store)->ListReleases();
   if (!all.ok()) return (void)Fail(all.status());

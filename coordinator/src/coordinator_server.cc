@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -21,7 +22,9 @@
 #include "fedlora/common/process_lock.h"
 #include "fedlora/common/random.h"
 #include "fedlora/common/status_macros.h"
+#include "fedlora/coordinator/leadership.h"
 #include "fedlora/coordinator/metrics_http.h"
+#include "fedlora/coordinator/state_folder.h"
 #include "fedlora/coordinator/pinned_params.h"
 
 namespace fedlora::coordinator {
@@ -36,6 +39,23 @@ struct CoordinatorServer::Parts {
   std::atomic<bool> stop{false};
   std::thread sweeper;
   bool shut_down = false;
+  // Multi-host mode: the held lease and its renewer.
+  std::shared_ptr<LeaderLease> lease;
+  std::chrono::milliseconds lease_ttl{0};
+  std::thread renewer;
+  std::atomic<bool> lost{false};
+  mutable absl::Mutex lost_mu;
+  std::string lost_reason;
+
+  void LoseLeadership(const std::string& why, const std::function<void(const std::string&)>& log) {
+    {
+      absl::MutexLock l(&lost_mu);
+      if (lost) return;
+      lost_reason = why;
+      lost = true;
+    }
+    if (log) log(absl::StrCat("stepping down: ", why));
+  }
 };
 
 namespace {
@@ -85,10 +105,33 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
   std::unique_ptr<CoordinatorServer> s(new CoordinatorServer());
   s->parts_ = std::make_unique<Parts>();
   Parts& p = *s->parts_;
-  FEDLORA_ASSIGN_OR_RETURN(p.store, OpenSqliteStore(o.state_dir));
-  // One coordinator per folder: a second one would recover (abort) the first one's running
-  // round and serve beside it. Taken before anything but the store's own checks and migration.
-  FEDLORA_ASSIGN_OR_RETURN(p.lock, LockStateFolder(o.state_dir));
+  FEDLORA_ASSIGN_OR_RETURN(const std::string conninfo, StateStoreConninfo(o.state_dir));
+  if (conninfo.empty()) {
+    FEDLORA_ASSIGN_OR_RETURN(p.store, OpenSqliteStore(o.state_dir));
+    // One coordinator per folder: a second one would recover (abort) the first one's running
+    // round and serve beside it. Taken before anything but the store's own checks and migration.
+    FEDLORA_ASSIGN_OR_RETURN(p.lock, LockStateFolder(o.state_dir));
+  } else {
+    // Multi-host: the lease, not a folder lock, makes this process the one that serves; every
+    // write of the store checks the lease's epoch inside its transaction.
+    if (!o.lease) {
+      FEDLORA_ASSIGN_OR_RETURN(std::unique_ptr<LeaderLease> lease,
+                               OpenLeaderLease(conninfo, "global"));
+      FEDLORA_ASSIGN_OR_RETURN(bool got, lease->TryAcquire(DefaultHolderName(), o.lease_ttl));
+      if (!got) {
+        auto cur = lease->Current();
+        return absl::FailedPreconditionError(absl::StrCat(
+            "the population of ", o.state_dir, " is led by another coordinator",
+            cur.ok() ? absl::StrCat(" (", cur->holder, ", epoch ", cur->epoch, ")") : "",
+            " (hint: `coordinator run` waits as a standby and takes over when its lease "
+            "expires)"));
+      }
+      o.lease = std::move(lease);
+    }
+    p.lease = o.lease;
+    p.lease_ttl = o.lease_ttl;
+    FEDLORA_ASSIGN_OR_RETURN(p.store, OpenPostgresStore(conninfo, p.lease->fence()));
+  }
   bool pinned_now = false;
   FEDLORA_RETURN_IF_ERROR(CheckPinnedPrivacyParams(*p.store, o.coordinator, &pinned_now));
   if (pinned_now && o.coordinator.log) {
@@ -159,6 +202,29 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
     FEDLORA_ASSIGN_OR_RETURN(p.http, MetricsHttpServer::Start(s->metrics_.get(), hp.first, hp.second));
   }
   s->rounds_->Start();
+  if (p.lease) {
+    // Renew every ttl/3; fenced (a successor took over) or not renewed within the ttl (the
+    // database unreachable for that long: a standby may already lead): step down.
+    auto log = o.coordinator.log;
+    p.renewer = std::thread([&p, log] {
+      const auto every = std::max(p.lease_ttl / 3, std::chrono::milliseconds(100));
+      while (!p.stop && !p.lost) {
+        for (auto slept = std::chrono::milliseconds(0); slept < every && !p.stop;
+             slept += std::chrono::milliseconds(50)) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        if (p.stop) break;
+        const absl::Status renewed = p.lease->Renew();
+        if (renewed.code() == absl::StatusCode::kFailedPrecondition) {
+          p.LoseLeadership(std::string(renewed.message()), log);
+        } else if (!renewed.ok() && std::chrono::steady_clock::now() >= p.lease->valid_until()) {
+          p.LoseLeadership(absl::StrCat("the lease could not be renewed within its ttl (",
+                                        renewed.ToString(), ")"),
+                           log);
+        }
+      }
+    });
+  }
   p.sweeper = std::thread([&p] {
     while (!p.stop) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -171,6 +237,14 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
 absl::Status CoordinatorServer::FlushReleaseReports() {
   if (!parts_ || !parts_->service) return absl::OkStatus();
   return parts_->service->FlushReleaseReports();
+}
+
+bool CoordinatorServer::lost_leadership() const { return parts_ && parts_->lost; }
+
+std::string CoordinatorServer::lost_leadership_reason() const {
+  if (!parts_) return "";
+  absl::MutexLock l(&parts_->lost_mu);
+  return parts_->lost_reason;
 }
 
 int CoordinatorServer::metrics_port() const {
@@ -191,6 +265,9 @@ void CoordinatorServer::Shutdown() {
     parts_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   }
   if (parts_->sweeper.joinable()) parts_->sweeper.join();
+  if (parts_->renewer.joinable()) parts_->renewer.join();
+  // A clean stop hands over at once: a standby need not wait for the ttl.
+  if (parts_->lease && !parts_->lost) (void)parts_->lease->Release();
   if (parts_->service) (void)parts_->service->FlushReleaseReports();
   parts_->http.reset();
 }

@@ -2,7 +2,11 @@
 
 #include <filesystem>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/ascii.h"
+#include "fedlora/common/file_util.h"
 #include "fedlora/common/encoding.h"
 #include "fedlora/common/lora_method.h"
 #include "fedlora/common/private_file.h"
@@ -15,6 +19,46 @@
 #include "fedlora/coordinator/store.h"
 
 namespace fedlora::coordinator {
+namespace {
+
+// A password in the state folder would sit in a file every tool reads; libpq reads it from
+// ~/.pgpass, PGPASSFILE or PGPASSWORD instead.
+absl::Status CheckConninfoHasNoPassword(const std::string& conninfo) {
+  const bool uri = absl::StartsWith(conninfo, "postgresql://") || absl::StartsWith(conninfo, "postgres://");
+  bool has = absl::StrContains(conninfo, "password=");
+  if (uri) {
+    const auto at = conninfo.find('@');
+    const auto userinfo = conninfo.substr(0, at == std::string::npos ? 0 : at);
+    has = has || userinfo.find(':', userinfo.find("://") + 3) != std::string::npos;
+  }
+  if (!has) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      "the --store connection string carries a password; it would be written into the state "
+      "folder (hint: drop it and use ~/.pgpass, PGPASSFILE or PGPASSWORD)");
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> StateStoreConninfo(const std::string& state_dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(fs::path(state_dir) / kStoreFile, ec)) return std::string();
+  FEDLORA_ASSIGN_OR_RETURN(std::string text, ReadFileToString(state_dir + "/" + kStoreFile));
+  const std::string conninfo(absl::StripAsciiWhitespace(text));
+  if (conninfo.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        state_dir, "/", kStoreFile, " is empty (hint: it names the PostgreSQL database of a "
+        "multi-host population; delete it for SQLite in the folder)"));
+  }
+  return conninfo;
+}
+
+absl::StatusOr<std::unique_ptr<Store>> OpenStateStore(const std::string& state_dir,
+                                                      const std::optional<StoreFence>& fence) {
+  FEDLORA_ASSIGN_OR_RETURN(std::string conninfo, StateStoreConninfo(state_dir));
+  if (conninfo.empty()) return OpenSqliteStore(state_dir);
+  return OpenPostgresStore(conninfo, fence);
+}
 
 absl::StatusOr<StateFolderInfo> CreateStateFolder(const StateFolderSpec& spec) {
   namespace fs = std::filesystem;
@@ -36,7 +80,22 @@ absl::StatusOr<StateFolderInfo> CreateStateFolder(const StateFolderSpec& spec) {
   StateFolderInfo info;
   FEDLORA_ASSIGN_OR_RETURN(info.epsilon_per_round, training->FirstRoundEpsilon());
 
-  FEDLORA_ASSIGN_OR_RETURN(auto store, OpenSqliteStore(dir));
+  std::unique_ptr<Store> store;
+  if (spec.store.empty()) {
+    FEDLORA_ASSIGN_OR_RETURN(store, OpenSqliteStore(dir));
+  } else {
+    FEDLORA_RETURN_IF_ERROR(CheckConninfoHasNoPassword(spec.store));
+    FEDLORA_ASSIGN_OR_RETURN(store, OpenPostgresStore(spec.store));
+    if (store->LatestAdapter().ok()) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "the PostgreSQL database of --store already holds a population (hint: one database "
+          "per population: `createdb` another, or point a state folder at this one by writing "
+          "its connection string to DIR/", kStoreFile, ")"));
+    }
+    FEDLORA_RETURN_IF_ERROR(MakeDirs(dir));
+    FEDLORA_RETURN_IF_ERROR(WriteFileWithMode(dir + "/" + kStoreFile, spec.store + "\n", 0600,
+                                              ExistingFile::kRefuse));
+  }
   FEDLORA_ASSIGN_OR_RETURN(auto v1, store->PutInitialAdapter(EncodeAdapterBlob(spec.initial)));
   info.adapter_sha256 = v1.sha256;
   // What the population's epsilon depends on is fixed from now on (pinned_params.h).

@@ -8,12 +8,14 @@
 #ifndef FEDLORA_COORDINATOR_COORDINATOR_SERVER_H_
 #define FEDLORA_COORDINATOR_COORDINATOR_SERVER_H_
 
+#include <chrono>
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "fedlora/common/process_lock.h"
 #include "fedlora/coordinator/grpc_service.h"
+#include "fedlora/coordinator/leader_lease.h"
 #include "fedlora/coordinator/round_manager.h"
 
 namespace fedlora::coordinator {
@@ -35,6 +37,13 @@ struct ServerOptions {
   std::string metrics_listen;  // host:port for /metrics; empty = off; port 0 picks one
   CoordinatorOptions coordinator;
   ServiceLimits limits;
+  // Multi-host mode (the state folder's `store` file names PostgreSQL): the lease this process
+  // holds (AwaitLeadership, leadership.h). The store's writes are fenced with its epoch, the
+  // server renews it every ttl/3 and reports lost_leadership() when fenced or not renewed
+  // within the ttl. Null in multi-host mode: Start tries once to take it (holder
+  // DefaultHolderName(), `lease_ttl`) and fails with FAILED_PRECONDITION naming the leader.
+  std::shared_ptr<LeaderLease> lease;
+  std::chrono::milliseconds lease_ttl{10000};
 };
 
 class CoordinatorServer {
@@ -48,6 +57,11 @@ class CoordinatorServer {
   ~CoordinatorServer();
 
   int port() const { return port_; }
+  // Multi-host mode: true once this process may no longer lead (fenced by a successor, or the
+  // lease not renewed within its ttl); the owner then calls Shutdown and, if it wants to stay
+  // a standby, AwaitLeadership again. `lost_leadership_reason()` says why. Never true on SQLite.
+  bool lost_leadership() const;
+  std::string lost_leadership_reason() const;
   int metrics_port() const;
   RoundManager& rounds() { return *rounds_; }
   MetricsRegistry& metrics() { return *metrics_; }
