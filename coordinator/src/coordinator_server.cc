@@ -26,6 +26,8 @@
 #include "fedlora/coordinator/metrics_http.h"
 #include "fedlora/coordinator/state_folder.h"
 #include "fedlora/coordinator/pinned_params.h"
+#include "fedlora/coordinator/window_publisher.h"
+#include "grpc_serving.h"
 
 namespace fedlora::coordinator {
 
@@ -58,29 +60,6 @@ struct CoordinatorServer::Parts {
   }
 };
 
-namespace {
-
-absl::StatusOr<std::pair<std::string, int>> SplitHostPort(const std::string& s) {
-  auto colon = s.rfind(':');
-  int port = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(s.substr(colon + 1), &port) || port < 0 ||
-      port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("'", s, "' is not HOST:PORT"));
-  }
-  return std::make_pair(s.substr(0, colon), port);
-}
-
-// Memory gRPC may use for all calls together: what the limits ask for, else half of RAM
-// (at least 512 MiB).
-size_t MemoryQuota(const ServiceLimits& limits) {
-  if (limits.memory_quota_bytes > 0) return limits.memory_quota_bytes;
-  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-  const size_t half = pages > 0 && page > 0 ? size_t(pages) * size_t(page) / 2 : 0;
-  return std::max<size_t>(half, size_t(512) << 20);
-}
-
-}  // namespace
-
 absl::StatusOr<std::unique_ptr<ProcessLock>> LockStateFolder(const std::string& state_dir) {
   pid_t holder = 0;
   auto lock = ProcessLock::Acquire(state_dir + "/" + kStateLockFile, &holder);
@@ -97,14 +76,11 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
   // edge in a global graph, a measurable cost on the hot path of thousands of calls per
   // second. The coordinator's lock order is fixed (manager, then store), so it is switched off.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  if (o.insecure && !IsLoopbackAddress(o.listen)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "--insecure serves plaintext and is allowed on loopback only, not on ", o.listen,
-        " (hint: use TLS: --tls-cert/--tls-key, or the files `coordinator init` made)"));
-  }
+  FEDLORA_RETURN_IF_ERROR(internal::CheckPlaintextAllowed(o.insecure, o.listen));
   std::unique_ptr<CoordinatorServer> s(new CoordinatorServer());
   s->parts_ = std::make_unique<Parts>();
   Parts& p = *s->parts_;
+  auto leader = std::make_shared<std::string>();  // the address edges forward to, once bound
   FEDLORA_ASSIGN_OR_RETURN(const std::string conninfo, StateStoreConninfo(o.state_dir));
   if (conninfo.empty()) {
     FEDLORA_ASSIGN_OR_RETURN(p.store, OpenSqliteStore(o.state_dir));
@@ -131,6 +107,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
     p.lease = o.lease;
     p.lease_ttl = o.lease_ttl;
     FEDLORA_ASSIGN_OR_RETURN(p.store, OpenPostgresStore(conninfo, p.lease->fence()));
+    // Edge processes (edge_rounds.h) answer check-ins from the windows published here.
+    InstallWindowPublisher(&o.coordinator, p.store.get(), leader, !o.insecure);
   }
   bool pinned_now = false;
   FEDLORA_RETURN_IF_ERROR(CheckPinnedPrivacyParams(*p.store, o.coordinator, &pinned_now));
@@ -150,55 +128,13 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
   p.service = std::make_unique<CoordinatorService>(s->rounds_.get(), p.store.get(),
                                                    s->metrics_.get(), o.limits, coordinator_id);
 
-  std::shared_ptr<grpc::ServerCredentials> creds;
-  if (o.insecure) {
-    creds = grpc::InsecureServerCredentials();
-  } else {
-    const std::string cert = o.tls_cert.empty() ? o.state_dir + "/tls/server.pem" : o.tls_cert;
-    const std::string key = o.tls_key.empty() ? o.state_dir + "/tls/server.key" : o.tls_key;
-    auto cert_pem = ReadFileToString(cert);
-    auto key_pem = ReadFileToString(key);
-    if (!cert_pem.ok() || !key_pem.ok()) {
-      return absl::NotFoundError(absl::StrCat(
-          "TLS certificate or key not readable (", cert, ", ", key,
-          "); hint: `fedlora coordinator init` makes a demo CA and server certificate, or pass "
-          "--tls-cert/--tls-key (--insecure on loopback only)"));
-    }
-    grpc::SslServerCredentialsOptions ssl;
-    ssl.pem_key_cert_pairs.push_back({*key_pem, *cert_pem});
-    creds = grpc::SslServerCredentials(ssl);
-  }
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort(o.listen, creds, &s->port_);
-  // The largest request of any method; each method refuses more than its own limit before
-  // parsing (grpc_service.h).
-  builder.SetMaxReceiveMessageSize(static_cast<int>(o.limits.secagg_message_bytes + 4096));
-  builder.SetMaxSendMessageSize(static_cast<int>(o.limits.secagg_message_bytes + 4096));
-  // What one peer can hold: streams per connection, the time a connection may take to
-  // handshake, and gRPC's memory for all calls together (beyond it, calls are refused with
-  // RESOURCE_EXHAUSTED, which devices retry). gRPC 1.51 has no per-address connection cap.
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, o.limits.max_streams_per_connection);
-  builder.AddChannelArgument(
-      GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
-      static_cast<int>(absl::ToInt64Milliseconds(o.limits.handshake_timeout)));
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60000);
-  grpc::ResourceQuota quota("fedlora-coordinator");
-  quota.Resize(MemoryQuota(o.limits));
-  builder.SetResourceQuota(quota);
-  builder.RegisterService(p.service.get());
-  p.server = builder.BuildAndStart();
-  if (!p.server || s->port_ == 0) {
-    return absl::UnavailableError(absl::StrCat(
-        "cannot listen on ", o.listen, " (hint: the port is in use or the address is not "
-        "local; pick another with --listen HOST:PORT)"));
-  }
-  if (auto* health = p.server->GetHealthCheckService()) {
-    health->SetServingStatus("fedlora.v1.Coordinator", true);
-  }
+  FEDLORA_ASSIGN_OR_RETURN(p.server,
+                           internal::StartCoordinatorGrpc(o.state_dir, o.listen, o.insecure,
+                                                          o.tls_cert, o.tls_key, o.limits,
+                                                          p.service.get(), &s->port_));
+  *leader = AdvertisedAddress(o.advertise, o.listen, s->port_);
   if (!o.metrics_listen.empty()) {
-    FEDLORA_ASSIGN_OR_RETURN(auto hp, SplitHostPort(o.metrics_listen));
+    FEDLORA_ASSIGN_OR_RETURN(auto hp, internal::SplitHostPort(o.metrics_listen));
     FEDLORA_ASSIGN_OR_RETURN(p.http, MetricsHttpServer::Start(s->metrics_.get(), hp.first, hp.second));
   }
   s->rounds_->Start();

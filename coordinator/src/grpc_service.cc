@@ -49,6 +49,15 @@ grpc::Status ToGrpcStatus(const absl::Status& s) {
 CoordinatorService::CoordinatorService(RoundManager* rounds, Store* store,
                                        MetricsRegistry* metrics, const ServiceLimits& limits,
                                        std::string coordinator_id)
+    : CoordinatorService(static_cast<RoundBackend*>(nullptr), store, metrics, limits,
+                         std::move(coordinator_id)) {
+  own_rounds_ = std::make_unique<ManagerRounds>(rounds);
+  rounds_ = own_rounds_.get();
+}
+
+CoordinatorService::CoordinatorService(RoundBackend* rounds, Store* store,
+                                       MetricsRegistry* metrics, const ServiceLimits& limits,
+                                       std::string coordinator_id)
     : rounds_(rounds),
       store_(store),
       metrics_(metrics),
@@ -94,6 +103,9 @@ absl::StatusOr<CoordinatorService::CallMetadata> CoordinatorService::CheckCallMe
   if (!sig_hex.ok()) return sig_hex.status();
   CallMetadata md;
   md.device_id = *device;
+  md.time_text = *time;
+  md.nonce_hex = *nonce_hex;
+  md.signature_hex = *sig_hex;
   if (!absl::SimpleAtoi(*time, &md.call_ms)) {
     return absl::UnauthenticatedError("x-fedlora-time-ms is not a decimal integer");
   }
@@ -123,6 +135,19 @@ absl::StatusOr<CoordinatorService::CallMetadata> CoordinatorService::CheckCallMe
   }
   md.public_key = std::move(record->public_key);
   return md;
+}
+
+SignedCall CoordinatorService::Signed(grpc::CallbackServerContext* ctx, const CallMetadata& md,
+                                      const char* method, const Raw& request) {
+  SignedCall c;
+  c.device_id = md.device_id;
+  c.method = Method(method);
+  c.request = request;
+  c.time_ms = md.time_text;
+  c.nonce_hex = md.nonce_hex;
+  c.signature_hex = md.signature_hex;
+  c.deadline = ctx->deadline();
+  return c;
 }
 
 absl::StatusOr<std::string> CoordinatorService::VerifyCall(
@@ -156,10 +181,12 @@ grpc::ServerUnaryReactor* CoordinatorService::CheckIn(grpc::CallbackServerContex
   absl::Status parsed =
       internal::ParseRequest(*request, limits_.small_message_bytes, "CheckIn", &call->request);
   if (!parsed.ok()) return Refuse(call, "CheckIn", parsed);
-  auto device = Authenticate(ctx, Method("CheckIn"), call->request);
+  auto md = CheckCallMetadata(ctx);
+  if (!md.ok()) return Refuse(call, "CheckIn", md.status());
+  auto device = VerifyCall(*md, Method("CheckIn"), call->request, nullptr);
   if (!device.ok()) return Refuse(call, "CheckIn", device.status());
   metrics_->Increment("fedlora_bytes_received_total", {"CheckIn"}, request->Length());
-  rounds_->CheckIn(*device, call->request,
+  rounds_->CheckIn(Signed(ctx, *md, "CheckIn", *request), call->request,
                    [this, call](absl::Status s, v1::CheckInResponse reply) {
                      if (s.ok()) {
                        call->response = std::move(reply);
@@ -190,7 +217,7 @@ grpc::ServerUnaryReactor* CoordinatorService::SecAggCall(grpc::CallbackServerCon
   if (!device.ok()) return Refuse(call, method, device.status());
   metrics_->Increment("fedlora_bytes_received_total", {method},
                       static_cast<double>(request->Length()));
-  rounds_->SecAgg(*device, phase, call->request, digest,
+  rounds_->SecAgg(Signed(ctx, *md, method, *request), phase, call->request, digest,
                   [this, call, method](absl::Status s, v1::SecAggDownload reply) {
                     if (s.ok()) {
                       call->response = std::move(reply);

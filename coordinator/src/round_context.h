@@ -59,6 +59,7 @@ struct RoundData {
   std::map<std::string, uint32_t> ids;         // device id -> cohort index
   std::map<std::string, RoundManager::CheckInDone> waiting;  // selected, awaiting the task
   std::set<std::string> flipped;               // devices that got their coin this round
+  std::string coin_key;  // drawn when the selection opens: one coin per device (selection_coin.h)
   std::optional<RoundPlan> plan;
   std::vector<ShardSession> shards;            // from configuring on
   std::map<std::string, SecAggSlot> slots;     // device id -> its shard and session index

@@ -14,6 +14,7 @@
 #include "fedlora/common/encoding.h"
 #include "fedlora/common/proto_bytes.h"
 #include "fedlora/common/status_macros.h"
+#include "fedlora/coordinator/selection_coin.h"
 #include "mechanism_json.h"
 #include "nlohmann/json.hpp"
 #include "round_states.h"
@@ -46,6 +47,7 @@ struct RoundManager::Impl {
   bool worker_running = false;  // between Start() and Stop() (guarded by mu, as job is)
   bool worker_stop = false;
   double epsilon = 0;  // training->epsilon() as of the last Close (the job may be changing it)
+  std::string published;  // the last selection window published (round/state/opened)
 
   absl::Time Now() const { return options.clock ? options.clock() : absl::Now(); }
 
@@ -108,6 +110,11 @@ struct RoundManager::Impl {
     }
     state = std::move(next);
     state_entered = now;
+    if (std::string(state->name()) == "selecting" && round.coin_key.empty()) {
+      round.coin_key.resize(kCoinKeyBytes);
+      rng->Fill(reinterpret_cast<uint8_t*>(round.coin_key.data()), kCoinKeyBytes);
+    }
+    PublishWindow(now, /*force=*/false);
     std::function<void()> work = state->TakeJob();
     if (!work) {
       RecordPhase(round.round, round.charged, state->name());
@@ -119,6 +126,32 @@ struct RoundManager::Impl {
       RecordPhase(r, charged, name);
       work();
     });
+  }
+
+  // Multi-host (options.publish_window): the selection window as it stands, when it differs from
+  // the last one published (a window opened or closed, training ended) or `force`.
+  void PublishWindow(absl::Time now, bool force) {
+    if (!options.publish_window || !state) return;
+    SelectionWindow w;
+    w.round = round.round;
+    const std::string name = state->name();
+    w.state = name == "selecting" ? "selecting" : state->terminal() ? "finished" : "closed";
+    const absl::Time until = state->deadline() != absl::InfiniteFuture() ? state->deadline() : now;
+    w.retry_after_ms = w.state == "closed" ? absl::ToUnixMillis(until) : 0;
+    const std::string key = absl::StrCat(w.round, "/", w.state, "/",
+                                         absl::ToUnixMillis(round.opened), "/", w.retry_after_ms);
+    if (!force && key == published) return;
+    published = key;
+    w.opened_ms = absl::ToUnixMillis(round.opened);
+    w.end_ms = absl::ToUnixMillis(round.opened + options.selection_window);
+    if (w.state == "finished") w.detail = "training is over (`coordinator status` says why)";
+    w.q = SamplingRate(training->aggregator().recipe());
+    w.coin_key = round.coin_key;
+    w.retry_min_ms = absl::ToInt64Milliseconds(options.retry_min);
+    w.retry_max_ms = absl::ToInt64Milliseconds(options.retry_max);
+    w.base_model_sha256 = options.base_model_sha256;
+    w.min_examples = options.training.min_examples();
+    options.publish_window(w);
   }
 
   // Records the phase of a charged round in the store (a restart names it in the abort
@@ -264,24 +297,15 @@ void RoundManager::CheckIn(const std::string& device_id, const v1::CheckInReques
       completions.push_back([done] { done(absl::UnavailableError("coordinator shutting down"), {}); });
       done = nullptr;
     }
-    const std::string& base = impl_->options.base_model_sha256;
-    const std::string got = request.base_model_sha256();
-    const uint32_t min_examples = impl_->options.training.min_examples();
+    const CoordinatorOptions& o = impl_->options;
+    std::optional<v1::CheckInResponse> early =
+        done ? RejectBeforeCoin(o.base_model_sha256, o.training.min_examples(), request,
+                                o.retry_min, o.retry_max)
+             : std::nullopt;
     if (!done) {
-    } else if (!base.empty() && got != base) {
-      auto reply = Reject(ctx, v1::REJECTION_BASE_MISMATCH,
-                          absl::StrCat("this coordinator trains adapters for base model ", base,
-                                       "; the device runs ", got.empty() ? "(none)" : got),
-                          absl::Hours(24));
-      completions.push_back([done, reply] { done(absl::OkStatus(), reply); });
-    } else if (!request.eligible()) {
-      // The device decides eligibility itself and sends one bit, never its count.
-      auto reply = Reject(ctx, v1::REJECTION_TOO_FEW_EXAMPLES,
-                          absl::StrCat("the device says it holds fewer training windows than "
-                                       "the recipe's minimum (",
-                                       min_examples, "); check in again when it has more"),
-                          absl::Hours(1));
-      completions.push_back([done, reply] { done(absl::OkStatus(), reply); });
+    } else if (early) {
+      CountRejection(*impl_->metrics, early->rejection().reason());
+      completions.push_back([done, reply = *early] { done(absl::OkStatus(), reply); });
     } else {
       impl_->state->CheckIn(ctx, device_id, request, std::move(done));
       impl_->Advance(completions, now, lines);
@@ -327,6 +351,7 @@ void RoundManager::Start() {
   impl_->stop = false;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->PublishWindow(impl_->Now(), /*force=*/true);
     impl_->worker_stop = false;
     impl_->worker_running = true;  // a job posted before the thread runs waits in `job`
   }

@@ -3,6 +3,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "fedlora/coordinator/selection_coin.h"
 #include "fedlora/coordinator/shard_plan.h"
 #include "fedlora/privacy/params_wire.h"
 #include "mechanism_json.h"
@@ -18,15 +19,8 @@ v1::CheckInResponse Reject(const RoundContext& ctx, v1::RejectionReason reason,
   auto* rej = r.mutable_rejection();
   rej->set_reason(reason);
   rej->set_detail(detail);
-  const absl::Duration lo = std::max(earliest, ctx.options.retry_min);
-  const absl::Duration spread = std::max(ctx.options.retry_max - ctx.options.retry_min,
-                                         absl::Milliseconds(100));
-  rej->set_retry_min_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(lo)));
-  rej->set_retry_max_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(lo + spread)));
-  if (counted) {
-    ctx.metrics.Increment("fedlora_checkins_total", {"rejected"});
-    ctx.metrics.Increment("fedlora_rejections_total", {v1::RejectionReason_Name(reason)});
-  }
+  SetRetryWindow(rej, earliest, ctx.options.retry_min, ctx.options.retry_max);
+  if (counted) CountRejection(ctx.metrics, reason);
   return r;
 }
 
@@ -237,9 +231,11 @@ class SelectingState : public RoundState {
 
 std::unique_ptr<RoundState> SelectingState::Close(RoundContext& ctx) {
   RoundData& r = ctx.round;
-  if (r.flipped.empty()) {
-    // No device checked in, so no coin was flipped and nothing depends on a sample: the same
-    // round opens a new window (nothing charged, nothing recorded).
+  if (r.flipped.empty() && !(ctx.options.coins_flipped_elsewhere &&
+                             ctx.options.coins_flipped_elsewhere(r.round, r.opened))) {
+    // No device checked in (here or, multi-host, at an edge), so no coin was flipped and
+    // nothing depends on a sample: the same round opens a new window (nothing charged,
+    // nothing recorded; the coin key stays, so a device's coin for the round stays too).
     r.opened = ctx.now;
     return MakeSelectingState();
   }
@@ -316,7 +312,8 @@ void SelectingState::CheckIn(RoundContext& ctx, const std::string& device,
     return;
   }
   r.flipped.insert(device);
-  if (q < 1 && ctx.rng.UniformDouble() >= q) {
+  // The same coin an edge computes from the published window (selection_coin.h).
+  if (!CoinSelected(r.coin_key, r.round, device, q)) {
     auto reply = Reject(ctx, v1::REJECTION_NOT_SELECTED,
                         absl::StrFormat("not sampled for round %d (rate %g)", r.round, q),
                         ctx.options.retry_max, /*counted=*/false);

@@ -44,6 +44,10 @@ struct ServerOptions {
   // DefaultHolderName(), `lease_ttl`) and fails with FAILED_PRECONDITION naming the leader.
   std::shared_ptr<LeaderLease> lease;
   std::chrono::milliseconds lease_ttl{10000};
+  // Multi-host: the HOST:PORT edge processes forward sampled check-ins and secure-aggregation
+  // calls to (published with each selection window); "" = the listen address with the bound
+  // port (a wildcard host as 127.0.0.1).
+  std::string advertise;
 };
 
 class CoordinatorServer {

@@ -1,7 +1,9 @@
 // The fedlora.v1.Coordinator gRPC service (callback API): authenticates every call (Ed25519
 // call signatures, replay guard), enforces per-method size limits, counts bytes and errors in
-// the metrics, and forwards to the RoundManager. Enrolment and the adapter download are served
-// here directly from the store.
+// the metrics, and forwards check-ins and secure-aggregation calls to its round side
+// (round_backend.h): the RoundManager in a coordinator, EdgeRounds in an edge process.
+// Enrolment, the adapter and release downloads and GetRelease are served here directly from the
+// store.
 //
 // Every method is registered raw: gRPC hands over the request's bytes, and the
 // service refuses a request longer than its method's limit before parsing it, then parses it
@@ -30,6 +32,7 @@
 #include "fedlora/coordinator/metrics.h"
 #include "fedlora/coordinator/peer_rate_limiter.h"
 #include "fedlora/coordinator/replay_guard.h"
+#include "fedlora/coordinator/round_backend.h"
 #include "fedlora/coordinator/round_manager.h"
 #include "fedlora/coordinator/store.h"
 #include "fedlora/proto/fedlora_v1.grpc.pb.h"
@@ -80,8 +83,10 @@ using RawCoordinatorService =
 
 class CoordinatorService final : public internal::RawCoordinatorService {
  public:
-  // All pointers must outlive the service.
+  // All pointers must outlive the service. The first form serves `rounds` (ManagerRounds).
   CoordinatorService(RoundManager* rounds, Store* store, MetricsRegistry* metrics,
+                     const ServiceLimits& limits, std::string coordinator_id);
+  CoordinatorService(RoundBackend* rounds, Store* store, MetricsRegistry* metrics,
                      const ServiceLimits& limits, std::string coordinator_id);
   ~CoordinatorService() override;
 
@@ -120,6 +125,7 @@ class CoordinatorService final : public internal::RawCoordinatorService {
     std::string nonce;
     std::string signature;
     std::string public_key;
+    std::string time_text, nonce_hex, signature_hex;  // as received (forwarded by edges)
   };
   // The metadata is present and well-formed, names an enrolled device that is not revoked,
   // and its time is inside the clock window and not before this process started. Cheap (one
@@ -148,6 +154,9 @@ class CoordinatorService final : public internal::RawCoordinatorService {
                                          const google::protobuf::MessageLite& request,
                                          std::string* body_sha256);
   void CountError(const char* method, const absl::Status& s);
+  // The call as the device sent it, for the round side (round_backend.h).
+  static SignedCall Signed(grpc::CallbackServerContext* ctx, const CallMetadata& md,
+                           const char* method, const Raw& request);
   void DownloadFinished(DownloadReactor* reactor, const std::string& device);
   // Takes one of the device's and one of the total download slots, or fails with
   // RESOURCE_EXHAUSTED; checked before anything is read from the store.
@@ -162,7 +171,8 @@ class CoordinatorService final : public internal::RawCoordinatorService {
       const v1::DownloadRequest& request,
       const std::function<absl::StatusOr<std::string>()>& find_sha256);
 
-  RoundManager* rounds_;
+  std::unique_ptr<RoundBackend> own_rounds_;  // the first constructor's ManagerRounds
+  RoundBackend* rounds_;
   Store* store_;
   MetricsRegistry* metrics_;
   ServiceLimits limits_;

@@ -40,6 +40,7 @@
 #include "fedlora/common/random.h"
 #include "fedlora/coordinator/federated_training.h"
 #include "fedlora/coordinator/metrics.h"
+#include "fedlora/coordinator/selection_window.h"
 #include "fedlora/coordinator/store.h"
 #include "fedlora/proto/fedlora_v1.pb.h"
 #include "fedlora/secagg/types.h"
@@ -84,6 +85,14 @@ struct CoordinatorOptions {
   // Simulation only: accept a seeded (non-secure) generator for sampling, rotation seeds and
   // session nonces, so that a simulated run repeats. A deployment never sets it.
   bool allow_seeded_rng = false;
+  // Multi-host leaders (selection_window.h; null in single-host mode and the simulator):
+  // `publish_window` gets the selection window whenever one opens or closes, when training
+  // ends and on Start() (called under the manager's mutex: one store write);
+  // `coins_flipped_elsewhere(round, opened)` is asked at the end of a window in which no
+  // device was sampled here, whether an edge flipped a coin in it (then the round is charged
+  // and aborted as too small, as a single-host round with coins and no sample is).
+  std::function<void(const SelectionWindow&)> publish_window;
+  std::function<bool(uint64_t round, absl::Time opened)> coins_flipped_elsewhere;
 };
 
 // Where the run is (the sample size is private and not part of it).

@@ -1,0 +1,300 @@
+#include "fedlora/coordinator/edge_rounds.h"
+
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "fedlora/common/call_signature.h"
+#include "fedlora/coordinator/selection_coin.h"
+#include "raw_call.h"
+
+namespace fedlora::coordinator {
+
+void DefineEdgeMetrics(MetricsRegistry& m) {
+  DefineCoordinatorMetrics(m);
+  m.DefineCounter("fedlora_edge_checkins_total",
+                  "Check-ins an edge answered itself, by outcome: rejected (before any coin; "
+                  "the reasons in fedlora_rejections_total) or coin (sampled or not, counted "
+                  "together: the numbers apart are private).",
+                  {"outcome"});
+  m.DefineCounter("fedlora_edge_forwarded_total",
+                  "Secure-aggregation calls forwarded to the leader, by method (sampled "
+                  "check-ins are forwarded too and not counted: their number is private).",
+                  {"method"});
+  m.DefineCounter("fedlora_edge_forward_errors_total",
+                  "Forwarded calls the leader could not be asked (UNAVAILABLE, DEADLINE_EXCEEDED)"
+                  " or refused, by gRPC code.",
+                  {"code"});
+  m.DefineGauge("fedlora_edge_window_age_seconds",
+                "Seconds since the edge last read the leader's selection window (grows while "
+                "the database cannot be read).");
+}
+
+// The forwarding client: one channel to the leader the window names (replaced when it names
+// another), calls sent as raw bytes with the device's signature metadata.
+class EdgeRounds::Forwarder {
+ public:
+  Forwarder(std::string roots, absl::Duration max_wait)
+      : roots_(std::move(roots)), max_wait_(max_wait) {}
+
+  using Done = std::function<void(absl::Status, const grpc::ByteBuffer&)>;
+  void Call(const std::string& leader, bool tls, const SignedCall& call, Done done) {
+    if (leader.empty()) {
+      return done(absl::UnavailableError("no leader has published its address yet; retry"), {});
+    }
+    struct Pending {
+      grpc::ClientContext ctx;
+      grpc::ByteBuffer request, response;
+      std::shared_ptr<grpc::Channel> channel;
+    };
+    auto* p = new Pending;
+    p->request = call.request;
+    p->ctx.AddMetadata(kCallDeviceMetadataKey, call.device_id);
+    p->ctx.AddMetadata(kCallTimeMetadataKey, call.time_ms);
+    p->ctx.AddMetadata(kCallNonceMetadataKey, call.nonce_hex);
+    p->ctx.AddMetadata(kCallSignatureMetadataKey, call.signature_hex);
+    const auto cap = std::chrono::system_clock::now() + absl::ToChronoMilliseconds(max_wait_);
+    p->ctx.set_deadline(std::min(call.deadline, cap));
+    p->channel = Channel(leader, tls);
+    grpc::GenericStub stub(p->channel);
+    stub.UnaryCall(&p->ctx, call.method, grpc::StubOptions(), &p->request, &p->response,
+                   [p, leader, done = std::move(done)](grpc::Status s) {
+                     absl::Status status;
+                     if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+                       status = absl::UnavailableError(absl::StrCat(
+                           "the leader (", leader, ") is unreachable: ", s.error_message(),
+                           "; retry (a standby takes over within the lease ttl)"));
+                     } else if (!s.ok()) {
+                       status = absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                                             s.error_message());
+                     }
+                     done(status, p->response);
+                     delete p;
+                   });
+  }
+
+ private:
+  std::shared_ptr<grpc::Channel> Channel(const std::string& leader, bool tls) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (channel_ && leader == address_ && tls == tls_) return channel_;
+    grpc::ChannelArguments args;
+    // A leader that comes back (or a successor at the same address) is reached within ~2 s.
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+    args.SetMaxReceiveMessageSize(-1);
+    args.SetMaxSendMessageSize(-1);
+    std::shared_ptr<grpc::ChannelCredentials> creds;
+    if (tls) {
+      grpc::SslCredentialsOptions ssl;
+      ssl.pem_root_certs = roots_;
+      creds = grpc::SslCredentials(ssl);
+    } else {
+      creds = grpc::InsecureChannelCredentials();
+    }
+    channel_ = grpc::CreateCustomChannel(leader, creds, args);
+    address_ = leader;
+    tls_ = tls;
+    return channel_;
+  }
+
+  const std::string roots_;
+  const absl::Duration max_wait_;
+  std::mutex mu_;
+  std::string address_;
+  bool tls_ = true;
+  std::shared_ptr<grpc::Channel> channel_;
+};
+
+EdgeRounds::EdgeRounds(Store* store, MetricsRegistry* metrics, EdgeRoundsOptions options)
+    : store_(store),
+      metrics_(metrics),
+      options_(std::move(options)),
+      forwarder_(std::make_unique<Forwarder>(options_.leader_roots_pem, options_.max_forward_wait)) {}
+
+EdgeRounds::~EdgeRounds() { Stop(); }
+
+absl::Status EdgeRounds::Poll() {
+  auto json = store_->GetMeta(kSelectionWindowKey);
+  absl::Status s = json.status();
+  if (json.ok()) {
+    auto w = SelectionWindowFromJson(*json);
+    if (w.ok()) {
+      SetWindow(*w);
+    } else {
+      s = w.status();
+    }
+  } else if (s.code() == absl::StatusCode::kNotFound) {
+    s = absl::NotFoundError(
+        "no selection window is published (hint: start `fedlora coordinator run` on this "
+        "population; edges answer NO_ROUND_OPEN until a leader serves)");
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  if (window_read_ != absl::InfinitePast()) {
+    metrics_->Set("fedlora_edge_window_age_seconds", absl::ToDoubleSeconds(Now() - window_read_));
+  }
+  return s;
+}
+
+void EdgeRounds::SetWindow(const SelectionWindow& w) {
+  std::lock_guard<std::mutex> l(mu_);
+  window_ = w;
+  window_read_ = Now();
+}
+
+void EdgeRounds::Start() {
+  stop_ = false;
+  poller_ = std::thread([this] {
+    std::string last_error;
+    while (!stop_) {
+      absl::Status s = Poll();
+      const std::string now_error = s.ok() ? "" : s.ToString();
+      if (now_error != last_error && options_.log) {
+        options_.log(s.ok() ? "selection window read again" : "cannot read the selection window: " + now_error);
+      }
+      last_error = now_error;
+      for (absl::Duration slept; slept < options_.poll_interval && !stop_;
+           slept += absl::Milliseconds(20)) {
+        absl::SleepFor(absl::Milliseconds(20));
+      }
+    }
+  });
+}
+
+void EdgeRounds::Stop() {
+  stop_ = true;
+  if (poller_.joinable()) poller_.join();
+}
+
+absl::Status EdgeRounds::RecordCoins(const SelectionWindow& w) {
+  const std::string key = absl::StrCat(w.round, "/", w.opened_ms);
+  std::lock_guard<std::mutex> l(record_mu_);
+  if (recorded_ == key) return absl::OkStatus();
+  absl::Status s = store_->PutMeta(CoinsFlippedKey(w.round), absl::StrCat(w.opened_ms));
+  if (!s.ok()) return s;
+  recorded_ = key;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<v1::CheckInResponse>> EdgeRounds::Decide(
+    const std::string& device_id, const v1::CheckInRequest& request, absl::Time now) {
+  std::optional<SelectionWindow> held;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    held = window_;
+  }
+  v1::CheckInResponse r;
+  v1::Rejection* rej = r.mutable_rejection();
+  auto reject = [&](v1::RejectionReason reason, std::string detail, absl::Duration earliest,
+                    absl::Duration lo, absl::Duration hi) {
+    rej->set_reason(reason);
+    rej->set_detail(std::move(detail));
+    SetRetryWindow(rej, earliest, lo, hi);
+    CountRejection(*metrics_, reason);
+    metrics_->Increment("fedlora_edge_checkins_total", {"rejected"});
+    return std::optional<v1::CheckInResponse>(r);
+  };
+  if (!held) {
+    // The leader's defaults (round_manager.h): come back within 1-10 s.
+    return reject(v1::REJECTION_NO_ROUND_OPEN,
+                  "no selection window is published yet (the leader is starting); retry",
+                  absl::ZeroDuration(), absl::Seconds(1), absl::Seconds(10));
+  }
+  const SelectionWindow& w = *held;
+  const absl::Duration lo = absl::Milliseconds(w.retry_min_ms), hi = absl::Milliseconds(w.retry_max_ms);
+  if (auto early = RejectBeforeCoin(w.base_model_sha256, w.min_examples, request, lo, hi)) {
+    CountRejection(*metrics_, early->rejection().reason());
+    metrics_->Increment("fedlora_edge_checkins_total", {"rejected"});
+    return early;
+  }
+  if (w.state == "finished") {
+    return reject(v1::REJECTION_BUDGET_EXHAUSTED, absl::StrCat("training is over: ", w.detail),
+                  absl::Hours(1), lo, hi);
+  }
+  if (w.state == "closed") {
+    const absl::Duration eta =
+        std::max(absl::ZeroDuration(), absl::FromUnixMillis(w.retry_after_ms) - now);
+    return reject(v1::REJECTION_NO_ROUND_OPEN,
+                  absl::StrCat("round ", w.round, " is past its selection; the next selection "
+                               "opens after it"),
+                  eta, lo, hi);
+  }
+  const absl::Time opened = absl::FromUnixMillis(w.opened_ms);
+  const absl::Time last_coin = absl::FromUnixMillis(w.end_ms) - options_.close_margin;
+  auto closed = [&] {
+    return reject(v1::REJECTION_NO_ROUND_OPEN,
+                  absl::StrCat("round ", w.round,
+                               "'s selection window has closed; the next one opens after it"),
+                  absl::ZeroDuration(), lo, hi);
+  };
+  if (now < opened || now >= last_coin) return closed();
+  if (absl::Status s = RecordCoins(w); !s.ok()) {
+    return absl::UnavailableError(absl::StrCat(
+        "the edge cannot reach the population's database (", s.message(), "); retry"));
+  }
+  // The record must be in the store before the leader closes the window.
+  if (Now() >= last_coin) return closed();
+  metrics_->Increment("fedlora_edge_checkins_total", {"coin"});
+  if (CoinSelected(w.coin_key, w.round, device_id, w.q)) return std::nullopt;
+  // Not counted by reason (private), as at the leader.
+  rej->set_reason(v1::REJECTION_NOT_SELECTED);
+  rej->set_detail(absl::StrFormat("not sampled for round %d (rate %g)", w.round, w.q));
+  SetRetryWindow(rej, hi, lo, hi);
+  return std::optional<v1::CheckInResponse>(r);
+}
+
+void EdgeRounds::CheckIn(const SignedCall& call, const v1::CheckInRequest& request,
+                         RoundManager::CheckInDone done) {
+  auto local = Decide(call.device_id, request, Now());
+  if (!local.ok()) return done(local.status(), {});
+  if (local->has_value()) return done(absl::OkStatus(), std::move(**local));
+  std::string leader;
+  bool tls = true;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    leader = window_->leader;
+    tls = window_->leader_tls;
+  }
+  forwarder_->Call(leader, tls, call,
+                   [this, done = std::move(done)](absl::Status s, const grpc::ByteBuffer& bytes) {
+                     v1::CheckInResponse reply;
+                     if (s.ok() && !internal::ParseRequest(bytes, SIZE_MAX, "reply", &reply).ok()) {
+                       s = absl::InternalError("the leader's CheckIn reply does not parse");
+                     }
+                     if (!s.ok()) {
+                       metrics_->Increment("fedlora_edge_forward_errors_total",
+                                           {absl::StatusCodeToString(s.code())});
+                     }
+                     done(s, std::move(reply));
+                   });
+}
+
+void EdgeRounds::SecAgg(const SignedCall& call, secagg::Phase, const v1::SecAggUpload&,
+                        const std::string&, RoundManager::SecAggDone done) {
+  std::string leader;
+  bool tls = true;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (window_) {
+      leader = window_->leader;
+      tls = window_->leader_tls;
+    }
+  }
+  const std::string method = call.method.substr(call.method.rfind('/') + 1);
+  metrics_->Increment("fedlora_edge_forwarded_total", {method});
+  forwarder_->Call(leader, tls, call,
+                   [this, done = std::move(done)](absl::Status s, const grpc::ByteBuffer& bytes) {
+                     v1::SecAggDownload reply;
+                     if (s.ok() && !internal::ParseRequest(bytes, SIZE_MAX, "reply", &reply).ok()) {
+                       s = absl::InternalError("the leader's secure-aggregation reply does not parse");
+                     }
+                     if (!s.ok()) {
+                       metrics_->Increment("fedlora_edge_forward_errors_total",
+                                           {absl::StatusCodeToString(s.code())});
+                     }
+                     done(s, std::move(reply));
+                   });
+}
+
+}  // namespace fedlora::coordinator
