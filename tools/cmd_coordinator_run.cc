@@ -1,5 +1,5 @@
 // fedlora coordinator run --state DIR [--listen HOST:PORT] [--insecure] [--metrics HOST:PORT]
-// [--holder NAME] [--lease-ttl S]: on a multi-host folder (PostgreSQL) a standby until it leads.
+// [--holder NAME] [--lease-ttl S] [--advertise HOST:PORT]: on a multi-host folder (PostgreSQL) a standby until it leads.
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -33,7 +33,7 @@ void Line(bool json, const std::string& text) {
 void RegisterCommand_coordinator_run(CLI::App& app) {
   struct Opts {
     std::string state, listen = "127.0.0.1:50051", tls_cert, tls_key, metrics = "127.0.0.1:9464";
-    std::string holder;
+    std::string holder, advertise;
     bool insecure = false, exit_when_done = false, json = false;
     int rounds = -1;
     double lease_ttl = 10;
@@ -60,6 +60,9 @@ void RegisterCommand_coordinator_run(CLI::App& app) {
   cmd->add_flag("--exit-when-done", o->exit_when_done,
                 "exit once training is over instead of serving 'training is over'");
   cmd->add_flag("--json", o->json, "print one JSON summary at exit instead of the log");
+  cmd->add_option("--advertise", o->advertise,
+                  "multi-host: HOST:PORT edge processes reach this leader at (default the "
+                  "listen address with the bound port)");
   cmd->add_option("--holder", o->holder,
                   "multi-host: this process's name in the leader lease (default host:pid:random)");
   cmd->add_option("--lease-ttl", o->lease_ttl,
@@ -87,6 +90,7 @@ void RegisterCommand_coordinator_run(CLI::App& app) {
     so.tls_cert = o->tls_cert;
     so.tls_key = o->tls_key;
     so.metrics_listen = o->metrics;
+    so.advertise = o->advertise;
     so.coordinator = *opts;
     if (o->rounds >= 0) so.coordinator.max_rounds = o->rounds;
     if (const char* crash = std::getenv(coordinator::kCrashAtEnv)) {

@@ -10,7 +10,9 @@
 
 #include "fedlora/common/adapter_blob.h"
 #include "fedlora/common/encoding.h"
+#include "fedlora/common/file_util.h"
 #include "fedlora/common/status_macros.h"
+#include "fedlora/coordinator/state_folder.h"
 
 namespace fedlora::coordinator::testing {
 
@@ -19,8 +21,12 @@ std::string EnrolmentToken(int i) { return "token-" + std::to_string(i); }
 absl::StatusOr<std::unique_ptr<CoordinatorServer>> StartTestCoordinator(
     const std::string& dir, const TestCoordinatorOptions& t) {
   std::filesystem::remove_all(dir);
+  if (!t.store_conninfo.empty()) {
+    std::filesystem::create_directories(dir);
+    FEDLORA_RETURN_IF_ERROR(WriteFileAtomic(dir + "/" + kStoreFile, t.store_conninfo));
+  }
   {
-    FEDLORA_ASSIGN_OR_RETURN(auto store, OpenSqliteStore(dir));
+    FEDLORA_ASSIGN_OR_RETURN(auto store, OpenStateStore(dir));
     AdapterBlob blob;
     blob.lora = {{"peft_type", "LORA"}, {"r", 8}, {"lora_alpha", 16},
                  {"target_modules", {"q_proj"}}};

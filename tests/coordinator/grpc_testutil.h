@@ -36,6 +36,9 @@ struct TestCoordinatorOptions {
   std::vector<std::pair<uint64_t, uint64_t>> slots;
   int max_rounds = 1;
   int max_shard_size = 0;  // 0 = one secure-aggregation session per round
+  // "" = SQLite in the folder; else a multi-host folder whose `store` file names this
+  // PostgreSQL database (StartTestCoordinator then takes the leader lease).
+  std::string store_conninfo;
 };
 
 std::string EnrolmentToken(int i);
