@@ -49,6 +49,7 @@
 #include "fedlora/privacy/prepare_update.h"
 #include "fedlora/secagg/round_driver.h"
 #include "nlohmann/json.hpp"
+#include "proc_stats.h"
 
 namespace fedlora {
 namespace {
@@ -57,35 +58,8 @@ double Now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-struct ProcStats {
-  double cpu_seconds = 0;
-  double peak_rss_mb = 0;
-};
-
-ProcStats ReadProc(pid_t pid) {
-  ProcStats s;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string content((std::istreambuf_iterator<char>(stat)), {});
-  auto close = content.rfind(')');
-  if (close != std::string::npos) {
-    std::vector<std::string> f;
-    std::string tok;
-    for (char c : content.substr(close + 2)) {
-      if (c == ' ') {
-        f.push_back(tok);
-        tok.clear();
-      } else {
-        tok += c;
-      }
-    }
-    if (f.size() > 13) s.cpu_seconds = (std::stod(f[11]) + std::stod(f[12])) / sysconf(_SC_CLK_TCK);
-  }
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.rfind("VmHWM:", 0) == 0) s.peak_rss_mb = std::stod(line.substr(6)) / 1024.0;
-  }
-  return s;
-}
+using bench::ProcStats;
+using bench::ReadProc;
 
 struct Args {
   int devices = 500;

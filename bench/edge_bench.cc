@@ -1,0 +1,229 @@
+// bench_edge: signed check-ins per second against 1, 2 and 4 edge processes (issue 30), each a
+// real `fedlora coordinator edge` process over loopback TLS, beside an idle leader (`fedlora
+// coordinator run`) on a PostgreSQL 15 server this bench starts (Debian's binaries, as in the
+// tests). Every check-in is eligible and answered by the edge from its coin: the selection
+// window is an hour long at a sampling rate of 1e-7, so every coin is false (NOT_SELECTED; the
+// bench checks that none was sampled) and no check-in reaches the leader.
+//
+//   bench_edge [--edges 1,2,4] [--seconds 5] [--workers 8] [--json]
+//
+// Workers are threads of this process, one device (own key, own TLS connection) each, spread
+// over the edges in turn; each loops CheckIn. Per configuration: check-ins per second, the p99
+// latency, each edge's CPU seconds (/proc/PID/stat) per check-in it answered, and the leader's
+// CPU seconds over the same interval (idle but for its lease renewals).
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fedlora/common/adapter_blob.h"
+#include "fedlora/coordinator/selection_coin.h"
+#include "fedlora/coordinator/selection_window.h"
+#include "fedlora/coordinator/state_folder.h"
+#include "fedlora/device/coordinator_client.h"
+#include "nlohmann/json.hpp"
+#include "proc_stats.h"
+#include "testutil/postgres_server.h"
+#include "testutil/process.h"
+
+namespace fedlora {
+namespace {
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+struct Args {
+  std::vector<int> edges = {1, 2, 4};
+  double seconds = 5;
+  int workers = 8;
+  bool json = false;
+};
+
+int PortOf(const std::string& line) {
+  const auto colon = line.rfind(':');
+  return colon == std::string::npos ? 0 : std::atoi(line.c_str() + colon + 1);
+}
+
+int Fail(const std::string& what) {
+  std::fprintf(stderr, "bench_edge: %s\n", what.c_str());
+  return 1;
+}
+
+}  // namespace
+}  // namespace fedlora
+
+int main(int argc, char** argv) {
+  using namespace fedlora;
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    std::string k = argv[i];
+    auto next = [&] { return std::string(i + 1 < argc ? argv[++i] : "0"); };
+    if (k == "--edges") {
+      a.edges.clear();
+      std::stringstream ss(next());
+      for (std::string n; std::getline(ss, n, ',');) a.edges.push_back(std::stoi(n));
+    } else if (k == "--seconds") {
+      a.seconds = std::stod(next());
+    } else if (k == "--workers") {
+      a.workers = std::stoi(next());
+    } else if (k == "--json") {
+      a.json = true;
+    } else {
+      std::fprintf(stderr, "usage: bench_edge [--edges 1,2,4] [--seconds S] [--workers W] [--json]\n");
+      return 2;
+    }
+  }
+  rlimit nofile;
+  getrlimit(RLIMIT_NOFILE, &nofile);
+  nofile.rlim_cur = nofile.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &nofile);
+
+  testing::PostgresServer pg;
+  if (!pg.ok()) return Fail(pg.error());
+  const std::string conninfo = pg.ConnInfo(pg.CreateDatabase());
+  const std::string dir = std::filesystem::temp_directory_path().string() + "/bench_edge_state";
+  std::filesystem::remove_all(dir);
+  coordinator::StateFolderSpec spec;
+  spec.state_dir = dir;
+  spec.store = conninfo;
+  spec.tokens = a.workers;
+  spec.config = {{"population", 10000000}, {"goal", 2},  {"sampling_rate", 1e-7},
+                 {"max_cohort", 100},      {"rounds", 1}, {"selection_window_s", 3600},
+                 {"noise_multiplier", 1.0}, {"clip", 1.0},  {"delta", 1e-6}};
+  spec.initial.lora = {{"peft_type", "LORA"}, {"r", 8}, {"target_modules", {"q_proj"}}};
+  spec.initial.values.assign(1000, 0.0f);
+  auto info = coordinator::CreateStateFolder(spec);
+  if (!info.ok()) return Fail(info.status().ToString());
+  const std::string logs = dir + "/logs";
+  std::filesystem::create_directories(logs);
+  ChildProcess leader = testing::StartFedlora(
+      {"coordinator", "run", "--state", dir, "--listen", "127.0.0.1:0", "--metrics", ""},
+      logs + "/leader");
+  if (leader.WaitForLine("listening on", 60).empty()) return Fail("leader: " + leader.Err());
+  // The leader's window: every worker's coin must be false.
+  auto observer = coordinator::OpenStateStore(dir);
+  if (!observer.ok()) return Fail(observer.status().ToString());
+  absl::StatusOr<coordinator::SelectionWindow> window = absl::NotFoundError("none yet");
+  for (int i = 0; i < 100 && !window.ok(); ++i) {
+    auto json = (*observer)->GetMeta(coordinator::kSelectionWindowKey);
+    if (json.ok()) window = coordinator::SelectionWindowFromJson(*json);
+    if (!window.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (!window.ok()) return Fail("no selection window: " + window.status().ToString());
+
+  std::vector<std::unique_ptr<Ed25519Key>> keys;
+  std::vector<std::string> ids;
+  nlohmann::json runs = nlohmann::json::array();
+  for (int n_edges : a.edges) {
+    std::vector<ChildProcess> edges;
+    std::vector<int> ports;
+    for (int e = 0; e < n_edges; ++e) {
+      edges.push_back(testing::StartFedlora(
+          {"coordinator", "edge", "--state", dir, "--listen", "127.0.0.1:0", "--metrics", ""},
+          logs + "/edge" + std::to_string(n_edges) + "_" + std::to_string(e)));
+      const std::string line = edges.back().WaitForLine("listening on", 60);
+      if (line.empty()) return Fail("edge: " + edges.back().Err());
+      ports.push_back(PortOf(line));
+    }
+    std::vector<std::unique_ptr<device::CoordinatorClient>> clients;
+    for (int k = 0; k < a.workers; ++k) {
+      device::ChannelOptions co;
+      co.address = "127.0.0.1:" + std::to_string(ports[k % n_edges]);
+      co.ca_pem_path = info->ca_pem;
+      co.server_name = "localhost";
+      auto channel = device::MakeChannel(co);
+      if (!channel.ok()) return Fail(channel.status().ToString());
+      if (keys.size() <= static_cast<size_t>(k)) {  // enrolled once, through an edge
+        keys.push_back(std::make_unique<Ed25519Key>(*Ed25519Key::Generate()));
+        v1::EnrollRequest req;
+        req.set_token(info->tokens[k]);
+        req.set_public_key(keys.back()->PublicRaw());
+        auto resp = device::CoordinatorClient::Enroll(*channel, req, absl::Seconds(30));
+        if (!resp.ok()) return Fail("enrol: " + resp.status().ToString());
+        ids.push_back(resp->device_id());
+        if (coordinator::CoinSelected(window->coin_key, window->round, ids.back(), window->q)) {
+          return Fail("a worker's device is sampled; run again (a new key)");
+        }
+      }
+      clients.push_back(std::make_unique<device::CoordinatorClient>(*channel, keys[k].get(), ids[k]));
+    }
+    std::vector<std::vector<double>> lat(a.workers);
+    std::vector<int> other(a.workers, 0);
+    std::atomic<bool> measuring{false}, stop{false};
+    std::vector<std::thread> w;
+    for (int k = 0; k < a.workers; ++k) {
+      w.emplace_back([&, k] {
+        v1::CheckInRequest req;
+        req.set_eligible(true);
+        while (!stop) {
+          const double s = Now();
+          auto r = clients[k]->CheckIn(req, absl::Seconds(10));
+          if (!measuring) continue;
+          if (r.ok() && r->rejection().reason() == v1::REJECTION_NOT_SELECTED) {
+            lat[k].push_back(Now() - s);
+          } else {
+            ++other[k];
+          }
+        }
+      });
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(1));  // connections and TLS sessions warm
+    std::vector<bench::ProcStats> before;
+    for (auto& e : edges) before.push_back(bench::ReadProc(e.pid()));
+    const bench::ProcStats leader_before = bench::ReadProc(leader.pid());
+    measuring = true;
+    const double t0 = Now();
+    std::this_thread::sleep_for(std::chrono::duration<double>(a.seconds));
+    measuring = false;
+    const double t1 = Now();
+    std::vector<double> edge_cpu;
+    for (size_t e = 0; e < edges.size(); ++e) {
+      edge_cpu.push_back(bench::ReadProc(edges[e].pid()).cpu_seconds - before[e].cpu_seconds);
+    }
+    const double leader_cpu = bench::ReadProc(leader.pid()).cpu_seconds - leader_before.cpu_seconds;
+    stop = true;
+    for (auto& t : w) t.join();
+    for (auto& e : edges) {
+      e.Kill(SIGTERM);
+      if (e.Wait(10) < 0) e.Kill(SIGKILL);
+    }
+    std::vector<double> all;
+    int others = 0;
+    for (int k = 0; k < a.workers; ++k) {
+      all.insert(all.end(), lat[k].begin(), lat[k].end());
+      others += other[k];
+    }
+    std::sort(all.begin(), all.end());
+    const double p99 = all.empty() ? 0 : all[std::min(all.size() - 1, size_t(0.99 * all.size()))];
+    double cpu_sum = 0;
+    for (double c : edge_cpu) cpu_sum += c;
+    const double n = static_cast<double>(all.size());
+    runs.push_back({{"edges", n_edges},
+                    {"checkins_per_second", n / (t1 - t0)},
+                    {"checkin_p99_ms", 1000 * p99},
+                    {"not_not_selected", others},
+                    {"edge_cpu_seconds", edge_cpu},
+                    {"edge_cpu_ms_per_checkin", n > 0 ? 1000 * cpu_sum / n : 0},
+                    {"checkins_per_edge_cpu_second", cpu_sum > 0 ? n / cpu_sum : 0},
+                    {"leader_cpu_seconds", leader_cpu}});
+  }
+  leader.Kill(SIGTERM);
+  if (leader.Wait(10) < 0) leader.Kill(SIGKILL);
+  nlohmann::json j = {{"workers", a.workers},
+                      {"seconds", a.seconds},
+                      {"answered_by", "coin (NOT_SELECTED, q 1e-7)"},
+                      {"cores", std::thread::hardware_concurrency()},
+                      {"runs", runs}};
+  std::printf("%s\n", a.json ? j.dump().c_str() : j.dump(2).c_str());
+  std::filesystem::remove_all(dir);
+  return 0;
+}
