@@ -5,8 +5,10 @@
 // window is an hour long at a sampling rate of 1e-7, so every coin is false (NOT_SELECTED; the
 // bench checks that none was sampled) and no check-in reaches the leader.
 //
-//   bench_edge [--edges 1,2,4] [--seconds 5] [--workers 8] [--json]
+//   bench_edge [--edges 0,1,2,4] [--seconds 5] [--workers 8] [--json]
 //
+// 0 edges: the same check-ins straight to the leader (one process answers everything, as a
+// single-host coordinator does), the baseline in the same run.
 // Workers are threads of this process, one device (own key, own TLS connection) each, spread
 // over the edges in turn; each loops CheckIn. Per configuration: check-ins per second, the p99
 // latency, each edge's CPU seconds (/proc/PID/stat) per check-in it answered, and the leader's
@@ -19,6 +21,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -42,11 +45,21 @@ double Now() {
 }
 
 struct Args {
-  std::vector<int> edges = {1, 2, 4};
+  std::vector<int> edges = {0, 1, 2, 4};
   double seconds = 5;
   int workers = 8;
   bool json = false;
 };
+
+// Busy and total jiffies of all cores (/proc/stat), for the machine's load while measuring.
+std::pair<double, double> MachineJiffies() {
+  std::ifstream f("/proc/stat");
+  std::string cpu;
+  double user, nice, system, idle, iowait, irq, softirq, steal;
+  f >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal;
+  const double busy = user + nice + system + irq + softirq + steal;
+  return {busy, busy + idle + iowait};
+}
 
 int PortOf(const std::string& line) {
   const auto colon = line.rfind(':');
@@ -78,7 +91,7 @@ int main(int argc, char** argv) {
     } else if (k == "--json") {
       a.json = true;
     } else {
-      std::fprintf(stderr, "usage: bench_edge [--edges 1,2,4] [--seconds S] [--workers W] [--json]\n");
+      std::fprintf(stderr, "usage: bench_edge [--edges 0,1,2,4] [--seconds S] [--workers W] [--json]\n");
       return 2;
     }
   }
@@ -108,7 +121,9 @@ int main(int argc, char** argv) {
   ChildProcess leader = testing::StartFedlora(
       {"coordinator", "run", "--state", dir, "--listen", "127.0.0.1:0", "--metrics", ""},
       logs + "/leader");
-  if (leader.WaitForLine("listening on", 60).empty()) return Fail("leader: " + leader.Err());
+  const std::string leader_line = leader.WaitForLine("listening on", 60);
+  if (leader_line.empty()) return Fail("leader: " + leader.Err());
+  const int leader_port = PortOf(leader_line);
   // The leader's window: every worker's coin must be false.
   auto observer = coordinator::OpenStateStore(dir);
   if (!observer.ok()) return Fail(observer.status().ToString());
@@ -134,10 +149,11 @@ int main(int argc, char** argv) {
       if (line.empty()) return Fail("edge: " + edges.back().Err());
       ports.push_back(PortOf(line));
     }
+    if (n_edges == 0) ports.push_back(leader_port);
     std::vector<std::unique_ptr<device::CoordinatorClient>> clients;
     for (int k = 0; k < a.workers; ++k) {
       device::ChannelOptions co;
-      co.address = "127.0.0.1:" + std::to_string(ports[k % n_edges]);
+      co.address = "127.0.0.1:" + std::to_string(ports[k % ports.size()]);
       co.ca_pem_path = info->ca_pem;
       co.server_name = "localhost";
       auto channel = device::MakeChannel(co);
@@ -180,6 +196,8 @@ int main(int argc, char** argv) {
     std::vector<bench::ProcStats> before;
     for (auto& e : edges) before.push_back(bench::ReadProc(e.pid()));
     const bench::ProcStats leader_before = bench::ReadProc(leader.pid());
+    const bench::ProcStats self_before = bench::ReadProc(getpid());
+    const auto machine_before = MachineJiffies();
     measuring = true;
     const double t0 = Now();
     std::this_thread::sleep_for(std::chrono::duration<double>(a.seconds));
@@ -190,6 +208,11 @@ int main(int argc, char** argv) {
       edge_cpu.push_back(bench::ReadProc(edges[e].pid()).cpu_seconds - before[e].cpu_seconds);
     }
     const double leader_cpu = bench::ReadProc(leader.pid()).cpu_seconds - leader_before.cpu_seconds;
+    const double client_cpu = bench::ReadProc(getpid()).cpu_seconds - self_before.cpu_seconds;
+    const auto machine_after = MachineJiffies();
+    const double busy_cores = (machine_after.first - machine_before.first) /
+                              (machine_after.second - machine_before.second) *
+                              std::thread::hardware_concurrency();
     stop = true;
     for (auto& t : w) t.join();
     for (auto& e : edges) {
@@ -214,7 +237,10 @@ int main(int argc, char** argv) {
                     {"edge_cpu_seconds", edge_cpu},
                     {"edge_cpu_ms_per_checkin", n > 0 ? 1000 * cpu_sum / n : 0},
                     {"checkins_per_edge_cpu_second", cpu_sum > 0 ? n / cpu_sum : 0},
-                    {"leader_cpu_seconds", leader_cpu}});
+                    {"leader_cpu_seconds", leader_cpu},
+                    {"leader_cpu_ms_per_checkin", n > 0 ? 1000 * leader_cpu / n : 0},
+                    {"client_cpu_seconds", client_cpu},
+                    {"machine_busy_cores", busy_cores}});
   }
   leader.Kill(SIGTERM);
   if (leader.Wait(10) < 0) leader.Kill(SIGKILL);
