@@ -88,8 +88,8 @@ void RegisterCommand_coordinator_edge(CLI::App& app) {
     if (json) {
       PrintJson({{"role", "edge"},
                  {"port", (*edge)->port()},
-                 {"checkins_rejected", rejected},
-                 {"checkins_coin", coins}});
+                 {"checkins_rejected", static_cast<int64_t>(rejected)},
+                 {"checkins_coin", static_cast<int64_t>(coins)}});
     }
   });
 }

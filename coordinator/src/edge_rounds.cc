@@ -177,13 +177,19 @@ absl::Status EdgeRounds::RecordCoins(const SelectionWindow& w) {
   return absl::OkStatus();
 }
 
+std::optional<SelectionWindow> EdgeRounds::Held() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return window_;
+}
+
 absl::StatusOr<std::optional<v1::CheckInResponse>> EdgeRounds::Decide(
     const std::string& device_id, const v1::CheckInRequest& request, absl::Time now) {
-  std::optional<SelectionWindow> held;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    held = window_;
-  }
+  return DecideOn(Held(), device_id, request, now);
+}
+
+absl::StatusOr<std::optional<v1::CheckInResponse>> EdgeRounds::DecideOn(
+    const std::optional<SelectionWindow>& held, const std::string& device_id,
+    const v1::CheckInRequest& request, absl::Time now) {
   v1::CheckInResponse r;
   v1::Rejection* rej = r.mutable_rejection();
   auto reject = [&](v1::RejectionReason reason, std::string detail, absl::Duration earliest,
@@ -246,17 +252,12 @@ absl::StatusOr<std::optional<v1::CheckInResponse>> EdgeRounds::Decide(
 
 void EdgeRounds::CheckIn(const SignedCall& call, const v1::CheckInRequest& request,
                          RoundManager::CheckInDone done) {
-  auto local = Decide(call.device_id, request, Now());
+  const std::optional<SelectionWindow> held = Held();
+  auto local = DecideOn(held, call.device_id, request, Now());
   if (!local.ok()) return done(local.status(), {});
   if (local->has_value()) return done(absl::OkStatus(), std::move(**local));
-  std::string leader;
-  bool tls = true;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    leader = window_->leader;
-    tls = window_->leader_tls;
-  }
-  forwarder_->Call(leader, tls, call,
+  // Sampled in the window `held` (never empty here): to the leader that published it.
+  forwarder_->Call(held->leader, held->leader_tls, call,
                    [this, done = std::move(done)](absl::Status s, const grpc::ByteBuffer& bytes) {
                      v1::CheckInResponse reply;
                      if (s.ok() && !internal::ParseRequest(bytes, SIZE_MAX, "reply", &reply).ok()) {
@@ -272,15 +273,9 @@ void EdgeRounds::CheckIn(const SignedCall& call, const v1::CheckInRequest& reque
 
 void EdgeRounds::SecAgg(const SignedCall& call, secagg::Phase, const v1::SecAggUpload&,
                         const std::string&, RoundManager::SecAggDone done) {
-  std::string leader;
-  bool tls = true;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    if (window_) {
-      leader = window_->leader;
-      tls = window_->leader_tls;
-    }
-  }
+  const std::optional<SelectionWindow> held = Held();
+  const std::string leader = held ? held->leader : "";
+  const bool tls = held ? held->leader_tls : true;
   const std::string method = call.method.substr(call.method.rfind('/') + 1);
   metrics_->Increment("fedlora_edge_forwarded_total", {method});
   forwarder_->Call(leader, tls, call,

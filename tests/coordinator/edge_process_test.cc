@@ -22,6 +22,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "store_testutil.h"
+#include "testutil/process.h"
 
 namespace fedlora::coordinator {
 namespace {
@@ -260,6 +261,33 @@ TEST_F(EdgeProcessTest, LeaderDownTheEdgeSaysUnavailableAndTheRetryReachesTheNex
   // The new leader answered: one device sampled in its window is below the minimum.
   EXPECT_THAT(retry->rejection().detail(), HasSubstr("fewer than the minimum"));
   EXPECT_GT(LeaderCheckIns(), 0);
+}
+
+// The command itself: `fedlora coordinator edge` as its own process answers a device beside an
+// in-process leader and stops cleanly on SIGTERM with its counts in --json.
+TEST_F(EdgeProcessTest, TheEdgeCommandServesAndStopsCleanlyOnSigterm) {
+  Start(/*goal=*/2, /*devices=*/2, /*q=*/1e-6, /*edges=*/1);
+  const int port = fedlora::testing::FreeLoopbackPort();
+  ChildProcess edge = fedlora::testing::StartFedlora(
+      {"coordinator", "edge", "--state", dir_, "--listen", "127.0.0.1:" + std::to_string(port),
+       "--metrics", "", "--insecure", "--json"},
+      dir_ + "/cli_edge");
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                     grpc::InsecureChannelCredentials());
+  device::CoordinatorClient client(channel, keys_[1].get(), ids_[1]);
+  v1::CheckInRequest ineligible;
+  absl::StatusOr<v1::CheckInResponse> r = absl::UnavailableError("not yet");
+  for (int i = 0; i < 100 && !r.ok() && edge.Running(); ++i) {
+    r = client.CheckIn(ineligible, absl::Seconds(5));
+    if (!r.ok()) absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_TRUE(r.ok()) << r.status() << " " << edge.Err();
+  EXPECT_EQ(r->rejection().reason(), v1::REJECTION_TOO_FEW_EXAMPLES);
+  edge.Kill(SIGTERM);
+  EXPECT_EQ(edge.Wait(20), 0) << edge.Err();
+  EXPECT_THAT(edge.Out(), HasSubstr("\"role\":\"edge\""));
+  EXPECT_THAT(edge.Out(), HasSubstr("\"checkins_rejected\":1"));
+  EXPECT_EQ(LeaderCheckIns(), 0);
 }
 
 TEST(EdgeServerTest, ASingleHostFolderIsRefusedWithAHint) {

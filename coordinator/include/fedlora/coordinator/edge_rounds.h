@@ -78,6 +78,10 @@ class EdgeRounds final : public RoundBackend {
  private:
   class Forwarder;
   absl::Time Now() const { return options_.clock ? options_.clock() : absl::Now(); }
+  std::optional<SelectionWindow> Held() const;  // the window held now (a copy)
+  absl::StatusOr<std::optional<v1::CheckInResponse>> DecideOn(
+      const std::optional<SelectionWindow>& held, const std::string& device_id,
+      const v1::CheckInRequest& request, absl::Time now);
   // Records once per window that this edge flipped a coin in it (CoinsFlippedKey).
   absl::Status RecordCoins(const SelectionWindow& w);
 
