@@ -73,6 +73,13 @@ TEST(SelectionWindowTest, JsonRoundTripsAndRefusesAnUnknownState) {
   EXPECT_EQ(SelectionWindowFromJson("{}").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST(SelectionWindowTest, TheAdvertisedLeaderAddressIsTheFlagOrTheBoundListenAddress) {
+  EXPECT_EQ(AdvertisedAddress("db1.lan:50051", "0.0.0.0:0", 4321), "db1.lan:50051");
+  EXPECT_EQ(AdvertisedAddress("", "10.0.0.5:0", 4321), "10.0.0.5:4321");
+  EXPECT_EQ(AdvertisedAddress("", "0.0.0.0:50051", 50051), "127.0.0.1:50051");
+  EXPECT_EQ(AdvertisedAddress("", "[::]:50051", 50051), "127.0.0.1:50051");
+}
+
 // A RoundManager on a fake clock (no Start: driven by Tick), with the publication hook.
 class LeaderWindowTest : public ::testing::Test {
  protected:
