@@ -3,6 +3,9 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
+#include <condition_variable>
+#include <set>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "fedlora/common/call_signature.h"
@@ -31,24 +34,32 @@ void DefineEdgeMetrics(MetricsRegistry& m) {
                 "the database cannot be read).");
 }
 
-// The forwarding client: one channel to the leader the window names (replaced when it names
-// another), calls sent as raw bytes with the device's signature metadata.
+// The forwarding client: connections to the leader the window names (all replaced when it
+// names another), calls sent as raw bytes with the device's signature metadata. A forwarded
+// call waits at the leader until its phase closes, so a round's sampled devices are all in
+// flight at once: at most `per_connection` calls go on one connection, and another connection
+// opens when all are that busy (the leader allows max_streams_per_connection per connection;
+// calls beyond it would queue here and miss their phase).
 class EdgeRounds::Forwarder {
  public:
-  Forwarder(std::string roots, absl::Duration max_wait)
-      : roots_(std::move(roots)), max_wait_(max_wait) {}
+  Forwarder(std::string roots, absl::Duration max_wait, int per_connection)
+      : roots_(std::move(roots)), max_wait_(max_wait), per_connection_(std::max(1, per_connection)) {}
+
+  ~Forwarder() { CancelAll(); }
 
   using Done = std::function<void(absl::Status, const grpc::ByteBuffer&)>;
   void Call(const std::string& leader, bool tls, const SignedCall& call, Done done) {
     if (leader.empty()) {
       return done(absl::UnavailableError("no leader has published its address yet; retry"), {});
     }
-    struct Pending {
-      grpc::ClientContext ctx;
-      grpc::ByteBuffer request, response;
-      std::shared_ptr<grpc::Channel> channel;
-    };
-    auto* p = new Pending;
+    auto p = std::make_shared<Pending>();
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stopped_) {
+        return done(absl::UnavailableError("the edge is shutting down; retry"), {});
+      }
+      pending_.insert(p);
+    }
     p->request = call.request;
     p->ctx.AddMetadata(kCallDeviceMetadataKey, call.device_id);
     p->ctx.AddMetadata(kCallTimeMetadataKey, call.time_ms);
@@ -56,10 +67,10 @@ class EdgeRounds::Forwarder {
     p->ctx.AddMetadata(kCallSignatureMetadataKey, call.signature_hex);
     const auto cap = std::chrono::system_clock::now() + absl::ToChronoMilliseconds(max_wait_);
     p->ctx.set_deadline(std::min(call.deadline, cap));
-    p->channel = Channel(leader, tls);
-    grpc::GenericStub stub(p->channel);
+    p->connection = Acquire(leader, tls);
+    grpc::GenericStub stub(p->connection->channel);
     stub.UnaryCall(&p->ctx, call.method, grpc::StubOptions(), &p->request, &p->response,
-                   [p, leader, done = std::move(done)](grpc::Status s) {
+                   [this, p, leader, done = std::move(done)](grpc::Status s) {
                      absl::Status status;
                      if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
                        status = absl::UnavailableError(absl::StrCat(
@@ -70,14 +81,49 @@ class EdgeRounds::Forwarder {
                                              s.error_message());
                      }
                      done(status, p->response);
-                     delete p;
+                     Finished(p);
                    });
   }
 
+  // Cancels the calls in flight (their devices get CANCELLED), refuses new ones, and waits up
+  // to 5 s for their callbacks.
+  void CancelAll() {
+    std::vector<std::shared_ptr<Pending>> running;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stopped_ = true;
+      running.assign(pending_.begin(), pending_.end());
+    }
+    for (auto& p : running) p->ctx.TryCancel();
+    std::unique_lock<std::mutex> l(mu_);
+    idle_.wait_for(l, std::chrono::seconds(5), [this] { return pending_.empty(); });
+  }
+
  private:
-  std::shared_ptr<grpc::Channel> Channel(const std::string& leader, bool tls) {
+  struct Connection {
+    std::shared_ptr<grpc::Channel> channel;
+    int in_flight = 0;  // guarded by Forwarder::mu_
+  };
+  struct Pending {
+    grpc::ClientContext ctx;
+    grpc::ByteBuffer request, response;
+    std::shared_ptr<Connection> connection;
+  };
+
+  // A connection to `leader` with room for one more call (a new one when all are full).
+  std::shared_ptr<Connection> Acquire(const std::string& leader, bool tls) {
     std::lock_guard<std::mutex> l(mu_);
-    if (channel_ && leader == address_ && tls == tls_) return channel_;
+    if (leader != address_ || tls != tls_) {
+      pool_.clear();  // calls in flight keep their connection until they finish
+      address_ = leader;
+      tls_ = tls;
+    }
+    for (auto& c : pool_) {
+      if (c->in_flight < per_connection_) {
+        ++c->in_flight;
+        return c;
+      }
+    }
     grpc::ChannelArguments args;
     // A leader that comes back (or a successor at the same address) is reached within ~2 s.
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
@@ -85,6 +131,9 @@ class EdgeRounds::Forwarder {
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
     args.SetMaxReceiveMessageSize(-1);
     args.SetMaxSendMessageSize(-1);
+    // Each channel its own connection (channels with equal arguments would share one).
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    args.SetInt("fedlora.edge_connection", static_cast<int>(pool_.size()));
     std::shared_ptr<grpc::ChannelCredentials> creds;
     if (tls) {
       grpc::SslCredentialsOptions ssl;
@@ -93,25 +142,38 @@ class EdgeRounds::Forwarder {
     } else {
       creds = grpc::InsecureChannelCredentials();
     }
-    channel_ = grpc::CreateCustomChannel(leader, creds, args);
-    address_ = leader;
-    tls_ = tls;
-    return channel_;
+    auto c = std::make_shared<Connection>();
+    c->channel = grpc::CreateCustomChannel(leader, creds, args);
+    c->in_flight = 1;
+    pool_.push_back(c);
+    return c;
+  }
+
+  void Finished(const std::shared_ptr<Pending>& p) {
+    std::lock_guard<std::mutex> l(mu_);
+    --p->connection->in_flight;
+    pending_.erase(p);
+    if (pending_.empty()) idle_.notify_all();
   }
 
   const std::string roots_;
   const absl::Duration max_wait_;
+  const int per_connection_;
   std::mutex mu_;
   std::string address_;
   bool tls_ = true;
-  std::shared_ptr<grpc::Channel> channel_;
+  std::vector<std::shared_ptr<Connection>> pool_;
+  std::set<std::shared_ptr<Pending>> pending_;
+  std::condition_variable idle_;
+  bool stopped_ = false;
 };
 
 EdgeRounds::EdgeRounds(Store* store, MetricsRegistry* metrics, EdgeRoundsOptions options)
     : store_(store),
       metrics_(metrics),
       options_(std::move(options)),
-      forwarder_(std::make_unique<Forwarder>(options_.leader_roots_pem, options_.max_forward_wait)) {}
+      forwarder_(std::make_unique<Forwarder>(options_.leader_roots_pem, options_.max_forward_wait,
+                                             options_.forward_streams_per_connection)) {}
 
 EdgeRounds::~EdgeRounds() { Stop(); }
 
@@ -165,6 +227,7 @@ void EdgeRounds::Start() {
 void EdgeRounds::Stop() {
   stop_ = true;
   if (poller_.joinable()) poller_.join();
+  forwarder_->CancelAll();
 }
 
 absl::Status EdgeRounds::RecordCoins(const SelectionWindow& w) {

@@ -100,9 +100,10 @@ class EdgeProcessTest : public ::testing::Test {
     t_.tokens = devices;
     t_.dim = testing::kFakeDim;
     t_.sampling_rate = q;
-    t_.selection_window = absl::Seconds(4);
+    t_.selection_window = window_;
     t_.graph = proto::SECAGG_GRAPH_COMPLETE;
     t_.store_conninfo = pg.ConnInfo(pg.CreateDatabase());
+    t_.max_streams_per_connection = leader_streams_;
     dir_ = ::testing::TempDir() + "/edge_" + std::to_string(getpid()) + "_" +
            ::testing::UnitTest::GetInstance()->current_test_info()->name();
     started_ = absl::Now();
@@ -114,6 +115,7 @@ class EdgeProcessTest : public ::testing::Test {
       o.state_dir = dir_;
       o.listen = "127.0.0.1:0";
       o.insecure = true;
+      if (edge_streams_ > 0) o.rounds.forward_streams_per_connection = edge_streams_;
       auto edge = EdgeServer::Start(o);
       ASSERT_TRUE(edge.ok()) << edge.status();
       edges_.push_back(std::move(*edge));
@@ -149,6 +151,8 @@ class EdgeProcessTest : public ::testing::Test {
     return leader_->metrics().Value("fedlora_bytes_received_total", {"CheckIn"});
   }
 
+  int leader_streams_ = 0, edge_streams_ = 0;  // 0 = the defaults
+  absl::Duration window_ = absl::Seconds(4);
   testing::TestCoordinatorOptions t_;
   std::string dir_;
   absl::Time started_;
@@ -182,6 +186,31 @@ TEST_F(EdgeProcessTest, ARoundCommitsWithItsDevicesSpreadOverTwoEdges) {
     EXPECT_EQ(edge->metrics().Value("fedlora_edge_forwarded_total", {"AdvertiseKeys"}), 2);
     EXPECT_EQ(edge->metrics().Value("fedlora_edge_checkins_total", {"coin"}), 2);
   }
+}
+
+// Every sampled device behind one edge waits at the leader (for the window's end, then for each
+// phase to close) at the same time: more than one connection's worth of streams. The edge
+// spreads them over more connections, so none waits behind the leader's per-connection limit.
+TEST_F(EdgeProcessTest, MoreWaitingDevicesThanOneConnectionsStreamsAllGetThrough) {
+  leader_streams_ = 4;  // the leader's limit per connection (default 32)
+  edge_streams_ = 3;    // what the edge puts on one connection (default 16)
+  Start(/*goal=*/4, /*devices=*/10, /*q=*/1, /*edges=*/1);
+  std::vector<FakeResult> results(10);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 10; ++i) {
+    threads.emplace_back([&, i] { results[i] = RunFake(*clients_[i], Behaviour(), started_); });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_TRUE(results[i].completed) << i << ": " << results[i].status << " "
+                                      << results[i].detail << " " << results[i].rejection;
+  }
+  ASSERT_TRUE(leader_->rounds().WaitUntilFinished(absl::Seconds(30)));
+  auto rounds = Observer()->ListRounds();
+  ASSERT_TRUE(rounds.ok());
+  ASSERT_FALSE(rounds->empty());
+  EXPECT_EQ((*rounds)[0].state, "committed") << (*rounds)[0].abort_reason;
+  EXPECT_EQ((*rounds)[0].summed, 10);
 }
 
 TEST_F(EdgeProcessTest, RejectedCheckInsNeverReachTheLeaderAndAReplayGetsTheSameCoin) {
@@ -261,6 +290,29 @@ TEST_F(EdgeProcessTest, LeaderDownTheEdgeSaysUnavailableAndTheRetryReachesTheNex
   // The new leader answered: one device sampled in its window is below the minimum.
   EXPECT_THAT(retry->rejection().detail(), HasSubstr("fewer than the minimum"));
   EXPECT_GT(LeaderCheckIns(), 0);
+}
+
+// An edge stopping while a sampled device waits at the leader (for the window's end) answers
+// the device at once (CANCELLED, which devices retry) instead of holding it, and stops.
+TEST_F(EdgeProcessTest, AnEdgeStoppingAnswersTheDevicesItForwardedAtOnce) {
+  window_ = absl::Seconds(20);
+  Start(/*goal=*/2, /*devices=*/2, /*q=*/1, /*edges=*/1);
+  v1::CheckInRequest req;
+  req.set_eligible(true);
+  absl::StatusOr<v1::CheckInResponse> waited;
+  absl::Time answered;
+  std::thread t([&] {
+    waited = clients_[0]->CheckIn(req, absl::Seconds(60));
+    answered = absl::Now();
+  });
+  absl::SleepFor(absl::Milliseconds(500));  // forwarded, waiting at the leader
+  const absl::Time stop = absl::Now();
+  edges_[0]->Shutdown();
+  EXPECT_LT(absl::Now() - stop, absl::Seconds(5));
+  t.join();
+  ASSERT_FALSE(waited.ok());
+  EXPECT_LT(answered - stop, absl::Seconds(5)) << waited.status();
+  EXPECT_LT(answered, started_ + window_);
 }
 
 // The command itself: `fedlora coordinator edge` as its own process answers a device beside an

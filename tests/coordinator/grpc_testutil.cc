@@ -46,6 +46,9 @@ ServerOptions TestServerOptions(const std::string& dir, const TestCoordinatorOpt
   o.listen = "127.0.0.1:0";
   o.insecure = true;
   o.limits.download_timeout = t.download_timeout;
+  if (t.max_streams_per_connection > 0) {
+    o.limits.max_streams_per_connection = t.max_streams_per_connection;
+  }
   CoordinatorOptions& c = o.coordinator;
   c.recipe.mode = privacy::DpMode::kDistributed;
   c.recipe.sampling = privacy::Sampling::kPoisson;

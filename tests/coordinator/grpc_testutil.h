@@ -39,6 +39,7 @@ struct TestCoordinatorOptions {
   // "" = SQLite in the folder; else a multi-host folder whose `store` file names this
   // PostgreSQL database (StartTestCoordinator then takes the leader lease).
   std::string store_conninfo;
+  int max_streams_per_connection = 0;  // 0 = ServiceLimits' default
 };
 
 std::string EnrolmentToken(int i);

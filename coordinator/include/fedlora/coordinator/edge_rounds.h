@@ -41,6 +41,10 @@ struct EdgeRoundsOptions {
   std::string leader_roots_pem;
   // The longest a forwarded call waits for the leader when the device set no deadline.
   absl::Duration max_forward_wait = absl::Minutes(10);
+  // Forwarded calls in flight on one connection to the leader before another is opened: each
+  // waits there until its phase closes, and the leader allows ServiceLimits::
+  // max_streams_per_connection (32) per connection; calls beyond it would queue in the edge.
+  int forward_streams_per_connection = 16;
   std::function<absl::Time()> clock;  // null = absl::Now (tests: a fake clock)
   std::function<void(const std::string&)> log;
 };
@@ -60,6 +64,8 @@ class EdgeRounds final : public RoundBackend {
   absl::Status Poll();
   // Polls every poll_interval on a thread until Stop() (errors are logged once per kind).
   void Start();
+  // Stops polling, cancels the calls forwarded to the leader that are still waiting (their
+  // devices get CANCELLED, which they retry) and refuses new ones (UNAVAILABLE). Once only.
   void Stop();
   // Tests: holds `w` as if it had just been read.
   void SetWindow(const SelectionWindow& w);
