@@ -1,8 +1,5 @@
 // RunCluster / StopCluster: start, supervise and stop the processes of `fedlora cluster`.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -15,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "fedlora/common/child_process.h"
 #include "fedlora/common/file_util.h"
+#include "fedlora/common/net_address.h"
 #include "fedlora/common/status_macros.h"
 #include "fedlora/coordinator/cluster.h"
 
@@ -23,17 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-bool Accepts(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
-  ::close(fd);
-  return ok;
-}
 
 std::string Tail(const std::string& s, size_t n = 1500) {
   return s.size() <= n ? s : s.substr(s.size() - n);
@@ -115,7 +102,7 @@ absl::Status WaitReady(ChildProcess& p, const ClusterProcess& c, const std::stri
   const auto until = Clock::now() + std::chrono::seconds(90);
   while (Clock::now() < until) {
     if (!p.Running()) break;
-    if (c.ready_port > 0 && Accepts(c.ready_port)) return absl::OkStatus();
+    if (c.ready_port > 0 && LoopbackPortAccepts(c.ready_port)) return absl::OkStatus();
     if (!c.ready_line.empty() && absl::StrContains(p.Out(), c.ready_line)) {
       return absl::OkStatus();
     }

@@ -214,13 +214,23 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
           std::this_thread::sleep_for(std::chrono::milliseconds(50));
         }
         if (p.stop) break;
+        const auto asked = std::chrono::steady_clock::now();
         const absl::Status renewed = p.lease->Renew();
+        const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - asked);
         if (renewed.code() == absl::StatusCode::kFailedPrecondition) {
           p.LoseLeadership(std::string(renewed.message()), log);
         } else if (!renewed.ok() && std::chrono::steady_clock::now() >= p.lease->valid_until()) {
           p.LoseLeadership(absl::StrCat("the lease could not be renewed within its ttl (",
                                         renewed.ToString(), ")"),
                            log);
+        } else if (log && (!renewed.ok() || took > p.lease_ttl / 3)) {
+          // Late or failed renewals are what a too-short --lease-ttl looks like before a
+          // standby takes over: say so while this process still leads.
+          log(absl::StrCat("lease renewal ", renewed.ok() ? "succeeded" : "failed", " after ",
+                           took.count(), " ms",
+                           renewed.ok() ? "" : absl::StrCat(" (", renewed.ToString(), ")"),
+                           "; the lease ttl is ", p.lease_ttl.count(), " ms"));
         }
       }
     });

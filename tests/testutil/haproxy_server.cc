@@ -1,9 +1,6 @@
 #include "testutil/haproxy_server.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -11,23 +8,10 @@
 #include <fstream>
 #include <thread>
 
+#include "fedlora/common/net_address.h"
 #include "testutil/process.h"
 
 namespace fedlora::testing {
-namespace {
-
-bool Accepts(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
-  ::close(fd);
-  return ok;
-}
-
-}  // namespace
 
 HaproxyServer::HaproxyServer(const std::string& dir, const std::vector<HaproxyBackend>& backends,
                              int check_interval_ms)
@@ -50,10 +34,10 @@ HaproxyServer::HaproxyServer(const std::string& dir, const std::vector<HaproxyBa
     haproxy_ = std::make_unique<ChildProcess>(ChildProcess::Start(
         bin, {"-f", dir_ + "/haproxy.cfg", "-db"}, dir_ + "/haproxy"));
     const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (haproxy_->Running() && !Accepts(port_) && std::chrono::steady_clock::now() < until) {
+    while (haproxy_->Running() && !LoopbackPortAccepts(port_) && std::chrono::steady_clock::now() < until) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    if (haproxy_->Running() && Accepts(port_)) {
+    if (haproxy_->Running() && LoopbackPortAccepts(port_)) {
       error_.clear();
       return;
     }

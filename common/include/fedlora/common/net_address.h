@@ -21,6 +21,10 @@ bool IsLoopbackAddress(const std::string& host_port);
 // 0 when no socket could be bound. Another process may take it before the caller binds it.
 int PickFreeLoopbackPort();
 
+// True when a TCP connection to 127.0.0.1:`port` succeeds now (it is closed at once): a
+// server's readiness check.
+bool LoopbackPortAccepts(int port);
+
 }  // namespace fedlora
 
 #endif  // FEDLORA_COMMON_NET_ADDRESS_H_
