@@ -9,6 +9,8 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "testutil/haproxy_server.h"
+#include "testutil/process.h"
 
 namespace fedlora {
 namespace {
@@ -43,6 +45,32 @@ TEST(HaproxyConfigTest, HaproxyAcceptsIt) {
   std::ofstream(path) << HaproxyConfig(TwoCoordinators());
   const std::string cmd = bin + " -c -q -f " + path + " 2>&1";
   EXPECT_EQ(std::system(cmd.c_str()), 0) << HaproxyConfig(TwoCoordinators());
+}
+
+// The test helper fails (the caller's test fails, never skips) when HAProxy is missing, and
+// says how to install it.
+TEST(HaproxyServerTest, MissingBinaryFailsNamingTheSetupProfile) {
+  ::setenv("FEDLORA_HAPROXY", "/nonexistent/haproxy", 1);
+  testing::HaproxyServer server(::testing::TempDir() + "/haproxy_missing", {});
+  ::unsetenv("FEDLORA_HAPROXY");
+  EXPECT_FALSE(server.ok());
+  EXPECT_THAT(server.error(), HasSubstr("bash scripts/setup.sh test"));
+}
+
+// Started for real: the front end accepts connections, and the log shows the health checks
+// marking a backend that does not listen DOWN; Stop() ends it.
+TEST(HaproxyServerTest, StartsChecksItsBackendsAndStops) {
+  const int dead = testing::FreeLoopbackPort();
+  testing::HaproxyServer server(::testing::TempDir() + "/haproxy_run",
+                                {{"coord-0", "127.0.0.1", dead, dead}});
+  ASSERT_TRUE(server.ok()) << server.error();
+  EXPECT_THAT(server.config(), HasSubstr("server coord-0 127.0.0.1:" + std::to_string(dead)));
+  for (int i = 0; i < 100 && server.Log().find("is DOWN") == std::string::npos; ++i) {
+    ::usleep(50000);
+  }
+  EXPECT_THAT(server.Log(), HasSubstr("coordinators/coord-0 is DOWN"));
+  server.Stop();
+  EXPECT_FALSE(server.running());
 }
 
 }  // namespace

@@ -34,8 +34,12 @@ TEST(ClusterPlanTest, DatabaseThenLeaderAndStandbysThenHaproxyOnDistinctPorts) {
   std::set<int> ports;
   for (const auto& p : plan->processes) {
     roles.push_back(p.role);
-    if (p.listen_port) EXPECT_TRUE(ports.insert(p.listen_port).second) << p.name;
-    if (p.metrics_port) EXPECT_TRUE(ports.insert(p.metrics_port).second) << p.name;
+    if (p.listen_port) {
+      EXPECT_TRUE(ports.insert(p.listen_port).second) << p.name;
+    }
+    if (p.metrics_port) {
+      EXPECT_TRUE(ports.insert(p.metrics_port).second) << p.name;
+    }
   }
   EXPECT_EQ(roles, (std::vector<std::string>{"database", "leader", "standby", "standby", "front"}));
   // HAProxy's backends are the coordinators, checked on their metrics ports.
@@ -50,6 +54,23 @@ TEST(ClusterPlanTest, DatabaseThenLeaderAndStandbysThenHaproxyOnDistinctPorts) {
   EXPECT_TRUE(plan->processes[0].unprivileged);  // postgres refuses root
   spec.standbys = -1;
   EXPECT_EQ(coordinator::PlanCluster(spec).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ClusterPlanTest, MissingServerBinariesFailNamingTheSetupProfile) {
+  coordinator::ClusterSpec spec;
+  spec.dir = ::testing::TempDir() + "/cluster_missing";
+  spec.model = "m";
+  spec.fedlora_binary = "/bin/true";
+  spec.pg_bin = "/nonexistent";
+  auto plan = coordinator::PlanCluster(spec);
+  ASSERT_TRUE(plan.ok());
+  bool ready = false;
+  absl::Status s = coordinator::RunCluster(
+      *plan, [] { return true; }, [&](const nlohmann::json&) { ready = true; },
+      [](const std::string&) {});
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("bash scripts/setup.sh test"));
+  EXPECT_FALSE(ready);
 }
 
 class ClusterProcessTest : public CoordinatorProcessTest {

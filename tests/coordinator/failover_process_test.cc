@@ -42,7 +42,10 @@ TEST_F(FailoverProcessTest, StandbyTakesOverWhenTheLeaderIsKilledMidRound) {
   Enroll(1, haproxy_->port(), /*insecure=*/false);
   auto d0 = StartPhone(0, 2);
   auto d1 = StartPhone(1, 2);
-  ASSERT_EQ(leader.Wait(240), 128 + SIGKILL) << leader.Out() << leader.Err() << d0.Out();
+  ASSERT_EQ(leader.Wait(240), 128 + SIGKILL)
+      << "the leader did not reach its crash point (if it logged \"stepping down\", this "
+         "machine stalled it longer than the lease ttl; see its \"lease renewal\" lines):\n"
+      << leader.Out() << leader.Err() << d0.Out();
   const auto killed = Clock::now();
   const double serving = SecondsUntilLine(standby, "listening on", killed, 60);
   ASSERT_GE(serving, 0) << standby.Out() << standby.Err();
