@@ -1,9 +1,12 @@
 // PlanCluster: the processes of `fedlora cluster up` and their ports (cluster.h).
 #include <cstdlib>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "fedlora/common/file_util.h"
 #include "fedlora/common/net_address.h"
 #include "fedlora/coordinator/cluster.h"
+#include "fedlora/coordinator/state_folder.h"
 
 namespace fedlora::coordinator {
 namespace {
@@ -31,7 +34,20 @@ absl::StatusOr<ClusterPlan> PlanCluster(const ClusterSpec& spec) {
     plan.pg_bin = env && *env ? env : "/usr/lib/postgresql/15/bin";
   }
   const std::string pg_dir = spec.dir + "/pg";
-  plan.pg_port = PickFreeLoopbackPort();
+  // A later `up` of DIR keeps the database's port: DIR/state/store names it.
+  if (auto text = ReadFileToString(spec.dir + "/state/" + kStoreFile); text.ok()) {
+    const size_t at = text->find("port=");
+    const size_t end = at == std::string::npos ? at : text->find_first_of(" \n", at);
+    if (at == std::string::npos ||
+        !absl::SimpleAtoi(text->substr(at + 5, end == std::string::npos ? end : end - at - 5),
+                          &plan.pg_port)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cluster: ", spec.dir, "/state/", kStoreFile, " names no port= (it was not made by "
+          "`fedlora cluster up`; hint: pick another --dir)"));
+    }
+  } else {
+    plan.pg_port = PickFreeLoopbackPort();
+  }
   plan.conninfo =
       absl::StrCat("host=127.0.0.1 port=", plan.pg_port, " user=fedlora dbname=fedlora");
   const std::string socket_dir =

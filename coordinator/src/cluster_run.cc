@@ -154,6 +154,10 @@ absl::Status RunCluster(const ClusterPlan& plan, const std::function<bool()>& st
   absl::Status status;
   for (const ClusterProcess& c : plan.processes) {
     const std::string logs = s.dir + "/logs/" + c.name;
+    // The readiness check reads the new log: none of an earlier `up` may answer it.
+    std::error_code ec;
+    fs::remove(logs + ".out", ec);
+    fs::remove(logs + ".err", ec);
     started.push_back(std::make_unique<ChildProcess>(
         c.unprivileged ? ChildProcess::StartUnprivileged(c.binary, c.args, logs, {{"LC_ALL", "C"}})
                        : ChildProcess::Start(c.binary, c.args, logs)));

@@ -56,6 +56,21 @@ TEST(ClusterPlanTest, DatabaseThenLeaderAndStandbysThenHaproxyOnDistinctPorts) {
   EXPECT_EQ(coordinator::PlanCluster(spec).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// A later `up` of the same folder keeps the database's port (the state folder names it).
+TEST(ClusterPlanTest, ALaterUpKeepsTheDatabasePortTheStateFolderNames) {
+  coordinator::ClusterSpec spec;
+  spec.dir = ::testing::TempDir() + "/cluster_again";
+  spec.model = "m";
+  std::filesystem::create_directories(spec.dir + "/state");
+  std::ofstream(spec.dir + "/state/store") << "host=127.0.0.1 port=5555 user=fedlora dbname=fedlora\n";
+  auto plan = coordinator::PlanCluster(spec);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->pg_port, 5555);
+  EXPECT_THAT(plan->conninfo, HasSubstr("port=5555 "));
+  std::ofstream(spec.dir + "/state/store") << "postgresql:///other";
+  EXPECT_EQ(coordinator::PlanCluster(spec).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
 TEST(ClusterPlanTest, MissingServerBinariesFailNamingTheSetupProfile) {
   coordinator::ClusterSpec spec;
   spec.dir = ::testing::TempDir() + "/cluster_missing";
@@ -92,8 +107,10 @@ class ClusterProcessTest : public CoordinatorProcessTest {
 
 TEST_F(ClusterProcessTest, UpServesDevicesThroughHaproxyAcrossALeaderKillAndDownStopsAll) {
   const int port = testing::FreeLoopbackPort();
-  std::vector<std::string> args = {"cluster", "up", "--dir", cluster_, "--model", Model(),
-                                   "--port", std::to_string(port), "--lease-ttl", "2", "--json"};
+  const std::vector<std::string> base = {"cluster",     "up", "--dir",  cluster_,
+                                         "--model",     Model(), "--port", std::to_string(port),
+                                         "--lease-ttl", "2",     "--json"};
+  std::vector<std::string> args = base;
   for (const char* a : {"--goal", "2", "--population", "2", "--rounds", "2", "--steps", "2",
                         "--batch", "2", "--seq", "32", "--noise-multiplier", "1.0", "--tokens",
                         "2", "--selection-window", "6", "--train-deadline", "120"}) {
@@ -156,6 +173,20 @@ TEST_F(ClusterProcessTest, UpServesDevicesThroughHaproxyAcrossALeaderKillAndDown
   EXPECT_EQ(up.Wait(60), 0) << up.Out() << up.Err();
   for (int pid : pids) EXPECT_NE(::kill(pid, 0), 0) << "pid " << pid << " still runs";
   EXPECT_FALSE(std::filesystem::exists(cluster_ + "/cluster.json"));
+  // A second `up` of the folder resumes: the same database (its port) and the run's state.
+  auto again_up = StartFedlora(base, dir_ + "/up_again");  // no --init-arg: the state exists
+  const std::string line2 = again_up.WaitForLine("\"endpoint\"", 180);
+  ASSERT_FALSE(line2.empty()) << again_up.Out() << again_up.Err();
+  const auto summary2 = nlohmann::json::parse(line2);
+  EXPECT_EQ(summary2["processes"][0]["port"], summary["processes"][0]["port"]);
+  auto st2 = testing::RunFedlora("coordinator status --json --state " + cluster_ + "/state", dir_);
+  ASSERT_EQ(st2.exit_code, 0) << st2.err;
+  EXPECT_EQ(nlohmann::json::parse(st2.out)["rounds_committed"], 2) << st2.out;
+  again_up.Kill(SIGINT);  // Ctrl-C stops it all
+  EXPECT_EQ(again_up.Wait(60), 0) << again_up.Out() << again_up.Err();
+  for (const auto& p : summary2["processes"]) {
+    EXPECT_NE(::kill(p["pid"].get<int>(), 0), 0) << p.dump();
+  }
 }
 
 }  // namespace
