@@ -204,17 +204,22 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
   s->rounds_->Start();
   if (p.lease) {
     // Renew every ttl/3; fenced (a successor took over) or not renewed within the ttl (the
-    // database unreachable for that long: a standby may already lead): step down.
+    // database unreachable for that long: a standby may already lead): step down. The next
+    // renewal is due ttl/3 after the last one started, on the monotonic clock: a thread woken
+    // late (a loaded machine, a paused process or VM) renews at once instead of sleeping out
+    // a count of short naps that no longer adds up to the time that passed.
     auto log = o.coordinator.log;
     p.renewer = std::thread([&p, log] {
       const auto every = std::max(p.lease_ttl / 3, std::chrono::milliseconds(100));
+      auto due = std::chrono::steady_clock::now() + every;
       while (!p.stop && !p.lost) {
-        for (auto slept = std::chrono::milliseconds(0); slept < every && !p.stop;
-             slept += std::chrono::milliseconds(50)) {
-          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        while (!p.stop && std::chrono::steady_clock::now() < due) {
+          std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+              std::chrono::milliseconds(50), due - std::chrono::steady_clock::now()));
         }
         if (p.stop) break;
         const auto asked = std::chrono::steady_clock::now();
+        due = asked + every;
         const absl::Status renewed = p.lease->Renew();
         const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
             std::chrono::steady_clock::now() - asked);
