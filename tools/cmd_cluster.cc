@@ -25,8 +25,7 @@ std::string SelfBinary() {
 
 void Line(bool json, const std::string& text) {
   if (json) return;
-  std::printf("%s %s\n",
-              absl::FormatTime("%H:%M:%E3S", absl::Now(), absl::LocalTimeZone()).c_str(),
+  std::printf("%s %s\n", absl::FormatTime("%H:%M:%E3S", absl::Now(), absl::LocalTimeZone()).c_str(),
               text.c_str());
   std::fflush(stdout);
 }
@@ -42,8 +41,9 @@ void RegisterCommand_cluster(CLI::App& app) {
   auto* parent = GetOrAddSubcommand(
       app, "cluster", "a local multi-host rehearsal: PostgreSQL, leader + standbys, HAProxy");
   auto* up = parent->add_subcommand(
-      "up", "start PostgreSQL, `coordinator init --store`, a leader, standbys and HAProxy, each "
-            "its own process; runs until SIGINT/SIGTERM");
+      "up",
+      "start PostgreSQL, `coordinator init --store`, a leader, standbys and HAProxy, each "
+      "its own process; runs until SIGINT/SIGTERM");
   up->footer(
       "Examples:\n"
       "  fedlora cluster up --dir /tmp/rehearsal --model models/tiny\n"
@@ -55,8 +55,7 @@ void RegisterCommand_cluster(CLI::App& app) {
       "as nobody, which must be able to reach DIR (e.g. under /tmp). A second `up` on the same\n"
       "DIR reuses its database and state folder.");
   up->add_option("--dir", o->spec.dir, "the cluster's folder (created)")->required();
-  up->add_option("--model", o->spec.model, "base model folder for `coordinator init`")
-      ->required();
+  up->add_option("--model", o->spec.model, "base model folder for `coordinator init`")->required();
   up->add_option("--standbys", o->spec.standbys, "warm standby coordinators")
       ->capture_default_str()
       ->check(AtLeast(0));

@@ -23,8 +23,8 @@ absl::StatusOr<ClusterPlan> PlanCluster(const ClusterSpec& spec) {
     return absl::InvalidArgumentError("cluster: --standbys must be 0 or more");
   }
   if (spec.port < 1 || spec.port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("cluster: --port ", spec.port,
-                                                   " is outside 1..65535"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cluster: --port ", spec.port, " is outside 1..65535"));
   }
   ClusterPlan plan;
   plan.spec = spec;
@@ -41,9 +41,10 @@ absl::StatusOr<ClusterPlan> PlanCluster(const ClusterSpec& spec) {
     if (at == std::string::npos ||
         !absl::SimpleAtoi(text->substr(at + 5, end == std::string::npos ? end : end - at - 5),
                           &plan.pg_port)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "cluster: ", spec.dir, "/state/", kStoreFile, " names no port= (it was not made by "
-          "`fedlora cluster up`; hint: pick another --dir)"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("cluster: ", spec.dir, "/state/", kStoreFile,
+                       " names no port= (it was not made by "
+                       "`fedlora cluster up`; hint: pick another --dir)"));
     }
   } else {
     plan.pg_port = PickFreeLoopbackPort();
@@ -52,12 +53,17 @@ absl::StatusOr<ClusterPlan> PlanCluster(const ClusterSpec& spec) {
       absl::StrCat("host=127.0.0.1 port=", plan.pg_port, " user=fedlora dbname=fedlora");
   const std::string socket_dir =
       (pg_dir + "/.s.PGSQL.65535").size() <= kMaxSocketPath ? pg_dir : "";
-  plan.processes.push_back(
-      {"postgres", "database", plan.pg_bin + "/postgres",
-       {"-D", pg_dir + "/data", "-k", socket_dir, "-h", "127.0.0.1", "-p",
-        std::to_string(plan.pg_port), "-c", "shared_buffers=32MB", "-c",
-        "dynamic_shared_memory_type=mmap"},
-       /*unprivileged=*/true, plan.pg_port, "", plan.pg_port, 0});
+  plan.processes.push_back({"postgres",
+                            "database",
+                            plan.pg_bin + "/postgres",
+                            {"-D", pg_dir + "/data", "-k", socket_dir, "-h", "127.0.0.1", "-p",
+                             std::to_string(plan.pg_port), "-c", "shared_buffers=32MB", "-c",
+                             "dynamic_shared_memory_type=mmap"},
+                            /*unprivileged=*/true,
+                            plan.pg_port,
+                            "",
+                            plan.pg_port,
+                            0});
   // Coordinators: the first to start leads; the others wait as standbys. Each has its own
   // gRPC and metrics port; HAProxy checks /healthz on the metrics port.
   plan.haproxy.listen_port = spec.port;
@@ -65,18 +71,30 @@ absl::StatusOr<ClusterPlan> PlanCluster(const ClusterSpec& spec) {
     const std::string name = absl::StrCat("coord-", i);
     const int port = PickFreeLoopbackPort(), metrics = PickFreeLoopbackPort();
     plan.processes.push_back(
-        {name, i == 0 ? "leader" : "standby", spec.fedlora_binary,
+        {name,
+         i == 0 ? "leader" : "standby",
+         spec.fedlora_binary,
          {"coordinator", "run", "--state", spec.dir + "/state", "--listen",
           absl::StrCat("127.0.0.1:", port), "--metrics", absl::StrCat("127.0.0.1:", metrics),
           "--holder", name, "--lease-ttl", absl::StrCat(spec.lease_ttl_s)},
-         false, 0, i == 0 ? "listening on" : "standby:", port, metrics});
+         false,
+         0,
+         i == 0 ? "listening on" : "standby:",
+         port,
+         metrics});
     plan.haproxy.backends.push_back({name, "127.0.0.1", port, metrics});
   }
   // Issue 30's edges and aggregators go here: each a ClusterProcess (role "edge" /
   // "aggregator"), edges as HAProxy's backends instead of the coordinators.
-  plan.processes.push_back({"haproxy", "front", HaproxyBinary(),
+  plan.processes.push_back({"haproxy",
+                            "front",
+                            HaproxyBinary(),
                             {"-f", spec.dir + "/haproxy.cfg", "-db"},
-                            false, spec.port, "", spec.port, 0});
+                            false,
+                            spec.port,
+                            "",
+                            spec.port,
+                            0});
   return plan;
 }
 

@@ -49,9 +49,10 @@ absl::Status CheckBinaries(const ClusterPlan& plan) {
   for (const std::string& bin : {plan.pg_bin + "/initdb", plan.pg_bin + "/postgres",
                                  plan.pg_bin + "/createdb", HaproxyBinary()}) {
     if (::access(bin.c_str(), X_OK) != 0) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "cluster: ", bin, " not found (hint: `bash scripts/setup.sh test` installs "
-          "postgresql-15 and haproxy)"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("cluster: ", bin,
+                       " not found (hint: `bash scripts/setup.sh test` installs "
+                       "postgresql-15 and haproxy)"));
     }
   }
   if (::geteuid() == 0 && ::access("/usr/bin/setpriv", X_OK) != 0) {
@@ -71,11 +72,10 @@ absl::Status InitDatabaseFolder(const ClusterPlan& plan) {
   if (!ChildProcess::GiveToUnprivilegedUser(pg)) {
     return absl::FailedPreconditionError("cluster: cannot hand " + pg + " to the user nobody");
   }
-  return RunStep(ChildProcess::StartUnprivileged(
-                     plan.pg_bin + "/initdb",
-                     {"-D", pg + "/data", "-U", "fedlora", "-A", "trust", "-E", "UTF8",
-                      "--no-locale"},
-                     plan.spec.dir + "/logs/initdb", {{"LC_ALL", "C"}}),
+  return RunStep(ChildProcess::StartUnprivileged(plan.pg_bin + "/initdb",
+                                                 {"-D", pg + "/data", "-U", "fedlora", "-A",
+                                                  "trust", "-E", "UTF8", "--no-locale"},
+                                                 plan.spec.dir + "/logs/initdb", {{"LC_ALL", "C"}}),
                  "initdb in " + pg +
                      " (when run as root the user nobody must be able to reach DIR: pick a "
                      "folder under /tmp or make its parents world-executable)",
@@ -86,12 +86,12 @@ absl::Status InitState(const ClusterPlan& plan) {
   const ClusterSpec& s = plan.spec;
   if (fs::exists(s.dir + "/state/coordinator.json")) return absl::OkStatus();
   FEDLORA_RETURN_IF_ERROR(RunStep(
-      ChildProcess::Start(plan.pg_bin + "/createdb",
-                          {"-h", "127.0.0.1", "-p", std::to_string(plan.pg_port), "-U",
-                           "fedlora", "fedlora"},
-                          s.dir + "/logs/createdb"),
+      ChildProcess::Start(
+          plan.pg_bin + "/createdb",
+          {"-h", "127.0.0.1", "-p", std::to_string(plan.pg_port), "-U", "fedlora", "fedlora"},
+          s.dir + "/logs/createdb"),
       "createdb", 60));
-  std::vector<std::string> args = {"coordinator", "init",  "--state", s.dir + "/state",
+  std::vector<std::string> args = {"coordinator", "init",        "--state", s.dir + "/state",
                                    "--store",     plan.conninfo, "--model", s.model};
   args.insert(args.end(), s.init_args.begin(), s.init_args.end());
   return RunStep(ChildProcess::Start(s.fedlora_binary, args, s.dir + "/logs/coordinator-init"),
@@ -164,8 +164,11 @@ absl::Status RunCluster(const ClusterPlan& plan, const std::function<bool()>& st
     status = WaitReady(*started.back(), c, logs);
     if (!status.ok()) break;
     log(absl::StrCat("started ", c.name, " (", c.role, ", pid ", started.back()->pid(), ")"));
-    procs.push_back({{"name", c.name}, {"role", c.role}, {"pid", started.back()->pid()},
-                     {"port", c.listen_port}, {"metrics_port", c.metrics_port},
+    procs.push_back({{"name", c.name},
+                     {"role", c.role},
+                     {"pid", started.back()->pid()},
+                     {"port", c.listen_port},
+                     {"metrics_port", c.metrics_port},
                      {"log", logs + ".out"}});
     if (c.role == "database") {
       status = InitState(plan);
@@ -176,18 +179,17 @@ absl::Status RunCluster(const ClusterPlan& plan, const std::function<bool()>& st
     StopAll(started, plan.processes, log);
     return status;
   }
-  nlohmann::json summary = {
-      {"dir", s.dir},
-      {"supervisor_pid", ::getpid()},
-      {"endpoint", absl::StrCat("127.0.0.1:", s.port)},
-      {"ca", s.dir + "/state/tls/ca.pem"},
-      {"server_name", "localhost"},
-      {"tokens_file", s.dir + "/state/enroll-tokens.txt"},
-      {"state", s.dir + "/state"},
-      {"store", plan.conninfo},
-      {"haproxy_config", s.dir + "/haproxy.cfg"},
-      {"lease_ttl_s", s.lease_ttl_s},
-      {"processes", procs}};
+  nlohmann::json summary = {{"dir", s.dir},
+                            {"supervisor_pid", ::getpid()},
+                            {"endpoint", absl::StrCat("127.0.0.1:", s.port)},
+                            {"ca", s.dir + "/state/tls/ca.pem"},
+                            {"server_name", "localhost"},
+                            {"tokens_file", s.dir + "/state/enroll-tokens.txt"},
+                            {"state", s.dir + "/state"},
+                            {"store", plan.conninfo},
+                            {"haproxy_config", s.dir + "/haproxy.cfg"},
+                            {"lease_ttl_s", s.lease_ttl_s},
+                            {"processes", procs}};
   std::ofstream(s.dir + "/cluster.json") << summary.dump(2) << "\n";
   ready(summary);
   std::vector<bool> reported(started.size(), false);

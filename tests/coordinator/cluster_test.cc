@@ -47,8 +47,8 @@ TEST(ClusterPlanTest, DatabaseThenLeaderAndStandbysThenHaproxyOnDistinctPorts) {
   for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(plan->haproxy.backends[i].port, plan->processes[i + 1].listen_port);
     EXPECT_EQ(plan->haproxy.backends[i].health_port, plan->processes[i + 1].metrics_port);
-    EXPECT_THAT(plan->processes[i + 1].args,
-                ::testing::IsSupersetOf(std::vector<std::string>{"--holder", "coord-" + std::to_string(i)}));
+    EXPECT_THAT(plan->processes[i + 1].args, ::testing::IsSupersetOf(std::vector<std::string>{
+                                                 "--holder", "coord-" + std::to_string(i)}));
   }
   EXPECT_EQ(plan->haproxy.listen_port, 50051);
   EXPECT_TRUE(plan->processes[0].unprivileged);  // postgres refuses root
@@ -62,7 +62,8 @@ TEST(ClusterPlanTest, ALaterUpKeepsTheDatabasePortTheStateFolderNames) {
   spec.dir = ::testing::TempDir() + "/cluster_again";
   spec.model = "m";
   std::filesystem::create_directories(spec.dir + "/state");
-  std::ofstream(spec.dir + "/state/store") << "host=127.0.0.1 port=5555 user=fedlora dbname=fedlora\n";
+  std::ofstream(spec.dir + "/state/store")
+      << "host=127.0.0.1 port=5555 user=fedlora dbname=fedlora\n";
   auto plan = coordinator::PlanCluster(spec);
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_EQ(plan->pg_port, 5555);
@@ -107,13 +108,30 @@ class ClusterProcessTest : public CoordinatorProcessTest {
 
 TEST_F(ClusterProcessTest, UpServesDevicesThroughHaproxyAcrossALeaderKillAndDownStopsAll) {
   const int port = testing::FreeLoopbackPort();
-  const std::vector<std::string> base = {"cluster",     "up", "--dir",  cluster_,
+  const std::vector<std::string> base = {"cluster",     "up",    "--dir",  cluster_,
                                          "--model",     Model(), "--port", std::to_string(port),
                                          "--lease-ttl", "2",     "--json"};
   std::vector<std::string> args = base;
-  for (const char* a : {"--goal", "2", "--population", "2", "--rounds", "2", "--steps", "2",
-                        "--batch", "2", "--seq", "32", "--noise-multiplier", "1.0", "--tokens",
-                        "2", "--selection-window", "6", "--train-deadline", "120"}) {
+  for (const char* a : {"--goal",
+                        "2",
+                        "--population",
+                        "2",
+                        "--rounds",
+                        "2",
+                        "--steps",
+                        "2",
+                        "--batch",
+                        "2",
+                        "--seq",
+                        "32",
+                        "--noise-multiplier",
+                        "1.0",
+                        "--tokens",
+                        "2",
+                        "--selection-window",
+                        "6",
+                        "--train-deadline",
+                        "120"}) {
     args.push_back(std::string("--init-arg=") + a);
   }
   auto up = StartFedlora(args, dir_ + "/up");

@@ -58,9 +58,10 @@ TEST_F(FailoverProcessTest, StandbyTakesOverWhenTheLeaderIsKilledMidRound) {
   EXPECT_EQ(lease["valid"], true) << lease.dump();
   const double committed = SecondsUntilLine(standby, "committed: adapter version 2", killed, 300);
   ASSERT_GE(committed, 0) << standby.Out() << d0.Out() << d0.Err();
-  std::printf("failover (lease ttl %.0f s): leader killed -> standby serving %.2f s, -> next "
-              "round committed %.2f s\n",
-              LeaseTtl(), serving, committed);
+  std::printf(
+      "failover (lease ttl %.0f s): leader killed -> standby serving %.2f s, -> next "
+      "round committed %.2f s\n",
+      LeaseTtl(), serving, committed);
   for (ChildProcess* d : {&d0, &d1}) {
     ASSERT_EQ(d->Wait(300), 0) << d->Out() << d->Err() << "\nstandby:\n" << standby.Out();
     EXPECT_THAT(d->Out(), HasSubstr("2 rounds completed"));
@@ -150,7 +151,8 @@ TEST_F(FailoverProcessTest, PostgresRestartMidRoundLosesNothingCommitted) {
   std::this_thread::sleep_for(std::chrono::seconds(static_cast<int>(LeaseTtl()) + 2));
   ASSERT_EQ(pg_->Start(), "");
   for (ChildProcess* d : {&d0, &d1}) {
-    ASSERT_EQ(d->Wait(400), 0) << d->Out() << d->Err() << "\na:\n" << a.Out() << "\nb:\n"
+    ASSERT_EQ(d->Wait(400), 0) << d->Out() << d->Err() << "\na:\n"
+                               << a.Out() << "\nb:\n"
                                << b.Out();
     EXPECT_THAT(d->Out(), HasSubstr("2 rounds completed"));
   }
@@ -171,7 +173,8 @@ TEST_F(FailoverProcessTest, PostgresRestartMidRoundLosesNothingCommitted) {
     const size_t eps_at = reported.find("charged, epsilon ", at);
     const double eps = std::stod(reported.substr(eps_at + 17));
     bool found = false;
-    for (const auto& c : charges) found |= c.round == round && std::abs(c.epsilon_after - eps) < 1e-3 * eps;
+    for (const auto& c : charges)
+      found |= c.round == round && std::abs(c.epsilon_after - eps) < 1e-3 * eps;
     EXPECT_TRUE(found) << "the charge of round " << round << " (epsilon " << eps << ") is lost";
     // A commit reported before the outage survives it too.
     const std::string commit = "round " + std::to_string(round) + " committed: adapter version ";

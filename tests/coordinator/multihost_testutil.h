@@ -102,8 +102,8 @@ class MultiHostProcessTest : public CoordinatorProcessTest {
     std::set<uint64_t> seen;
     for (const auto& c : *charges) {
       EXPECT_TRUE(seen.insert(c.round).second) << "round " << c.round << " charged twice";
-      EXPECT_TRUE(charged_rounds.count(c.round)) << "a charge for round " << c.round
-                                                 << " that is not marked charged";
+      EXPECT_TRUE(charged_rounds.count(c.round))
+          << "a charge for round " << c.round << " that is not marked charged";
     }
     EXPECT_EQ(seen, charged_rounds);
     for (size_t i = 0; i < versions->size(); ++i) {

@@ -31,10 +31,11 @@ HaproxyServer::HaproxyServer(const std::string& dir, const std::vector<HaproxyBa
     spec.check_interval_ms = check_interval_ms;
     config_ = HaproxyConfig(spec);
     std::ofstream(dir_ + "/haproxy.cfg") << config_;
-    haproxy_ = std::make_unique<ChildProcess>(ChildProcess::Start(
-        bin, {"-f", dir_ + "/haproxy.cfg", "-db"}, dir_ + "/haproxy"));
+    haproxy_ = std::make_unique<ChildProcess>(
+        ChildProcess::Start(bin, {"-f", dir_ + "/haproxy.cfg", "-db"}, dir_ + "/haproxy"));
     const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (haproxy_->Running() && !LoopbackPortAccepts(port_) && std::chrono::steady_clock::now() < until) {
+    while (haproxy_->Running() && !LoopbackPortAccepts(port_) &&
+           std::chrono::steady_clock::now() < until) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     if (haproxy_->Running() && LoopbackPortAccepts(port_)) {

@@ -32,11 +32,11 @@ class HaproxyServer {
 
   bool ok() const { return error_.empty(); }
   const std::string& error() const { return error_; }
-  int port() const { return port_; }              // where devices connect
+  int port() const { return port_; }  // where devices connect
   const std::string& config() const { return config_; }
-  std::string Log() const;                        // stdout: "Server coordinators/x is DOWN" ...
+  std::string Log() const;  // stdout: "Server coordinators/x is DOWN" ...
   bool running();
-  void Stop();                                    // idempotent
+  void Stop();  // idempotent
 
  private:
   std::string dir_, config_, error_;

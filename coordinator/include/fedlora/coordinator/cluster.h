@@ -26,13 +26,13 @@ namespace fedlora::coordinator {
 
 struct ClusterSpec {
   std::string dir;
-  std::string model;                // the base model folder for `coordinator init`
-  std::string fedlora_binary;       // the CLI the coordinator processes run
+  std::string model;           // the base model folder for `coordinator init`
+  std::string fedlora_binary;  // the CLI the coordinator processes run
   int standbys = 1;
-  int port = 50051;                 // HAProxy's, on 127.0.0.1: the devices' endpoint
+  int port = 50051;  // HAProxy's, on 127.0.0.1: the devices' endpoint
   double lease_ttl_s = 10;
   std::vector<std::string> init_args;  // more `coordinator init` flags (first `up` only)
-  std::string pg_bin;               // "" = FEDLORA_PG_BIN or /usr/lib/postgresql/15/bin
+  std::string pg_bin;                  // "" = FEDLORA_PG_BIN or /usr/lib/postgresql/15/bin
 };
 
 // One process of the cluster and how to tell it is ready.
