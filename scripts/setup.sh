@@ -4,7 +4,8 @@
 #   main   build the `fedlora` CLI and run the main job (scripts/run_main.sh)
 #   test   main + GoogleTest, pybind11 and pytest (scripts/test.sh), and PostgreSQL 15 with
 #          libpq (the coordinator's PostgreSQL store is built when libpq is found, and its tests
-#          start a throwaway server); node-llama-cpp for the GGUF check is installed by its
+#          start a throwaway server), and HAProxy 2.6 (the multi-host process tests and
+#          `fedlora cluster` put it in front of the coordinators); node-llama-cpp for the GGUF check is installed by its
 #          ctest fixture (scripts/setup_llamacpp.sh)
 #   bench  main + Google Benchmark and Python PyTorch (the benches' peer, bench/peer.h)
 #   all    everything (the default)
@@ -22,10 +23,11 @@ MAIN=(
 )
 # The tests: GoogleTest, the Python module's build and pytest (tests/python), and PostgreSQL
 # (libpq for the coordinator's PostgreSQL store, the server for its tests; util-linux has the
-# setpriv that runs the server unprivileged when the tests run as root).
+# setpriv that runs the server unprivileged when the tests run as root), and HAProxy (the
+# front door of the multi-host process tests and of `fedlora cluster`).
 TEST=(libgtest-dev libgmock-dev googletest
       pybind11-dev python3-dev python3-numpy python3-pytest python3-matplotlib
-      libpq-dev postgresql-15 util-linux)
+      libpq-dev postgresql-15 util-linux haproxy)
 BENCH=(libbenchmark-dev python3-torch)
 
 profile=all print=0

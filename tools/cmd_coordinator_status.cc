@@ -11,6 +11,7 @@
 #include "fedlora/common/file_util.h"
 #include "fedlora/common/private_file.h"
 #include "fedlora/common/random.h"
+#include "fedlora/coordinator/leader_lease.h"
 #include "fedlora/coordinator/state_folder.h"
 #include "fedlora/coordinator/run_epsilons.h"
 #include "fedlora/coordinator/store.h"
@@ -128,7 +129,47 @@ absl::StatusOr<nlohmann::json> Status(coordinator::Store& store, const std::stri
   };
 }
 
+// Multi-host folders: who leads (the lease row: holder, epoch, expiry on the database clock).
+// {"store": "sqlite"} for a single-host folder; "lease": null before anyone led.
+absl::StatusOr<nlohmann::json> LeaseStatus(const std::string& state) {
+  auto conninfo = coordinator::StateStoreConninfo(state);
+  if (!conninfo.ok()) return conninfo.status();
+  if (conninfo->empty()) return nlohmann::json{{"store", "sqlite"}};
+  auto lease = coordinator::OpenLeaderLease(*conninfo, "global");
+  if (!lease.ok()) return lease.status();
+  auto cur = (*lease)->Current();
+  if (cur.status().code() == absl::StatusCode::kNotFound) {
+    return nlohmann::json{{"store", "postgresql"}, {"lease", nullptr}};
+  }
+  if (!cur.ok()) return cur.status();
+  return nlohmann::json{{"store", "postgresql"},
+                        {"lease",
+                         {{"population", cur->population},
+                          {"holder", cur->holder},
+                          {"epoch", cur->epoch},
+                          {"expires_in_s", cur->expires_in_seconds},
+                          {"valid", cur->expires_in_seconds > 0}}}};
+}
+
+void PrintLease(const nlohmann::json& j) {
+  if (j["store"] != "postgresql") return;
+  const auto& l = j["lease"];
+  if (l.is_null()) {
+    std::printf("leader: none yet (no coordinator has taken the lease; start `coordinator run`)\n");
+  } else if (l["valid"].get<bool>()) {
+    std::printf("leader: %s (epoch %llu), lease expires in %.1f s unless renewed\n",
+                l["holder"].get<std::string>().c_str(),
+                (unsigned long long)l["epoch"].get<uint64_t>(), l["expires_in_s"].get<double>());
+  } else {
+    std::printf("leader: none: the lease of %s (epoch %llu) expired %.1f s ago (a standby takes "
+                "it over; none running?)\n",
+                l["holder"].get<std::string>().c_str(),
+                (unsigned long long)l["epoch"].get<uint64_t>(), -l["expires_in_s"].get<double>());
+  }
+}
+
 void Print(const nlohmann::json& j) {
+  PrintLease(j);
   const auto& p = j["privacy"];
   auto eps = [](const nlohmann::json& e) {
     return e["epsilon"].is_number() ? absl::StrFormat("%.4g", e["epsilon"].get<double>())
@@ -203,6 +244,9 @@ void RegisterCommand_coordinator_status(CLI::App& app) {
     if (!store.ok()) return (void)Fail(store.status());
     auto j = Status(**store, o->state, o->last);
     if (!j.ok()) return (void)Fail(j.status());
+    auto lease = LeaseStatus(o->state);
+    if (!lease.ok()) return (void)Fail(lease.status());
+    j->update(*lease);
     if (o->json) return PrintJson(*j);
     Print(*j);
   });

@@ -1,6 +1,7 @@
 #include "fedlora/common/child_process.h"
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -43,6 +44,26 @@ ChildProcess ChildProcess::Start(const std::string& binary, const std::vector<st
     _exit(127);
   }
   return ChildProcess(pid, log_prefix);
+}
+
+ChildProcess ChildProcess::StartUnprivileged(const std::string& binary,
+                                             const std::vector<std::string>& args,
+                                             const std::string& log_prefix,
+                                             const std::map<std::string, std::string>& env) {
+  if (::geteuid() != 0) return Start(binary, args, log_prefix, env);
+  const passwd* nobody = ::getpwnam("nobody");
+  const std::string uid = nobody ? std::to_string(nobody->pw_uid) : "65534";
+  const std::string gid = nobody ? std::to_string(nobody->pw_gid) : "65534";
+  std::vector<std::string> argv = {"--reuid=" + uid, "--regid=" + gid, "--clear-groups", "--",
+                                   binary};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return Start("/usr/bin/setpriv", argv, log_prefix, env);
+}
+
+bool ChildProcess::GiveToUnprivilegedUser(const std::string& path) {
+  if (::geteuid() != 0) return true;
+  const passwd* nobody = ::getpwnam("nobody");
+  return nobody != nullptr && ::chown(path.c_str(), nobody->pw_uid, nobody->pw_gid) == 0;
 }
 
 ChildProcess::ChildProcess(ChildProcess&& o) noexcept

@@ -140,23 +140,38 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
   s->rounds_->Start();
   if (p.lease) {
     // Renew every ttl/3; fenced (a successor took over) or not renewed within the ttl (the
-    // database unreachable for that long: a standby may already lead): step down.
+    // database unreachable for that long: a standby may already lead): step down. The next
+    // renewal is due ttl/3 after the last one started, on the monotonic clock: a thread woken
+    // late (a loaded machine, a paused process or VM) renews at once instead of sleeping out
+    // a count of short naps that no longer adds up to the time that passed.
     auto log = o.coordinator.log;
     p.renewer = std::thread([&p, log] {
       const auto every = std::max(p.lease_ttl / 3, std::chrono::milliseconds(100));
+      auto due = std::chrono::steady_clock::now() + every;
       while (!p.stop && !p.lost) {
-        for (auto slept = std::chrono::milliseconds(0); slept < every && !p.stop;
-             slept += std::chrono::milliseconds(50)) {
-          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        while (!p.stop && std::chrono::steady_clock::now() < due) {
+          std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+              std::chrono::milliseconds(50), due - std::chrono::steady_clock::now()));
         }
         if (p.stop) break;
+        const auto asked = std::chrono::steady_clock::now();
+        due = asked + every;
         const absl::Status renewed = p.lease->Renew();
+        const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - asked);
         if (renewed.code() == absl::StatusCode::kFailedPrecondition) {
           p.LoseLeadership(std::string(renewed.message()), log);
         } else if (!renewed.ok() && std::chrono::steady_clock::now() >= p.lease->valid_until()) {
           p.LoseLeadership(absl::StrCat("the lease could not be renewed within its ttl (",
                                         renewed.ToString(), ")"),
                            log);
+        } else if (log && (!renewed.ok() || took > p.lease_ttl / 3)) {
+          // Late or failed renewals are what a too-short --lease-ttl looks like before a
+          // standby takes over: say so while this process still leads.
+          log(absl::StrCat("lease renewal ", renewed.ok() ? "succeeded" : "failed", " after ",
+                           took.count(), " ms",
+                           renewed.ok() ? "" : absl::StrCat(" (", renewed.ToString(), ")"),
+                           "; the lease ttl is ", p.lease_ttl.count(), " ms"));
         }
       }
     });

@@ -53,7 +53,10 @@ absl::Status ReplayGuard::Check(const std::string& device_id, int64_t call_ms,
                      " ms (hint: check the device clock (NTP); a stale call may be a replay)"));
   }
   if (call_ms < start_ms_) {
-    return absl::UnauthenticatedError(absl::StrCat(
+    // UNAVAILABLE, not UNAUTHENTICATED: an honest device whose call was in flight while this
+    // process started (a restart, or a standby taking over behind HAProxy) only needs to retry
+    // with a fresh signature, which devices do for UNAVAILABLE; the call itself is refused.
+    return absl::UnavailableError(absl::StrCat(
         "call from device ", device_id, " was signed at ", call_ms,
         " ms, before this coordinator started (", start_ms_,
         " ms); such calls are refused so that a restart cannot be used to replay them (hint: "

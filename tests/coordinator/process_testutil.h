@@ -73,7 +73,8 @@ class CoordinatorProcessTest : public ::testing::Test {
     if (insecure) {
       a.push_back("--insecure");
     } else {
-      a.insert(a.end(), {"--ca", dir_ + "/coord/tls/ca.pem", "--server-name", "localhost"});
+      a.insert(a.end(), {"--ca", ca_.empty() ? dir_ + "/coord/tls/ca.pem" : ca_, "--server-name",
+                         "localhost"});
     }
     return a;
   }
@@ -180,6 +181,7 @@ class CoordinatorProcessTest : public ::testing::Test {
   }
 
   std::string dir_;
+  std::string ca_;  // the coordinator's CA for devices; "" = dir_/coord/tls/ca.pem (Init's)
   std::vector<std::string> tokens_;
   int device_starts_ = 0;
 };

@@ -1,7 +1,6 @@
 #include "testutil/postgres_server.h"
 
 #include <libpq-fe.h>
-#include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -28,13 +27,7 @@ std::string Tail(const std::string& s, size_t n = 2000) {
 // `tool` with `args`, started as the server user: nobody through setpriv when we are root.
 ChildProcess StartAsServerUser(const std::string& tool, const std::vector<std::string>& args,
                                const std::string& log) {
-  if (::geteuid() != 0) return ChildProcess::Start(tool, args, log, {{"LC_ALL", "C"}});
-  const passwd* nobody = ::getpwnam("nobody");
-  std::vector<std::string> argv = {"--reuid=" + std::to_string(nobody->pw_uid),
-                                   "--regid=" + std::to_string(nobody->pw_gid), "--clear-groups",
-                                   "--", tool};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return ChildProcess::Start("/usr/bin/setpriv", argv, log, {{"LC_ALL", "C"}});
+  return ChildProcess::StartUnprivileged(tool, args, log, {{"LC_ALL", "C"}});
 }
 
 }  // namespace
@@ -62,12 +55,9 @@ PostgresServer::PostgresServer() {
     return;
   }
   dir_ = tmpl;
-  if (::geteuid() == 0) {
-    const passwd* nobody = ::getpwnam("nobody");
-    if (nobody == nullptr || ::chown(dir_.c_str(), nobody->pw_uid, nobody->pw_gid) != 0) {
-      error_ = "cannot hand " + dir_ + " to the user nobody for the PostgreSQL server";
-      return;
-    }
+  if (!ChildProcess::GiveToUnprivilegedUser(dir_)) {
+    error_ = "cannot hand " + dir_ + " to the user nobody for the PostgreSQL server";
+    return;
   }
   port_ = FreeLoopbackPort();
   ChildProcess initdb = StartAsServerUser(

@@ -1,5 +1,7 @@
 #include "testutil/process.h"
 
+#include "fedlora/common/net_address.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -23,18 +25,7 @@ ChildProcess StartFedlora(const std::vector<std::string>& args, const std::strin
   return ChildProcess::Start(FEDLORA_BINARY, args, log_prefix, env);
 }
 
-int FreeLoopbackPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
+int FreeLoopbackPort() { return ::fedlora::PickFreeLoopbackPort(); }
 
 struct RecordingProxy::State {
   int listen_fd = -1;

@@ -19,6 +19,16 @@ class ChildProcess {
   static ChildProcess Start(const std::string& binary, const std::vector<std::string>& args,
                             const std::string& log_prefix,
                             const std::map<std::string, std::string>& env = {});
+  // As Start, but when this process is root the child runs as the unprivileged user `nobody`
+  // through /usr/bin/setpriv (servers that refuse root, such as PostgreSQL); otherwise as
+  // this user. Without setpriv the child exits with 127.
+  static ChildProcess StartUnprivileged(const std::string& binary,
+                                        const std::vector<std::string>& args,
+                                        const std::string& log_prefix,
+                                        const std::map<std::string, std::string>& env = {});
+  // Makes `path` owned by the user StartUnprivileged runs as (nothing to do when not root).
+  // False when that fails (no user nobody, or chown refused).
+  static bool GiveToUnprivilegedUser(const std::string& path);
   ChildProcess(ChildProcess&& other) noexcept;
   ChildProcess& operator=(ChildProcess&&) = delete;
   ~ChildProcess();  // SIGKILLs a process still running

@@ -17,6 +17,14 @@ std::string HostOfAddress(const std::string& host_port);
 // "127.evil.example" is judged by what it resolves to, not by how it is spelt.
 bool IsLoopbackAddress(const std::string& host_port);
 
+// A TCP port that was free a moment ago on 127.0.0.1 (bound to port 0, read back, closed);
+// 0 when no socket could be bound. Another process may take it before the caller binds it.
+int PickFreeLoopbackPort();
+
+// True when a TCP connection to 127.0.0.1:`port` succeeds now (it is closed at once): a
+// server's readiness check.
+bool LoopbackPortAccepts(int port);
+
 }  // namespace fedlora
 
 #endif  // FEDLORA_COMMON_NET_ADDRESS_H_

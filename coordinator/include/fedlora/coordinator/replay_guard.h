@@ -46,9 +46,11 @@ class ReplayGuard {
   // Accepts (OK, and remembers the nonce) or refuses one call. Thread-safe. Refusals:
   //   INVALID_ARGUMENT   device_id empty
   //   UNAUTHENTICATED    nonce not 16 bytes; call_ms outside [now-window, now+window]
-  //                      ("clock skew ... check the device clock"); call_ms before the guard
-  //                      was created (signed before this coordinator started); nonce already
-  //                      seen for this device within the window ("replayed call")
+  //                      ("clock skew ... check the device clock"); nonce already seen for
+  //                      this device within the window ("replayed call")
+  //   UNAVAILABLE        call_ms before the guard was created (signed before this
+  //                      coordinator started): refused, and a device retries with a fresh
+  //                      signature (a call in flight across a restart or a failover)
   //   RESOURCE_EXHAUSTED the device already has max_nonces_per_device calls in the window
   absl::Status Check(const std::string& device_id, int64_t call_ms, const std::string& nonce,
                      int64_t now_ms);

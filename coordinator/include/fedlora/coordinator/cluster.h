@@ -1,0 +1,81 @@
+// `fedlora cluster`: a laptop rehearsal of multi-host mode (docs/coordinator.md, "Multi-host"),
+// every part its own process under one folder DIR:
+//   DIR/pg/          PostgreSQL 15 (initdb; loopback TCP and a unix socket; as the user nobody
+//                    when run as root, since postgres refuses root)
+//   DIR/state/       `coordinator init --store` (coordinator.json, TLS, enrolment tokens)
+//   coord-0..N       `coordinator run` each: the first leads, the others are warm standbys
+//   DIR/haproxy.cfg  HAProxy in front (fedlora/common/haproxy_config.h); its port is the
+//                    endpoint devices use
+//   DIR/cluster.json what runs (pids, ports, roles), for `cluster down` and operators
+//   DIR/logs/        each process's stdout / stderr
+// The process list is data (ClusterProcess): a new role (edges, aggregators: issue 30) is a
+// few lines in PlanCluster, started in order and stopped in reverse like the others.
+#ifndef FEDLORA_COORDINATOR_CLUSTER_H_
+#define FEDLORA_COORDINATOR_CLUSTER_H_
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "fedlora/common/haproxy_config.h"
+#include "nlohmann/json.hpp"
+
+namespace fedlora::coordinator {
+
+struct ClusterSpec {
+  std::string dir;
+  std::string model;           // the base model folder for `coordinator init`
+  std::string fedlora_binary;  // the CLI the coordinator processes run
+  int standbys = 1;
+  int port = 50051;  // HAProxy's, on 127.0.0.1: the devices' endpoint
+  double lease_ttl_s = 10;
+  std::vector<std::string> init_args;  // more `coordinator init` flags (first `up` only)
+  std::string pg_bin;                  // "" = FEDLORA_PG_BIN or /usr/lib/postgresql/15/bin
+};
+
+// One process of the cluster and how to tell it is ready.
+struct ClusterProcess {
+  std::string name;  // "postgres", "coord-0", "haproxy", ...
+  std::string role;  // "database", "leader", "standby", "front" (later "edge", "aggregator")
+  std::string binary;
+  std::vector<std::string> args;
+  bool unprivileged = false;  // as the user nobody when root (ChildProcess::StartUnprivileged)
+  int ready_port = 0;         // ready once 127.0.0.1:ready_port accepts a connection, or
+  std::string ready_line;     // once its stdout has a line containing this
+  int listen_port = 0, metrics_port = 0;  // what it serves (0: nothing)
+};
+
+struct ClusterPlan {
+  ClusterSpec spec;
+  std::string pg_bin;
+  int pg_port = 0;
+  std::string conninfo;  // the population's database (no password: trust on loopback)
+  std::vector<ClusterProcess> processes;  // started in this order, stopped in reverse
+  HaproxyConfigSpec haproxy;
+};
+
+// The processes and ports of a cluster (free loopback ports picked now; HAProxy on spec.port).
+// INVALID_ARGUMENT: empty dir or model, standbys < 0, port outside 1..65535.
+absl::StatusOr<ClusterPlan> PlanCluster(const ClusterSpec& spec);
+
+// Starts the cluster of `plan` (initdb, createdb and `coordinator init --store` on the first
+// `up` of DIR; later ones reuse DIR's database and state), writes DIR/cluster.json, calls
+// `ready` with the summary, then supervises until `stop` returns true (a process that exits is
+// reported through `log`, never restarted: killing the leader is the rehearsal) and stops
+// everything in reverse order in bounded time (SIGTERM, SIGKILL after 10 s each).
+// FAILED_PRECONDITION: a binary is missing (hint names `bash scripts/setup.sh test`), a
+// cluster already runs in DIR, or a process did not become ready (its log's tail says why).
+absl::Status RunCluster(const ClusterPlan& plan, const std::function<bool()>& stop,
+                        const std::function<void(const nlohmann::json&)>& ready,
+                        const std::function<void(const std::string&)>& log);
+
+// Stops the cluster DIR/cluster.json describes: SIGTERM to its supervisor (which stops the
+// rest), then to any process of it still running; SIGKILL after `seconds`. Returns what was
+// stopped. NOT_FOUND: no cluster.json in DIR.
+absl::StatusOr<nlohmann::json> StopCluster(const std::string& dir, double seconds = 30);
+
+}  // namespace fedlora::coordinator
+
+#endif  // FEDLORA_COORDINATOR_CLUSTER_H_

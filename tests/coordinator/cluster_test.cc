@@ -1,0 +1,213 @@
+// `fedlora cluster` (coordinator/cluster.h): the plan of processes and ports, and a process test
+// of `cluster up` (PostgreSQL, leader + standby, HAProxy, each its own process) serving real
+// devices through HAProxy across a kill -9 of the leader, then `cluster down`.
+#if FEDLORA_HAVE_POSTGRESQL
+
+#include "fedlora/coordinator/cluster.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <set>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "process_testutil.h"
+
+namespace fedlora {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(ClusterPlanTest, DatabaseThenLeaderAndStandbysThenHaproxyOnDistinctPorts) {
+  coordinator::ClusterSpec spec;
+  spec.dir = "/tmp/c";
+  spec.model = "m";
+  spec.fedlora_binary = "/bin/fedlora";
+  spec.standbys = 2;
+  spec.port = 50051;
+  auto plan = coordinator::PlanCluster(spec);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  std::vector<std::string> roles;
+  std::set<int> ports;
+  for (const auto& p : plan->processes) {
+    roles.push_back(p.role);
+    if (p.listen_port) {
+      EXPECT_TRUE(ports.insert(p.listen_port).second) << p.name;
+    }
+    if (p.metrics_port) {
+      EXPECT_TRUE(ports.insert(p.metrics_port).second) << p.name;
+    }
+  }
+  EXPECT_EQ(roles, (std::vector<std::string>{"database", "leader", "standby", "standby", "front"}));
+  // HAProxy's backends are the coordinators, checked on their metrics ports.
+  ASSERT_EQ(plan->haproxy.backends.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(plan->haproxy.backends[i].port, plan->processes[i + 1].listen_port);
+    EXPECT_EQ(plan->haproxy.backends[i].health_port, plan->processes[i + 1].metrics_port);
+    EXPECT_THAT(plan->processes[i + 1].args, ::testing::IsSupersetOf(std::vector<std::string>{
+                                                 "--holder", "coord-" + std::to_string(i)}));
+  }
+  EXPECT_EQ(plan->haproxy.listen_port, 50051);
+  EXPECT_TRUE(plan->processes[0].unprivileged);  // postgres refuses root
+  spec.standbys = -1;
+  EXPECT_EQ(coordinator::PlanCluster(spec).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// A later `up` of the same folder keeps the database's port (the state folder names it).
+TEST(ClusterPlanTest, ALaterUpKeepsTheDatabasePortTheStateFolderNames) {
+  coordinator::ClusterSpec spec;
+  spec.dir = ::testing::TempDir() + "/cluster_again";
+  spec.model = "m";
+  std::filesystem::create_directories(spec.dir + "/state");
+  std::ofstream(spec.dir + "/state/store")
+      << "host=127.0.0.1 port=5555 user=fedlora dbname=fedlora\n";
+  auto plan = coordinator::PlanCluster(spec);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->pg_port, 5555);
+  EXPECT_THAT(plan->conninfo, HasSubstr("port=5555 "));
+  std::ofstream(spec.dir + "/state/store") << "postgresql:///other";
+  EXPECT_EQ(coordinator::PlanCluster(spec).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(ClusterPlanTest, MissingServerBinariesFailNamingTheSetupProfile) {
+  coordinator::ClusterSpec spec;
+  spec.dir = ::testing::TempDir() + "/cluster_missing";
+  spec.model = "m";
+  spec.fedlora_binary = "/bin/true";
+  spec.pg_bin = "/nonexistent";
+  auto plan = coordinator::PlanCluster(spec);
+  ASSERT_TRUE(plan.ok());
+  bool ready = false;
+  absl::Status s = coordinator::RunCluster(
+      *plan, [] { return true; }, [&](const nlohmann::json&) { ready = true; },
+      [](const std::string&) {});
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("bash scripts/setup.sh test"));
+  EXPECT_FALSE(ready);
+}
+
+class ClusterProcessTest : public CoordinatorProcessTest {
+ protected:
+  void SetUp() override {
+    CoordinatorProcessTest::SetUp();
+    if (IsSkipped()) return;
+    // Under /tmp and world-traversable: as root, PostgreSQL runs as nobody in DIR/pg.
+    std::string tmpl = "/tmp/fedlora-cluster-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    ::chmod(tmpl.c_str(), 0755);
+    cluster_ = tmpl;
+  }
+  void TearDown() override {
+    if (!cluster_.empty()) std::filesystem::remove_all(cluster_);
+  }
+  std::string cluster_;
+};
+
+TEST_F(ClusterProcessTest, UpServesDevicesThroughHaproxyAcrossALeaderKillAndDownStopsAll) {
+  const int port = testing::FreeLoopbackPort();
+  const std::vector<std::string> base = {"cluster",     "up",    "--dir",  cluster_,
+                                         "--model",     Model(), "--port", std::to_string(port),
+                                         "--lease-ttl", "2",     "--json"};
+  std::vector<std::string> args = base;
+  for (const char* a : {"--goal",
+                        "2",
+                        "--population",
+                        "2",
+                        "--rounds",
+                        "2",
+                        "--steps",
+                        "2",
+                        "--batch",
+                        "2",
+                        "--seq",
+                        "32",
+                        "--noise-multiplier",
+                        "1.0",
+                        "--tokens",
+                        "2",
+                        "--selection-window",
+                        "6",
+                        "--train-deadline",
+                        "120"}) {
+    args.push_back(std::string("--init-arg=") + a);
+  }
+  auto up = StartFedlora(args, dir_ + "/up");
+  const std::string line = up.WaitForLine("\"endpoint\"", 180);
+  ASSERT_FALSE(line.empty()) << up.Out() << up.Err();
+  const auto summary = nlohmann::json::parse(line);
+  EXPECT_EQ(summary["endpoint"], "127.0.0.1:" + std::to_string(port));
+  ASSERT_EQ(summary["processes"].size(), 4u) << summary.dump();
+  EXPECT_TRUE(std::filesystem::exists(cluster_ + "/haproxy.cfg"));
+  EXPECT_TRUE(std::filesystem::exists(cluster_ + "/cluster.json"));
+  std::vector<int> pids;
+  for (const auto& p : summary["processes"]) pids.push_back(p["pid"]);
+  // A second `up` on the same folder is refused while this one runs.
+  auto again = testing::RunFedlora("cluster up --dir " + cluster_ + " --model " + Model() +
+                                       " --port " + std::to_string(testing::FreeLoopbackPort()),
+                                   dir_);
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_THAT(again.err, HasSubstr("already runs"));
+  // Devices enrol and train through HAProxy with the cluster's CA.
+  ca_ = summary["ca"];
+  std::ifstream in(summary["tokens_file"].get<std::string>());
+  for (std::string t; std::getline(in, t);) tokens_.push_back(t);
+  ASSERT_EQ(tokens_.size(), 2u);
+  Enroll(0, port, false);
+  Enroll(1, port, false);
+  const auto phone = [&](int i) {
+    return StartDevice(i, port, false, 2, false, {"--epsilon-budget", "1000"}, {}, true);
+  };
+  auto d0 = phone(0);
+  auto d1 = phone(1);
+  // Once round 1 committed, kill -9 the leader (the process `cluster up` started first).
+  const std::string leader_log = summary["processes"][1]["log"];
+  const auto committed = [&](const std::string& log) {
+    std::ifstream f(log);
+    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    return text.find("committed: adapter version 2") != std::string::npos;
+  };
+  for (int i = 0; i < 3000 && !committed(leader_log); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(committed(leader_log)) << d0.Out() << d0.Err();
+  ASSERT_EQ(::kill(pids[1], SIGKILL), 0);
+  for (ChildProcess* d : {&d0, &d1}) {
+    ASSERT_EQ(d->Wait(300), 0) << d->Out() << d->Err();
+    EXPECT_THAT(d->Out(), HasSubstr("2 rounds completed"));
+  }
+  // The standby leads now, and `coordinator status` says so.
+  auto st = testing::RunFedlora("coordinator status --json --state " + cluster_ + "/state", dir_);
+  ASSERT_EQ(st.exit_code, 0) << st.err;
+  const auto status = nlohmann::json::parse(st.out);
+  EXPECT_EQ(status["lease"]["holder"], "coord-1") << st.out;
+  EXPECT_EQ(status["rounds_committed"], 2) << st.out;
+  // `cluster down` stops everything in bounded time; `up` exits 0.
+  auto down = testing::RunFedlora("cluster down --json --dir " + cluster_, dir_);
+  ASSERT_EQ(down.exit_code, 0) << down.err;
+  EXPECT_THAT(down.out, HasSubstr("\"supervisor\""));
+  EXPECT_EQ(up.Wait(60), 0) << up.Out() << up.Err();
+  for (int pid : pids) EXPECT_NE(::kill(pid, 0), 0) << "pid " << pid << " still runs";
+  EXPECT_FALSE(std::filesystem::exists(cluster_ + "/cluster.json"));
+  // A second `up` of the folder resumes: the same database (its port) and the run's state.
+  auto again_up = StartFedlora(base, dir_ + "/up_again");  // no --init-arg: the state exists
+  const std::string line2 = again_up.WaitForLine("\"endpoint\"", 180);
+  ASSERT_FALSE(line2.empty()) << again_up.Out() << again_up.Err();
+  const auto summary2 = nlohmann::json::parse(line2);
+  EXPECT_EQ(summary2["processes"][0]["port"], summary["processes"][0]["port"]);
+  auto st2 = testing::RunFedlora("coordinator status --json --state " + cluster_ + "/state", dir_);
+  ASSERT_EQ(st2.exit_code, 0) << st2.err;
+  EXPECT_EQ(nlohmann::json::parse(st2.out)["rounds_committed"], 2) << st2.out;
+  again_up.Kill(SIGINT);  // Ctrl-C stops it all
+  EXPECT_EQ(again_up.Wait(60), 0) << again_up.Out() << again_up.Err();
+  for (const auto& p : summary2["processes"]) {
+    EXPECT_NE(::kill(p["pid"].get<int>(), 0), 0) << p.dump();
+  }
+}
+
+}  // namespace
+}  // namespace fedlora
+
+#endif  // FEDLORA_HAVE_POSTGRESQL
