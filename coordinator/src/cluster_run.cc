@@ -47,7 +47,8 @@ absl::Status RunStep(ChildProcess p, const std::string& what, double seconds) {
 
 absl::Status CheckBinaries(const ClusterPlan& plan) {
   for (const std::string& bin : {plan.pg_bin + "/initdb", plan.pg_bin + "/postgres",
-                                 plan.pg_bin + "/createdb", HaproxyBinary()}) {
+                                 plan.pg_bin + "/createdb", plan.pg_bin + "/pg_isready",
+                                 HaproxyBinary()}) {
     if (::access(bin.c_str(), X_OK) != 0) {
       return absl::FailedPreconditionError(
           absl::StrCat("cluster: ", bin,
@@ -85,6 +86,21 @@ absl::Status InitDatabaseFolder(const ClusterPlan& plan) {
 absl::Status InitState(const ClusterPlan& plan) {
   const ClusterSpec& s = plan.spec;
   if (fs::exists(s.dir + "/state/coordinator.json")) return absl::OkStatus();
+  // The port accepts connections before the server does ("the database system is starting
+  // up"): wait until pg_isready says it accepts them.
+  const auto until = Clock::now() + std::chrono::seconds(60);
+  while (true) {
+    ChildProcess ping = ChildProcess::Start(
+        plan.pg_bin + "/pg_isready", {"-h", "127.0.0.1", "-p", std::to_string(plan.pg_port)},
+        s.dir + "/logs/pg_isready");
+    if (ping.Wait(10) == 0) break;
+    if (Clock::now() >= until) {
+      return absl::UnavailableError(absl::StrCat(
+          "cluster: PostgreSQL on port ", plan.pg_port,
+          " did not accept connections within 60 s (see ", s.dir, "/logs/postgres.err)"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
   FEDLORA_RETURN_IF_ERROR(RunStep(
       ChildProcess::Start(
           plan.pg_bin + "/createdb",
