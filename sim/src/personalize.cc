@@ -172,12 +172,12 @@ absl::Status Interpolate(Simulator::State* s, const PersonalizeInput& in,
     const auto test_ids = Encode(tok, in.tests[k]);
     const auto val_ids = Encode(tok, in.vals[k]);
     FEDLORA_RETURN_IF_ERROR(attach(s->global));
-    g_test[k] = device::ForwardWindows(model, test_ids);
-    const device::WindowLogProbs g_val = device::ForwardWindows(model, val_ids);
+    g_test[k] = device::ForwardWindows(model, tok, test_ids);
+    const device::WindowLogProbs g_val = device::ForwardWindows(model, tok, val_ids);
     work.Detach(model);
     FEDLORA_RETURN_IF_ERROR(attach_personal(k));
-    p_test[k] = device::ForwardWindows(model, test_ids);
-    const device::WindowLogProbs p_val = device::ForwardWindows(model, val_ids);
+    p_test[k] = device::ForwardWindows(model, tok, test_ids);
+    const device::WindowLogProbs p_val = device::ForwardWindows(model, tok, val_ids);
     detach_personal();
     if (val_ids.empty()) continue;
     val[k].push_back(in.global_val[k]);
@@ -240,6 +240,8 @@ absl::Status PersonalNgram(Simulator::State* s, const PersonalizeInput& in, bool
   // Option 0: no personal state; option 1 + step: the personal strip at l = step / kGrid.
   std::vector<int> choice(n, 0);
   device::StripWeights weights = s->public_strip->weights();
+  device::EvalOptions eo;  // the second pieces the public strip expands (word_strip.h)
+  eo.strip = s->public_strip.get();
   if (federated) {
     FEDLORA_RETURN_IF_ERROR(work.Unflatten(s->global.data(), s->global.size()));
     FEDLORA_RETURN_IF_ERROR(work.Attach(model));
@@ -249,13 +251,13 @@ absl::Status PersonalNgram(Simulator::State* s, const PersonalizeInput& in, bool
     mine.AddLines(tok, kv, in.fits[k]);
     mine.Prune(static_cast<size_t>(c.personal_ngram_bytes));
     strips[k] = std::make_unique<device::WordStrip>(s->lexicon, &mine, weights);
-    test[k] = device::ForwardWindows(model, Encode(tok, in.tests[k]));
+    test[k] = device::ForwardWindows(model, tok, Encode(tok, in.tests[k]), eo);
     fallback[k] = device::ScoreStrip(test[k], tok, *s->public_strip);
     if (in.vals[k].empty()) {
       choice[k] = 1 + kGrid / 2;  // nothing held back: an even mixture
       continue;
     }
-    const device::WindowLogProbs v = device::ForwardWindows(model, Encode(tok, in.vals[k]));
+    const device::WindowLogProbs v = device::ForwardWindows(model, tok, Encode(tok, in.vals[k]), eo);
     val[k].push_back(device::ScoreStrip(v, tok, *s->public_strip));
     for (int step = 0; step < kGrid; ++step) {
       weights.personal = step / double(kGrid);
