@@ -261,7 +261,9 @@ void WordStrip::RefineGroup(const StripScores& s, int32_t f, const float* q,
       if (x.first == sp) mass = x.second;
     }
     const double lm_old = s.p1[f] * s.comp[w] / s.z[f];
-    const double lm_new = mass > 0 ? s.p1[f] * prob(sp) / total * s.comp[w] / mass : 0.0;
+    const double a = weights_.second_piece_weight;
+    const double by_second = mass > 0 ? prob(sp) / total * s.comp[w] / mass : 0.0;
+    const double lm_new = s.p1[f] * (a * by_second + (1 - a) * s.comp[w] / s.z[f]);
     out->emplace_back(w, static_cast<float>(s.p[w] + s.lm_weight * (lm_new - lm_old)));
   }
 }

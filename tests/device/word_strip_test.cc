@@ -206,6 +206,7 @@ TEST(WordStripTest, TheModelsSecondPieceRanksWordsThatShareAFirstPiece) {
   StripWeights w;
   w.public_ngram = 0;
   w.second_pieces = 2;
+  w.second_piece_weight = 1;  // the split by the second piece alone
   WordStrip strip(Public2(), nullptr, w);
   const std::vector<float> first = Row2({{2, 6}});  // the model starts a word with "do"
   // Only "do" has words with different second pieces; "ca" fits the typed "c", "do" does not.
