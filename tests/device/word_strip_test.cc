@@ -246,6 +246,22 @@ TEST(WordStripTest, TheModelsSecondPieceRanksWordsThatShareAFirstPiece) {
   rows.logp = {ends.data()};
   strip.Refine(s, {2}, rows, &p);
   EXPECT_EQ(strip.Top(p, "d", 1)[0].first, "do");
+  // a = 0.5: halfway between the counts' split and the second piece's.
+  rows.logp = {after_do.data()};
+  strip.Refine(s, {2}, rows, &p);
+  const int32_t dove = [&] {
+    for (size_t i = 0; i < strip.size(); ++i) {
+      if (strip.word(i) == "dove") return static_cast<int32_t>(i);
+    }
+    return -1;
+  }();
+  ASSERT_GE(dove, 0);
+  const float by_second = p[dove];
+  w.second_piece_weight = 0.5;
+  strip.set_weights(w);
+  std::vector<float> half;
+  strip.Refine(s, {2}, rows, &half);
+  EXPECT_NEAR(half[dove], 0.5 * (s.p[dove] + by_second), 1e-6);
   // K = 0 is the first-piece formula.
   w.second_pieces = 0;
   strip.set_weights(w);

@@ -15,10 +15,11 @@
 // Second pieces: for the K first pieces the model finds most probable among those that fit
 // the typed characters and whose public words differ in their second piece, the model runs
 // one more step, and that first piece's mass P_lm(f) is split over its words by
-//   P_lm(second(w) | ctx, f) / Q_f * C(w | f, second(w), h)
+//   a P_lm(second(w) | ctx, f) / Q_f * C(w | f, second(w), h) + (1 - a) C(w | f, h)
 // (second(w) = the end of the word for a word of one piece: the mass of word-starting and
 // special pieces; Q_f = the mass of the second pieces the group's words have) instead of by
-// C(w | f, h) alone. K = StripWeights::second_pieces; 0 is the first-piece formula.
+// C(w | f, h) alone. K = StripWeights::second_pieces (0 is the first-piece formula),
+// a = second_piece_weight.
 #ifndef FEDLORA_DEVICE_WORD_STRIP_H_
 #define FEDLORA_DEVICE_WORD_STRIP_H_
 
