@@ -111,7 +111,7 @@ void ScoreWindow(const std::vector<int64_t>& ids, const torch::Tensor& logits,
   // start).
   std::string h2 = WordNgram::kLineStart, h1 = WordNgram::kLineStart;
   StripScores scores;
-  NextPieceRows rows;
+  NextPieceRows next_rows;
   for (int64_t i = 0; i + 1 < t; ++i) {
     const int64_t target = ids[i + 1];
     m->tokens += 1;
@@ -127,17 +127,17 @@ void ScoreWindow(const std::vector<int64_t>& ids, const torch::Tensor& logits,
     if (strip != nullptr) {
       const float* row = logp.data_ptr<float>() + i * logp.size(1);
       strip->Score(h2, h1, row, &scores);
-      rows.first.clear();
-      rows.logp.clear();
+      next_rows.first.clear();
+      next_rows.logp.clear();
       if (next != nullptr && next->logp.defined()) {
         for (int64_t r = next->offset[i]; r < next->offset[i + 1]; ++r) {
-          rows.first.push_back(next->piece[r]);
-          rows.logp.push_back(next->logp.data_ptr<float>() + r * next->logp.size(1));
+          next_rows.first.push_back(next->piece[r]);
+          next_rows.logp.push_back(next->logp.data_ptr<float>() + r * next->logp.size(1));
         }
       }
       bool shown = false;
       const WordKeystrokes ks =
-          strip->Keystrokes(scores, next != nullptr ? row : nullptr, &rows, text, &shown);
+          strip->Keystrokes(scores, next != nullptr ? row : nullptr, &next_rows, text, &shown);
       m->key_chars += ks.chars;
       m->key_saved += ks.saved;
       m->word_top3 += shown;
