@@ -8,6 +8,7 @@
 
 #include "fedlora/device/keystrokes.h"
 #include "fedlora/device/word_strip.h"
+#include "next_piece.h"
 
 namespace fedlora::device {
 namespace {
@@ -25,10 +26,74 @@ std::vector<std::vector<int64_t>> Windows(const std::vector<int64_t>& ids, int64
   return out;
 }
 
-// Scores one window given its logits [T, V] (CPU float).
+// The word that starts at ids[i + 1]: its end j (ids[i+1..j-1]; j == ids.size() when it runs
+// past the window) and, when `text` is given, its characters.
+int64_t WordEnd(const std::vector<int64_t>& ids, int64_t i, const model::Tokenizer& tok,
+                const KeyboardVocab& kv, std::string* text) {
+  const int64_t t = static_cast<int64_t>(ids.size());
+  int64_t j = i + 2;
+  while (j < t && !tok.StartsWord(ids[j]) && !tok.IsSpecial(ids[j])) ++j;
+  if (text != nullptr) {
+    text->clear();
+    for (int64_t k = i + 1; k < j; ++k) *text += kv.text[ids[k]];
+  }
+  return j;
+}
+
+// The characters typed before each keystroke of `word`: "", its first code point, ...
+std::vector<std::string> TypedPrefixes(const std::string& word) {
+  std::vector<std::string> out;
+  for (size_t pos = 0; pos < word.size();) {
+    out.push_back(word.substr(0, pos));
+    ++pos;
+    while (pos < word.size() && (static_cast<unsigned char>(word[pos]) & 0xC0) == 0x80) ++pos;
+  }
+  return out;
+}
+
+// The second pieces of one window (row r of a batch whose keys and values are in `cache`).
+WindowNextPieces NextPieces(const model::LlamaModel& model, const model::KvCache& cache,
+                            int64_t r, const std::vector<int64_t>& ids, const torch::Tensor& logp,
+                            const model::Tokenizer& tok, const KeyboardVocab& kv,
+                            const WordStrip& strip) {
+  const int64_t t = static_cast<int64_t>(ids.size());
+  WindowNextPieces out;
+  out.offset.assign(static_cast<size_t>(t) + 1, 0);
+  std::vector<int64_t> positions, pieces;
+  std::string text;
+  for (int64_t i = 0; i + 1 < t; ++i) {
+    out.offset[i] = static_cast<int64_t>(pieces.size());
+    if (!tok.StartsWord(ids[i + 1]) || WordEnd(ids, i, tok, kv, &text) >= t) continue;
+    const float* row = logp.data_ptr<float>() + i * logp.size(1);
+    std::vector<int32_t> mine;
+    for (const std::string& typed : TypedPrefixes(text)) {
+      for (int32_t f : strip.PiecesToExpand(row, typed)) {
+        if (std::find(mine.begin(), mine.end(), f) == mine.end()) mine.push_back(f);
+      }
+    }
+    for (int32_t f : mine) {
+      positions.push_back(i);
+      pieces.push_back(f);
+      out.piece.push_back(f);
+    }
+  }
+  for (int64_t i = std::max<int64_t>(t - 1, 0); i <= t; ++i) out.offset[i] = static_cast<int64_t>(pieces.size());
+  if (pieces.empty()) return out;
+  model::KvCache one;
+  for (size_t l = 0; l < cache.k.size(); ++l) {
+    one.k.push_back(cache.k[l].narrow(0, r, 1));
+    one.v.push_back(cache.v[l].narrow(0, r, 1));
+  }
+  out.logp = NextPieceLogProbs(model, one, positions, pieces);
+  return out;
+}
+
+// Scores one window given its logits [T, V] (CPU float) and, for the lexicon strip's second
+// pieces, `next` (may be null).
 void ScoreWindow(const std::vector<int64_t>& ids, const torch::Tensor& logits,
                  const torch::Tensor& word_start_mask, const model::Tokenizer& tok,
-                 const KeyboardVocab& kv, const WordStrip* strip, TextMetrics* m) {
+                 const KeyboardVocab& kv, const WordStrip* strip, const WindowNextPieces* next,
+                 TextMetrics* m) {
   const int64_t t = static_cast<int64_t>(ids.size());
   torch::Tensor logp = torch::log_softmax(logits.narrow(0, 0, t), -1).contiguous();
   const int64_t vocab = std::min<int64_t>(logp.size(1), static_cast<int64_t>(kv.text.size()));
@@ -45,7 +110,8 @@ void ScoreWindow(const std::vector<int64_t>& ids, const torch::Tensor& logits,
   // The lexicon strip's history: the two words before the one predicted (window start = line
   // start).
   std::string h2 = WordNgram::kLineStart, h1 = WordNgram::kLineStart;
-  std::vector<float> word_p;
+  StripScores scores;
+  NextPieceRows next_rows;
   for (int64_t i = 0; i + 1 < t; ++i) {
     const int64_t target = ids[i + 1];
     m->tokens += 1;
@@ -54,18 +120,24 @@ void ScoreWindow(const std::vector<int64_t>& ids, const torch::Tensor& logits,
     m->top3 += (t3[i][0] == target || t3[i][1] == target || t3[i][2] == target);
     if (!tok.StartsWord(target)) continue;
     // The word is ids[i+1 .. j-1]; it is complete only if position j exists in the window.
-    int64_t j = i + 2;
-    while (j < t && !ends_word(ids[j])) ++j;
     std::string text;
-    if (strip != nullptr) {
-      for (int64_t k = i + 1; k < j; ++k) text += kv.text[ids[k]];
-    }
+    const int64_t j = WordEnd(ids, i, tok, kv, strip != nullptr ? &text : nullptr);
     if (j >= t) continue;  // word runs past the window: not scored
     m->words += 1;
     if (strip != nullptr) {
-      strip->Distribution(h2, h1, logp.data_ptr<float>() + i * logp.size(1), &word_p);
+      const float* row = logp.data_ptr<float>() + i * logp.size(1);
+      strip->Score(h2, h1, row, &scores);
+      next_rows.first.clear();
+      next_rows.logp.clear();
+      if (next != nullptr && next->logp.defined()) {
+        for (int64_t r = next->offset[i]; r < next->offset[i + 1]; ++r) {
+          next_rows.first.push_back(next->piece[r]);
+          next_rows.logp.push_back(next->logp.data_ptr<float>() + r * next->logp.size(1));
+        }
+      }
       bool shown = false;
-      const WordKeystrokes ks = strip->Keystrokes(word_p, text, &shown);
+      const WordKeystrokes ks =
+          strip->Keystrokes(scores, next != nullptr ? row : nullptr, &next_rows, text, &shown);
       m->key_chars += ks.chars;
       m->key_saved += ks.saved;
       m->word_top3 += shown;
@@ -131,10 +203,15 @@ torch::Tensor WordStartMask(const model::Tokenizer& tokenizer, int64_t vocab) {
   return word_start;
 }
 
-// Runs `model` over the windows of `sequences` in batches; `each(window, logits [T', V])`.
-void ForEachWindow(const model::LlamaModel& model,
+// Runs `model` over the windows of `sequences` in batches; `each(window, logits [T', V],
+// its second pieces or null)`. The second pieces are run when options.strip expands any.
+using WindowFn = std::function<void(const std::vector<int64_t>&, const torch::Tensor&,
+                                    const WindowNextPieces*)>;
+void ForEachWindow(const model::LlamaModel& model, const model::Tokenizer& tokenizer,
                    const std::vector<std::vector<int64_t>>& sequences, const EvalOptions& options,
-                   const std::function<void(const std::vector<int64_t>&, const torch::Tensor&)>& each) {
+                   const WindowFn& each) {
+  const bool second = options.strip != nullptr && options.strip->weights().second_pieces > 0;
+  const KeyboardVocab kv = second ? KeyboardVocab::FromTokenizer(tokenizer) : KeyboardVocab();
   torch::NoGradGuard no_grad;
   const int64_t w = options.window > 0 ? options.window : model.config().max_position_embeddings;
   std::vector<std::vector<int64_t>> windows;
@@ -157,8 +234,21 @@ void ForEachWindow(const model::LlamaModel& model,
     }
     model::ForwardOptions fo;
     fo.attention_mask = mask;
+    model::KvCache cache;
+    if (second) fo.cache = &cache;
     torch::Tensor logits = model.Forward(ids, fo);
-    for (int64_t r = 0; r < n; ++r) each(windows[b + r], logits[r]);
+    for (int64_t r = 0; r < n; ++r) {
+      if (!second) {
+        each(windows[b + r], logits[r], nullptr);
+        continue;
+      }
+      const std::vector<int64_t>& win = windows[b + r];
+      const int64_t t = static_cast<int64_t>(win.size());
+      torch::Tensor logp = torch::log_softmax(logits[r].narrow(0, 0, t), -1).contiguous();
+      const WindowNextPieces next =
+          NextPieces(model, cache, r, win, logp, tokenizer, kv, *options.strip);
+      each(win, logits[r], &next);
+    }
   }
 }
 
@@ -170,22 +260,25 @@ TextMetrics EvaluateIds(const model::LlamaModel& model, const model::Tokenizer& 
   const torch::Tensor word_start = WordStartMask(tokenizer, model.config().vocab_size);
   const KeyboardVocab kv = KeyboardVocab::FromTokenizer(tokenizer);
   TextMetrics m;
-  ForEachWindow(model, sequences, options,
-                [&](const std::vector<int64_t>& win, const torch::Tensor& logits) {
-                  ScoreWindow(win, logits, word_start, tokenizer, kv, options.strip, &m);
+  ForEachWindow(model, tokenizer, sequences, options,
+                [&](const std::vector<int64_t>& win, const torch::Tensor& logits,
+                    const WindowNextPieces* next) {
+                  ScoreWindow(win, logits, word_start, tokenizer, kv, options.strip, next, &m);
                 });
   return m;
 }
 
-WindowLogProbs ForwardWindows(const model::LlamaModel& model,
+WindowLogProbs ForwardWindows(const model::LlamaModel& model, const model::Tokenizer& tokenizer,
                               const std::vector<std::vector<int64_t>>& sequences,
                               const EvalOptions& options) {
   WindowLogProbs out;
-  ForEachWindow(model, sequences, options,
-                [&](const std::vector<int64_t>& win, const torch::Tensor& logits) {
+  ForEachWindow(model, tokenizer, sequences, options,
+                [&](const std::vector<int64_t>& win, const torch::Tensor& logits,
+                    const WindowNextPieces* next) {
                   const int64_t t = static_cast<int64_t>(win.size());
                   out.windows.push_back(win);
                   out.logp.push_back(torch::log_softmax(logits.narrow(0, 0, t), -1).contiguous());
+                  if (next != nullptr) out.next.push_back(*next);
                 });
   return out;
 }
@@ -209,7 +302,7 @@ TextMetrics ScoreMixture(const WindowLogProbs& a, const WindowLogProbs& b, doubl
       // leaves it unchanged.
       mixed = torch::logaddexp(a.logp[i] + std::log(w), b.logp[i] + std::log1p(-w));
     }
-    ScoreWindow(a.windows[i], mixed, word_start, tokenizer, kv, strip, &m);
+    ScoreWindow(a.windows[i], mixed, word_start, tokenizer, kv, strip, nullptr, &m);
   }
   return m;
 }
@@ -222,7 +315,8 @@ TextMetrics ScoreStrip(const WindowLogProbs& a, const model::Tokenizer& tokenize
   const KeyboardVocab kv = KeyboardVocab::FromTokenizer(tokenizer);
   torch::NoGradGuard no_grad;
   for (size_t i = 0; i < a.windows.size(); ++i) {
-    ScoreWindow(a.windows[i], a.logp[i], word_start, tokenizer, kv, &strip, &m);
+    ScoreWindow(a.windows[i], a.logp[i], word_start, tokenizer, kv, &strip,
+                a.next.empty() ? nullptr : &a.next[i], &m);
   }
   return m;
 }

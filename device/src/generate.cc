@@ -12,6 +12,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/strip.h"
 #include "fedlora/common/random.h"
+#include "next_piece.h"
 
 namespace fedlora::device {
 namespace {
@@ -230,8 +231,23 @@ absl::StatusOr<std::vector<Suggestion>> SuggestLexiconWords(const model::LlamaMo
     h2 = std::move(h1);
     h1 = w.text;
   }
+  // The first-piece formula, then the model's next step after the first pieces the strip
+  // expands for what is typed (word_strip.h), from the context's KV cache.
+  StripScores scores;
+  strip.Score(h2, h1, logp.data_ptr<float>(), &scores);
+  const std::vector<int32_t> pieces = strip.PiecesToExpand(logp.data_ptr<float>(), typed);
+  NextPieceRows rows;
+  torch::Tensor next;
+  if (!pieces.empty()) {
+    next = NextPieceLogProbs(model, cache, std::vector<int64_t>(pieces.size(), cache.length() - 1),
+                             std::vector<int64_t>(pieces.begin(), pieces.end()));
+    for (size_t r = 0; r < pieces.size(); ++r) {
+      rows.first.push_back(pieces[r]);
+      rows.logp.push_back(next.data_ptr<float>() + r * next.size(1));
+    }
+  }
   std::vector<float> p;
-  strip.Distribution(h2, h1, logp.data_ptr<float>(), &p);
+  strip.Refine(scores, pieces, rows, &p);
   std::vector<Suggestion> out;
   for (auto& [word, prob] : strip.Top(p, typed, k)) out.push_back({word, std::log(prob)});
   return out;

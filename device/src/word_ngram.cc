@@ -76,10 +76,11 @@ std::string WordNgram::Context(const std::string& h2, const std::string& h1) {
 }
 
 void WordNgram::Add(const std::string& h2, const std::string& h1, const std::string& w,
-                    int64_t piece) {
+                    int64_t piece, int64_t second) {
   Unigram& u = uni_[w];
   u.count += 1;
   if (u.first_piece < 0) u.first_piece = piece;
+  if (u.second_piece == kUnknownPiece) u.second_piece = second;
   bi_[h1][w] += 1;
   tri_[Context(h2, h1)][w] += 1;
 }
@@ -88,7 +89,7 @@ void WordNgram::AddIds(const std::vector<int64_t>& ids, const KeyboardVocab& kv)
   std::string h2 = kLineStart, h1 = kLineStart;
   for (const WordSpan& s : WordSpans(ids, kv)) {
     if (!Storable(s.text)) continue;
-    Add(h2, h1, s.text, ids[s.begin]);
+    Add(h2, h1, s.text, ids[s.begin], s.end - s.begin >= 2 ? ids[s.begin + 1] : kOnePiece);
     h2 = std::move(h1);
     h1 = s.text;
   }
@@ -125,7 +126,7 @@ void WordNgram::Prune(size_t max_bytes) {
 std::string WordNgram::Serialize() const {
   std::string out = absl::StrCat(kHeader, "\n");
   std::vector<std::string> lines;
-  for (const auto& [w, u] : uni_) lines.push_back(absl::StrCat("u\t", w, "\t", u.count, "\t", u.first_piece));
+  for (const auto& [w, u] : uni_) lines.push_back(absl::StrCat("u\t", w, "\t", u.count, "\t", u.first_piece, "\t", u.second_piece));
   for (const auto& [h, ws] : bi_) {
     for (const auto& [w, c] : ws) lines.push_back(absl::StrCat("b\t", h, "\t", w, "\t", c));
   }
@@ -150,10 +151,11 @@ absl::StatusOr<WordNgram> WordNgram::Parse(absl::string_view text) {
   WordNgram g;
   for (size_t i = 1; i < lines.size(); ++i) {
     std::vector<std::string> f = absl::StrSplit(lines[i], '\t');
-    int64_t c = 0, piece = 0;
+    int64_t c = 0, piece = 0, second = kUnknownPiece;
     const bool ok =
-        (f[0] == "u" && f.size() == 4 && absl::SimpleAtoi(f[2], &c) &&
-         absl::SimpleAtoi(f[3], &piece)) ||
+        (f[0] == "u" && (f.size() == 4 || f.size() == 5) && absl::SimpleAtoi(f[2], &c) &&
+         absl::SimpleAtoi(f[3], &piece) &&
+         (f.size() == 4 || (absl::SimpleAtoi(f[4], &second) && second >= kUnknownPiece))) ||
         (f[0] == "b" && f.size() == 4 && absl::SimpleAtoi(f[3], &c)) ||
         (f[0] == "t" && f.size() == 5 && absl::SimpleAtoi(f[4], &c));
     if (!ok || c <= 0) {
@@ -161,7 +163,7 @@ absl::StatusOr<WordNgram> WordNgram::Parse(absl::string_view text) {
           absl::StrCat("word n-gram: line ", i + 1, " is malformed: '", lines[i], "'"));
     }
     if (f[0] == "u") {
-      g.uni_[f[1]] = {c, piece};
+      g.uni_[f[1]] = {c, piece, second};
     } else if (f[0] == "b") {
       g.bi_[f[1]][f[2]] = c;
     } else {

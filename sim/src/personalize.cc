@@ -172,12 +172,12 @@ absl::Status Interpolate(Simulator::State* s, const PersonalizeInput& in,
     const auto test_ids = Encode(tok, in.tests[k]);
     const auto val_ids = Encode(tok, in.vals[k]);
     FEDLORA_RETURN_IF_ERROR(attach(s->global));
-    g_test[k] = device::ForwardWindows(model, test_ids);
-    const device::WindowLogProbs g_val = device::ForwardWindows(model, val_ids);
+    g_test[k] = device::ForwardWindows(model, tok, test_ids);
+    const device::WindowLogProbs g_val = device::ForwardWindows(model, tok, val_ids);
     work.Detach(model);
     FEDLORA_RETURN_IF_ERROR(attach_personal(k));
-    p_test[k] = device::ForwardWindows(model, test_ids);
-    const device::WindowLogProbs p_val = device::ForwardWindows(model, val_ids);
+    p_test[k] = device::ForwardWindows(model, tok, test_ids);
+    const device::WindowLogProbs p_val = device::ForwardWindows(model, tok, val_ids);
     detach_personal();
     if (val_ids.empty()) continue;
     val[k].push_back(in.global_val[k]);
@@ -222,6 +222,9 @@ absl::Status Interpolate(Simulator::State* s, const PersonalizeInput& in,
 // lines left to fit on, capped at rounds.personal_ngram_bytes) mixed in at weight l, l from
 // {0, 0.1, ..., 0.9}, or no personal state at all (the public strip: option 0), chosen on the
 // held-back lines as interpolate's weight is (per user by keystrokes then loss, or pooled).
+// The held-back lines also choose whether the model's second piece ranks words (K =
+// rounds.strip_second_pieces) or not (K = 0; word_strip.h): a base whose next step knows a
+// word's ending less well than the counts do (Shakespeare's) would lose keystrokes with it.
 // The language model is the federated adapter (`federated`) or the base alone (ngram_base,
 // the ablation). No training.
 absl::Status PersonalNgram(Simulator::State* s, const PersonalizeInput& in, bool federated,
@@ -236,10 +239,21 @@ absl::Status PersonalNgram(Simulator::State* s, const PersonalizeInput& in, bool
   std::vector<std::unique_ptr<device::WordStrip>> strips(n);
   std::vector<device::WindowLogProbs> test(n);
   std::vector<std::vector<device::TextMetrics>> val(n);  // [user][option]
-  std::vector<device::TextMetrics> fallback(n);  // the public strip on the test text
-  // Option 0: no personal state; option 1 + step: the personal strip at l = step / kGrid.
-  std::vector<int> choice(n, 0);
+  // Option i * (1 + kGrid) + j: second pieces ks[i]; j = 0: no personal state (the public
+  // strip), j = 1 + step: the personal strip at l = step / kGrid.
   device::StripWeights weights = s->public_strip->weights();
+  std::vector<int> ks = {weights.second_pieces};
+  if (weights.second_pieces > 0) ks.push_back(0);
+  const int per_k = 1 + kGrid;
+  std::vector<std::unique_ptr<device::WordStrip>> publics;  // per K
+  for (int k2 : ks) {
+    device::StripWeights w = weights;
+    w.second_pieces = k2;
+    publics.push_back(std::make_unique<device::WordStrip>(s->lexicon, nullptr, w));
+  }
+  std::vector<int> choice(n, 0);
+  device::EvalOptions eo;  // the second pieces the public strip expands (word_strip.h)
+  eo.strip = s->public_strip.get();
   if (federated) {
     FEDLORA_RETURN_IF_ERROR(work.Unflatten(s->global.data(), s->global.size()));
     FEDLORA_RETURN_IF_ERROR(work.Attach(model));
@@ -249,32 +263,38 @@ absl::Status PersonalNgram(Simulator::State* s, const PersonalizeInput& in, bool
     mine.AddLines(tok, kv, in.fits[k]);
     mine.Prune(static_cast<size_t>(c.personal_ngram_bytes));
     strips[k] = std::make_unique<device::WordStrip>(s->lexicon, &mine, weights);
-    test[k] = device::ForwardWindows(model, Encode(tok, in.tests[k]));
-    fallback[k] = device::ScoreStrip(test[k], tok, *s->public_strip);
+    test[k] = device::ForwardWindows(model, tok, Encode(tok, in.tests[k]), eo);
     if (in.vals[k].empty()) {
       choice[k] = 1 + kGrid / 2;  // nothing held back: an even mixture
       continue;
     }
-    const device::WindowLogProbs v = device::ForwardWindows(model, Encode(tok, in.vals[k]));
-    val[k].push_back(device::ScoreStrip(v, tok, *s->public_strip));
-    for (int step = 0; step < kGrid; ++step) {
-      weights.personal = step / double(kGrid);
-      strips[k]->set_weights(weights);
-      val[k].push_back(device::ScoreStrip(v, tok, *strips[k]));
+    const device::WindowLogProbs v = device::ForwardWindows(model, tok, Encode(tok, in.vals[k]), eo);
+    for (size_t i = 0; i < ks.size(); ++i) {
+      val[k].push_back(device::ScoreStrip(v, tok, *publics[i]));
+      weights.second_pieces = ks[i];
+      for (int step = 0; step < kGrid; ++step) {
+        weights.personal = step / double(kGrid);
+        strips[k]->set_weights(weights);
+        val[k].push_back(device::ScoreStrip(v, tok, *strips[k]));
+      }
     }
     for (size_t o = 1; o < val[k].size(); ++o) {
       if (Better(val[k][o], val[k][choice[k]])) choice[k] = static_cast<int>(o);
     }
   }
-  if (c.interpolate_fit == "pooled") choice.assign(n, PooledBest(val, n, kGrid));
+  if (c.interpolate_fit == "pooled") {
+    choice.assign(n, PooledBest(val, n, static_cast<int>(ks.size()) * per_k - 1));
+  }
   absl::Status st;
   for (size_t k = 0; k < n && st.ok(); ++k) {
-    out->use_personal[k] = choice[k] > 0;
-    if (choice[k] == 0) {
-      out->per_user[k] = fallback[k];
+    const int i = choice[k] / per_k, j = choice[k] % per_k;
+    out->use_personal[k] = j > 0;
+    if (j == 0) {
+      out->per_user[k] = device::ScoreStrip(test[k], tok, *publics[i]);
       continue;
     }
-    weights.personal = (choice[k] - 1) / double(kGrid);
+    weights.second_pieces = ks[i];
+    weights.personal = (j - 1) / double(kGrid);
     strips[k]->set_weights(weights);
     out->per_user[k] = device::ScoreStrip(test[k], tok, *strips[k]);
     auto ms = strip_ms(k, strips[k].get());

@@ -69,6 +69,8 @@ absl::Status BuildLexicon(Simulator::State* s) {
   s->lexicon = std::make_shared<device::PublicLexicon>(pub, kv);
   device::StripWeights w;
   w.public_ngram = s->config.strip_public_weight;
+  w.second_pieces = static_cast<int>(s->config.strip_second_pieces);
+  w.second_piece_weight = s->config.strip_second_weight;
   s->public_strip = std::make_unique<device::WordStrip>(s->lexicon, nullptr, w);
   return absl::OkStatus();
 }

@@ -238,6 +238,12 @@ const std::vector<Field>& Fields() {
         "greedy (3 best word-starting tokens, each completed greedily: the old strip)."),
       F("rounds.strip_public_weight", &C::strip_public_weight,
         "lexicon: weight of the public word n-gram beside the language model."),
+      F("rounds.strip_second_pieces", &C::strip_second_pieces,
+        "lexicon: K, the most probable first pieces (fitting the typed characters) whose words "
+        "the model's next piece ranks too; 0 = the first piece only (docs/device.md)."),
+      F("rounds.strip_second_weight", &C::strip_second_weight,
+        "lexicon: share of an expanded first piece's mass split by the model's second piece "
+        "(the rest by the n-gram completion)."),
       F("rounds.personal_ngram_bytes", &C::personal_ngram_bytes,
         "ngram: memory cap of a user's personal word n-gram (pruned to it)."),
       F("rounds.personalize", &C::personalize,

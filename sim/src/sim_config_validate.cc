@@ -112,6 +112,10 @@ absl::Status ValidateConfig(const SimConfig& c) {
           c.strip);
   p.Check(c.strip_public_weight >= 0 && c.strip_public_weight < 1, "rounds.strip_public_weight",
           "in [0, 1)", c.strip_public_weight);
+  p.Check(c.strip_second_pieces >= 0 && c.strip_second_pieces <= 64, "rounds.strip_second_pieces",
+          "in [0, 64]", c.strip_second_pieces);
+  p.Check(c.strip_second_weight >= 0 && c.strip_second_weight <= 1, "rounds.strip_second_weight",
+          "in [0, 1]", c.strip_second_weight);
   p.Check(c.personal_ngram_bytes >= 4096, "rounds.personal_ngram_bytes", ">= 4096",
           c.personal_ngram_bytes);
   p.Check(c.personal_rank >= 1, "rounds.personal_rank", ">= 1", c.personal_rank);

@@ -126,7 +126,7 @@ TEST(EvaluateTest, ScoreMixtureEndpointsAndConvexity) {
   for (const auto& line : MakeLines(4, 6, 2)) seqs.push_back(tok.EncodeWithBos(line));
   EvalOptions o;
   o.window = 16;
-  const WindowLogProbs la = ForwardWindows(a, seqs, o), lb = ForwardWindows(b, seqs, o);
+  const WindowLogProbs la = ForwardWindows(a, tok, seqs, o), lb = ForwardWindows(b, tok, seqs, o);
   const TextMetrics ma = EvaluateIds(a, tok, seqs, o), mb = EvaluateIds(b, tok, seqs, o);
   const TextMetrics at1 = ScoreMixture(la, lb, 1.0, tok), at0 = ScoreMixture(la, lb, 0.0, tok);
   // Same counts; the loss to float rounding (log_softmax of log-probabilities).

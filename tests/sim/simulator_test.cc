@@ -171,6 +171,31 @@ TEST(SimulatorTest, PersonalNgramOnTheLexiconStripByDefault) {
   EXPECT_FALSE(RunSim(c).ok());
 }
 
+// rounds.strip_second_pieces reaches every row's strip: the same model and text, other
+// keyboard metrics; K = 0 is the first-piece formula. Out-of-range settings are refused.
+TEST(SimulatorTest, StripSecondPiecesReachTheEvaluation) {
+  SimConfig c = SmallConfig("fedlora_sim_second");
+  c.data = "personas:lines=60";
+  c.personalize_compare = false;
+  c.strip_second_pieces = 0;
+  auto first = RunSim(c);
+  ASSERT_TRUE(first.ok()) << first.status();
+  c.strip_second_pieces = 8;
+  c.strip_second_weight = 1;
+  auto second = RunSim(c);
+  ASSERT_TRUE(second.ok()) << second.status();
+  const EvalRecord& a = *first->summary.participants;
+  const EvalRecord& b = *second->summary.participants;
+  EXPECT_EQ(a.global.perplexity, b.global.perplexity);
+  EXPECT_TRUE(a.global.keystroke_savings != b.global.keystroke_savings ||
+              a.global.next_word_top3 != b.global.next_word_top3);
+  c.strip_second_pieces = -1;
+  EXPECT_FALSE(ValidateConfig(c).ok());
+  c.strip_second_pieces = 4;
+  c.strip_second_weight = 1.5;
+  EXPECT_FALSE(ValidateConfig(c).ok());
+}
+
 TEST(SimulatorTest, InterpolationWeightPerUserOrPooled) {
   SimConfig c = SmallConfig("fedlora_sim_interp_fit");
   c.personalize = "interpolate";

@@ -39,8 +39,18 @@ struct EvalOptions {
   int64_t window = 0;      // context per window (0 = the model's max_position_embeddings)
   int64_t batch_size = 8;  // windows per forward pass
   // The lexicon strip (word_strip.h) for next-word top-3 and keystroke savings; null = the
-  // greedy strip of SuggestNextWords. Not owned.
+  // greedy strip of SuggestNextWords. Not owned. With its weights' second_pieces > 0 the
+  // model also runs the step after each first piece the strip expands (word_strip.h).
   const WordStrip* strip = nullptr;
+};
+
+// The lexicon strip's second pieces in one window: for each position i (a word starts at
+// i + 1), the first pieces the strip expands for any prefix of that word, and the model's
+// next-piece log-probabilities after ids[0..i] and each of them.
+struct WindowNextPieces {
+  std::vector<int64_t> offset;  // rows of position i: [offset[i], offset[i + 1])
+  std::vector<int32_t> piece;
+  torch::Tensor logp;           // [rows, V] float32 (undefined when there are none)
 };
 
 // Scores each text as [BOS] + ids, in windows of `window` tokens overlapping by one so each
@@ -61,18 +71,22 @@ TextMetrics EvaluateIds(const model::LlamaModel& model, const model::Tokenizer& 
 struct WindowLogProbs {
   std::vector<std::vector<int64_t>> windows;
   std::vector<torch::Tensor> logp;  // per window [T, V], float32
+  std::vector<WindowNextPieces> next;  // per window, with options.strip expanding; else empty
 };
-WindowLogProbs ForwardWindows(const model::LlamaModel& model,
+WindowLogProbs ForwardWindows(const model::LlamaModel& model, const model::Tokenizer& tokenizer,
                               const std::vector<std::vector<int64_t>>& sequences,
                               const EvalOptions& options = {});
 
 // The metrics of the mixture p = w * p_a + (1 - w) * p_b (0 <= w <= 1) on the windows both
 // were computed on (the same sequences and options). INVALID_ARGUMENT-free by contract: a and
-// b must come from ForwardWindows on the same input (checked, aborts otherwise).
+// b must come from ForwardWindows on the same input (checked, aborts otherwise). A mixture
+// has no second pieces: its strip ranks by first pieces (second_pieces = 0).
 TextMetrics ScoreMixture(const WindowLogProbs& a, const WindowLogProbs& b, double w,
                          const model::Tokenizer& tokenizer, const WordStrip* strip = nullptr);
 
-// The metrics of one model's windows under the lexicon strip `strip` (its weights as set).
+// The metrics of one model's windows under the lexicon strip `strip` (its weights as set;
+// its second pieces from a.next, computed for the strip ForwardWindows was given: the
+// expanded pieces depend only on the public lexicon, the model and the typed characters).
 TextMetrics ScoreStrip(const WindowLogProbs& a, const model::Tokenizer& tokenizer,
                        const WordStrip& strip);
 

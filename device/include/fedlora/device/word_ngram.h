@@ -34,7 +34,12 @@ class WordNgram {
   struct Unigram {
     int64_t count = 0;
     int64_t first_piece = -1;  // the word's first token id (how the LM predicts it)
+    // Its second token id; kOnePiece for a word of one piece, kUnknownPiece when a file
+    // written before second pieces were kept (4-column "u" lines) did not say.
+    int64_t second_piece = kUnknownPiece;
   };
+  static constexpr int64_t kOnePiece = -1;
+  static constexpr int64_t kUnknownPiece = -2;
   // Context ("h1", or "h2\x1fh1") -> word -> count.
   using Followers = std::unordered_map<std::string, std::unordered_map<std::string, int64_t>>;
 
@@ -60,7 +65,8 @@ class WordNgram {
   static absl::StatusOr<WordNgram> Parse(absl::string_view text);
 
  private:
-  void Add(const std::string& h2, const std::string& h1, const std::string& w, int64_t piece);
+  void Add(const std::string& h2, const std::string& h1, const std::string& w, int64_t piece,
+           int64_t second);
   std::unordered_map<std::string, Unigram> uni_;
   Followers bi_, tri_;
 };
