@@ -66,7 +66,7 @@ struct StripWeights {
   double personal = 0;  // l: the personal n-gram
   double public_ngram = 0.3;  // m: the public n-gram beside the language model
   double completion_personal = 0.5;  // share of the personal counts in C (with a personal n-gram)
-  int second_pieces = 4;  // K: first pieces whose words the model's second piece ranks
+  int second_pieces = 0;  // K: first pieces whose words the model's second piece ranks (0: off)
   // a: an expanded first piece's mass is split a * (by the second piece) + (1 - a) * (by C).
   double second_piece_weight = 0.5;
 };

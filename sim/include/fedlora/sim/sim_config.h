@@ -87,7 +87,7 @@ struct SimConfig {
   std::string strip = "lexicon";
   double strip_public_weight = 0.3;  // lexicon: weight m of the public n-gram beside the LM
   // lexicon: K, the first pieces whose words the model's second piece ranks (0: first only).
-  int64_t strip_second_pieces = 4;
+  int64_t strip_second_pieces = 0;
   double strip_second_weight = 0.5;  // lexicon: a, the second piece's share of the split
   // ngram: the personal n-gram's memory cap per user (pruned to it; the stated budget).
   int64_t personal_ngram_bytes = 2 << 20;
