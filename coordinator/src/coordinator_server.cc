@@ -22,6 +22,7 @@
 #include "fedlora/common/process_lock.h"
 #include "fedlora/common/random.h"
 #include "fedlora/common/status_macros.h"
+#include "fedlora/coordinator/aggregator_client.h"
 #include "fedlora/coordinator/leadership.h"
 #include "fedlora/coordinator/metrics_http.h"
 #include "fedlora/coordinator/state_folder.h"
@@ -109,6 +110,16 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
     FEDLORA_ASSIGN_OR_RETURN(p.store, OpenPostgresStore(conninfo, p.lease->fence()));
     // Edge processes (edge_rounds.h) answer check-ins from the windows published here.
     InstallWindowPublisher(&o.coordinator, p.store.get(), leader, !o.insecure);
+    // Aggregator processes (aggregator_client.h) run the shards of sharded rounds when live.
+    if (!o.coordinator.shard_dispatcher) {
+      FEDLORA_ASSIGN_OR_RETURN(auto registry, OpenAggregatorRegistry(conninfo));
+      AggregatorClientOptions ao;
+      ao.epoch = [lease = p.lease] { return lease->epoch(); };
+      ao.insecure = o.insecure;
+      if (auto ca = ReadFileToString(o.state_dir + "/tls/ca.pem"); ca.ok()) ao.roots_pem = *ca;
+      FEDLORA_ASSIGN_OR_RETURN(o.coordinator.shard_dispatcher,
+                               MakeGrpcShardDispatcher(std::move(registry), std::move(ao)));
+    }
   }
   bool pinned_now = false;
   FEDLORA_RETURN_IF_ERROR(CheckPinnedPrivacyParams(*p.store, o.coordinator, &pinned_now));

@@ -25,7 +25,7 @@ class SecAggPhaseState : public RoundState {
   bool Ready(const RoundContext& ctx) const override {
     if (ctx.now >= deadline_) return true;
     for (const ShardSession& shard : ctx.round.shards) {
-      if (!shard.dropped && shard.server->NumPending() > 0) return false;
+      if (shard.server && !shard.dropped && shard.server->NumPending() > 0) return false;
     }
     return true;
   }
@@ -58,8 +58,9 @@ void DropShard(RoundContext& ctx, ShardSession& shard, const absl::Status& why) 
   shard.dropped = true;
   shard.why = why;
   // Its devices still in the protocol become dropouts; only a sharded round counts them here
-  // (one session's abort is the round's, as it always was).
-  if (ctx.round.shards.size() < 2) return;
+  // (one session's abort is the round's, as it always was). An aggregator's shard: the leader
+  // does not know who was still in it.
+  if (ctx.round.shards.size() < 2 || !shard.server) return;
   for (uint32_t id = 0; id < shard.session.num_devices(); ++id) {
     if (shard.server->Outcome(id).reason == secagg::DropReason::kNone) {
       ctx.metrics.Increment("fedlora_device_drops_total", {"shard_dropped"});
@@ -98,6 +99,13 @@ void SecAggPhaseState::SecAgg(RoundContext& ctx, const std::string& device, seca
                                r.round, " is in ", name())));
   }
   ShardSession& shard = r.shards[slot->second.shard];
+  if (shard.remote) {
+    return Fail(ctx, done, absl::FailedPreconditionError(absl::StrCat(
+                               "shard ", slot->second.shard, " of round ", r.round,
+                               " runs at aggregator ", shard.aggregator,
+                               " (hint: send secure-aggregation calls to the task's "
+                               "aggregator_address)")));
+  }
   if (shard.dropped) {
     return Fail(ctx, done, absl::FailedPreconditionError(absl::StrCat(
                                "shard ", slot->second.shard, " of round ", r.round,
@@ -134,7 +142,7 @@ std::unique_ptr<RoundState> SecAggPhaseState::Close(RoundContext& ctx) {
   bool completed = false;
   for (size_t k = 0; k < r.shards.size(); ++k) {
     ShardSession& shard = r.shards[k];
-    if (shard.dropped) continue;
+    if (shard.dropped || !shard.server) continue;  // an aggregator runs its own phases
     absl::Status s = shard.server->ProceedToNextPhase();
     messages[k] = shard.sender->Take();
     completed = completed || shard.server->phase() == secagg::Phase::kCompleted;
