@@ -197,7 +197,25 @@ class AggregatorShardTest : public ShardRoundTest {
     return server_->metrics().Value("fedlora_bytes_received_total", {"AdvertiseKeys"}) +
            server_->metrics().Value("fedlora_bytes_received_total", {"MaskedInput"});
   }
+  // Every device checks in again from now (the next round's window) and takes part.
+  std::vector<FakeResult> NextRound() {
+    started_ = absl::Now();
+    Behaviour again;
+    again.checkin_at = absl::ZeroDuration();
+    again.checkins = 200;
+    return RunAll(std::vector<Behaviour>(9, again));
+  }
+
+ public:
+  const std::string& dir() const { return dir_; }
+  absl::Time started() const { return started_; }
+  std::vector<FakeResult> Run(const std::vector<Behaviour>& b) { return RunAll(b); }
+  std::string Phase() { return server_->rounds().Current().phase; }
+  std::vector<ChildProcess>& procs() { return procs_; }
+
+ protected:
   std::vector<std::unique_ptr<AggregatorServer>> aggregators_;
+  std::vector<ChildProcess> procs_;  // aggregator processes (SIGKILLed at the end)
 };
 
 TEST_F(AggregatorShardTest, TwoAggregatorsRunTheShardsAndTheRoundCommitsTheOneSessionAdapter) {
@@ -242,60 +260,81 @@ TEST_F(AggregatorShardTest, NoLiveAggregatorRunsTheShardsAtTheLeader) {
   EXPECT_GT(LeaderSecAggBytes(), 0);
 }
 
-// kill -9 of the aggregator running shard 1 while its devices are in masked input: shard 1 is
-// dropped, the round commits from shards 0 and 2 (6 >= the round's 5), one charge; the next
-// round runs on the surviving aggregator alone and commits; the ledger has one entry a round.
-TEST_F(AggregatorShardTest, AnAggregatorKilledDuringMaskedInputDropsOnlyItsShard) {
-  StartOnPostgres(/*rounds=*/2);
-  std::vector<ChildProcess> procs;
-  std::vector<std::string> addresses;
+// Two `fedlora coordinator aggregator` processes; kill -9 of one of them while its devices are
+// in masked input (`victim` 0: the one running shards 0 and 2; 1: shard 1). Returns the
+// devices' results; addresses_ holds the aggregators' addresses, sorted.
+std::vector<FakeResult> KillAnAggregatorDuringMaskedInput(AggregatorShardTest& t, int victim,
+                                                          std::vector<std::string>* addresses) {
+  std::vector<ChildProcess>& procs = t.procs();  // the survivor outlives this function
   for (int i = 0; i < 2; ++i) {
     const int port = fedlora::testing::FreeLoopbackPort();
     procs.push_back(fedlora::testing::StartFedlora(
-        {"coordinator", "aggregator", "--state", dir_, "--listen",
+        {"coordinator", "aggregator", "--state", t.dir(), "--listen",
          "127.0.0.1:" + std::to_string(port), "--insecure", "--metrics", ""},
-        dir_ + "/aggregator" + std::to_string(i)));
-    addresses.push_back("127.0.0.1:" + std::to_string(port));
+        t.dir() + "/aggregator" + std::to_string(i)));
+    addresses->push_back("127.0.0.1:" + std::to_string(port));
   }
-  for (auto& p : procs) {
-    ASSERT_NE(p.WaitForLine("registered as", 20), "") << p.Err();
-  }
-  ASSERT_LT(absl::Now() - started_, absl::Seconds(7)) << "too slow to register in the window";
-  const std::vector<std::string> started = addresses;
-  std::sort(addresses.begin(), addresses.end());
-  ChildProcess& victim = started[0] == addresses[1] ? procs[0] : procs[1];  // shard 1's
+  for (auto& p : procs) EXPECT_NE(p.WaitForLine("registered as", 20), "") << p.Err();
+  EXPECT_LT(absl::Now() - t.started(), absl::Seconds(7)) << "too slow to register in the window";
+  const std::vector<std::string> started = *addresses;
+  std::sort(addresses->begin(), addresses->end());
+  ChildProcess& killed = started[0] == (*addresses)[victim] ? procs[0] : procs[1];
   Behaviour slow;
   slow.masked_delay = absl::Milliseconds(2000);  // under the 3 s phase deadline
   std::vector<FakeResult> results;
-  std::thread devices([&] { results = RunAll(std::vector<Behaviour>(9, slow)); });
+  std::thread devices([&] { results = t.Run(std::vector<Behaviour>(9, slow)); });
   // All shards remote: the leader waits in "committing" from the tasks on.
   const absl::Time until = absl::Now() + absl::Seconds(30);
-  while (server_->rounds().Current().phase != "committing" && absl::Now() < until) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
+  while (t.Phase() != "committing" && absl::Now() < until) absl::SleepFor(absl::Milliseconds(20));
   absl::SleepFor(absl::Milliseconds(900));  // keys advertised and shared; masked input pending
-  victim.Kill(SIGKILL);
+  killed.Kill(SIGKILL);
   devices.join();
   for (const FakeResult& r : results) {
-    EXPECT_EQ(r.task.aggregator_address(), addresses[r.task.shard() % 2]);
-    EXPECT_EQ(r.completed, r.task.shard() != 1) << "shard " << r.task.shard() << ": " << r.detail;
-    // Shard 1's devices lost their aggregator in masked input (their call failed there).
-    if (r.task.shard() == 1) EXPECT_THAT(r.detail, ::testing::HasSubstr("masked_input"));
+    EXPECT_EQ(r.task.aggregator_address(), (*addresses)[r.task.shard() % 2]);
+    const bool lost = static_cast<int>(r.task.shard() % 2) == victim;
+    EXPECT_EQ(r.completed, !lost) << "shard " << r.task.shard() << ": " << r.detail;
+    // The lost shards' devices lost their aggregator in masked input (their call failed there).
+    if (lost) {
+      EXPECT_THAT(r.detail, ::testing::HasSubstr("masked_input"));
+    }
   }
-  // Round 2: the killed aggregator's heartbeat goes stale; its successor runs every shard.
-  started_ = absl::Now();
-  Behaviour again;
-  again.checkin_at = absl::ZeroDuration();
-  again.checkins = 200;
-  auto second = RunAll(std::vector<Behaviour>(9, again));
-  ASSERT_TRUE(server_->rounds().WaitUntilFinished(absl::Seconds(60)));
-  for (const FakeResult& r : second) {
+  return results;
+}
+
+// Shard 1 lost: the round commits from shards 0 and 2 (6 >= the round's 5), one charge; the
+// next round runs on the surviving aggregator alone and commits; one ledger entry a round.
+TEST_F(AggregatorShardTest, AnAggregatorKilledDuringMaskedInputDropsOnlyItsShard) {
+  StartOnPostgres(/*rounds=*/2);
+  std::vector<std::string> addresses;
+  KillAnAggregatorDuringMaskedInput(*this, /*victim=*/1, &addresses);
+  // Round 2: the killed aggregator's heartbeat goes stale; the other runs every shard.
+  for (const FakeResult& r : NextRound()) {
     EXPECT_TRUE(r.completed) << r.detail;
     EXPECT_EQ(r.task.aggregator_address(), addresses[0]);
   }
+  ASSERT_TRUE(server_->rounds().WaitUntilFinished(absl::Seconds(60)));
   const RoundRecord first = Round(1);
   EXPECT_EQ(first.state, "committed") << first.abort_reason;
   EXPECT_EQ(first.summed, 6);
+  EXPECT_EQ(Round(2).state, "committed") << Round(2).abort_reason;
+  EXPECT_EQ(Charges(), 2u);
+}
+
+// Shards 0 and 2 lost: shard 1's 3 survivors are under the round's 5: aborted, charged; the
+// next round commits; one ledger entry a round.
+TEST_F(AggregatorShardTest, LosingTooManyShardsToAKilledAggregatorAbortsCharged) {
+  StartOnPostgres(/*rounds=*/1);
+  std::vector<std::string> addresses;
+  KillAnAggregatorDuringMaskedInput(*this, /*victim=*/0, &addresses);
+  for (const FakeResult& r : NextRound()) {
+    EXPECT_TRUE(r.completed) << r.detail;
+    EXPECT_EQ(r.task.aggregator_address(), addresses[1]);
+  }
+  ASSERT_TRUE(server_->rounds().WaitUntilFinished(absl::Seconds(60)));
+  const RoundRecord first = Round(1);
+  EXPECT_EQ(first.state, "aborted");
+  EXPECT_TRUE(first.charged);
+  EXPECT_FALSE(testing::HasDigit(first.abort_reason)) << first.abort_reason;
   EXPECT_EQ(Round(2).state, "committed") << Round(2).abort_reason;
   EXPECT_EQ(Charges(), 2u);
 }
