@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "fedlora/secagg/server.h"
 #include "round_context.h"
+#include "shard_phase.h"
 
 namespace fedlora::coordinator {
 
@@ -98,7 +99,6 @@ void AggregatorRounds::SecAgg(const SignedCall& call, secagg::Phase phase,
     } else {
       Hosted& h = *shards_.at(w->second);
       const uint32_t id = h.ids.at(call.device_id);
-      auto pending = h.pending.find(call.device_id);
       if (upload.message().device() != id) {
         refused = absl::PermissionDeniedError(
             absl::StrCat("message names secure-aggregation device ", upload.message().device(),
@@ -108,19 +108,9 @@ void AggregatorRounds::SecAgg(const SignedCall& call, secagg::Phase phase,
             absl::StrCat("wrong phase: ", secagg::PhaseName(phase), " called while shard ",
                          h.spec.shard, " of round ", h.spec.round, " is in ",
                          secagg::PhaseName(h.phase)));
-      } else if (pending != h.pending.end()) {
-        if (pending->second.message_bytes != digest) {
-          refused = absl::FailedPreconditionError(
-              "a different message was already received in this phase");
-        } else {  // an identical retry: the newest call gets the reply
-          auto old = std::move(pending->second.done);
-          out.push_back([old] { old(absl::AbortedError("superseded by a retry"), {}); });
-          pending->second.done = std::move(done);
-        }
-      } else if (absl::Status s = h.server->HandleMessage(upload.message()); !s.ok()) {
-        refused = s;
       } else {
-        h.pending[call.device_id] = PendingReply{std::move(done), digest};
+        (void)AcceptShardMessage(*h.server, h.pending, call.device_id, upload.message(), digest,
+                                 done, out, &refused);
       }
     }
   }
@@ -171,17 +161,8 @@ void AggregatorRounds::Tick(absl::Time now) {
         ended = true;
       } else {
         for (auto& [device, p] : h.pending) {
-          const uint32_t id = h.ids.at(device);
-          auto m = messages.find(id);
-          if (m != messages.end() && !m->second.has_abort()) {
-            v1::SecAggDownload d;
-            d.set_status(v1::SecAggDownload::STATUS_NEXT);
-            *d.mutable_message() = m->second;
-            ReplyHosted(out, p, std::move(d));
-          } else {
-            ReplyHosted(out, p, HostedAborted(absl::StrCat("dropped from round ", h.spec.round, ": ",
-                                               h.server->Outcome(id).detail)));
-          }
+          ReplyHosted(out, p, PhaseReply(*h.server, messages, h.ids.at(device), h.spec.round,
+                                         /*shard_dropped=*/false, ""));
         }
         h.phase = h.server->phase();
         h.deadline = now + h.spec.phase_deadline;
@@ -205,7 +186,7 @@ void AggregatorRounds::Start() {
   driver_ = std::thread([this] {
     for (;;) {
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        std::lock_guard<std::mutex> held(mu_);
         if (stop_) return;
       }
       Tick(Now());

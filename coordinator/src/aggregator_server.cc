@@ -15,7 +15,7 @@
 #include "grpc_serving.h"
 
 namespace fedlora::coordinator {
-namespace {
+namespace internal {
 
 // fedlora.v1.Aggregator: the leader's RunShard.
 class AggregatorService final : public v1::Aggregator::CallbackService {
@@ -72,7 +72,9 @@ class AggregatorService final : public v1::Aggregator::CallbackService {
   std::string population_;
 };
 
-}  // namespace
+}  // namespace internal
+
+using internal::AggregatorService;
 
 struct AggregatorServer::Parts {
   std::unique_ptr<Store> store;
