@@ -62,6 +62,8 @@ TEST_F(AggregatorRoundsTest, ASecondShardOfTheSameKeyOrAMismatchedOneIsRefused) 
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(rounds_.running(), 1);
   EXPECT_EQ(calls, 0);
+  rounds_.Stop();  // the one running ends (before `calls` goes out of scope)
+  EXPECT_EQ(calls, 1);
 }
 
 TEST_F(AggregatorRoundsTest, AShardWhoseDevicesNeverSpeakIsDroppedAtItsDeadline) {
