@@ -53,21 +53,27 @@ struct Args {
 };
 
 // One round with `shard_size` (0 = one session) and `n_aggregators` aggregator processes.
-absl::StatusOr<nlohmann::json> RunRound(testing::PostgresServer& pg, const Args& a,
-                                        int shard_size, int n_aggregators) {
-  const std::string dir = std::filesystem::temp_directory_path().string() +
-                          "/bench_aggregator_" + std::to_string(n_aggregators);
+absl::StatusOr<nlohmann::json> RunRound(testing::PostgresServer& pg, const Args& a, int shard_size,
+                                        int n_aggregators) {
+  const std::string dir = std::filesystem::temp_directory_path().string() + "/bench_aggregator_" +
+                          std::to_string(n_aggregators);
   std::filesystem::remove_all(dir);
   coordinator::StateFolderSpec spec;
   spec.state_dir = dir;
   spec.store = pg.ConnInfo(pg.CreateDatabase());
   spec.tokens = a.devices;
-  spec.config = {{"population", a.devices * 10}, {"goal", a.devices},
-                 {"sampling_rate", 1.0},         {"max_cohort", a.devices},
-                 {"rounds", 1},                  {"selection_window_s", 20 + a.devices / 20},
-                 {"train_deadline_s", 120},      {"phase_deadline_s", 120},
-                 {"max_shard_size", shard_size}, {"noise_multiplier", 1.0},
-                 {"clip", 1.0},                  {"delta", 1e-6}};
+  spec.config = {{"population", a.devices * 10},
+                 {"goal", a.devices},
+                 {"sampling_rate", 1.0},
+                 {"max_cohort", a.devices},
+                 {"rounds", 1},
+                 {"selection_window_s", 20 + a.devices / 20},
+                 {"train_deadline_s", 120},
+                 {"phase_deadline_s", 120},
+                 {"max_shard_size", shard_size},
+                 {"noise_multiplier", 1.0},
+                 {"clip", 1.0},
+                 {"delta", 1e-6}};
   spec.initial.lora = {{"peft_type", "LORA"}, {"r", 8}, {"target_modules", {"q_proj"}}};
   spec.initial.values.assign(a.dim, 0.0f);
   FEDLORA_ASSIGN_OR_RETURN(coordinator::StateFolderInfo info, coordinator::CreateStateFolder(spec));
@@ -80,9 +86,9 @@ absl::StatusOr<nlohmann::json> RunRound(testing::PostgresServer& pg, const Args&
   if (leader_port == 0) return absl::InternalError("leader: " + leader.Err());
   std::vector<ChildProcess> aggs;
   for (int k = 0; k < n_aggregators; ++k) {
-    aggs.push_back(testing::StartFedlora({"coordinator", "aggregator", "--state", dir, "--listen",
-                                          "127.0.0.1:0", "--metrics", ""},
-                                         logs + "/aggregator" + std::to_string(k)));
+    aggs.push_back(testing::StartFedlora(
+        {"coordinator", "aggregator", "--state", dir, "--listen", "127.0.0.1:0", "--metrics", ""},
+        logs + "/aggregator" + std::to_string(k)));
     if (aggs.back().WaitForLine("registered as", 60).empty()) {
       return absl::InternalError("aggregator: " + aggs.back().Err());
     }
@@ -101,8 +107,8 @@ absl::StatusOr<nlohmann::json> RunRound(testing::PostgresServer& pg, const Args&
     req.set_public_key(keys[i]->PublicRaw());
     FEDLORA_ASSIGN_OR_RETURN(auto resp,
                              device::CoordinatorClient::Enroll(channel, req, absl::Seconds(30)));
-    clients[i] = std::make_unique<device::CoordinatorClient>(channel, keys[i].get(),
-                                                             resp.device_id());
+    clients[i] =
+        std::make_unique<device::CoordinatorClient>(channel, keys[i].get(), resp.device_id());
     clients[i]->set_channel_options(co);
   }
   std::vector<std::optional<v1::Task>> tasks(a.devices);
@@ -204,14 +210,20 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string k = argv[i];
     auto next = [&] { return std::string(i + 1 < argc ? argv[++i] : "0"); };
-    if (k == "--devices") a.devices = std::stoi(next());
-    else if (k == "--shard-size") a.shard_size = std::stoi(next());
-    else if (k == "--aggregators") a.aggregators = std::stoi(next());
-    else if (k == "--dim") a.dim = std::stoul(next());
-    else if (k == "--json") a.json = true;
+    if (k == "--devices")
+      a.devices = std::stoi(next());
+    else if (k == "--shard-size")
+      a.shard_size = std::stoi(next());
+    else if (k == "--aggregators")
+      a.aggregators = std::stoi(next());
+    else if (k == "--dim")
+      a.dim = std::stoul(next());
+    else if (k == "--json")
+      a.json = true;
     else {
-      std::fprintf(stderr, "usage: bench_aggregator [--devices N] [--shard-size S] "
-                           "[--aggregators A] [--dim D] [--json]\n");
+      std::fprintf(stderr,
+                   "usage: bench_aggregator [--devices N] [--shard-size S] "
+                   "[--aggregators A] [--dim D] [--json]\n");
       return 2;
     }
   }
@@ -233,8 +245,10 @@ int main(int argc, char** argv) {
     }
     runs.push_back(*run);
   }
-  nlohmann::json j = {{"devices", a.devices}, {"dim", a.dim},
-                      {"cores", std::thread::hardware_concurrency()}, {"runs", runs}};
+  nlohmann::json j = {{"devices", a.devices},
+                      {"dim", a.dim},
+                      {"cores", std::thread::hardware_concurrency()},
+                      {"runs", runs}};
   std::printf("%s\n", a.json ? j.dump().c_str() : j.dump(2).c_str());
   return 0;
 }

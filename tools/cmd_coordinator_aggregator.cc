@@ -52,9 +52,11 @@ void RegisterCommand_coordinator_aggregator(CLI::App& app) {
   cmd->add_option("--advertise", o->advertise,
                   "HOST:PORT devices and the leader dial (default: from --listen)");
   cmd->add_flag("--insecure", o->insecure, "plaintext gRPC (loopback only; for tests)");
-  cmd->add_option("--tls-cert", o->tls_cert, "server certificate PEM (default <state>/tls/server.pem)");
+  cmd->add_option("--tls-cert", o->tls_cert,
+                  "server certificate PEM (default <state>/tls/server.pem)");
   cmd->add_option("--tls-key", o->tls_key, "server key PEM (default <state>/tls/server.key)");
-  cmd->add_option("--metrics", o->metrics, "HOST:PORT of the Prometheus /metrics endpoint ('' = off)")
+  cmd->add_option("--metrics", o->metrics,
+                  "HOST:PORT of the Prometheus /metrics endpoint ('' = off)")
       ->capture_default_str();
   cmd->add_flag("--json", o->json, "print one JSON summary at exit instead of the log");
   cmd->callback([o] {
@@ -80,9 +82,9 @@ void RegisterCommand_coordinator_aggregator(CLI::App& app) {
     AggregatorLine(json, absl::StrCat("listening on port ", (*agg)->port(), ", registered as ",
                                       (*agg)->address(), o->insecure ? " (plaintext)" : " (TLS)"));
     if ((*agg)->metrics_port() > 0) {
-      AggregatorLine(json, absl::StrCat("metrics on http://",
-                                        o->metrics.substr(0, o->metrics.rfind(':')), ":",
-                                        (*agg)->metrics_port(), "/metrics"));
+      AggregatorLine(
+          json, absl::StrCat("metrics on http://", o->metrics.substr(0, o->metrics.rfind(':')), ":",
+                             (*agg)->metrics_port(), "/metrics"));
     }
     while (!g_aggregator_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     (*agg)->Shutdown();

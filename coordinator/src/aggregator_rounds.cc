@@ -47,9 +47,9 @@ absl::Time AggregatorRounds::Now() const { return clock_ ? clock_() : absl::Now(
 
 absl::Status AggregatorRounds::Host(const ShardSpec& spec, ShardDone done) {
   if (spec.devices.size() != spec.session.num_devices()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "shard ", spec.shard, " of round ", spec.round, " names ", spec.devices.size(),
-        " devices for a session of ", spec.session.num_devices()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("shard ", spec.shard, " of round ", spec.round, " names ", spec.devices.size(),
+                     " devices for a session of ", spec.session.num_devices()));
   }
   auto h = std::make_unique<Hosted>();
   h->spec = spec;
@@ -104,10 +104,9 @@ void AggregatorRounds::SecAgg(const SignedCall& call, secagg::Phase phase,
             absl::StrCat("message names secure-aggregation device ", upload.message().device(),
                          " but this device is ", id));
       } else if (phase != h.phase) {
-        refused = absl::FailedPreconditionError(
-            absl::StrCat("wrong phase: ", secagg::PhaseName(phase), " called while shard ",
-                         h.spec.shard, " of round ", h.spec.round, " is in ",
-                         secagg::PhaseName(h.phase)));
+        refused = absl::FailedPreconditionError(absl::StrCat(
+            "wrong phase: ", secagg::PhaseName(phase), " called while shard ", h.spec.shard,
+            " of round ", h.spec.round, " is in ", secagg::PhaseName(h.phase)));
       } else {
         (void)AcceptShardMessage(*h.server, h.pending, call.device_id, upload.message(), digest,
                                  done, out, &refused);
@@ -135,17 +134,19 @@ void AggregatorRounds::Tick(absl::Time now) {
       if (!s.ok() || h.server->phase() == secagg::Phase::kAborted) {
         result = s.ok() ? h.server->abort_status() : s;
         for (auto& [device, p] : h.pending) {
-          ReplyHosted(out, p, HostedAborted(absl::StrCat("dropped from round ", h.spec.round, ": shard ",
-                                             h.spec.shard, " fell below its minimum and was "
-                                             "dropped")));
+          ReplyHosted(out, p,
+                      HostedAborted(absl::StrCat("dropped from round ", h.spec.round, ": shard ",
+                                                 h.spec.shard,
+                                                 " fell below its minimum and was "
+                                                 "dropped")));
         }
         ended = true;
       } else if (h.server->phase() == secagg::Phase::kCompleted) {
         const std::vector<uint32_t> included = h.server->IncludedDevices();
         auto sum = h.server->TakeSum();
         for (auto& [device, p] : h.pending) {
-          const bool in = sum.ok() && std::binary_search(included.begin(), included.end(),
-                                                         h.ids.at(device));
+          const bool in =
+              sum.ok() && std::binary_search(included.begin(), included.end(), h.ids.at(device));
           v1::SecAggDownload d = HostedAborted("dropped: not in the sum");
           if (in) {
             d.set_status(v1::SecAggDownload::STATUS_COMPLETED);
@@ -161,8 +162,9 @@ void AggregatorRounds::Tick(absl::Time now) {
         ended = true;
       } else {
         for (auto& [device, p] : h.pending) {
-          ReplyHosted(out, p, PhaseReply(*h.server, messages, h.ids.at(device), h.spec.round,
-                                         /*shard_dropped=*/false, ""));
+          ReplyHosted(out, p,
+                      PhaseReply(*h.server, messages, h.ids.at(device), h.spec.round,
+                                 /*shard_dropped=*/false, ""));
         }
         h.phase = h.server->phase();
         h.deadline = now + h.spec.phase_deadline;

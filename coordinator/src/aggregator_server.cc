@@ -22,7 +22,9 @@ class AggregatorService final : public v1::Aggregator::CallbackService {
  public:
   AggregatorService(AggregatorRounds* rounds, AggregatorRegistry* registry,
                     MetricsRegistry* metrics, std::string population)
-      : rounds_(rounds), registry_(registry), metrics_(metrics),
+      : rounds_(rounds),
+        registry_(registry),
+        metrics_(metrics),
         population_(std::move(population)) {}
 
   grpc::ServerUnaryReactor* RunShard(grpc::CallbackServerContext* ctx,
@@ -31,15 +33,14 @@ class AggregatorService final : public v1::Aggregator::CallbackService {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
     absl::Status s = Check(*request);
     if (s.ok()) {
-      s = rounds_->Host(ShardSpecFromProto(*request),
-                        [reactor, response, metrics = metrics_](absl::StatusOr<ShardSum> sum) {
-                          metrics->Increment("fedlora_aggregator_shards_total",
-                                             {sum.ok() ? "summed" : "dropped"});
-                          if (!sum.ok()) return reactor->Finish(ToGrpcStatus(sum.status()));
-                          for (uint32_t v : sum->sum) response->add_sum(v);
-                          response->set_survivors(sum->survivors);
-                          reactor->Finish(grpc::Status::OK);
-                        });
+      s = rounds_->Host(ShardSpecFromProto(*request), [reactor, response, metrics = metrics_](
+                                                          absl::StatusOr<ShardSum> sum) {
+        metrics->Increment("fedlora_aggregator_shards_total", {sum.ok() ? "summed" : "dropped"});
+        if (!sum.ok()) return reactor->Finish(ToGrpcStatus(sum.status()));
+        for (uint32_t v : sum->sum) response->add_sum(v);
+        response->set_survivors(sum->survivors);
+        reactor->Finish(grpc::Status::OK);
+      });
     }
     if (!s.ok()) {
       metrics_->Increment("fedlora_aggregator_shards_total", {"refused"});
@@ -54,8 +55,7 @@ class AggregatorService final : public v1::Aggregator::CallbackService {
   absl::Status Check(const v1::RunShardRequest& r) {
     if (r.population() != population_) {
       return absl::InvalidArgumentError(absl::StrCat("this aggregator serves population '",
-                                                     population_, "', not '", r.population(),
-                                                     "'"));
+                                                     population_, "', not '", r.population(), "'"));
     }
     FEDLORA_ASSIGN_OR_RETURN(uint64_t current, registry_->LeaseEpoch(population_));
     if (r.epoch() != current) {
@@ -96,7 +96,8 @@ absl::StatusOr<std::unique_ptr<AggregatorServer>> AggregatorServer::Start(
   FEDLORA_ASSIGN_OR_RETURN(const std::string conninfo, StateStoreConninfo(o.state_dir));
   if (conninfo.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        o.state_dir, " is a single-host state folder (SQLite): aggregator processes serve "
+        o.state_dir,
+        " is a single-host state folder (SQLite): aggregator processes serve "
         "multi-host populations only (hint: `coordinator init --store CONNINFO` makes one)"));
   }
   std::unique_ptr<AggregatorServer> s(new AggregatorServer());
@@ -114,15 +115,14 @@ absl::StatusOr<std::unique_ptr<AggregatorServer>> AggregatorServer::Start(
   s->rounds_ = std::make_unique<AggregatorRounds>();
   std::string coordinator_id = "coordinator";
   if (auto id = p.store->GetMeta("coordinator_id"); id.ok()) coordinator_id = *id;
-  p.service = std::make_unique<CoordinatorService>(
-      static_cast<RoundBackend*>(s->rounds_.get()), p.store.get(), s->metrics_.get(), o.limits,
-      coordinator_id);
+  p.service = std::make_unique<CoordinatorService>(static_cast<RoundBackend*>(s->rounds_.get()),
+                                                   p.store.get(), s->metrics_.get(), o.limits,
+                                                   coordinator_id);
   p.internal = std::make_unique<AggregatorService>(s->rounds_.get(), p.registry.get(),
                                                    s->metrics_.get(), o.population);
-  FEDLORA_ASSIGN_OR_RETURN(
-      p.server, internal::StartCoordinatorGrpc(o.state_dir, o.listen, o.insecure, o.tls_cert,
-                                               o.tls_key, o.limits, p.service.get(), &s->port_,
-                                               p.internal.get()));
+  FEDLORA_ASSIGN_OR_RETURN(p.server, internal::StartCoordinatorGrpc(
+                                         o.state_dir, o.listen, o.insecure, o.tls_cert, o.tls_key,
+                                         o.limits, p.service.get(), &s->port_, p.internal.get()));
   s->address_ = AdvertisedAddress(o.advertise, o.listen, s->port_);
   if (!o.metrics_listen.empty()) {
     FEDLORA_ASSIGN_OR_RETURN(auto hp, internal::SplitHostPort(o.metrics_listen));

@@ -24,9 +24,10 @@ class PgAggregatorRegistry final : public AggregatorRegistry {
     std::lock_guard<std::mutex> lock(mu_);
     FEDLORA_RETURN_IF_ERROR(conn_->EnsureConnected());
     return conn_
-        ->Exec("INSERT INTO aggregators(address, heartbeat) VALUES ($1, now()) "
-               "ON CONFLICT (address) DO UPDATE SET heartbeat = excluded.heartbeat",
-               {PgParam::Text(address)}, "renewing the aggregator's heartbeat")
+        ->Exec(
+            "INSERT INTO aggregators(address, heartbeat) VALUES ($1, now()) "
+            "ON CONFLICT (address) DO UPDATE SET heartbeat = excluded.heartbeat",
+            {PgParam::Text(address)}, "renewing the aggregator's heartbeat")
         .status();
   }
 
@@ -42,11 +43,11 @@ class PgAggregatorRegistry final : public AggregatorRegistry {
   absl::StatusOr<std::vector<std::string>> Live(std::chrono::milliseconds max_age) override {
     std::lock_guard<std::mutex> lock(mu_);
     FEDLORA_ASSIGN_OR_RETURN(
-        PgResult r, conn_->ExecRetrying("SELECT address FROM aggregators WHERE heartbeat > "
-                                        "now() - $1::bigint * interval '1 millisecond' "
-                                        "ORDER BY address",
-                                        {PgParam::Int(max_age.count())},
-                                        "listing live aggregators"));
+        PgResult r,
+        conn_->ExecRetrying("SELECT address FROM aggregators WHERE heartbeat > "
+                            "now() - $1::bigint * interval '1 millisecond' "
+                            "ORDER BY address",
+                            {PgParam::Int(max_age.count())}, "listing live aggregators"));
     std::vector<std::string> out;
     for (int i = 0; i < r.rows(); ++i) out.push_back(r.Text(i, 0));
     return out;
@@ -74,9 +75,10 @@ absl::StatusOr<std::unique_ptr<AggregatorRegistry>> OpenAggregatorRegistry(
       auto conn, internal::PgConn::Connect(conninfo, {{"client_min_messages", "warning"}}));
   FEDLORA_RETURN_IF_ERROR(internal::EnsurePgSchema(*conn));
   // Two processes creating it at once: one of them sees a unique violation on the catalog.
-  absl::Status made = conn->Exec("CREATE TABLE IF NOT EXISTS aggregators ("
-                                 "address text PRIMARY KEY, heartbeat timestamptz NOT NULL)",
-                                 "creating the aggregators table")
+  absl::Status made = conn->Exec(
+                              "CREATE TABLE IF NOT EXISTS aggregators ("
+                              "address text PRIMARY KEY, heartbeat timestamptz NOT NULL)",
+                              "creating the aggregators table")
                           .status();
   if (!made.ok() && !absl::IsAlreadyExists(made)) return made;
   return std::unique_ptr<AggregatorRegistry>(new PgAggregatorRegistry(std::move(conn)));

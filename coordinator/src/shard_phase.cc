@@ -5,14 +5,15 @@
 namespace fedlora::coordinator {
 
 Accepted AcceptShardMessage(secagg::SecAggServer& server,
-                            std::map<std::string, PendingReply>& pending,
-                            const std::string& device, const proto::SecAggDeviceMessage& message,
-                            const std::string& digest, RoundManager::SecAggDone& done,
+                            std::map<std::string, PendingReply>& pending, const std::string& device,
+                            const proto::SecAggDeviceMessage& message, const std::string& digest,
+                            RoundManager::SecAggDone& done,
                             std::vector<std::function<void()>>& completions, absl::Status* why) {
   auto waiting = pending.find(device);
   if (waiting != pending.end()) {
     if (waiting->second.message_bytes != digest) {
-      *why = absl::FailedPreconditionError("a different message was already received in this phase");
+      *why =
+          absl::FailedPreconditionError("a different message was already received in this phase");
       return Accepted::kRefused;
     }
     // An identical retry (the first call's connection broke): the newest call gets the reply.
@@ -40,9 +41,9 @@ v1::SecAggDownload PhaseReply(const secagg::SecAggServer& server,
     *d.mutable_message() = m->second;
   } else {
     d.set_status(v1::SecAggDownload::STATUS_ABORTED);
-    d.set_detail(shard_dropped ? dropped_detail
-                               : absl::StrCat("dropped from round ", round, ": ",
-                                              server.Outcome(id).detail));
+    d.set_detail(shard_dropped
+                     ? dropped_detail
+                     : absl::StrCat("dropped from round ", round, ": ", server.Outcome(id).detail));
   }
   return d;
 }

@@ -23,9 +23,9 @@ enum class Accepted { kTaken, kRetry, kRefused, kServerRefused };
 // kRefused: a different second message (`*why`); kServerRefused: the server refused it (the
 // device is dropped; `*why`). `done` is left untouched unless taken.
 Accepted AcceptShardMessage(secagg::SecAggServer& server,
-                            std::map<std::string, PendingReply>& pending,
-                            const std::string& device, const proto::SecAggDeviceMessage& message,
-                            const std::string& digest, RoundManager::SecAggDone& done,
+                            std::map<std::string, PendingReply>& pending, const std::string& device,
+                            const proto::SecAggDeviceMessage& message, const std::string& digest,
+                            RoundManager::SecAggDone& done,
                             std::vector<std::function<void()>>& completions, absl::Status* why);
 
 // The reply to device `id` of a shard whose phase just closed with `messages` (the server's

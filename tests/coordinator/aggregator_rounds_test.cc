@@ -69,10 +69,13 @@ TEST_F(AggregatorRoundsTest, ASecondShardOfTheSameKeyOrAMismatchedOneIsRefused) 
 TEST_F(AggregatorRoundsTest, AShardWhoseDevicesNeverSpeakIsDroppedAtItsDeadline) {
   int calls = 0;
   absl::StatusOr<ShardSum> result = ShardSum{};
-  ASSERT_TRUE(rounds_.Host(ThreeDevices(7, 0), [&](absl::StatusOr<ShardSum> r) {
-    ++calls;
-    result = std::move(r);
-  }).ok());
+  ASSERT_TRUE(rounds_
+                  .Host(ThreeDevices(7, 0),
+                        [&](absl::StatusOr<ShardSum> r) {
+                          ++calls;
+                          result = std::move(r);
+                        })
+                  .ok());
   rounds_.Tick(now_ + absl::Seconds(9));  // before the advertise deadline: still waiting
   EXPECT_EQ(calls, 0);
   EXPECT_EQ(rounds_.running(), 1);
@@ -87,10 +90,13 @@ TEST_F(AggregatorRoundsTest, AShardWhoseDevicesNeverSpeakIsDroppedAtItsDeadline)
 TEST_F(AggregatorRoundsTest, StoppingEndsTheShardsStillRunning) {
   int calls = 0;
   absl::Status why;
-  ASSERT_TRUE(rounds_.Host(ThreeDevices(7, 0), [&](absl::StatusOr<ShardSum> r) {
-    ++calls;
-    why = r.status();
-  }).ok());
+  ASSERT_TRUE(rounds_
+                  .Host(ThreeDevices(7, 0),
+                        [&](absl::StatusOr<ShardSum> r) {
+                          ++calls;
+                          why = r.status();
+                        })
+                  .ok());
   rounds_.Stop();
   EXPECT_EQ(calls, 1);
   EXPECT_EQ(why.code(), absl::StatusCode::kAborted);

@@ -18,15 +18,15 @@ TEST(AggregatorAddressTest, TheTasksAggregatorIsDialledWithTheCoordinatorsChanne
                            &*key, "device-1");
   v1::SecAggUpload upload;
   upload.set_round(1);
-  auto no_options = client.SecAgg(secagg::Phase::kAdvertiseKeys, upload, absl::Seconds(1),
-                                  "10.1.2.3:50071");
+  auto no_options =
+      client.SecAgg(secagg::Phase::kAdvertiseKeys, upload, absl::Seconds(1), "10.1.2.3:50071");
   EXPECT_EQ(no_options.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(no_options.status().message(), ::testing::HasSubstr("10.1.2.3:50071"));
   ChannelOptions o;
   o.insecure = true;  // plaintext: loopback only, for the aggregator's address too
   client.set_channel_options(o);
-  auto off_loopback = client.SecAgg(secagg::Phase::kAdvertiseKeys, upload, absl::Seconds(1),
-                                    "10.1.2.3:50071");
+  auto off_loopback =
+      client.SecAgg(secagg::Phase::kAdvertiseKeys, upload, absl::Seconds(1), "10.1.2.3:50071");
   EXPECT_EQ(off_loopback.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(off_loopback.status().message(), ::testing::HasSubstr("10.1.2.3:50071"));
   // No aggregator named: the coordinator's own channel (nothing listens: UNAVAILABLE).

@@ -22,10 +22,10 @@
 namespace fedlora::coordinator {
 
 struct AggregatorServerOptions {
-  std::string state_dir;  // a multi-host folder (`coordinator init --store`)
+  std::string state_dir;                   // a multi-host folder (`coordinator init --store`)
   std::string listen = "127.0.0.1:50071";  // port 0 picks one
-  std::string advertise;  // the address devices and the leader dial ("" = from listen)
-  bool insecure = false;  // plaintext, loopback only
+  std::string advertise;          // the address devices and the leader dial ("" = from listen)
+  bool insecure = false;          // plaintext, loopback only
   std::string tls_cert, tls_key;  // default <state>/tls/server.pem, server.key
   std::string metrics_listen;     // "" = off
   std::string population = "global";

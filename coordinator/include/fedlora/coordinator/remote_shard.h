@@ -21,7 +21,7 @@ struct ShardSpec {
   uint64_t round = 0;
   uint32_t shard = 0;
   proto::SecAggSessionConfig session;
-  std::vector<std::string> devices;  // device ids, session index order
+  std::vector<std::string> devices;   // device ids, session index order
   absl::Duration advertise_deadline;  // from the start: training and AdvertiseKeys
   absl::Duration phase_deadline;      // each later phase
 };
