@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <future>
 #include <map>
@@ -67,6 +68,18 @@ class GrpcShardDispatcher final : public ShardDispatcher {
     refresher_.join();
   }
 
+  void CancelAll() override {
+    std::vector<std::shared_ptr<GrpcRemoteShard>> live;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      cancelled_ = true;
+      for (auto& c : calls_) {
+        if (auto p = c.lock()) live.push_back(std::move(p));
+      }
+    }
+    for (auto& c : live) c->ctx.TryCancel();
+  }
+
   std::vector<std::string> Aggregators() override {
     std::lock_guard<std::mutex> l(mu_);
     return live_;
@@ -74,6 +87,19 @@ class GrpcShardDispatcher final : public ShardDispatcher {
 
   std::shared_ptr<RemoteShard> Run(const std::string& address, const ShardSpec& spec) override {
     auto call = std::make_shared<GrpcRemoteShard>();
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (cancelled_) {
+        call->finished.set_value(grpc::Status(grpc::StatusCode::CANCELLED, "leader stopping"));
+        return call;
+      }
+      calls_.erase(std::remove_if(calls_.begin(), calls_.end(),
+                                  [](const std::weak_ptr<GrpcRemoteShard>& c) {
+                                    return c.expired();
+                                  }),
+                   calls_.end());
+      calls_.push_back(call);
+    }
     call->request = ShardSpecToProto(spec);
     call->request.set_population(o_.population);
     call->request.set_epoch(o_.epoch ? o_.epoch() : 0);
@@ -114,6 +140,8 @@ class GrpcShardDispatcher final : public ShardDispatcher {
   std::mutex mu_;
   std::condition_variable wake_;
   bool stop_ = false;
+  bool cancelled_ = false;
+  std::vector<std::weak_ptr<GrpcRemoteShard>> calls_;  // RunShard calls, for CancelAll
   std::vector<std::string> live_;
   std::map<std::string, std::unique_ptr<v1::Aggregator::Stub>> stubs_;
   std::thread refresher_;

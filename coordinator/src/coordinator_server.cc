@@ -46,6 +46,7 @@ struct CoordinatorServer::Parts {
   std::shared_ptr<LeaderLease> lease;
   std::chrono::milliseconds lease_ttl{0};
   std::thread renewer;
+  std::shared_ptr<ShardDispatcher> dispatcher;  // aggregator processes (multi-host)
   std::atomic<bool> lost{false};
   mutable absl::Mutex lost_mu;
   std::string lost_reason;
@@ -120,6 +121,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
       FEDLORA_ASSIGN_OR_RETURN(o.coordinator.shard_dispatcher,
                                MakeGrpcShardDispatcher(std::move(registry), std::move(ao)));
     }
+    p.dispatcher = o.coordinator.shard_dispatcher;
   }
   bool pinned_now = false;
   FEDLORA_RETURN_IF_ERROR(CheckPinnedPrivacyParams(*p.store, o.coordinator, &pinned_now));
@@ -203,7 +205,9 @@ void CoordinatorServer::Shutdown() {
   parts_->shut_down = true;
   parts_->stop = true;
   // Stop the rounds first: waiting calls are answered by gRPC's shutdown deadline. A server
-  // whose Start failed part-way has only some of its parts.
+  // whose Start failed part-way has only some of its parts. Shards at aggregators are given up
+  // (the round's finish would otherwise wait out their deadlines; the round is aborted).
+  if (parts_->dispatcher) parts_->dispatcher->CancelAll();
   if (rounds_) {
     rounds_->Stop();
     rounds_->Drain();

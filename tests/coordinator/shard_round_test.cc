@@ -248,6 +248,28 @@ TEST_F(AggregatorShardTest, TwoAggregatorsRunTheShardsAndTheRoundCommitsTheOneSe
   EXPECT_EQ(summed, 3);
 }
 
+// A leader stopping while its shards run at aggregators gives them up at once instead of
+// waiting out their deadlines (train 10 s + 4 x 3 s here).
+TEST_F(AggregatorShardTest, ALeaderStoppingDuringARemoteRoundStopsAtOnce) {
+  StartOnPostgres();
+  StartInProcessAggregators(1);
+  Behaviour silent;
+  silent.stop_before = 0;  // takes the task, never speaks: the shards wait for deadlines
+  std::vector<FakeResult> results;
+  std::thread devices([&] { results = RunAll(std::vector<Behaviour>(9, silent)); });
+  const absl::Time until = absl::Now() + absl::Seconds(30);
+  while (server_->rounds().Current().phase != "committing" && absl::Now() < until) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(server_->rounds().Current().phase, "committing");
+  const absl::Time stop = absl::Now();
+  server_->Shutdown();
+  EXPECT_LT(absl::Now() - stop, absl::Seconds(5));
+  devices.join();
+  EXPECT_EQ(Round(1).state, "aborted");
+  EXPECT_TRUE(Round(1).charged);
+}
+
 TEST_F(AggregatorShardTest, NoLiveAggregatorRunsTheShardsAtTheLeader) {
   StartOnPostgres();
   auto results = RunAll(std::vector<Behaviour>(9));

@@ -52,6 +52,9 @@ class ShardDispatcher {
   virtual std::vector<std::string> Aggregators() = 0;
   // Starts the shard at `address` (asynchronous; never blocks on the network).
   virtual std::shared_ptr<RemoteShard> Run(const std::string& address, const ShardSpec& spec) = 0;
+  // For shutdown: every shard in flight is given up (its Wait fails CANCELLED, so a round's
+  // finish does not wait out the shard deadlines) and later Runs fail the same way.
+  virtual void CancelAll() {}
 };
 
 }  // namespace fedlora::coordinator
