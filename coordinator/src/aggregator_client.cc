@@ -93,11 +93,10 @@ class GrpcShardDispatcher final : public ShardDispatcher {
         call->finished.set_value(grpc::Status(grpc::StatusCode::CANCELLED, "leader stopping"));
         return call;
       }
-      calls_.erase(std::remove_if(calls_.begin(), calls_.end(),
-                                  [](const std::weak_ptr<GrpcRemoteShard>& c) {
-                                    return c.expired();
-                                  }),
-                   calls_.end());
+      calls_.erase(
+          std::remove_if(calls_.begin(), calls_.end(),
+                         [](const std::weak_ptr<GrpcRemoteShard>& c) { return c.expired(); }),
+          calls_.end());
       calls_.push_back(call);
     }
     call->request = ShardSpecToProto(spec);
