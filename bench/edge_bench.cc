@@ -51,20 +51,8 @@ struct Args {
   bool json = false;
 };
 
-// Busy and total jiffies of all cores (/proc/stat), for the machine's load while measuring.
-std::pair<double, double> MachineJiffies() {
-  std::ifstream f("/proc/stat");
-  std::string cpu;
-  double user, nice, system, idle, iowait, irq, softirq, steal;
-  f >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal;
-  const double busy = user + nice + system + irq + softirq + steal;
-  return {busy, busy + idle + iowait};
-}
-
-int PortOf(const std::string& line) {
-  const auto colon = line.rfind(':');
-  return colon == std::string::npos ? 0 : std::atoi(line.c_str() + colon + 1);
-}
+using bench::MachineJiffies;
+int PortOf(const std::string& line) { return bench::PortOfLine(line); }
 
 int Fail(const std::string& what) {
   std::fprintf(stderr, "bench_edge: %s\n", what.c_str());

@@ -6,9 +6,11 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace fedlora::bench {
@@ -41,6 +43,22 @@ inline ProcStats ReadProc(pid_t pid) {
     if (line.rfind("VmHWM:", 0) == 0) s.peak_rss_mb = std::stod(line.substr(6)) / 1024.0;
   }
   return s;
+}
+
+// Busy and total jiffies of all cores (/proc/stat), for the machine's load while measuring.
+inline std::pair<double, double> MachineJiffies() {
+  std::ifstream f("/proc/stat");
+  std::string cpu;
+  double user, nice, system, idle, iowait, irq, softirq, steal;
+  f >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal;
+  const double busy = user + nice + system + irq + softirq + steal;
+  return {busy, busy + idle + iowait};
+}
+
+// The port at the end of a "listening on HOST:PORT" log line (0 if none).
+inline int PortOfLine(const std::string& line) {
+  const auto colon = line.rfind(':');
+  return colon == std::string::npos ? 0 : std::atoi(line.c_str() + colon + 1);
 }
 
 }  // namespace fedlora::bench

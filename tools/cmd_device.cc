@@ -167,6 +167,7 @@ void RegisterCommand_device(CLI::App& app) {
     auto channel = DeviceChannel(*o);
     if (!channel.ok()) return (void)Fail(channel.status());
     device::CoordinatorClient client(*channel, &identity->key, identity->device_id);
+    client.set_channel_options(DeviceChannelOptions(*o));  // aggregators a task names
     device::DeviceData data{&*rt, *sha, std::move(*lines), o->state};
     device::LoopOptions lo;
     lo.rounds = o->rounds;

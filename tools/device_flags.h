@@ -25,13 +25,17 @@ inline void AddConnectionFlags(CLI::App* cmd, DeviceConnection* o) {
   cmd->add_flag("--json", o->json, "print one JSON summary");
 }
 
-inline absl::StatusOr<std::shared_ptr<grpc::Channel>> DeviceChannel(const DeviceConnection& o) {
+inline device::ChannelOptions DeviceChannelOptions(const DeviceConnection& o) {
   device::ChannelOptions c;
   c.address = o.coordinator;
   c.insecure = o.insecure;
   c.ca_pem_path = o.ca;
   c.server_name = o.server_name;
-  return device::MakeChannel(c);
+  return c;
+}
+
+inline absl::StatusOr<std::shared_ptr<grpc::Channel>> DeviceChannel(const DeviceConnection& o) {
+  return device::MakeChannel(DeviceChannelOptions(o));
 }
 
 }  // namespace fedlora::cli

@@ -20,6 +20,15 @@ using fedlora::capi::SetError;
 namespace {
 
 // The coordinator's address and TLS settings as a channel.
+fedlora::device::ChannelOptions ChannelOpts(const fedlora_coordinator& c) {
+  fedlora::device::ChannelOptions o;
+  o.address = c.address;
+  o.insecure = c.insecure != 0;
+  if (c.ca_pem_path != nullptr) o.ca_pem_path = c.ca_pem_path;
+  if (c.server_name != nullptr) o.server_name = c.server_name;
+  return o;
+}
+
 absl::StatusOr<std::shared_ptr<grpc::Channel>> Channel(const fedlora_coordinator& c) {
   if (c.address == nullptr || *c.address == '\0') {
     return absl::InvalidArgumentError("fedlora_coordinator.address is empty (hint: host:port)");
@@ -27,12 +36,7 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> Channel(const fedlora_coordinator
   if (c.timeout_seconds <= 0) {
     return absl::InvalidArgumentError("fedlora_coordinator.timeout_seconds must be > 0");
   }
-  fedlora::device::ChannelOptions o;
-  o.address = c.address;
-  o.insecure = c.insecure != 0;
-  if (c.ca_pem_path != nullptr) o.ca_pem_path = c.ca_pem_path;
-  if (c.server_name != nullptr) o.server_name = c.server_name;
-  return fedlora::device::MakeChannel(o);
+  return fedlora::device::MakeChannel(ChannelOpts(c));
 }
 
 // A state folder without an identity: the C API's hint rather than the CLI's.
@@ -103,6 +107,7 @@ int Participate(fedlora_runtime* rt, const fedlora_coordinator* coordinator_in,
   if (!channel.ok()) return FromStatus(channel.status());
   const absl::Duration timeout = absl::Seconds(coordinator.timeout_seconds);
   fedlora::device::CoordinatorClient client(*channel, &identity->key, identity->device_id);
+  client.set_channel_options(ChannelOpts(coordinator));  // aggregators a task names
   fedlora::SecureRandom rng;
   absl::StatusOr<fedlora::device::LoopResult> loop;
   {

@@ -22,6 +22,7 @@
 #include "fedlora/common/process_lock.h"
 #include "fedlora/common/random.h"
 #include "fedlora/common/status_macros.h"
+#include "fedlora/coordinator/aggregator_client.h"
 #include "fedlora/coordinator/leadership.h"
 #include "fedlora/coordinator/metrics_http.h"
 #include "fedlora/coordinator/state_folder.h"
@@ -45,6 +46,7 @@ struct CoordinatorServer::Parts {
   std::shared_ptr<LeaderLease> lease;
   std::chrono::milliseconds lease_ttl{0};
   std::thread renewer;
+  std::shared_ptr<ShardDispatcher> dispatcher;  // aggregator processes (multi-host)
   std::atomic<bool> lost{false};
   mutable absl::Mutex lost_mu;
   std::string lost_reason;
@@ -109,6 +111,17 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
     FEDLORA_ASSIGN_OR_RETURN(p.store, OpenPostgresStore(conninfo, p.lease->fence()));
     // Edge processes (edge_rounds.h) answer check-ins from the windows published here.
     InstallWindowPublisher(&o.coordinator, p.store.get(), leader, !o.insecure);
+    // Aggregator processes (aggregator_client.h) run the shards of sharded rounds when live.
+    if (!o.coordinator.shard_dispatcher) {
+      FEDLORA_ASSIGN_OR_RETURN(auto registry, OpenAggregatorRegistry(conninfo));
+      AggregatorClientOptions ao;
+      ao.epoch = [lease = p.lease] { return lease->epoch(); };
+      ao.insecure = o.insecure;
+      if (auto ca = ReadFileToString(o.state_dir + "/tls/ca.pem"); ca.ok()) ao.roots_pem = *ca;
+      FEDLORA_ASSIGN_OR_RETURN(o.coordinator.shard_dispatcher,
+                               MakeGrpcShardDispatcher(std::move(registry), std::move(ao)));
+    }
+    p.dispatcher = o.coordinator.shard_dispatcher;
   }
   bool pinned_now = false;
   FEDLORA_RETURN_IF_ERROR(CheckPinnedPrivacyParams(*p.store, o.coordinator, &pinned_now));
@@ -207,7 +220,9 @@ void CoordinatorServer::Shutdown() {
   parts_->shut_down = true;
   parts_->stop = true;
   // Stop the rounds first: waiting calls are answered by gRPC's shutdown deadline. A server
-  // whose Start failed part-way has only some of its parts.
+  // whose Start failed part-way has only some of its parts. Shards at aggregators are given up
+  // (the round's finish would otherwise wait out their deadlines; the round is aborted).
+  if (parts_->dispatcher) parts_->dispatcher->CancelAll();
   if (rounds_) {
     rounds_->Stop();
     rounds_->Drain();

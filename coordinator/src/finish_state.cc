@@ -28,6 +28,10 @@ struct FinishWork {
   // The round's shards (one without sharding); null for a shard dropped before unmasking.
   std::vector<secagg::SecAggServer*> servers;
   std::vector<CollectingSender*> senders;
+  // Shards run by aggregator processes (null for the leader's own), and how long to wait for
+  // their sums: an unanswered or failed one is dropped.
+  std::vector<std::shared_ptr<RemoteShard>> remotes;
+  std::vector<absl::Time> remote_deadlines;
   int bits = 0;
   int round_min = 0;  // survivors the round needs over the unmasked shards
   const RoundPlan* plan = nullptr;
@@ -63,6 +67,16 @@ struct FinishWork {
     included.assign(servers.size(), {});
     dropped.assign(servers.size(), absl::OkStatus());
     for (size_t k = 0; k < servers.size(); ++k) {
+      if (remotes[k]) {
+        absl::StatusOr<ShardSum> remote = remotes[k]->Wait(remote_deadlines[k]);
+        if (!remote.ok()) {
+          last = dropped[k] = remote.status();
+          continue;
+        }
+        sums.push_back(std::move(remote->sum));
+        summed += static_cast<int>(remote->survivors);
+        continue;  // its devices' replies are the aggregator's
+      }
       if (servers[k] == nullptr) continue;
       absl::Status s = servers[k]->ProceedToNextPhase();
       senders[k]->Take();  // nothing is owed after unmasking: the replies are the commit's
@@ -194,6 +208,8 @@ std::unique_ptr<RoundState> MakeFinishingState(RoundContext& ctx) {
   for (ShardSession& shard : r.shards) {
     work->servers.push_back(shard.dropped ? nullptr : shard.server.get());
     work->senders.push_back(shard.sender.get());
+    work->remotes.push_back(shard.remote);
+    work->remote_deadlines.push_back(shard.remote_deadline);
   }
   work->bits = static_cast<int>(ctx.options.recipe.bits);
   work->round_min = ctx.training.aggregator().min_clients();

@@ -48,7 +48,7 @@ absl::Status CheckPlaintextAllowed(bool insecure, const std::string& listen) {
 absl::StatusOr<std::unique_ptr<grpc::Server>> StartCoordinatorGrpc(
     const std::string& state_dir, const std::string& listen, bool insecure,
     const std::string& tls_cert, const std::string& tls_key, const ServiceLimits& limits,
-    grpc::Service* service, int* port) {
+    grpc::Service* service, int* port, grpc::Service* extra) {
   if (absl::Status s = CheckPlaintextAllowed(insecure, listen); !s.ok()) return s;
   std::shared_ptr<grpc::ServerCredentials> creds;
   if (insecure) {
@@ -88,6 +88,7 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> StartCoordinatorGrpc(
   quota.Resize(MemoryQuota(limits));
   builder.SetResourceQuota(quota);
   builder.RegisterService(service);
+  if (extra != nullptr) builder.RegisterService(extra);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || *port == 0) {
     return absl::UnavailableError(absl::StrCat(

@@ -23,11 +23,12 @@ absl::Status CheckPlaintextAllowed(bool insecure, const std::string& listen);
 // Starts serving `service` on `listen` (port 0 picks one; the bound port in *port). TLS from
 // `tls_cert`/`tls_key` (default <state_dir>/tls/server.pem, server.key) unless `insecure`.
 // FAILED_PRECONDITION for plaintext off loopback, NOT_FOUND for missing TLS files, UNAVAILABLE
-// when the port cannot be bound.
+// when the port cannot be bound. `extra`: another service on the same port (an aggregator's
+// fedlora.v1.Aggregator).
 absl::StatusOr<std::unique_ptr<grpc::Server>> StartCoordinatorGrpc(
     const std::string& state_dir, const std::string& listen, bool insecure,
     const std::string& tls_cert, const std::string& tls_key, const ServiceLimits& limits,
-    grpc::Service* service, int* port);
+    grpc::Service* service, int* port, grpc::Service* extra = nullptr);
 
 }  // namespace fedlora::coordinator::internal
 

@@ -43,6 +43,11 @@ struct ShardSession {
   std::unique_ptr<secagg::SecAggServer> server;
   bool dropped = false;  // aborted below its minimum: never unmasked, its devices dropouts
   absl::Status why;      // the server's reason when dropped (private counts: never stored)
+  // Multi-host: the shard runs at an aggregator process (remote_shard.h); `server` and
+  // `sender` are then null and its devices send their secure-aggregation calls there.
+  std::string aggregator;
+  std::shared_ptr<RemoteShard> remote;
+  absl::Time remote_deadline;  // the leader waits for its sum until then
 };
 
 // Where a device runs: its shard and its index in that shard's session.

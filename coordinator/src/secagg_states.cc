@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "round_states.h"
+#include "shard_phase.h"
 
 namespace fedlora::coordinator {
 namespace {
@@ -25,7 +26,7 @@ class SecAggPhaseState : public RoundState {
   bool Ready(const RoundContext& ctx) const override {
     if (ctx.now >= deadline_) return true;
     for (const ShardSession& shard : ctx.round.shards) {
-      if (!shard.dropped && shard.server->NumPending() > 0) return false;
+      if (shard.server && !shard.dropped && shard.server->NumPending() > 0) return false;
     }
     return true;
   }
@@ -58,8 +59,9 @@ void DropShard(RoundContext& ctx, ShardSession& shard, const absl::Status& why) 
   shard.dropped = true;
   shard.why = why;
   // Its devices still in the protocol become dropouts; only a sharded round counts them here
-  // (one session's abort is the round's, as it always was).
-  if (ctx.round.shards.size() < 2) return;
+  // (one session's abort is the round's, as it always was). An aggregator's shard: the leader
+  // does not know who was still in it.
+  if (ctx.round.shards.size() < 2 || !shard.server) return;
   for (uint32_t id = 0; id < shard.session.num_devices(); ++id) {
     if (shard.server->Outcome(id).reason == secagg::DropReason::kNone) {
       ctx.metrics.Increment("fedlora_device_drops_total", {"shard_dropped"});
@@ -98,32 +100,33 @@ void SecAggPhaseState::SecAgg(RoundContext& ctx, const std::string& device, seca
                                r.round, " is in ", name())));
   }
   ShardSession& shard = r.shards[slot->second.shard];
+  if (shard.remote) {
+    return Fail(ctx, done, absl::FailedPreconditionError(absl::StrCat(
+                               "shard ", slot->second.shard, " of round ", r.round,
+                               " runs at aggregator ", shard.aggregator,
+                               " (hint: send secure-aggregation calls to the task's "
+                               "aggregator_address)")));
+  }
   if (shard.dropped) {
     return Fail(ctx, done, absl::FailedPreconditionError(absl::StrCat(
                                "shard ", slot->second.shard, " of round ", r.round,
                                " was dropped: too few of its devices remained (hint: check in "
                                "again for a new task)")));
   }
-  const std::string& bytes = digest;
-  auto pending = r.pending.find(device);
-  if (pending != r.pending.end()) {
-    if (pending->second.message_bytes != bytes) {
-      return Fail(ctx, done, absl::FailedPreconditionError(
-                                 "a different message was already received in this phase"));
+  absl::Status why;
+  switch (AcceptShardMessage(*shard.server, r.pending, device, upload.message(), digest, done,
+                             ctx.completions, &why)) {
+    case Accepted::kTaken:
+    case Accepted::kRetry:
+      return;
+    case Accepted::kServerRefused: {
+      auto outcome = shard.server->Outcome(slot->second.id);
+      ctx.metrics.Increment("fedlora_device_drops_total", {secagg::DropReasonName(outcome.reason)});
+      return Fail(ctx, done, why);
     }
-    // An identical retry (the first call's connection broke): the newest call gets the reply.
-    auto old = std::move(pending->second.done);
-    ctx.completions.push_back([old] { old(absl::AbortedError("superseded by a retry"), {}); });
-    pending->second.done = std::move(done);
-    return;
+    case Accepted::kRefused:
+      return Fail(ctx, done, why);
   }
-  absl::Status s = shard.server->HandleMessage(upload.message());
-  if (!s.ok()) {
-    auto outcome = shard.server->Outcome(slot->second.id);
-    ctx.metrics.Increment("fedlora_device_drops_total", {secagg::DropReasonName(outcome.reason)});
-    return Fail(ctx, done, s);
-  }
-  r.pending[device] = PendingReply{std::move(done), bytes};
 }
 
 std::unique_ptr<RoundState> SecAggPhaseState::Close(RoundContext& ctx) {
@@ -134,7 +137,7 @@ std::unique_ptr<RoundState> SecAggPhaseState::Close(RoundContext& ctx) {
   bool completed = false;
   for (size_t k = 0; k < r.shards.size(); ++k) {
     ShardSession& shard = r.shards[k];
-    if (shard.dropped) continue;
+    if (shard.dropped || !shard.server) continue;  // an aggregator runs its own phases
     absl::Status s = shard.server->ProceedToNextPhase();
     messages[k] = shard.sender->Take();
     completed = completed || shard.server->phase() == secagg::Phase::kCompleted;
@@ -148,19 +151,10 @@ std::unique_ptr<RoundState> SecAggPhaseState::Close(RoundContext& ctx) {
     for (auto& [device, p] : r.pending) {
       const SecAggSlot slot = r.slots[device];
       const ShardSession& shard = r.shards[slot.shard];
-      v1::SecAggDownload d;
-      auto m = messages[slot.shard].find(slot.id);
-      if (!shard.dropped && m != messages[slot.shard].end() && !m->second.has_abort()) {
-        d.set_status(v1::SecAggDownload::STATUS_NEXT);
-        *d.mutable_message() = m->second;
-      } else {
-        d.set_status(v1::SecAggDownload::STATUS_ABORTED);
-        d.set_detail(shard.dropped
-                         ? absl::StrCat("dropped from round ", r.round, ": shard ", slot.shard,
-                                        " fell below its minimum and was dropped")
-                         : absl::StrCat("dropped from round ", r.round, ": ",
-                                        shard.server->Outcome(slot.id).detail));
-      }
+      v1::SecAggDownload d = PhaseReply(
+          *shard.server, messages[slot.shard], slot.id, r.round, shard.dropped,
+          absl::StrCat("dropped from round ", r.round, ": shard ", slot.shard,
+                       " fell below its minimum and was dropped"));
       ctx.completions.push_back([done = std::move(p.done), d] { done(absl::OkStatus(), d); });
     }
     r.pending.clear();

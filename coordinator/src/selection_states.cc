@@ -160,16 +160,35 @@ std::unique_ptr<RoundState> ConfiguringState::Close(RoundContext& ctx) {
   const uint32_t n = static_cast<uint32_t>(r.cohort.size());
   auto plan = PlanShards(ctx.training.aggregator(), r.plan->privacy, n, ctx.options.graph, ctx.rng);
   if (!plan.ok()) return AbortRound(ctx, std::string(plan.status().message()));
+  // Multi-host: a sharded round's shards go round robin to the live aggregator processes.
+  std::vector<std::string> aggregators;
+  if (ctx.options.shard_dispatcher && plan->shards.size() > 1) {
+    aggregators = ctx.options.shard_dispatcher->Aggregators();
+  }
   for (size_t k = 0; k < plan->shards.size(); ++k) {
     ShardSession shard;
     shard.session = std::move(plan->shards[k].session);
-    shard.sender = std::make_unique<CollectingSender>();
-    auto server = secagg::SecAggServer::Create(shard.session, shard.sender.get());
-    if (!server.ok()) return AbortRound(ctx, std::string(server.status().message()));
-    shard.server = std::move(*server);
     const std::vector<uint32_t>& members = plan->shards[k].members;
     for (uint32_t i = 0; i < members.size(); ++i) {
       r.slots[r.cohort[members[i]]] = SecAggSlot{static_cast<uint32_t>(k), i};
+    }
+    if (!aggregators.empty()) {
+      ShardSpec spec;
+      spec.round = r.round;
+      spec.shard = static_cast<uint32_t>(k);
+      spec.session = shard.session;
+      for (uint32_t m : members) spec.devices.push_back(r.cohort[m]);
+      spec.advertise_deadline = ctx.options.train_deadline;
+      spec.phase_deadline = ctx.options.phase_deadline;
+      shard.aggregator = aggregators[k % aggregators.size()];
+      // Its last phase ends by train + 3 phase deadlines; one more for unmasking's work.
+      shard.remote_deadline = ctx.now + ctx.options.train_deadline + 4 * ctx.options.phase_deadline;
+      shard.remote = ctx.options.shard_dispatcher->Run(shard.aggregator, spec);
+    } else {
+      shard.sender = std::make_unique<CollectingSender>();
+      auto server = secagg::SecAggServer::Create(shard.session, shard.sender.get());
+      if (!server.ok()) return AbortRound(ctx, std::string(server.status().message()));
+      shard.server = std::move(*server);
     }
     r.shards.push_back(std::move(shard));
   }
@@ -201,6 +220,7 @@ std::unique_ptr<RoundState> ConfiguringState::Close(RoundContext& ctx) {
     reply.mutable_task()->set_shard(slot.shard);
     reply.mutable_task()->set_shard_min_survivors(
         r.shards[slot.shard].session.min_sum_devices());
+    reply.mutable_task()->set_aggregator_address(r.shards[slot.shard].aggregator);
     reply.mutable_task()->set_task_seed(ctx.rng.NextU64());
     ctx.completions.push_back([done = done, reply] { done(absl::OkStatus(), reply); });
   }

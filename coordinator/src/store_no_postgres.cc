@@ -1,4 +1,5 @@
 // A build without libpq (CMake did not find PostgreSQL): the multi-host entry points say so.
+#include "fedlora/coordinator/aggregator_registry.h"
 #include "fedlora/coordinator/leader_lease.h"
 #include "fedlora/coordinator/store.h"
 
@@ -22,6 +23,10 @@ absl::StatusOr<std::unique_ptr<Store>> OpenPostgresStore(const std::string&,
 
 absl::StatusOr<std::unique_ptr<LeaderLease>> OpenLeaderLease(const std::string&,
                                                              const std::string&) {
+  return NotBuilt();
+}
+
+absl::StatusOr<std::unique_ptr<AggregatorRegistry>> OpenAggregatorRegistry(const std::string&) {
   return NotBuilt();
 }
 

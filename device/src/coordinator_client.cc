@@ -134,19 +134,41 @@ absl::StatusOr<v1::CheckInResponse> CoordinatorClient::CheckIn(const v1::CheckIn
 
 absl::StatusOr<v1::SecAggDownload> CoordinatorClient::SecAgg(secagg::Phase phase,
                                                              const v1::SecAggUpload& upload,
-                                                             absl::Duration timeout) {
+                                                             absl::Duration timeout,
+                                                             const std::string& address) {
   const int i = static_cast<int>(phase);
   if (i < 0 || i > 3) return absl::InvalidArgumentError("not a secure-aggregation phase");
+  v1::Coordinator::Stub* stub = stub_.get();
+  if (!address.empty()) {
+    auto& aggregator = aggregators_[address];
+    if (!aggregator) {
+      if (!channel_options_) {
+        aggregators_.erase(address);
+        return absl::FailedPreconditionError(absl::StrCat(
+            "the task names aggregator ", address, " but this client cannot dial one (hint: "
+            "CoordinatorClient::set_channel_options with the coordinator's TLS settings)"));
+      }
+      ChannelOptions o = *channel_options_;
+      o.address = address;
+      auto channel = MakeChannel(o);
+      if (!channel.ok()) {
+        aggregators_.erase(address);
+        return channel.status();
+      }
+      aggregator = v1::Coordinator::NewStub(*channel);
+    }
+    stub = aggregator.get();
+  }
   grpc::ClientContext ctx;
   SetDeadline(&ctx, timeout);
   if (auto s = Sign(&ctx, absl::StrCat(kService, kPhaseMethods[i]), upload); !s.ok()) return s;
   v1::SecAggDownload response;
   grpc::Status g;
   switch (phase) {
-    case secagg::Phase::kAdvertiseKeys: g = stub_->AdvertiseKeys(&ctx, upload, &response); break;
-    case secagg::Phase::kShareKeys: g = stub_->ShareKeys(&ctx, upload, &response); break;
-    case secagg::Phase::kMaskedInput: g = stub_->MaskedInput(&ctx, upload, &response); break;
-    default: g = stub_->Unmasking(&ctx, upload, &response); break;
+    case secagg::Phase::kAdvertiseKeys: g = stub->AdvertiseKeys(&ctx, upload, &response); break;
+    case secagg::Phase::kShareKeys: g = stub->ShareKeys(&ctx, upload, &response); break;
+    case secagg::Phase::kMaskedInput: g = stub->MaskedInput(&ctx, upload, &response); break;
+    default: g = stub->Unmasking(&ctx, upload, &response); break;
   }
   absl::Status s = FromGrpcStatus(g);
   if (!s.ok()) return s;

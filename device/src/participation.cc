@@ -92,7 +92,7 @@ absl::Status RunSecAggClient(CoordinatorClient& client, const v1::Task& task,
     }
     absl::StatusOr<v1::SecAggDownload> reply;
     for (int attempt = 0; attempt < 3; ++attempt) {  // an identical retry is idempotent
-      reply = client.SecAgg(phase, upload, phase_timeout);
+      reply = client.SecAgg(phase, upload, phase_timeout, task.aggregator_address());
       if (reply.ok() || !IsTransient(reply.status())) break;
     }
     if (!reply.ok()) {

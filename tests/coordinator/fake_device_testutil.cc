@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "fedlora/common/random.h"
+#include "fedlora/coordinator/state_folder.h"
 #include "fedlora/device/participation.h"
 #include "fedlora/privacy/params_wire.h"
 #include "fedlora/privacy/prepare_update.h"
@@ -127,7 +128,7 @@ std::vector<FakeResult> GrpcRoundTest::RunAll(const std::vector<Behaviour>& beha
 }
 
 RoundRecord GrpcRoundTest::Round(uint64_t round) {
-  auto store = OpenSqliteStore(dir_);
+  auto store = OpenStateStore(dir_);
   EXPECT_TRUE(store.ok());
   if (!store.ok()) return {};
   auto rounds = (*store)->ListRounds();
@@ -142,7 +143,7 @@ RoundRecord GrpcRoundTest::Round(uint64_t round) {
 }
 
 size_t GrpcRoundTest::Charges() {
-  auto store = OpenSqliteStore(dir_);
+  auto store = OpenStateStore(dir_);
   EXPECT_TRUE(store.ok());
   if (!store.ok()) return 0;
   auto charges = (*store)->Charges();

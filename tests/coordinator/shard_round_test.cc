@@ -2,8 +2,17 @@
 // so three shards of 3 with a shard minimum of 2 and a round minimum of 5 (min_survivors 0.5).
 // The committed adapter is the one-session decode of the same inputs; a shard below its minimum
 // is dropped and the round commits from the others, or aborts charged; one ledger entry either
-// way.
+// way. With aggregator processes (multi-host, PostgreSQL): the same sum when the shards run
+// in two aggregators; an aggregator killed during masked input drops its shard only; a RunShard
+// from a fenced-out leader is refused.
 #include <set>
+#include <thread>
+
+#include "fedlora/coordinator/aggregator_server.h"
+#include "fedlora/coordinator/state_folder.h"
+#include "fedlora/proto/fedlora_v1.grpc.pb.h"
+#include "store_testutil.h"
+#include "testutil/process.h"
 
 #include "fake_device_testutil.h"
 #include "fedlora/common/adapter_blob.h"
@@ -11,6 +20,7 @@
 #include "fedlora/device/task_privacy.h"
 #include "fedlora/privacy/params_wire.h"
 #include "fedlora/secagg/round_driver.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace fedlora::coordinator {
@@ -22,8 +32,7 @@ using testing::GrpcRoundTest;
 
 class ShardRoundTest : public GrpcRoundTest {
  protected:
-  void StartSharded() {
-    testing::TestCoordinatorOptions t;
+  void StartSharded(testing::TestCoordinatorOptions t = {}) {
     t.max_shard_size = 4;
     Start(/*goal=*/9, /*devices=*/9, t);
   }
@@ -88,7 +97,7 @@ class ShardRoundTest : public GrpcRoundTest {
   }
 
   std::vector<float> CommittedAdapter() {
-    auto store = OpenSqliteStore(dir_);
+    auto store = OpenStateStore(dir_);
     EXPECT_TRUE(store.ok());
     auto latest = (*store)->LatestAdapter();
     EXPECT_TRUE(latest.ok());
@@ -154,6 +163,246 @@ TEST_F(ShardRoundTest, TooFewSurvivorsAcrossShardsAbortsCharged) {
   ASSERT_TRUE(store.ok());
   EXPECT_EQ((*store)->LatestAdapter()->version, 1u);
 }
+
+#if FEDLORA_HAVE_POSTGRESQL
+// The leader on PostgreSQL; aggregators in this process (AggregatorServer) or as `fedlora
+// coordinator aggregator` processes. 3 shards over 2 aggregators: round robin over the sorted
+// addresses gives the first shards 0 and 2, the second shard 1.
+class AggregatorShardTest : public ShardRoundTest {
+ protected:
+  void StartOnPostgres(int rounds = 1) {
+    auto& pg = testing::SharedPostgres();
+    ASSERT_TRUE(pg.ok()) << pg.error();
+    testing::TestCoordinatorOptions t;
+    t.store_conninfo = pg.ConnInfo(pg.CreateDatabase());
+    t.selection_window = absl::Seconds(8);  // the aggregators register meanwhile
+    t.max_rounds = rounds;
+    StartSharded(t);
+    device::ChannelOptions dial;
+    dial.insecure = true;
+    for (auto& c : clients_) c->set_channel_options(dial);
+  }
+  void StartInProcessAggregators(int n) {
+    for (int i = 0; i < n; ++i) {
+      AggregatorServerOptions o;
+      o.state_dir = dir_;
+      o.listen = "127.0.0.1:0";
+      o.insecure = true;
+      auto a = AggregatorServer::Start(o);
+      ASSERT_TRUE(a.ok()) << a.status();
+      aggregators_.push_back(std::move(*a));
+    }
+  }
+  double LeaderSecAggBytes() {
+    return server_->metrics().Value("fedlora_bytes_received_total", {"AdvertiseKeys"}) +
+           server_->metrics().Value("fedlora_bytes_received_total", {"MaskedInput"});
+  }
+  // Every device checks in again from now (the next round's window) and takes part.
+  std::vector<FakeResult> NextRound() {
+    started_ = absl::Now();
+    Behaviour again;
+    again.checkin_at = absl::ZeroDuration();
+    again.checkins = 200;
+    return RunAll(std::vector<Behaviour>(9, again));
+  }
+
+ public:
+  const std::string& dir() const { return dir_; }
+  absl::Time started() const { return started_; }
+  std::vector<FakeResult> Run(const std::vector<Behaviour>& b) { return RunAll(b); }
+  std::string Phase() { return server_->rounds().Current().phase; }
+  std::vector<ChildProcess>& procs() { return procs_; }
+
+ protected:
+  std::vector<std::unique_ptr<AggregatorServer>> aggregators_;
+  std::vector<ChildProcess> procs_;  // aggregator processes (SIGKILLed at the end)
+};
+
+TEST_F(AggregatorShardTest, TwoAggregatorsRunTheShardsAndTheRoundCommitsTheOneSessionAdapter) {
+  StartOnPostgres();
+  StartInProcessAggregators(2);
+  auto results = RunAll(std::vector<Behaviour>(9));
+  std::set<std::string> addresses;
+  for (const FakeResult& r : results) {
+    EXPECT_TRUE(r.status.ok()) << r.status;
+    EXPECT_TRUE(r.completed) << r.detail;
+    addresses.insert(r.task.aggregator_address());
+  }
+  ExpectShardedTasks(results);
+  EXPECT_EQ(addresses, (std::set<std::string>{aggregators_[0]->address(),
+                                              aggregators_[1]->address()}));
+  ASSERT_TRUE(server_->rounds().WaitUntilFinished(absl::Seconds(30)));
+  const RoundRecord round = Round(1);
+  EXPECT_EQ(round.state, "committed") << round.abort_reason;
+  EXPECT_EQ(round.summed, 9);
+  EXPECT_EQ(Charges(), 1u);
+  // Bit for bit the adapter one session over the same inputs gives.
+  EXPECT_EQ(CommittedAdapter(), OneSessionAdapter(results));
+  // No secure-aggregation message reached the leader; the aggregators summed all 3 shards.
+  EXPECT_EQ(LeaderSecAggBytes(), 0);
+  double summed = 0;
+  for (auto& a : aggregators_) {
+    summed += a->metrics().Value("fedlora_aggregator_shards_total", {"summed"});
+    EXPECT_GT(a->metrics().Value("fedlora_bytes_received_total", {"MaskedInput"}), 0);
+  }
+  EXPECT_EQ(summed, 3);
+}
+
+// A leader stopping while its shards run at aggregators gives them up at once instead of
+// waiting out their deadlines (train 10 s + 4 x 3 s here).
+TEST_F(AggregatorShardTest, ALeaderStoppingDuringARemoteRoundStopsAtOnce) {
+  StartOnPostgres();
+  StartInProcessAggregators(1);
+  Behaviour silent;
+  silent.stop_before = 0;  // takes the task, never speaks: the shards wait for deadlines
+  std::vector<FakeResult> results;
+  std::thread devices([&] { results = RunAll(std::vector<Behaviour>(9, silent)); });
+  const absl::Time until = absl::Now() + absl::Seconds(30);
+  while (server_->rounds().Current().phase != "committing" && absl::Now() < until) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(server_->rounds().Current().phase, "committing");
+  const absl::Time stop = absl::Now();
+  server_->Shutdown();
+  EXPECT_LT(absl::Now() - stop, absl::Seconds(5));
+  devices.join();
+  EXPECT_EQ(Round(1).state, "aborted");
+  EXPECT_TRUE(Round(1).charged);
+}
+
+TEST_F(AggregatorShardTest, NoLiveAggregatorRunsTheShardsAtTheLeader) {
+  StartOnPostgres();
+  auto results = RunAll(std::vector<Behaviour>(9));
+  for (const FakeResult& r : results) {
+    EXPECT_TRUE(r.completed) << r.detail;
+    EXPECT_EQ(r.task.aggregator_address(), "");
+  }
+  ASSERT_TRUE(server_->rounds().WaitUntilFinished(absl::Seconds(30)));
+  EXPECT_EQ(Round(1).state, "committed");
+  EXPECT_GT(LeaderSecAggBytes(), 0);
+}
+
+// Two `fedlora coordinator aggregator` processes; kill -9 of one of them while its devices are
+// in masked input (`victim` 0: the one running shards 0 and 2; 1: shard 1). Returns the
+// devices' results; addresses_ holds the aggregators' addresses, sorted.
+std::vector<FakeResult> KillAnAggregatorDuringMaskedInput(AggregatorShardTest& t, int victim,
+                                                          std::vector<std::string>* addresses) {
+  std::vector<ChildProcess>& procs = t.procs();  // the survivor outlives this function
+  for (int i = 0; i < 2; ++i) {
+    const int port = fedlora::testing::FreeLoopbackPort();
+    procs.push_back(fedlora::testing::StartFedlora(
+        {"coordinator", "aggregator", "--state", t.dir(), "--listen",
+         "127.0.0.1:" + std::to_string(port), "--insecure", "--metrics", ""},
+        t.dir() + "/aggregator" + std::to_string(i)));
+    addresses->push_back("127.0.0.1:" + std::to_string(port));
+  }
+  for (auto& p : procs) EXPECT_NE(p.WaitForLine("registered as", 20), "") << p.Err();
+  EXPECT_LT(absl::Now() - t.started(), absl::Seconds(7)) << "too slow to register in the window";
+  const std::vector<std::string> started = *addresses;
+  std::sort(addresses->begin(), addresses->end());
+  ChildProcess& killed = started[0] == (*addresses)[victim] ? procs[0] : procs[1];
+  Behaviour slow;
+  slow.masked_delay = absl::Milliseconds(2000);  // under the 3 s phase deadline
+  std::vector<FakeResult> results;
+  std::thread devices([&] { results = t.Run(std::vector<Behaviour>(9, slow)); });
+  // All shards remote: the leader waits in "committing" from the tasks on.
+  const absl::Time until = absl::Now() + absl::Seconds(30);
+  while (t.Phase() != "committing" && absl::Now() < until) absl::SleepFor(absl::Milliseconds(20));
+  absl::SleepFor(absl::Milliseconds(900));  // keys advertised and shared; masked input pending
+  killed.Kill(SIGKILL);
+  devices.join();
+  for (const FakeResult& r : results) {
+    EXPECT_EQ(r.task.aggregator_address(), (*addresses)[r.task.shard() % 2]);
+    const bool lost = static_cast<int>(r.task.shard() % 2) == victim;
+    EXPECT_EQ(r.completed, !lost) << "shard " << r.task.shard() << ": " << r.detail;
+    // The lost shards' devices lost their aggregator in masked input (their call failed there).
+    if (lost) {
+      EXPECT_THAT(r.detail, ::testing::HasSubstr("masked_input"));
+    }
+  }
+  return results;
+}
+
+// Shard 1 lost: the round commits from shards 0 and 2 (6 >= the round's 5), one charge; the
+// next round runs on the surviving aggregator alone and commits; one ledger entry a round.
+TEST_F(AggregatorShardTest, AnAggregatorKilledDuringMaskedInputDropsOnlyItsShard) {
+  StartOnPostgres(/*rounds=*/2);
+  std::vector<std::string> addresses;
+  KillAnAggregatorDuringMaskedInput(*this, /*victim=*/1, &addresses);
+  // Round 2: the killed aggregator's heartbeat goes stale; the other runs every shard.
+  for (const FakeResult& r : NextRound()) {
+    EXPECT_TRUE(r.completed) << r.detail;
+    EXPECT_EQ(r.task.aggregator_address(), addresses[0]);
+  }
+  ASSERT_TRUE(server_->rounds().WaitUntilFinished(absl::Seconds(60)));
+  const RoundRecord first = Round(1);
+  EXPECT_EQ(first.state, "committed") << first.abort_reason;
+  EXPECT_EQ(first.summed, 6);
+  EXPECT_EQ(Round(2).state, "committed") << Round(2).abort_reason;
+  EXPECT_EQ(Charges(), 2u);
+}
+
+// Shards 0 and 2 lost: shard 1's 3 survivors are under the round's 5: aborted, charged; the
+// next round commits; one ledger entry a round.
+TEST_F(AggregatorShardTest, LosingTooManyShardsToAKilledAggregatorAbortsCharged) {
+  StartOnPostgres(/*rounds=*/1);
+  std::vector<std::string> addresses;
+  KillAnAggregatorDuringMaskedInput(*this, /*victim=*/0, &addresses);
+  for (const FakeResult& r : NextRound()) {
+    EXPECT_TRUE(r.completed) << r.detail;
+    EXPECT_EQ(r.task.aggregator_address(), addresses[1]);
+  }
+  ASSERT_TRUE(server_->rounds().WaitUntilFinished(absl::Seconds(60)));
+  const RoundRecord first = Round(1);
+  EXPECT_EQ(first.state, "aborted");
+  EXPECT_TRUE(first.charged);
+  EXPECT_FALSE(testing::HasDigit(first.abort_reason)) << first.abort_reason;
+  EXPECT_EQ(Round(2).state, "committed") << Round(2).abort_reason;
+  EXPECT_EQ(Charges(), 2u);
+}
+
+TEST_F(AggregatorShardTest, ARunShardWithAStaleEpochIsRefused) {
+  StartOnPostgres();
+  StartInProcessAggregators(1);
+  auto lease = OpenLeaderLease(*StateStoreConninfo(dir_), "global");
+  ASSERT_TRUE(lease.ok()) << lease.status();
+  auto current = (*lease)->Current();
+  ASSERT_TRUE(current.ok()) << current.status();
+  auto stub = v1::Aggregator::NewStub(grpc::CreateChannel(
+      aggregators_[0]->address(), grpc::InsecureChannelCredentials()));
+  auto send = [&](uint64_t epoch, uint32_t shard) {
+    ShardSpec spec;
+    spec.round = 99;
+    spec.shard = shard;
+    spec.session.set_num_devices(3);
+    spec.session.set_threshold(2);
+    spec.session.set_min_sum_devices(2);
+    spec.session.set_dim(4);
+    spec.session.set_bits(8);
+    spec.session.set_graph(proto::SECAGG_GRAPH_COMPLETE);
+    spec.session.set_degree(2);
+    spec.session.set_graph_seed(std::string(32, 's'));
+    spec.session.set_round_nonce(std::string(32, 'n'));
+    spec.devices = {"a", "b", "c"};
+    spec.advertise_deadline = spec.phase_deadline = absl::Seconds(30);
+    v1::RunShardRequest req = ShardSpecToProto(spec);
+    req.set_population("global");
+    req.set_epoch(epoch);
+    v1::RunShardResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    return stub->RunShard(&ctx, req, &resp);
+  };
+  grpc::Status stale = send(current->epoch - 1, 0);
+  EXPECT_EQ(stale.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << stale.error_message();
+  EXPECT_THAT(stale.error_message(), ::testing::HasSubstr("fenced"));
+  EXPECT_EQ(aggregators_[0]->rounds().running(), 0);
+  // The current epoch's shard is taken (it runs until its devices' deadlines).
+  grpc::Status fresh = send(current->epoch, 1);
+  EXPECT_EQ(fresh.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << fresh.error_message();
+  EXPECT_EQ(aggregators_[0]->rounds().running(), 1);
+}
+#endif  // FEDLORA_HAVE_POSTGRESQL
 
 }  // namespace
 }  // namespace fedlora::coordinator

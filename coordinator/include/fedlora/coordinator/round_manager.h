@@ -40,6 +40,7 @@
 #include "fedlora/common/random.h"
 #include "fedlora/coordinator/federated_training.h"
 #include "fedlora/coordinator/metrics.h"
+#include "fedlora/coordinator/remote_shard.h"
 #include "fedlora/coordinator/selection_window.h"
 #include "fedlora/coordinator/store.h"
 #include "fedlora/proto/fedlora_v1.pb.h"
@@ -93,6 +94,11 @@ struct CoordinatorOptions {
   // and aborted as too small, as a single-host round with coins and no sample is).
   std::function<void(const SelectionWindow&)> publish_window;
   std::function<bool(uint64_t round, absl::Time opened)> coins_flipped_elsewhere;
+  // Multi-host leaders with aggregator processes (remote_shard.h): a sharded round's shards are
+  // handed round robin to the live aggregators (none live: run here, as without it); each
+  // device's task names its aggregator. A shard whose aggregator fails or does not answer by
+  // the unmasking deadline (+ phase_deadline) is dropped like a local shard below its minimum.
+  std::shared_ptr<ShardDispatcher> shard_dispatcher;
 };
 
 // Where the run is (the sample size is private and not part of it).

@@ -5,7 +5,9 @@
 #define FEDLORA_DEVICE_COORDINATOR_CLIENT_H_
 
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -56,8 +58,15 @@ class CoordinatorClient {
   absl::StatusOr<std::string> DownloadRelease(uint64_t version, const std::string& sha256_hex,
                                               const std::string& partial_path,
                                               absl::Duration timeout);
+  // `address`: the task's aggregator_address ("" = this client's coordinator); another address
+  // is dialled like the coordinator (set_channel_options), one channel per address, kept.
+  // FAILED_PRECONDITION for an aggregator address when no channel options were set.
   absl::StatusOr<v1::SecAggDownload> SecAgg(secagg::Phase phase, const v1::SecAggUpload& upload,
-                                            absl::Duration timeout);
+                                            absl::Duration timeout,
+                                            const std::string& address = "");
+  // How to reach an aggregator process a task names (multi-host): the coordinator's TLS
+  // settings (CA, insecure on loopback); `address` is replaced by the task's.
+  void set_channel_options(const ChannelOptions& options) { channel_options_ = options; }
 
   // Test hook: sees every request (method name, serialized bytes) before it is sent.
   std::function<void(const std::string& method, const std::string& bytes)> on_send;
@@ -74,6 +83,8 @@ class CoordinatorClient {
                     const google::protobuf::MessageLite& request);
 
   std::unique_ptr<v1::Coordinator::Stub> stub_;
+  std::optional<ChannelOptions> channel_options_;
+  std::map<std::string, std::unique_ptr<v1::Coordinator::Stub>> aggregators_;
   const Ed25519Key* key_;
   std::string device_id_;
   uint64_t bytes_sent_ = 0;

@@ -1,0 +1,108 @@
+// fedlora coordinator aggregator --state DIR [--listen HOST:PORT] [--advertise HOST:PORT]
+// [--metrics HOST:PORT] [--insecure] [--json]: an aggregator process of a multi-host
+// population (coordinator/aggregator_server.h).
+#include <csignal>
+#include <cstdio>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "cli_common.h"
+#include "fedlora/coordinator/aggregator_server.h"
+
+namespace fedlora::cli {
+namespace {
+
+volatile std::sig_atomic_t g_aggregator_stop = 0;
+void OnAggregatorSignal(int) { g_aggregator_stop = 1; }
+
+void AggregatorLine(bool json, const std::string& text) {
+  if (json) return;
+  std::printf("%s aggregator: %s\n",
+              absl::FormatTime("%H:%M:%E3S", absl::Now(), absl::LocalTimeZone()).c_str(),
+              text.c_str());
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+void RegisterCommand_coordinator_aggregator(CLI::App& app) {
+  struct Opts {
+    std::string state, listen = "127.0.0.1:50071", advertise, tls_cert, tls_key,
+                       metrics = "127.0.0.1:9475";
+    bool insecure = false, json = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* parent = GetOrAddSubcommand(app, "coordinator",
+                                    "the federated coordinator: init, run, status, tokens, revoke");
+  auto* cmd = parent->add_subcommand(
+      "aggregator", "multi-host: run the secure aggregation of the shards the leader hands out");
+  cmd->footer(
+      "Examples:\n"
+      "  fedlora coordinator aggregator --state coord --listen 0.0.0.0:50071 \\\n"
+      "      --advertise agg1.example.org:50071\n"
+      "Registers in the population's database (heartbeat every second); the leader hands the\n"
+      "shards of sharded rounds (max_shard_size) round robin to the live aggregators, and each\n"
+      "device's task names its aggregator. Sees only each shard's sum, as the leader would.\n"
+      "Stops on SIGINT/SIGTERM (unregisters; shards running here are dropped).");
+  cmd->add_option("--state", o->state, "a multi-host state folder (`coordinator init --store`)")
+      ->required();
+  cmd->add_option("--listen", o->listen, "HOST:PORT for devices and the leader (port 0 picks one)")
+      ->capture_default_str();
+  cmd->add_option("--advertise", o->advertise,
+                  "HOST:PORT devices and the leader dial (default: from --listen)");
+  cmd->add_flag("--insecure", o->insecure, "plaintext gRPC (loopback only; for tests)");
+  cmd->add_option("--tls-cert", o->tls_cert,
+                  "server certificate PEM (default <state>/tls/server.pem)");
+  cmd->add_option("--tls-key", o->tls_key, "server key PEM (default <state>/tls/server.key)");
+  cmd->add_option("--metrics", o->metrics,
+                  "HOST:PORT of the Prometheus /metrics endpoint ('' = off)")
+      ->capture_default_str();
+  cmd->add_flag("--json", o->json, "print one JSON summary at exit instead of the log");
+  cmd->callback([o] {
+    const bool json = o->json;
+    coordinator::AggregatorServerOptions ao;
+    ao.state_dir = o->state;
+    ao.listen = o->listen;
+    ao.advertise = o->advertise;
+    ao.insecure = o->insecure;
+    ao.tls_cert = o->tls_cert;
+    ao.tls_key = o->tls_key;
+    ao.metrics_listen = o->metrics;
+    if (o->insecure) {
+      std::fprintf(stderr,
+                   "fedlora: warning: --insecure: plaintext gRPC on %s (loopback only; never in "
+                   "production)\n",
+                   o->listen.c_str());
+    }
+    std::signal(SIGINT, OnAggregatorSignal);
+    std::signal(SIGTERM, OnAggregatorSignal);
+    auto agg = coordinator::AggregatorServer::Start(ao);
+    if (!agg.ok()) return (void)Fail(agg.status());
+    AggregatorLine(json, absl::StrCat("listening on port ", (*agg)->port(), ", registered as ",
+                                      (*agg)->address(), o->insecure ? " (plaintext)" : " (TLS)"));
+    if ((*agg)->metrics_port() > 0) {
+      AggregatorLine(
+          json, absl::StrCat("metrics on http://", o->metrics.substr(0, o->metrics.rfind(':')), ":",
+                             (*agg)->metrics_port(), "/metrics"));
+    }
+    while (!g_aggregator_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    (*agg)->Shutdown();
+    const auto& m = (*agg)->metrics();
+    const double summed = m.Value("fedlora_aggregator_shards_total", {"summed"});
+    const double dropped = m.Value("fedlora_aggregator_shards_total", {"dropped"});
+    const double refused = m.Value("fedlora_aggregator_shards_total", {"refused"});
+    AggregatorLine(json, absl::StrCat("stopped; shards summed ", summed, ", dropped ", dropped,
+                                      ", refused ", refused));
+    if (json) {
+      PrintJson({{"role", "aggregator"},
+                 {"port", (*agg)->port()},
+                 {"address", (*agg)->address()},
+                 {"shards_summed", static_cast<int64_t>(summed)},
+                 {"shards_dropped", static_cast<int64_t>(dropped)},
+                 {"shards_refused", static_cast<int64_t>(refused)}});
+    }
+  });
+}
+
+}  // namespace fedlora::cli
