@@ -159,7 +159,9 @@ TEST_F(FailoverProcessTest, PostgresRestartMidRoundLosesNothingCommitted) {
   }
   EXPECT_THAT(a.Out() + b.Out(), HasSubstr("committed: adapter version 3"));
   const auto rounds = CheckLedger();
-  ASSERT_GE(rounds.size(), 3u);
+  // Round 2 aborted by the outage and a third round committed, or (the tiny model can commit
+  // round 2 within ms of sampling it, before the database stops) both committed.
+  ASSERT_GE(rounds.size(), 2u);
   EXPECT_EQ(rounds[0].state, "committed");
   EXPECT_TRUE(rounds[1].charged) << "round 2 was charged before the outage";
   auto store = ReadStore();
@@ -232,10 +234,15 @@ TEST_F(FailoverProcessTest, KilledEdgeItsDevicesRetryThroughHaproxyOntoTheOtherE
   ASSERT_NE(edges[victim].Wait(10), -1);
   const double other_forwarded_before =
       MetricSum(edge_slots_[other].metrics, "fedlora_edge_forwarded_total");
+  const auto killed = Clock::now();
   for (ChildProcess* d : {&d0, &d1}) {
     ASSERT_EQ(d->Wait(300), 0) << d->Out() << d->Err() << "\nleader:\n" << leader.Out();
     EXPECT_THAT(d->Out(), HasSubstr("2 rounds completed"));
   }
+  // Two 12 s windows, not the two minutes of a device sent away after round 1 by a closed
+  // window its edge read before the commit (EdgeRoundsOptions::reread_after).
+  EXPECT_LT(std::chrono::duration<double>(Clock::now() - killed).count(), 90)
+      << d0.Out() << d1.Out();
   ASSERT_EQ(leader.Wait(60), 0) << leader.Out() << leader.Err();
   // Round 1, under way when the edge died, committed with both devices.
   EXPECT_THAT(leader.Out(), HasSubstr("committed: adapter version 2"));

@@ -55,6 +55,8 @@ HaproxyServer::~HaproxyServer() { Stop(); }
 
 std::string HaproxyServer::Log() const { return haproxy_ ? haproxy_->Out() : ""; }
 
+int HaproxyServer::pid() const { return haproxy_ ? haproxy_->pid() : 0; }
+
 bool HaproxyServer::running() { return haproxy_ != nullptr && haproxy_->Running(); }
 
 void HaproxyServer::Stop() {

@@ -33,6 +33,7 @@ class HaproxyServer {
   bool ok() const { return error_.empty(); }
   const std::string& error() const { return error_; }
   int port() const { return port_; }  // where devices connect
+  int pid() const;                     // HAProxy's process (0 when not started)
   const std::string& config() const { return config_; }
   std::string Log() const;  // stdout: "Server coordinators/x is DOWN" ...
   bool running();
