@@ -260,8 +260,12 @@ std::optional<SelectionWindow> EdgeRounds::HeldFresh(absl::Time now) {
       now - read < options_.reread_after) {
     return held;
   }
-  std::unique_lock<std::mutex> one(reread_mu_, std::try_to_lock);
-  if (!one.owns_lock()) return held;
+  // One reread at a time; a check-in that waited for another's uses what it read.
+  std::lock_guard<std::mutex> one(reread_mu_);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (window_read_ > read) return window_;
+  }
   if (!Poll().ok()) return held;  // the held window stays; the poller logs the error
   return Held();
 }

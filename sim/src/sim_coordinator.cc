@@ -37,9 +37,8 @@ class OneProcess : public SimCoordinator {
     stopped_ = true;
     process_.Kill(SIGTERM);
     if (process_.Wait(30) != 0) {
-      return absl::InternalError(absl::StrCat(
-          "the coordinator process did not stop cleanly (log: ", work_, "/coordinator.err): ",
-          process_.Err()));
+      return absl::InternalError(absl::StrCat("the coordinator process did not stop cleanly (log: ",
+                                              work_, "/coordinator.err): ", process_.Err()));
     }
     return absl::OkStatus();
   }
@@ -52,21 +51,22 @@ class OneProcess : public SimCoordinator {
   bool stopped_ = false;
 };
 
-absl::StatusOr<std::unique_ptr<SimCoordinator>> StartOneProcess(
-    const std::string& binary, const std::string& work, coordinator::StateFolderSpec spec) {
+absl::StatusOr<std::unique_ptr<SimCoordinator>> StartOneProcess(const std::string& binary,
+                                                                const std::string& work,
+                                                                coordinator::StateFolderSpec spec) {
   spec.state_dir = work + "/coordinator";
   auto folder = coordinator::CreateStateFolder(spec);
   if (!folder.ok()) return folder.status();
   ChildProcess p = ChildProcess::Start(
-      binary, {"coordinator", "run", "--state", spec.state_dir, "--listen", "127.0.0.1:0",
-               "--metrics", ""},
+      binary,
+      {"coordinator", "run", "--state", spec.state_dir, "--listen", "127.0.0.1:0", "--metrics", ""},
       work + "/coordinator");
   const std::string listening = p.WaitForLine("listening on", 60);
   const size_t colon = listening.rfind(':');
   if (listening.empty() || colon == std::string::npos) {
     return absl::UnavailableError(
-        absl::StrCat("the coordinator process did not start listening within 60 s (its log: ",
-                     work, "/coordinator.err): ", p.Err()));
+        absl::StrCat("the coordinator process did not start listening within 60 s (its log: ", work,
+                     "/coordinator.err): ", p.Err()));
   }
   const std::string address =
       "127.0.0.1:" + std::to_string(std::atoi(listening.c_str() + colon + 1));
@@ -163,8 +163,7 @@ absl::StatusOr<std::unique_ptr<SimCoordinator>> StartCluster(const SimConfig& c,
   raw->address_ = summary.value("endpoint", "");
   std::string what;
   for (const auto& p : summary["processes"]) {
-    absl::StrAppend(&what, what.empty() ? "" : ", ", p.value("role", ""), " ",
-                    p.value("name", ""));
+    absl::StrAppend(&what, what.empty() ? "" : ", ", p.value("role", ""), " ", p.value("name", ""));
   }
   raw->description_ = absl::StrCat("a cluster over gRPC (real clock): ", what,
                                    "; devices through HAProxy at ", raw->address_);

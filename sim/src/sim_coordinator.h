@@ -20,9 +20,10 @@ class SimCoordinator {
  public:
   // `spec.state_dir` is ignored: the folder is <work>/coordinator (one process) or
   // <cluster dir>/state (a cluster).
-  static absl::StatusOr<std::unique_ptr<SimCoordinator>> Start(
-      const SimConfig& config, const std::string& fedlora_binary, const std::string& work,
-      coordinator::StateFolderSpec spec);
+  static absl::StatusOr<std::unique_ptr<SimCoordinator>> Start(const SimConfig& config,
+                                                               const std::string& fedlora_binary,
+                                                               const std::string& work,
+                                                               coordinator::StateFolderSpec spec);
   virtual ~SimCoordinator() = default;
 
   virtual const std::string& address() const = 0;  // where devices connect (HOST:PORT)

@@ -39,8 +39,10 @@ struct EdgeRoundsOptions {
   // window the moment a round commits, and a device that checks in again at once must not be
   // sent away until "the round should be over" (the phase's deadline, minutes) by a window
   // this edge read before the commit (a device checks in again within a millisecond of its
-  // round's last reply). One such read at a time, at most one per this interval (at most 200
-  // extra store reads per second per edge).
+  // round's last reply: two devices of one round check in again at once, and one sent away
+  // alone leaves the other sampled alone, window after window, each aborted and charged). One
+  // such read at a time (the others wait for it and use it), at most one per this interval (at
+  // most 200 extra store reads per second per edge).
   absl::Duration reread_after = absl::Milliseconds(5);
   // No coin this close to the window's end (nor after the store record took that long): the
   // leader must find the record when it closes the window.
@@ -108,7 +110,7 @@ class EdgeRounds final : public RoundBackend {
   mutable std::mutex mu_;
   std::optional<SelectionWindow> window_;
   absl::Time window_read_ = absl::InfinitePast();
-  std::mutex reread_mu_;  // one reread at a time; check-ins meanwhile use the window held
+  std::mutex reread_mu_;  // one reread at a time; check-ins waiting for it use what it read
   std::mutex record_mu_;  // one coin record write at a time; the others wait for it
   std::string recorded_;  // round/opened_ms of the last window recorded
   std::atomic<bool> stop_{false};
