@@ -5,7 +5,12 @@
 // window is an hour long at a sampling rate of 1e-7, so every coin is false (NOT_SELECTED; the
 // bench checks that none was sampled) and no check-in reaches the leader.
 //
-//   bench_edge [--edges 0,1,2,4] [--seconds 5] [--workers 8] [--json]
+//   bench_edge [--edges 0,1,2,4] [--seconds 5] [--workers 8] [--haproxy] [--json]
+//
+// --haproxy: the workers connect to HAProxy 2.6 (the config `fedlora cluster` writes: TCP
+// passthrough, leastconn over the edges, health checks on their metrics /healthz; in front of
+// the leader for 0 edges) instead of to the edges in turn, as devices of a cluster do; its CPU
+// seconds are reported too.
 //
 // 0 edges: the same check-ins straight to the leader (one process answers everything, as a
 // single-host coordinator does), the baseline in the same run.
@@ -34,6 +39,7 @@
 #include "fedlora/device/coordinator_client.h"
 #include "nlohmann/json.hpp"
 #include "proc_stats.h"
+#include "testutil/haproxy_server.h"
 #include "testutil/postgres_server.h"
 #include "testutil/process.h"
 
@@ -49,6 +55,7 @@ struct Args {
   double seconds = 5;
   int workers = 8;
   bool json = false;
+  bool haproxy = false;
 };
 
 using bench::MachineJiffies;
@@ -76,10 +83,13 @@ int main(int argc, char** argv) {
       a.seconds = std::stod(next());
     } else if (k == "--workers") {
       a.workers = std::stoi(next());
+    } else if (k == "--haproxy") {
+      a.haproxy = true;
     } else if (k == "--json") {
       a.json = true;
     } else {
-      std::fprintf(stderr, "usage: bench_edge [--edges 0,1,2,4] [--seconds S] [--workers W] [--json]\n");
+      std::fprintf(stderr, "usage: bench_edge [--edges 0,1,2,4] [--seconds S] [--workers W] [--haproxy] "
+                           "[--json]\n");
       return 2;
     }
   }
@@ -107,11 +117,19 @@ int main(int argc, char** argv) {
   const std::string logs = dir + "/logs";
   std::filesystem::create_directories(logs);
   ChildProcess leader = testing::StartFedlora(
-      {"coordinator", "run", "--state", dir, "--listen", "127.0.0.1:0", "--metrics", ""},
+      {"coordinator", "run", "--state", dir, "--listen", "127.0.0.1:0", "--metrics",
+       a.haproxy ? "127.0.0.1:0" : ""},
       logs + "/leader");
   const std::string leader_line = leader.WaitForLine("listening on", 60);
   if (leader_line.empty()) return Fail("leader: " + leader.Err());
   const int leader_port = PortOf(leader_line);
+  // HAProxy checks each backend's /healthz on its metrics port ("metrics on http://H:P/metrics").
+  const auto metrics_port = [](ChildProcess& p) {
+    const std::string line = p.WaitForLine("metrics on", 30);
+    const size_t slash = line.rfind("/metrics");
+    return slash == std::string::npos ? 0 : PortOf(line.substr(0, slash));
+  };
+  const int leader_metrics = a.haproxy ? metrics_port(leader) : 0;
   // The leader's window: every worker's coin must be false.
   auto observer = coordinator::OpenStateStore(dir);
   if (!observer.ok()) return Fail(observer.status().ToString());
@@ -129,15 +147,38 @@ int main(int argc, char** argv) {
   for (int n_edges : a.edges) {
     std::vector<ChildProcess> edges;
     std::vector<int> ports;
+    std::vector<HaproxyBackend> backends;
     for (int e = 0; e < n_edges; ++e) {
       edges.push_back(testing::StartFedlora(
-          {"coordinator", "edge", "--state", dir, "--listen", "127.0.0.1:0", "--metrics", ""},
+          {"coordinator", "edge", "--state", dir, "--listen", "127.0.0.1:0", "--metrics",
+           a.haproxy ? "127.0.0.1:0" : ""},
           logs + "/edge" + std::to_string(n_edges) + "_" + std::to_string(e)));
       const std::string line = edges.back().WaitForLine("listening on", 60);
       if (line.empty()) return Fail("edge: " + edges.back().Err());
       ports.push_back(PortOf(line));
+      if (a.haproxy) {
+        backends.push_back({"edge-" + std::to_string(e), "127.0.0.1", ports.back(),
+                            metrics_port(edges.back())});
+      }
     }
-    if (n_edges == 0) ports.push_back(leader_port);
+    if (n_edges == 0) {
+      ports.push_back(leader_port);
+      backends.push_back({"coord-0", "127.0.0.1", leader_port, leader_metrics});
+    }
+    std::unique_ptr<testing::HaproxyServer> haproxy;
+    if (a.haproxy) {
+      haproxy = std::make_unique<testing::HaproxyServer>(
+          logs + "/haproxy" + std::to_string(n_edges), backends, 500,
+          n_edges > 0 ? "leastconn" : "first");
+      if (!haproxy->ok()) return Fail(haproxy->error());
+      // Every backend checked up (one check each, rise 1) before the workers connect.
+      const std::string up = n_edges > 0 ? "edge-" + std::to_string(n_edges - 1) + " is UP"
+                                         : "coord-0 is UP";
+      for (int i = 0; i < 100 && haproxy->Log().find(up) == std::string::npos; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      ports.assign(1, haproxy->port());
+    }
     std::vector<std::unique_ptr<device::CoordinatorClient>> clients;
     for (int k = 0; k < a.workers; ++k) {
       device::ChannelOptions co;
@@ -185,6 +226,7 @@ int main(int argc, char** argv) {
     for (auto& e : edges) before.push_back(bench::ReadProc(e.pid()));
     const bench::ProcStats leader_before = bench::ReadProc(leader.pid());
     const bench::ProcStats self_before = bench::ReadProc(getpid());
+    const bench::ProcStats haproxy_before = bench::ReadProc(haproxy ? haproxy->pid() : getpid());
     const auto machine_before = MachineJiffies();
     measuring = true;
     const double t0 = Now();
@@ -197,6 +239,8 @@ int main(int argc, char** argv) {
     }
     const double leader_cpu = bench::ReadProc(leader.pid()).cpu_seconds - leader_before.cpu_seconds;
     const double client_cpu = bench::ReadProc(getpid()).cpu_seconds - self_before.cpu_seconds;
+    const double haproxy_cpu =
+        haproxy ? bench::ReadProc(haproxy->pid()).cpu_seconds - haproxy_before.cpu_seconds : 0;
     const auto machine_after = MachineJiffies();
     const double busy_cores = (machine_after.first - machine_before.first) /
                               (machine_after.second - machine_before.second) *
@@ -228,6 +272,7 @@ int main(int argc, char** argv) {
                     {"leader_cpu_seconds", leader_cpu},
                     {"leader_cpu_ms_per_checkin", n > 0 ? 1000 * leader_cpu / n : 0},
                     {"client_cpu_seconds", client_cpu},
+                    {"haproxy_cpu_seconds", haproxy_cpu},
                     {"machine_busy_cores", busy_cores}});
   }
   leader.Kill(SIGTERM);
@@ -235,6 +280,7 @@ int main(int argc, char** argv) {
   nlohmann::json j = {{"workers", a.workers},
                       {"seconds", a.seconds},
                       {"answered_by", "coin (NOT_SELECTED, q 1e-7)"},
+                      {"through", a.haproxy ? "haproxy" : "direct"},
                       {"cores", std::thread::hardware_concurrency()},
                       {"runs", runs}};
   std::printf("%s\n", a.json ? j.dump().c_str() : j.dump(2).c_str());

@@ -1,5 +1,5 @@
 // fedlora cluster up|down --dir DIR: a laptop rehearsal of multi-host mode, every part its own
-// process (PostgreSQL, a leader and standbys, HAProxy in front; coordinator/cluster.h).
+// process (PostgreSQL, a leader and standbys, edges, HAProxy in front; coordinator/cluster.h).
 #include <unistd.h>
 
 #include <climits>
@@ -39,17 +39,19 @@ void RegisterCommand_cluster(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   auto* parent = GetOrAddSubcommand(
-      app, "cluster", "a local multi-host rehearsal: PostgreSQL, leader + standbys, HAProxy");
+      app, "cluster",
+      "a local multi-host rehearsal: PostgreSQL, leader + standbys, edges, HAProxy");
   auto* up = parent->add_subcommand(
       "up",
-      "start PostgreSQL, `coordinator init --store`, a leader, standbys and HAProxy, each "
-      "its own process; runs until SIGINT/SIGTERM");
+      "start PostgreSQL, `coordinator init --store`, a leader, standbys, edges and HAProxy, "
+      "each its own process; runs until SIGINT/SIGTERM");
   up->footer(
       "Examples:\n"
       "  fedlora cluster up --dir /tmp/rehearsal --model models/tiny\n"
       "  fedlora device enroll --state phone --token TOKEN --coordinator 127.0.0.1:50051 \\\n"
       "      --ca /tmp/rehearsal/state/tls/ca.pem --server-name localhost\n"
       "  kill -9 <the leader's pid from cluster.json>   # a standby takes over within the ttl\n"
+      "  kill -9 <an edge's pid from cluster.json>      # devices retry on the other edge\n"
       "  fedlora cluster down --dir /tmp/rehearsal\n"
       "Needs postgresql-15 and haproxy (`bash scripts/setup.sh test`). As root, PostgreSQL runs\n"
       "as nobody, which must be able to reach DIR (e.g. under /tmp). A second `up` on the same\n"
@@ -57,6 +59,11 @@ void RegisterCommand_cluster(CLI::App& app) {
   up->add_option("--dir", o->spec.dir, "the cluster's folder (created)")->required();
   up->add_option("--model", o->spec.model, "base model folder for `coordinator init`")->required();
   up->add_option("--standbys", o->spec.standbys, "warm standby coordinators")
+      ->capture_default_str()
+      ->check(AtLeast(0));
+  up->add_option("--edges", o->spec.edges,
+                 "edge processes behind HAProxy (devices -> HAProxy -> edge -> leader); 0 puts "
+                 "HAProxy in front of the coordinators")
       ->capture_default_str()
       ->check(AtLeast(0));
   up->add_option("--port", o->spec.port, "HAProxy's port on 127.0.0.1: the devices' endpoint")

@@ -8,8 +8,8 @@ namespace fedlora {
 
 std::string HaproxyConfig(const HaproxyConfigSpec& s) {
   std::string c = absl::StrCat(
-      "# fedlora: HAProxy in front of the coordinator processes (docs/coordinator.md, "
-      "\"Multi-host\").\n"
+      "# fedlora: HAProxy in front of the edge (or coordinator) processes "
+      "(docs/coordinator.md, \"Multi-host\").\n"
       "# TCP passthrough: TLS ends in the coordinator, so call signatures stay end to end.\n"
       "global\n"
       "  log stdout format raw local0 info\n"
@@ -34,8 +34,15 @@ std::string HaproxyConfig(const HaproxyConfigSpec& s) {
       "  default_backend coordinators\n"
       "\n"
       "backend coordinators\n"
-      "  # only the leader listens: a standby opens no port until it takes the lease\n"
-      "  balance first\n"
+      "  # first: only the leader listens (a standby opens no port until it takes the lease);\n"
+      "  # leastconn: any live edge, the one with the fewest devices connected\n"
+      "  balance ",
+      s.balance,
+      "\n"
+      "  # a connection refused (a process just killed, its checks not failed yet) is tried\n"
+      "  # again on another server\n"
+      "  option redispatch\n"
+      "  retries 2\n"
       "  option httpchk GET /healthz\n"
       "  http-check expect status 200\n"
       "  # a backend marked down has its sessions shut: devices reconnect to the new leader\n"

@@ -22,6 +22,7 @@ absl::StatusOr<ClusterPlan> PlanCluster(const ClusterSpec& spec) {
   if (spec.standbys < 0) {
     return absl::InvalidArgumentError("cluster: --standbys must be 0 or more");
   }
+  if (spec.edges < 0) return absl::InvalidArgumentError("cluster: --edges must be 0 or more");
   if (spec.port < 1 || spec.port > 65535) {
     return absl::InvalidArgumentError(
         absl::StrCat("cluster: --port ", spec.port, " is outside 1..65535"));
@@ -65,27 +66,53 @@ absl::StatusOr<ClusterPlan> PlanCluster(const ClusterSpec& spec) {
                             plan.pg_port,
                             0});
   // Coordinators: the first to start leads; the others wait as standbys. Each has its own
-  // gRPC and metrics port; HAProxy checks /healthz on the metrics port.
+  // gRPC and metrics port. With edges, only the edges reach them: each advertises its own
+  // address in the selection window it publishes once it leads, and edges follow it.
   plan.haproxy.listen_port = spec.port;
+  std::vector<HaproxyBackend> coordinators;
   for (int i = 0; i <= spec.standbys; ++i) {
     const std::string name = absl::StrCat("coord-", i);
     const int port = PickFreeLoopbackPort(), metrics = PickFreeLoopbackPort();
-    plan.processes.push_back(
-        {name,
-         i == 0 ? "leader" : "standby",
-         spec.fedlora_binary,
-         {"coordinator", "run", "--state", spec.dir + "/state", "--listen",
-          absl::StrCat("127.0.0.1:", port), "--metrics", absl::StrCat("127.0.0.1:", metrics),
-          "--holder", name, "--lease-ttl", absl::StrCat(spec.lease_ttl_s)},
-         false,
-         0,
-         i == 0 ? "listening on" : "standby:",
-         port,
-         metrics});
+    const std::string listen = absl::StrCat("127.0.0.1:", port);
+    plan.processes.push_back({name,
+                              i == 0 ? "leader" : "standby",
+                              spec.fedlora_binary,
+                              {"coordinator", "run", "--state", spec.dir + "/state", "--listen",
+                               listen, "--advertise", listen, "--metrics",
+                               absl::StrCat("127.0.0.1:", metrics), "--holder", name,
+                               "--lease-ttl", absl::StrCat(spec.lease_ttl_s)},
+                              false,
+                              0,
+                              i == 0 ? "listening on" : "standby:",
+                              port,
+                              metrics});
+    coordinators.push_back({name, "127.0.0.1", port, metrics});
+  }
+  // Edges: stateless, ready once serving; HAProxy checks /healthz on each metrics port. An
+  // edge killed is marked down within fall * inter and its devices' retries go to another.
+  for (int i = 0; i < spec.edges; ++i) {
+    const std::string name = absl::StrCat("edge-", i);
+    const int port = PickFreeLoopbackPort(), metrics = PickFreeLoopbackPort();
+    plan.processes.push_back({name,
+                              "edge",
+                              spec.fedlora_binary,
+                              {"coordinator", "edge", "--state", spec.dir + "/state", "--listen",
+                               absl::StrCat("127.0.0.1:", port), "--metrics",
+                               absl::StrCat("127.0.0.1:", metrics)},
+                              false,
+                              0,
+                              "listening on",
+                              port,
+                              metrics});
     plan.haproxy.backends.push_back({name, "127.0.0.1", port, metrics});
   }
-  // Issue 30's edges and aggregators go here: each a ClusterProcess (role "edge" /
-  // "aggregator"), edges as HAProxy's backends instead of the coordinators.
+  // Aggregator processes (issue 30, role "aggregator") go here, before HAProxy: the leader
+  // names them in each device's task, so they are not HAProxy backends.
+  if (spec.edges == 0) {
+    plan.haproxy.backends = coordinators;
+  } else {
+    plan.haproxy.balance = "leastconn";
+  }
   plan.processes.push_back({"haproxy",
                             "front",
                             HaproxyBinary(),

@@ -107,6 +107,7 @@ absl::Status InitState(const ClusterPlan& plan) {
           {"-h", "127.0.0.1", "-p", std::to_string(plan.pg_port), "-U", "fedlora", "fedlora"},
           s.dir + "/logs/createdb"),
       "createdb", 60));
+  if (s.init_state) return s.init_state(plan.conninfo);
   std::vector<std::string> args = {"coordinator", "init",        "--state", s.dir + "/state",
                                    "--store",     plan.conninfo, "--model", s.model};
   args.insert(args.end(), s.init_args.begin(), s.init_args.end());

@@ -245,9 +245,34 @@ std::optional<SelectionWindow> EdgeRounds::Held() const {
   return window_;
 }
 
+std::optional<SelectionWindow> EdgeRounds::HeldFresh(absl::Time now) {
+  absl::Time read;
+  std::optional<SelectionWindow> held;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    held = window_;
+    read = window_read_;
+  }
+  const bool coin_time =
+      held && held->state == "selecting" && now >= absl::FromUnixMillis(held->opened_ms) &&
+      now < absl::FromUnixMillis(held->end_ms) - options_.close_margin;
+  if ((held && held->state != "closed" && held->state != "selecting") || coin_time ||
+      now - read < options_.reread_after) {
+    return held;
+  }
+  // One reread at a time; a check-in that waited for another's uses what it read.
+  std::lock_guard<std::mutex> one(reread_mu_);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (window_read_ > read) return window_;
+  }
+  if (!Poll().ok()) return held;  // the held window stays; the poller logs the error
+  return Held();
+}
+
 absl::StatusOr<std::optional<v1::CheckInResponse>> EdgeRounds::Decide(
     const std::string& device_id, const v1::CheckInRequest& request, absl::Time now) {
-  return DecideOn(Held(), device_id, request, now);
+  return DecideOn(HeldFresh(now), device_id, request, now);
 }
 
 absl::StatusOr<std::optional<v1::CheckInResponse>> EdgeRounds::DecideOn(
@@ -315,8 +340,9 @@ absl::StatusOr<std::optional<v1::CheckInResponse>> EdgeRounds::DecideOn(
 
 void EdgeRounds::CheckIn(const SignedCall& call, const v1::CheckInRequest& request,
                          RoundManager::CheckInDone done) {
-  const std::optional<SelectionWindow> held = Held();
-  auto local = DecideOn(held, call.device_id, request, Now());
+  const absl::Time now = Now();
+  const std::optional<SelectionWindow> held = HeldFresh(now);
+  auto local = DecideOn(held, call.device_id, request, now);
   if (!local.ok()) return done(local.status(), {});
   if (local->has_value()) return done(absl::OkStatus(), std::move(**local));
   // Sampled in the window `held` (never empty here): to the leader that published it.

@@ -22,6 +22,9 @@ coordinator::CoordinatorOptions CoordinatorOptionsFor(const SimConfig& c,
   // A fixed window from each round's opening (every check-in in it gets a coin); the
   // simulated devices check in within its first half.
   o.selection_window = absl::Seconds(1);
+  // On a cluster (grpc.cluster) edges flip coins from the window they read every 200 ms and
+  // stop 200 ms before its end: a longer window keeps most of it open to the devices.
+  if (c.transport == Transport::kGrpc && c.grpc_cluster) o.selection_window = absl::Seconds(3);
   o.train_deadline = absl::Seconds(300);
   o.phase_deadline = absl::Seconds(15);
   o.retry_min = absl::ZeroDuration();

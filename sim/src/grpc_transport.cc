@@ -1,9 +1,11 @@
 // `fedlora sim --transport grpc`: the same rounds as Simulator::Run, but the coordinator is a
-// real `fedlora coordinator run` process on loopback TLS and every virtual device is a gRPC
+// real `fedlora coordinator run` process on loopback TLS, or a local cluster of them behind
+// edges and HAProxy (grpc.cluster; sim_coordinator.h), and every virtual device is a gRPC
 // client of it (enrolled with a token, signing every call). What stays simulated: the devices
 // share this process and one base model (the cohort trains through TrainCohort, as in
 // process), and the dropout dice and deadline misses of the config decide which devices go
 // silent at which phase.
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -31,6 +33,7 @@
 #include "fedlora/sim/cohort_trainer.h"
 #include "ledger_epsilons.h"
 #include "round_shards.h"
+#include "sim_coordinator.h"
 #include "sim_state.h"
 
 namespace fedlora::sim {
@@ -69,38 +72,26 @@ absl::StatusOr<SimResult> Simulator::RunOverGrpc(
   namespace fs = std::filesystem;
   const int n = static_cast<int>(s.devices.size());
   const std::string work = (fs::path(c.out) / "grpc").string();
-  const std::string state_dir = work + "/coordinator";
   std::error_code ec;
   fs::remove_all(work, ec);  // the output folder was prepared (and --force given) by the caller
   fs::create_directories(work, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", work, ": ", ec.message()));
 
-  // The coordinator's state folder: the simulator's recipe, its initial adapter, n tokens.
+  // The coordinator's state folder: the simulator's recipe, its initial adapter, n tokens; and
+  // the coordinator: one process, or a local cluster (grpc.cluster).
   FEDLORA_ASSIGN_OR_RETURN(std::string base_sha, io::ModelSha256(s.model_dir));
   const coordinator::PrivacyRecipe recipe = MakeRecipe(c, s.dim, n);
   coordinator::StateFolderSpec spec;
-  spec.state_dir = state_dir;
   spec.config = coordinator::CoordinatorOptionsToJson(CoordinatorOptionsFor(c, recipe, base_sha));
   spec.initial.lora = s.lora.ToPeftJson();
   spec.initial.base_model_sha256 = base_sha;
   spec.initial.values = s.global;
   spec.initial.slots = adapters::SlotLayout(*s.work);  // ffa / fedsa: which values are shared
   spec.tokens = n;
-  FEDLORA_ASSIGN_OR_RETURN(coordinator::StateFolderInfo folder,
-                           coordinator::CreateStateFolder(spec));
-
-  ChildProcess coordinator = ChildProcess::Start(
-      options.fedlora_binary,
-      {"coordinator", "run", "--state", state_dir, "--listen", "127.0.0.1:0", "--metrics", ""},
-      work + "/coordinator");
-  const std::string listening = coordinator.WaitForLine("listening on", 60);
-  const size_t colon = listening.rfind(':');
-  if (listening.empty() || colon == std::string::npos) {
-    return absl::UnavailableError(
-        absl::StrCat("the coordinator process did not start listening within 60 s (its log: ",
-                     work, "/coordinator.err): ", coordinator.Err()));
-  }
-  const std::string address = "127.0.0.1:" + std::to_string(std::atoi(listening.c_str() + colon + 1));
+  FEDLORA_ASSIGN_OR_RETURN(auto coordinator,
+                           SimCoordinator::Start(c, options.fedlora_binary, work, std::move(spec)));
+  const coordinator::StateFolderInfo& folder = coordinator->folder();
+  const std::string address = coordinator->address();
 
   // Enrolment: one key pair and one token per device; channels shared by kDevicesPerChannel.
   std::vector<std::shared_ptr<grpc::Channel>> channels;
@@ -123,14 +114,14 @@ absl::StatusOr<SimResult> Simulator::RunOverGrpc(
     net[i].client = std::make_unique<device::CoordinatorClient>(channels.back(), net[i].key.get(),
                                                                 resp.device_id());
   }
-  FEDLORA_ASSIGN_OR_RETURN(auto store, coordinator::OpenSqliteStore(state_dir));
+  FEDLORA_ASSIGN_OR_RETURN(auto store, coordinator::OpenStateStore(coordinator->state_dir()));
   // Each virtual device's state folder (FedSA-LoRA keeps its personal B there).
   auto device_dir = [&work](int d) { return absl::StrCat(work, "/devices/", d); };
 
   SimResult result;
   result.summary.config = ConfigToJson(c);
   result.summary.delta = recipe.delta;
-  result.summary.engine = EngineDescription(c);
+  result.summary.engine = coordinator->Description();
   result.summary.randomness =
       "transport grpc: a real coordinator process (its own SecureRandom: sampling, rotation "
       "seeds, session nonces) and device noise and masks from SecureRandom; only the dropout "
@@ -149,12 +140,25 @@ absl::StatusOr<SimResult> Simulator::RunOverGrpc(
     rec.round = round;
     // Every device checks in; the coordinator flips one coin each during its fixed selection
     // window and answers the sampled ones with the task when the window ends. The check-ins
-    // may straddle two windows (each then holds too few devices and is aborted, charged): the
-    // whole population checks in again, at most three times.
+    // may straddle two windows (each then holds too few devices and is aborted, charged), or
+    // come between two (on a cluster an edge stops flipping coins 200 ms before the window's
+    // end and sees the next window up to 200 ms late): the whole population checks in again,
+    // at most eight times, each after the longest earliest-retry time its NO_ROUND_OPEN
+    // rejections named (at least 300 ms, at most 5 s), as devices' pace steering waits.
     std::vector<absl::StatusOr<v1::CheckInResponse>> replies(n, absl::UnknownError("unset"));
     std::vector<int> cohort;
     std::string over, last_rejection;
-    for (int attempt = 0; attempt < 3 && cohort.empty() && over.empty(); ++attempt) {
+    for (int attempt = 0; attempt < 8 && cohort.empty() && over.empty(); ++attempt) {
+      uint32_t retry_ms = 300;
+      if (attempt > 0) {
+        for (int i = 0; i < n; ++i) {
+          const auto& rej = replies[i]->rejection();
+          if (rej.reason() == v1::REJECTION_NO_ROUND_OPEN && rej.retry_min_ms() > 0) {
+            retry_ms = std::max(retry_ms, std::min<uint32_t>(rej.retry_min_ms(), 5000));
+          }
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(retry_ms));
+      }
       ForEachParallel(n, [&](int i) {
         v1::CheckInRequest req;
         req.set_eligible(s.devices[i].windows.size() > 0);  // one bit, decided by the device
@@ -320,12 +324,8 @@ absl::StatusOr<SimResult> Simulator::RunOverGrpc(
     FEDLORA_RETURN_IF_ERROR(
         EvaluatePopulations(&s, true, &result.summary.participants, &result.summary.heldout));
   }
-  coordinator.Kill(SIGTERM);
-  if (coordinator.Wait(30) != 0) {
-    return absl::InternalError(absl::StrCat(
-        "the coordinator process did not stop cleanly (log: ", work, "/coordinator.err): ",
-        coordinator.Err()));
-  }
+  store.reset();
+  FEDLORA_RETURN_IF_ERROR(coordinator->Stop());
   result.summary.seconds = Since(run_start);
   result.global_adapter = s.global;
   return result;

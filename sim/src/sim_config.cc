@@ -177,6 +177,17 @@ const std::vector<Field>& Fields() {
         "on loopback TLS and every device as a gRPC client of it (a deployment rehearsal; "
         "distributed DP and Poisson sampling; every lora.method and server.optimizer; device noise "
         "from SecureRandom)."),
+      // [grpc]
+      F("grpc.cluster", &C::grpc_cluster,
+        "With run.transport = grpc: run the rounds on a local multi-host cluster (PostgreSQL 15, "
+        "a leader, grpc.standbys standbys, grpc.edges edges and HAProxy, each its own process, "
+        "as `fedlora cluster up` starts them) instead of one coordinator process; devices reach "
+        "it through HAProxy. Needs postgresql-15 and haproxy."),
+      F("grpc.edges", &C::grpc_edges,
+        "With grpc.cluster: edge processes behind HAProxy (0 = HAProxy in front of the "
+        "coordinators)."),
+      F("grpc.standbys", &C::grpc_standbys,
+        "With grpc.cluster: warm standby coordinators beside the leader."),
       // [model]
       F("model.model", &C::model,
         "Base model directory (HF Llama checkpoint + tokenizer.model). "

@@ -66,6 +66,12 @@ absl::Status ValidateConfig(const SimConfig& c) {
       p.Add(absl::StrCat("privacy.modclip_prob: must keep its default 1e-4", why));
     }
   }
+  p.Check(c.grpc_edges >= 0 && c.grpc_edges <= 16, "grpc.edges", "in [0, 16]", c.grpc_edges);
+  p.Check(c.grpc_standbys >= 0 && c.grpc_standbys <= 8, "grpc.standbys", "in [0, 8]",
+          c.grpc_standbys);
+  if (c.grpc_cluster && c.transport != Transport::kGrpc) {
+    p.Add("grpc.cluster: needs run.transport = grpc (hint: --transport grpc)");
+  }
   // [pretrain] only matters when there is no base model.
   if (c.model.empty()) {
     p.Check(c.pretrain_vocab >= 16, "pretrain.vocab", ">= 16", c.pretrain_vocab);

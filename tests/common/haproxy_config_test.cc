@@ -33,6 +33,22 @@ TEST(HaproxyConfigTest, TcpPassthroughWithHealthChecksOnTheMetricsPort) {
   EXPECT_THAT(c, HasSubstr("inter 500ms fall 2 rise 1 on-marked-down shutdown-sessions"));
   EXPECT_THAT(c, HasSubstr("server coord-0 127.0.0.1:41000 check port 42000\n"));
   EXPECT_THAT(c, HasSubstr("server coord-1 127.0.0.1:41001 check port 42001\n"));
+  EXPECT_THAT(c, HasSubstr("balance first\n"));  // only the leader listens
+  EXPECT_THAT(c, HasSubstr("option redispatch\n"));
+}
+
+// In front of edges: spread over every live one; a refused connection goes to another.
+TEST(HaproxyConfigTest, EdgesAreBalancedByLeastConnectionsAndHaproxyAcceptsIt) {
+  HaproxyConfigSpec spec = TwoCoordinators();
+  spec.balance = "leastconn";
+  const std::string c = HaproxyConfig(spec);
+  EXPECT_THAT(c, HasSubstr("balance leastconn\n"));
+  EXPECT_THAT(c, ::testing::Not(HasSubstr("balance first")));
+  const std::string bin = HaproxyBinary();
+  ASSERT_EQ(::access(bin.c_str(), X_OK), 0) << bin << " not found";
+  const std::string path = ::testing::TempDir() + "/haproxy_config_edges.cfg";
+  std::ofstream(path) << c;
+  EXPECT_EQ(std::system((bin + " -c -q -f " + path + " 2>&1").c_str()), 0) << c;
 }
 
 // HAProxy's own parser accepts the text (fails, never skips, without the binary: CI must run

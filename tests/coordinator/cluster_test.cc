@@ -1,6 +1,7 @@
 // `fedlora cluster` (coordinator/cluster.h): the plan of processes and ports, and a process test
-// of `cluster up` (PostgreSQL, leader + standby, HAProxy, each its own process) serving real
-// devices through HAProxy across a kill -9 of the leader, then `cluster down`.
+// of `cluster up` (PostgreSQL, leader + standby, two edges, HAProxy, each its own process)
+// serving real devices through HAProxy and the edges across a kill -9 of the leader, then
+// `cluster down`.
 #if FEDLORA_HAVE_POSTGRESQL
 
 #include "fedlora/coordinator/cluster.h"
@@ -14,21 +15,21 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "process_testutil.h"
+#include "multihost_testutil.h"
 
 namespace fedlora {
 namespace {
 
 using ::testing::HasSubstr;
 
-TEST(ClusterPlanTest, DatabaseThenLeaderAndStandbysThenHaproxyOnDistinctPorts) {
+TEST(ClusterPlanTest, DatabaseThenCoordinatorsThenEdgesThenHaproxyOnDistinctPorts) {
   coordinator::ClusterSpec spec;
   spec.dir = "/tmp/c";
   spec.model = "m";
   spec.fedlora_binary = "/bin/fedlora";
   spec.standbys = 2;
   spec.port = 50051;
-  auto plan = coordinator::PlanCluster(spec);
+  auto plan = coordinator::PlanCluster(spec);  // edges: 2 by default
   ASSERT_TRUE(plan.ok()) << plan.status();
   std::vector<std::string> roles;
   std::set<int> ports;
@@ -41,19 +42,53 @@ TEST(ClusterPlanTest, DatabaseThenLeaderAndStandbysThenHaproxyOnDistinctPorts) {
       EXPECT_TRUE(ports.insert(p.metrics_port).second) << p.name;
     }
   }
-  EXPECT_EQ(roles, (std::vector<std::string>{"database", "leader", "standby", "standby", "front"}));
-  // HAProxy's backends are the coordinators, checked on their metrics ports.
-  ASSERT_EQ(plan->haproxy.backends.size(), 3u);
+  EXPECT_EQ(roles, (std::vector<std::string>{"database", "leader", "standby", "standby", "edge",
+                                             "edge", "front"}));
+  // The coordinators advertise their own address to the edges (in the window they publish).
   for (int i = 0; i < 3; ++i) {
-    EXPECT_EQ(plan->haproxy.backends[i].port, plan->processes[i + 1].listen_port);
-    EXPECT_EQ(plan->haproxy.backends[i].health_port, plan->processes[i + 1].metrics_port);
-    EXPECT_THAT(plan->processes[i + 1].args, ::testing::IsSupersetOf(std::vector<std::string>{
-                                                 "--holder", "coord-" + std::to_string(i)}));
+    const auto& c = plan->processes[i + 1];
+    const std::string listen = "127.0.0.1:" + std::to_string(c.listen_port);
+    EXPECT_THAT(c.args, ::testing::IsSupersetOf(std::vector<std::string>{
+                            "--holder", "coord-" + std::to_string(i), "--advertise", listen}));
   }
+  // HAProxy's backends are the edges, checked on their metrics ports, spread by connections.
+  ASSERT_EQ(plan->haproxy.backends.size(), 2u);
+  for (int i = 0; i < 2; ++i) {
+    const auto& e = plan->processes[i + 4];
+    EXPECT_EQ(e.name, "edge-" + std::to_string(i));
+    EXPECT_EQ(plan->haproxy.backends[i].port, e.listen_port);
+    EXPECT_EQ(plan->haproxy.backends[i].health_port, e.metrics_port);
+    EXPECT_THAT(e.args, ::testing::IsSupersetOf(std::vector<std::string>{
+                            "coordinator", "edge", "--state", "/tmp/c/state"}));
+    EXPECT_EQ(e.ready_line, "listening on");
+  }
+  EXPECT_EQ(plan->haproxy.balance, "leastconn");
   EXPECT_EQ(plan->haproxy.listen_port, 50051);
   EXPECT_TRUE(plan->processes[0].unprivileged);  // postgres refuses root
+  spec.edges = -1;
+  EXPECT_EQ(coordinator::PlanCluster(spec).status().code(), absl::StatusCode::kInvalidArgument);
+  spec.edges = 2;
   spec.standbys = -1;
   EXPECT_EQ(coordinator::PlanCluster(spec).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// --edges 0: HAProxy in front of the coordinators themselves (only the leader listens).
+TEST(ClusterPlanTest, NoEdgesPutsHaproxyInFrontOfTheCoordinators) {
+  coordinator::ClusterSpec spec;
+  spec.dir = "/tmp/c";
+  spec.model = "m";
+  spec.standbys = 1;
+  spec.edges = 0;
+  auto plan = coordinator::PlanCluster(spec);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_EQ(plan->processes.size(), 4u);
+  EXPECT_EQ(plan->processes.back().role, "front");
+  ASSERT_EQ(plan->haproxy.backends.size(), 2u);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(plan->haproxy.backends[i].name, "coord-" + std::to_string(i));
+    EXPECT_EQ(plan->haproxy.backends[i].port, plan->processes[i + 1].listen_port);
+  }
+  EXPECT_EQ(plan->haproxy.balance, "first");
 }
 
 // A later `up` of the same folder keeps the database's port (the state folder names it).
@@ -89,10 +124,10 @@ TEST(ClusterPlanTest, MissingServerBinariesFailNamingTheSetupProfile) {
   EXPECT_FALSE(ready);
 }
 
-class ClusterProcessTest : public CoordinatorProcessTest {
+class ClusterProcessTest : public MultiHostProcessTest {
  protected:
   void SetUp() override {
-    CoordinatorProcessTest::SetUp();
+    MultiHostProcessTest::SetUp();
     if (IsSkipped()) return;
     // Under /tmp and world-traversable: as root, PostgreSQL runs as nobody in DIR/pg.
     std::string tmpl = "/tmp/fedlora-cluster-XXXXXX";
@@ -106,11 +141,11 @@ class ClusterProcessTest : public CoordinatorProcessTest {
   std::string cluster_;
 };
 
-TEST_F(ClusterProcessTest, UpServesDevicesThroughHaproxyAcrossALeaderKillAndDownStopsAll) {
+TEST_F(ClusterProcessTest, UpServesDevicesThroughHaproxyAndEdgesAcrossALeaderKillAndDownStopsAll) {
   const int port = testing::FreeLoopbackPort();
   const std::vector<std::string> base = {"cluster",     "up",    "--dir",  cluster_,
                                          "--model",     Model(), "--port", std::to_string(port),
-                                         "--lease-ttl", "2",     "--json"};
+                                         "--lease-ttl", std::to_string(LeaseTtl()), "--json"};
   std::vector<std::string> args = base;
   for (const char* a : {"--goal",
                         "2",
@@ -139,7 +174,11 @@ TEST_F(ClusterProcessTest, UpServesDevicesThroughHaproxyAcrossALeaderKillAndDown
   ASSERT_FALSE(line.empty()) << up.Out() << up.Err();
   const auto summary = nlohmann::json::parse(line);
   EXPECT_EQ(summary["endpoint"], "127.0.0.1:" + std::to_string(port));
-  ASSERT_EQ(summary["processes"].size(), 4u) << summary.dump();
+  ASSERT_EQ(summary["processes"].size(), 6u) << summary.dump();
+  std::vector<std::string> roles;
+  for (const auto& p : summary["processes"]) roles.push_back(p["role"]);
+  EXPECT_EQ(roles, (std::vector<std::string>{"database", "leader", "standby", "edge", "edge",
+                                             "front"}));
   EXPECT_TRUE(std::filesystem::exists(cluster_ + "/haproxy.cfg"));
   EXPECT_TRUE(std::filesystem::exists(cluster_ + "/cluster.json"));
   std::vector<int> pids;
@@ -178,6 +217,12 @@ TEST_F(ClusterProcessTest, UpServesDevicesThroughHaproxyAcrossALeaderKillAndDown
     ASSERT_EQ(d->Wait(300), 0) << d->Out() << d->Err();
     EXPECT_THAT(d->Out(), HasSubstr("2 rounds completed"));
   }
+  // The devices' calls went through the edges (HAProxy's backends), which forwarded to the
+  // leader of the moment: the edges followed the standby's window after the takeover.
+  const auto forwarded = [&](const nlohmann::json& p) {
+    return MetricSum(p["metrics_port"], "fedlora_edge_forwarded_total");
+  };
+  EXPECT_GT(forwarded(summary["processes"][3]) + forwarded(summary["processes"][4]), 0);
   // The standby leads now, and `coordinator status` says so.
   auto st = testing::RunFedlora("coordinator status --json --state " + cluster_ + "/state", dir_);
   ASSERT_EQ(st.exit_code, 0) << st.err;

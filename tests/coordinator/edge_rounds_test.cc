@@ -295,5 +295,34 @@ TEST_F(EdgeDecideTest, ClosedAndFinishedWindowsArePaceSteeredLikeTheLeader) {
   EXPECT_EQ(store_->GetMeta(CoinsFlippedKey(7)).status().code(), absl::StatusCode::kNotFound);
 }
 
+// The leader opens the next window the moment a round commits; a device checking in again at
+// once must get a coin, not be sent away until the round "should be over" by the closed window
+// this edge read before the commit: a check-in the held window would turn away reads it again
+// (when the held one is at least reread_after old).
+TEST_F(EdgeDecideTest, ATurnAwayFromAStaleClosedWindowReadsTheNextWindowFirst) {
+  w_.state = "closed";
+  w_.retry_after_ms = absl::ToUnixMillis(now_ + absl::Seconds(120));
+  ASSERT_TRUE(store_->PutMeta(kSelectionWindowKey, SelectionWindowToJson(w_)).ok());
+  ASSERT_TRUE(edge_->Poll().ok());
+  EXPECT_EQ(Answer("d").rejection().retry_min_ms(), 120000u);  // read just now: as held
+  // The round commits and the leader publishes round 8's window, between two polls.
+  SelectionWindow next = w_;
+  next.round = 8;
+  next.state = "selecting";
+  next.q = 1e-9;  // every coin false: the answer says which window it came from
+  next.opened_ms = absl::ToUnixMillis(now_ + absl::Milliseconds(40));
+  next.end_ms = next.opened_ms + 10000;
+  ASSERT_TRUE(store_->PutMeta(kSelectionWindowKey, SelectionWindowToJson(next)).ok());
+  now_ += absl::Milliseconds(60);
+  const auto fresh = Answer("d");
+  EXPECT_EQ(fresh.rejection().reason(), v1::REJECTION_NOT_SELECTED) << fresh.DebugString();
+  EXPECT_THAT(fresh.rejection().detail(), HasSubstr("round 8"));
+  // An answer within the window's coin time reads nothing: the store's window changing now
+  // does not reach this edge until its poller reads it.
+  ASSERT_TRUE(store_->PutMeta(kSelectionWindowKey, SelectionWindowToJson(w_)).ok());
+  now_ += absl::Seconds(1);
+  EXPECT_THAT(Answer("d").rejection().detail(), HasSubstr("round 8"));
+}
+
 }  // namespace
 }  // namespace fedlora::coordinator

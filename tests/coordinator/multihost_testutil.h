@@ -1,16 +1,20 @@
 // The fixture of the multi-host process tests (issue 30): a throwaway PostgreSQL server, a
 // state folder made by `coordinator init --store`, coordinator processes that lead or wait as
-// standbys by lease, HAProxy in front of them (the config `fedlora cluster` writes), and
-// `device run` processes pointed at HAProxy. Every process real, loopback, bounded time.
+// standbys by lease, optionally `coordinator edge` processes, HAProxy in front of the edges or
+// else the coordinators (the config `fedlora cluster` writes), and `device run` processes
+// pointed at HAProxy. Every process real, loopback, bounded time.
 #ifndef FEDLORA_TESTS_COORDINATOR_MULTIHOST_TESTUTIL_H_
 #define FEDLORA_TESTS_COORDINATOR_MULTIHOST_TESTUTIL_H_
 
 #if FEDLORA_HAVE_POSTGRESQL
 
+#include <httplib.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <memory>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -22,6 +26,23 @@
 
 namespace fedlora {
 
+// The sum over all labels of a metric family on a process's /metrics (127.0.0.1:port); -1 when
+// the endpoint does not answer.
+inline double MetricSum(int metrics_port, const std::string& family) {
+  httplib::Client http("127.0.0.1", metrics_port);
+  http.set_connection_timeout(2);
+  auto res = http.Get("/metrics");
+  if (!res || res->status != 200) return -1;
+  std::istringstream in(res->body);
+  double sum = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(family, 0) != 0 || line.size() <= family.size()) continue;
+    if (line[family.size()] != '{' && line[family.size()] != ' ') continue;
+    sum += std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return sum;
+}
+
 // One coordinator process of the population: its gRPC and metrics ports, its lease name.
 struct CoordinatorSlot {
   std::string holder;
@@ -30,31 +51,41 @@ struct CoordinatorSlot {
 
 class MultiHostProcessTest : public CoordinatorProcessTest {
  protected:
-  // The coordinators' --lease-ttl in seconds: 2, short so that a takeover is quick;
-  // FEDLORA_TEST_LEASE_TTL overrides it to measure the failover time at other ttls
-  // (docs/benchmarks.md, "Failover").
+  // The coordinators' --lease-ttl in seconds: 5, short enough that a takeover is quick and
+  // long enough that a leader on a loaded CI machine (the full ctest at -j4 beside a build)
+  // renews in time (2 s lost the lease twice in early runs); FEDLORA_TEST_LEASE_TTL overrides
+  // it to measure the failover time at other ttls (docs/benchmarks.md, "Failover").
   static double LeaseTtl() {
     const char* env = std::getenv("FEDLORA_TEST_LEASE_TTL");
-    return env && *env ? std::atof(env) : 2.0;
+    return env && *env ? std::atof(env) : 5.0;
   }
 
   // PostgreSQL, `coordinator init --store` of a population running `rounds` rounds, `n`
-  // coordinator slots and HAProxy in front of them.
-  void SetUpCluster(int rounds, int n = 2) {
+  // coordinator slots, `edges` edge slots and HAProxy in front of the edges (of the
+  // coordinators when there are none).
+  void SetUpCluster(int rounds, int n = 2, int edges = 0, int selection_window = 6) {
     pg_ = std::make_unique<testing::PostgresServer>();
     ASSERT_TRUE(pg_->ok()) << pg_->error();
     const std::string db = pg_->CreateDatabase();
     ASSERT_FALSE(db.empty()) << pg_->error();
     Init(rounds, "--store " + testing::ShellQuote(pg_->ConnInfo(db)), /*train_deadline=*/120,
-         /*selection_window=*/6, /*phase_deadline=*/60);
-    std::vector<HaproxyBackend> backends;
+         selection_window, /*phase_deadline=*/60);
+    std::vector<HaproxyBackend> backends, edge_backends;
     for (int i = 0; i < n; ++i) {
       CoordinatorSlot s{"coord-" + std::to_string(i), testing::FreeLoopbackPort(),
                         testing::FreeLoopbackPort()};
       slots_.push_back(s);
       backends.push_back({s.holder, "127.0.0.1", s.port, s.metrics});
     }
-    haproxy_ = std::make_unique<testing::HaproxyServer>(dir_ + "/haproxy", backends);
+    for (int i = 0; i < edges; ++i) {
+      CoordinatorSlot s{"edge-" + std::to_string(i), testing::FreeLoopbackPort(),
+                        testing::FreeLoopbackPort()};
+      edge_slots_.push_back(s);
+      edge_backends.push_back({s.holder, "127.0.0.1", s.port, s.metrics});
+    }
+    haproxy_ = edges > 0 ? std::make_unique<testing::HaproxyServer>(
+                               dir_ + "/haproxy", edge_backends, 500, "leastconn")
+                         : std::make_unique<testing::HaproxyServer>(dir_ + "/haproxy", backends);
     ASSERT_TRUE(haproxy_->ok()) << haproxy_->error();
   }
 
@@ -67,6 +98,15 @@ class MultiHostProcessTest : public CoordinatorProcessTest {
                          "127.0.0.1:" + std::to_string(s.metrics), "--holder", s.holder,
                          "--lease-ttl", std::to_string(LeaseTtl()), "--exit-when-done"},
                         dir_ + "/" + name, env);
+  }
+
+  // `coordinator edge` in edge slot i; ready once it logs "listening on".
+  ChildProcess StartEdge(int i) {
+    const CoordinatorSlot& s = edge_slots_[i];
+    return StartFedlora({"coordinator", "edge", "--state", dir_ + "/coord", "--listen",
+                         "127.0.0.1:" + std::to_string(s.port), "--metrics",
+                         "127.0.0.1:" + std::to_string(s.metrics)},
+                        dir_ + "/" + s.holder);
   }
 
   // A phone (the default retry policy) over TLS through HAProxy; `rounds` to complete.
@@ -121,7 +161,7 @@ class MultiHostProcessTest : public CoordinatorProcessTest {
 
   std::unique_ptr<testing::PostgresServer> pg_;
   std::unique_ptr<testing::HaproxyServer> haproxy_;
-  std::vector<CoordinatorSlot> slots_;
+  std::vector<CoordinatorSlot> slots_, edge_slots_;
 };
 
 }  // namespace fedlora

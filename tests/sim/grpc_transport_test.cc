@@ -262,6 +262,46 @@ TEST(GrpcTransportTest, ShardedRoundsRunInTheCoordinatorProcess) {
   fs::remove_all(out);
 }
 
+// grpc.cluster: the same sharded rounds on a local cluster (PostgreSQL, a leader, a standby,
+// two edges, HAProxy; coordinator/cluster.h), the devices through HAProxy and the edges with
+// the real crypto: both rounds commit as 2 shards of 2, the summary says what ran, and every
+// process is stopped (the cluster log) and its folder removed at the end.
+TEST(GrpcTransportTest, ShardedRoundsRunOnAClusterThroughHaproxyAndEdges) {
+  if (!fs::exists(Fixture())) GTEST_SKIP() << "no ../shared fixture";
+  const fs::path out =
+      fs::temp_directory_path() / ("fedlora_sim_grpc_cluster_" + std::to_string(getpid()));
+  RunGrpcSim(out,
+             "--set secagg.max_shard_size=3 --set secagg.dropout_masked=0 --set grpc.cluster=true "
+             "--set grpc.edges=2 --set grpc.standbys=1");
+  std::stringstream jsonl, summary, log;
+  jsonl << std::ifstream(out / "rounds.jsonl").rdbuf();
+  int rounds = 0;
+  for (std::string line; std::getline(jsonl, line);) {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    ++rounds;
+    EXPECT_FALSE(j["aborted"].get<bool>()) << line;
+    EXPECT_EQ(j["survivors"].get<int>(), 4) << line;
+    EXPECT_EQ(j["shards"].get<int>(), 2) << line;
+  }
+  EXPECT_EQ(rounds, 2);
+  summary << std::ifstream(out / "summary.json").rdbuf();
+  const nlohmann::json sj = nlohmann::json::parse(summary.str());
+  const std::string engine = sj["engine"];
+  for (const char* part : {"a cluster over gRPC", "database postgres", "leader coord-0",
+                           "standby coord-1", "edge edge-0", "edge edge-1", "front haproxy"}) {
+    EXPECT_THAT(engine, HasSubstr(part));
+  }
+  EXPECT_EQ(sj["secagg_shards"]["per_round"], nlohmann::json::array({2, 2}));
+  EXPECT_GT(sj["epsilon_coordinator"].get<double>(), 0);
+  log << std::ifstream(out / "grpc" / "cluster.log").rdbuf();
+  for (const char* name : {"postgres", "coord-0", "coord-1", "edge-0", "edge-1", "haproxy"}) {
+    EXPECT_THAT(log.str(), HasSubstr(std::string("stopped ") + name)) << log.str();
+  }
+  EXPECT_THAT(log.str(), ::testing::Not(HasSubstr("exited with"))) << log.str();
+  EXPECT_FALSE(fs::exists(out / "grpc" / "coordinator"));  // the state was in the cluster
+  fs::remove_all(out);
+}
+
 TEST(GrpcTransportTest, ConfigsTheCoordinatorCannotRunAreRefusedBeforeAnyWork) {
   const fs::path out = fs::temp_directory_path() / ("fedlora_sim_grpc_bad_" + std::to_string(getpid()));
   fs::remove_all(out);

@@ -14,7 +14,7 @@
 namespace fedlora::testing {
 
 HaproxyServer::HaproxyServer(const std::string& dir, const std::vector<HaproxyBackend>& backends,
-                             int check_interval_ms)
+                             int check_interval_ms, const std::string& balance)
     : dir_(dir) {
   const std::string bin = HaproxyBinary();
   if (::access(bin.c_str(), X_OK) != 0) {
@@ -29,6 +29,7 @@ HaproxyServer::HaproxyServer(const std::string& dir, const std::vector<HaproxyBa
     spec.listen_port = port_ = FreeLoopbackPort();
     spec.backends = backends;
     spec.check_interval_ms = check_interval_ms;
+    spec.balance = balance;
     config_ = HaproxyConfig(spec);
     std::ofstream(dir_ + "/haproxy.cfg") << config_;
     haproxy_ = std::make_unique<ChildProcess>(
@@ -53,6 +54,8 @@ HaproxyServer::HaproxyServer(const std::string& dir, const std::vector<HaproxyBa
 HaproxyServer::~HaproxyServer() { Stop(); }
 
 std::string HaproxyServer::Log() const { return haproxy_ ? haproxy_->Out() : ""; }
+
+int HaproxyServer::pid() const { return haproxy_ ? haproxy_->pid() : 0; }
 
 bool HaproxyServer::running() { return haproxy_ != nullptr && haproxy_->Running(); }
 

@@ -1,4 +1,4 @@
-// HAProxy 2.6 in front of coordinator processes for process-level tests (Debian's haproxy,
+// HAProxy 2.6 in front of coordinator or edge processes for process-level tests (Debian's haproxy,
 // /usr/sbin/haproxy; FEDLORA_HAPROXY overrides): the configuration `fedlora cluster` writes
 // (fedlora/common/haproxy_config.h: TCP passthrough, health checks GET /healthz on each
 // backend's metrics port), `haproxy -f cfg -db` in the foreground on 127.0.0.1, its log (server
@@ -23,9 +23,9 @@ class HaproxyServer {
  public:
   // Writes <dir>/haproxy.cfg for `backends` (check every `check_interval_ms`, down after two
   // failed checks, up after one) on a free loopback port and starts HAProxy; waits up to 30 s
-  // for the front end to accept connections.
+  // for the front end to accept connections. `balance`: HaproxyConfigSpec::balance.
   HaproxyServer(const std::string& dir, const std::vector<HaproxyBackend>& backends,
-                int check_interval_ms = 500);
+                int check_interval_ms = 500, const std::string& balance = "first");
   ~HaproxyServer();
   HaproxyServer(const HaproxyServer&) = delete;
   HaproxyServer& operator=(const HaproxyServer&) = delete;
@@ -33,6 +33,7 @@ class HaproxyServer {
   bool ok() const { return error_.empty(); }
   const std::string& error() const { return error_; }
   int port() const { return port_; }  // where devices connect
+  int pid() const;                     // HAProxy's process (0 when not started)
   const std::string& config() const { return config_; }
   std::string Log() const;  // stdout: "Server coordinators/x is DOWN" ...
   bool running();

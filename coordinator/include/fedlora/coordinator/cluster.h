@@ -3,13 +3,15 @@
 //   DIR/pg/          PostgreSQL 15 (initdb; loopback TCP and a unix socket; as the user nobody
 //                    when run as root, since postgres refuses root)
 //   DIR/state/       `coordinator init --store` (coordinator.json, TLS, enrolment tokens)
-//   coord-0..N       `coordinator run` each: the first leads, the others are warm standbys
-//   DIR/haproxy.cfg  HAProxy in front (fedlora/common/haproxy_config.h); its port is the
-//                    endpoint devices use
+//   coord-0..N       `coordinator run` each: the first leads, the others are warm standbys;
+//                    reached by the edges only (`--advertise`), not by devices
+//   edge-0..M        `coordinator edge` each (stateless: check-ins, forwarding to the leader)
+//   DIR/haproxy.cfg  HAProxy in front of the edges (fedlora/common/haproxy_config.h); its port
+//                    is the endpoint devices use (devices -> HAProxy -> edge -> leader)
 //   DIR/cluster.json what runs (pids, ports, roles), for `cluster down` and operators
 //   DIR/logs/        each process's stdout / stderr
-// The process list is data (ClusterProcess): a new role (edges, aggregators: issue 30) is a
-// few lines in PlanCluster, started in order and stopped in reverse like the others.
+// The process list is data (ClusterProcess): a new role (aggregators: issue 30) is a few
+// lines in PlanCluster, started in order and stopped in reverse like the others.
 #ifndef FEDLORA_COORDINATOR_CLUSTER_H_
 #define FEDLORA_COORDINATOR_CLUSTER_H_
 
@@ -29,16 +31,23 @@ struct ClusterSpec {
   std::string model;           // the base model folder for `coordinator init`
   std::string fedlora_binary;  // the CLI the coordinator processes run
   int standbys = 1;
+  // Edge processes, HAProxy's backends. 0: HAProxy in front of the coordinators themselves
+  // (devices reach the leader directly; the layout before edges existed).
+  int edges = 2;
   int port = 50051;  // HAProxy's, on 127.0.0.1: the devices' endpoint
   double lease_ttl_s = 10;
   std::vector<std::string> init_args;  // more `coordinator init` flags (first `up` only)
   std::string pg_bin;                  // "" = FEDLORA_PG_BIN or /usr/lib/postgresql/15/bin
+  // Makes DIR/state on the first `up`, given the database's conninfo, instead of running
+  // `coordinator init --store` with init_args (the simulator writes its own recipe with
+  // CreateStateFolder). Empty: `coordinator init`.
+  std::function<absl::Status(const std::string& conninfo)> init_state;
 };
 
 // One process of the cluster and how to tell it is ready.
 struct ClusterProcess {
   std::string name;  // "postgres", "coord-0", "haproxy", ...
-  std::string role;  // "database", "leader", "standby", "front" (later "edge", "aggregator")
+  std::string role;  // "database", "leader", "standby", "edge", "front" (later "aggregator")
   std::string binary;
   std::vector<std::string> args;
   bool unprivileged = false;  // as the user nobody when root (ChildProcess::StartUnprivileged)
@@ -56,8 +65,10 @@ struct ClusterPlan {
   HaproxyConfigSpec haproxy;
 };
 
-// The processes and ports of a cluster (free loopback ports picked now; HAProxy on spec.port).
-// INVALID_ARGUMENT: empty dir or model, standbys < 0, port outside 1..65535.
+// The processes and ports of a cluster (free loopback ports picked now; HAProxy on spec.port):
+// the database, the coordinators, the edges (HAProxy's backends, checked on their metrics
+// /healthz; with no edges the coordinators are), HAProxy.
+// INVALID_ARGUMENT: empty dir or model, standbys < 0, edges < 0, port outside 1..65535.
 absl::StatusOr<ClusterPlan> PlanCluster(const ClusterSpec& spec);
 
 // Starts the cluster of `plan` (initdb, createdb and `coordinator init --store` on the first

@@ -34,6 +34,16 @@ namespace fedlora::coordinator {
 
 struct EdgeRoundsOptions {
   absl::Duration poll_interval = absl::Milliseconds(200);
+  // A check-in the held window would turn away (no window, closed, outside its coin time) reads
+  // the window again first when the held one is at least this old: the leader opens the next
+  // window the moment a round commits, and a device that checks in again at once must not be
+  // sent away until "the round should be over" (the phase's deadline, minutes) by a window
+  // this edge read before the commit (a device checks in again within a millisecond of its
+  // round's last reply: two devices of one round check in again at once, and one sent away
+  // alone leaves the other sampled alone, window after window, each aborted and charged). One
+  // such read at a time (the others wait for it and use it), at most one per this interval (at
+  // most 200 extra store reads per second per edge).
+  absl::Duration reread_after = absl::Milliseconds(5);
   // No coin this close to the window's end (nor after the store record took that long): the
   // leader must find the record when it closes the window.
   absl::Duration close_margin = absl::Milliseconds(200);
@@ -85,6 +95,8 @@ class EdgeRounds final : public RoundBackend {
   class Forwarder;
   absl::Time Now() const { return options_.clock ? options_.clock() : absl::Now(); }
   std::optional<SelectionWindow> Held() const;  // the window held now (a copy)
+  // Held(), read again first when it would turn the device away and is reread_after old.
+  std::optional<SelectionWindow> HeldFresh(absl::Time now);
   absl::StatusOr<std::optional<v1::CheckInResponse>> DecideOn(
       const std::optional<SelectionWindow>& held, const std::string& device_id,
       const v1::CheckInRequest& request, absl::Time now);
@@ -98,6 +110,7 @@ class EdgeRounds final : public RoundBackend {
   mutable std::mutex mu_;
   std::optional<SelectionWindow> window_;
   absl::Time window_read_ = absl::InfinitePast();
+  std::mutex reread_mu_;  // one reread at a time; check-ins waiting for it use what it read
   std::mutex record_mu_;  // one coin record write at a time; the others wait for it
   std::string recorded_;  // round/opened_ms of the last window recorded
   std::atomic<bool> stop_{false};

@@ -38,6 +38,12 @@ struct SimConfig {
   int threads = 0;  // BLAS threads, 0 = all cores
   Transport transport = Transport::kInProcess;
 
+  // [grpc] (run.transport = grpc): a local multi-host cluster instead of one coordinator
+  // process (coordinator/cluster.h: PostgreSQL, a leader, standbys, edges, HAProxy).
+  bool grpc_cluster = false;
+  int grpc_edges = 2;
+  int grpc_standbys = 1;
+
   // [model]
   std::string model;  // base model directory (required unless pretrain)
   // The base devices run, as a phone would: compressed after pretraining (or from `model`).
