@@ -1,11 +1,18 @@
 #include "cli_common.h"
 
+#include <csignal>
+#include <cstdio>
 #include <iostream>
 
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 
 namespace fedlora::cli {
 namespace {
+
+volatile std::sig_atomic_t g_stop_requested = 0;
+void OnStopSignal(int) { g_stop_requested = 1; }
 int g_exit_code = 0;
 }  // namespace
 
@@ -52,5 +59,19 @@ CLI::Validator Bound(double min, bool strict) {
 
 CLI::Validator AtLeast(double min) { return Bound(min, /*strict=*/false); }
 CLI::Validator GreaterThan(double min) { return Bound(min, /*strict=*/true); }
+
+void LogLine(bool json, const std::string& text) {
+  if (json) return;
+  std::printf("%s %s\n", absl::FormatTime("%H:%M:%E3S", absl::Now(), absl::LocalTimeZone()).c_str(),
+              text.c_str());
+  std::fflush(stdout);
+}
+
+void InstallStopSignals() {
+  std::signal(SIGINT, OnStopSignal);
+  std::signal(SIGTERM, OnStopSignal);
+}
+
+bool StopRequested() { return g_stop_requested != 0; }
 
 }  // namespace fedlora::cli

@@ -25,6 +25,15 @@ CLI::App* GetOrAddSubcommand(CLI::App& app, const std::string& name,
 // Prints `j` on one line to stdout.
 void PrintJson(const nlohmann::json& j);
 
+// One log line of a long-running command on stdout, "HH:MM:SS.mmm TEXT" (local time), flushed;
+// nothing when `json` (the command prints one JSON object at the end instead).
+void LogLine(bool json, const std::string& text);
+
+// SIGINT and SIGTERM set a flag that StopRequested() reads: how long-running commands
+// (coordinator run/edge/aggregator, cluster up) stop cleanly.
+void InstallStopSignals();
+bool StopRequested();
+
 // Numeric option checks whose errors name the bound ("--threads: must be >= 0, got -1")
 // rather than CLI11's range up to the largest double.
 CLI::Validator AtLeast(double min);

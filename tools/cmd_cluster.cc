@@ -14,20 +14,10 @@
 namespace fedlora::cli {
 namespace {
 
-volatile std::sig_atomic_t g_stop = 0;
-void OnSignal(int) { g_stop = 1; }
-
 std::string SelfBinary() {
   char buf[PATH_MAX];
   const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
   return n > 0 ? std::string(buf, n) : "fedlora";
-}
-
-void Line(bool json, const std::string& text) {
-  if (json) return;
-  std::printf("%s %s\n", absl::FormatTime("%H:%M:%E3S", absl::Now(), absl::LocalTimeZone()).c_str(),
-              text.c_str());
-  std::fflush(stdout);
 }
 
 }  // namespace
@@ -81,12 +71,11 @@ void RegisterCommand_cluster(CLI::App& app) {
     o->spec.fedlora_binary = SelfBinary();
     auto plan = coordinator::PlanCluster(o->spec);
     if (!plan.ok()) return (void)Fail(plan.status());
-    std::signal(SIGINT, OnSignal);
-    std::signal(SIGTERM, OnSignal);
+    InstallStopSignals();
     const bool json = o->json;
-    auto log = [json](const std::string& l) { Line(json, l); };
+    auto log = [json](const std::string& l) { LogLine(json, l); };
     absl::Status s = coordinator::RunCluster(
-        *plan, [] { return g_stop != 0; },
+        *plan, [] { return StopRequested(); },
         [json, log](const nlohmann::json& summary) {
           if (json) return PrintJson(summary);
           log(absl::StrCat("devices connect to ", summary["endpoint"].get<std::string>(),

@@ -11,21 +11,6 @@
 #include "fedlora/coordinator/aggregator_server.h"
 
 namespace fedlora::cli {
-namespace {
-
-volatile std::sig_atomic_t g_aggregator_stop = 0;
-void OnAggregatorSignal(int) { g_aggregator_stop = 1; }
-
-void AggregatorLine(bool json, const std::string& text) {
-  if (json) return;
-  std::printf("%s aggregator: %s\n",
-              absl::FormatTime("%H:%M:%E3S", absl::Now(), absl::LocalTimeZone()).c_str(),
-              text.c_str());
-  std::fflush(stdout);
-}
-
-}  // namespace
-
 void RegisterCommand_coordinator_aggregator(CLI::App& app) {
   struct Opts {
     std::string state, listen = "127.0.0.1:50071", advertise, tls_cert, tls_key,
@@ -75,24 +60,23 @@ void RegisterCommand_coordinator_aggregator(CLI::App& app) {
                    "production)\n",
                    o->listen.c_str());
     }
-    std::signal(SIGINT, OnAggregatorSignal);
-    std::signal(SIGTERM, OnAggregatorSignal);
+    InstallStopSignals();
     auto agg = coordinator::AggregatorServer::Start(ao);
     if (!agg.ok()) return (void)Fail(agg.status());
-    AggregatorLine(json, absl::StrCat("listening on port ", (*agg)->port(), ", registered as ",
+    LogLine(json, "aggregator: " + absl::StrCat("listening on port ", (*agg)->port(), ", registered as ",
                                       (*agg)->address(), o->insecure ? " (plaintext)" : " (TLS)"));
     if ((*agg)->metrics_port() > 0) {
-      AggregatorLine(
-          json, absl::StrCat("metrics on http://", o->metrics.substr(0, o->metrics.rfind(':')), ":",
+      LogLine(
+          json, "aggregator: " + absl::StrCat("metrics on http://", o->metrics.substr(0, o->metrics.rfind(':')), ":",
                              (*agg)->metrics_port(), "/metrics"));
     }
-    while (!g_aggregator_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    while (!StopRequested()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     (*agg)->Shutdown();
     const auto& m = (*agg)->metrics();
     const double summed = m.Value("fedlora_aggregator_shards_total", {"summed"});
     const double dropped = m.Value("fedlora_aggregator_shards_total", {"dropped"});
     const double refused = m.Value("fedlora_aggregator_shards_total", {"refused"});
-    AggregatorLine(json, absl::StrCat("stopped; shards summed ", summed, ", dropped ", dropped,
+    LogLine(json, "aggregator: " + absl::StrCat("stopped; shards summed ", summed, ", dropped ", dropped,
                                       ", refused ", refused));
     if (json) {
       PrintJson({{"role", "aggregator"},

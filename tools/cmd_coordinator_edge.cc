@@ -10,21 +10,6 @@
 #include "fedlora/coordinator/edge_server.h"
 
 namespace fedlora::cli {
-namespace {
-
-volatile std::sig_atomic_t g_edge_stop = 0;
-void OnEdgeSignal(int) { g_edge_stop = 1; }
-
-void EdgeLine(bool json, const std::string& text) {
-  if (json) return;
-  std::printf("%s edge: %s\n",
-              absl::FormatTime("%H:%M:%E3S", absl::Now(), absl::LocalTimeZone()).c_str(),
-              text.c_str());
-  std::fflush(stdout);
-}
-
-}  // namespace
-
 void RegisterCommand_coordinator_edge(CLI::App& app) {
   struct Opts {
     std::string state, listen = "127.0.0.1:50061", tls_cert, tls_key, metrics = "127.0.0.1:9465";
@@ -60,30 +45,29 @@ void RegisterCommand_coordinator_edge(CLI::App& app) {
     eo.tls_cert = o->tls_cert;
     eo.tls_key = o->tls_key;
     eo.metrics_listen = o->metrics;
-    eo.rounds.log = [json](const std::string& line) { EdgeLine(json, line); };
+    eo.rounds.log = [json](const std::string& line) { LogLine(json, "edge: " + line); };
     if (o->insecure) {
       std::fprintf(stderr,
                    "fedlora: warning: --insecure: plaintext gRPC on %s (loopback only; never in "
                    "production)\n",
                    o->listen.c_str());
     }
-    std::signal(SIGINT, OnEdgeSignal);
-    std::signal(SIGTERM, OnEdgeSignal);
+    InstallStopSignals();
     auto edge = coordinator::EdgeServer::Start(eo);
     if (!edge.ok()) return (void)Fail(edge.status());
     const std::string host = o->listen.substr(0, o->listen.rfind(':'));
-    EdgeLine(json, absl::StrCat("listening on ", host, ":", (*edge)->port(),
+    LogLine(json, "edge: " + absl::StrCat("listening on ", host, ":", (*edge)->port(),
                                 o->insecure ? " (plaintext)" : " (TLS)"));
     if ((*edge)->metrics_port() > 0) {
-      EdgeLine(json, absl::StrCat("metrics on http://", o->metrics.substr(0, o->metrics.rfind(':')),
+      LogLine(json, "edge: " + absl::StrCat("metrics on http://", o->metrics.substr(0, o->metrics.rfind(':')),
                                   ":", (*edge)->metrics_port(), "/metrics"));
     }
-    while (!g_edge_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    while (!StopRequested()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     (*edge)->Shutdown();
     const auto& m = (*edge)->metrics();
     const double rejected = m.Value("fedlora_edge_checkins_total", {"rejected"});
     const double coins = m.Value("fedlora_edge_checkins_total", {"coin"});
-    EdgeLine(json, absl::StrCat("stopped; ", rejected, " check-ins rejected before a coin, ",
+    LogLine(json, "edge: " + absl::StrCat("stopped; ", rejected, " check-ins rejected before a coin, ",
                                 coins, " answered by a coin"));
     if (json) {
       PrintJson({{"role", "edge"},

@@ -16,20 +16,6 @@
 #include "fedlora/coordinator/state_folder.h"
 
 namespace fedlora::cli {
-namespace {
-
-volatile std::sig_atomic_t g_stop = 0;
-void OnSignal(int) { g_stop = 1; }
-
-void Line(bool json, const std::string& text) {
-  if (json) return;
-  std::printf("%s %s\n", absl::FormatTime("%H:%M:%E3S", absl::Now(), absl::LocalTimeZone()).c_str(),
-              text.c_str());
-  std::fflush(stdout);
-}
-
-}  // namespace
-
 void RegisterCommand_coordinator_run(CLI::App& app) {
   struct Opts {
     std::string state, listen = "127.0.0.1:50051", tls_cert, tls_key, metrics = "127.0.0.1:9464";
@@ -104,7 +90,7 @@ void RegisterCommand_coordinator_run(CLI::App& app) {
       }
     }
     const bool json = o->json;
-    so.coordinator.log = [json](const std::string& line) { Line(json, line); };
+    so.coordinator.log = [json](const std::string& line) { LogLine(json, line); };
     if (o->insecure) {
       std::fprintf(stderr,
                    "fedlora: warning: --insecure: plaintext gRPC on %s; anyone on this host can "
@@ -113,8 +99,7 @@ void RegisterCommand_coordinator_run(CLI::App& app) {
     }
     auto conninfo = coordinator::StateStoreConninfo(o->state);
     if (!conninfo.ok()) return (void)Fail(conninfo.status());
-    std::signal(SIGINT, OnSignal);
-    std::signal(SIGTERM, OnSignal);
+    InstallStopSignals();
     so.lease_ttl = std::chrono::milliseconds(static_cast<int64_t>(o->lease_ttl * 1000));
     coordinator::LeadershipOptions lo;
     lo.conninfo = *conninfo;
@@ -126,9 +111,9 @@ void RegisterCommand_coordinator_run(CLI::App& app) {
     bool finished = false, led = false;
     // Single-host: serve once. Multi-host: a standby until this process leads, then serve until
     // stopped or until it loses the lease (fenced or not renewed), then a standby again.
-    while (!g_stop && !finished) {
+    while (!StopRequested() && !finished) {
       if (!conninfo->empty()) {
-        auto lease = coordinator::AwaitLeadership(lo, [] { return g_stop != 0; });
+        auto lease = coordinator::AwaitLeadership(lo, [] { return StopRequested(); });
         if (!lease.ok()) {
           if (lease.status().code() == absl::StatusCode::kCancelled) break;
           return (void)Fail(lease.status());
@@ -138,13 +123,13 @@ void RegisterCommand_coordinator_run(CLI::App& app) {
       auto server = coordinator::CoordinatorServer::Start(so);
       if (!server.ok()) return (void)Fail(server.status());
       led = true;
-      Line(json, absl::StrCat("listening on ", o->listen.substr(0, o->listen.rfind(':')), ":",
+      LogLine(json, absl::StrCat("listening on ", o->listen.substr(0, o->listen.rfind(':')), ":",
                               (*server)->port(), o->insecure ? " (plaintext)" : " (TLS)"));
       if ((*server)->metrics_port() > 0) {
-        Line(json, absl::StrCat("metrics on http://", o->metrics.substr(0, o->metrics.rfind(':')),
+        LogLine(json, absl::StrCat("metrics on http://", o->metrics.substr(0, o->metrics.rfind(':')),
                                 ":", (*server)->metrics_port(), "/metrics"));
       }
-      while (!g_stop && !(*server)->lost_leadership()) {
+      while (!StopRequested() && !(*server)->lost_leadership()) {
         if (o->exit_when_done && (*server)->rounds().finished()) {
           finished = true;
           break;
@@ -156,15 +141,15 @@ void RegisterCommand_coordinator_run(CLI::App& app) {
       const bool lost = (*server)->lost_leadership();
       (*server)->Shutdown();
       if (conninfo->empty()) break;
-      if (lost) Line(json, "stepped down; waiting as a standby");
+      if (lost) LogLine(json, "stepped down; waiting as a standby");
     }
     if (!led) {
       // A standby that never led read no ledger: it has no epsilon to tell.
-      Line(json, "stopped (a standby that never led; `coordinator status` shows the epsilon)");
+      LogLine(json, "stopped (a standby that never led; `coordinator status` shows the epsilon)");
       if (json) PrintJson({{"epsilon", nullptr}, {"role", "standby"}});
       return;
     }
-    Line(json, absl::StrCat("stopped; epsilon ", eps));
+    LogLine(json, absl::StrCat("stopped; epsilon ", eps));
     if (json) {
       PrintJson({{"epsilon", eps}, {"next_round", cur.round}, {"state", cur.phase}});
     }

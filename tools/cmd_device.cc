@@ -65,13 +65,6 @@ absl::StatusOr<std::vector<std::string>> UserText(const DeviceOpts& o) {
   return lines;
 }
 
-void Log(bool json, const std::string& line) {
-  if (json) return;
-  std::printf("%s %s\n", absl::FormatTime("%H:%M:%E3S", absl::Now(), absl::LocalTimeZone()).c_str(),
-              line.c_str());
-  std::fflush(stdout);
-}
-
 }  // namespace
 
 void RegisterCommand_device(CLI::App& app) {
@@ -153,7 +146,7 @@ void RegisterCommand_device(CLI::App& app) {
                           {"stopped_because", "device conditions: " + no}, {"bytes_sent", 0},
                           {"bytes_received", 0}});
       }
-      return Log(false, absl::StrCat("not training or uploading now: ", no));
+      return LogLine(false, absl::StrCat("not training or uploading now: ", no));
     }
     model::ConfigureThreads({o->threads, 1});
     auto identity = device::LoadIdentity(o->state);
@@ -177,9 +170,9 @@ void RegisterCommand_device(CLI::App& app) {
     lo.rules = rules;
     lo.conditions = [o] { return Conditions(*o); };
     const bool json = o->json;
-    lo.log = [json](const std::string& l) { Log(json, l); };
+    lo.log = [json](const std::string& l) { LogLine(json, l); };
     SecureRandom rng;
-    Log(json, absl::StrCat("device ", identity->device_id, ": ", data.texts.size(),
+    LogLine(json, absl::StrCat("device ", identity->device_id, ": ", data.texts.size(),
                            " lines of local text (they never leave this device)"));
     auto result = device::RunDeviceLoop(client, data, lo, rng);
     if (!result.ok()) return (void)Fail(result.status());
@@ -206,7 +199,7 @@ void RegisterCommand_device(CLI::App& app) {
                         {"bytes_sent", client.bytes_sent()},
                         {"bytes_received", client.bytes_received()}};
     if (json) return PrintJson(j);
-    Log(false, absl::StrCat("done: ", result->completed, " rounds completed (",
+    LogLine(false, absl::StrCat("done: ", result->completed, " rounds completed (",
                             result->stopped_because, "); sent ", client.bytes_sent(), " bytes"));
   });
 }
