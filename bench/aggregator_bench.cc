@@ -33,6 +33,8 @@
 #include "fedlora/privacy/params_wire.h"
 #include "fedlora/privacy/prepare_update.h"
 #include "nlohmann/json.hpp"
+#include "CLI/CLI.hpp"
+#include "bench_devices.h"
 #include "proc_stats.h"
 #include "testutil/postgres_server.h"
 #include "testutil/process.h"
@@ -40,9 +42,7 @@
 namespace fedlora {
 namespace {
 
-double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+using bench::Now;
 
 struct Args {
   int devices = 400;
@@ -97,33 +97,15 @@ absl::StatusOr<nlohmann::json> RunRound(testing::PostgresServer& pg, const Args&
   co.address = "127.0.0.1:" + std::to_string(leader_port);
   co.ca_pem_path = info.ca_pem;
   co.server_name = "localhost";
-  std::vector<std::unique_ptr<Ed25519Key>> keys(a.devices);
-  std::vector<std::unique_ptr<device::CoordinatorClient>> clients(a.devices);
+  std::vector<bench::BenchDevice> devs(a.devices);
+  std::vector<device::CoordinatorClient*> clients(a.devices);
   for (int i = 0; i < a.devices; ++i) {
     FEDLORA_ASSIGN_OR_RETURN(auto channel, device::MakeChannel(co));
-    keys[i] = std::make_unique<Ed25519Key>(*Ed25519Key::Generate());
-    v1::EnrollRequest req;
-    req.set_token(info.tokens[i]);
-    req.set_public_key(keys[i]->PublicRaw());
-    FEDLORA_ASSIGN_OR_RETURN(auto resp,
-                             device::CoordinatorClient::Enroll(channel, req, absl::Seconds(30)));
-    clients[i] =
-        std::make_unique<device::CoordinatorClient>(channel, keys[i].get(), resp.device_id());
+    FEDLORA_ASSIGN_OR_RETURN(devs[i], bench::EnrollBenchDevice(channel, info.tokens[i]));
+    clients[i] = devs[i].client.get();
     clients[i]->set_channel_options(co);
   }
-  std::vector<std::optional<v1::Task>> tasks(a.devices);
-  {
-    std::vector<std::thread> threads;
-    for (int i = 0; i < a.devices; ++i) {
-      threads.emplace_back([&, i] {
-        v1::CheckInRequest req;
-        req.set_eligible(true);
-        auto resp = clients[i]->CheckIn(req, absl::Seconds(300));
-        if (resp.ok() && resp->has_task()) tasks[i] = resp->task();
-      });
-    }
-    for (auto& t : threads) t.join();
-  }
+  std::vector<std::optional<v1::Task>> tasks = bench::CheckInAll(clients, absl::Seconds(300));
   // Inputs outside the timed span: privatized zero deltas (the round commits).
   std::vector<std::vector<uint32_t>> inputs(a.devices);
   int tasked = 0;
@@ -207,30 +189,16 @@ absl::StatusOr<nlohmann::json> RunRound(testing::PostgresServer& pg, const Args&
 int main(int argc, char** argv) {
   using namespace fedlora;
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    std::string k = argv[i];
-    auto next = [&] { return std::string(i + 1 < argc ? argv[++i] : "0"); };
-    if (k == "--devices")
-      a.devices = std::stoi(next());
-    else if (k == "--shard-size")
-      a.shard_size = std::stoi(next());
-    else if (k == "--aggregators")
-      a.aggregators = std::stoi(next());
-    else if (k == "--dim")
-      a.dim = std::stoul(next());
-    else if (k == "--json")
-      a.json = true;
-    else {
-      std::fprintf(stderr,
-                   "usage: bench_aggregator [--devices N] [--shard-size S] "
-                   "[--aggregators A] [--dim D] [--json]\n");
-      return 2;
-    }
-  }
-  rlimit nofile;
-  getrlimit(RLIMIT_NOFILE, &nofile);
-  nofile.rlim_cur = nofile.rlim_max;
-  setrlimit(RLIMIT_NOFILE, &nofile);
+  CLI::App app("bench_aggregator: a sharded round on aggregator processes against one session");
+  app.add_option("--devices", a.devices, "devices in the round")->capture_default_str();
+  app.add_option("--shard-size", a.shard_size, "max_shard_size of the sharded run")
+      ->capture_default_str();
+  app.add_option("--aggregators", a.aggregators, "aggregator processes of the sharded run")
+      ->capture_default_str();
+  app.add_option("--dim", a.dim, "adapter values")->capture_default_str();
+  app.add_flag("--json", a.json, "one JSON object");
+  CLI11_PARSE(app, argc, argv);
+  bench::RaiseOpenFilesLimit();
   testing::PostgresServer pg;
   if (!pg.ok()) {
     std::fprintf(stderr, "bench_aggregator: %s\n", pg.error().c_str());

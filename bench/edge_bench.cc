@@ -38,6 +38,8 @@
 #include "fedlora/coordinator/state_folder.h"
 #include "fedlora/device/coordinator_client.h"
 #include "nlohmann/json.hpp"
+#include "CLI/CLI.hpp"
+#include "bench_devices.h"
 #include "proc_stats.h"
 #include "testutil/haproxy_server.h"
 #include "testutil/postgres_server.h"
@@ -46,9 +48,7 @@
 namespace fedlora {
 namespace {
 
-double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+using bench::Now;
 
 struct Args {
   std::vector<int> edges = {0, 1, 2, 4};
@@ -72,31 +72,17 @@ int Fail(const std::string& what) {
 int main(int argc, char** argv) {
   using namespace fedlora;
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    std::string k = argv[i];
-    auto next = [&] { return std::string(i + 1 < argc ? argv[++i] : "0"); };
-    if (k == "--edges") {
-      a.edges.clear();
-      std::stringstream ss(next());
-      for (std::string n; std::getline(ss, n, ',');) a.edges.push_back(std::stoi(n));
-    } else if (k == "--seconds") {
-      a.seconds = std::stod(next());
-    } else if (k == "--workers") {
-      a.workers = std::stoi(next());
-    } else if (k == "--haproxy") {
-      a.haproxy = true;
-    } else if (k == "--json") {
-      a.json = true;
-    } else {
-      std::fprintf(stderr, "usage: bench_edge [--edges 0,1,2,4] [--seconds S] [--workers W] [--haproxy] "
-                           "[--json]\n");
-      return 2;
-    }
-  }
-  rlimit nofile;
-  getrlimit(RLIMIT_NOFILE, &nofile);
-  nofile.rlim_cur = nofile.rlim_max;
-  setrlimit(RLIMIT_NOFILE, &nofile);
+  CLI::App app("bench_edge: signed check-ins per second against edge processes");
+  app.add_option("--edges", a.edges, "edge counts to measure, e.g. 0,1,2,4 (0 = the leader alone)")
+      ->delimiter(',')
+      ->capture_default_str();
+  app.add_option("--seconds", a.seconds, "measured seconds per configuration")
+      ->capture_default_str();
+  app.add_option("--workers", a.workers, "devices checking in concurrently")->capture_default_str();
+  app.add_flag("--haproxy", a.haproxy, "through HAProxy, as a cluster's devices");
+  app.add_flag("--json", a.json, "one JSON object");
+  CLI11_PARSE(app, argc, argv);
+  bench::RaiseOpenFilesLimit();
 
   testing::PostgresServer pg;
   if (!pg.ok()) return Fail(pg.error());
@@ -141,8 +127,7 @@ int main(int argc, char** argv) {
   }
   if (!window.ok()) return Fail("no selection window: " + window.status().ToString());
 
-  std::vector<std::unique_ptr<Ed25519Key>> keys;
-  std::vector<std::string> ids;
+  std::vector<bench::BenchDevice> devs;  // enrolled once, through the first configuration
   nlohmann::json runs = nlohmann::json::array();
   for (int n_edges : a.edges) {
     std::vector<ChildProcess> edges;
@@ -187,19 +172,16 @@ int main(int argc, char** argv) {
       co.server_name = "localhost";
       auto channel = device::MakeChannel(co);
       if (!channel.ok()) return Fail(channel.status().ToString());
-      if (keys.size() <= static_cast<size_t>(k)) {  // enrolled once, through an edge
-        keys.push_back(std::make_unique<Ed25519Key>(*Ed25519Key::Generate()));
-        v1::EnrollRequest req;
-        req.set_token(info->tokens[k]);
-        req.set_public_key(keys.back()->PublicRaw());
-        auto resp = device::CoordinatorClient::Enroll(*channel, req, absl::Seconds(30));
-        if (!resp.ok()) return Fail("enrol: " + resp.status().ToString());
-        ids.push_back(resp->device_id());
-        if (coordinator::CoinSelected(window->coin_key, window->round, ids.back(), window->q)) {
+      if (devs.size() <= static_cast<size_t>(k)) {
+        auto d = bench::EnrollBenchDevice(*channel, info->tokens[k]);
+        if (!d.ok()) return Fail("enrol: " + d.status().ToString());
+        if (coordinator::CoinSelected(window->coin_key, window->round, d->id, window->q)) {
           return Fail("a worker's device is sampled; run again (a new key)");
         }
+        devs.push_back(std::move(*d));
       }
-      clients.push_back(std::make_unique<device::CoordinatorClient>(*channel, keys[k].get(), ids[k]));
+      clients.push_back(
+          std::make_unique<device::CoordinatorClient>(*channel, devs[k].key.get(), devs[k].id));
     }
     std::vector<std::vector<double>> lat(a.workers);
     std::vector<int> other(a.workers, 0);

@@ -49,15 +49,14 @@
 #include "fedlora/privacy/prepare_update.h"
 #include "fedlora/secagg/round_driver.h"
 #include "nlohmann/json.hpp"
+#include "CLI/CLI.hpp"
+#include "bench_devices.h"
 #include "proc_stats.h"
 
 namespace fedlora {
 namespace {
 
-double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
+using bench::Now;
 using bench::ProcStats;
 using bench::ReadProc;
 
@@ -148,26 +147,20 @@ void MakeState(const std::string& dir, const Args& a) {
 int main(int argc, char** argv) {
   using namespace fedlora;
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    std::string k = argv[i];
-    auto next = [&] { return std::string(i + 1 < argc ? argv[++i] : "0"); };
-    if (k == "--devices") a.devices = std::stoi(next());
-    else if (k == "--dim") a.dim = std::stoul(next());
-    else if (k == "--bits") a.bits = std::stoi(next());
-    else if (k == "--checkin-seconds") a.checkin_seconds = std::stod(next());
-    else if (k == "--probes") a.probes = std::stoi(next());
-    else if (k == "--shard-size") a.shard_size = std::stoi(next());
-    else if (k == "--json") a.json = true;
-    else {
-      std::fprintf(stderr, "usage: bench_grpc [--devices N] [--dim D] [--bits B] "
-                           "[--checkin-seconds S] [--probes K] [--shard-size S] [--json]\n");
-      return 2;
-    }
-  }
-  rlimit nofile;
-  getrlimit(RLIMIT_NOFILE, &nofile);
-  nofile.rlim_cur = nofile.rlim_max;
-  setrlimit(RLIMIT_NOFILE, &nofile);
+  CLI::App app("bench_grpc: one secure-aggregation round over loopback TLS, then check-ins/s");
+  app.add_option("--devices", a.devices, "devices in the round")->capture_default_str();
+  app.add_option("--dim", a.dim, "adapter values (D before the rotation's padding)")
+      ->capture_default_str();
+  app.add_option("--bits", a.bits, "secure-aggregation modulus bits")->capture_default_str();
+  app.add_option("--checkin-seconds", a.checkin_seconds, "check-in throughput measurement")
+      ->capture_default_str();
+  app.add_option("--probes", a.probes, "devices outside the round probing latency")
+      ->capture_default_str();
+  app.add_option("--shard-size", a.shard_size, "max_shard_size (0 = one session)")
+      ->capture_default_str();
+  app.add_flag("--json", a.json, "one JSON object");
+  CLI11_PARSE(app, argc, argv);
+  bench::RaiseOpenFilesLimit();
   const std::string dir = std::filesystem::temp_directory_path().string() + "/bench_grpc_state";
   MakeState(dir, a);
   int fds[2];
@@ -182,27 +175,21 @@ int main(int argc, char** argv) {
   // Devices: enrol, check in (all selected), then the four phases.
   // Clients a.devices.. are the probes (enrolled, never in the round).
   const int enrolled = a.devices + a.probes;
-  std::vector<std::unique_ptr<Ed25519Key>> keys(enrolled);
-  std::vector<std::unique_ptr<device::CoordinatorClient>> clients(enrolled);
-  std::vector<std::shared_ptr<grpc::Channel>> channels(enrolled);
+  std::vector<bench::BenchDevice> devs(enrolled);
+  std::vector<device::CoordinatorClient*> clients(enrolled);
   device::ChannelOptions co;
   co.address = address;
   co.ca_pem_path = dir + "/tls/ca.pem";
   co.server_name = "localhost";
   for (int i = 0; i < enrolled; ++i) {
-    channels[i] = *device::MakeChannel(co);
-    keys[i] = std::make_unique<Ed25519Key>(*Ed25519Key::Generate());
-    v1::EnrollRequest req;
-    req.set_token("tok" + std::to_string(i));
-    req.set_public_key(keys[i]->PublicRaw());
-    auto resp = device::CoordinatorClient::Enroll(channels[i], req, absl::Seconds(30));
-    if (!resp.ok()) {
-      std::fprintf(stderr, "enrol: %s\n", resp.status().ToString().c_str());
+    auto d = bench::EnrollBenchDevice(*device::MakeChannel(co), "tok" + std::to_string(i));
+    if (!d.ok()) {
+      std::fprintf(stderr, "enrol: %s\n", d.status().ToString().c_str());
       kill(child, SIGKILL);
       return 1;
     }
-    clients[i] = std::make_unique<device::CoordinatorClient>(channels[i], keys[i].get(),
-                                                             resp->device_id());
+    devs[i] = std::move(*d);
+    clients[i] = devs[i].client.get();
   }
   const ProcStats before = ReadProc(child);
   std::atomic<int> completed{0};
@@ -213,19 +200,9 @@ int main(int argc, char** argv) {
   // Check-ins first (all selected; tasks arrive when selection closes), then each device's
   // input is drawn outside the timed window (the in-process round's inputs are drawn before
   // its timer too), then the four secure-aggregation phases, timed.
-  std::vector<std::optional<v1::Task>> tasks(a.devices);
-  {
-    std::vector<std::thread> threads;
-    for (int i = 0; i < a.devices; ++i) {
-      threads.emplace_back([&, i] {
-        v1::CheckInRequest req;
-        req.set_eligible(true);
-        auto resp = clients[i]->CheckIn(req, absl::Seconds(120));
-        if (resp.ok() && resp->has_task()) tasks[i] = resp->task();
-      });
-    }
-    for (auto& t : threads) t.join();
-  }
+  std::vector<std::optional<v1::Task>> tasks = bench::CheckInAll(
+      std::vector<device::CoordinatorClient*>(clients.begin(), clients.begin() + a.devices),
+      absl::Seconds(120));
   int tasked = 0;
   std::set<uint32_t> shards;  // the shards the coordinator formed
   for (const auto& t : tasks) {
