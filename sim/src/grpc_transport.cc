@@ -358,6 +358,10 @@ absl::StatusOr<SimResult> Simulator::RunOverGrpc(
         EvaluatePopulations(&s, true, &result.summary.participants, &result.summary.heldout));
   }
   store.reset();
+  // The devices hang up first: a server shutting down waits (up to its grace period) for
+  // connections still open to it, the aggregators' 2 s each.
+  net.clear();
+  channels.clear();
   FEDLORA_RETURN_IF_ERROR(coordinator->Stop());
   result.summary.seconds = Since(run_start);
   result.global_adapter = s.global;
