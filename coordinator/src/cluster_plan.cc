@@ -120,17 +120,17 @@ absl::StatusOr<ClusterPlan> PlanCluster(const ClusterSpec& spec) {
     const std::string name = absl::StrCat("agg-", i);
     const int port = PickFreeLoopbackPort(), metrics = PickFreeLoopbackPort();
     const std::string listen = absl::StrCat("127.0.0.1:", port);
-    plan.processes.push_back({name,
-                              "aggregator",
-                              spec.fedlora_binary,
-                              {"coordinator", "aggregator", "--state", spec.dir + "/state",
-                               "--listen", listen, "--advertise", listen, "--metrics",
-                               absl::StrCat("127.0.0.1:", metrics)},
-                              false,
-                              0,
-                              "registered as",
-                              port,
-                              metrics});
+    plan.processes.push_back(
+        {name,
+         "aggregator",
+         spec.fedlora_binary,
+         {"coordinator", "aggregator", "--state", spec.dir + "/state", "--listen", listen,
+          "--advertise", listen, "--metrics", absl::StrCat("127.0.0.1:", metrics)},
+         false,
+         0,
+         "registered as",
+         port,
+         metrics});
   }
   if (spec.edges == 0) {
     plan.haproxy.backends = coordinators;

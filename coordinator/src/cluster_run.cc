@@ -204,7 +204,13 @@ absl::Status RunCluster(const ClusterPlan& plan, const std::function<bool()>& st
     if (c.role == "database") {
       status = InitState(plan);
       if (!status.ok()) break;
-      if (s.aggregators > 0 && FolderShardSize(s.dir + "/state") <= 0) {
+      const int pinned = FolderShardSize(s.dir + "/state");
+      if (s.shard_size > 0 && pinned != s.shard_size) {
+        log(absl::StrCat("note: --shard-size ", s.shard_size, " is not used: ", s.dir,
+                         "/state was made by an earlier `up` with max_shard_size ", pinned,
+                         " (pinned at init; hint: a new --dir)"));
+      }
+      if (s.aggregators > 0 && pinned <= 0) {
         log(absl::StrCat("note: rounds are not sharded (", s.dir,
                          "/state/coordinator.json: max_shard_size 0), so the ", s.aggregators,
                          " aggregators stay idle and the leader runs each round's one "
@@ -259,8 +265,8 @@ absl::StatusOr<std::map<std::string, int64_t>> AggregatorShardsSummed(
     auto value = ScrapeMetric("127.0.0.1", p.value("metrics_port", 0),
                               "fedlora_aggregator_shards_total", {{"outcome", "summed"}});
     if (!value.ok()) {
-      return absl::UnavailableError(
-          absl::StrCat("cluster: aggregator ", name, " did not answer: ", value.status().message()));
+      return absl::UnavailableError(absl::StrCat("cluster: aggregator ", name,
+                                                 " did not answer: ", value.status().message()));
     }
     summed[name] = static_cast<int64_t>(*value);
   }

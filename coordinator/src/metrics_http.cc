@@ -138,10 +138,10 @@ absl::StatusOr<double> ScrapeMetric(const std::string& host, int port, const std
   http.set_read_timeout(2);
   auto res = http.Get("/metrics");
   if (!res || res->status != 200) {
-    return absl::UnavailableError(absl::StrCat(
-        "http://", host, ":", port, "/metrics did not answer",
-        res ? absl::StrCat(" 200 (status ", res->status, ")") : std::string(""),
-        " (hint: is the process running, with --metrics on that port?)"));
+    return absl::UnavailableError(
+        absl::StrCat("http://", host, ":", port, "/metrics did not answer",
+                     res ? absl::StrCat(" 200 (status ", res->status, ")") : std::string(""),
+                     " (hint: is the process running, with --metrics on that port?)"));
   }
   double sum = 0;
   for (absl::string_view line : absl::StrSplit(res->body, '\n')) {

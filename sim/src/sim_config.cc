@@ -180,9 +180,9 @@ const std::vector<Field>& Fields() {
       // [grpc]
       F("grpc.cluster", &C::grpc_cluster,
         "With run.transport = grpc: run the rounds on a local multi-host cluster (PostgreSQL 15, "
-        "a leader, grpc.standbys standbys, grpc.edges edges, grpc.aggregators aggregators and HAProxy, each its own process, "
-        "as `fedlora cluster up` starts them) instead of one coordinator process; devices reach "
-        "it through HAProxy. Needs postgresql-15 and haproxy."),
+        "a leader, grpc.standbys standbys, grpc.edges edges, grpc.aggregators aggregators and "
+        "HAProxy, each its own process, as `fedlora cluster up` starts them) instead of one "
+        "coordinator process; devices reach it through HAProxy. Needs postgresql-15 and haproxy."),
       F("grpc.edges", &C::grpc_edges,
         "With grpc.cluster: edge processes behind HAProxy (0 = HAProxy in front of the "
         "coordinators)."),

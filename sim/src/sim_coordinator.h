@@ -1,9 +1,9 @@
 // The coordinator side of `fedlora sim --transport grpc`: one `coordinator run` process on
 // loopback TLS (the default), or, with grpc.cluster = true, a local multi-host cluster started
 // by coordinator/cluster.h (PostgreSQL, a leader, grpc.standbys standbys, grpc.edges edges,
-// grpc.aggregators aggregators and HAProxy, each its own process) that the devices reach through HAProxy. Either way the state
-// folder holds the simulator's own recipe (CreateStateFolder), and the processes are stopped
-// when this object goes (SIGTERM, as `cluster down` does).
+// grpc.aggregators aggregators and HAProxy, each its own process) that the devices reach through
+// HAProxy. Either way the state folder holds the simulator's own recipe (CreateStateFolder), and
+// the processes are stopped when this object goes (SIGTERM, as `cluster down` does).
 #ifndef FEDLORA_SIM_SRC_SIM_COORDINATOR_H_
 #define FEDLORA_SIM_SRC_SIM_COORDINATOR_H_
 

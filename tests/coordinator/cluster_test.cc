@@ -12,12 +12,12 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
-#include <thread>
 #include <set>
+#include <thread>
 
+#include "fedlora/coordinator/metrics_http.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "fedlora/coordinator/metrics_http.h"
 #include "multihost_testutil.h"
 
 namespace fedlora {
@@ -73,10 +73,10 @@ TEST(ClusterPlanTest, DatabaseCoordinatorsEdgesAggregatorsThenHaproxyOnDistinctP
     const auto& a = plan->processes[i + 6];
     EXPECT_EQ(a.name, "agg-" + std::to_string(i));
     const std::string listen = "127.0.0.1:" + std::to_string(a.listen_port);
-    EXPECT_THAT(a.args, ::testing::ElementsAre(
-                            "coordinator", "aggregator", "--state", "/tmp/c/state", "--listen",
-                            listen, "--advertise", listen, "--metrics",
-                            "127.0.0.1:" + std::to_string(a.metrics_port)));
+    EXPECT_THAT(a.args,
+                ::testing::ElementsAre("coordinator", "aggregator", "--state", "/tmp/c/state",
+                                       "--listen", listen, "--advertise", listen, "--metrics",
+                                       "127.0.0.1:" + std::to_string(a.metrics_port)));
     EXPECT_EQ(a.ready_line, "registered as");
     EXPECT_EQ(backend_ports.count(a.listen_port), 0u);
   }
@@ -106,8 +106,8 @@ TEST(ClusterPlanTest, NoAggregatorsPlansNone) {
   ASSERT_TRUE(plan.ok()) << plan.status();
   std::vector<std::string> roles;
   for (const auto& p : plan->processes) roles.push_back(p.role);
-  EXPECT_EQ(roles, (std::vector<std::string>{"database", "leader", "standby", "edge", "edge",
-                                             "front"}));
+  EXPECT_EQ(roles,
+            (std::vector<std::string>{"database", "leader", "standby", "edge", "edge", "front"}));
 }
 
 // --edges 0: HAProxy in front of the coordinators themselves (only the leader listens).
@@ -182,10 +182,13 @@ class ClusterProcessTest : public MultiHostProcessTest {
 TEST_F(ClusterProcessTest, UpServesDevicesThroughHaproxyAndEdgesAcrossALeaderKillAndDownStopsAll) {
   const int port = testing::FreeLoopbackPort();
   // No aggregators: this population's rounds are not sharded (two devices), so they would idle.
-  const std::vector<std::string> base = {"cluster",       "up",    "--dir",  cluster_,
-                                         "--model",       Model(), "--port", std::to_string(port),
+  const std::vector<std::string> base = {"cluster",       "up",
+                                         "--dir",         cluster_,
+                                         "--model",       Model(),
+                                         "--port",        std::to_string(port),
                                          "--lease-ttl",   std::to_string(LeaseTtl()),
-                                         "--aggregators", "0",     "--json"};
+                                         "--aggregators", "0",
+                                         "--json"};
   std::vector<std::string> args = base;
   for (const char* a : {"--goal",
                         "2",
@@ -297,15 +300,36 @@ TEST_F(ClusterProcessTest, UpServesDevicesThroughHaproxyAndEdgesAcrossALeaderKil
 // secure-aggregation call reached the leader; `down` stops every process.
 TEST_F(ClusterProcessTest, AggregatorProcessesSumTheShardsOfAShardedRoundAndDownStopsThem) {
   const int port = testing::FreeLoopbackPort();
-  std::vector<std::string> args = {
-      "cluster",     "up",         "--dir",      cluster_,     "--model",
-      Model(),       "--port",     std::to_string(port),       "--lease-ttl",
-      std::to_string(LeaseTtl()),  "--standbys", "0",          "--edges",
-      "1",           "--aggregators",            "2",          "--shard-size",
-      "3",           "--json"};
-  for (const char* a : {"--goal", "4", "--population", "4", "--rounds", "1", "--steps", "2",
-                        "--batch", "2", "--seq", "32", "--noise-multiplier", "1.0", "--tokens",
-                        "4", "--selection-window", "6", "--train-deadline", "120"}) {
+  std::vector<std::string> args = {"cluster",       "up",
+                                   "--dir",         cluster_,
+                                   "--model",       Model(),
+                                   "--port",        std::to_string(port),
+                                   "--lease-ttl",   std::to_string(LeaseTtl()),
+                                   "--standbys",    "0",
+                                   "--edges",       "1",
+                                   "--aggregators", "2",
+                                   "--shard-size",  "3",
+                                   "--json"};
+  for (const char* a : {"--goal",
+                        "4",
+                        "--population",
+                        "4",
+                        "--rounds",
+                        "1",
+                        "--steps",
+                        "2",
+                        "--batch",
+                        "2",
+                        "--seq",
+                        "32",
+                        "--noise-multiplier",
+                        "1.0",
+                        "--tokens",
+                        "4",
+                        "--selection-window",
+                        "6",
+                        "--train-deadline",
+                        "120"}) {
     args.push_back(std::string("--init-arg=") + a);
   }
   auto up = StartFedlora(args, dir_ + "/up");

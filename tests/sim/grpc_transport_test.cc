@@ -290,9 +290,9 @@ TEST(GrpcTransportTest, ShardedRoundsRunOnAClusterThroughHaproxyAndEdges) {
   summary << std::ifstream(out / "summary.json").rdbuf();
   const nlohmann::json sj = nlohmann::json::parse(summary.str());
   const std::string engine = sj["engine"];
-  for (const char* part : {"a cluster over gRPC", "database postgres", "leader coord-0",
-                           "standby coord-1", "edge edge-0", "edge edge-1", "aggregator agg-0",
-                           "aggregator agg-1", "front haproxy"}) {
+  for (const char* part :
+       {"a cluster over gRPC", "database postgres", "leader coord-0", "standby coord-1",
+        "edge edge-0", "edge edge-1", "aggregator agg-0", "aggregator agg-1", "front haproxy"}) {
     EXPECT_THAT(engine, HasSubstr(part));
   }
   EXPECT_EQ(sj["secagg_shards"]["per_round"], nlohmann::json::array({2, 2}));
