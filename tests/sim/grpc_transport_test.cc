@@ -284,7 +284,7 @@ TEST(GrpcTransportTest, ShardedRoundsRunOnAClusterThroughHaproxyAndEdges) {
     EXPECT_FALSE(j["aborted"].get<bool>()) << line;
     EXPECT_EQ(j["survivors"].get<int>(), 4) << line;
     EXPECT_EQ(j["shards"].get<int>(), 2) << line;
-    EXPECT_EQ(j["shards_on_aggregators"].get<int>(), 2) << line;
+    EXPECT_EQ(j.value("shards_on_aggregators", 0), 2) << line;
   }
   EXPECT_EQ(rounds, 2);
   summary << std::ifstream(out / "summary.json").rdbuf();
@@ -297,11 +297,11 @@ TEST(GrpcTransportTest, ShardedRoundsRunOnAClusterThroughHaproxyAndEdges) {
   }
   EXPECT_EQ(sj["secagg_shards"]["per_round"], nlohmann::json::array({2, 2}));
   // Shards go round robin over the live aggregators: both took part, 4 shards in all.
-  const nlohmann::json& on = sj["secagg_shards"]["on_aggregators"];
+  const nlohmann::json on = sj["secagg_shards"].value("on_aggregators", nlohmann::json::object());
   ASSERT_EQ(on.size(), 2u) << sj.dump();
-  EXPECT_GT(on["agg-0"].get<int>(), 0);
-  EXPECT_GT(on["agg-1"].get<int>(), 0);
-  EXPECT_EQ(on["agg-0"].get<int>() + on["agg-1"].get<int>(), 4);
+  EXPECT_GT(on.value("agg-0", 0), 0);
+  EXPECT_GT(on.value("agg-1", 0), 0);
+  EXPECT_EQ(on.value("agg-0", 0) + on.value("agg-1", 0), 4);
   EXPECT_GT(sj["epsilon_coordinator"].get<double>(), 0);
   log << std::ifstream(out / "grpc" / "cluster.log").rdbuf();
   for (const char* name :
