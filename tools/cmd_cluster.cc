@@ -30,22 +30,24 @@ void RegisterCommand_cluster(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   auto* parent = GetOrAddSubcommand(
       app, "cluster",
-      "a local multi-host rehearsal: PostgreSQL, leader + standbys, edges, HAProxy");
+      "a local multi-host rehearsal: PostgreSQL, leader + standbys, edges, aggregators, HAProxy");
   auto* up = parent->add_subcommand(
       "up",
-      "start PostgreSQL, `coordinator init --store`, a leader, standbys, edges and HAProxy, "
-      "each its own process; runs until SIGINT/SIGTERM");
+      "start PostgreSQL, `coordinator init --store`, a leader, standbys, edges, aggregators and "
+      "HAProxy, each its own process; runs until SIGINT/SIGTERM");
   up->footer(
       "Examples:\n"
-      "  fedlora cluster up --dir /tmp/rehearsal --model models/tiny\n"
+      "  fedlora cluster up --dir /tmp/rehearsal --model models/tiny --shard-size 100\n"
       "  fedlora device enroll --state phone --token TOKEN --coordinator 127.0.0.1:50051 \\\n"
       "      --ca /tmp/rehearsal/state/tls/ca.pem --server-name localhost\n"
       "  kill -9 <the leader's pid from cluster.json>   # a standby takes over within the ttl\n"
       "  kill -9 <an edge's pid from cluster.json>      # devices retry on the other edge\n"
+      "  kill -9 <an aggregator's pid>                  # only its shards are dropped\n"
       "  fedlora cluster down --dir /tmp/rehearsal\n"
       "Needs postgresql-15 and haproxy (`bash scripts/setup.sh test`). As root, PostgreSQL runs\n"
       "as nobody, which must be able to reach DIR (e.g. under /tmp). A second `up` on the same\n"
-      "DIR reuses its database and state folder.");
+      "DIR reuses its database and state folder. The aggregators run shards only when rounds\n"
+      "are sharded: --shard-size (or --init-arg=--max-shard-size) on the first `up`.");
   up->add_option("--dir", o->spec.dir, "the cluster's folder (created)")->required();
   up->add_option("--model", o->spec.model, "base model folder for `coordinator init`")->required();
   up->add_option("--standbys", o->spec.standbys, "warm standby coordinators")
@@ -54,6 +56,17 @@ void RegisterCommand_cluster(CLI::App& app) {
   up->add_option("--edges", o->spec.edges,
                  "edge processes behind HAProxy (devices -> HAProxy -> edge -> leader); 0 puts "
                  "HAProxy in front of the coordinators")
+      ->capture_default_str()
+      ->check(AtLeast(0));
+  up->add_option("--aggregators", o->spec.aggregators,
+                 "`coordinator aggregator` processes: each runs the secure aggregation of the "
+                 "shards the leader hands it (sharded rounds only); 0: the leader runs them")
+      ->capture_default_str()
+      ->check(AtLeast(0));
+  up->add_option("--shard-size", o->spec.shard_size,
+                 "passed to `coordinator init --max-shard-size` on the first `up`: rounds of n "
+                 "devices run as ceil(n / S) sessions (more noise per device: each shard's "
+                 "minimum); 0: one session per round")
       ->capture_default_str()
       ->check(AtLeast(0));
   up->add_option("--port", o->spec.port, "HAProxy's port on 127.0.0.1: the devices' endpoint")

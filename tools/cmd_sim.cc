@@ -68,6 +68,10 @@ void PrintTable(const sim::Summary& s) {
         "noise is calibrated for that minimum)\n",
         sim::ShardCountsText(s.shards_per_round).c_str(), s.shard_min);
   }
+  if (!s.aggregator_shards.empty()) {
+    std::printf("shards summed by aggregator processes: %s\n",
+                sim::AggregatorShardsText(s.aggregator_shards).c_str());
+  }
   if (!s.engine.empty()) std::printf("round engine: %s\n", s.engine.c_str());
   if (!s.randomness.empty()) std::printf("randomness: %s\n", s.randomness.c_str());
   if (!s.base_model_scheme.empty()) std::printf("base model: %s\n", s.base_model_scheme.c_str());

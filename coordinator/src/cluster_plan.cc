@@ -23,6 +23,12 @@ absl::StatusOr<ClusterPlan> PlanCluster(const ClusterSpec& spec) {
     return absl::InvalidArgumentError("cluster: --standbys must be 0 or more");
   }
   if (spec.edges < 0) return absl::InvalidArgumentError("cluster: --edges must be 0 or more");
+  if (spec.aggregators < 0) {
+    return absl::InvalidArgumentError("cluster: --aggregators must be 0 or more");
+  }
+  if (spec.shard_size < 0) {
+    return absl::InvalidArgumentError("cluster: --shard-size must be 0 or more");
+  }
   if (spec.port < 1 || spec.port > 65535) {
     return absl::InvalidArgumentError(
         absl::StrCat("cluster: --port ", spec.port, " is outside 1..65535"));
@@ -106,8 +112,26 @@ absl::StatusOr<ClusterPlan> PlanCluster(const ClusterSpec& spec) {
                               metrics});
     plan.haproxy.backends.push_back({name, "127.0.0.1", port, metrics});
   }
-  // Aggregator processes (issue 30, role "aggregator") go here, before HAProxy: the leader
-  // names them in each device's task, so they are not HAProxy backends.
+  // Aggregators: started once a leader runs (they register in its database; the leader reads
+  // the live ones every 500 ms), before HAProxy lets devices in. Not HAProxy's backends: the
+  // leader names one in each device's task and the device dials it directly. Ready once
+  // registered (the line `coordinator aggregator` prints after its first heartbeat).
+  for (int i = 0; i < spec.aggregators; ++i) {
+    const std::string name = absl::StrCat("agg-", i);
+    const int port = PickFreeLoopbackPort(), metrics = PickFreeLoopbackPort();
+    const std::string listen = absl::StrCat("127.0.0.1:", port);
+    plan.processes.push_back(
+        {name,
+         "aggregator",
+         spec.fedlora_binary,
+         {"coordinator", "aggregator", "--state", spec.dir + "/state", "--listen", listen,
+          "--advertise", listen, "--metrics", absl::StrCat("127.0.0.1:", metrics)},
+         false,
+         0,
+         "registered as",
+         port,
+         metrics});
+  }
   if (spec.edges == 0) {
     plan.haproxy.backends = coordinators;
   } else {

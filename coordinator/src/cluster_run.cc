@@ -15,6 +15,7 @@
 #include "fedlora/common/net_address.h"
 #include "fedlora/common/status_macros.h"
 #include "fedlora/coordinator/cluster.h"
+#include "fedlora/coordinator/metrics_http.h"
 
 namespace fedlora::coordinator {
 namespace {
@@ -110,9 +111,22 @@ absl::Status InitState(const ClusterPlan& plan) {
   if (s.init_state) return s.init_state(plan.conninfo);
   std::vector<std::string> args = {"coordinator", "init",        "--state", s.dir + "/state",
                                    "--store",     plan.conninfo, "--model", s.model};
+  if (s.shard_size > 0) {
+    args.insert(args.end(), {"--max-shard-size", std::to_string(s.shard_size)});
+  }
   args.insert(args.end(), s.init_args.begin(), s.init_args.end());
   return RunStep(ChildProcess::Start(s.fedlora_binary, args, s.dir + "/logs/coordinator-init"),
                  "`coordinator init --store`", 300);
+}
+
+// The folder's max_shard_size (0: one session per round, or unreadable).
+int FolderShardSize(const std::string& state_dir) {
+  auto text = ReadFileToString(state_dir + "/coordinator.json");
+  if (!text.ok()) return 0;
+  auto j = nlohmann::json::parse(*text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return 0;
+  auto it = j.find("max_shard_size");
+  return it != j.end() && it->is_number_integer() ? it->get<int>() : 0;
 }
 
 absl::Status WaitReady(ChildProcess& p, const ClusterProcess& c, const std::string& log) {
@@ -190,6 +204,19 @@ absl::Status RunCluster(const ClusterPlan& plan, const std::function<bool()>& st
     if (c.role == "database") {
       status = InitState(plan);
       if (!status.ok()) break;
+      const int pinned = FolderShardSize(s.dir + "/state");
+      if (s.shard_size > 0 && pinned != s.shard_size) {
+        log(absl::StrCat("note: --shard-size ", s.shard_size, " is not used: ", s.dir,
+                         "/state was made by an earlier `up` with max_shard_size ", pinned,
+                         " (pinned at init; hint: a new --dir)"));
+      }
+      if (s.aggregators > 0 && pinned <= 0) {
+        log(absl::StrCat("note: rounds are not sharded (", s.dir,
+                         "/state/coordinator.json: max_shard_size 0), so the ", s.aggregators,
+                         " aggregators stay idle and the leader runs each round's one "
+                         "secure-aggregation session (hint: `--shard-size S` on the first "
+                         "`up` of a new --dir)"));
+      }
     }
   }
   if (!status.ok()) {
@@ -206,6 +233,7 @@ absl::Status RunCluster(const ClusterPlan& plan, const std::function<bool()>& st
                             {"store", plan.conninfo},
                             {"haproxy_config", s.dir + "/haproxy.cfg"},
                             {"lease_ttl_s", s.lease_ttl_s},
+                            {"max_shard_size", FolderShardSize(s.dir + "/state")},
                             {"processes", procs}};
   std::ofstream(s.dir + "/cluster.json") << summary.dump(2) << "\n";
   ready(summary);
@@ -225,6 +253,24 @@ absl::Status RunCluster(const ClusterPlan& plan, const std::function<bool()>& st
   std::error_code ec;
   fs::remove(s.dir + "/cluster.json", ec);
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::map<std::string, int64_t>> AggregatorShardsSummed(
+    const nlohmann::json& summary) {
+  std::map<std::string, int64_t> summed;
+  if (!summary.contains("processes")) return summed;
+  for (const auto& p : summary["processes"]) {
+    if (p.value("role", "") != "aggregator") continue;
+    const std::string name = p.value("name", "");
+    auto value = ScrapeMetric("127.0.0.1", p.value("metrics_port", 0),
+                              "fedlora_aggregator_shards_total", {{"outcome", "summed"}});
+    if (!value.ok()) {
+      return absl::UnavailableError(absl::StrCat("cluster: aggregator ", name,
+                                                 " did not answer: ", value.status().message()));
+    }
+    summed[name] = static_cast<int64_t>(*value);
+  }
+  return summed;
 }
 
 absl::StatusOr<nlohmann::json> StopCluster(const std::string& dir, double seconds) {

@@ -10,7 +10,10 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 namespace fedlora::coordinator {
 namespace {
@@ -126,6 +129,36 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
 MetricsHttpServer::~MetricsHttpServer() {
   if (server_ != nullptr) server_->stop();
   if (thread_.joinable()) thread_.join();
+}
+
+absl::StatusOr<double> ScrapeMetric(const std::string& host, int port, const std::string& family,
+                                    const std::map<std::string, std::string>& labels) {
+  httplib::Client http(host, port);
+  http.set_connection_timeout(2);
+  http.set_read_timeout(2);
+  auto res = http.Get("/metrics");
+  if (!res || res->status != 200) {
+    return absl::UnavailableError(
+        absl::StrCat("http://", host, ":", port, "/metrics did not answer",
+                     res ? absl::StrCat(" 200 (status ", res->status, ")") : std::string(""),
+                     " (hint: is the process running, with --metrics on that port?)"));
+  }
+  double sum = 0;
+  for (absl::string_view line : absl::StrSplit(res->body, '\n')) {
+    if (!absl::StartsWith(line, family) || line.size() <= family.size()) continue;
+    const char next = line[family.size()];
+    if (next != '{' && next != ' ') continue;
+    bool match = true;
+    for (const auto& [name, value] : labels) {
+      match = match && absl::StrContains(line, absl::StrCat(name, "=\"", value, "\""));
+    }
+    double v = 0;
+    const size_t space = line.rfind(' ');
+    if (match && space != absl::string_view::npos && absl::SimpleAtod(line.substr(space + 1), &v)) {
+      sum += v;
+    }
+  }
+  return sum;
 }
 
 }  // namespace fedlora::coordinator

@@ -62,6 +62,41 @@ void ForEachParallel(int n, F f) {
   for (auto& t : threads) t.join();
 }
 
+// Fills `rec` from the store's record of `round` once it is no longer running (within 10 min:
+// the deadlines of the secure-aggregation phases bound it); no record leaves `rec` as it is.
+absl::Status ReadRoundOutcome(coordinator::Store& store, uint64_t round, RoundRecord* rec) {
+  const auto until = Clock::now() + std::chrono::minutes(10);
+  while (true) {
+    FEDLORA_ASSIGN_OR_RETURN(auto rounds, store.ListRounds());
+    bool running = false;
+    for (const auto& r : rounds) {
+      if (r.round != round) continue;
+      running = r.state == "running";
+      rec->aborted = r.state != "committed";
+      rec->abort_reason = r.abort_reason;
+      rec->survivors = r.summed;
+    }
+    if (!running) return absl::OkStatus();
+    if (Clock::now() >= until) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "round ", round, " was still running 10 minutes after its devices' last answers"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+// The shards this round's aggregator processes summed (their counters' growth since the last
+// call), into `rec` and the run's per-aggregator totals.
+absl::Status CountAggregatorShards(const SimCoordinator& coordinator, RoundRecord* rec,
+                                   Summary* summary) {
+  FEDLORA_ASSIGN_OR_RETURN(auto now, coordinator.AggregatorShards());
+  for (const auto& [name, n] : now) {
+    rec->shards_on_aggregators += static_cast<int>(n - summary->aggregator_shards[name]);
+    summary->aggregator_shards[name] = n;
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<SimResult> Simulator::RunOverGrpc(
@@ -96,11 +131,11 @@ absl::StatusOr<SimResult> Simulator::RunOverGrpc(
   // Enrolment: one key pair and one token per device; channels shared by kDevicesPerChannel.
   std::vector<std::shared_ptr<grpc::Channel>> channels;
   std::vector<NetDevice> net(n);
+  device::ChannelOptions co;
+  co.address = address;
+  co.ca_pem_path = folder.ca_pem;
   for (int i = 0; i < n; ++i) {
     if (i % kDevicesPerChannel == 0) {
-      device::ChannelOptions co;
-      co.address = address;
-      co.ca_pem_path = folder.ca_pem;
       FEDLORA_ASSIGN_OR_RETURN(auto ch, device::MakeChannel(co));
       channels.push_back(std::move(ch));
     }
@@ -113,6 +148,7 @@ absl::StatusOr<SimResult> Simulator::RunOverGrpc(
     net[i].key = std::make_unique<Ed25519Key>(std::move(key));
     net[i].client = std::make_unique<device::CoordinatorClient>(channels.back(), net[i].key.get(),
                                                                 resp.device_id());
+    net[i].client->set_channel_options(co);  // an aggregator a task names: the same CA
   }
   FEDLORA_ASSIGN_OR_RETURN(auto store, coordinator::OpenStateStore(coordinator->state_dir()));
   // Each virtual device's state folder (FedSA-LoRA keeps its personal B there).
@@ -293,13 +329,10 @@ absl::StatusOr<SimResult> Simulator::RunOverGrpc(
                                privacy::ParamsFromProto(task0.privacy()));
       rec.clip = params.clip;
       // The coordinator's record of the round: committed or aborted, and how many were summed.
-      FEDLORA_ASSIGN_OR_RETURN(auto rounds, store->ListRounds());
-      for (const auto& r : rounds) {
-        if (r.round != task0.round()) continue;
-        rec.aborted = r.state != "committed";
-        rec.abort_reason = r.abort_reason;
-        rec.survivors = r.summed;
-      }
+      // With shards at aggregator processes the devices' last answers come from them, before
+      // the leader has every shard's sum: wait until the leader has decided the round.
+      FEDLORA_RETURN_IF_ERROR(ReadRoundOutcome(*store, task0.round(), &rec));
+      FEDLORA_RETURN_IF_ERROR(CountAggregatorShards(*coordinator, &rec, &result.summary));
       FEDLORA_ASSIGN_OR_RETURN(coordinator::AdapterVersion latest, store->LatestAdapter());
       FEDLORA_ASSIGN_OR_RETURN(std::string latest_bytes, store->ReadBlob(latest.sha256));
       FEDLORA_ASSIGN_OR_RETURN(AdapterBlob latest_blob, DecodeAdapterBlob(latest_bytes));
@@ -325,6 +358,10 @@ absl::StatusOr<SimResult> Simulator::RunOverGrpc(
         EvaluatePopulations(&s, true, &result.summary.participants, &result.summary.heldout));
   }
   store.reset();
+  // The devices hang up first: a server shutting down waits (up to its grace period) for
+  // connections still open to it, the aggregators' 2 s each.
+  net.clear();
+  channels.clear();
   FEDLORA_RETURN_IF_ERROR(coordinator->Stop());
   result.summary.seconds = Since(run_start);
   result.global_adapter = s.global;

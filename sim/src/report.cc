@@ -196,6 +196,7 @@ nlohmann::json RoundRecord::ToJson() const {
                       {"epsilon_coordinator", internal::EpsilonJson(epsilon_coordinator)},
                       {"shards", shards},
                       {"shard_min", shard_min},
+                      {"shards_on_aggregators", shards_on_aggregators},
                       {"seconds", seconds},
                       {"train_seconds", train_seconds},
                       {"privacy_seconds", privacy_seconds}};
@@ -210,7 +211,10 @@ nlohmann::json Summary::ToJson() const {
           {"epsilon_observers", epsilon},
           {"epsilon_coordinator", internal::EpsilonJson(epsilon_coordinator)},
           {"max_rounds_per_device", max_rounds_per_device},
-          {"secagg_shards", {{"per_round", shards_per_round}, {"shard_min", shard_min}}},
+          {"secagg_shards",
+           {{"per_round", shards_per_round},
+            {"shard_min", shard_min},
+            {"on_aggregators", aggregator_shards}}},
           {"delta", delta},
           {"epsilon_holds_against",
            {{"epsilon_observers",
@@ -291,6 +295,17 @@ std::string ShardCountsText(const std::vector<int>& per_round) {
   }
   if (lo == hi) return absl::StrCat(hi);
   return absl::StrCat(lo, " to ", hi, " (rounds.csv, column shards)");
+}
+
+std::string AggregatorShardsText(const std::map<std::string, int64_t>& aggregator_shards) {
+  if (aggregator_shards.empty()) return "";
+  int64_t total = 0;
+  std::vector<std::string> each;
+  for (const auto& [name, n] : aggregator_shards) {
+    total += n;
+    each.push_back(absl::StrCat(name, " ", n));
+  }
+  return absl::StrCat(total, " (", absl::StrJoin(each, ", "), ")");
 }
 
 }  // namespace fedlora::sim

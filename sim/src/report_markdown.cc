@@ -153,6 +153,11 @@ void PrivacySection(const Summary& summary, std::string* md) {
                     "secagg.max_shard_size = ", ConfigText(summary.config, "secagg.max_shard_size"),
                     ") |\n");
   }
+  if (!summary.aggregator_shards.empty()) {
+    absl::StrAppend(md, "| shards summed by aggregator processes | ",
+                    AggregatorShardsText(summary.aggregator_shards),
+                    " (their /metrics; the rest ran at the leader) |\n");
+  }
   if (!summary.randomness.empty()) {
     absl::StrAppend(md, "| randomness | ", summary.randomness, " |\n");
   }

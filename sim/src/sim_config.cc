@@ -180,14 +180,18 @@ const std::vector<Field>& Fields() {
       // [grpc]
       F("grpc.cluster", &C::grpc_cluster,
         "With run.transport = grpc: run the rounds on a local multi-host cluster (PostgreSQL 15, "
-        "a leader, grpc.standbys standbys, grpc.edges edges and HAProxy, each its own process, "
-        "as `fedlora cluster up` starts them) instead of one coordinator process; devices reach "
-        "it through HAProxy. Needs postgresql-15 and haproxy."),
+        "a leader, grpc.standbys standbys, grpc.edges edges, grpc.aggregators aggregators and "
+        "HAProxy, each its own process, as `fedlora cluster up` starts them) instead of one "
+        "coordinator process; devices reach it through HAProxy. Needs postgresql-15 and haproxy."),
       F("grpc.edges", &C::grpc_edges,
         "With grpc.cluster: edge processes behind HAProxy (0 = HAProxy in front of the "
         "coordinators)."),
       F("grpc.standbys", &C::grpc_standbys,
         "With grpc.cluster: warm standby coordinators beside the leader."),
+      F("grpc.aggregators", &C::grpc_aggregators,
+        "With grpc.cluster: aggregator processes (`coordinator aggregator`) that run the "
+        "secure aggregation of each round's shards when secagg.max_shard_size shards it (the "
+        "summary counts the shards each summed); 0 = the leader runs them."),
       // [model]
       F("model.model", &C::model,
         "Base model directory (HF Llama checkpoint + tokenizer.model). "

@@ -67,6 +67,8 @@ absl::Status ValidateConfig(const SimConfig& c) {
     }
   }
   p.Check(c.grpc_edges >= 0 && c.grpc_edges <= 16, "grpc.edges", "in [0, 16]", c.grpc_edges);
+  p.Check(c.grpc_aggregators >= 0 && c.grpc_aggregators <= 16, "grpc.aggregators", "in [0, 16]",
+          c.grpc_aggregators);
   p.Check(c.grpc_standbys >= 0 && c.grpc_standbys <= 8, "grpc.standbys", "in [0, 8]",
           c.grpc_standbys);
   if (c.grpc_cluster && c.transport != Transport::kGrpc) {

@@ -82,6 +82,9 @@ class Cluster : public SimCoordinator {
   const coordinator::StateFolderInfo& folder() const override { return folder_; }
   const std::string& state_dir() const override { return state_dir_; }
   std::string Description() const override { return description_; }
+  absl::StatusOr<std::map<std::string, int64_t>> AggregatorShards() const override {
+    return coordinator::AggregatorShardsSummed(summary_);
+  }
   absl::Status Stop() override {
     if (!thread_.joinable()) return run_status_;
     stop_ = true;
@@ -97,6 +100,7 @@ class Cluster : public SimCoordinator {
 
   std::string dir_, address_, state_dir_, description_;
   coordinator::StateFolderInfo folder_;
+  nlohmann::json summary_;  // RunCluster's: every process, its role and ports
   std::atomic<bool> stop_{false};
   absl::Status run_status_;
   std::thread thread_;
@@ -122,6 +126,7 @@ absl::StatusOr<std::unique_ptr<SimCoordinator>> StartCluster(const SimConfig& c,
   cs.fedlora_binary = binary;
   cs.standbys = c.grpc_standbys;
   cs.edges = c.grpc_edges;
+  cs.aggregators = c.grpc_aggregators;
   cs.port = PickFreeLoopbackPort();
   Cluster* raw = cluster.get();
   cs.init_state = [raw, spec](const std::string& conninfo) mutable -> absl::Status {
@@ -161,6 +166,7 @@ absl::StatusOr<std::unique_ptr<SimCoordinator>> StartCluster(const SimConfig& c,
                                      ", its log ", log_file, ")"));
   }
   raw->address_ = summary.value("endpoint", "");
+  raw->summary_ = summary;
   std::string what;
   for (const auto& p : summary["processes"]) {
     absl::StrAppend(&what, what.empty() ? "" : ", ", p.value("role", ""), " ", p.value("name", ""));

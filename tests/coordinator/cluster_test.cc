@@ -11,8 +11,11 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <set>
+#include <thread>
 
+#include "fedlora/coordinator/metrics_http.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "multihost_testutil.h"
@@ -22,14 +25,14 @@ namespace {
 
 using ::testing::HasSubstr;
 
-TEST(ClusterPlanTest, DatabaseThenCoordinatorsThenEdgesThenHaproxyOnDistinctPorts) {
+TEST(ClusterPlanTest, DatabaseCoordinatorsEdgesAggregatorsThenHaproxyOnDistinctPorts) {
   coordinator::ClusterSpec spec;
   spec.dir = "/tmp/c";
   spec.model = "m";
   spec.fedlora_binary = "/bin/fedlora";
   spec.standbys = 2;
   spec.port = 50051;
-  auto plan = coordinator::PlanCluster(spec);  // edges: 2 by default
+  auto plan = coordinator::PlanCluster(spec);  // edges and aggregators: 2 each by default
   ASSERT_TRUE(plan.ok()) << plan.status();
   std::vector<std::string> roles;
   std::set<int> ports;
@@ -43,7 +46,7 @@ TEST(ClusterPlanTest, DatabaseThenCoordinatorsThenEdgesThenHaproxyOnDistinctPort
     }
   }
   EXPECT_EQ(roles, (std::vector<std::string>{"database", "leader", "standby", "standby", "edge",
-                                             "edge", "front"}));
+                                             "edge", "aggregator", "aggregator", "front"}));
   // The coordinators advertise their own address to the edges (in the window they publish).
   for (int i = 0; i < 3; ++i) {
     const auto& c = plan->processes[i + 1];
@@ -62,6 +65,21 @@ TEST(ClusterPlanTest, DatabaseThenCoordinatorsThenEdgesThenHaproxyOnDistinctPort
                             "coordinator", "edge", "--state", "/tmp/c/state"}));
     EXPECT_EQ(e.ready_line, "listening on");
   }
+  // The aggregators register their own address in the database (the leader names it in
+  // devices' tasks); ready once registered; not HAProxy's backends.
+  std::set<int> backend_ports;
+  for (const auto& b : plan->haproxy.backends) backend_ports.insert(b.port);
+  for (int i = 0; i < 2; ++i) {
+    const auto& a = plan->processes[i + 6];
+    EXPECT_EQ(a.name, "agg-" + std::to_string(i));
+    const std::string listen = "127.0.0.1:" + std::to_string(a.listen_port);
+    EXPECT_THAT(a.args,
+                ::testing::ElementsAre("coordinator", "aggregator", "--state", "/tmp/c/state",
+                                       "--listen", listen, "--advertise", listen, "--metrics",
+                                       "127.0.0.1:" + std::to_string(a.metrics_port)));
+    EXPECT_EQ(a.ready_line, "registered as");
+    EXPECT_EQ(backend_ports.count(a.listen_port), 0u);
+  }
   EXPECT_EQ(plan->haproxy.balance, "leastconn");
   EXPECT_EQ(plan->haproxy.listen_port, 50051);
   EXPECT_TRUE(plan->processes[0].unprivileged);  // postgres refuses root
@@ -70,6 +88,26 @@ TEST(ClusterPlanTest, DatabaseThenCoordinatorsThenEdgesThenHaproxyOnDistinctPort
   spec.edges = 2;
   spec.standbys = -1;
   EXPECT_EQ(coordinator::PlanCluster(spec).status().code(), absl::StatusCode::kInvalidArgument);
+  spec.standbys = 1;
+  spec.aggregators = -1;
+  EXPECT_EQ(coordinator::PlanCluster(spec).status().code(), absl::StatusCode::kInvalidArgument);
+  spec.aggregators = 2;
+  spec.shard_size = -1;
+  EXPECT_EQ(coordinator::PlanCluster(spec).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// --aggregators 0: the leader runs every shard itself; nothing else changes.
+TEST(ClusterPlanTest, NoAggregatorsPlansNone) {
+  coordinator::ClusterSpec spec;
+  spec.dir = "/tmp/c";
+  spec.model = "m";
+  spec.aggregators = 0;
+  auto plan = coordinator::PlanCluster(spec);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  std::vector<std::string> roles;
+  for (const auto& p : plan->processes) roles.push_back(p.role);
+  EXPECT_EQ(roles,
+            (std::vector<std::string>{"database", "leader", "standby", "edge", "edge", "front"}));
 }
 
 // --edges 0: HAProxy in front of the coordinators themselves (only the leader listens).
@@ -81,7 +119,7 @@ TEST(ClusterPlanTest, NoEdgesPutsHaproxyInFrontOfTheCoordinators) {
   spec.edges = 0;
   auto plan = coordinator::PlanCluster(spec);
   ASSERT_TRUE(plan.ok()) << plan.status();
-  ASSERT_EQ(plan->processes.size(), 4u);
+  ASSERT_EQ(plan->processes.size(), 6u);  // and two aggregators, which are no backends
   EXPECT_EQ(plan->processes.back().role, "front");
   ASSERT_EQ(plan->haproxy.backends.size(), 2u);
   for (int i = 0; i < 2; ++i) {
@@ -143,9 +181,14 @@ class ClusterProcessTest : public MultiHostProcessTest {
 
 TEST_F(ClusterProcessTest, UpServesDevicesThroughHaproxyAndEdgesAcrossALeaderKillAndDownStopsAll) {
   const int port = testing::FreeLoopbackPort();
-  const std::vector<std::string> base = {"cluster",     "up",    "--dir",  cluster_,
-                                         "--model",     Model(), "--port", std::to_string(port),
-                                         "--lease-ttl", std::to_string(LeaseTtl()), "--json"};
+  // No aggregators: this population's rounds are not sharded (two devices), so they would idle.
+  const std::vector<std::string> base = {"cluster",       "up",
+                                         "--dir",         cluster_,
+                                         "--model",       Model(),
+                                         "--port",        std::to_string(port),
+                                         "--lease-ttl",   std::to_string(LeaseTtl()),
+                                         "--aggregators", "0",
+                                         "--json"};
   std::vector<std::string> args = base;
   for (const char* a : {"--goal",
                         "2",
@@ -249,6 +292,101 @@ TEST_F(ClusterProcessTest, UpServesDevicesThroughHaproxyAndEdgesAcrossALeaderKil
   EXPECT_EQ(again_up.Wait(60), 0) << again_up.Out() << again_up.Err();
   for (const auto& p : summary2["processes"]) {
     EXPECT_NE(::kill(p["pid"].get<int>(), 0), 0) << p.dump();
+  }
+}
+
+// Two aggregators and a sharded population (`--shard-size 3`: four devices, two shards of
+// two): the round's shards are summed by the aggregator processes, one each, and no
+// secure-aggregation call reached the leader; `down` stops every process.
+TEST_F(ClusterProcessTest, AggregatorProcessesSumTheShardsOfAShardedRoundAndDownStopsThem) {
+  const int port = testing::FreeLoopbackPort();
+  std::vector<std::string> args = {"cluster",       "up",
+                                   "--dir",         cluster_,
+                                   "--model",       Model(),
+                                   "--port",        std::to_string(port),
+                                   "--lease-ttl",   std::to_string(LeaseTtl()),
+                                   "--standbys",    "0",
+                                   "--edges",       "1",
+                                   "--aggregators", "2",
+                                   "--shard-size",  "3",
+                                   "--json"};
+  for (const char* a : {"--goal",
+                        "4",
+                        "--population",
+                        "4",
+                        "--rounds",
+                        "1",
+                        "--steps",
+                        "2",
+                        "--batch",
+                        "2",
+                        "--seq",
+                        "32",
+                        "--noise-multiplier",
+                        "1.0",
+                        "--tokens",
+                        "4",
+                        "--selection-window",
+                        "6",
+                        "--train-deadline",
+                        "120"}) {
+    args.push_back(std::string("--init-arg=") + a);
+  }
+  auto up = StartFedlora(args, dir_ + "/up");
+  const std::string line = up.WaitForLine("\"endpoint\"", 180);
+  ASSERT_FALSE(line.empty()) << up.Out() << up.Err();
+  const auto summary = nlohmann::json::parse(line);
+  std::vector<std::string> roles;
+  for (const auto& p : summary["processes"]) roles.push_back(p["role"]);
+  ASSERT_EQ(roles, (std::vector<std::string>{"database", "leader", "edge", "aggregator",
+                                             "aggregator", "front"}))
+      << summary.dump();
+  EXPECT_EQ(summary["max_shard_size"], 3);
+  ca_ = summary["ca"];
+  std::ifstream in(summary["tokens_file"].get<std::string>());
+  for (std::string t; std::getline(in, t);) tokens_.push_back(t);
+  ASSERT_EQ(tokens_.size(), 4u);
+  std::vector<ChildProcess> phones;
+  for (int i = 0; i < 4; ++i) Enroll(i, port, false);
+  for (int i = 0; i < 4; ++i) {
+    phones.push_back(StartDevice(i, port, false, 1, false, {"--epsilon-budget", "1000"}, {}, true));
+  }
+  for (ChildProcess& d : phones) {
+    ASSERT_EQ(d.Wait(300), 0) << d.Out() << d.Err();
+    EXPECT_THAT(d.Out(), HasSubstr("1 rounds completed"));
+  }
+  // The devices learn of their shard's sum from its aggregator; the leader commits once both
+  // shards answered.
+  nlohmann::json status;
+  for (int i = 0; i < 600; ++i) {
+    auto st = testing::RunFedlora("coordinator status --json --state " + cluster_ + "/state", dir_);
+    ASSERT_EQ(st.exit_code, 0) << st.err;
+    status = nlohmann::json::parse(st.out);
+    if (status["rounds_committed"] == 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(status["rounds_committed"], 1) << status.dump();
+  auto summed = coordinator::AggregatorShardsSummed(summary);
+  ASSERT_TRUE(summed.ok()) << summed.status();
+  EXPECT_EQ(*summed, (std::map<std::string, int64_t>{{"agg-0", 1}, {"agg-1", 1}}));
+  const int leader_metrics = summary["processes"][1]["metrics_port"];
+  for (const char* method : {"AdvertiseKeys", "ShareKeys", "MaskedInput", "Unmasking"}) {
+    auto bytes = coordinator::ScrapeMetric("127.0.0.1", leader_metrics,
+                                           "fedlora_bytes_received_total", {{"method", method}});
+    ASSERT_TRUE(bytes.ok()) << bytes.status();
+    EXPECT_EQ(*bytes, 0) << method << " reached the leader";
+  }
+  auto down = testing::RunFedlora("cluster down --json --dir " + cluster_, dir_);
+  ASSERT_EQ(down.exit_code, 0) << down.err;
+  EXPECT_EQ(up.Wait(60), 0) << up.Out() << up.Err();
+  for (const auto& p : summary["processes"]) {
+    EXPECT_NE(::kill(p["pid"].get<int>(), 0), 0) << p.dump();
+  }
+  // Each aggregator stopped on SIGTERM (cleanly: it unregisters) and logged what it summed.
+  for (const char* agg : {"agg-0", "agg-1"}) {
+    std::ifstream log(cluster_ + "/logs/" + agg + ".out");
+    const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+    EXPECT_THAT(text, HasSubstr("stopped; shards summed 1, dropped 0")) << agg;
   }
 }
 

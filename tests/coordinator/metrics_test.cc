@@ -218,6 +218,31 @@ TEST(MetricsHttpServerTest, ServesMetricsHealthzAnd404OverLoopback) {
   EXPECT_EQ(res->get_header_value("Allow"), "GET, HEAD");
 }
 
+// ScrapeMetric reads what a MetricsHttpServer serves: a family's series whose labels match, a
+// family prefix of another name is not the family, nothing counted yet is 0, no server is
+// UNAVAILABLE.
+TEST(MetricsHttpServerTest, ScrapeMetricSumsTheMatchingSeriesOfAFamily) {
+  MetricsRegistry r;
+  r.DefineCounter("shards_total", "S.", {"outcome", "k"});
+  r.DefineCounter("shards_total_other", "O.", {"outcome"});
+  r.Increment("shards_total", {"summed", "a"}, 3);
+  r.Increment("shards_total", {"summed", "b"}, 2);
+  r.Increment("shards_total", {"dropped", "a"}, 7);
+  r.Increment("shards_total_other", {"summed"}, 100);
+  auto server = MetricsHttpServer::Start(&r, "127.0.0.1", 0);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->port();
+  auto summed = ScrapeMetric("127.0.0.1", port, "shards_total", {{"outcome", "summed"}});
+  ASSERT_TRUE(summed.ok()) << summed.status();
+  EXPECT_EQ(*summed, 5);
+  EXPECT_EQ(*ScrapeMetric("127.0.0.1", port, "shards_total"), 12);
+  EXPECT_EQ(*ScrapeMetric("127.0.0.1", port, "shards_total", {{"outcome", "refused"}}), 0);
+  const int gone = port;
+  server->reset();
+  EXPECT_EQ(ScrapeMetric("127.0.0.1", gone, "shards_total").status().code(),
+            absl::StatusCode::kUnavailable);
+}
+
 TEST(MetricsHttpServerTest, SecondServerOnSamePortFailsClearly) {
   MetricsRegistry r;
   auto first = MetricsHttpServer::Start(&r, "127.0.0.1", 0);

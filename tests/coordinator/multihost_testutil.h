@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "fedlora/coordinator/metrics_http.h"
 #include "fedlora/coordinator/state_folder.h"
 #include "fedlora/coordinator/store.h"
 #include "process_testutil.h"
@@ -29,18 +30,8 @@ namespace fedlora {
 // The sum over all labels of a metric family on a process's /metrics (127.0.0.1:port); -1 when
 // the endpoint does not answer.
 inline double MetricSum(int metrics_port, const std::string& family) {
-  httplib::Client http("127.0.0.1", metrics_port);
-  http.set_connection_timeout(2);
-  auto res = http.Get("/metrics");
-  if (!res || res->status != 200) return -1;
-  std::istringstream in(res->body);
-  double sum = 0;
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(family, 0) != 0 || line.size() <= family.size()) continue;
-    if (line[family.size()] != '{' && line[family.size()] != ' ') continue;
-    sum += std::stod(line.substr(line.rfind(' ') + 1));
-  }
-  return sum;
+  auto sum = coordinator::ScrapeMetric("127.0.0.1", metrics_port, family);
+  return sum.ok() ? *sum : -1;
 }
 
 // One coordinator process of the population: its gRPC and metrics ports, its lease name.

@@ -263,16 +263,18 @@ TEST(GrpcTransportTest, ShardedRoundsRunInTheCoordinatorProcess) {
 }
 
 // grpc.cluster: the same sharded rounds on a local cluster (PostgreSQL, a leader, a standby,
-// two edges, HAProxy; coordinator/cluster.h), the devices through HAProxy and the edges with
-// the real crypto: both rounds commit as 2 shards of 2, the summary says what ran, and every
-// process is stopped (the cluster log) and its folder removed at the end.
+// two edges, two aggregators, HAProxy; coordinator/cluster.h), the devices through HAProxy and
+// the edges with the real crypto, their shards' secure aggregation at the aggregator
+// processes: both rounds commit as 2 shards of 2, both summed by aggregators, the summary says
+// what ran and how many shards each aggregator summed, and every process is stopped (the
+// cluster log) and its folder removed at the end.
 TEST(GrpcTransportTest, ShardedRoundsRunOnAClusterThroughHaproxyAndEdges) {
   if (!fs::exists(Fixture())) GTEST_SKIP() << "no ../shared fixture";
   const fs::path out =
       fs::temp_directory_path() / ("fedlora_sim_grpc_cluster_" + std::to_string(getpid()));
   RunGrpcSim(out,
              "--set secagg.max_shard_size=3 --set secagg.dropout_masked=0 --set grpc.cluster=true "
-             "--set grpc.edges=2 --set grpc.standbys=1");
+             "--set grpc.edges=2 --set grpc.standbys=1 --set grpc.aggregators=2");
   std::stringstream jsonl, summary, log;
   jsonl << std::ifstream(out / "rounds.jsonl").rdbuf();
   int rounds = 0;
@@ -282,19 +284,28 @@ TEST(GrpcTransportTest, ShardedRoundsRunOnAClusterThroughHaproxyAndEdges) {
     EXPECT_FALSE(j["aborted"].get<bool>()) << line;
     EXPECT_EQ(j["survivors"].get<int>(), 4) << line;
     EXPECT_EQ(j["shards"].get<int>(), 2) << line;
+    EXPECT_EQ(j.value("shards_on_aggregators", 0), 2) << line;
   }
   EXPECT_EQ(rounds, 2);
   summary << std::ifstream(out / "summary.json").rdbuf();
   const nlohmann::json sj = nlohmann::json::parse(summary.str());
   const std::string engine = sj["engine"];
-  for (const char* part : {"a cluster over gRPC", "database postgres", "leader coord-0",
-                           "standby coord-1", "edge edge-0", "edge edge-1", "front haproxy"}) {
+  for (const char* part :
+       {"a cluster over gRPC", "database postgres", "leader coord-0", "standby coord-1",
+        "edge edge-0", "edge edge-1", "aggregator agg-0", "aggregator agg-1", "front haproxy"}) {
     EXPECT_THAT(engine, HasSubstr(part));
   }
   EXPECT_EQ(sj["secagg_shards"]["per_round"], nlohmann::json::array({2, 2}));
+  // Shards go round robin over the live aggregators: both took part, 4 shards in all.
+  const nlohmann::json on = sj["secagg_shards"].value("on_aggregators", nlohmann::json::object());
+  ASSERT_EQ(on.size(), 2u) << sj.dump();
+  EXPECT_GT(on.value("agg-0", 0), 0);
+  EXPECT_GT(on.value("agg-1", 0), 0);
+  EXPECT_EQ(on.value("agg-0", 0) + on.value("agg-1", 0), 4);
   EXPECT_GT(sj["epsilon_coordinator"].get<double>(), 0);
   log << std::ifstream(out / "grpc" / "cluster.log").rdbuf();
-  for (const char* name : {"postgres", "coord-0", "coord-1", "edge-0", "edge-1", "haproxy"}) {
+  for (const char* name :
+       {"postgres", "coord-0", "coord-1", "edge-0", "edge-1", "agg-0", "agg-1", "haproxy"}) {
     EXPECT_THAT(log.str(), HasSubstr(std::string("stopped ") + name)) << log.str();
   }
   EXPECT_THAT(log.str(), ::testing::Not(HasSubstr("exited with"))) << log.str();

@@ -6,16 +6,21 @@
 //   coord-0..N       `coordinator run` each: the first leads, the others are warm standbys;
 //                    reached by the edges only (`--advertise`), not by devices
 //   edge-0..M        `coordinator edge` each (stateless: check-ins, forwarding to the leader)
+//   agg-0..K         `coordinator aggregator` each: the secure aggregation of the shards the
+//                    leader hands out (sharded rounds only); reached by devices through the
+//                    address the leader names in their tasks, not through HAProxy
 //   DIR/haproxy.cfg  HAProxy in front of the edges (fedlora/common/haproxy_config.h); its port
 //                    is the endpoint devices use (devices -> HAProxy -> edge -> leader)
 //   DIR/cluster.json what runs (pids, ports, roles), for `cluster down` and operators
 //   DIR/logs/        each process's stdout / stderr
-// The process list is data (ClusterProcess): a new role (aggregators: issue 30) is a few
-// lines in PlanCluster, started in order and stopped in reverse like the others.
+// The process list is data (ClusterProcess): a new role is a few lines in PlanCluster, started
+// in order and stopped in reverse like the others.
 #ifndef FEDLORA_COORDINATOR_CLUSTER_H_
 #define FEDLORA_COORDINATOR_CLUSTER_H_
 
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -34,6 +39,13 @@ struct ClusterSpec {
   // Edge processes, HAProxy's backends. 0: HAProxy in front of the coordinators themselves
   // (devices reach the leader directly; the layout before edges existed).
   int edges = 2;
+  // `coordinator aggregator` processes. They only work when rounds are sharded (the folder's
+  // max_shard_size: shard_size below, or the sim's recipe); 0: the leader runs every session.
+  int aggregators = 2;
+  // `coordinator init --max-shard-size` on the first `up` (0: not passed, init's default of
+  // one session per round). Sharding costs noise (each device's noise is calibrated to its
+  // shard's minimum), so it is the operator's choice, not the cluster's default.
+  int shard_size = 0;
   int port = 50051;  // HAProxy's, on 127.0.0.1: the devices' endpoint
   double lease_ttl_s = 10;
   std::vector<std::string> init_args;  // more `coordinator init` flags (first `up` only)
@@ -47,7 +59,7 @@ struct ClusterSpec {
 // One process of the cluster and how to tell it is ready.
 struct ClusterProcess {
   std::string name;  // "postgres", "coord-0", "haproxy", ...
-  std::string role;  // "database", "leader", "standby", "edge", "front" (later "aggregator")
+  std::string role;  // "database", "leader", "standby", "edge", "aggregator", "front"
   std::string binary;
   std::vector<std::string> args;
   bool unprivileged = false;  // as the user nobody when root (ChildProcess::StartUnprivileged)
@@ -67,8 +79,10 @@ struct ClusterPlan {
 
 // The processes and ports of a cluster (free loopback ports picked now; HAProxy on spec.port):
 // the database, the coordinators, the edges (HAProxy's backends, checked on their metrics
-// /healthz; with no edges the coordinators are), HAProxy.
-// INVALID_ARGUMENT: empty dir or model, standbys < 0, edges < 0, port outside 1..65535.
+// /healthz; with no edges the coordinators are), the aggregators (not HAProxy's backends: the
+// leader names them in devices' tasks), HAProxy.
+// INVALID_ARGUMENT: empty dir or model, standbys, edges, aggregators or shard_size < 0, port
+// outside 1..65535.
 absl::StatusOr<ClusterPlan> PlanCluster(const ClusterSpec& spec);
 
 // Starts the cluster of `plan` (initdb, createdb and `coordinator init --store` on the first
@@ -81,6 +95,13 @@ absl::StatusOr<ClusterPlan> PlanCluster(const ClusterSpec& spec);
 absl::Status RunCluster(const ClusterPlan& plan, const std::function<bool()>& stop,
                         const std::function<void(const nlohmann::json&)>& ready,
                         const std::function<void(const std::string&)>& log);
+
+// The shards each aggregator process of a running cluster summed, by name, from its /metrics
+// (`fedlora_aggregator_shards_total{outcome="summed"}`); `summary` is what RunCluster passed to
+// `ready` (or DIR/cluster.json). Empty when it has no aggregators. UNAVAILABLE: one did not
+// answer (it was killed, or stopped).
+absl::StatusOr<std::map<std::string, int64_t>> AggregatorShardsSummed(
+    const nlohmann::json& summary);
 
 // Stops the cluster DIR/cluster.json describes: SIGTERM to its supervisor (which stops the
 // rest), then to any process of it still running; SIGKILL after `seconds`. Returns what was

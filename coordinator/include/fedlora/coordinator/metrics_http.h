@@ -2,6 +2,7 @@
 #ifndef FEDLORA_COORDINATOR_METRICS_HTTP_H_
 #define FEDLORA_COORDINATOR_METRICS_HTTP_H_
 
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -47,6 +48,12 @@ class MetricsHttpServer {
   int port_;
   std::thread thread_;
 };
+
+// Reads host:port/metrics (what MetricsHttpServer serves) and returns the sum of the series of
+// `family` whose labels include every pair of `labels` (all of the family's series when empty);
+// 0 when none has been counted yet. UNAVAILABLE: no answer within 2 s, or not 200.
+absl::StatusOr<double> ScrapeMetric(const std::string& host, int port, const std::string& family,
+                                    const std::map<std::string, std::string>& labels = {});
 
 }  // namespace fedlora::coordinator
 

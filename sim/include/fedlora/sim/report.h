@@ -3,6 +3,8 @@
 #ifndef FEDLORA_SIM_REPORT_H_
 #define FEDLORA_SIM_REPORT_H_
 
+#include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -91,6 +93,9 @@ struct RoundRecord {
   // or ran on the simulator's own sampling (one session, its minimum not reported).
   int shards = 0;
   int shard_min = 0;
+  // Shards of this round summed by aggregator processes (grpc.cluster with grpc.aggregators),
+  // from their /metrics; 0 when the leader ran every session.
+  int shards_on_aggregators = 0;
   double seconds = 0;  // wall time of the round
   double train_seconds = 0;
   double privacy_seconds = 0;  // encode + secure aggregation + decode
@@ -111,6 +116,9 @@ struct Summary {
   // survivors each shard needed (every device's noise is calibrated for it).
   std::vector<int> shards_per_round;
   int shard_min = 0;
+  // grpc.cluster: the shards each aggregator process summed over the run, by name (empty
+  // without aggregator processes).
+  std::map<std::string, int64_t> aggregator_shards;
   double delta = 0;
   std::string privacy_assumption;          // neighbouring relation and sampling `epsilon` assumes
   std::string randomness;                  // where the noise came from (seeded in simulation)
@@ -129,6 +137,10 @@ struct Summary {
 // The secure-aggregation sessions per round (Summary::shards_per_round) in words: "3" when every
 // round that sampled devices ran 3, else "2 to 3 (rounds.csv, column shards)".
 std::string ShardCountsText(const std::vector<int>& shards_per_round);
+
+// The shards aggregator processes summed (Summary::aggregator_shards) in words: "4 (agg-0 2,
+// agg-1 2)"; "" when the run had no aggregator processes.
+std::string AggregatorShardsText(const std::map<std::string, int64_t>& aggregator_shards);
 
 // Checks `out_dir` before any work: creates it, refuses (FAILED_PRECONDITION, naming the file)
 // when it holds an earlier run's rounds.csv, rounds.jsonl, summary.json or report.md unless

@@ -43,6 +43,7 @@ struct SimConfig {
   bool grpc_cluster = false;
   int grpc_edges = 2;
   int grpc_standbys = 1;
+  int grpc_aggregators = 2;  // `coordinator aggregator` processes (sharded rounds only)
 
   // [model]
   std::string model;  // base model directory (required unless pretrain)
