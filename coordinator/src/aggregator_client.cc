@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "fedlora/coordinator/cluster_key.h"
 #include "fedlora/proto/fedlora_v1.grpc.pb.h"
 
 namespace fedlora::coordinator {
@@ -102,6 +103,12 @@ class GrpcShardDispatcher final : public ShardDispatcher {
     call->request = ShardSpecToProto(spec);
     call->request.set_population(o_.population);
     call->request.set_epoch(o_.epoch ? o_.epoch() : 0);
+    absl::StatusOr<std::string> mac = RunShardMac(o_.cluster_key, call->request);
+    if (!mac.ok()) {
+      call->finished.set_value(grpc::Status(grpc::StatusCode::INTERNAL, mac.status().ToString()));
+      return call;
+    }
+    call->ctx.AddMetadata(kLeaderMacMetadata, *mac);
     const absl::Duration longest = spec.advertise_deadline + 4 * spec.phase_deadline;
     call->ctx.set_deadline(absl::ToChronoTime(absl::Now() + longest));
     Stub(address)->async()->RunShard(&call->ctx, &call->request, &call->response,
