@@ -40,9 +40,10 @@ void RegisterCommand_coordinator_cluster_key(CLI::App& app) {
     auto conninfo = coordinator::StateStoreConninfo(o->state);
     if (!conninfo.ok()) return (void)Fail(conninfo.status());
     if (conninfo->empty()) {
-      return (void)Fail(absl::FailedPreconditionError(absl::StrCat(
-          o->state, " is a single-host state folder (SQLite): it has no aggregators and needs "
-                    "no cluster key")));
+      return (void)Fail(absl::FailedPreconditionError(
+          absl::StrCat(o->state,
+                       " is a single-host state folder (SQLite): it has no aggregators and needs "
+                       "no cluster key")));
     }
     if (absl::Status s = coordinator::CreateClusterKey(o->state); !s.ok()) return (void)Fail(s);
     const std::string path = o->state + "/" + coordinator::kClusterKeyFile;

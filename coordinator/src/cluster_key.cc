@@ -20,8 +20,8 @@ absl::Status CreateClusterKey(const std::string& state_dir) {
   SecureRandom().Fill(reinterpret_cast<uint8_t*>(key.data()), key.size());
   std::string hex = HexEncode(key);
   OPENSSL_cleanse(key.data(), key.size());
-  absl::Status written = WriteFileWithMode(state_dir + "/" + kClusterKeyFile, hex + "\n", 0600,
-                                           ExistingFile::kRefuse);
+  absl::Status written =
+      WriteFileWithMode(state_dir + "/" + kClusterKeyFile, hex + "\n", 0600, ExistingFile::kRefuse);
   OPENSSL_cleanse(hex.data(), hex.size());
   if (written.code() == absl::StatusCode::kAlreadyExists) {
     return absl::AlreadyExistsError(absl::StrCat(
@@ -38,7 +38,8 @@ absl::StatusOr<std::string> ReadClusterKey(const std::string& state_dir) {
   absl::StatusOr<std::string> text = ReadPrivateFile(path);
   if (text.status().code() == absl::StatusCode::kNotFound) {
     return absl::FailedPreconditionError(absl::StrCat(
-        path, " is missing: this multi-host folder was made before leaders authenticated their "
+        path,
+        " is missing: this multi-host folder was made before leaders authenticated their "
         "RunShard calls to aggregators (hint: run `fedlora coordinator cluster-key --state ",
         state_dir, "` once, on one host, then copy ", kClusterKeyFile,
         " into the state folder of every coordinator, aggregator and edge host of the "
@@ -49,15 +50,14 @@ absl::StatusOr<std::string> ReadClusterKey(const std::string& state_dir) {
   absl::StatusOr<std::string> key = HexDecode(std::string_view(hex.data(), hex.size()));
   OPENSSL_cleanse(text->data(), text->size());
   if (!key.ok() || key->size() != kClusterKeyBytes) {
-    return absl::DataLossError(absl::StrCat(
-        path, " is not a cluster key (", 2 * kClusterKeyBytes,
-        " hex digits); hint: copy it again from the leader's state folder"));
+    return absl::DataLossError(
+        absl::StrCat(path, " is not a cluster key (", 2 * kClusterKeyBytes,
+                     " hex digits); hint: copy it again from the leader's state folder"));
   }
   return key;
 }
 
-absl::StatusOr<std::string> RunShardMac(std::string_view key,
-                                        const v1::RunShardRequest& request) {
+absl::StatusOr<std::string> RunShardMac(std::string_view key, const v1::RunShardRequest& request) {
   std::string message(kRunShardMacLabel);
   {
     google::protobuf::io::StringOutputStream out(&message);

@@ -32,8 +32,8 @@ class ClusterKeyProcessTest : public MultiHostProcessTest {
     return ::stat(KeyPath().c_str(), &st) == 0 ? (st.st_mode & 0777) : 0;
   }
   ChildProcess StartAggregator(const std::string& name) {
-    return StartFedlora({"coordinator", "aggregator", "--state", Coord(), "--listen",
-                         "127.0.0.1:0", "--metrics", ""},
+    return StartFedlora({"coordinator", "aggregator", "--state", Coord(), "--listen", "127.0.0.1:0",
+                         "--metrics", ""},
                         dir_ + "/" + name);
   }
 };

@@ -45,8 +45,7 @@ absl::StatusOr<std::string> ReadClusterKey(const std::string& state_dir);
 
 // HMAC-SHA256(key, kRunShardMacLabel || request.SerializeDeterministic()), 32 bytes. INTERNAL
 // if OpenSSL or the serialization fails.
-absl::StatusOr<std::string> RunShardMac(std::string_view key,
-                                        const v1::RunShardRequest& request);
+absl::StatusOr<std::string> RunShardMac(std::string_view key, const v1::RunShardRequest& request);
 
 // OK when `mac` is RunShardMac(key, request), compared in constant time. UNAUTHENTICATED when
 // it is absent or differs, with a message that says what to do; INTERNAL if OpenSSL fails.
