@@ -111,8 +111,17 @@ class GrpcShardDispatcher final : public ShardDispatcher {
     call->ctx.AddMetadata(kLeaderMacMetadata, *mac);
     const absl::Duration longest = spec.advertise_deadline + 4 * spec.phase_deadline;
     call->ctx.set_deadline(absl::ToChronoTime(absl::Now() + longest));
-    Stub(address)->async()->RunShard(&call->ctx, &call->request, &call->response,
-                                     [call](grpc::Status s) { call->finished.set_value(s); });
+    Stub(address)->async()->RunShard(
+        &call->ctx, &call->request, &call->response,
+        [call, address, log = o_.log, round = spec.round, shard = spec.shard](grpc::Status s) {
+          // An operator's mistake, not a device's: say where and what to do (the aggregator's
+          // message names no count).
+          if (s.error_code() == grpc::StatusCode::UNAUTHENTICATED && log) {
+            log(absl::StrCat("aggregator ", address, " refused shard ", shard, " of round ",
+                             round, ": ", s.error_message()));
+          }
+          call->finished.set_value(s);
+        });
     return call;
   }
 

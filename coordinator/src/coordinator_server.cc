@@ -121,6 +121,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
       AggregatorClientOptions ao;
       ao.epoch = [lease = p.lease] { return lease->epoch(); };
       ao.cluster_key = std::move(cluster_key);
+      ao.log = o.coordinator.log;
       ao.insecure = o.insecure;
       if (auto ca = ReadFileToString(o.state_dir + "/tls/ca.pem"); ca.ok()) ao.roots_pem = *ca;
       FEDLORA_ASSIGN_OR_RETURN(o.coordinator.shard_dispatcher,

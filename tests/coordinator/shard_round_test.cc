@@ -185,10 +185,6 @@ class AggregatorShardTest : public ShardRoundTest {
     t.store_conninfo = pg.ConnInfo(pg.CreateDatabase());
     t.selection_window = absl::Seconds(8);  // the aggregators register meanwhile
     t.max_rounds = rounds;
-    t.log = [this](const std::string& line) {
-      std::lock_guard<std::mutex> l(log_mu_);
-      leader_log_ += line + "\n";
-    };
     StartSharded(t);
     device::ChannelOptions dial;
     dial.insecure = true;
@@ -252,9 +248,12 @@ class AggregatorShardTest : public ShardRoundTest {
     EXPECT_TRUE(key.ok()) << key.status();
     return key.value_or("");
   }
+  // The in-process leader's log lines (GrpcRoundTest collects them).
   std::string LeaderLog() {
     std::lock_guard<std::mutex> l(log_mu_);
-    return leader_log_;
+    std::string all;
+    for (const std::string& line : log_) all += line + "\n";
+    return all;
   }
 
   double LeaderSecAggBytes() {
@@ -280,8 +279,6 @@ class AggregatorShardTest : public ShardRoundTest {
  protected:
   std::vector<std::unique_ptr<AggregatorServer>> aggregators_;
   std::vector<ChildProcess> procs_;  // aggregator processes (SIGKILLed at the end)
-  std::mutex log_mu_;
-  std::string leader_log_;  // the in-process leader's log lines
 };
 
 TEST_F(AggregatorShardTest, TwoAggregatorsRunTheShardsAndTheRoundCommitsTheOneSessionAdapter) {
@@ -409,8 +406,9 @@ TEST_F(AggregatorShardTest, AnAggregatorKilledDuringMaskedInputDropsOnlyItsShard
   // The cluster key signed every RunShard here; it is in no process's log.
   const std::string key = FolderKey();
   std::string logs = LeaderLog();
+  EXPECT_THAT(logs, ::testing::HasSubstr("round 2"));  // the leader's log was read
   for (auto& p : procs()) logs += p.Out() + p.Err();
-  EXPECT_THAT(logs, ::testing::HasSubstr("registered as"));  // the logs were read
+  EXPECT_THAT(logs, ::testing::HasSubstr("registered as"));  // and the aggregators' logs
   EXPECT_THAT(logs, ::testing::Not(::testing::HasSubstr(HexEncode(key))));
   EXPECT_THAT(logs, ::testing::Not(::testing::HasSubstr(absl::AsciiStrToUpper(HexEncode(key)))));
   EXPECT_THAT(logs, ::testing::Not(::testing::HasSubstr(key)));
@@ -500,6 +498,49 @@ TEST_F(AggregatorShardTest, RunShardsWithoutTheLeadersCredentialAreRefusedAndSta
     summed += a->metrics().Value("fedlora_aggregator_shards_total", {"summed"});
   }
   EXPECT_EQ(summed, 3);
+}
+
+// An aggregator whose state folder has another cluster.key than the leader's (a copy from
+// another population, or a key re-drawn on one host) refuses every RunShard of the leader:
+// its shards are dropped, the round aborts charged, and the leader's log says which
+// aggregator refused and what to copy where.
+TEST_F(AggregatorShardTest, AnAggregatorWithAnotherKeyRefusesTheLeaderWhichSaysWhatToDo) {
+  StartOnPostgres();
+  const std::string other = dir_ + "_other";
+  std::filesystem::remove_all(other);
+  std::filesystem::create_directories(other);
+  std::filesystem::copy_file(dir_ + "/" + kStoreFile, other + "/" + kStoreFile);
+  ASSERT_TRUE(CreateClusterKey(other).ok());
+  AggregatorServerOptions o;
+  o.state_dir = other;
+  o.listen = "127.0.0.1:0";
+  o.insecure = true;
+  auto agg = AggregatorServer::Start(o);
+  ASSERT_TRUE(agg.ok()) << agg.status();
+  aggregators_.push_back(std::move(*agg));
+  auto results = RunAll(std::vector<Behaviour>(9));
+  for (const FakeResult& r : results) {
+    EXPECT_EQ(r.task.aggregator_address(), aggregators_[0]->address());
+    EXPECT_FALSE(r.completed);
+  }
+  // Round 1 ends (the devices' calls were refused at the aggregator, so round 1 is over by
+  // the time they return, or soon after: the leader got the refusals at once).
+  const absl::Time until = absl::Now() + absl::Seconds(30);
+  while (Round(1).state == "running" && absl::Now() < until) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_EQ(Round(1).state, "aborted");
+  EXPECT_TRUE(Round(1).charged);
+  EXPECT_EQ(Charges(), 1u);
+  EXPECT_EQ(aggregators_[0]->metrics().Value("fedlora_aggregator_shards_total",
+                                             {"unauthenticated"}),
+            3);
+  EXPECT_EQ(aggregators_[0]->rounds().running(), 0);
+  EXPECT_THAT(LeaderLog(), ::testing::HasSubstr("aggregator " + aggregators_[0]->address() +
+                                                " refused shard 0 of round 1"));
+  EXPECT_THAT(LeaderLog(), ::testing::HasSubstr("copy the leader's folder's cluster.key"));
+  aggregators_.clear();
+  std::filesystem::remove_all(other);
 }
 
 // A multi-host folder made before leader credentials has no cluster.key: aggregators and

@@ -22,6 +22,9 @@ struct AggregatorClientOptions {
   std::string population = "global";
   std::function<uint64_t()> epoch;  // the leader's current lease epoch
   std::string cluster_key;          // ReadClusterKey of the state folder
+  // The leader's log: a RunShard an aggregator refused UNAUTHENTICATED (a cluster.key that
+  // differs from the leader's) is logged with the aggregator's address and hint.
+  std::function<void(const std::string&)> log;
   bool insecure = false;
   std::string roots_pem;
   std::chrono::milliseconds max_age{3000};
