@@ -43,6 +43,17 @@ TEST_F(ClusterKeyProcessTest, AFolderWithoutAKeyIsRefusedUntilClusterKeyAddsOne)
   EXPECT_EQ(KeyMode(), 0600u);
   auto made = coordinator::ReadClusterKey(Coord());
   ASSERT_TRUE(made.ok()) << made.status();
+  // init --json names it (a second population: its own database and key).
+  auto second = Run("coordinator init --state " + dir_ + "/coord2 --model " + Model() +
+                    " --store " + testing::ShellQuote(pg_->ConnInfo(pg_->CreateDatabase())) +
+                    " --tokens 1 --json");
+  ASSERT_EQ(second.exit_code, 0) << second.out << second.err;
+  auto init = nlohmann::json::parse(second.out, nullptr, false);
+  ASSERT_FALSE(init.is_discarded()) << second.out;
+  EXPECT_EQ(init["cluster_key"], dir_ + "/coord2/" + coordinator::kClusterKeyFile);
+  auto second_key = coordinator::ReadClusterKey(dir_ + "/coord2");
+  ASSERT_TRUE(second_key.ok()) << second_key.status();
+  EXPECT_NE(*second_key, *made);
 
   // A folder made before leader credentials.
   std::filesystem::remove(KeyPath());
@@ -74,9 +85,9 @@ TEST_F(ClusterKeyProcessTest, AFolderWithoutAKeyIsRefusedUntilClusterKeyAddsOne)
   ASSERT_NE(agg1.WaitForLine("registered as", 60), "") << agg1.Err();
   agg1.Kill(SIGTERM);
   EXPECT_EQ(agg1.Wait(30), 0) << agg1.Err();
-  const std::string out = add.out + add.err + again.out + again.err + agg1.Out() + agg1.Err() +
+  const std::string out = second.out + second.err + add.out + add.err + again.out + again.err + agg1.Out() + agg1.Err() +
                           leader.Out() + leader.Err() + agg.Out() + agg.Err();
-  for (const std::string& k : {*made, *key}) {
+  for (const std::string& k : {*made, *key, *second_key}) {
     EXPECT_THAT(out, Not(HasSubstr(HexEncode(k))));
     EXPECT_THAT(out, Not(HasSubstr(k)));
   }
