@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "fedlora/common/encoding.h"
@@ -91,6 +92,19 @@ TEST_F(ClusterKeyProcessTest, AFolderWithoutAKeyIsRefusedUntilClusterKeyAddsOne)
     EXPECT_THAT(out, Not(HasSubstr(HexEncode(k))));
     EXPECT_THAT(out, Not(HasSubstr(k)));
   }
+}
+
+// `coordinator cluster-key` only adds keys to multi-host folders.
+TEST_F(ClusterKeyProcessTest, ClusterKeyRefusesASingleHostFolderAndANonFolder) {
+  auto none = Run("coordinator cluster-key --state " + Coord());
+  EXPECT_NE(none.exit_code, 0);
+  EXPECT_THAT(none.err, HasSubstr("is not a coordinator state folder"));
+  std::filesystem::create_directories(Coord());
+  std::ofstream(Coord() + "/coordinator.json") << "{}\n";  // no `store` file: SQLite
+  auto single = Run("coordinator cluster-key --state " + Coord());
+  EXPECT_NE(single.exit_code, 0);
+  EXPECT_THAT(single.err, HasSubstr("single-host"));
+  EXPECT_FALSE(std::filesystem::exists(KeyPath()));
 }
 
 }  // namespace
