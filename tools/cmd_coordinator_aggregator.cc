@@ -76,15 +76,17 @@ void RegisterCommand_coordinator_aggregator(CLI::App& app) {
     const double summed = m.Value("fedlora_aggregator_shards_total", {"summed"});
     const double dropped = m.Value("fedlora_aggregator_shards_total", {"dropped"});
     const double refused = m.Value("fedlora_aggregator_shards_total", {"refused"});
+    const double forged = m.Value("fedlora_aggregator_shards_total", {"unauthenticated"});
     LogLine(json, "aggregator: " + absl::StrCat("stopped; shards summed ", summed, ", dropped ", dropped,
-                                      ", refused ", refused));
+                                      ", refused ", refused, ", unauthenticated ", forged));
     if (json) {
       PrintJson({{"role", "aggregator"},
                  {"port", (*agg)->port()},
                  {"address", (*agg)->address()},
                  {"shards_summed", static_cast<int64_t>(summed)},
                  {"shards_dropped", static_cast<int64_t>(dropped)},
-                 {"shards_refused", static_cast<int64_t>(refused)}});
+                 {"shards_refused", static_cast<int64_t>(refused)},
+                 {"shards_unauthenticated", static_cast<int64_t>(forged)}});
     }
   });
 }

@@ -9,6 +9,7 @@
 #include "fedlora/adapters/lora_adapter.h"
 #include "fedlora/adapters/slot_layout.h"
 #include "fedlora/common/random.h"
+#include "fedlora/coordinator/cluster_key.h"
 #include "fedlora/coordinator/state_folder.h"
 #include "fedlora/device/runtime.h"
 #include "fedlora/io/model_identity.h"
@@ -112,6 +113,9 @@ absl::StatusOr<nlohmann::json> Init(const InitOpts& o) {
                         {"tokens_file", info->tokens_file},
                         {"tokens", o.tokens},
                         {"ca", info->ca_pem},
+                        {"cluster_key", o.store.empty() ? nlohmann::json(nullptr)
+                                                        : nlohmann::json(o.state + "/" +
+                                                                         coordinator::kClusterKeyFile)},
                         {"epsilon_per_round", info->epsilon_per_round},
                         {"config", spec.config}};
 }
@@ -228,6 +232,12 @@ void RegisterCommand_coordinator_init(CLI::App& app) {
         (*r)["epsilon_per_round"].get<double>(), (*r)["config"]["delta"].get<double>(),
         (*r)["config"]["sampling_rate"].get<double>(), o->lora_method.c_str(),
         o->server_optimizer.c_str(), o->state.c_str());
+    if (!o->store.empty()) {
+      std::printf(
+          "multi-host: copy %s (with cluster.key, the leader's credential for aggregators) to\n"
+          "  every coordinator, edge and aggregator host; never to a device\n",
+          o->state.c_str());
+    }
   });
 }
 

@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "cli_common.h"
 #include "fedlora/common/file_util.h"
+#include "fedlora/coordinator/cluster_key.h"
 #include "fedlora/coordinator/coordinator_config.h"
 #include "fedlora/coordinator/coordinator_server.h"
 #include "fedlora/coordinator/fault_injection.h"
@@ -99,6 +100,13 @@ void RegisterCommand_coordinator_run(CLI::App& app) {
     }
     auto conninfo = coordinator::StateStoreConninfo(o->state);
     if (!conninfo.ok()) return (void)Fail(conninfo.status());
+    if (!conninfo->empty()) {
+      // Checked before waiting as a standby, not only once it leads: a leader needs it to
+      // hand shards to aggregators (cluster_key.h).
+      if (auto key = coordinator::ReadClusterKey(o->state); !key.ok()) {
+        return (void)Fail(key.status());
+      }
+    }
     InstallStopSignals();
     so.lease_ttl = std::chrono::milliseconds(static_cast<int64_t>(o->lease_ttl * 1000));
     coordinator::LeadershipOptions lo;

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "fedlora/coordinator/cluster_key.h"
 #include "fedlora/proto/fedlora_v1.grpc.pb.h"
 
 namespace fedlora::coordinator {
@@ -102,10 +103,25 @@ class GrpcShardDispatcher final : public ShardDispatcher {
     call->request = ShardSpecToProto(spec);
     call->request.set_population(o_.population);
     call->request.set_epoch(o_.epoch ? o_.epoch() : 0);
+    absl::StatusOr<std::string> mac = RunShardMac(o_.cluster_key, call->request);
+    if (!mac.ok()) {
+      call->finished.set_value(grpc::Status(grpc::StatusCode::INTERNAL, mac.status().ToString()));
+      return call;
+    }
+    call->ctx.AddMetadata(kLeaderMacMetadata, *mac);
     const absl::Duration longest = spec.advertise_deadline + 4 * spec.phase_deadline;
     call->ctx.set_deadline(absl::ToChronoTime(absl::Now() + longest));
-    Stub(address)->async()->RunShard(&call->ctx, &call->request, &call->response,
-                                     [call](grpc::Status s) { call->finished.set_value(s); });
+    Stub(address)->async()->RunShard(
+        &call->ctx, &call->request, &call->response,
+        [call, address, log = o_.log, round = spec.round, shard = spec.shard](grpc::Status s) {
+          // An operator's mistake, not a device's: say where and what to do (the aggregator's
+          // message names no count).
+          if (s.error_code() == grpc::StatusCode::UNAUTHENTICATED && log) {
+            log(absl::StrCat("aggregator ", address, " refused shard ", shard, " of round ",
+                             round, ": ", s.error_message()));
+          }
+          call->finished.set_value(s);
+        });
     return call;
   }
 

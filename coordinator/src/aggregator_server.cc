@@ -3,11 +3,13 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "fedlora/common/status_macros.h"
 #include "fedlora/coordinator/aggregator_registry.h"
+#include "fedlora/coordinator/cluster_key.h"
 #include "fedlora/coordinator/metrics_http.h"
 #include "fedlora/coordinator/state_folder.h"
 #include "fedlora/coordinator/window_publisher.h"
@@ -21,16 +23,24 @@ namespace internal {
 class AggregatorService final : public v1::Aggregator::CallbackService {
  public:
   AggregatorService(AggregatorRounds* rounds, AggregatorRegistry* registry,
-                    MetricsRegistry* metrics, std::string population)
+                    MetricsRegistry* metrics, std::string population, std::string cluster_key)
       : rounds_(rounds),
         registry_(registry),
         metrics_(metrics),
-        population_(std::move(population)) {}
+        population_(std::move(population)),
+        cluster_key_(std::move(cluster_key)) {}
 
   grpc::ServerUnaryReactor* RunShard(grpc::CallbackServerContext* ctx,
                                      const v1::RunShardRequest* request,
                                      v1::RunShardResponse* response) override {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    // The leader's credential first, before anything is read or started: TLS authenticates
+    // this aggregator to the caller, not the caller, and the epoch is no secret.
+    if (absl::Status a = CheckRunShardMac(cluster_key_, *request, LeaderMac(*ctx)); !a.ok()) {
+      metrics_->Increment("fedlora_aggregator_shards_total", {"unauthenticated"});
+      reactor->Finish(ToGrpcStatus(a));
+      return reactor;
+    }
     absl::Status s = Check(*request);
     if (s.ok()) {
       s = rounds_->Host(ShardSpecFromProto(*request), [reactor, response, metrics = metrics_](
@@ -66,10 +76,18 @@ class AggregatorService final : public v1::Aggregator::CallbackService {
     return absl::OkStatus();
   }
 
+  static std::optional<std::string> LeaderMac(const grpc::CallbackServerContext& ctx) {
+    const auto& md = ctx.client_metadata();
+    auto it = md.find(kLeaderMacMetadata);
+    if (it == md.end()) return std::nullopt;
+    return std::string(it->second.data(), it->second.size());
+  }
+
   AggregatorRounds* rounds_;
   AggregatorRegistry* registry_;
   MetricsRegistry* metrics_;
   std::string population_;
+  const std::string cluster_key_;
 };
 
 }  // namespace internal
@@ -110,7 +128,7 @@ absl::StatusOr<std::unique_ptr<AggregatorServer>> AggregatorServer::Start(
   DefineCoordinatorMetrics(*s->metrics_);
   s->metrics_->DefineCounter("fedlora_aggregator_shards_total",
                              "Shards this aggregator was handed, by outcome (summed, dropped, "
-                             "refused)",
+                             "refused, unauthenticated)",
                              {"outcome"});
   s->rounds_ = std::make_unique<AggregatorRounds>();
   std::string coordinator_id = "coordinator";
@@ -118,8 +136,10 @@ absl::StatusOr<std::unique_ptr<AggregatorServer>> AggregatorServer::Start(
   p.service = std::make_unique<CoordinatorService>(static_cast<RoundBackend*>(s->rounds_.get()),
                                                    p.store.get(), s->metrics_.get(), o.limits,
                                                    coordinator_id);
+  FEDLORA_ASSIGN_OR_RETURN(std::string cluster_key, ReadClusterKey(o.state_dir));
   p.internal = std::make_unique<AggregatorService>(s->rounds_.get(), p.registry.get(),
-                                                   s->metrics_.get(), o.population);
+                                                   s->metrics_.get(), o.population,
+                                                   std::move(cluster_key));
   FEDLORA_ASSIGN_OR_RETURN(p.server, internal::StartCoordinatorGrpc(
                                          o.state_dir, o.listen, o.insecure, o.tls_cert, o.tls_key,
                                          o.limits, p.service.get(), &s->port_, p.internal.get()));

@@ -23,6 +23,7 @@
 #include "fedlora/common/random.h"
 #include "fedlora/common/status_macros.h"
 #include "fedlora/coordinator/aggregator_client.h"
+#include "fedlora/coordinator/cluster_key.h"
 #include "fedlora/coordinator/leadership.h"
 #include "fedlora/coordinator/metrics_http.h"
 #include "fedlora/coordinator/state_folder.h"
@@ -90,6 +91,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
     // round and serve beside it. Taken before anything but the store's own checks and migration.
     FEDLORA_ASSIGN_OR_RETURN(p.lock, LockStateFolder(o.state_dir));
   } else {
+    // The leader's credential towards its aggregators (cluster_key.h); a folder made before it
+    // is refused with the command that adds one, before this process takes the lease.
+    FEDLORA_ASSIGN_OR_RETURN(std::string cluster_key, ReadClusterKey(o.state_dir));
     // Multi-host: the lease, not a folder lock, makes this process the one that serves; every
     // write of the store checks the lease's epoch inside its transaction.
     if (!o.lease) {
@@ -116,6 +120,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
       FEDLORA_ASSIGN_OR_RETURN(auto registry, OpenAggregatorRegistry(conninfo));
       AggregatorClientOptions ao;
       ao.epoch = [lease = p.lease] { return lease->epoch(); };
+      ao.cluster_key = std::move(cluster_key);
+      ao.log = o.coordinator.log;
       ao.insecure = o.insecure;
       if (auto ca = ReadFileToString(o.state_dir + "/tls/ca.pem"); ca.ok()) ao.roots_pem = *ca;
       FEDLORA_ASSIGN_OR_RETURN(o.coordinator.shard_dispatcher,

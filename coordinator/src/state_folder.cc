@@ -12,6 +12,7 @@
 #include "fedlora/common/private_file.h"
 #include "fedlora/common/random.h"
 #include "fedlora/common/status_macros.h"
+#include "fedlora/coordinator/cluster_key.h"
 #include "fedlora/coordinator/coordinator_config.h"
 #include "fedlora/coordinator/demo_pki.h"
 #include "fedlora/coordinator/federated_training.h"
@@ -119,6 +120,8 @@ absl::StatusOr<StateFolderInfo> CreateStateFolder(const StateFolderSpec& spec) {
       WriteFileWithMode(info.tokens_file, token_file, 0600, ExistingFile::kRefuse));
   FEDLORA_RETURN_IF_ERROR(CreateDemoPki(dir + "/tls", spec.tls_names, spec.tls_ips));
   info.ca_pem = dir + "/tls/ca.pem";
+  // Multi-host: the leader's credential towards its aggregators (cluster_key.h).
+  if (!spec.store.empty()) FEDLORA_RETURN_IF_ERROR(CreateClusterKey(dir));
   // Written last: its presence marks a complete folder. A derived max_cohort is written out.
   nlohmann::json config = spec.config;
   config["max_cohort"] = parsed.recipe.max_cohort;

@@ -12,6 +12,7 @@
 #include "fedlora/common/encoding.h"
 #include "fedlora/common/file_util.h"
 #include "fedlora/common/status_macros.h"
+#include "fedlora/coordinator/cluster_key.h"
 #include "fedlora/coordinator/state_folder.h"
 
 namespace fedlora::coordinator::testing {
@@ -24,6 +25,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> StartTestCoordinator(
   if (!t.store_conninfo.empty()) {
     std::filesystem::create_directories(dir);
     FEDLORA_RETURN_IF_ERROR(WriteFileAtomic(dir + "/" + kStoreFile, t.store_conninfo));
+    FEDLORA_RETURN_IF_ERROR(CreateClusterKey(dir));
   }
   {
     FEDLORA_ASSIGN_OR_RETURN(auto store, OpenStateStore(dir));

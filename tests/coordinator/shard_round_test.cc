@@ -4,11 +4,19 @@
 // is dropped and the round commits from the others, or aborts charged; one ledger entry either
 // way. With aggregator processes (multi-host, PostgreSQL): the same sum when the shards run
 // in two aggregators; an aggregator killed during masked input drops its shard only; a RunShard
-// from a fenced-out leader is refused.
+// from a fenced-out leader is refused, and so is one without the leader's credential (no MAC,
+// another folder's key, a MAC over other fields), before it starts anything.
+#include <filesystem>
+#include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
+#include "absl/strings/ascii.h"
+#include "fedlora/common/encoding.h"
+
 #include "fedlora/coordinator/aggregator_server.h"
+#include "fedlora/coordinator/cluster_key.h"
 #include "fedlora/coordinator/state_folder.h"
 #include "fedlora/proto/fedlora_v1.grpc.pb.h"
 #include "store_testutil.h"
@@ -193,6 +201,61 @@ class AggregatorShardTest : public ShardRoundTest {
       aggregators_.push_back(std::move(*a));
     }
   }
+  // A RunShard of round `round`, shard `shard` for 3 made-up devices, at the current epoch
+  // unless `epoch` is given.
+  v1::RunShardRequest ShardRequest(uint64_t round, uint32_t shard, uint64_t epoch = 0) {
+    ShardSpec spec;
+    spec.round = round;
+    spec.shard = shard;
+    spec.session.set_num_devices(3);
+    spec.session.set_threshold(2);
+    spec.session.set_min_sum_devices(2);
+    spec.session.set_dim(4);
+    spec.session.set_bits(8);
+    spec.session.set_graph(proto::SECAGG_GRAPH_COMPLETE);
+    spec.session.set_degree(2);
+    spec.session.set_graph_seed(std::string(32, 's'));
+    spec.session.set_round_nonce(std::string(32, 'n'));
+    spec.devices = {"a", "b", "c"};
+    spec.advertise_deadline = spec.phase_deadline = absl::Seconds(30);
+    v1::RunShardRequest req = ShardSpecToProto(spec);
+    req.set_population("global");
+    if (epoch == 0) {
+      auto lease = OpenLeaderLease(*StateStoreConninfo(dir_), "global");
+      EXPECT_TRUE(lease.ok()) << lease.status();
+      if (lease.ok()) {
+        auto current = (*lease)->Current();
+        EXPECT_TRUE(current.ok()) << current.status();
+        if (current.ok()) epoch = current->epoch;
+      }
+    }
+    req.set_epoch(epoch);
+    return req;
+  }
+  // Sends `req` to `address` with `mac` (none: no credential) in the call's metadata.
+  static grpc::Status SendRunShard(const std::string& address, const v1::RunShardRequest& req,
+                                   const std::optional<std::string>& mac) {
+    auto stub = v1::Aggregator::NewStub(
+        grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    v1::RunShardResponse resp;
+    grpc::ClientContext ctx;
+    if (mac) ctx.AddMetadata(kLeaderMacMetadata, *mac);
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    return stub->RunShard(&ctx, req, &resp);
+  }
+  std::string FolderKey() {
+    auto key = ReadClusterKey(dir_);
+    EXPECT_TRUE(key.ok()) << key.status();
+    return key.value_or("");
+  }
+  // The in-process leader's log lines (GrpcRoundTest collects them).
+  std::string LeaderLog() {
+    std::lock_guard<std::mutex> l(log_mu_);
+    std::string all;
+    for (const std::string& line : log_) all += line + "\n";
+    return all;
+  }
+
   double LeaderSecAggBytes() {
     return server_->metrics().Value("fedlora_bytes_received_total", {"AdvertiseKeys"}) +
            server_->metrics().Value("fedlora_bytes_received_total", {"MaskedInput"});
@@ -340,6 +403,15 @@ TEST_F(AggregatorShardTest, AnAggregatorKilledDuringMaskedInputDropsOnlyItsShard
   EXPECT_EQ(first.summed, 6);
   EXPECT_EQ(Round(2).state, "committed") << Round(2).abort_reason;
   EXPECT_EQ(Charges(), 2u);
+  // The cluster key signed every RunShard here; it is in no process's log.
+  const std::string key = FolderKey();
+  std::string logs = LeaderLog();
+  EXPECT_THAT(logs, ::testing::HasSubstr("round 2"));  // the leader's log was read
+  for (auto& p : procs()) logs += p.Out() + p.Err();
+  EXPECT_THAT(logs, ::testing::HasSubstr("registered as"));  // and the aggregators' logs
+  EXPECT_THAT(logs, ::testing::Not(::testing::HasSubstr(HexEncode(key))));
+  EXPECT_THAT(logs, ::testing::Not(::testing::HasSubstr(absl::AsciiStrToUpper(HexEncode(key)))));
+  EXPECT_THAT(logs, ::testing::Not(::testing::HasSubstr(key)));
 }
 
 // Shards 0 and 2 lost: shard 1's 3 survivors are under the round's 5: aborted, charged; the
@@ -364,43 +436,133 @@ TEST_F(AggregatorShardTest, LosingTooManyShardsToAKilledAggregatorAbortsCharged)
 TEST_F(AggregatorShardTest, ARunShardWithAStaleEpochIsRefused) {
   StartOnPostgres();
   StartInProcessAggregators(1);
-  auto lease = OpenLeaderLease(*StateStoreConninfo(dir_), "global");
-  ASSERT_TRUE(lease.ok()) << lease.status();
-  auto current = (*lease)->Current();
-  ASSERT_TRUE(current.ok()) << current.status();
-  auto stub = v1::Aggregator::NewStub(grpc::CreateChannel(
-      aggregators_[0]->address(), grpc::InsecureChannelCredentials()));
-  auto send = [&](uint64_t epoch, uint32_t shard) {
-    ShardSpec spec;
-    spec.round = 99;
-    spec.shard = shard;
-    spec.session.set_num_devices(3);
-    spec.session.set_threshold(2);
-    spec.session.set_min_sum_devices(2);
-    spec.session.set_dim(4);
-    spec.session.set_bits(8);
-    spec.session.set_graph(proto::SECAGG_GRAPH_COMPLETE);
-    spec.session.set_degree(2);
-    spec.session.set_graph_seed(std::string(32, 's'));
-    spec.session.set_round_nonce(std::string(32, 'n'));
-    spec.devices = {"a", "b", "c"};
-    spec.advertise_deadline = spec.phase_deadline = absl::Seconds(30);
-    v1::RunShardRequest req = ShardSpecToProto(spec);
-    req.set_population("global");
-    req.set_epoch(epoch);
-    v1::RunShardResponse resp;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
-    return stub->RunShard(&ctx, req, &resp);
-  };
-  grpc::Status stale = send(current->epoch - 1, 0);
-  EXPECT_EQ(stale.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << stale.error_message();
-  EXPECT_THAT(stale.error_message(), ::testing::HasSubstr("fenced"));
+  const std::string key = FolderKey();
+  const std::string& address = aggregators_[0]->address();
+  // Signed with the population's key, but from a leader fenced out by a successor.
+  v1::RunShardRequest stale = ShardRequest(99, 0);
+  stale.set_epoch(stale.epoch() - 1);
+  grpc::Status refused = SendRunShard(address, stale, *RunShardMac(key, stale));
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << refused.error_message();
+  EXPECT_THAT(refused.error_message(), ::testing::HasSubstr("fenced"));
   EXPECT_EQ(aggregators_[0]->rounds().running(), 0);
   // The current epoch's shard is taken (it runs until its devices' deadlines).
-  grpc::Status fresh = send(current->epoch, 1);
-  EXPECT_EQ(fresh.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << fresh.error_message();
+  const v1::RunShardRequest fresh = ShardRequest(99, 1);
+  grpc::Status taken = SendRunShard(address, fresh, *RunShardMac(key, fresh));
+  EXPECT_EQ(taken.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << taken.error_message();
   EXPECT_EQ(aggregators_[0]->rounds().running(), 1);
+}
+
+// Before the leader hands out round 1's shards, someone who reaches the aggregators' port
+// tries to take their (round, shard) slots at the current epoch: without a MAC, with a MAC
+// under another folder's cluster key, and with a MAC of the population's key made for other
+// fields (one device id swapped). Each is refused UNAUTHENTICATED before any session starts;
+// the leader's own RunShards for those slots then run and the round commits.
+TEST_F(AggregatorShardTest, RunShardsWithoutTheLeadersCredentialAreRefusedAndStartNothing) {
+  StartOnPostgres();
+  StartInProcessAggregators(2);
+  const std::string other_folder = dir_ + "_other";
+  std::filesystem::create_directories(other_folder);
+  ASSERT_TRUE(CreateClusterKey(other_folder).ok());
+  const std::string other_key = *ReadClusterKey(other_folder);
+  std::filesystem::remove_all(other_folder);
+  const std::string key = FolderKey();
+  ASSERT_NE(key, other_key);
+  for (auto& a : aggregators_) {
+    for (uint32_t shard = 0; shard < 3; ++shard) {
+      const v1::RunShardRequest forged = ShardRequest(1, shard);
+      v1::RunShardRequest signed_one = forged;
+      signed_one.set_devices(1, "someone-else");
+      const std::vector<std::pair<const char*, std::optional<std::string>>> attempts = {
+          {"no MAC", std::nullopt},
+          {"another folder's key", *RunShardMac(other_key, forged)},
+          {"a MAC over other fields", *RunShardMac(key, signed_one)}};
+      for (const auto& [what, mac] : attempts) {
+        grpc::Status s = SendRunShard(a->address(), forged, mac);
+        EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+            << what << ": " << s.error_message();
+        EXPECT_THAT(s.error_message(), ::testing::HasSubstr("leader credential")) << what;
+      }
+    }
+    EXPECT_EQ(a->rounds().running(), 0);
+    EXPECT_EQ(a->metrics().Value("fedlora_aggregator_shards_total", {"unauthenticated"}), 9);
+    EXPECT_EQ(a->metrics().Value("fedlora_aggregator_shards_total", {"refused"}), 0);
+  }
+  ASSERT_LT(absl::Now() - started(), absl::Seconds(7)) << "too slow: the window closed";
+  auto results = RunAll(std::vector<Behaviour>(9));
+  for (const FakeResult& r : results) EXPECT_TRUE(r.completed) << r.detail;
+  ASSERT_TRUE(server_->rounds().WaitUntilFinished(absl::Seconds(30)));
+  EXPECT_EQ(Round(1).state, "committed") << Round(1).abort_reason;
+  EXPECT_EQ(Round(1).summed, 9);
+  double summed = 0;
+  for (auto& a : aggregators_) {
+    summed += a->metrics().Value("fedlora_aggregator_shards_total", {"summed"});
+  }
+  EXPECT_EQ(summed, 3);
+}
+
+// An aggregator whose state folder has another cluster.key than the leader's (a copy from
+// another population, or a key re-drawn on one host) refuses every RunShard of the leader:
+// its shards are dropped, the round aborts charged, and the leader's log says which
+// aggregator refused and what to copy where.
+TEST_F(AggregatorShardTest, AnAggregatorWithAnotherKeyRefusesTheLeaderWhichSaysWhatToDo) {
+  StartOnPostgres();
+  const std::string other = dir_ + "_other";
+  std::filesystem::remove_all(other);
+  std::filesystem::create_directories(other);
+  std::filesystem::copy_file(dir_ + "/" + kStoreFile, other + "/" + kStoreFile);
+  ASSERT_TRUE(CreateClusterKey(other).ok());
+  AggregatorServerOptions o;
+  o.state_dir = other;
+  o.listen = "127.0.0.1:0";
+  o.insecure = true;
+  auto agg = AggregatorServer::Start(o);
+  ASSERT_TRUE(agg.ok()) << agg.status();
+  aggregators_.push_back(std::move(*agg));
+  auto results = RunAll(std::vector<Behaviour>(9));
+  for (const FakeResult& r : results) {
+    EXPECT_EQ(r.task.aggregator_address(), aggregators_[0]->address());
+    EXPECT_FALSE(r.completed);
+  }
+  // Round 1 ends (the devices' calls were refused at the aggregator, so round 1 is over by
+  // the time they return, or soon after: the leader got the refusals at once).
+  const absl::Time until = absl::Now() + absl::Seconds(30);
+  while (Round(1).state == "running" && absl::Now() < until) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_EQ(Round(1).state, "aborted");
+  EXPECT_TRUE(Round(1).charged);
+  EXPECT_EQ(Charges(), 1u);
+  EXPECT_EQ(aggregators_[0]->metrics().Value("fedlora_aggregator_shards_total",
+                                             {"unauthenticated"}),
+            3);
+  EXPECT_EQ(aggregators_[0]->rounds().running(), 0);
+  EXPECT_THAT(LeaderLog(), ::testing::HasSubstr("aggregator " + aggregators_[0]->address() +
+                                                " refused shard 0 of round 1"));
+  EXPECT_THAT(LeaderLog(), ::testing::HasSubstr("copy the leader's folder's cluster.key"));
+  aggregators_.clear();
+  std::filesystem::remove_all(other);
+}
+
+// A multi-host folder made before leader credentials has no cluster.key: aggregators and
+// leaders refuse to start, naming the command that adds one; once added they start.
+TEST_F(AggregatorShardTest, AFolderWithoutAClusterKeyIsRefusedUntilOneIsAdded) {
+  StartOnPostgres();
+  std::filesystem::remove(dir_ + "/" + kClusterKeyFile);
+  AggregatorServerOptions o;
+  o.state_dir = dir_;
+  o.listen = "127.0.0.1:0";
+  o.insecure = true;
+  auto agg = AggregatorServer::Start(o);
+  EXPECT_EQ(agg.status().code(), absl::StatusCode::kFailedPrecondition) << agg.status();
+  EXPECT_THAT(agg.status().message(),
+              ::testing::HasSubstr("fedlora coordinator cluster-key --state " + dir_));
+  // A second coordinator: refused for the key before it would wait on the lease.
+  auto leader = CoordinatorServer::Start(testing::TestServerOptions(dir_, {}));
+  EXPECT_EQ(leader.status().code(), absl::StatusCode::kFailedPrecondition) << leader.status();
+  EXPECT_THAT(leader.status().message(), ::testing::HasSubstr("coordinator cluster-key"));
+  ASSERT_TRUE(CreateClusterKey(dir_).ok());
+  agg = AggregatorServer::Start(o);
+  EXPECT_TRUE(agg.ok()) << agg.status();
 }
 #endif  // FEDLORA_HAVE_POSTGRESQL
 

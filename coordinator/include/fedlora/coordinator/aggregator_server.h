@@ -5,9 +5,11 @@
 //   - fedlora.v1.Coordinator's four secure-aggregation methods for the devices of the shards it
 //     runs, through CoordinatorService (the same signature, replay and clock checks as the
 //     leader; the other methods answer as an edge's would, check-ins are refused);
-//   - fedlora.v1.Aggregator/RunShard for the leader: refused (FAILED_PRECONDITION "fenced")
-//     unless its epoch is the population's current lease epoch; then AggregatorRounds runs the
-//     shard and the call is answered with its sum when the shard ends.
+//   - fedlora.v1.Aggregator/RunShard for the leader: refused UNAUTHENTICATED unless it carries
+//     the leader's MAC under the folder's cluster key (cluster_key.h; checked first, before
+//     anything is read or started), FAILED_PRECONDITION "fenced" unless its epoch is the
+//     population's current lease epoch; then AggregatorRounds runs the shard and the call is
+//     answered with its sum when the shard ends.
 #ifndef FEDLORA_COORDINATOR_AGGREGATOR_SERVER_H_
 #define FEDLORA_COORDINATOR_AGGREGATOR_SERVER_H_
 
@@ -35,8 +37,8 @@ struct AggregatorServerOptions {
 
 class AggregatorServer {
  public:
-  // FAILED_PRECONDITION for a single-host (SQLite) folder; the store's, TLS and listening
-  // errors as EdgeServer::Start's.
+  // FAILED_PRECONDITION for a single-host (SQLite) folder or one without a cluster key
+  // (ReadClusterKey's hint); the store's, TLS and listening errors as EdgeServer::Start's.
   static absl::StatusOr<std::unique_ptr<AggregatorServer>> Start(AggregatorServerOptions options);
   ~AggregatorServer();
 

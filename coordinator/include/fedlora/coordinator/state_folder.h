@@ -1,7 +1,8 @@
 // A new coordinator state folder (what `fedlora coordinator init` and `fedlora sim --transport
 // grpc` create): the store with the initial global adapter as version 1, the coordinator id,
 // single-use enrolment tokens (only their hashes stored; the tokens themselves in a 0600 file),
-// a demo CA with a server certificate under tls/, and coordinator.json.
+// a demo CA with a server certificate under tls/, for a multi-host folder the cluster key
+// (cluster_key.h), and coordinator.json.
 #ifndef FEDLORA_COORDINATOR_STATE_FOLDER_H_
 #define FEDLORA_COORDINATOR_STATE_FOLDER_H_
 
