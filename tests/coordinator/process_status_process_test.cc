@@ -7,6 +7,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <cstdio>
 #include <thread>
 
 #include "fedlora/coordinator/process_status.h"
@@ -83,7 +84,9 @@ TEST_F(ProcessStatusProcessTest, StatusShowsEveryProcessRoleAndHealthThroughFaul
               HasSubstr("fedlora_role{role=\"edge\"} 1"));
 
   // All four listed, with their roles, addresses and health.
+  auto t0 = Clock::now();
   nlohmann::json s = Status();
+  const double status_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   ASSERT_EQ(s["processes"].size(), 4u) << s.dump(1);
   const auto l = Row(s, "coord-0");
   ASSERT_FALSE(l.is_null()) << s.dump(1);
@@ -119,6 +122,14 @@ TEST_F(ProcessStatusProcessTest, StatusShowsEveryProcessRoleAndHealthThroughFaul
   // "unreachable", then "stale" once the heartbeat is older than the threshold; back to "ok"
   // after SIGCONT.
   agg.Kill(SIGSTOP);
+  t0 = Clock::now();
+  s = Status();
+  const double paused_status_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  const std::string paused = Health(OnlyRole(s, "aggregator"));
+  EXPECT_TRUE(paused == "unreachable" || paused == "stale") << s.dump(1);
+  std::printf("coordinator status --json (CLI wall time), 4 processes: %.2f s; one of them "
+              "SIGSTOPped (\"%s\", its probe timing out): %.2f s\n",
+              status_seconds, paused.c_str(), paused_status_seconds);
   s = StatusWhen([](const nlohmann::json& j) { return Health(OnlyRole(j, "aggregator")) == "stale"; },
                  15);
   EXPECT_EQ(Health(OnlyRole(s, "aggregator")), "stale") << s.dump(1);
