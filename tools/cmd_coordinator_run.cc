@@ -143,22 +143,21 @@ void RegisterCommand_coordinator_run(CLI::App& app) {
             return (void)Fail(absl::InvalidArgumentError(absl::StrCat(
                 "--metrics ", so.metrics_listen, " is not HOST:PORT (e.g. 127.0.0.1:9464)")));
           }
-          auto http = coordinator::MetricsHttpServer::Start(
-              &standby_metrics, host, port,
-              [] { return std::pair<int, std::string>(503, "standby"); });
+          auto http = coordinator::MetricsHttpServer::Start(&standby_metrics, host, port, [] {
+            return std::pair<int, std::string>(503, "standby");
+          });
           if (!http.ok()) return (void)Fail(http.status());
           standby_http = std::move(*http);
           so.metrics_listen = absl::StrCat(host, ":", standby_http->port());
-          metrics_address = coordinator::AdvertisedAddress("", so.metrics_listen,
-                                                           standby_http->port());
+          metrics_address =
+              coordinator::AdvertisedAddress("", so.metrics_listen, standby_http->port());
         }
         if (registry && !beat) {
           coordinator::ProcessHeartbeatOptions bo;
           bo.registry = registry;
           bo.log = so.coordinator.log;
           auto b = coordinator::ProcessHeartbeat::Start(
-              coordinator::ThisProcess(coordinator::kRoleStandby, "", metrics_address,
-                                       lo.holder),
+              coordinator::ThisProcess(coordinator::kRoleStandby, "", metrics_address, lo.holder),
               bo);
           if (!b.ok()) return (void)Fail(b.status());
           beat = std::move(*b);
@@ -176,9 +175,9 @@ void RegisterCommand_coordinator_run(CLI::App& app) {
       if (!server.ok()) return (void)Fail(server.status());
       led = true;
       if (beat) {
-        (void)beat->SetRole(coordinator::kRoleLeader,
-                            coordinator::AdvertisedAddress(o->advertise, o->listen,
-                                                           (*server)->port()));
+        (void)beat->SetRole(
+            coordinator::kRoleLeader,
+            coordinator::AdvertisedAddress(o->advertise, o->listen, (*server)->port()));
       }
       LogLine(json, absl::StrCat("listening on ", o->listen.substr(0, o->listen.rfind(':')), ":",
                               (*server)->port(), o->insecure ? " (plaintext)" : " (TLS)"));

@@ -13,8 +13,8 @@
 #include "fedlora/common/random.h"
 #include "fedlora/coordinator/leader_lease.h"
 #include "fedlora/coordinator/process_status.h"
-#include "fedlora/coordinator/state_folder.h"
 #include "fedlora/coordinator/run_epsilons.h"
+#include "fedlora/coordinator/state_folder.h"
 #include "fedlora/coordinator/store.h"
 
 namespace fedlora::cli {
@@ -207,10 +207,11 @@ void PrintLease(const nlohmann::json& j) {
                 (unsigned long long)l["epoch"].get<uint64_t>(), -l["expires_in_s"].get<double>());
   }
   const auto& rules = j["health_rules"];
-  std::printf("processes: %zu registered (stale: no heartbeat for %g s; gone: %g s; health: GET "
-              "/healthz within %d ms)\n",
-              j["processes"].size(), rules["stale_after_s"].get<double>(),
-              rules["gone_after_s"].get<double>(), rules["probe_timeout_ms"].get<int>());
+  std::printf(
+      "processes: %zu registered (stale: no heartbeat for %g s; gone: %g s; health: GET "
+      "/healthz within %d ms)\n",
+      j["processes"].size(), rules["stale_after_s"].get<double>(),
+      rules["gone_after_s"].get<double>(), rules["probe_timeout_ms"].get<int>());
   for (const auto& p : j["processes"]) {
     const std::string address = p["address"].get<std::string>();
     const std::string metrics = p["metrics_address"].get<std::string>();

@@ -134,11 +134,11 @@ absl::StatusOr<std::unique_ptr<AggregatorServer>> AggregatorServer::Start(
   beat.registry = p.registry;
   beat.every = o.heartbeat;
   FEDLORA_ASSIGN_OR_RETURN(
-      p.beat, ProcessHeartbeat::Start(
-                  ThisProcess(kRoleAggregator, s->address_,
-                              p.http ? AdvertisedAddress("", o.metrics_listen, p.http->port())
-                                     : ""),
-                  std::move(beat)));
+      p.beat,
+      ProcessHeartbeat::Start(
+          ThisProcess(kRoleAggregator, s->address_,
+                      p.http ? AdvertisedAddress("", o.metrics_listen, p.http->port()) : ""),
+          std::move(beat)));
   FEDLORA_RETURN_IF_ERROR(p.beat->last_status());
   return s;
 }
@@ -151,7 +151,7 @@ void AggregatorServer::Shutdown() {
   if (!parts_ || parts_->shut_down) return;
   Parts& p = *parts_;
   p.shut_down = true;
-  p.beat.reset();  // unregisters: no leader hands it another shard
+  p.beat.reset();                // unregisters: no leader hands it another shard
   if (rounds_) rounds_->Stop();  // answers the leader's RunShard calls and devices' calls
   if (p.server) p.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   p.http.reset();

@@ -71,11 +71,11 @@ absl::StatusOr<std::unique_ptr<EdgeServer>> EdgeServer::Start(EdgeServerOptions 
   beat.registry = std::move(registry);
   beat.log = o.rounds.log;
   FEDLORA_ASSIGN_OR_RETURN(
-      p.beat, ProcessHeartbeat::Start(
-                  ThisProcess(kRoleEdge, AdvertisedAddress("", o.listen, s->port_),
-                              p.http ? AdvertisedAddress("", o.metrics_listen, p.http->port())
-                                     : ""),
-                  std::move(beat)));
+      p.beat,
+      ProcessHeartbeat::Start(
+          ThisProcess(kRoleEdge, AdvertisedAddress("", o.listen, s->port_),
+                      p.http ? AdvertisedAddress("", o.metrics_listen, p.http->port()) : ""),
+          std::move(beat)));
   p.sweeper = std::thread([&p] {
     while (!p.stop) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));

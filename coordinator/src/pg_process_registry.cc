@@ -26,9 +26,9 @@ class PgProcessRegistry final : public ProcessRegistry {
   absl::Status Heartbeat(const ProcessRecord& r) override {
     if (r.id.empty()) return absl::InvalidArgumentError("process registry: empty process id");
     if (!KnownRole(r.role)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "process registry: unknown role '", r.role,
-          "' (one of leader, standby, edge, aggregator)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("process registry: unknown role '", r.role,
+                       "' (one of leader, standby, edge, aggregator)"));
     }
     std::lock_guard<std::mutex> lock(mu_);
     FEDLORA_RETURN_IF_ERROR(conn_->EnsureConnected());
@@ -63,13 +63,12 @@ class PgProcessRegistry final : public ProcessRegistry {
     std::lock_guard<std::mutex> lock(mu_);
     FEDLORA_ASSIGN_OR_RETURN(
         PgResult r,
-        conn_->ExecRetrying(
-            "SELECT id, role, address, metrics_address, host, pid, version, "
-            "EXTRACT(EPOCH FROM now() - started)::float8, "
-            "EXTRACT(EPOCH FROM now() - heartbeat)::float8 FROM processes ORDER BY "
-            "array_position(ARRAY['leader','standby','edge','aggregator'], role), "
-            "id COLLATE \"C\"",
-            "listing the registered processes"));
+        conn_->ExecRetrying("SELECT id, role, address, metrics_address, host, pid, version, "
+                            "EXTRACT(EPOCH FROM now() - started)::float8, "
+                            "EXTRACT(EPOCH FROM now() - heartbeat)::float8 FROM processes ORDER BY "
+                            "array_position(ARRAY['leader','standby','edge','aggregator'], role), "
+                            "id COLLATE \"C\"",
+                            "listing the registered processes"));
     std::vector<RegisteredProcess> out;
     for (int i = 0; i < r.rows(); ++i) {
       RegisteredProcess p;
@@ -85,10 +84,10 @@ class PgProcessRegistry final : public ProcessRegistry {
   absl::StatusOr<int> Prune(std::chrono::seconds age) override {
     std::lock_guard<std::mutex> lock(mu_);
     FEDLORA_RETURN_IF_ERROR(conn_->EnsureConnected());
-    FEDLORA_ASSIGN_OR_RETURN(
-        PgResult r, conn_->Exec("DELETE FROM processes WHERE heartbeat < "
-                                "now() - $1::bigint * interval '1 second' RETURNING id",
-                                {PgParam::Int(age.count())}, "pruning gone processes"));
+    FEDLORA_ASSIGN_OR_RETURN(PgResult r,
+                             conn_->Exec("DELETE FROM processes WHERE heartbeat < "
+                                         "now() - $1::bigint * interval '1 second' RETURNING id",
+                                         {PgParam::Int(age.count())}, "pruning gone processes"));
     return r.rows();
   }
 

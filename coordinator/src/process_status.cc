@@ -53,16 +53,14 @@ std::vector<ProcessHealth> AssessProcesses(const std::vector<RegisteredProcess>&
     const bool fresh = processes[i].heartbeat_age_seconds <= Seconds(o.stale_after);
     if (fresh && !processes[i].record.metrics_address.empty()) {
       probes.emplace_back([&out, i, &o] {
-        out[i].healthz_status =
-            ProbeHealthz(out[i].process.record.metrics_address, o.probe_timeout,
-                         &out[i].healthz_body);
+        out[i].healthz_status = ProbeHealthz(out[i].process.record.metrics_address, o.probe_timeout,
+                                             &out[i].healthz_body);
       });
     }
   }
   for (auto& t : probes) t.join();
   for (auto& h : out) {
-    h.health = ClassifyHealth(h.process.heartbeat_age_seconds, h.healthz_status,
-                              h.healthz_body, o);
+    h.health = ClassifyHealth(h.process.heartbeat_age_seconds, h.healthz_status, h.healthz_body, o);
   }
   return out;
 }

@@ -3,6 +3,8 @@
 // the health rules of `coordinator status` (process_status.h) against real HTTP servers.
 #if FEDLORA_HAVE_POSTGRESQL
 
+#include "fedlora/coordinator/process_registry.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -14,7 +16,6 @@
 #include "coordinator/store_testutil.h"
 #include "fedlora/coordinator/metrics.h"
 #include "fedlora/coordinator/metrics_http.h"
-#include "fedlora/coordinator/process_registry.h"
 #include "fedlora/coordinator/process_status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -39,9 +40,10 @@ class ProcessRegistryTest : public ::testing::Test {
   // Moves `id`'s heartbeat (and start) `seconds` into the past, on the database.
   void AgeRow(const std::string& id, int seconds) {
     ASSERT_EQ(server_.Exec(db_, "UPDATE processes SET heartbeat = heartbeat - interval '" +
-                                    std::to_string(seconds) + " seconds', started = started - "
-                                    "interval '" + std::to_string(seconds) +
-                                    " seconds' WHERE id = '" + id + "'"),
+                                    std::to_string(seconds) +
+                                    " seconds', started = started - "
+                                    "interval '" +
+                                    std::to_string(seconds) + " seconds' WHERE id = '" + id + "'"),
               "");
   }
   std::vector<RegisteredProcess> List() {
@@ -184,9 +186,8 @@ TEST(ProcessHealthTest, ProbesHealthzInParallelWithAShortTimeout) {
   EXPECT_EQ(metrics.Value(kMetricRole, {"leader"}), 0);
   EXPECT_THAT(metrics.RenderPrometheus(), HasSubstr("fedlora_role{role=\"standby\"} 1"));
   auto serving = MetricsHttpServer::Start(&metrics, "127.0.0.1", 0);
-  auto standby = MetricsHttpServer::Start(&metrics, "127.0.0.1", 0, [] {
-    return std::pair<int, std::string>(503, "standby");
-  });
+  auto standby = MetricsHttpServer::Start(
+      &metrics, "127.0.0.1", 0, [] { return std::pair<int, std::string>(503, "standby"); });
   ASSERT_TRUE(serving.ok() && standby.ok());
   // A listening socket that never answers (a SIGSTOPped process's kernel accepts for it).
   int silent = socket(AF_INET, SOCK_STREAM, 0);

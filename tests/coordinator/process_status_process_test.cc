@@ -75,13 +75,9 @@ TEST_F(ProcessStatusProcessTest, StatusShowsEveryProcessRoleAndHealthThroughFaul
             503);
   EXPECT_EQ(body, "standby");
   EXPECT_THAT(MetricsText(slots_[1].metrics), HasSubstr("fedlora_role{role=\"standby\"} 1"));
-  EXPECT_THAT(
-      MetricsText(slots_[0].metrics),
-      HasSubstr("fedlora_role{role=\"leader\"} 1"));
-  EXPECT_THAT(MetricsText(agg_metrics),
-              HasSubstr("fedlora_role{role=\"aggregator\"} 1"));
-  EXPECT_THAT(MetricsText(edge_slots_[0].metrics),
-              HasSubstr("fedlora_role{role=\"edge\"} 1"));
+  EXPECT_THAT(MetricsText(slots_[0].metrics), HasSubstr("fedlora_role{role=\"leader\"} 1"));
+  EXPECT_THAT(MetricsText(agg_metrics), HasSubstr("fedlora_role{role=\"aggregator\"} 1"));
+  EXPECT_THAT(MetricsText(edge_slots_[0].metrics), HasSubstr("fedlora_role{role=\"edge\"} 1"));
 
   // All four listed, with their roles, addresses and health.
   auto t0 = Clock::now();
@@ -127,11 +123,12 @@ TEST_F(ProcessStatusProcessTest, StatusShowsEveryProcessRoleAndHealthThroughFaul
   const double paused_status_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   const std::string paused = Health(OnlyRole(s, "aggregator"));
   EXPECT_TRUE(paused == "unreachable" || paused == "stale") << s.dump(1);
-  std::printf("coordinator status --json (CLI wall time), 4 processes: %.2f s; one of them "
-              "SIGSTOPped (\"%s\", its probe timing out): %.2f s\n",
-              status_seconds, paused.c_str(), paused_status_seconds);
-  s = StatusWhen([](const nlohmann::json& j) { return Health(OnlyRole(j, "aggregator")) == "stale"; },
-                 15);
+  std::printf(
+      "coordinator status --json (CLI wall time), 4 processes: %.2f s; one of them "
+      "SIGSTOPped (\"%s\", its probe timing out): %.2f s\n",
+      status_seconds, paused.c_str(), paused_status_seconds);
+  s = StatusWhen(
+      [](const nlohmann::json& j) { return Health(OnlyRole(j, "aggregator")) == "stale"; }, 15);
   EXPECT_EQ(Health(OnlyRole(s, "aggregator")), "stale") << s.dump(1);
   agg.Kill(SIGCONT);
   s = StatusWhen([](const nlohmann::json& j) { return Health(OnlyRole(j, "aggregator")) == "ok"; },
@@ -146,8 +143,7 @@ TEST_F(ProcessStatusProcessTest, StatusShowsEveryProcessRoleAndHealthThroughFaul
   EXPECT_EQ(Health(OnlyRole(Status(), "edge")), "unreachable");
   s = StatusWhen([](const nlohmann::json& j) { return Health(OnlyRole(j, "edge")) == "stale"; },
                  15);
-  const double stale_after =
-      std::chrono::duration<double>(Clock::now() - killed).count();
+  const double stale_after = std::chrono::duration<double>(Clock::now() - killed).count();
   EXPECT_EQ(Health(OnlyRole(s, "edge")), "stale") << s.dump(1);
   EXPECT_GT(stale_after, 3.5);
 
@@ -176,8 +172,7 @@ TEST_F(ProcessStatusProcessTest, StatusShowsEveryProcessRoleAndHealthThroughFaul
   EXPECT_EQ(new_leader["address"], "127.0.0.1:" + std::to_string(slots_[1].port));
   EXPECT_EQ(Health(Row(s, "coord-0")), "stale") << s.dump(1);
   EXPECT_EQ(Row(s, "coord-0")["holds_lease"], false);
-  EXPECT_THAT(MetricsText(slots_[1].metrics),
-              HasSubstr("fedlora_role{role=\"leader\"} 1"));
+  EXPECT_THAT(MetricsText(slots_[1].metrics), HasSubstr("fedlora_role{role=\"leader\"} 1"));
   standby.Kill(SIGTERM);
   EXPECT_EQ(standby.Wait(30), 0) << standby.Err();
   EXPECT_TRUE(Row(Status(), "coord-1").is_null());

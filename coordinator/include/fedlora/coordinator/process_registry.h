@@ -52,7 +52,7 @@ struct ProcessRecord {
   std::string metrics_address;  // HOST:PORT of its /metrics and /healthz; "" = none
   std::string host;             // gethostname()
   int64_t pid = 0;
-  std::string version;          // fedlora version
+  std::string version;  // fedlora version
 };
 
 // A row as the database holds it now.

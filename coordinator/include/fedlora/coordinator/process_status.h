@@ -29,8 +29,8 @@ struct ProcessHealthOptions {
 
 struct ProcessHealth {
   RegisteredProcess process;
-  std::string health;          // see the table above
-  int healthz_status = -1;     // HTTP status of GET /healthz; 0 no answer; -1 not probed
+  std::string health;       // see the table above
+  int healthz_status = -1;  // HTTP status of GET /healthz; 0 no answer; -1 not probed
   std::string healthz_body;
 };
 
