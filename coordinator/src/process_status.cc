@@ -13,11 +13,12 @@ double Seconds(std::chrono::milliseconds d) { return d.count() / 1000.0; }
 
 }  // namespace
 
-std::string ClassifyHealth(double age, int status, const std::string& body,
-                           const ProcessHealthOptions& o) {
+std::string ClassifyHealth(const std::string& role, double age, int status,
+                           const std::string& body, const ProcessHealthOptions& o) {
   if (age > Seconds(o.gone_after)) return "gone";
   if (age > Seconds(o.stale_after)) return "stale";
-  if (status == -1 || status == 200) return "ok";
+  if (status == -1) return role == kRoleStandby ? "standby" : "ok";
+  if (status == 200) return "ok";
   if (status == 0) return "unreachable";
   if (status == 503 && body == "standby") return "standby";
   return "unhealthy";
@@ -60,7 +61,7 @@ std::vector<ProcessHealth> AssessProcesses(const std::vector<RegisteredProcess>&
   }
   for (auto& t : probes) t.join();
   for (auto& h : out) {
-    h.health = ClassifyHealth(h.process.heartbeat_age_seconds, h.healthz_status, h.healthz_body, o);
+    h.health = ClassifyHealth(h.process.record.role, h.process.heartbeat_age_seconds, h.healthz_status, h.healthz_body, o);
   }
   return out;
 }

@@ -166,17 +166,42 @@ TEST_F(ProcessRegistryTest, HeartbeatKeepsTheRowFreshAndACleanStopRemovesIt) {
   EXPECT_TRUE(List().empty());
 }
 
+// The leader's heartbeat deletes rows gone for kProcessPruneAfter (its first beat does);
+// other roles' beats never do.
+TEST_F(ProcessRegistryTest, TheLeadersHeartbeatPrunesRowsGoneLongAgo) {
+  ASSERT_TRUE(registry_->Heartbeat(Record("dead-edge", kRoleEdge, "a:1")).ok());
+  ASSERT_TRUE(registry_->Heartbeat(Record("recent-edge", kRoleEdge, "a:2")).ok());
+  AgeRow("dead-edge", 11 * 60);
+  AgeRow("recent-edge", 9 * 60);
+  ProcessHeartbeatOptions o;
+  o.registry = registry_;
+  {
+    auto edge = ProcessHeartbeat::Start(ThisProcess(kRoleEdge, "a:3", ""), o);
+    ASSERT_TRUE(edge.ok());
+    EXPECT_EQ(List().size(), 3u);
+  }
+  auto leader = ProcessHeartbeat::Start(ThisProcess(kRoleLeader, "a:4", "", "coord-0"), o);
+  ASSERT_TRUE(leader.ok());
+  auto rows = List();
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].record.id, "coord-0");
+  EXPECT_EQ(rows[1].record.id, "recent-edge");
+}
+
 // ---- Health as `coordinator status` judges it.
 
 TEST(ProcessHealthTest, ClassifyByHeartbeatAgeThenHealthz) {
   const ProcessHealthOptions o;  // stale after 5 s, gone after 60 s
-  EXPECT_EQ(ClassifyHealth(0.5, 200, "ok", o), "ok");
-  EXPECT_EQ(ClassifyHealth(0.5, -1, "", o), "ok");  // serves no metrics: heartbeat only
-  EXPECT_EQ(ClassifyHealth(0.5, 503, "standby", o), "standby");
-  EXPECT_EQ(ClassifyHealth(0.5, 503, "overloaded", o), "unhealthy");
-  EXPECT_EQ(ClassifyHealth(0.5, 0, "", o), "unreachable");
-  EXPECT_EQ(ClassifyHealth(5.5, 200, "ok", o), "stale");
-  EXPECT_EQ(ClassifyHealth(61, -1, "", o), "gone");
+  EXPECT_EQ(ClassifyHealth(kRoleEdge, 0.5, 200, "ok", o), "ok");
+  EXPECT_EQ(ClassifyHealth(kRoleEdge, 0.5, -1, "", o), "ok");  // serves no metrics: heartbeat only
+  EXPECT_EQ(ClassifyHealth(kRoleEdge, 0.5, 503, "standby", o), "standby");
+  EXPECT_EQ(ClassifyHealth(kRoleEdge, 0.5, 503, "overloaded", o), "unhealthy");
+  EXPECT_EQ(ClassifyHealth(kRoleEdge, 0.5, 0, "", o), "unreachable");
+  EXPECT_EQ(ClassifyHealth(kRoleEdge, 5.5, 200, "ok", o), "stale");
+  EXPECT_EQ(ClassifyHealth(kRoleEdge, 61, -1, "", o), "gone");
+  // A standby without a metrics port: its role and heartbeat say it.
+  EXPECT_EQ(ClassifyHealth(kRoleStandby, 0.5, -1, "", o), "standby");
+  EXPECT_EQ(ClassifyHealth(kRoleStandby, 7, -1, "", o), "stale");
 }
 
 TEST(ProcessHealthTest, ProbesHealthzInParallelWithAShortTimeout) {

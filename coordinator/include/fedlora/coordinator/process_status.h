@@ -5,7 +5,8 @@
 //
 //   health        when
 //   ok            heartbeat fresh, /healthz answered 200 (or the process serves no metrics)
-//   standby       heartbeat fresh, /healthz answered 503 "standby" (a warm standby: fine)
+//   standby       heartbeat fresh, /healthz answered 503 "standby" (a warm standby: fine; a
+//                 standby serving no metrics is judged by its heartbeat and role alone)
 //   unreachable   heartbeat fresh, /healthz did not answer within the timeout
 //   unhealthy     heartbeat fresh, /healthz answered something else
 //   stale         no heartbeat for stale_after (killed, paused, or cut off from the database)
@@ -34,8 +35,9 @@ struct ProcessHealth {
   std::string healthz_body;
 };
 
-// `healthz_status` as in ProcessHealth; `healthz_body` its body.
-std::string ClassifyHealth(double heartbeat_age_seconds, int healthz_status,
+// `healthz_status` as in ProcessHealth; `healthz_body` its body; `role` the registered one.
+std::string ClassifyHealth(const std::string& role, double heartbeat_age_seconds,
+                           int healthz_status,
                            const std::string& healthz_body, const ProcessHealthOptions& options);
 
 // GET http://`host_port`/healthz within `timeout` (connect and read each): the HTTP status, 0
