@@ -64,7 +64,7 @@ class PgProcessRegistry final : public ProcessRegistry {
     FEDLORA_ASSIGN_OR_RETURN(
         PgResult r,
         conn_->ExecRetrying("SELECT id, role, address, metrics_address, host, pid, version, "
-                            "EXTRACT(EPOCH FROM now() - started)::float8, "
+                            "EXTRACT(EPOCH FROM heartbeat - started)::float8, "
                             "EXTRACT(EPOCH FROM now() - heartbeat)::float8 FROM processes ORDER BY "
                             "array_position(ARRAY['leader','standby','edge','aggregator'], role), "
                             "id COLLATE \"C\"",

@@ -79,7 +79,7 @@ TEST_F(ProcessRegistryTest, HeartbeatRegistersRenewsChangesRoleAndRemoves) {
   AgeRow("coord-0", 20);
   rows = List();
   EXPECT_NEAR(rows[0].heartbeat_age_seconds, 20, 2);
-  EXPECT_NEAR(rows[0].uptime_seconds, 20, 2);
+  EXPECT_LT(rows[0].uptime_seconds, 2);  // it ran for no time before its last beat
   // The coordinator takes the lease: the same row says leader, with its address; the start is
   // kept (same host and pid), the heartbeat fresh again.
   ASSERT_TRUE(registry_->Heartbeat(Record("coord-0", kRoleLeader, "127.0.0.1:50051")).ok());

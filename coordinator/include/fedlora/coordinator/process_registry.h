@@ -58,7 +58,7 @@ struct ProcessRecord {
 // A row as the database holds it now.
 struct RegisteredProcess {
   ProcessRecord record;
-  double uptime_seconds = 0;         // database clock: since this process first registered
+  double uptime_seconds = 0;         // database clock: first registration to last beat
   double heartbeat_age_seconds = 0;  // database clock: since its last beat
 };
 
