@@ -16,6 +16,10 @@ set_property(SOURCE ${PROJECT_SOURCE_DIR}/model/src/sp_backend.cc
 set_property(SOURCE ${PROJECT_SOURCE_DIR}/capi/src/capi_status.cc
              DIRECTORY ${PROJECT_SOURCE_DIR}/capi APPEND PROPERTY
              COMPILE_DEFINITIONS FEDLORA_VERSION_STRING="${PROJECT_VERSION}")
+# ...and the version each process registers in a multi-host population (process_registry.h).
+set_property(SOURCE ${PROJECT_SOURCE_DIR}/coordinator/src/process_registry.cc
+             DIRECTORY ${PROJECT_SOURCE_DIR}/coordinator APPEND PROPERTY
+             COMPILE_DEFINITIONS FEDLORA_VERSION_STRING="${PROJECT_VERSION}")
 if(TARGET fedlora)
   set_property(SOURCE ${PROJECT_SOURCE_DIR}/tools/cmd_version.cc
                DIRECTORY ${PROJECT_SOURCE_DIR}/tools APPEND PROPERTY

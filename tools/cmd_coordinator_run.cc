@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "cli_common.h"
@@ -14,7 +15,10 @@
 #include "fedlora/coordinator/coordinator_server.h"
 #include "fedlora/coordinator/fault_injection.h"
 #include "fedlora/coordinator/leadership.h"
+#include "fedlora/coordinator/metrics_http.h"
+#include "fedlora/coordinator/process_registry.h"
 #include "fedlora/coordinator/state_folder.h"
+#include "fedlora/coordinator/window_publisher.h"
 
 namespace fedlora::cli {
 void RegisterCommand_coordinator_run(CLI::App& app) {
@@ -117,10 +121,57 @@ void RegisterCommand_coordinator_run(CLI::App& app) {
     double eps = 0;
     coordinator::RoundSummary cur;
     bool finished = false, led = false;
+    // Multi-host: this process's row in the process registry (role standby, then leader, ...)
+    // and, while a standby, /metrics and /healthz (503 "standby": HAProxy keeps it out) on the
+    // metrics port the leader will use. A port 0 is resolved once, so the address stays put.
+    std::shared_ptr<coordinator::ProcessRegistry> registry;
+    std::unique_ptr<coordinator::ProcessHeartbeat> beat;
+    coordinator::MetricsRegistry standby_metrics;
+    coordinator::SetRoleMetric(standby_metrics, coordinator::kRoleStandby);
+    std::string metrics_address;  // HOST:PORT others reach the metrics port at
+    if (!conninfo->empty()) {
+      if (auto r = coordinator::OpenProcessRegistry(*conninfo); r.ok()) {
+        registry = std::move(*r);
+      } else {
+        LogLine(json, absl::StrCat("process registry: ", r.status().ToString(),
+                                   "; this process will not be listed by `coordinator status`"));
+      }
+    }
     // Single-host: serve once. Multi-host: a standby until this process leads, then serve until
     // stopped or until it loses the lease (fenced or not renewed), then a standby again.
     while (!StopRequested() && !finished) {
       if (!conninfo->empty()) {
+        std::unique_ptr<coordinator::MetricsHttpServer> standby_http;
+        if (!so.metrics_listen.empty()) {
+          const size_t colon = so.metrics_listen.rfind(':');
+          const std::string host = so.metrics_listen.substr(0, colon);
+          int port = -1;
+          if (colon == std::string::npos ||
+              !absl::SimpleAtoi(so.metrics_listen.substr(colon + 1), &port)) {
+            return (void)Fail(absl::InvalidArgumentError(absl::StrCat(
+                "--metrics ", so.metrics_listen, " is not HOST:PORT (e.g. 127.0.0.1:9464)")));
+          }
+          auto http = coordinator::MetricsHttpServer::Start(&standby_metrics, host, port, [] {
+            return std::pair<int, std::string>(503, "standby");
+          });
+          if (!http.ok()) return (void)Fail(http.status());
+          standby_http = std::move(*http);
+          so.metrics_listen = absl::StrCat(host, ":", standby_http->port());
+          metrics_address =
+              coordinator::AdvertisedAddress("", so.metrics_listen, standby_http->port());
+        }
+        if (registry && !beat) {
+          coordinator::ProcessHeartbeatOptions bo;
+          bo.registry = registry;
+          bo.log = so.coordinator.log;
+          auto b = coordinator::ProcessHeartbeat::Start(
+              coordinator::ThisProcess(coordinator::kRoleStandby, "", metrics_address, lo.holder),
+              bo);
+          if (!b.ok()) return (void)Fail(b.status());
+          beat = std::move(*b);
+        } else if (beat) {
+          (void)beat->SetRole(coordinator::kRoleStandby, "");
+        }
         auto lease = coordinator::AwaitLeadership(lo, [] { return StopRequested(); });
         if (!lease.ok()) {
           if (lease.status().code() == absl::StatusCode::kCancelled) break;
@@ -131,6 +182,11 @@ void RegisterCommand_coordinator_run(CLI::App& app) {
       auto server = coordinator::CoordinatorServer::Start(so);
       if (!server.ok()) return (void)Fail(server.status());
       led = true;
+      if (beat) {
+        (void)beat->SetRole(
+            coordinator::kRoleLeader,
+            coordinator::AdvertisedAddress(o->advertise, o->listen, (*server)->port()));
+      }
       LogLine(json, absl::StrCat("listening on ", o->listen.substr(0, o->listen.rfind(':')), ":",
                               (*server)->port(), o->insecure ? " (plaintext)" : " (TLS)"));
       if ((*server)->metrics_port() > 0) {

@@ -12,8 +12,9 @@
 #include "fedlora/common/private_file.h"
 #include "fedlora/common/random.h"
 #include "fedlora/coordinator/leader_lease.h"
-#include "fedlora/coordinator/state_folder.h"
+#include "fedlora/coordinator/process_status.h"
 #include "fedlora/coordinator/run_epsilons.h"
+#include "fedlora/coordinator/state_folder.h"
 #include "fedlora/coordinator/store.h"
 
 namespace fedlora::cli {
@@ -131,6 +132,42 @@ absl::StatusOr<nlohmann::json> Status(coordinator::Store& store, const std::stri
 
 // Multi-host folders: who leads (the lease row: holder, epoch, expiry on the database clock).
 // {"store": "sqlite"} for a single-host folder; "lease": null before anyone led.
+// Every registered process with its health (process_status.h); the lease holder's row is
+// marked "holds_lease".
+absl::StatusOr<nlohmann::json> ProcessesJson(const std::string& conninfo,
+                                             const std::string& lease_holder) {
+  auto registry = coordinator::OpenProcessRegistry(conninfo);
+  if (!registry.ok()) return registry.status();
+  auto rows = (*registry)->List();
+  if (!rows.ok()) return rows.status();
+  const coordinator::ProcessHealthOptions ho;
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& h : coordinator::AssessProcesses(*rows, ho)) {
+    const auto& r = h.process.record;
+    out.push_back({{"id", r.id},
+                   {"role", r.role},
+                   {"address", r.address},
+                   {"metrics_address", r.metrics_address},
+                   {"host", r.host},
+                   {"pid", r.pid},
+                   {"version", r.version},
+                   {"uptime_s", h.process.uptime_seconds},
+                   {"heartbeat_age_s", h.process.heartbeat_age_seconds},
+                   {"healthz", h.healthz_status >= 0 ? nlohmann::json(h.healthz_status)
+                                                     : nlohmann::json(nullptr)},
+                   {"holds_lease", !lease_holder.empty() && r.id == lease_holder},
+                   {"health", h.health}});
+  }
+  return nlohmann::json{{"processes", out},
+                        {"health_rules",
+                         {{"stale_after_s", ho.stale_after.count() / 1000.0},
+                          {"gone_after_s", ho.gone_after.count() / 1000.0},
+                          {"probe_timeout_ms", ho.probe_timeout.count()}}}};
+}
+
+// Multi-host folders: who leads (the lease row: holder, epoch, expiry on the database clock)
+// and every registered process. {"store": "sqlite"} for a single-host folder; "lease": null
+// before anyone led.
 absl::StatusOr<nlohmann::json> LeaseStatus(const std::string& state) {
   auto conninfo = coordinator::StateStoreConninfo(state);
   if (!conninfo.ok()) return conninfo.status();
@@ -138,17 +175,20 @@ absl::StatusOr<nlohmann::json> LeaseStatus(const std::string& state) {
   auto lease = coordinator::OpenLeaderLease(*conninfo, "global");
   if (!lease.ok()) return lease.status();
   auto cur = (*lease)->Current();
-  if (cur.status().code() == absl::StatusCode::kNotFound) {
-    return nlohmann::json{{"store", "postgresql"}, {"lease", nullptr}};
+  if (!cur.ok() && cur.status().code() != absl::StatusCode::kNotFound) return cur.status();
+  const bool valid = cur.ok() && cur->expires_in_seconds > 0;
+  auto processes = ProcessesJson(*conninfo, valid ? cur->holder : "");
+  if (!processes.ok()) return processes.status();
+  nlohmann::json out = {{"store", "postgresql"}, {"lease", nullptr}};
+  out.update(*processes);
+  if (cur.ok()) {
+    out["lease"] = {{"population", cur->population},
+                    {"holder", cur->holder},
+                    {"epoch", cur->epoch},
+                    {"expires_in_s", cur->expires_in_seconds},
+                    {"valid", valid}};
   }
-  if (!cur.ok()) return cur.status();
-  return nlohmann::json{{"store", "postgresql"},
-                        {"lease",
-                         {{"population", cur->population},
-                          {"holder", cur->holder},
-                          {"epoch", cur->epoch},
-                          {"expires_in_s", cur->expires_in_seconds},
-                          {"valid", cur->expires_in_seconds > 0}}}};
+  return out;
 }
 
 void PrintLease(const nlohmann::json& j) {
@@ -165,6 +205,23 @@ void PrintLease(const nlohmann::json& j) {
                 "it over; none running?)\n",
                 l["holder"].get<std::string>().c_str(),
                 (unsigned long long)l["epoch"].get<uint64_t>(), -l["expires_in_s"].get<double>());
+  }
+  const auto& rules = j["health_rules"];
+  std::printf(
+      "processes: %zu registered (stale: no heartbeat for %g s; gone: %g s; health: GET "
+      "/healthz within %d ms)\n",
+      j["processes"].size(), rules["stale_after_s"].get<double>(),
+      rules["gone_after_s"].get<double>(), rules["probe_timeout_ms"].get<int>());
+  for (const auto& p : j["processes"]) {
+    const std::string address = p["address"].get<std::string>();
+    const std::string metrics = p["metrics_address"].get<std::string>();
+    std::printf("  %-10s %-11s %-24s %s  metrics %s  %s pid %lld  up %.0f s  beat %.1f s ago%s\n",
+                p["role"].get<std::string>().c_str(), p["health"].get<std::string>().c_str(),
+                p["id"].get<std::string>().c_str(), address.empty() ? "-" : address.c_str(),
+                metrics.empty() ? "-" : metrics.c_str(), p["host"].get<std::string>().c_str(),
+                (long long)p["pid"].get<int64_t>(), p["uptime_s"].get<double>(),
+                p["heartbeat_age_s"].get<double>(),
+                p["holds_lease"].get<bool>() ? "  (holds the lease)" : "");
   }
 }
 

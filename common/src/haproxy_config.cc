@@ -34,7 +34,8 @@ std::string HaproxyConfig(const HaproxyConfigSpec& s) {
       "  default_backend coordinators\n"
       "\n"
       "backend coordinators\n"
-      "  # first: only the leader listens (a standby opens no port until it takes the lease);\n"
+      "  # first: only the leader passes its check (a standby answers 503 and opens no gRPC\n"
+      "  # port until it takes the lease);\n"
       "  # leastconn: any live edge, the one with the fewest devices connected\n"
       "  balance ",
       s.balance,

@@ -11,6 +11,7 @@
 #include "fedlora/coordinator/aggregator_registry.h"
 #include "fedlora/coordinator/cluster_key.h"
 #include "fedlora/coordinator/metrics_http.h"
+#include "fedlora/coordinator/process_registry.h"
 #include "fedlora/coordinator/state_folder.h"
 #include "fedlora/coordinator/window_publisher.h"
 #include "fedlora/proto/fedlora_v1.grpc.pb.h"
@@ -96,15 +97,12 @@ using internal::AggregatorService;
 
 struct AggregatorServer::Parts {
   std::unique_ptr<Store> store;
-  std::unique_ptr<AggregatorRegistry> registry;
+  std::shared_ptr<ProcessRegistry> registry;  // the lease epoch; its heartbeat's registry
   std::unique_ptr<CoordinatorService> service;
   std::unique_ptr<AggregatorService> internal;
   std::unique_ptr<grpc::Server> server;
   std::unique_ptr<MetricsHttpServer> http;
-  std::mutex mu;
-  std::condition_variable wake;
-  bool stop = false;
-  std::thread heartbeat;
+  std::unique_ptr<ProcessHeartbeat> beat;  // this aggregator's row (role aggregator)
   bool shut_down = false;
 };
 
@@ -123,9 +121,10 @@ absl::StatusOr<std::unique_ptr<AggregatorServer>> AggregatorServer::Start(
   Parts& p = *s->parts_;
   // Unfenced: an aggregator reads devices' keys; it writes only its heartbeat.
   FEDLORA_ASSIGN_OR_RETURN(p.store, OpenPostgresStore(conninfo));
-  FEDLORA_ASSIGN_OR_RETURN(p.registry, OpenAggregatorRegistry(conninfo));
+  FEDLORA_ASSIGN_OR_RETURN(p.registry, OpenProcessRegistry(conninfo));
   s->metrics_ = std::make_unique<MetricsRegistry>();
   DefineCoordinatorMetrics(*s->metrics_);
+  SetRoleMetric(*s->metrics_, kRoleAggregator);
   s->metrics_->DefineCounter("fedlora_aggregator_shards_total",
                              "Shards this aggregator was handed, by outcome (summed, dropped, "
                              "refused, unauthenticated)",
@@ -151,15 +150,16 @@ absl::StatusOr<std::unique_ptr<AggregatorServer>> AggregatorServer::Start(
   }
   s->rounds_->Start();
   // Registered only once it serves: a leader never hands a shard to an address not yet bound.
-  FEDLORA_RETURN_IF_ERROR(p.registry->Heartbeat(s->address_));
-  p.heartbeat = std::thread([&p, address = s->address_, every = o.heartbeat] {
-    std::unique_lock<std::mutex> l(p.mu);
-    while (!p.wake.wait_for(l, every, [&p] { return p.stop; })) {
-      l.unlock();
-      (void)p.registry->Heartbeat(address);  // a missed beat is retried on the next one
-      l.lock();
-    }
-  });
+  ProcessHeartbeatOptions beat;
+  beat.registry = p.registry;
+  beat.every = o.heartbeat;
+  FEDLORA_ASSIGN_OR_RETURN(
+      p.beat,
+      ProcessHeartbeat::Start(
+          ThisProcess(kRoleAggregator, s->address_,
+                      p.http ? AdvertisedAddress("", o.metrics_listen, p.http->port()) : ""),
+          std::move(beat)));
+  FEDLORA_RETURN_IF_ERROR(p.beat->last_status());
   return s;
 }
 
@@ -171,13 +171,7 @@ void AggregatorServer::Shutdown() {
   if (!parts_ || parts_->shut_down) return;
   Parts& p = *parts_;
   p.shut_down = true;
-  {
-    std::lock_guard<std::mutex> l(p.mu);
-    p.stop = true;
-  }
-  p.wake.notify_all();
-  if (p.heartbeat.joinable()) p.heartbeat.join();
-  (void)p.registry->Remove(address_);
+  p.beat.reset();                // unregisters: no leader hands it another shard
   if (rounds_) rounds_->Stop();  // answers the leader's RunShard calls and devices' calls
   if (p.server) p.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   p.http.reset();

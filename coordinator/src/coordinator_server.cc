@@ -28,6 +28,7 @@
 #include "fedlora/coordinator/metrics_http.h"
 #include "fedlora/coordinator/state_folder.h"
 #include "fedlora/coordinator/pinned_params.h"
+#include "fedlora/coordinator/process_registry.h"
 #include "fedlora/coordinator/window_publisher.h"
 #include "grpc_serving.h"
 
@@ -138,6 +139,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
   }
   s->metrics_ = std::make_unique<MetricsRegistry>();
   DefineCoordinatorMetrics(*s->metrics_);
+  SetRoleMetric(*s->metrics_, kRoleLeader);  // also a single-host coordinator: it leads
   auto devices = p.store->ListDevices();
   if (devices.ok()) s->metrics_->Set("fedlora_enrolled_devices", double(devices->size()));
   FEDLORA_ASSIGN_OR_RETURN(s->rounds_, RoundManager::Create(o.coordinator, p.store.get(),

@@ -8,7 +8,9 @@
 #include "fedlora/common/file_util.h"
 #include "fedlora/common/status_macros.h"
 #include "fedlora/coordinator/metrics_http.h"
+#include "fedlora/coordinator/process_registry.h"
 #include "fedlora/coordinator/state_folder.h"
+#include "fedlora/coordinator/window_publisher.h"
 #include "grpc_serving.h"
 
 namespace fedlora::coordinator {
@@ -18,6 +20,7 @@ struct EdgeServer::Parts {
   std::unique_ptr<CoordinatorService> service;
   std::unique_ptr<grpc::Server> server;
   std::unique_ptr<MetricsHttpServer> http;
+  std::unique_ptr<ProcessHeartbeat> beat;  // this edge's row in the process registry
   std::atomic<bool> stop{false};
   std::thread sweeper;
   bool shut_down = false;
@@ -43,6 +46,7 @@ absl::StatusOr<std::unique_ptr<EdgeServer>> EdgeServer::Start(EdgeServerOptions 
   FEDLORA_ASSIGN_OR_RETURN(p.store, OpenPostgresStore(conninfo));
   s->metrics_ = std::make_unique<MetricsRegistry>();
   DefineEdgeMetrics(*s->metrics_);
+  SetRoleMetric(*s->metrics_, kRoleEdge);
   s->rounds_ = std::make_unique<EdgeRounds>(p.store.get(), s->metrics_.get(), o.rounds);
   absl::Status first = s->rounds_->Poll();  // NOT_FOUND (no leader yet) is fine: it polls on
   if (!first.ok() && first.code() != absl::StatusCode::kNotFound) return first;
@@ -60,6 +64,18 @@ absl::StatusOr<std::unique_ptr<EdgeServer>> EdgeServer::Start(EdgeServerOptions 
                              MetricsHttpServer::Start(s->metrics_.get(), hp.first, hp.second));
   }
   s->rounds_->Start();
+  // Registered once it serves (`coordinator status` lists it, and probes its /healthz).
+  FEDLORA_ASSIGN_OR_RETURN(std::shared_ptr<ProcessRegistry> registry,
+                           OpenProcessRegistry(conninfo));
+  ProcessHeartbeatOptions beat;
+  beat.registry = std::move(registry);
+  beat.log = o.rounds.log;
+  FEDLORA_ASSIGN_OR_RETURN(
+      p.beat,
+      ProcessHeartbeat::Start(
+          ThisProcess(kRoleEdge, AdvertisedAddress("", o.listen, s->port_),
+                      p.http ? AdvertisedAddress("", o.metrics_listen, p.http->port()) : ""),
+          std::move(beat)));
   p.sweeper = std::thread([&p] {
     while (!p.stop) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -77,6 +93,7 @@ void EdgeServer::Shutdown() {
   if (!parts_ || parts_->shut_down) return;
   parts_->shut_down = true;
   parts_->stop = true;
+  parts_->beat.reset();  // a clean stop leaves the registry at once
   if (rounds_) rounds_->Stop();
   if (parts_->server) {
     parts_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));

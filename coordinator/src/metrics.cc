@@ -326,4 +326,14 @@ void DefineCoordinatorMetrics(MetricsRegistry& registry) {
                          "release and it fell back.");
 }
 
+void SetRoleMetric(MetricsRegistry& registry, const std::string& role) {
+  registry.DefineGauge(kMetricRole,
+                       "This process's role in the population (1 for its role, 0 for the "
+                       "others): leader, standby, edge or aggregator.",
+                       {"role"});
+  for (const char* r : {"leader", "standby", "edge", "aggregator"}) {
+    registry.Set(kMetricRole, role == r ? 1 : 0, {r});
+  }
+}
+
 }  // namespace fedlora::coordinator

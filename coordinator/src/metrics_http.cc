@@ -59,7 +59,7 @@ MetricsHttpServer::MetricsHttpServer(std::unique_ptr<httplib::Server> server, in
     : server_(std::move(server)), port_(port) {}
 
 absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
-    const MetricsRegistry* registry, const std::string& host, int port) {
+    const MetricsRegistry* registry, const std::string& host, int port, HealthFn health) {
   if (registry == nullptr) {
     return absl::InvalidArgumentError("metrics: MetricsHttpServer::Start given no registry");
   }
@@ -77,8 +77,11 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
   server->Get("/metrics", [registry](const httplib::Request&, httplib::Response& res) {
     res.set_content(registry->RenderPrometheus(), kMetricsContentType);
   });
-  server->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content("ok", "text/plain; charset=utf-8");
+  server->Get("/healthz", [health](const httplib::Request&, httplib::Response& res) {
+    if (!health) return res.set_content("ok", "text/plain; charset=utf-8");
+    auto [status, body] = health();
+    res.status = status;
+    res.set_content(body, "text/plain; charset=utf-8");
   });
   server->set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
     if ((req.path == "/metrics" || req.path == "/healthz") && req.method != "GET" &&

@@ -1,7 +1,7 @@
 // EnsurePgSchema: the PostgreSQL schema of the coordinator store, created idempotently.
 // The tables mirror sqlite_store_open.cc's (same names and meaning, schema version 2), plus
 // `blobs` (content-addressed bytea: docs/coordinator.md, "Multi-host (in progress)") and
-// `leader_leases` (leader_lease.h).
+// `leader_leases` (leader_lease.h), and the operational table `processes` (process_registry.h).
 #include "absl/strings/str_cat.h"
 #include "fedlora/common/status_macros.h"
 #include "fedlora/coordinator/store.h"
@@ -92,6 +92,33 @@ constexpr const char* kSchema[] = {
 };
 static_assert(kStoreSchemaVersion == 2, "add the PostgreSQL migration for the new version");
 
+// The process registry (process_registry.h): who runs, in which role, heartbeat on the database
+// clock. Operational, not part of the store's versioned contract (SQLite has no counterpart and
+// the rows rebuild themselves within a heartbeat), so it is created whenever absent, in the
+// same locked transaction, by any build that knows it: a database made before it gains it on
+// the next open, without a schema version of its own.
+constexpr const char* kProcessesTable[] = {
+    "CREATE TABLE processes ("
+    " id TEXT PRIMARY KEY CHECK (id <> ''),"
+    " role TEXT NOT NULL CHECK (role IN ('leader', 'standby', 'edge', 'aggregator')),"
+    " address TEXT NOT NULL,"
+    " metrics_address TEXT NOT NULL,"
+    " host TEXT NOT NULL,"
+    " pid BIGINT NOT NULL,"
+    " version TEXT NOT NULL,"
+    " started TIMESTAMPTZ NOT NULL,"
+    " heartbeat TIMESTAMPTZ NOT NULL)",
+    "CREATE INDEX processes_by_role ON processes(role, heartbeat)",
+};
+
+absl::Status EnsureProcessesTable(PgConn& conn, const char* op) {
+  FEDLORA_ASSIGN_OR_RETURN(PgResult exists,
+                           conn.Exec("SELECT to_regclass('processes') IS NOT NULL", op));
+  if (exists.Bool(0, 0)) return absl::OkStatus();
+  for (const char* sql : kProcessesTable) FEDLORA_RETURN_IF_ERROR(conn.Exec(sql, op).status());
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status EnsurePgSchema(PgConn& conn) {
@@ -113,12 +140,14 @@ absl::Status EnsurePgSchema(PgConn& conn) {
                              "older build must not write a newer database)")
               : " (hint: it is not a fedlora coordinator database; use an empty one)"));
     }
+    FEDLORA_RETURN_IF_ERROR(EnsureProcessesTable(conn, op));
     return txn->Commit();
   }
   for (const char* sql : kSchema) FEDLORA_RETURN_IF_ERROR(conn.Exec(sql, op).status());
   FEDLORA_RETURN_IF_ERROR(conn.Exec("INSERT INTO fedlora_schema(id, version) VALUES (1, $1)",
                                     {PgParam::Int(kStoreSchemaVersion)}, op)
                               .status());
+  FEDLORA_RETURN_IF_ERROR(EnsureProcessesTable(conn, op));
   return txn->Commit();
 }
 

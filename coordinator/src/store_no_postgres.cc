@@ -1,6 +1,7 @@
 // A build without libpq (CMake did not find PostgreSQL): the multi-host entry points say so.
 #include "fedlora/coordinator/aggregator_registry.h"
 #include "fedlora/coordinator/leader_lease.h"
+#include "fedlora/coordinator/process_registry.h"
 #include "fedlora/coordinator/store.h"
 
 namespace fedlora::coordinator {
@@ -27,6 +28,10 @@ absl::StatusOr<std::unique_ptr<LeaderLease>> OpenLeaderLease(const std::string&,
 }
 
 absl::StatusOr<std::unique_ptr<AggregatorRegistry>> OpenAggregatorRegistry(const std::string&) {
+  return NotBuilt();
+}
+
+absl::StatusOr<std::unique_ptr<ProcessRegistry>> OpenProcessRegistry(const std::string&) {
   return NotBuilt();
 }
 

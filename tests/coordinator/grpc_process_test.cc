@@ -45,12 +45,17 @@ TEST_F(CoordinatorProcessTest, TwoDevicesTwoRoundsOverTls) {
   if (coord.Running() && res) {
     EXPECT_THAT(res->body, HasSubstr("fedlora_rounds_total{outcome=\"committed\"} 2"));
     EXPECT_THAT(res->body, HasSubstr("fedlora_checkins_total"));
+    EXPECT_THAT(res->body, HasSubstr("fedlora_role{role=\"leader\"} 1"));  // single-host: leads
   }
   ASSERT_EQ(coord.Wait(60), 0) << coord.Out() << coord.Err();
   EXPECT_THAT(coord.Out(), HasSubstr("committed: adapter version 3"));
 
   nlohmann::json s = Status();
   ASSERT_FALSE(s.is_discarded());
+  // A single-host folder's status has no lease and no process registry (multi-host only).
+  EXPECT_EQ(s["store"], "sqlite");
+  EXPECT_FALSE(s.contains("processes"));
+  EXPECT_FALSE(s.contains("lease"));
   EXPECT_EQ(s["rounds_committed"], 2);
   EXPECT_TRUE(OtherAborts(s).empty()) << s["rounds"].dump();
   EXPECT_EQ(s["devices"], 2);

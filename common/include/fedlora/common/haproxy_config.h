@@ -2,7 +2,7 @@
 // processes when it runs none (multi-host mode, docs/coordinator.md "Multi-host"): TCP
 // passthrough (TLS ends in our processes, so a
 // device's call signatures and the server certificate stay end to end), every backend checked
-// over HTTP on its metrics port (GET /healthz). A standby does not listen at all and a paused
+// over HTTP on its metrics port (GET /healthz). A standby answers 503 "standby" and a paused
 // (SIGSTOPped) leader does not answer HTTP, so HAProxy sends devices to the live leader only;
 // a backend marked down has its open sessions shut, so devices reconnect at once; a connection
 // a backend refuses (killed before its checks failed) is redispatched to another. Written by
@@ -29,7 +29,7 @@ struct HaproxyConfigSpec {
   int check_interval_ms = 500;  // `inter`: one health check per backend this often
   int fall = 2;                 // failed checks in a row before a backend is marked down
   int rise = 1;                 // passed checks before it is marked up again
-  // "first": every device to the first live backend (coordinators: only the leader listens);
+  // "first": every device to the first live backend (coordinators: only the leader is up);
   // "leastconn": spread over all live ones (edges; gRPC connections are long-lived).
   std::string balance = "first";
 };

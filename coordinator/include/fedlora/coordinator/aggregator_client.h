@@ -1,5 +1,5 @@
 // The leader's ShardDispatcher (remote_shard.h) over gRPC: the live aggregators from the
-// registry (aggregator_registry.h, refreshed every `refresh`; a heartbeat older than
+// process registry (aggregator_registry.h, refreshed every `refresh`; a heartbeat older than
 // `max_age` is not live), and fedlora.v1.Aggregator/RunShard calls carrying the leader's lease
 // epoch (the aggregator refuses a stale one) and, in their metadata, the MAC of the request
 // under the population's cluster key (cluster_key.h; the aggregator refuses a call without

@@ -1,6 +1,6 @@
 // `fedlora coordinator aggregator`: an aggregator process of a multi-host population
 // (docs/coordinator.md, "Aggregator processes"). On the population's database it registers its
-// address and renews a heartbeat every `heartbeat` (aggregator_registry.h), and serves on one
+// address and renews a heartbeat every `heartbeat` (process_registry.h), and serves on one
 // port, with the state folder's TLS certificate:
 //   - fedlora.v1.Coordinator's four secure-aggregation methods for the devices of the shards it
 //     runs, through CoordinatorService (the same signature, replay and clock checks as the

@@ -103,6 +103,14 @@ inline constexpr char kMetricReleaseFallbacksTotal[] = "fedlora_release_fallback
 // Idempotent.
 void DefineCoordinatorMetrics(MetricsRegistry& registry);
 
+// The process's role in a multi-host population, on every process's /metrics:
+//   fedlora_role{role="leader|standby|edge|aggregator"}   gauge: 1 for this process's role,
+//                                                          0 for the others
+// (a single-host coordinator says "leader"). Defines the family if needed; call again when the
+// role changes.
+inline constexpr char kMetricRole[] = "fedlora_role";
+void SetRoleMetric(MetricsRegistry& registry, const std::string& role);
+
 }  // namespace fedlora::coordinator
 
 #endif  // FEDLORA_COORDINATOR_METRICS_H_

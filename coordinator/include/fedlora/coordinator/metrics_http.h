@@ -2,10 +2,12 @@
 #ifndef FEDLORA_COORDINATOR_METRICS_HTTP_H_
 #define FEDLORA_COORDINATOR_METRICS_HTTP_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "fedlora/coordinator/metrics.h"
@@ -18,9 +20,13 @@ namespace fedlora::coordinator {
 
 class MetricsHttpServer {
  public:
+  // What GET /healthz answers: an HTTP status and a short body. A serving process answers
+  // {200, "ok"} (the default); a standby {503, "standby"}, so HAProxy keeps it out.
+  using HealthFn = std::function<std::pair<int, std::string>()>;
+
   // Binds host:port (port 0 picks a free port) and serves, on a background thread:
   //   GET /metrics -> 200, registry->RenderPrometheus(), "text/plain; version=0.0.4; charset=utf-8"
-  //   GET /healthz -> 200, "ok"
+  //   GET /healthz -> `health()` (default 200, "ok"), text/plain
   // Other paths answer 404; other methods on those two paths 405 (HEAD is answered like GET).
   // `registry` must outlive the server. Returns once the server accepts connections.
   // Fails with INVALID_ARGUMENT (null registry, port outside 0..65535), UNAVAILABLE (the port is
@@ -29,7 +35,8 @@ class MetricsHttpServer {
   // (the server thread did not start listening).
   static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(const MetricsRegistry* registry,
                                                                   const std::string& host,
-                                                                  int port);
+                                                                  int port,
+                                                                  HealthFn health = nullptr);
 
   // The bound port (the one picked when Start was given 0).
   int port() const { return port_; }
