@@ -6,27 +6,13 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "shard_spec_testutil.h"
 
 namespace fedlora::coordinator {
 namespace {
 
 ShardSpec ThreeDevices(uint64_t round, uint32_t shard) {
-  ShardSpec spec;
-  spec.round = round;
-  spec.shard = shard;
-  spec.session.set_num_devices(3);
-  spec.session.set_threshold(2);
-  spec.session.set_min_sum_devices(2);
-  spec.session.set_dim(4);
-  spec.session.set_bits(8);
-  spec.session.set_graph(proto::SECAGG_GRAPH_COMPLETE);
-  spec.session.set_degree(2);
-  spec.session.set_round_nonce(std::string(32, 'n'));
-  spec.session.set_graph_seed(std::string(32, 's'));
-  spec.devices = {"a", "b", "c"};
-  spec.advertise_deadline = absl::Seconds(10);
-  spec.phase_deadline = absl::Seconds(5);
-  return spec;
+  return ThreeDeviceShard(round, shard, absl::Seconds(10), absl::Seconds(5));
 }
 
 class AggregatorRoundsTest : public ::testing::Test {

@@ -177,6 +177,18 @@ class ClusterProcessTest : public MultiHostProcessTest {
     if (!cluster_.empty()) std::filesystem::remove_all(cluster_);
   }
   std::string cluster_;
+  // `coordinator init` flags through `cluster up --init-arg=`: a population of `devices`
+  // devices, all sampled, tokens for each, `rounds` rounds of two training steps, a 6 s
+  // selection window.
+  static void AddInitArgs(std::vector<std::string>& args, int devices, int rounds) {
+    const std::string n = std::to_string(devices);
+    const std::vector<std::string> flags = {
+        "--goal",  n,   "--population",       n,   "--rounds",  std::to_string(rounds),
+        "--steps", "2", "--batch",            "2", "--seq",     "32",
+        "--noise-multiplier", "1.0", "--tokens", n, "--selection-window", "6",
+        "--train-deadline",   "120"};
+    for (const std::string& a : flags) args.push_back("--init-arg=" + a);
+  }
 };
 
 TEST_F(ClusterProcessTest, UpServesDevicesThroughHaproxyAndEdgesAcrossALeaderKillAndDownStopsAll) {
@@ -190,28 +202,7 @@ TEST_F(ClusterProcessTest, UpServesDevicesThroughHaproxyAndEdgesAcrossALeaderKil
                                          "--aggregators", "0",
                                          "--json"};
   std::vector<std::string> args = base;
-  for (const char* a : {"--goal",
-                        "2",
-                        "--population",
-                        "2",
-                        "--rounds",
-                        "2",
-                        "--steps",
-                        "2",
-                        "--batch",
-                        "2",
-                        "--seq",
-                        "32",
-                        "--noise-multiplier",
-                        "1.0",
-                        "--tokens",
-                        "2",
-                        "--selection-window",
-                        "6",
-                        "--train-deadline",
-                        "120"}) {
-    args.push_back(std::string("--init-arg=") + a);
-  }
+  AddInitArgs(args, /*devices=*/2, /*rounds=*/2);
   auto up = StartFedlora(args, dir_ + "/up");
   const std::string line = up.WaitForLine("\"endpoint\"", 180);
   ASSERT_FALSE(line.empty()) << up.Out() << up.Err();
@@ -310,28 +301,7 @@ TEST_F(ClusterProcessTest, AggregatorProcessesSumTheShardsOfAShardedRoundAndDown
                                    "--aggregators", "2",
                                    "--shard-size",  "3",
                                    "--json"};
-  for (const char* a : {"--goal",
-                        "4",
-                        "--population",
-                        "4",
-                        "--rounds",
-                        "1",
-                        "--steps",
-                        "2",
-                        "--batch",
-                        "2",
-                        "--seq",
-                        "32",
-                        "--noise-multiplier",
-                        "1.0",
-                        "--tokens",
-                        "4",
-                        "--selection-window",
-                        "6",
-                        "--train-deadline",
-                        "120"}) {
-    args.push_back(std::string("--init-arg=") + a);
-  }
+  AddInitArgs(args, /*devices=*/4, /*rounds=*/1);
   auto up = StartFedlora(args, dir_ + "/up");
   const std::string line = up.WaitForLine("\"endpoint\"", 180);
   ASSERT_FALSE(line.empty()) << up.Out() << up.Err();

@@ -20,6 +20,7 @@
 #include "fedlora/coordinator/state_folder.h"
 #include "fedlora/proto/fedlora_v1.grpc.pb.h"
 #include "store_testutil.h"
+#include "shard_spec_testutil.h"
 #include "testutil/process.h"
 
 #include "fake_device_testutil.h"
@@ -204,20 +205,8 @@ class AggregatorShardTest : public ShardRoundTest {
   // A RunShard of round `round`, shard `shard` for 3 made-up devices, at the current epoch
   // unless `epoch` is given.
   v1::RunShardRequest ShardRequest(uint64_t round, uint32_t shard, uint64_t epoch = 0) {
-    ShardSpec spec;
-    spec.round = round;
-    spec.shard = shard;
-    spec.session.set_num_devices(3);
-    spec.session.set_threshold(2);
-    spec.session.set_min_sum_devices(2);
-    spec.session.set_dim(4);
-    spec.session.set_bits(8);
-    spec.session.set_graph(proto::SECAGG_GRAPH_COMPLETE);
-    spec.session.set_degree(2);
-    spec.session.set_graph_seed(std::string(32, 's'));
-    spec.session.set_round_nonce(std::string(32, 'n'));
-    spec.devices = {"a", "b", "c"};
-    spec.advertise_deadline = spec.phase_deadline = absl::Seconds(30);
+    const ShardSpec spec =
+        ThreeDeviceShard(round, shard, absl::Seconds(30), absl::Seconds(30));
     v1::RunShardRequest req = ShardSpecToProto(spec);
     req.set_population("global");
     if (epoch == 0) {
