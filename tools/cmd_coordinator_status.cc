@@ -212,12 +212,22 @@ void PrintLease(const nlohmann::json& j) {
       "/healthz within %d ms)\n",
       j["processes"].size(), rules["stale_after_s"].get<double>(),
       rules["gone_after_s"].get<double>(), rules["probe_timeout_ms"].get<int>());
+  // Columns as wide as their longest entry (ids and addresses vary with the hosts' names).
+  int id_width = 2, address_width = 1, metrics_width = 1;
+  for (const auto& p : j["processes"]) {
+    id_width = std::max(id_width, static_cast<int>(p["id"].get<std::string>().size()));
+    address_width =
+        std::max(address_width, static_cast<int>(p["address"].get<std::string>().size()));
+    metrics_width =
+        std::max(metrics_width, static_cast<int>(p["metrics_address"].get<std::string>().size()));
+  }
   for (const auto& p : j["processes"]) {
     const std::string address = p["address"].get<std::string>();
     const std::string metrics = p["metrics_address"].get<std::string>();
-    std::printf("  %-10s %-11s %-24s %s  metrics %s  %s pid %lld  up %.0f s  beat %.1f s ago%s\n",
+    std::printf("  %-10s %-11s %-*s %-*s  metrics %-*s  %s pid %lld  up %.0f s  beat %.1f s ago%s\n",
                 p["role"].get<std::string>().c_str(), p["health"].get<std::string>().c_str(),
-                p["id"].get<std::string>().c_str(), address.empty() ? "-" : address.c_str(),
+                id_width, p["id"].get<std::string>().c_str(), address_width,
+                address.empty() ? "-" : address.c_str(), metrics_width,
                 metrics.empty() ? "-" : metrics.c_str(), p["host"].get<std::string>().c_str(),
                 (long long)p["pid"].get<int64_t>(), p["uptime_s"].get<double>(),
                 p["heartbeat_age_s"].get<double>(),
@@ -235,9 +245,10 @@ void Print(const nlohmann::json& j) {
   std::printf("rounds: %d committed, %d aborted, %zu charged (aborted rounds are charged too)\n",
               j["rounds_committed"].get<int>(), j["rounds_aborted"].get<int>(),
               j["rounds_charged"].get<size_t>());
-  std::printf("epsilon %s against observers of the released adapters (%s), delta %.3g\n",
+  const std::string assumes = p["epsilon_observers"]["assumes"].get<std::string>();
+  std::printf("epsilon %s against observers of the released adapters%s, delta %.3g\n",
               eps(p["epsilon_observers"]).c_str(),
-              p["epsilon_observers"]["assumes"].get<std::string>().c_str(),
+              assumes.empty() ? "" : absl::StrCat(" (", assumes, ")").c_str(),
               p["delta"].get<double>());
   std::printf(
       "epsilon %s against this coordinator: the worst device (%d rounds, no "
