@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 
 #include "gmock/gmock.h"
@@ -14,6 +15,18 @@
 
 namespace fedlora {
 namespace {
+
+// Writes `text` to TempDir()/name (TEST_TMPDIR may not exist yet when this runs first) and
+// returns the path, "" when it could not be written.
+std::string WriteConfig(const std::string& name, const std::string& text) {
+  std::error_code ec;
+  std::filesystem::create_directories(::testing::TempDir(), ec);
+  const std::string path = ::testing::TempDir() + "/" + name;
+  std::ofstream out(path);
+  out << text;
+  out.close();
+  return out ? path : "";
+}
 
 using ::testing::HasSubstr;
 
@@ -46,9 +59,10 @@ TEST(HaproxyConfigTest, EdgesAreBalancedByLeastConnectionsAndHaproxyAcceptsIt) {
   EXPECT_THAT(c, ::testing::Not(HasSubstr("balance first")));
   const std::string bin = HaproxyBinary();
   ASSERT_EQ(::access(bin.c_str(), X_OK), 0) << bin << " not found";
-  const std::string path = ::testing::TempDir() + "/haproxy_config_edges.cfg";
-  std::ofstream(path) << c;
-  EXPECT_EQ(std::system((bin + " -c -q -f " + path + " 2>&1").c_str()), 0) << c;
+  const std::string path = WriteConfig("haproxy_config_edges.cfg", c);
+  ASSERT_FALSE(path.empty()) << "cannot write in " << ::testing::TempDir();
+  // Without -q: on a failure HAProxy's own message names the line.
+  EXPECT_EQ(std::system((bin + " -c -f " + path + " 2>&1").c_str()), 0) << c;
 }
 
 // HAProxy's own parser accepts the text (fails, never skips, without the binary: CI must run
@@ -57,9 +71,9 @@ TEST(HaproxyConfigTest, HaproxyAcceptsIt) {
   const std::string bin = HaproxyBinary();
   ASSERT_EQ(::access(bin.c_str(), X_OK), 0)
       << bin << " not found (hint: run `bash scripts/setup.sh test`, which installs haproxy)";
-  const std::string path = ::testing::TempDir() + "/haproxy_config_test.cfg";
-  std::ofstream(path) << HaproxyConfig(TwoCoordinators());
-  const std::string cmd = bin + " -c -q -f " + path + " 2>&1";
+  const std::string path = WriteConfig("haproxy_config_test.cfg", HaproxyConfig(TwoCoordinators()));
+  ASSERT_FALSE(path.empty()) << "cannot write in " << ::testing::TempDir();
+  const std::string cmd = bin + " -c -f " + path + " 2>&1";
   EXPECT_EQ(std::system(cmd.c_str()), 0) << HaproxyConfig(TwoCoordinators());
 }
 
