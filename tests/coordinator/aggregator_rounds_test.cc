@@ -1,7 +1,7 @@
 // AggregatorRounds (an aggregator process's round side) on a fake clock, without the network:
 // what it refuses, a shard whose devices never speak is dropped at its deadline, and stopping
 // ends the shards still running; each shard's `done` exactly once. (Whole rounds through
-// aggregator processes: AggregatorShardTest in shard_round_test.cc.)
+// aggregator processes: AggregatorShardTest in aggregator_shard_test.cc.)
 #include "fedlora/coordinator/aggregator_rounds.h"
 
 #include "gmock/gmock.h"

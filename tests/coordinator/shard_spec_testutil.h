@@ -1,5 +1,5 @@
 // A small shard both the aggregator's round side (aggregator_rounds_test.cc) and RunShard over
-// gRPC (shard_round_test.cc) are tested with: 3 made-up devices "a", "b", "c", threshold and
+// gRPC (aggregator_shard_test.cc) are tested with: 3 made-up devices "a", "b", "c", threshold and
 // minimum 2, D = 4, 8 bits, the complete graph, fixed nonce and graph seed.
 #ifndef FEDLORA_TESTS_COORDINATOR_SHARD_SPEC_TESTUTIL_H_
 #define FEDLORA_TESTS_COORDINATOR_SHARD_SPEC_TESTUTIL_H_
