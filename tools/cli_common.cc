@@ -74,4 +74,26 @@ void InstallStopSignals() {
 
 bool StopRequested() { return g_stop_requested != 0; }
 
+void AddServeFlags(CLI::App* cmd, ServeFlags* f, const std::string& state_help,
+                   const std::string& listen_help) {
+  cmd->add_option("--state", f->state, state_help)->required();
+  cmd->add_option("--listen", f->listen, listen_help)->capture_default_str();
+  cmd->add_flag("--insecure", f->insecure, "plaintext gRPC (loopback only; for tests)");
+  cmd->add_option("--tls-cert", f->tls_cert,
+                  "server certificate PEM (default <state>/tls/server.pem)");
+  cmd->add_option("--tls-key", f->tls_key, "server key PEM (default <state>/tls/server.key)");
+  cmd->add_option("--metrics", f->metrics,
+                  "HOST:PORT of the Prometheus /metrics endpoint ('' = off)")
+      ->capture_default_str();
+  cmd->add_flag("--json", f->json, "print one JSON summary at exit instead of the log");
+}
+
+void WarnIfInsecure(const ServeFlags& f) {
+  if (!f.insecure) return;
+  std::fprintf(stderr,
+               "fedlora: warning: --insecure: plaintext gRPC on %s; anyone on this host can read "
+               "the protocol (loopback only; never in production)\n",
+               f.listen.c_str());
+}
+
 }  // namespace fedlora::cli

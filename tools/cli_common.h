@@ -43,6 +43,29 @@ CLI::Validator GreaterThan(double min);
 // the number of cores for OpenBLAS, one intra-op thread for libtorch's own kernels).
 void AddThreadsOption(CLI::App* cmd, int* threads);
 
+// The flags every serving process of a population shares (coordinator run, edge, aggregator):
+// --state, --listen, --insecure, --tls-cert, --tls-key, --metrics, --json.
+struct ServeFlags {
+  std::string state, listen, tls_cert, tls_key, metrics;
+  bool insecure = false, json = false;
+};
+// Adds them to `cmd` (`listen` and `metrics` keep their defaults as set in `f`).
+void AddServeFlags(CLI::App* cmd, ServeFlags* f, const std::string& state_help,
+                   const std::string& listen_help);
+// Prints the --insecure warning to stderr when it is set.
+void WarnIfInsecure(const ServeFlags& f);
+// Copies them into a server's options (state_dir, listen, insecure, tls_cert, tls_key,
+// metrics_listen).
+template <typename ServerOptionsT>
+void ApplyServeFlags(const ServeFlags& f, ServerOptionsT* o) {
+  o->state_dir = f.state;
+  o->listen = f.listen;
+  o->insecure = f.insecure;
+  o->tls_cert = f.tls_cert;
+  o->tls_key = f.tls_key;
+  o->metrics_listen = f.metrics;
+}
+
 }  // namespace fedlora::cli
 
 #endif  // FEDLORA_TOOLS_CLI_COMMON_H_

@@ -13,9 +13,8 @@
 namespace fedlora::cli {
 void RegisterCommand_coordinator_aggregator(CLI::App& app) {
   struct Opts {
-    std::string state, listen = "127.0.0.1:50071", advertise, tls_cert, tls_key,
-                       metrics = "127.0.0.1:9475";
-    bool insecure = false, json = false;
+    ServeFlags serve{"", "127.0.0.1:50071", "", "", "127.0.0.1:9475"};
+    std::string advertise;
   };
   auto o = std::make_shared<Opts>();
   auto* parent = GetOrAddSubcommand(app, "coordinator",
@@ -30,45 +29,27 @@ void RegisterCommand_coordinator_aggregator(CLI::App& app) {
       "shards of sharded rounds (max_shard_size) round robin to the live aggregators, and each\n"
       "device's task names its aggregator. Sees only each shard's sum, as the leader would.\n"
       "Stops on SIGINT/SIGTERM (unregisters; shards running here are dropped).");
-  cmd->add_option("--state", o->state, "a multi-host state folder (`coordinator init --store`)")
-      ->required();
-  cmd->add_option("--listen", o->listen, "HOST:PORT for devices and the leader (port 0 picks one)")
-      ->capture_default_str();
+  AddServeFlags(cmd, &o->serve, "a multi-host state folder (`coordinator init --store`)",
+                "HOST:PORT for devices and the leader (port 0 picks one)");
   cmd->add_option("--advertise", o->advertise,
                   "HOST:PORT devices and the leader dial (default: from --listen)");
-  cmd->add_flag("--insecure", o->insecure, "plaintext gRPC (loopback only; for tests)");
-  cmd->add_option("--tls-cert", o->tls_cert,
-                  "server certificate PEM (default <state>/tls/server.pem)");
-  cmd->add_option("--tls-key", o->tls_key, "server key PEM (default <state>/tls/server.key)");
-  cmd->add_option("--metrics", o->metrics,
-                  "HOST:PORT of the Prometheus /metrics endpoint ('' = off)")
-      ->capture_default_str();
-  cmd->add_flag("--json", o->json, "print one JSON summary at exit instead of the log");
   cmd->callback([o] {
-    const bool json = o->json;
+    const bool json = o->serve.json;
     coordinator::AggregatorServerOptions ao;
-    ao.state_dir = o->state;
-    ao.listen = o->listen;
+    ApplyServeFlags(o->serve, &ao);
     ao.advertise = o->advertise;
-    ao.insecure = o->insecure;
-    ao.tls_cert = o->tls_cert;
-    ao.tls_key = o->tls_key;
-    ao.metrics_listen = o->metrics;
-    if (o->insecure) {
-      std::fprintf(stderr,
-                   "fedlora: warning: --insecure: plaintext gRPC on %s (loopback only; never in "
-                   "production)\n",
-                   o->listen.c_str());
-    }
+    WarnIfInsecure(o->serve);
     InstallStopSignals();
     auto agg = coordinator::AggregatorServer::Start(ao);
     if (!agg.ok()) return (void)Fail(agg.status());
-    LogLine(json, "aggregator: " + absl::StrCat("listening on port ", (*agg)->port(), ", registered as ",
-                                      (*agg)->address(), o->insecure ? " (plaintext)" : " (TLS)"));
+    LogLine(json, "aggregator: " + absl::StrCat("listening on port ", (*agg)->port(),
+                                                ", registered as ", (*agg)->address(),
+                                                o->serve.insecure ? " (plaintext)" : " (TLS)"));
     if ((*agg)->metrics_port() > 0) {
-      LogLine(
-          json, "aggregator: " + absl::StrCat("metrics on http://", o->metrics.substr(0, o->metrics.rfind(':')), ":",
-                             (*agg)->metrics_port(), "/metrics"));
+      LogLine(json,
+              "aggregator: " + absl::StrCat("metrics on http://",
+                                            o->serve.metrics.substr(0, o->serve.metrics.rfind(':')),
+                                            ":", (*agg)->metrics_port(), "/metrics"));
     }
     while (!StopRequested()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     (*agg)->Shutdown();
@@ -77,8 +58,9 @@ void RegisterCommand_coordinator_aggregator(CLI::App& app) {
     const double dropped = m.Value("fedlora_aggregator_shards_total", {"dropped"});
     const double refused = m.Value("fedlora_aggregator_shards_total", {"refused"});
     const double forged = m.Value("fedlora_aggregator_shards_total", {"unauthenticated"});
-    LogLine(json, "aggregator: " + absl::StrCat("stopped; shards summed ", summed, ", dropped ", dropped,
-                                      ", refused ", refused, ", unauthenticated ", forged));
+    LogLine(json,
+            "aggregator: " + absl::StrCat("stopped; shards summed ", summed, ", dropped ", dropped,
+                                          ", refused ", refused, ", unauthenticated ", forged));
     if (json) {
       PrintJson({{"role", "aggregator"},
                  {"port", (*agg)->port()},

@@ -1,5 +1,6 @@
 // fedlora coordinator run --state DIR [--listen HOST:PORT] [--insecure] [--metrics HOST:PORT]
-// [--holder NAME] [--lease-ttl S] [--advertise HOST:PORT]: on a multi-host folder (PostgreSQL) a standby until it leads.
+// [--holder NAME] [--lease-ttl S] [--advertise HOST:PORT]: on a multi-host folder (PostgreSQL) a
+// standby until it leads.
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -23,9 +24,9 @@
 namespace fedlora::cli {
 void RegisterCommand_coordinator_run(CLI::App& app) {
   struct Opts {
-    std::string state, listen = "127.0.0.1:50051", tls_cert, tls_key, metrics = "127.0.0.1:9464";
+    ServeFlags serve{"", "127.0.0.1:50051", "", "", "127.0.0.1:9464"};
     std::string holder, advertise;
-    bool insecure = false, exit_when_done = false, json = false;
+    bool exit_when_done = false;
     int rounds = -1;
     double lease_ttl = 10;
   };
@@ -38,19 +39,12 @@ void RegisterCommand_coordinator_run(CLI::App& app) {
       "  fedlora coordinator run --state coord\n"
       "  fedlora coordinator run --state coord --listen 0.0.0.0:50051 --metrics 127.0.0.1:9464\n"
       "Stops on SIGINT/SIGTERM; a restart on the same --state resumes (kill -9 included).");
-  cmd->add_option("--state", o->state, "state folder made by `coordinator init`")->required();
-  cmd->add_option("--listen", o->listen, "HOST:PORT for devices (port 0 picks one)")
-      ->capture_default_str();
-  cmd->add_flag("--insecure", o->insecure, "plaintext gRPC (loopback only; for tests)");
-  cmd->add_option("--tls-cert", o->tls_cert, "server certificate PEM (default <state>/tls/server.pem)");
-  cmd->add_option("--tls-key", o->tls_key, "server key PEM (default <state>/tls/server.key)");
-  cmd->add_option("--metrics", o->metrics, "HOST:PORT of the Prometheus /metrics endpoint ('' = off)")
-      ->capture_default_str();
+  AddServeFlags(cmd, &o->serve, "state folder made by `coordinator init`",
+                "HOST:PORT for devices (port 0 picks one)");
   cmd->add_option("--rounds", o->rounds, "override the number of rounds (0 = until the budget)")
       ->check(AtLeast(0));
   cmd->add_flag("--exit-when-done", o->exit_when_done,
                 "exit once training is over instead of serving 'training is over'");
-  cmd->add_flag("--json", o->json, "print one JSON summary at exit instead of the log");
   cmd->add_option("--advertise", o->advertise,
                   "multi-host: HOST:PORT edge processes reach this leader at (default the "
                   "listen address with the bound port)");
@@ -62,25 +56,22 @@ void RegisterCommand_coordinator_run(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(1.0, 3600.0));
   cmd->callback([o] {
-    auto text = ReadFileToString(o->state + "/coordinator.json");
+    auto text = ReadFileToString(o->serve.state + "/coordinator.json");
     if (!text.ok()) {
       return (void)Fail(absl::NotFoundError(absl::StrCat(
-          o->state, " is not a coordinator state folder (hint: `fedlora coordinator init --state ",
-          o->state, " --model DIR` first)")));
+          o->serve.state,
+          " is not a coordinator state folder (hint: `fedlora coordinator init --state ",
+          o->serve.state, " --model DIR` first)")));
     }
     auto j = nlohmann::json::parse(*text, nullptr, false);
     if (j.is_discarded()) {
-      return (void)Fail(absl::InvalidArgumentError(o->state + "/coordinator.json is not JSON"));
+      return (void)Fail(
+          absl::InvalidArgumentError(o->serve.state + "/coordinator.json is not JSON"));
     }
     auto opts = coordinator::CoordinatorOptionsFromJson(j);
     if (!opts.ok()) return (void)Fail(opts.status());
     coordinator::ServerOptions so;
-    so.state_dir = o->state;
-    so.listen = o->listen;
-    so.insecure = o->insecure;
-    so.tls_cert = o->tls_cert;
-    so.tls_key = o->tls_key;
-    so.metrics_listen = o->metrics;
+    ApplyServeFlags(o->serve, &so);
     so.advertise = o->advertise;
     so.coordinator = *opts;
     if (o->rounds >= 0) so.coordinator.max_rounds = o->rounds;
@@ -94,20 +85,15 @@ void RegisterCommand_coordinator_run(CLI::App& app) {
                      coordinator::kCrashAtEnv);
       }
     }
-    const bool json = o->json;
+    const bool json = o->serve.json;
     so.coordinator.log = [json](const std::string& line) { LogLine(json, line); };
-    if (o->insecure) {
-      std::fprintf(stderr,
-                   "fedlora: warning: --insecure: plaintext gRPC on %s; anyone on this host can "
-                   "read the protocol (loopback only; never in production)\n",
-                   o->listen.c_str());
-    }
-    auto conninfo = coordinator::StateStoreConninfo(o->state);
+    WarnIfInsecure(o->serve);
+    auto conninfo = coordinator::StateStoreConninfo(o->serve.state);
     if (!conninfo.ok()) return (void)Fail(conninfo.status());
     if (!conninfo->empty()) {
       // Checked before waiting as a standby, not only once it leads: a leader needs it to
       // hand shards to aggregators (cluster_key.h).
-      if (auto key = coordinator::ReadClusterKey(o->state); !key.ok()) {
+      if (auto key = coordinator::ReadClusterKey(o->serve.state); !key.ok()) {
         return (void)Fail(key.status());
       }
     }
@@ -185,13 +171,15 @@ void RegisterCommand_coordinator_run(CLI::App& app) {
       if (beat) {
         (void)beat->SetRole(
             coordinator::kRoleLeader,
-            coordinator::AdvertisedAddress(o->advertise, o->listen, (*server)->port()));
+            coordinator::AdvertisedAddress(o->advertise, o->serve.listen, (*server)->port()));
       }
-      LogLine(json, absl::StrCat("listening on ", o->listen.substr(0, o->listen.rfind(':')), ":",
-                              (*server)->port(), o->insecure ? " (plaintext)" : " (TLS)"));
+      LogLine(json,
+              absl::StrCat("listening on ", o->serve.listen.substr(0, o->serve.listen.rfind(':')),
+                           ":", (*server)->port(), o->serve.insecure ? " (plaintext)" : " (TLS)"));
       if ((*server)->metrics_port() > 0) {
-        LogLine(json, absl::StrCat("metrics on http://", o->metrics.substr(0, o->metrics.rfind(':')),
-                                ":", (*server)->metrics_port(), "/metrics"));
+        LogLine(json, absl::StrCat("metrics on http://",
+                                   o->serve.metrics.substr(0, o->serve.metrics.rfind(':')), ":",
+                                   (*server)->metrics_port(), "/metrics"));
       }
       while (!StopRequested() && !(*server)->lost_leadership()) {
         if (o->exit_when_done && (*server)->rounds().finished()) {
