@@ -11,6 +11,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <map>
+#include <optional>
+#include <string>
 #include <thread>
 
 #include "fedlora/coordinator/fault_injection.h"
@@ -25,7 +28,27 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using Clock = std::chrono::steady_clock;
 
-class FailoverProcessTest : public MultiHostProcessTest {};
+class FailoverProcessTest : public MultiHostProcessTest {
+ protected:
+  // A run of `rounds` rounds: the leader (slot 0, `leader_env`) serving over TLS, the standby
+  // (slot 1) waiting for its lease, and both phones enrolled and started through HAProxy.
+  struct Run {
+    std::optional<ChildProcess> leader, standby, d0, d1;
+  };
+  void StartRun(int rounds, Run* run, const std::map<std::string, std::string>& leader_env = {}) {
+    SetUpCluster(rounds);
+    run->leader.emplace(StartSlot(0, "leader", leader_env));
+    ASSERT_THAT(run->leader->WaitForLine("listening on", 60), HasSubstr("(TLS)"))
+        << run->leader->Err();
+    run->standby.emplace(StartSlot(1, "standby"));
+    ASSERT_FALSE(run->standby->WaitForLine("standby: coord-0 leads (epoch 1)", 60).empty())
+        << run->standby->Out() << run->standby->Err();
+    Enroll(0, haproxy_->port(), /*insecure=*/false);
+    Enroll(1, haproxy_->port(), /*insecure=*/false);
+    run->d0.emplace(StartPhone(0, rounds));
+    run->d1.emplace(StartPhone(1, rounds));
+  }
+};
 
 // kill -9 of the leader in masked_input (the crash hook SIGKILLs it there): the standby takes
 // the lease once it expires and serves; the killed round is aborted and stays charged; two
@@ -33,16 +56,10 @@ class FailoverProcessTest : public MultiHostProcessTest {};
 // (leader killed -> standby serving, and -> next round committed): docs/benchmarks.md.
 TEST_F(FailoverProcessTest, StandbyTakesOverWhenTheLeaderIsKilledMidRound) {
   if (!coordinator::kFaultInjection) GTEST_SKIP() << "needs -DFEDLORA_FAULT_INJECTION=ON";
-  SetUpCluster(/*rounds=*/2);
-  auto leader = StartSlot(0, "leader", {{"FEDLORA_COORDINATOR_CRASH_AT", "masked_input"}});
-  ASSERT_THAT(leader.WaitForLine("listening on", 60), HasSubstr("(TLS)")) << leader.Err();
-  auto standby = StartSlot(1, "standby");
-  ASSERT_FALSE(standby.WaitForLine("standby: coord-0 leads (epoch 1)", 60).empty())
-      << standby.Out() << standby.Err();
-  Enroll(0, haproxy_->port(), /*insecure=*/false);
-  Enroll(1, haproxy_->port(), /*insecure=*/false);
-  auto d0 = StartPhone(0, 2);
-  auto d1 = StartPhone(1, 2);
+  Run run;
+  StartRun(2, &run, {{"FEDLORA_COORDINATOR_CRASH_AT", "masked_input"}});
+  if (HasFatalFailure()) return;
+  ChildProcess &leader = *run.leader, &standby = *run.standby, &d0 = *run.d0, &d1 = *run.d1;
   ASSERT_EQ(leader.Wait(240), 128 + SIGKILL)
       << "the leader did not reach its crash point (if it logged \"stepping down\", this "
          "machine stalled it longer than the lease ttl; see its \"lease renewal\" lines):\n"
@@ -86,15 +103,10 @@ TEST_F(FailoverProcessTest, StandbyTakesOverWhenTheLeaderIsKilledMidRound) {
 // SIGCONT the old leader is fenced, steps down, commits nothing and waits as a standby; once
 // the new leader finishes the run and stops cleanly, the old one leads again (epoch 3).
 TEST_F(FailoverProcessTest, PausedLeaderIsFencedAndStepsDownAfterSigcont) {
-  SetUpCluster(/*rounds=*/3);
-  auto a = StartSlot(0, "a");
-  ASSERT_THAT(a.WaitForLine("listening on", 60), HasSubstr("(TLS)")) << a.Err();
-  auto b = StartSlot(1, "b");
-  ASSERT_FALSE(b.WaitForLine("standby: coord-0 leads (epoch 1)", 60).empty()) << b.Out();
-  Enroll(0, haproxy_->port(), /*insecure=*/false);
-  Enroll(1, haproxy_->port(), /*insecure=*/false);
-  auto d0 = StartPhone(0, 3);
-  auto d1 = StartPhone(1, 3);
+  Run run;
+  StartRun(3, &run);
+  if (HasFatalFailure()) return;
+  ChildProcess &a = *run.leader, &b = *run.standby, &d0 = *run.d0, &d1 = *run.d1;
   ASSERT_FALSE(a.WaitForLine("committed: adapter version 2", 300).empty())
       << a.Out() << d0.Out() << d0.Err();
   ::kill(a.pid(), SIGSTOP);
@@ -132,15 +144,10 @@ TEST_F(FailoverProcessTest, PausedLeaderIsFencedAndStepsDownAfterSigcont) {
 // stays), nothing committed or charged before the outage is lost, and the run commits its
 // remaining rounds with the same device processes.
 TEST_F(FailoverProcessTest, PostgresRestartMidRoundLosesNothingCommitted) {
-  SetUpCluster(/*rounds=*/2);
-  auto a = StartSlot(0, "a");
-  ASSERT_THAT(a.WaitForLine("listening on", 60), HasSubstr("(TLS)")) << a.Err();
-  auto b = StartSlot(1, "b");
-  ASSERT_FALSE(b.WaitForLine("standby: coord-0 leads (epoch 1)", 60).empty()) << b.Out();
-  Enroll(0, haproxy_->port(), /*insecure=*/false);
-  Enroll(1, haproxy_->port(), /*insecure=*/false);
-  auto d0 = StartPhone(0, 2);
-  auto d1 = StartPhone(1, 2);
+  Run run;
+  StartRun(2, &run);
+  if (HasFatalFailure()) return;
+  ChildProcess &a = *run.leader, &b = *run.standby, &d0 = *run.d0, &d1 = *run.d1;
   // Round 2 under way: sampled and charged, its devices training or in secure aggregation
   // (on this tiny model it may commit within a few ms: whichever it is, the store must keep).
   ASSERT_FALSE(a.WaitForLine("round 2: sample within", 300).empty())
