@@ -225,6 +225,14 @@ TEST(GrpcTransportTest, FedsaSharesOnlyAAndEachDeviceKeepsItsOwnB) {
   fs::remove_all(out);
 }
 
+// The lines of a run's rounds.jsonl, parsed.
+std::vector<nlohmann::json> RoundLines(const fs::path& out) {
+  std::ifstream in(out / "rounds.jsonl");
+  std::vector<nlohmann::json> rounds;
+  for (std::string line; std::getline(in, line);) rounds.push_back(nlohmann::json::parse(line));
+  return rounds;
+}
+
 // secagg.max_shard_size reaches the coordinator process (coordinator.json, pinned as `init
 // --max-shard-size` would): 4 sampled devices with shards of at most 3 run as 2 sessions of 2,
 // each needing 2 survivors; both rounds commit and rounds.jsonl / summary.json say so.
@@ -234,22 +242,19 @@ TEST(GrpcTransportTest, ShardedRoundsRunInTheCoordinatorProcess) {
       fs::temp_directory_path() / ("fedlora_sim_grpc_shard_" + std::to_string(getpid()));
   const std::string state =
       RunGrpcSim(out, "--set secagg.max_shard_size=3 --set secagg.dropout_masked=0");
-  std::stringstream config, jsonl, summary;
+  std::stringstream config, summary;
   config << std::ifstream(fs::path(state) / "coordinator.json").rdbuf();
   EXPECT_EQ(nlohmann::json::parse(config.str())["max_shard_size"].get<int>(), 3);
   ReadRun(state);  // both rounds committed (three adapter versions)
-  jsonl << std::ifstream(out / "rounds.jsonl").rdbuf();
-  int rounds = 0;
-  for (std::string line; std::getline(jsonl, line);) {
-    const nlohmann::json j = nlohmann::json::parse(line);
-    ++rounds;
-    EXPECT_FALSE(j["aborted"].get<bool>()) << line;
-    EXPECT_EQ(j["sampled"].get<int>(), 4) << line;
-    EXPECT_EQ(j["survivors"].get<int>(), 4) << line;
-    EXPECT_EQ(j["shards"].get<int>(), 2) << line;
-    EXPECT_EQ(j["shard_min"].get<int>(), 2) << line;
+  const std::vector<nlohmann::json> rounds = RoundLines(out);
+  for (const nlohmann::json& j : rounds) {
+    EXPECT_FALSE(j["aborted"].get<bool>()) << j.dump();
+    EXPECT_EQ(j["sampled"].get<int>(), 4) << j.dump();
+    EXPECT_EQ(j["survivors"].get<int>(), 4) << j.dump();
+    EXPECT_EQ(j["shards"].get<int>(), 2) << j.dump();
+    EXPECT_EQ(j["shard_min"].get<int>(), 2) << j.dump();
   }
-  EXPECT_EQ(rounds, 2);
+  EXPECT_EQ(rounds.size(), 2u);
   summary << std::ifstream(out / "summary.json").rdbuf();
   const nlohmann::json sj = nlohmann::json::parse(summary.str());
   EXPECT_EQ(sj["secagg_shards"]["per_round"], nlohmann::json::array({2, 2}));
@@ -275,18 +280,15 @@ TEST(GrpcTransportTest, ShardedRoundsRunOnAClusterThroughHaproxyAndEdges) {
   RunGrpcSim(out,
              "--set secagg.max_shard_size=3 --set secagg.dropout_masked=0 --set grpc.cluster=true "
              "--set grpc.edges=2 --set grpc.standbys=1 --set grpc.aggregators=2");
-  std::stringstream jsonl, summary, log;
-  jsonl << std::ifstream(out / "rounds.jsonl").rdbuf();
-  int rounds = 0;
-  for (std::string line; std::getline(jsonl, line);) {
-    const nlohmann::json j = nlohmann::json::parse(line);
-    ++rounds;
-    EXPECT_FALSE(j["aborted"].get<bool>()) << line;
-    EXPECT_EQ(j["survivors"].get<int>(), 4) << line;
-    EXPECT_EQ(j["shards"].get<int>(), 2) << line;
-    EXPECT_EQ(j.value("shards_on_aggregators", 0), 2) << line;
+  std::stringstream summary, log;
+  const std::vector<nlohmann::json> rounds = RoundLines(out);
+  for (const nlohmann::json& j : rounds) {
+    EXPECT_FALSE(j["aborted"].get<bool>()) << j.dump();
+    EXPECT_EQ(j["survivors"].get<int>(), 4) << j.dump();
+    EXPECT_EQ(j["shards"].get<int>(), 2) << j.dump();
+    EXPECT_EQ(j.value("shards_on_aggregators", 0), 2) << j.dump();
   }
-  EXPECT_EQ(rounds, 2);
+  EXPECT_EQ(rounds.size(), 2u);
   summary << std::ifstream(out / "summary.json").rdbuf();
   const nlohmann::json sj = nlohmann::json::parse(summary.str());
   const std::string engine = sj["engine"];
