@@ -2,8 +2,10 @@
 
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -86,6 +88,22 @@ void AddServeFlags(CLI::App* cmd, ServeFlags* f, const std::string& state_help,
                   "HOST:PORT of the Prometheus /metrics endpoint ('' = off)")
       ->capture_default_str();
   cmd->add_flag("--json", f->json, "print one JSON summary at exit instead of the log");
+}
+
+absl::Status CheckStateFolder(const std::string& dir, const std::string& init_flags) {
+  std::error_code ec;
+  const std::filesystem::path d(dir);
+  // coordinator.json (every folder `init` makes), or `store`: what names a multi-host
+  // population's database, and all an edge or aggregator reads of the folder besides TLS.
+  if (std::filesystem::exists(d / "coordinator.json", ec) ||
+      std::filesystem::exists(d / "store", ec)) {
+    return absl::OkStatus();
+  }
+  return absl::NotFoundError(absl::StrCat(dir,
+                                          " is not a coordinator state folder: it has no "
+                                          "coordinator.json (hint: check the path; `fedlora "
+                                          "coordinator init --state ",
+                                          dir, " ", init_flags, "` makes one)"));
 }
 
 void WarnIfInsecure(const ServeFlags& f) {

@@ -52,6 +52,10 @@ struct ServeFlags {
 // Adds them to `cmd` (`listen` and `metrics` keep their defaults as set in `f`).
 void AddServeFlags(CLI::App* cmd, ServeFlags* f, const std::string& state_help,
                    const std::string& listen_help);
+// NOT_FOUND with a hint unless `dir` holds coordinator.json or a `store` file, i.e. is a
+// state folder (a mistyped --state is not mistaken for an empty single-host folder).
+// `init_flags`: what the hint's `coordinator init --state DIR` needs besides, e.g. "--model DIR".
+absl::Status CheckStateFolder(const std::string& dir, const std::string& init_flags);
 // Prints the --insecure warning to stderr when it is set.
 void WarnIfInsecure(const ServeFlags& f);
 // Copies them into a server's options (state_dir, listen, insecure, tls_cert, tls_key,

@@ -38,6 +38,10 @@ void RegisterCommand_coordinator_aggregator(CLI::App& app) {
     coordinator::AggregatorServerOptions ao;
     ApplyServeFlags(o->serve, &ao);
     ao.advertise = o->advertise;
+    if (absl::Status s = CheckStateFolder(o->serve.state, "--store CONNINFO --model DIR");
+        !s.ok()) {
+      return (void)Fail(s);
+    }
     WarnIfInsecure(o->serve);
     InstallStopSignals();
     auto agg = coordinator::AggregatorServer::Start(ao);

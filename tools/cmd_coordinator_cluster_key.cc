@@ -32,10 +32,8 @@ void RegisterCommand_coordinator_cluster_key(CLI::App& app) {
       ->required();
   cmd->add_flag("--json", o->json, "print one JSON summary");
   cmd->callback([o] {
-    if (!std::filesystem::exists(o->state + "/coordinator.json")) {
-      return (void)Fail(absl::NotFoundError(absl::StrCat(
-          o->state, " is not a coordinator state folder (hint: `fedlora coordinator init --state ",
-          o->state, " --store CONNINFO --model DIR` makes one, with its cluster key)")));
+    if (absl::Status s = CheckStateFolder(o->state, "--store CONNINFO --model DIR"); !s.ok()) {
+      return (void)Fail(s);
     }
     auto conninfo = coordinator::StateStoreConninfo(o->state);
     if (!conninfo.ok()) return (void)Fail(conninfo.status());

@@ -32,6 +32,10 @@ void RegisterCommand_coordinator_edge(CLI::App& app) {
     coordinator::EdgeServerOptions eo;
     ApplyServeFlags(o->serve, &eo);
     eo.rounds.log = [json](const std::string& line) { LogLine(json, "edge: " + line); };
+    if (absl::Status s = CheckStateFolder(o->serve.state, "--store CONNINFO --model DIR");
+        !s.ok()) {
+      return (void)Fail(s);
+    }
     WarnIfInsecure(o->serve);
     InstallStopSignals();
     auto edge = coordinator::EdgeServer::Start(eo);

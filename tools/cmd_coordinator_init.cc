@@ -105,19 +105,20 @@ absl::StatusOr<nlohmann::json> Init(const InitOpts& o) {
   spec.tls_ips = o.tls_ips;
   auto info = coordinator::CreateStateFolder(spec);
   if (!info.ok()) return info.status();
-  return nlohmann::json{{"state", o.state},
-                        {"store", o.store.empty() ? "sqlite" : "postgresql"},
-                        {"base_model_sha256", *base_sha},
-                        {"adapter_values", spec.initial.values.size()},
-                        {"adapter_sha256", info->adapter_sha256},
-                        {"tokens_file", info->tokens_file},
-                        {"tokens", o.tokens},
-                        {"ca", info->ca_pem},
-                        {"cluster_key", o.store.empty() ? nlohmann::json(nullptr)
-                                                        : nlohmann::json(o.state + "/" +
-                                                                         coordinator::kClusterKeyFile)},
-                        {"epsilon_per_round", info->epsilon_per_round},
-                        {"config", spec.config}};
+  return nlohmann::json{
+      {"state", o.state},
+      {"store", o.store.empty() ? "sqlite" : "postgresql"},
+      {"base_model_sha256", *base_sha},
+      {"adapter_values", spec.initial.values.size()},
+      {"adapter_sha256", info->adapter_sha256},
+      {"tokens_file", info->tokens_file},
+      {"tokens", o.tokens},
+      {"ca", info->ca_pem},
+      {"cluster_key", o.store.empty()
+                          ? nlohmann::json(nullptr)
+                          : nlohmann::json(o.state + "/" + coordinator::kClusterKeyFile)},
+      {"epsilon_per_round", info->epsilon_per_round},
+      {"config", spec.config}};
 }
 
 }  // namespace
@@ -142,14 +143,16 @@ void RegisterCommand_coordinator_init(CLI::App& app) {
   cmd->add_option("--alpha", o->alpha, "LoRA alpha")->capture_default_str();
   cmd->add_option("--targets", o->targets, "projections")->capture_default_str();
   cmd->add_option("--tokens", o->tokens, "single-use enrolment tokens to create")
-      ->capture_default_str()->check(AtLeast(0));
+      ->capture_default_str()
+      ->check(AtLeast(0));
   cmd->add_option("--goal", o->goal,
                   "expected devices per round (public): the noise is calibrated for "
                   "min_survivors of it and the mean divides by it")
       ->capture_default_str()
       ->check(AtLeast(2));
   cmd->add_option("--population", o->population, "fleet size (sets the default rate and delta)")
-      ->capture_default_str()->check(AtLeast(1));
+      ->capture_default_str()
+      ->check(AtLeast(1));
   cmd->add_option("--sampling-rate", o->sampling_rate,
                   "Poisson rate q per check-in (0 = goal / population)")
       ->capture_default_str()
@@ -166,21 +169,32 @@ void RegisterCommand_coordinator_init(CLI::App& app) {
       ->capture_default_str()
       ->check(AtLeast(0));
   cmd->add_option("--noise-multiplier", o->noise, "total noise multiplier z")
-      ->capture_default_str()->check(GreaterThan(0));
-  cmd->add_option("--clip", o->clip, "L2 clip of a device's delta")->capture_default_str()->check(GreaterThan(0));
+      ->capture_default_str()
+      ->check(GreaterThan(0));
+  cmd->add_option("--clip", o->clip, "L2 clip of a device's delta")
+      ->capture_default_str()
+      ->check(GreaterThan(0));
   cmd->add_flag("--adaptive-clip", o->adaptive_clip, "adapt the clip to the median norm");
   cmd->add_option("--bits", o->bits, "secure-aggregation modulus bits")->capture_default_str();
-  cmd->add_option("--min-survivors", o->min_survivors, "fraction of the goal the noise is calibrated for")
+  cmd->add_option("--min-survivors", o->min_survivors,
+                  "fraction of the goal the noise is calibrated for")
       ->capture_default_str();
-  cmd->add_option("--epsilon-budget", o->epsilon_budget, "stop before epsilon exceeds this (0 = none)")
-      ->capture_default_str()->check(AtLeast(0));
+  cmd->add_option("--epsilon-budget", o->epsilon_budget,
+                  "stop before epsilon exceeds this (0 = none)")
+      ->capture_default_str()
+      ->check(AtLeast(0));
   cmd->add_option("--delta", o->delta,
                   "target delta (0 = min(1e-5, population^-1.1), privacy/defaults.h)")
       ->capture_default_str();
   cmd->add_option("--rounds", o->rounds, "rounds to run (0 = until the budget)")
-      ->capture_default_str()->check(AtLeast(0));
-  cmd->add_option("--steps", o->steps, "local steps per round")->capture_default_str()->check(GreaterThan(0));
-  cmd->add_option("--batch", o->batch, "windows per step")->capture_default_str()->check(GreaterThan(0));
+      ->capture_default_str()
+      ->check(AtLeast(0));
+  cmd->add_option("--steps", o->steps, "local steps per round")
+      ->capture_default_str()
+      ->check(GreaterThan(0));
+  cmd->add_option("--batch", o->batch, "windows per step")
+      ->capture_default_str()
+      ->check(GreaterThan(0));
   cmd->add_option("--seq", o->seq, "tokens per window")->capture_default_str()->check(AtLeast(2));
   cmd->add_option("--lr", o->lr, "device learning rate")->capture_default_str();
   cmd->add_option("--server-lr", o->server_lr, "server learning rate")->capture_default_str();

@@ -56,13 +56,11 @@ void RegisterCommand_coordinator_run(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(1.0, 3600.0));
   cmd->callback([o] {
-    auto text = ReadFileToString(o->serve.state + "/coordinator.json");
-    if (!text.ok()) {
-      return (void)Fail(absl::NotFoundError(absl::StrCat(
-          o->serve.state,
-          " is not a coordinator state folder (hint: `fedlora coordinator init --state ",
-          o->serve.state, " --model DIR` first)")));
+    if (absl::Status s = CheckStateFolder(o->serve.state, "--model DIR"); !s.ok()) {
+      return (void)Fail(s);
     }
+    auto text = ReadFileToString(o->serve.state + "/coordinator.json");
+    if (!text.ok()) return (void)Fail(text.status());
     auto j = nlohmann::json::parse(*text, nullptr, false);
     if (j.is_discarded()) {
       return (void)Fail(

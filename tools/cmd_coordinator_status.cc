@@ -62,7 +62,8 @@ absl::StatusOr<nlohmann::json> Status(coordinator::Store& store, const std::stri
     committed += r.state == "committed";
     aborted += r.state == "aborted";
   }
-  for (size_t i = rounds->size() > size_t(last) ? rounds->size() - last : 0; i < rounds->size(); ++i) {
+  for (size_t i = rounds->size() > size_t(last) ? rounds->size() - last : 0; i < rounds->size();
+       ++i) {
     const auto& r = (*rounds)[i];
     // No sample size or number summed: both are private (a committed round summed at least
     // the minimum the noise is calibrated for; that is all the operator may know).
@@ -86,8 +87,8 @@ absl::StatusOr<nlohmann::json> Status(coordinator::Store& store, const std::stri
   };
   nlohmann::json vs = nlohmann::json::array();
   for (const auto& v : *versions) {
-    vs.push_back({{"version", v.version}, {"round", v.round}, {"sha256", v.sha256},
-                  {"bytes", v.bytes}});
+    vs.push_back(
+        {{"version", v.version}, {"round", v.round}, {"sha256", v.sha256}, {"bytes", v.bytes}});
   }
   // Releases: rollout state, and what devices last reported running (versions only).
   std::map<uint64_t, int> running, fell_back;
@@ -103,8 +104,11 @@ absl::StatusOr<nlohmann::json> Status(coordinator::Store& store, const std::stri
         ev.push_back({{"action", e.action}, {"percent", e.percent}, {"unix", e.unix}});
       }
     }
-    rel.push_back({{"version", r.version}, {"release_id", r.release_id},
-                   {"segment", r.segment}, {"state", r.state}, {"percent", r.percent},
+    rel.push_back({{"version", r.version},
+                   {"release_id", r.release_id},
+                   {"segment", r.segment},
+                   {"state", r.state},
+                   {"percent", r.percent},
                    {"bundle_bytes", r.bundle_bytes},
                    {"devices_running", running.count(r.version) ? running[r.version] : 0},
                    {"devices_fell_back", fell_back.count(r.version) ? fell_back[r.version] : 0},
@@ -201,10 +205,11 @@ void PrintLease(const nlohmann::json& j) {
                 l["holder"].get<std::string>().c_str(),
                 (unsigned long long)l["epoch"].get<uint64_t>(), l["expires_in_s"].get<double>());
   } else {
-    std::printf("leader: none: the lease of %s (epoch %llu) expired %.1f s ago (a standby takes "
-                "it over; none running?)\n",
-                l["holder"].get<std::string>().c_str(),
-                (unsigned long long)l["epoch"].get<uint64_t>(), -l["expires_in_s"].get<double>());
+    std::printf(
+        "leader: none: the lease of %s (epoch %llu) expired %.1f s ago (a standby takes "
+        "it over; none running?)\n",
+        l["holder"].get<std::string>().c_str(), (unsigned long long)l["epoch"].get<uint64_t>(),
+        -l["expires_in_s"].get<double>());
   }
   const auto& rules = j["health_rules"];
   std::printf(
@@ -224,14 +229,14 @@ void PrintLease(const nlohmann::json& j) {
   for (const auto& p : j["processes"]) {
     const std::string address = p["address"].get<std::string>();
     const std::string metrics = p["metrics_address"].get<std::string>();
-    std::printf("  %-10s %-11s %-*s %-*s  metrics %-*s  %s pid %lld  up %.0f s  beat %.1f s ago%s\n",
-                p["role"].get<std::string>().c_str(), p["health"].get<std::string>().c_str(),
-                id_width, p["id"].get<std::string>().c_str(), address_width,
-                address.empty() ? "-" : address.c_str(), metrics_width,
-                metrics.empty() ? "-" : metrics.c_str(), p["host"].get<std::string>().c_str(),
-                (long long)p["pid"].get<int64_t>(), p["uptime_s"].get<double>(),
-                p["heartbeat_age_s"].get<double>(),
-                p["holds_lease"].get<bool>() ? "  (holds the lease)" : "");
+    std::printf(
+        "  %-10s %-11s %-*s %-*s  metrics %-*s  %s pid %lld  up %.0f s  beat %.1f s ago%s\n",
+        p["role"].get<std::string>().c_str(), p["health"].get<std::string>().c_str(), id_width,
+        p["id"].get<std::string>().c_str(), address_width, address.empty() ? "-" : address.c_str(),
+        metrics_width, metrics.empty() ? "-" : metrics.c_str(),
+        p["host"].get<std::string>().c_str(), (long long)p["pid"].get<int64_t>(),
+        p["uptime_s"].get<double>(), p["heartbeat_age_s"].get<double>(),
+        p["holds_lease"].get<bool>() ? "  (holds the lease)" : "");
   }
 }
 
@@ -255,11 +260,12 @@ void Print(const nlohmann::json& j) {
       "amplification); each device enforces its own budget\n",
       eps(p["epsilon_coordinator"]).c_str(),
       p["epsilon_coordinator"]["max_rounds_per_device"].get<int>());
-  std::printf("devices: %zu enrolled (%d revoked), %d unused tokens; rounds per device p50 %d, "
-              "p90 %d, max %d\n",
-              j["devices"].get<size_t>(), j["devices_revoked"].get<int>(),
-              j["unused_tokens"].get<int>(), j["participation_p50"].get<int>(),
-              j["participation_p90"].get<int>(), j["participation_max"].get<int>());
+  std::printf(
+      "devices: %zu enrolled (%d revoked), %d unused tokens; rounds per device p50 %d, "
+      "p90 %d, max %d\n",
+      j["devices"].get<size_t>(), j["devices_revoked"].get<int>(), j["unused_tokens"].get<int>(),
+      j["participation_p50"].get<int>(), j["participation_p90"].get<int>(),
+      j["participation_max"].get<int>());
   const auto& vs = j["adapter_versions"];
   if (!vs.empty()) {
     const auto& v = vs.back();
@@ -272,8 +278,8 @@ void Print(const nlohmann::json& j) {
   for (const auto& r : j["releases"]) {
     std::string history;
     for (const auto& e : r["events"]) {
-      history += absl::StrFormat(" %s@%g%%", e["action"].get<std::string>(),
-                                 e["percent"].get<double>());
+      history +=
+          absl::StrFormat(" %s@%g%%", e["action"].get<std::string>(), e["percent"].get<double>());
     }
     std::printf("release %llu %s [%s]: %s at %g%%; %d devices run it, %d fell back;%s\n",
                 (unsigned long long)r["version"].get<uint64_t>(),
@@ -302,7 +308,8 @@ void RegisterCommand_coordinator_status(CLI::App& app) {
     bool json = false;
   };
   auto o = std::make_shared<Opts>();
-  auto* status = parent->add_subcommand("status", "rounds, adapter versions, releases, devices, epsilon");
+  auto* status =
+      parent->add_subcommand("status", "rounds, adapter versions, releases, devices, epsilon");
   status->footer("Example:\n  fedlora coordinator status --state coord --json");
   status->add_option("--state", o->state, "state folder")->required();
   status->add_option("--last", o->last, "rounds to list")->capture_default_str()->check(AtLeast(0));
@@ -322,7 +329,9 @@ void RegisterCommand_coordinator_status(CLI::App& app) {
   auto* tokens = parent->add_subcommand("tokens", "create more single-use enrolment tokens");
   tokens->footer("Example:\n  fedlora coordinator tokens --state coord --count 100");
   tokens->add_option("--state", o->state, "state folder")->required();
-  tokens->add_option("--count", o->count, "tokens to create")->capture_default_str()->check(GreaterThan(0));
+  tokens->add_option("--count", o->count, "tokens to create")
+      ->capture_default_str()
+      ->check(GreaterThan(0));
   tokens->add_flag("--json", o->json, "print one JSON object");
   tokens->callback([o] {
     auto store = coordinator::OpenStateStore(o->state);
@@ -341,7 +350,8 @@ void RegisterCommand_coordinator_status(CLI::App& app) {
   });
 
   auto* revoke = parent->add_subcommand("revoke", "revoke a device: its calls are refused");
-  revoke->footer("Example:\n  fedlora coordinator revoke --state coord --device dev-0123 --reason lost");
+  revoke->footer(
+      "Example:\n  fedlora coordinator revoke --state coord --device dev-0123 --reason lost");
   revoke->add_option("--state", o->state, "state folder")->required();
   revoke->add_option("--device", o->device, "device id")->required();
   revoke->add_option("--reason", o->reason, "kept in the store")->capture_default_str();

@@ -45,9 +45,9 @@ TEST_F(ClusterKeyProcessTest, AFolderWithoutAKeyIsRefusedUntilClusterKeyAddsOne)
   auto made = coordinator::ReadClusterKey(Coord());
   ASSERT_TRUE(made.ok()) << made.status();
   // init --json names it (a second population: its own database and key).
-  auto second = Run("coordinator init --state " + dir_ + "/coord2 --model " + Model() +
-                    " --store " + testing::ShellQuote(pg_->ConnInfo(pg_->CreateDatabase())) +
-                    " --tokens 1 --json");
+  auto second =
+      Run("coordinator init --state " + dir_ + "/coord2 --model " + Model() + " --store " +
+          testing::ShellQuote(pg_->ConnInfo(pg_->CreateDatabase())) + " --tokens 1 --json");
   ASSERT_EQ(second.exit_code, 0) << second.out << second.err;
   auto init = nlohmann::json::parse(second.out, nullptr, false);
   ASSERT_FALSE(init.is_discarded()) << second.out;
@@ -86,8 +86,9 @@ TEST_F(ClusterKeyProcessTest, AFolderWithoutAKeyIsRefusedUntilClusterKeyAddsOne)
   ASSERT_NE(agg1.WaitForLine("registered as", 60), "") << agg1.Err();
   agg1.Kill(SIGTERM);
   EXPECT_EQ(agg1.Wait(30), 0) << agg1.Err();
-  const std::string out = second.out + second.err + add.out + add.err + again.out + again.err + agg1.Out() + agg1.Err() +
-                          leader.Out() + leader.Err() + agg.Out() + agg.Err();
+  const std::string out = second.out + second.err + add.out + add.err + again.out + again.err +
+                          agg1.Out() + agg1.Err() + leader.Out() + leader.Err() + agg.Out() +
+                          agg.Err();
   for (const std::string& k : {*made, *key, *second_key}) {
     EXPECT_THAT(out, Not(HasSubstr(HexEncode(k))));
     EXPECT_THAT(out, Not(HasSubstr(k)));
@@ -105,6 +106,20 @@ TEST_F(ClusterKeyProcessTest, ClusterKeyRefusesASingleHostFolderAndANonFolder) {
   EXPECT_NE(single.exit_code, 0);
   EXPECT_THAT(single.err, HasSubstr("single-host"));
   EXPECT_FALSE(std::filesystem::exists(KeyPath()));
+}
+
+// A mistyped --state (no coordinator.json) is "not a coordinator state folder" for every
+// multi-host command, not taken for an empty single-host folder.
+TEST_F(ClusterKeyProcessTest, EveryMultiHostCommandSaysANonFolderIsNoStateFolder) {
+  std::filesystem::create_directories(Coord());
+  for (const char* cmd : {"coordinator edge --insecure --listen 127.0.0.1:0 --metrics ''",
+                          "coordinator aggregator --insecure --listen 127.0.0.1:0 --metrics ''",
+                          "coordinator run --insecure --listen 127.0.0.1:0 --metrics ''"}) {
+    auto r = Run(std::string(cmd) + " --state " + Coord());
+    EXPECT_NE(r.exit_code, 0) << cmd;
+    EXPECT_THAT(r.err, HasSubstr("is not a coordinator state folder")) << cmd;
+    EXPECT_THAT(r.err, HasSubstr("coordinator init --state " + Coord())) << cmd;
+  }
 }
 
 }  // namespace
