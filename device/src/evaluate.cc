@@ -272,6 +272,15 @@ WindowLogProbs ForwardWindows(const model::LlamaModel& model, const model::Token
                               const std::vector<std::vector<int64_t>>& sequences,
                               const EvalOptions& options) {
   WindowLogProbs out;
+  {
+    const int64_t w = options.window > 0 ? options.window : model.config().max_position_embeddings;
+    size_t at = 0;
+    for (const auto& seq : sequences) {
+      out.sequence_start.push_back(at);
+      at += Windows(seq, w).size();
+    }
+    out.sequence_start.push_back(at);
+  }
   ForEachWindow(model, tokenizer, sequences, options,
                 [&](const std::vector<int64_t>& win, const torch::Tensor& logits,
                     const WindowNextPieces* next) {
@@ -280,6 +289,17 @@ WindowLogProbs ForwardWindows(const model::LlamaModel& model, const model::Token
                   out.logp.push_back(torch::log_softmax(logits.narrow(0, 0, t), -1).contiguous());
                   if (next != nullptr) out.next.push_back(*next);
                 });
+  return out;
+}
+
+WindowLogProbs WindowLogProbs::Lines(size_t begin, size_t end) const {
+  TORCH_CHECK(begin <= end && end + 1 <= sequence_start.size(), "WindowLogProbs::Lines: out of range");
+  WindowLogProbs out;
+  const size_t b = sequence_start[begin], e = sequence_start[end];
+  out.windows.assign(windows.begin() + b, windows.begin() + e);
+  out.logp.assign(logp.begin() + b, logp.begin() + e);
+  if (!next.empty()) out.next.assign(next.begin() + b, next.begin() + e);
+  for (size_t i = begin; i <= end; ++i) out.sequence_start.push_back(sequence_start[i] - b);
   return out;
 }
 
@@ -327,6 +347,31 @@ TextMetrics EvaluateTexts(const model::LlamaModel& model, const model::Tokenizer
   seqs.reserve(texts.size());
   for (const auto& t : texts) seqs.push_back(tokenizer.EncodeWithBos(t));
   return EvaluateIds(model, tokenizer, seqs, options);
+}
+
+
+std::vector<TextMetrics> ScoreStripLearning(const WindowLogProbs& a,
+                                            const model::Tokenizer& tokenizer,
+                                            std::shared_ptr<const PublicLexicon> lexicon,
+                                            WordNgram counts,
+                                            const std::vector<std::string>& lines,
+                                            const std::vector<StripWeights>& weights,
+                                            size_t max_bytes) {
+  TORCH_CHECK(!weights.empty(), "ScoreStripLearning: no weights");
+  TORCH_CHECK(a.sequence_start.size() == lines.size() + 1,
+              "ScoreStripLearning: the windows are not of these lines");
+  std::vector<TextMetrics> out(weights.size());
+  for (size_t i = 0; i < lines.size(); ++i) {
+    WordStrip strip(lexicon, &counts, weights[0]);
+    const WindowLogProbs line = a.Lines(i, i + 1);
+    for (size_t j = 0; j < weights.size(); ++j) {
+      strip.set_weights(weights[j]);
+      out[j].Add(ScoreStrip(line, tokenizer, strip));
+    }
+    counts.AddLines(tokenizer, lexicon->kv, {lines[i]});
+    counts.Prune(max_bytes);
+  }
+  return out;
 }
 
 }  // namespace fedlora::device

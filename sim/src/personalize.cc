@@ -226,7 +226,9 @@ absl::Status Interpolate(Simulator::State* s, const PersonalizeInput& in,
 // rounds.strip_second_pieces) or not (K = 0; word_strip.h): a base whose next step knows a
 // word's ending less well than the counts do (Shakespeare's) would lose keystrokes with it.
 // The language model is the federated adapter (`federated`) or the base alone (ngram_base,
-// the ablation). No training.
+// the ablation). No training. rounds.learn_typed: the personal counts also learn each held-back
+// and test line once it has been typed (device::ScoreStripLearning, a phone's observe), and the
+// test starts from every train line (the fits and the held-back ones).
 absl::Status PersonalNgram(Simulator::State* s, const PersonalizeInput& in, bool federated,
                            const StripTimer& strip_ms, PersonalizeOutput* out) {
   const SimConfig& c = s->config;
@@ -258,9 +260,16 @@ absl::Status PersonalNgram(Simulator::State* s, const PersonalizeInput& in, bool
     FEDLORA_RETURN_IF_ERROR(work.Unflatten(s->global.data(), s->global.size()));
     FEDLORA_RETURN_IF_ERROR(work.Attach(model));
   }
+  const bool online = c.learn_typed;
+  std::vector<device::WordNgram> all(online ? n : 0);  // learn_typed: every train line
   for (size_t k = 0; k < n; ++k) {
     device::WordNgram mine;
     mine.AddLines(tok, kv, in.fits[k]);
+    if (online) {
+      all[k] = mine;
+      all[k].AddLines(tok, kv, in.vals[k]);
+      all[k].Prune(static_cast<size_t>(c.personal_ngram_bytes));
+    }
     mine.Prune(static_cast<size_t>(c.personal_ngram_bytes));
     strips[k] = std::make_unique<device::WordStrip>(s->lexicon, &mine, weights);
     test[k] = device::ForwardWindows(model, tok, Encode(tok, in.tests[k]), eo);
@@ -272,6 +281,17 @@ absl::Status PersonalNgram(Simulator::State* s, const PersonalizeInput& in, bool
     for (size_t i = 0; i < ks.size(); ++i) {
       val[k].push_back(device::ScoreStrip(v, tok, *publics[i]));
       weights.second_pieces = ks[i];
+      if (online) {
+        std::vector<device::StripWeights> opts;
+        for (int step = 0; step < kGrid; ++step) {
+          weights.personal = step / double(kGrid);
+          opts.push_back(weights);
+        }
+        const auto got = device::ScoreStripLearning(v, tok, s->lexicon, mine, in.vals[k], opts,
+                                                    c.personal_ngram_bytes);
+        val[k].insert(val[k].end(), got.begin(), got.end());
+        continue;
+      }
       for (int step = 0; step < kGrid; ++step) {
         weights.personal = step / double(kGrid);
         strips[k]->set_weights(weights);
@@ -296,7 +316,12 @@ absl::Status PersonalNgram(Simulator::State* s, const PersonalizeInput& in, bool
     weights.second_pieces = ks[i];
     weights.personal = (j - 1) / double(kGrid);
     strips[k]->set_weights(weights);
-    out->per_user[k] = device::ScoreStrip(test[k], tok, *strips[k]);
+    if (online) {
+      out->per_user[k] = device::ScoreStripLearning(test[k], tok, s->lexicon, all[k], in.tests[k],
+                                                    {weights}, c.personal_ngram_bytes)[0];
+    } else {
+      out->per_user[k] = device::ScoreStrip(test[k], tok, *strips[k]);
+    }
     auto ms = strip_ms(k, strips[k].get());
     st = ms.status();
     if (st.ok()) out->latency_ms.insert(out->latency_ms.end(), ms->begin(), ms->end());

@@ -261,6 +261,9 @@ const std::vector<Field>& Fields() {
         "(the rest by the n-gram completion)."),
       F("rounds.personal_ngram_bytes", &C::personal_ngram_bytes,
         "ngram: memory cap of a user's personal word n-gram (pruned to it)."),
+      F("rounds.learn_typed", &C::learn_typed,
+        "ngram: the personal counts learn each line once it is typed, as a phone's observe "
+        "does (held-back and test lines; the test starts from all train lines)."),
       F("rounds.personalize", &C::personalize,
         "ngram (the user's own word n-gram mixed into the lexicon strip, weight fitted on the "
         "held-back lines; no training) | finetune (local steps from the global adapter) | dual (a private rank-"

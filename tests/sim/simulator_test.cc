@@ -171,6 +171,26 @@ TEST(SimulatorTest, PersonalNgramOnTheLexiconStripByDefault) {
   EXPECT_FALSE(RunSim(c).ok());
 }
 
+// rounds.learn_typed: the personal counts learn the test lines as they are typed. The global
+// rows are untouched; the personas repeat their own phrases, so learning them saves more.
+TEST(SimulatorTest, LearnTypedLinesReachesThePersonalRows) {
+  SimConfig c = SmallConfig("fedlora_sim_learn_typed");
+  c.data = "personas:lines=60";
+  c.personalize_compare = false;
+  auto fixed = RunSim(c);
+  ASSERT_TRUE(fixed.ok()) << fixed.status();
+  c.learn_typed = true;
+  auto learning = RunSim(c);
+  ASSERT_TRUE(learning.ok()) << learning.status();
+  for (bool held : {false, true}) {
+    const EvalRecord& a = held ? *fixed->summary.heldout : *fixed->summary.participants;
+    const EvalRecord& b = held ? *learning->summary.heldout : *learning->summary.participants;
+    EXPECT_EQ(a.global.keystroke_savings, b.global.keystroke_savings) << a.population;
+    EXPECT_EQ(a.personalized.words, b.personalized.words);  // the same words scored
+    EXPECT_GT(b.personalized.keystroke_savings, a.personalized.keystroke_savings) << a.population;
+  }
+}
+
 // rounds.strip_second_pieces reaches every row's strip: the same model and text, other
 // keyboard metrics; K = 0 is the first-piece formula. Out-of-range settings are refused.
 TEST(SimulatorTest, StripSecondPiecesReachTheEvaluation) {

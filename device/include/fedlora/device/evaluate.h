@@ -3,6 +3,7 @@
 #define FEDLORA_DEVICE_EVALUATE_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,9 @@
 namespace fedlora::device {
 
 class WordStrip;
+class WordNgram;
+struct PublicLexicon;
+struct StripWeights;
 
 // Sums over scored positions; combine with Add, read with the accessors.
 struct TextMetrics {
@@ -72,6 +76,11 @@ struct WindowLogProbs {
   std::vector<std::vector<int64_t>> windows;
   std::vector<torch::Tensor> logp;  // per window [T, V], float32
   std::vector<WindowNextPieces> next;  // per window, with options.strip expanding; else empty
+  // Per input sequence: the index of its first window (size = sequences + 1, the last entry
+  // = windows.size()), so one sequence's windows can be scored alone (Lines).
+  std::vector<size_t> sequence_start;
+  // The windows of sequences [begin, end) (tensors shared, not copied).
+  WindowLogProbs Lines(size_t begin, size_t end) const;
 };
 WindowLogProbs ForwardWindows(const model::LlamaModel& model, const model::Tokenizer& tokenizer,
                               const std::vector<std::vector<int64_t>>& sequences,
@@ -89,6 +98,20 @@ TextMetrics ScoreMixture(const WindowLogProbs& a, const WindowLogProbs& b, doubl
 // expanded pieces depend only on the public lexicon, the model and the typed characters).
 TextMetrics ScoreStrip(const WindowLogProbs& a, const model::Tokenizer& tokenizer,
                        const WordStrip& strip);
+
+// The lexicon strip when the personal counts learn each line once it has been typed, as a
+// phone does (fedlora_observe after every line; docs/device.md, "Keyboard strip"): line i of
+// `a` (ForwardWindows over one sequence per line of `lines`, in order) is scored with a
+// strip of `lexicon` and `counts` plus lines 0..i-1, pruned to `max_bytes` after each line.
+// out[j] = the metrics under weights[j] (weights non-empty; the counts are compiled once per
+// line for all of them).
+std::vector<TextMetrics> ScoreStripLearning(const WindowLogProbs& a,
+                                            const model::Tokenizer& tokenizer,
+                                            std::shared_ptr<const PublicLexicon> lexicon,
+                                            WordNgram counts,
+                                            const std::vector<std::string>& lines,
+                                            const std::vector<StripWeights>& weights,
+                                            size_t max_bytes);
 
 }  // namespace fedlora::device
 

@@ -98,6 +98,9 @@ struct SimConfig {
   double strip_second_weight = 0.5;  // lexicon: a, the second piece's share of the split
   // ngram: the personal n-gram's memory cap per user (pruned to it; the stated budget).
   int64_t personal_ngram_bytes = 2 << 20;
+  // ngram: the personal counts learn each held-back and test line once it has been typed (a
+  // phone's observe after every line), starting on the test text from all train lines.
+  bool learn_typed = false;
   // At the final evaluation, also score every other method on the same users and adapter
   // (the methods table of summary.json and the report).
   bool personalize_compare = true;
