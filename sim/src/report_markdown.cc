@@ -87,6 +87,9 @@ void ResultsTable(const Summary& summary, const std::vector<RoundRecord>& rounds
                   "on its own training text (method: ",
                   summary.participants ? summary.participants->personalize_method
                                        : summary.heldout->personalize_method,
+                  ConfigText(summary.config, "rounds.learn_typed") == "true"
+                      ? "; its counts learn each line once it has been typed"
+                      : "",
                   "). Scored on each user's test text.\n\n"
                   "| users | model | perplexity | next-token top-1 | next-word top-3 | "
                   "keystroke savings |\n"

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "fedlora/adapters/lora_adapter.h"
+#include "fedlora/common/file_util.h"
 #include "fedlora/data/personas.h"
 #include "fedlora/model/checkpoint.h"
 #include "fedlora/model/tokenizer.h"
@@ -189,6 +190,15 @@ TEST(SimulatorTest, LearnTypedLinesReachesThePersonalRows) {
     EXPECT_EQ(a.personalized.words, b.personalized.words);  // the same words scored
     EXPECT_GT(b.personalized.keystroke_savings, a.personalized.keystroke_savings) << a.population;
   }
+  // The report says the evaluation learnt while typing (it departs from the fixed protocol).
+  const std::string dir = (fs::path(c.out) / "report").string();
+  auto w = ReportWriter::Open(dir);
+  ASSERT_TRUE(w.ok()) << w.status();
+  for (const RoundRecord& r : learning->rounds) ASSERT_TRUE(w->AppendRound(r).ok());
+  ASSERT_TRUE(w->Finish(learning->summary).ok());
+  auto md = ReadFileToString((fs::path(dir) / "report.md").string());
+  ASSERT_TRUE(md.ok()) << md.status();
+  EXPECT_THAT(*md, ::testing::HasSubstr("its counts learn each line once it has been typed"));
 }
 
 // rounds.strip_second_pieces reaches every row's strip: the same model and text, other
