@@ -50,6 +50,13 @@ std::vector<std::string> MakeLines(int user, int count, uint64_t seed) {
   return out;
 }
 
+std::shared_ptr<const device::PublicLexicon> MakeLinesLexicon() {
+  const device::KeyboardVocab kv = device::KeyboardVocab::FromTokenizer(SharedTokenizer());
+  device::WordNgram pub;
+  for (int u = 0; u < 6; ++u) pub.AddLines(SharedTokenizer(), kv, MakeLines(u, 20, 1));
+  return std::make_shared<device::PublicLexicon>(pub, kv);
+}
+
 const model::Tokenizer& SharedTokenizer() {
   static std::unique_ptr<model::Tokenizer> tok;
   static std::once_flag once;

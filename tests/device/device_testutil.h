@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "fedlora/device/text_store.h"
+#include "fedlora/device/word_strip.h"
 #include "fedlora/model/llama.h"
 #include "fedlora/model/tokenizer.h"
 #include "fedlora/privacy/prepare_update.h"
@@ -29,6 +30,10 @@ model::LlamaConfig SmallConfig(int64_t hidden = 64, int64_t layers = 2);
 
 // A small random model over SharedTokenizer's vocabulary.
 model::LlamaModel SmallModel(uint64_t seed, int64_t hidden = 64, int64_t layers = 2);
+
+// A public lexicon and word n-gram counted on MakeLines of users 0..5 (20 lines each, seed 1)
+// with SharedTokenizer: every name, food and place of MakeLines.
+std::shared_ptr<const device::PublicLexicon> MakeLinesLexicon();
 
 // Writes a model directory device::LoadRuntime reads: a random model of `config` (config.json,
 // model.safetensors) and `tokenizer_path` (default SharedTokenizerPath()) as tokenizer.model.

@@ -14,15 +14,9 @@ namespace fedlora::device {
 namespace {
 
 using fedlora::testing::MakeLines;
+using fedlora::testing::MakeLinesLexicon;
 using fedlora::testing::SharedTokenizer;
 using fedlora::testing::SmallModel;
-
-std::shared_ptr<const PublicLexicon> Lexicon() {
-  const KeyboardVocab kv = KeyboardVocab::FromTokenizer(SharedTokenizer());
-  WordNgram pub;
-  for (int u = 0; u < 6; ++u) pub.AddLines(SharedTokenizer(), kv, MakeLines(u, 20, 1));
-  return std::make_shared<PublicLexicon>(pub, kv);
-}
 
 // A user who keeps typing a word the public lexicon lacks ("marina").
 std::vector<std::string> TypedLines() {
@@ -41,7 +35,7 @@ std::vector<std::vector<int64_t>> Encode(const std::vector<std::string>& lines) 
 TEST(StripLearningTest, EachLineIsScoredWithTheCountsOfTheLinesBeforeIt) {
   const auto& tok = SharedTokenizer();
   const model::LlamaModel model = SmallModel(3);
-  const auto lex = Lexicon();
+  const auto lex = MakeLinesLexicon();
   WordNgram start;
   start.AddLines(tok, lex->kv, MakeLines(1, 3, 2));
   const std::vector<std::string> lines = TypedLines();
@@ -98,7 +92,7 @@ TEST(StripLearningTest, LinesSliceOneSequencesWindows) {
     }
   }
   EXPECT_THROW(all.Lines(2, lines.size() + 1), c10::Error);
-  const auto lex = Lexicon();
+  const auto lex = MakeLinesLexicon();
   EXPECT_THROW(ScoreStripLearning(all, tok, lex, WordNgram(), {lines[0]}, {StripWeights()}, 1 << 20),
                c10::Error);  // windows of 4 lines, 1 line given
 }

@@ -16,22 +16,16 @@ namespace fedlora::device {
 namespace {
 
 using fedlora::testing::MakeLines;
+using fedlora::testing::MakeLinesLexicon;
 using fedlora::testing::SharedTokenizer;
 using fedlora::testing::SmallModel;
-
-std::shared_ptr<const PublicLexicon> Lexicon() {
-  const KeyboardVocab kv = KeyboardVocab::FromTokenizer(SharedTokenizer());
-  WordNgram pub;
-  for (int u = 0; u < 6; ++u) pub.AddLines(SharedTokenizer(), kv, MakeLines(u, 20, 1));
-  return std::make_shared<PublicLexicon>(pub, kv);
-}
 
 TEST(StripSecondPieceTest, TheRowAfterAFirstPieceIsTheModelsNextStep) {
   const auto& tok = SharedTokenizer();
   const model::LlamaModel model = SmallModel(5);
   StripWeights w;
   w.second_pieces = 64;  // every expandable piece that fits
-  const WordStrip strip(Lexicon(), nullptr, w);
+  const WordStrip strip(MakeLinesLexicon(), nullptr, w);
   std::vector<std::vector<int64_t>> seqs;
   for (const auto& line : MakeLines(2, 6, 3)) seqs.push_back(tok.EncodeWithBos(line));
   EvalOptions o;
@@ -94,7 +88,7 @@ TEST(StripSecondPieceTest, TheLiveStripShowsWhatTheEvaluationScores) {
   for (int k : {0, 4}) {
     StripWeights w;
     w.second_pieces = k;
-    const WordStrip strip(Lexicon(), nullptr, w);
+    const WordStrip strip(MakeLinesLexicon(), nullptr, w);
     TextMetrics live, eval;
     for (const auto& line : MakeLines(1, 4, 9)) {
       live.Add(Replay(model, strip, line));
