@@ -52,8 +52,8 @@ std::vector<std::string> TypedPrefixes(const std::string& word) {
 }
 
 // The second pieces of one window (row r of a batch whose keys and values are in `cache`).
-WindowNextPieces NextPieces(const model::LlamaModel& model, const model::KvCache& cache,
-                            int64_t r, const std::vector<int64_t>& ids, const torch::Tensor& logp,
+WindowNextPieces NextPieces(const model::LlamaModel& model, const model::KvCache& cache, int64_t r,
+                            const std::vector<int64_t>& ids, const torch::Tensor& logp,
                             const model::Tokenizer& tok, const KeyboardVocab& kv,
                             const WordStrip& strip) {
   const int64_t t = static_cast<int64_t>(ids.size());
@@ -77,7 +77,8 @@ WindowNextPieces NextPieces(const model::LlamaModel& model, const model::KvCache
       out.piece.push_back(f);
     }
   }
-  for (int64_t i = std::max<int64_t>(t - 1, 0); i <= t; ++i) out.offset[i] = static_cast<int64_t>(pieces.size());
+  for (int64_t i = std::max<int64_t>(t - 1, 0); i <= t; ++i)
+    out.offset[i] = static_cast<int64_t>(pieces.size());
   if (pieces.empty()) return out;
   model::KvCache one;
   for (size_t l = 0; l < cache.k.size(); ++l) {
@@ -205,8 +206,8 @@ torch::Tensor WordStartMask(const model::Tokenizer& tokenizer, int64_t vocab) {
 
 // Runs `model` over the windows of `sequences` in batches; `each(window, logits [T', V],
 // its second pieces or null)`. The second pieces are run when options.strip expands any.
-using WindowFn = std::function<void(const std::vector<int64_t>&, const torch::Tensor&,
-                                    const WindowNextPieces*)>;
+using WindowFn =
+    std::function<void(const std::vector<int64_t>&, const torch::Tensor&, const WindowNextPieces*)>;
 void ForEachWindow(const model::LlamaModel& model, const model::Tokenizer& tokenizer,
                    const std::vector<std::vector<int64_t>>& sequences, const EvalOptions& options,
                    const WindowFn& each) {
@@ -293,7 +294,8 @@ WindowLogProbs ForwardWindows(const model::LlamaModel& model, const model::Token
 }
 
 WindowLogProbs WindowLogProbs::Lines(size_t begin, size_t end) const {
-  TORCH_CHECK(begin <= end && end + 1 <= sequence_start.size(), "WindowLogProbs::Lines: out of range");
+  TORCH_CHECK(begin <= end && end + 1 <= sequence_start.size(),
+              "WindowLogProbs::Lines: out of range");
   WindowLogProbs out;
   const size_t b = sequence_start[begin], e = sequence_start[end];
   out.windows.assign(windows.begin() + b, windows.begin() + e);
@@ -349,12 +351,10 @@ TextMetrics EvaluateTexts(const model::LlamaModel& model, const model::Tokenizer
   return EvaluateIds(model, tokenizer, seqs, options);
 }
 
-
 std::vector<TextMetrics> ScoreStripLearning(const WindowLogProbs& a,
                                             const model::Tokenizer& tokenizer,
                                             std::shared_ptr<const PublicLexicon> lexicon,
-                                            WordNgram counts,
-                                            const std::vector<std::string>& lines,
+                                            WordNgram counts, const std::vector<std::string>& lines,
                                             const std::vector<StripWeights>& weights,
                                             size_t max_bytes) {
   TORCH_CHECK(!weights.empty(), "ScoreStripLearning: no weights");

@@ -83,10 +83,10 @@ absl::StatusOr<std::vector<std::vector<float>>> TrainUsers(
   device::TrainOptions o = s->local;
   o.max_steps = c.personalize_steps;
   o.prox_mu = prox_mu;
-  FEDLORA_ASSIGN_OR_RETURN(CohortResult r,
-                           TrainCohort(*s->rt.model, lora, start ? *start : s->global, wp, seeds,
-                                       o, c.train_mode, c.max_group, c.workers, freeze_a,
-                                       keep_attached, start ? nullptr : &starts));
+  FEDLORA_ASSIGN_OR_RETURN(
+      CohortResult r,
+      TrainCohort(*s->rt.model, lora, start ? *start : s->global, wp, seeds, o, c.train_mode,
+                  c.max_group, c.workers, freeze_a, keep_attached, start ? nullptr : &starts));
   for (size_t k = 0; k < trainable.size(); ++k) deltas[trainable[k]] = std::move(r.deltas[k]);
   return deltas;
 }
@@ -96,7 +96,6 @@ std::vector<float> Plus(const std::vector<float>& a, const std::vector<float>& d
   for (size_t j = 0; j < d.size() && j < out.size(); ++j) out[j] += d[j];
   return out;
 }
-
 
 // dual: the private adapter beside the frozen global one: rank personal_rank with the same
 // alpha / r scaling, seeded init (B = 0, so it starts at zero output).
@@ -150,8 +149,7 @@ absl::Status Interpolate(Simulator::State* s, const PersonalizeInput& in,
     work.Detach(model);
     FEDLORA_ASSIGN_OR_RETURN(deltas, std::move(trained));
   } else {
-    FEDLORA_ASSIGN_OR_RETURN(deltas,
-                             TrainUsers(s, in, s->lora, nullptr, 0.0, s->freeze_a, false));
+    FEDLORA_ASSIGN_OR_RETURN(deltas, TrainUsers(s, in, s->lora, nullptr, 0.0, s->freeze_a, false));
   }
   auto attach_personal = [&](size_t k) -> absl::Status {
     if (!dual) return attach(Plus(in.starts[k], deltas[k]));
@@ -182,7 +180,8 @@ absl::Status Interpolate(Simulator::State* s, const PersonalizeInput& in,
     if (val_ids.empty()) continue;
     val[k].push_back(in.global_val[k]);
     for (int step = 1; step <= kGrid; ++step) {
-      val[k].push_back(device::ScoreMixture(p_val, g_val, step / double(kGrid), tok, s->public_strip.get()));
+      val[k].push_back(
+          device::ScoreMixture(p_val, g_val, step / double(kGrid), tok, s->public_strip.get()));
     }
     w[k] = 0;
     for (int step = 1; step <= kGrid; ++step) {
@@ -277,7 +276,8 @@ absl::Status PersonalNgram(Simulator::State* s, const PersonalizeInput& in, bool
       choice[k] = 1 + kGrid / 2;  // nothing held back: an even mixture
       continue;
     }
-    const device::WindowLogProbs v = device::ForwardWindows(model, tok, Encode(tok, in.vals[k]), eo);
+    const device::WindowLogProbs v =
+        device::ForwardWindows(model, tok, Encode(tok, in.vals[k]), eo);
     for (size_t i = 0; i < ks.size(); ++i) {
       val[k].push_back(device::ScoreStrip(v, tok, *publics[i]));
       weights.second_pieces = ks[i];
@@ -343,8 +343,8 @@ absl::StatusOr<PersonalizeOutput> Personalize(Simulator::State* s, const std::st
   PersonalizeOutput out;
   out.per_user.resize(n);
   out.use_personal.assign(n, false);
-  StripTimer strip_ms = [&](size_t k, const device::WordStrip* lexicon)
-      -> absl::StatusOr<std::vector<double>> {
+  StripTimer strip_ms =
+      [&](size_t k, const device::WordStrip* lexicon) -> absl::StatusOr<std::vector<double>> {
     std::vector<double> ms;
     if (!time_suggestions) return ms;
     if (lexicon == nullptr) lexicon = s->public_strip.get();
@@ -370,8 +370,7 @@ absl::StatusOr<PersonalizeOutput> Personalize(Simulator::State* s, const std::st
     const bool keep = in.vals[k].empty() ||
                       Better(device::EvaluateTexts(model, tok, in.vals[k], eo), in.global_val[k]);
     out.use_personal[k] = keep;
-    out.per_user[k] =
-        keep ? device::EvaluateTexts(model, tok, in.tests[k], eo) : in.global_test[k];
+    out.per_user[k] = keep ? device::EvaluateTexts(model, tok, in.tests[k], eo) : in.global_test[k];
     return keep ? time_strip(k) : absl::OkStatus();
   };
 

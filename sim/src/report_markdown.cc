@@ -43,28 +43,28 @@ void MethodsTable(const Summary& summary, std::string* md) {
   for (const auto* eval : {&summary.participants, &summary.heldout}) {
     if (!eval->has_value() || (*eval)->suggest_calls == 0) continue;
     absl::StrAppend(md, "Suggestion strip latency (", (*eval)->population, ", ",
-                    (*eval)->personalize_method, ", ", (*eval)->suggest_calls,
-                    " calls): p50 ", absl::StrFormat("%.1f", (*eval)->suggest_p50_ms),
-                    " ms, p95 ", absl::StrFormat("%.1f", (*eval)->suggest_p95_ms), " ms.\n\n");
+                    (*eval)->personalize_method, ", ", (*eval)->suggest_calls, " calls): p50 ",
+                    absl::StrFormat("%.1f", (*eval)->suggest_p50_ms), " ms, p95 ",
+                    absl::StrFormat("%.1f", (*eval)->suggest_p95_ms), " ms.\n\n");
   }
   if (!summary.participants || summary.participants->methods.empty()) return;
-  absl::StrAppend(md, "### Personalization methods (same users, same global adapter)\n\n"
-                      "| users | method | perplexity | next-word top-3 | keystroke savings | "
-                      "kept personal | helped / hurt (keystrokes) |\n"
-                      "|---|---|---:|---:|---:|---:|---|\n");
+  absl::StrAppend(md,
+                  "### Personalization methods (same users, same global adapter)\n\n"
+                  "| users | method | perplexity | next-word top-3 | keystroke savings | "
+                  "kept personal | helped / hurt (keystrokes) |\n"
+                  "|---|---|---:|---:|---:|---:|---|\n");
   for (const auto* eval : {&summary.participants, &summary.heldout}) {
     if (!eval->has_value()) continue;
     const EvalRecord& e = **eval;
     const std::string who = e.population == "heldout" ? "held-out" : e.population;
     absl::StrAppend(md, "| ", who, " | (federated) | ", Num(e.global.perplexity), " | ",
-                    Percent(e.global.next_word_top3), " | ",
-                    Percent(e.global.keystroke_savings), " | | |\n");
+                    Percent(e.global.next_word_top3), " | ", Percent(e.global.keystroke_savings),
+                    " | | |\n");
     for (const MethodRecord& m : e.methods) {
       absl::StrAppend(md, "| ", who, " | ", m.method, " | ", Num(m.metrics.perplexity), " | ",
                       Percent(m.metrics.next_word_top3), " | ",
-                      Percent(m.metrics.keystroke_savings), " | ", m.kept, " of ", e.users,
-                      " | ", m.vs_global_keystrokes.gain, " / ", m.vs_global_keystrokes.lose,
-                      " |\n");
+                      Percent(m.metrics.keystroke_savings), " | ", m.kept, " of ", e.users, " | ",
+                      m.vs_global_keystrokes.gain, " / ", m.vs_global_keystrokes.lose, " |\n");
     }
   }
   absl::StrAppend(md, "\n");
@@ -107,9 +107,12 @@ void ResultsTable(const Summary& summary, const std::vector<RoundRecord>& rounds
                       Percent(m->keystroke_savings), " |\n");
     }
   }
-  absl::StrAppend(md, "\nUsers helped / hurt / unchanged, each on their own test text:\n\n"
-                      "| users | step | next-word top-3 | keystroke savings |\n|---|---|---|---|\n");
-  auto shift = [](const UserShift& u) { return absl::StrCat(u.gain, " / ", u.lose, " / ", u.same); };
+  absl::StrAppend(md,
+                  "\nUsers helped / hurt / unchanged, each on their own test text:\n\n"
+                  "| users | step | next-word top-3 | keystroke savings |\n|---|---|---|---|\n");
+  auto shift = [](const UserShift& u) {
+    return absl::StrCat(u.gain, " / ", u.lose, " / ", u.same);
+  };
   for (const auto* eval : {&summary.participants, &summary.heldout}) {
     if (!eval->has_value()) continue;
     const EvalRecord& e = **eval;
@@ -165,8 +168,8 @@ void PrivacySection(const Summary& summary, std::string* md) {
     absl::StrAppend(md, "| randomness | ", summary.randomness, " |\n");
   }
   if (!summary.base_model_scheme.empty()) {
-    absl::StrAppend(md, "| base model | ", summary.base_model_scheme, " (`",
-                    summary.base_model_dir, "`) |\n");
+    absl::StrAppend(md, "| base model | ", summary.base_model_scheme, " (`", summary.base_model_dir,
+                    "`) |\n");
   }
   absl::StrAppend(md, "\n");
 }

@@ -22,8 +22,7 @@ using fedlora::testing::SmallModel;
 std::vector<std::string> TypedLines() {
   return {"hey otto want to meet at the marina later? cheers zoe",
           "hey otto want to meet at the marina later? cheers zoe",
-          "see you at the marina for tacos later? cheers zoe",
-          "hey otto the marina again"};
+          "see you at the marina for tacos later? cheers zoe", "hey otto the marina again"};
 }
 
 std::vector<std::vector<int64_t>> Encode(const std::vector<std::string>& lines) {
@@ -93,8 +92,9 @@ TEST(StripLearningTest, LinesSliceOneSequencesWindows) {
   }
   EXPECT_THROW(all.Lines(2, lines.size() + 1), c10::Error);
   const auto lex = MakeLinesLexicon();
-  EXPECT_THROW(ScoreStripLearning(all, tok, lex, WordNgram(), {lines[0]}, {StripWeights()}, 1 << 20),
-               c10::Error);  // windows of 4 lines, 1 line given
+  EXPECT_THROW(
+      ScoreStripLearning(all, tok, lex, WordNgram(), {lines[0]}, {StripWeights()}, 1 << 20),
+      c10::Error);  // windows of 4 lines, 1 line given
 }
 
 }  // namespace

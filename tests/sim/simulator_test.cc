@@ -47,9 +47,9 @@ TEST(SimulatorTest, DistributedDpRunReportsMetricsAndEpsilon) {
       EXPECT_GE(m->keystroke_savings, 0.0);
       EXPECT_LT(m->keystroke_savings, 1.0);
     }
-    for (const UserShift* u : {&e->global_vs_base_top3, &e->global_vs_base_keystrokes,
-                               &e->personalized_vs_global_top3,
-                               &e->personalized_vs_global_keystrokes}) {
+    for (const UserShift* u :
+         {&e->global_vs_base_top3, &e->global_vs_base_keystrokes, &e->personalized_vs_global_top3,
+          &e->personalized_vs_global_keystrokes}) {
       EXPECT_EQ(u->gain + u->lose + u->same, e->users) << e->population;
     }
     const nlohmann::json j = e->ToJson();
@@ -132,8 +132,7 @@ TEST(SimulatorTest, PersonalizationMethodsSideBySide) {
     // The n-gram rows run the federated model (ngram) and the base (ngram_base).
     EXPECT_NEAR(rec.methods[0].metrics.perplexity, rec.global.perplexity,
                 1e-4 * rec.global.perplexity);
-    EXPECT_NEAR(rec.methods[1].metrics.perplexity, rec.base.perplexity,
-                1e-4 * rec.base.perplexity);
+    EXPECT_NEAR(rec.methods[1].metrics.perplexity, rec.base.perplexity, 1e-4 * rec.base.perplexity);
     EXPECT_GT(rec.suggest_calls, 0);
     EXPECT_GT(rec.suggest_p50_ms, 0);
     EXPECT_LE(rec.suggest_p50_ms, rec.suggest_p95_ms);

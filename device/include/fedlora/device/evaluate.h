@@ -54,7 +54,7 @@ struct EvalOptions {
 struct WindowNextPieces {
   std::vector<int64_t> offset;  // rows of position i: [offset[i], offset[i + 1])
   std::vector<int32_t> piece;
-  torch::Tensor logp;           // [rows, V] float32 (undefined when there are none)
+  torch::Tensor logp;  // [rows, V] float32 (undefined when there are none)
 };
 
 // Scores each text as [BOS] + ids, in windows of `window` tokens overlapping by one so each
@@ -74,7 +74,7 @@ TextMetrics EvaluateIds(const model::LlamaModel& model, const model::Tokenizer& 
 // every scored window of `sequences`, computed once per model.
 struct WindowLogProbs {
   std::vector<std::vector<int64_t>> windows;
-  std::vector<torch::Tensor> logp;  // per window [T, V], float32
+  std::vector<torch::Tensor> logp;     // per window [T, V], float32
   std::vector<WindowNextPieces> next;  // per window, with options.strip expanding; else empty
   // Per input sequence: the index of its first window (size = sequences + 1, the last entry
   // = windows.size()), so one sequence's windows can be scored alone (Lines).
@@ -108,8 +108,7 @@ TextMetrics ScoreStrip(const WindowLogProbs& a, const model::Tokenizer& tokenize
 std::vector<TextMetrics> ScoreStripLearning(const WindowLogProbs& a,
                                             const model::Tokenizer& tokenizer,
                                             std::shared_ptr<const PublicLexicon> lexicon,
-                                            WordNgram counts,
-                                            const std::vector<std::string>& lines,
+                                            WordNgram counts, const std::vector<std::string>& lines,
                                             const std::vector<StripWeights>& weights,
                                             size_t max_bytes);
 
