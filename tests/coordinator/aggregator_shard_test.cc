@@ -139,13 +139,7 @@ TEST_F(AggregatorShardTest, TwoAggregatorsRunTheShardsAndTheRoundCommitsTheOneSe
   ExpectShardedTasks(results);
   EXPECT_EQ(addresses, (std::set<std::string>{aggregators_[0]->address(),
                                               aggregators_[1]->address()}));
-  ASSERT_TRUE(server_->rounds().WaitUntilFinished(absl::Seconds(30)));
-  const RoundRecord round = Round(1);
-  EXPECT_EQ(round.state, "committed") << round.abort_reason;
-  EXPECT_EQ(round.summed, 9);
-  EXPECT_EQ(Charges(), 1u);
-  // Bit for bit the adapter one session over the same inputs gives.
-  EXPECT_EQ(CommittedAdapter(), OneSessionAdapter(results));
+  ExpectAllNineCommittedAsOneSession(results);
   // No secure-aggregation message reached the leader; the aggregators summed all 3 shards.
   EXPECT_EQ(LeaderSecAggBytes(), 0);
   double summed = 0;

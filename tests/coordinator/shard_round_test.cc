@@ -25,12 +25,7 @@ TEST_F(ShardRoundTest, ThreeShardsCommitTheOneSessionAdapter) {
     EXPECT_TRUE(r.completed) << r.detail;
   }
   ExpectShardedTasks(results);
-  ASSERT_TRUE(server_->rounds().WaitUntilFinished(absl::Seconds(30)));
-  const RoundRecord round = Round(1);
-  EXPECT_EQ(round.state, "committed") << round.abort_reason;
-  EXPECT_EQ(round.summed, 9);
-  EXPECT_EQ(Charges(), 1u);
-  EXPECT_EQ(CommittedAdapter(), OneSessionAdapter(results));
+  ExpectAllNineCommittedAsOneSession(results);
 }
 
 TEST_F(ShardRoundTest, AShardBelowItsMinimumIsDroppedAndTheRestCommits) {

@@ -54,6 +54,17 @@ class ShardRoundTest : public GrpcRoundTest {
     EXPECT_EQ(nonces.size(), 3u);
   }
 
+  // Round 1 finished committed with all 9 devices, charged once, and its adapter is bit for bit
+  // the one a single session over the same inputs gives.
+  void ExpectAllNineCommittedAsOneSession(const std::vector<FakeResult>& results) {
+    ASSERT_TRUE(server_->rounds().WaitUntilFinished(absl::Seconds(30)));
+    const RoundRecord round = Round(1);
+    EXPECT_EQ(round.state, "committed") << round.abort_reason;
+    EXPECT_EQ(round.summed, 9);
+    EXPECT_EQ(Charges(), 1u);
+    EXPECT_EQ(CommittedAdapter(), OneSessionAdapter(results));
+  }
+
   // The adapter one session over the included devices' inputs decodes to, from the initial one.
   std::vector<float> OneSessionAdapter(const std::vector<FakeResult>& results) {
     std::vector<std::vector<uint32_t>> inputs;
